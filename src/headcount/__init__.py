@@ -1,0 +1,3 @@
+"""Headcount: the capacity authority of an event platform."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""The faces of the service: REST, GraphQL, WebSocket and web pages over one service layer."""

@@ -1,0 +1,76 @@
+"""The app factory: `create_app(settings)` builds everything; nothing connects at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from headcount import __version__
+from headcount.api import problems
+from headcount.api.middleware import BodyLimit, Latency
+from headcount.api.rest import events, ops, orders, tickets
+from headcount.capacity.orders import sweep_expired_holds
+from headcount.config import Settings
+from headcount.domain.errors import HeadcountError
+from headcount.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+# Background duties run by every replica; each must be safe to run concurrently everywhere.
+Duty = Callable[[Runtime], Awaitable[object]]
+DUTIES: list[Duty] = [sweep_expired_holds]
+
+
+async def _run_duties(rt: Runtime) -> None:
+    while True:
+        await asyncio.sleep(rt.settings.sweep_interval)
+        for duty in DUTIES:
+            try:
+                await duty(rt)
+            except HeadcountError as exc:  # e.g. database briefly unreachable
+                log.warning("background duty %s: %s", duty.__name__, exc.detail)
+            except Exception:
+                log.exception("background duty %s failed", duty.__name__)
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else Settings())
+    rt = runtime or Runtime.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(_run_duties(rt), name="headcount-duties")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if runtime is None:
+                await rt.close()
+
+    app = FastAPI(
+        title="Headcount",
+        version=__version__,
+        summary="The capacity authority of an event platform.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    problems.install(app)
+    api = "/api/v1"
+    for router in (events.router, tickets.router, orders.router):
+        app.include_router(router, prefix=api)
+    app.include_router(ops.router)
+    app.add_middleware(Latency)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Entry point for `uvicorn --factory`."""
+    return create_app(Settings())

@@ -1,0 +1,137 @@
+"""RFC 9457 problem responses: every refusal, one shape, one stable `code`.
+
+Mapped here once for the whole app, so routers never build error bodies themselves.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from headcount.domain.errors import HeadcountError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "urn:headcount:problem:"
+
+_HTTP_CODES = {
+    400: ("malformed_request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not_found", "Not found"),
+    405: ("method_not_allowed", "Method not allowed"),
+    406: ("not_acceptable", "Not acceptable"),
+    413: ("payload_too_large", "The request body is too large"),
+    415: ("unsupported_media_type", "Unsupported media type"),
+    422: ("invalid_request", "The request is not valid"),
+    429: ("rate_limited", "Too many requests"),
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if k not in body})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def problem_for(exc: HeadcountError, instance: str | None = None) -> JSONResponse:
+    headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+    return problem(
+        exc.status, exc.code, exc.title, exc.detail, instance=instance, headers=headers, **exc.extra
+    )
+
+
+def _validation_code(errors: list[dict[str, Any]]) -> str:
+    """Quantity mistakes get their own code; a body that is not JSON is malformed."""
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            return "malformed_request"
+    for err in errors:
+        if any(str(part).startswith("quantity") for part in err.get("loc", ())):
+            return "invalid_quantity"
+    return "invalid_request"
+
+
+def _jsonable_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in errors[:20]
+    ]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(HeadcountError)
+    async def _refusal(request: Request, exc: HeadcountError) -> JSONResponse:
+        return problem_for(exc, request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        code = _validation_code(errors)
+        status = 400 if code == "malformed_request" else 422
+        first = errors[0] if errors else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        detail = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+        titles = {
+            "malformed_request": "The request body could not be parsed",
+            "invalid_quantity": "Quantity not allowed",
+        }
+        return problem(
+            status,
+            code,
+            titles.get(code, "The request is not valid"),
+            detail,
+            instance=request.url.path,
+            errors=_jsonable_errors(errors),
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code, title = _HTTP_CODES.get(exc.status_code, ("error", "Request refused"))
+        headers = dict(exc.headers) if exc.headers else None
+        return problem(
+            exc.status_code,
+            code,
+            title,
+            str(exc.detail),
+            instance=request.url.path,
+            headers=headers,
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem(
+            500,
+            "internal_error",
+            "Internal error",
+            "an unexpected error occurred; it has been logged",
+            instance=request.url.path,
+        )

@@ -1,0 +1,1 @@
+"""REST routers: translate HTTP to service calls and back, nothing more."""

@@ -1,0 +1,287 @@
+"""Orders: hold on create, sell on payment, release on cancel, refund or expiry.
+
+Every use case here is one transaction. Creating an order validates static terms first
+(cheap reads), then reserves every line with the ledger's atomic statements; any
+shortfall raises and the whole transaction rolls back, so orders are all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount import metrics
+from headcount.capacity.events import load_event
+from headcount.capacity.views import OrderView
+from headcount.domain.errors import Conflict, Forbidden, HeadcountError, NotFound, SoldOut
+from headcount.domain.identity import Principal
+from headcount.domain.ids import is_well_formed, new_id
+from headcount.domain.tickets import (
+    MAX_QUANTITY,
+    OrderLine,
+    OrderStatus,
+    TicketTypeTerms,
+    check_line,
+    normalize_lines,
+)
+from headcount.ledger import inventory
+from headcount.ledger.expiry import expire_due_holds
+from headcount.ledger.idempotency import run_idempotent
+from headcount.ledger.models import Event, Order, OrderItem, TicketType
+from headcount.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class OrderItemInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ticket_type_id: str = Field(min_length=1, max_length=80)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class OrderDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(min_length=1, max_length=80)
+    items: list[OrderItemInput] = Field(min_length=1, max_length=100)
+
+
+def lines_of(order: Order) -> list[OrderLine]:
+    return [OrderLine(i.ticket_type_id, i.quantity) for i in order.items]
+
+
+async def _terms(session: AsyncSession, lines: Sequence[OrderLine]) -> dict[str, TicketTypeTerms]:
+    rows = await session.execute(
+        select(
+            TicketType.id,
+            TicketType.event_id,
+            TicketType.name,
+            TicketType.max_per_order,
+            TicketType.sales_start,
+            TicketType.sales_end,
+        ).where(TicketType.id.in_([line.ticket_type_id for line in lines]))
+    )
+    return {row.id: TicketTypeTerms(*row) for row in rows.all()}
+
+
+async def create_order(
+    rt: Runtime, principal: Principal, draft: OrderDraft, *, idempotency_key: str | None = None
+) -> OrderView:
+    lines = normalize_lines(
+        (OrderLine(i.ticket_type_id, i.quantity) for i in draft.items),
+        max_items=rt.settings.max_items_per_order,
+    )
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now = rt.clock()
+        event = await load_event(session, draft.event_id)
+        terms = await _terms(session, lines)
+        for line in lines:
+            found = terms.get(line.ticket_type_id)
+            if found is None:
+                raise NotFound(f"no ticket type {line.ticket_type_id!r}")
+            check_line(line, found, event_id=event.id, now=now)
+        await inventory.reserve(session, lines, {tid: t.name for tid, t in terms.items()})
+        order = Order(
+            id=new_id("ord"),
+            event_id=event.id,
+            owner_id=principal.sub,
+            status=OrderStatus.PENDING,
+            expires_at=now + timedelta(seconds=rt.settings.hold_ttl),
+            created_at=now,
+            updated_at=now,
+            paid_at=None,
+        )
+        session.add(order)
+        session.add_all(
+            OrderItem(order_id=order.id, ticket_type_id=li.ticket_type_id, quantity=li.quantity)
+            for li in lines
+        )
+        await session.flush()
+        await session.refresh(order, ["items"])
+        return OrderView.of(order).model_dump(mode="json")
+
+    payload = draft.model_dump(mode="json")
+    try:
+        try:
+            result = await _keyed(
+                rt, principal, "orders.create", key=idempotency_key, payload=payload, work=work
+            )
+        except SoldOut:
+            # Lapsed holds may still be counted as reserved until a sweeper runs: release
+            # the ones on these ticket types, then ask once more.
+            if not await _expire_now(rt, [line.ticket_type_id for line in lines]):
+                raise
+            result = await _keyed(
+                rt, principal, "orders.create", key=idempotency_key, payload=payload, work=work
+            )
+    except HeadcountError as exc:
+        metrics.ORDERS_REFUSED.labels(exc.code).inc()
+        raise
+    metrics.ORDERS_CREATED.inc()
+    return OrderView.model_validate(result)
+
+
+async def _keyed(
+    rt: Runtime,
+    principal: Principal,
+    scope: str,
+    *,
+    key: str | None,
+    payload: object,
+    work: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    return await run_idempotent(
+        rt.db, owner=principal.sub, scope=scope, key=key, payload=payload, now=rt.clock(), work=work
+    )
+
+
+async def _expire_now(rt: Runtime, ticket_type_ids: list[str]) -> int:
+    async with rt.db.transaction() as session:
+        expired = await expire_due_holds(session, rt.clock(), ticket_type_ids=ticket_type_ids)
+    metrics.HOLDS_EXPIRED.inc(len(expired))
+    return len(expired)
+
+
+async def _load_order(session: AsyncSession, order_id: str, *, lock: bool) -> Order:
+    if not is_well_formed(order_id):
+        raise NotFound(f"no order {order_id!r}")
+    query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
+    if lock:
+        query = query.with_for_update()
+    order = (await session.scalars(query)).first()
+    if order is None:
+        raise NotFound(f"no order {order_id!r}")
+    return order
+
+
+def _can_see(principal: Principal, order: Order, event: Event) -> bool:
+    return principal.sub == order.owner_id or principal.manages(event.organizer_id)
+
+
+async def get_order(rt: Runtime, principal: Principal, order_id: str) -> OrderView:
+    async with rt.db.transaction() as session:
+        order = await _load_order(session, order_id, lock=False)
+        event = await load_event(session, order.event_id)
+        if not _can_see(principal, order, event):
+            # Not 403: an attendee must not learn that someone else's order id exists.
+            raise NotFound(f"no order {order_id!r}")
+        if order.status == OrderStatus.PENDING and order.expires_at <= rt.clock():
+            await expire_due_holds(
+                session, rt.clock(), ticket_type_ids=[i.ticket_type_id for i in order.items]
+            )
+            order = await _load_order(session, order_id, lock=False)
+        return OrderView.of(order)
+
+
+async def list_orders(
+    rt: Runtime, principal: Principal, *, event_id: str | None = None, limit: int = 100
+) -> list[OrderView]:
+    """Attendees see their own orders; an organizer asking about an event sees all of it."""
+    async with rt.db.transaction() as session:
+        query = select(Order).order_by(Order.created_at.desc()).limit(limit)
+        if event_id is not None:
+            event = await load_event(session, event_id)
+            query = query.where(Order.event_id == event.id)
+            if not principal.manages(event.organizer_id):
+                query = query.where(Order.owner_id == principal.sub)
+        else:
+            query = query.where(Order.owner_id == principal.sub)
+        return [OrderView.of(o) for o in (await session.scalars(query)).all()]
+
+
+async def confirm_order(
+    rt: Runtime, principal: Principal, order_id: str, *, idempotency_key: str | None = None
+) -> OrderView:
+    """Payment confirmed: held → sold. A lapsed hold is re-sold if stock still allows."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now = rt.clock()
+        order = await _load_order(session, order_id, lock=True)
+        event = await load_event(session, order.event_id)
+        if not principal.manages(event.organizer_id):
+            if principal.sub == order.owner_id:
+                raise Forbidden("payment is confirmed by the organizer or the platform")
+            raise NotFound(f"no order {order_id!r}")
+        status = OrderStatus(order.status)
+        if status is OrderStatus.PAID:
+            return OrderView.of(order).model_dump(mode="json")
+        if status is OrderStatus.PENDING:
+            await inventory.convert_hold(session, lines_of(order))
+        elif status is OrderStatus.EXPIRED:
+            await inventory.sell_again(session, lines_of(order))
+        else:
+            raise Conflict(f"order is {status.value}; it cannot be confirmed", status=status.value)
+        order.status = OrderStatus.PAID
+        order.paid_at = now
+        order.updated_at = now
+        await session.flush()
+        return OrderView.of(order).model_dump(mode="json")
+
+    result = await _keyed(
+        rt,
+        principal,
+        f"orders.confirm:{order_id}",
+        key=idempotency_key,
+        payload={"order_id": order_id},
+        work=work,
+    )
+    metrics.ORDERS_CONFIRMED.inc()
+    return OrderView.model_validate(result)
+
+
+async def cancel_order(
+    rt: Runtime, principal: Principal, order_id: str, *, idempotency_key: str | None = None
+) -> OrderView:
+    """Pending: the owner (or organizer) releases the hold. Paid: the organizer refunds."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now = rt.clock()
+        order = await _load_order(session, order_id, lock=True)
+        event = await load_event(session, order.event_id)
+        if not _can_see(principal, order, event):
+            raise NotFound(f"no order {order_id!r}")
+        status = OrderStatus(order.status)
+        if status is OrderStatus.PENDING:
+            await inventory.release_hold(session, lines_of(order))
+            order.status = OrderStatus.CANCELLED
+        elif status is OrderStatus.PAID:
+            if not principal.manages(event.organizer_id):
+                raise Forbidden("a paid order is refunded by the organizer")
+            await inventory.refund(session, lines_of(order))
+            order.status = OrderStatus.REFUNDED
+        else:
+            # Already cancelled, expired or refunded: nothing is held, nothing to do.
+            return OrderView.of(order).model_dump(mode="json")
+        order.updated_at = now
+        await session.flush()
+        return OrderView.of(order).model_dump(mode="json")
+
+    result = await _keyed(
+        rt,
+        principal,
+        f"orders.cancel:{order_id}",
+        key=idempotency_key,
+        payload={"order_id": order_id},
+        work=work,
+    )
+    return OrderView.model_validate(result)
+
+
+async def sweep_expired_holds(rt: Runtime, *, batch: int = 500) -> int:
+    """Expire every due hold, a batch per transaction; returns how many orders expired."""
+    total = 0
+    while True:
+        async with rt.db.transaction() as session:
+            expired = await expire_due_holds(session, rt.clock(), limit=batch)
+        total += len(expired)
+        metrics.HOLDS_EXPIRED.inc(len(expired))
+        if len(expired) < batch:
+            return total

@@ -1,0 +1,46 @@
+"""One consistent read of every capacity of an event (the dashboard's and page's source).
+
+Features contribute sections through `SECTIONS`: each is called inside the same
+transaction so the snapshot is a single point-in-time view on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.capacity.events import load_event
+from headcount.capacity.tickets import list_ticket_types
+from headcount.capacity.views import CapacitySnapshot, TicketCapacity
+from headcount.ledger.models import Event
+from headcount.runtime import Runtime
+
+Section = Callable[[Runtime, AsyncSession, Event], Awaitable[Any]]
+SECTIONS: dict[str, Section] = {}
+
+
+async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
+    ticket_types = await list_ticket_types(rt, event_id)
+    async with rt.db.transaction() as session:
+        event = await load_event(session, event_id)
+        sections = {name: await section(rt, session, event) for name, section in SECTIONS.items()}
+    total = sum(t.quantity_total for t in ticket_types)
+    sold = sum(t.quantity_sold for t in ticket_types)
+    reserved = sum(t.quantity_reserved for t in ticket_types)
+    available = sum(t.quantity_available for t in ticket_types)
+    return CapacitySnapshot(
+        event_id=event.id,
+        taken_at=rt.clock(),
+        max_attendees=event.max_attendees,
+        tickets=TicketCapacity(
+            total=total,
+            sold=sold,
+            reserved=reserved,
+            available=available,
+            is_sold_out=available == 0,
+            ticket_types=ticket_types,
+        ),
+        sections=sections,
+    )

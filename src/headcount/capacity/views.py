@@ -1,0 +1,125 @@
+"""What the service layer returns: plain, JSON-ready models shared by REST and GraphQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from headcount.domain import tickets
+from headcount.ledger.models import Event, Order, TicketType
+
+
+class View(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class EventView(View):
+    id: str
+    organizer_id: str
+    name: str
+    description: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    max_attendees: int | None
+    virtual_settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, event: Event) -> EventView:
+        return cls(
+            id=event.id,
+            organizer_id=event.organizer_id,
+            name=event.name,
+            description=event.description,
+            starts_at=event.starts_at,
+            ends_at=event.ends_at,
+            max_attendees=event.max_attendees,
+            virtual_settings=dict(event.virtual_settings or {}),
+            created_at=event.created_at,
+            updated_at=event.updated_at,
+        )
+
+
+class TicketTypeView(View):
+    id: str
+    event_id: str
+    name: str
+    quantity_total: int
+    quantity_sold: int
+    quantity_reserved: int
+    quantity_available: int
+    is_sold_out: bool
+    max_per_order: int | None
+    sales_start: datetime | None
+    sales_end: datetime | None
+
+    @classmethod
+    def of(cls, tt: TicketType) -> TicketTypeView:
+        left = tickets.available(tt.quantity_total, tt.quantity_sold, tt.quantity_reserved)
+        return cls(
+            id=tt.id,
+            event_id=tt.event_id,
+            name=tt.name,
+            quantity_total=tt.quantity_total,
+            quantity_sold=tt.quantity_sold,
+            quantity_reserved=tt.quantity_reserved,
+            quantity_available=left,
+            is_sold_out=left == 0,
+            max_per_order=tt.max_per_order,
+            sales_start=tt.sales_start,
+            sales_end=tt.sales_end,
+        )
+
+
+class OrderItemView(View):
+    ticket_type_id: str
+    quantity: int
+
+
+class OrderView(View):
+    id: str
+    event_id: str
+    owner_id: str
+    status: tickets.OrderStatus
+    expires_at: datetime
+    created_at: datetime
+    paid_at: datetime | None
+    items: list[OrderItemView]
+
+    @classmethod
+    def of(cls, order: Order) -> OrderView:
+        return cls(
+            id=order.id,
+            event_id=order.event_id,
+            owner_id=order.owner_id,
+            status=tickets.OrderStatus(order.status),
+            expires_at=order.expires_at,
+            created_at=order.created_at,
+            paid_at=order.paid_at,
+            items=[
+                OrderItemView(ticket_type_id=i.ticket_type_id, quantity=i.quantity)
+                for i in order.items
+            ],
+        )
+
+
+class TicketCapacity(View):
+    total: int
+    sold: int
+    reserved: int
+    available: int
+    is_sold_out: bool
+    ticket_types: list[TicketTypeView]
+
+
+class CapacitySnapshot(View):
+    """One read of every capacity of an event; features add their sections."""
+
+    event_id: str
+    taken_at: datetime
+    max_attendees: int | None
+    tickets: TicketCapacity
+    sections: dict[str, Any] = {}

@@ -1,0 +1,163 @@
+"""The `headcount` command: serve, migrate, demo, token, sweep, reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from headcount.config import Settings
+from headcount.domain.identity import Role
+from headcount.ledger.urls import redacted
+
+app = typer.Typer(
+    help="Headcount: the capacity authority of an event platform.", no_args_is_help=True
+)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValueError as exc:
+        typer.secho(f"configuration error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _migrate(settings: Settings) -> None:
+    from headcount.ledger.migrate import upgrade
+
+    upgrade(settings.database_url)
+
+
+async def _with_runtime(settings: Settings, work: object) -> object:
+    from headcount.runtime import Runtime
+
+    rt = Runtime.from_settings(settings)
+    try:
+        return await work(rt)  # type: ignore[operator]
+    finally:
+        await rt.close()
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    settings = _settings()
+    _migrate(settings)
+    typer.echo(f"migrated {redacted(settings.database_url)}")
+
+
+@app.command()
+def demo() -> None:
+    """Load the demo event (idempotent)."""
+    from headcount.demo import DEMO_EVENT_ID, load_demo
+
+    settings = _settings()
+    _migrate(settings)
+    created = asyncio.run(_with_runtime(settings, load_demo))
+    typer.echo(f"demo event {DEMO_EVENT_ID} {'created' if created else 'already present'}")
+
+
+@app.command()
+def token(
+    sub: Annotated[str, typer.Option(help="user id (the `sub` claim)")],
+    role: Annotated[Role, typer.Option(help="attendee, organizer or service")] = Role.ATTENDEE,
+    hours: Annotated[float, typer.Option(help="lifetime in hours")] = 12.0,
+) -> None:
+    """Mint a JWT signed with HEADCOUNT_JWT_SECRET, for local use and tests."""
+    from headcount.tokens import mint
+
+    typer.echo(mint(_settings(), sub, role, ttl=timedelta(hours=hours)))
+
+
+@app.command()
+def sweep() -> None:
+    """Expire every due hold now (serve also does this every HEADCOUNT_SWEEP_INTERVAL s)."""
+    from headcount.capacity.orders import sweep_expired_holds
+
+    count = asyncio.run(_with_runtime(_settings(), sweep_expired_holds))
+    typer.echo(f"expired {count} holds")
+
+
+@app.command()
+def reconcile(
+    fix: Annotated[bool, typer.Option(help="write the recomputed counters")] = False,
+) -> None:
+    """Recompute every counter from the rows that explain it; exit 1 on any drift."""
+    from headcount.ledger.reconcile import Drift
+    from headcount.ledger.reconcile import reconcile as run
+
+    async def work(rt: object) -> list[Drift]:
+        async with rt.db.transaction() as session:  # type: ignore[attr-defined]
+            return await run(session, fix=fix)
+
+    drifts = asyncio.run(_with_runtime(_settings(), work))
+    assert isinstance(drifts, list)
+    for drift in drifts:
+        typer.echo(f"drift: {drift}")
+    if drifts:
+        typer.echo(f"{len(drifts)} counters drifted" + (" (fixed)" if fix else ""))
+        raise typer.Exit(0 if fix else 1)
+    typer.echo("no drift: every counter equals its rows")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to bind")] = 8000,
+    workers: Annotated[int, typer.Option(help="server processes")] = 1,
+    load_demo: Annotated[
+        bool, typer.Option("--demo/--no-demo", help="load the demo event")
+    ] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Migrate, optionally load the demo, and serve the API."""
+    import uvicorn
+
+    from headcount.demo import DEMO_EVENT_ID, DEMO_ORGANIZER
+    from headcount.demo import load_demo as loader
+    from headcount.tokens import mint
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = _settings()
+    _migrate(settings)
+    base = f"http://{host}:{port}"
+    if load_demo:
+        asyncio.run(_with_runtime(settings, loader))
+        attendee = mint(settings, "demo-attendee", Role.ATTENDEE)
+        organizer = mint(settings, DEMO_ORGANIZER.sub, Role.ORGANIZER)
+        typer.echo(
+            f"\nHeadcount on {base}  (database {redacted(settings.database_url)}, presence "
+            f"{'redis' if settings.redis_url else 'in-process'})\n"
+            f"  API docs      {base}/docs\n"
+            f"  demo event    {base}/api/v1/events/{DEMO_EVENT_ID}/capacity\n"
+            f"  attendee token   {attendee}\n"
+            f"  organizer token  {organizer}\n"
+            f"  try:  curl -H 'Authorization: Bearer <attendee token>' "
+            f"{base}/api/v1/events/{DEMO_EVENT_ID}/ticket-types\n"
+        )
+    sys.stdout.flush()
+    os.environ.setdefault("HEADCOUNT_DATABASE_URL", settings.database_url)
+    uvicorn.run(
+        "headcount.api.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=False,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""The durable engine: the relational ledger of claims (holds, orders, registrations, seats)."""

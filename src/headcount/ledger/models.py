@@ -1,0 +1,139 @@
+"""Ledger tables for events, ticket inventory, orders and idempotency records.
+
+Counters (`quantity_sold`, `quantity_reserved`) live beside the rows that explain them
+(order items of paid and pending orders) and change in the same transaction; the CHECK
+constraints are the last line of defence if any code path ever forgets the rule.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from headcount.ledger.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    organizer_id: Mapped[str] = mapped_column(String(200), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    starts_at: Mapped[datetime | None]
+    ends_at: Mapped[datetime | None]
+    max_attendees: Mapped[int | None] = mapped_column(Integer)
+    virtual_settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    ticket_types: Mapped[list[TicketType]] = relationship(
+        back_populates="event", order_by="TicketType.created_at"
+    )
+
+    __table_args__ = (
+        CheckConstraint("max_attendees IS NULL OR max_attendees >= 0", name="max_attendees"),
+    )
+
+
+class TicketType(Base):
+    __tablename__ = "ticket_types"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    quantity_total: Mapped[int] = mapped_column(Integer)
+    quantity_sold: Mapped[int] = mapped_column(Integer, default=0)
+    quantity_reserved: Mapped[int] = mapped_column(Integer, default=0)
+    max_per_order: Mapped[int | None] = mapped_column(Integer)
+    sales_start: Mapped[datetime | None]
+    sales_end: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    event: Mapped[Event] = relationship(back_populates="ticket_types")
+
+    __table_args__ = (
+        CheckConstraint("quantity_total >= 0", name="total_non_negative"),
+        CheckConstraint("quantity_sold >= 0", name="sold_non_negative"),
+        CheckConstraint("quantity_reserved >= 0", name="reserved_non_negative"),
+        CheckConstraint("quantity_sold + quantity_reserved <= quantity_total", name="not_oversold"),
+        CheckConstraint("max_per_order IS NULL OR max_per_order >= 1", name="max_per_order"),
+    )
+
+
+class Order(Base):
+    __tablename__ = "orders"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    owner_id: Mapped[str] = mapped_column(String(200), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    paid_at: Mapped[datetime | None]
+
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", order_by="OrderItem.ticket_type_id", lazy="selectin"
+    )
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'paid', 'cancelled', 'expired', 'refunded')", name="status"
+        ),
+        # The sweeper's query: due pending holds, oldest first.
+        Index("ix_orders_status_expires_at", "status", "expires_at"),
+    )
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
+    ticket_type_id: Mapped[str] = mapped_column(
+        ForeignKey("ticket_types.id"), primary_key=True, index=True
+    )
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    order: Mapped[Order] = relationship(back_populates="items")
+
+    __table_args__ = (CheckConstraint("quantity >= 1", name="quantity_positive"),)
+
+
+class IdempotencyRecord(Base):
+    """The first successful answer to a keyed mutation, replayed on retries."""
+
+    __tablename__ = "idempotency_records"
+
+    owner_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    response: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(index=True)

@@ -1,0 +1,13 @@
+"""Every ledger table, imported in one place so Alembic and tests see the whole metadata.
+
+Feature modules that add tables register them by being imported here.
+"""
+
+from __future__ import annotations
+
+from headcount.ledger import models
+from headcount.ledger.models import Base
+
+metadata = Base.metadata
+
+__all__ = ["metadata", "models"]

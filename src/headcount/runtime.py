@@ -1,0 +1,38 @@
+"""What a running Headcount process holds: settings, the ledger, the presence engine, a clock.
+
+Built by the app factory (and by the CLI and tests); nothing here connects at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from headcount.config import Settings
+from headcount.ledger.db import Database
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    clock: Callable[[], datetime] = utc_now
+    # Filled by the presence feature: the live engine (memory or Redis).
+    presence: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Runtime:
+        return cls(settings=settings, db=Database(settings))
+
+    async def close(self) -> None:
+        await self.db.dispose()
+        closer = getattr(self.presence, "close", None)
+        if closer is not None:
+            await closer()
