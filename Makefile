@@ -1,0 +1,42 @@
+# Headcount developer commands. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help run test check lint format typecheck bench schema clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP) ## start the service on SQLite + in-process presence, with the demo event
+	$(BIN)/headcount serve --demo
+
+test: $(STAMP) ## install test dependencies and run the whole suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: lint typecheck ## ruff + mypy
+
+lint: $(STAMP) ## ruff lint and format check
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+format: $(STAMP) ## apply ruff formatting and fixes
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
+
+typecheck: $(STAMP) ## mypy --strict on the package
+	$(BIN)/mypy
+
+bench: $(STAMP) ## run the benchmarks against this machine's PostgreSQL and Redis
+	$(BIN)/python -m bench
+
+clean: ## remove the virtualenv and local databases
+	rm -rf $(VENV) headcount.db headcount.db-wal headcount.db-shm

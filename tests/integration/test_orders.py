@@ -1,0 +1,238 @@
+"""The order lifecycle against real databases (SQLite and PostgreSQL), through the service layer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from headcount.capacity import events, orders, tickets
+from headcount.capacity.events import EventDraft
+from headcount.capacity.orders import OrderDraft, OrderItemInput
+from headcount.capacity.tickets import TicketTypeDraft, TicketTypePatch
+from headcount.capacity.views import TicketTypeView
+from headcount.domain.errors import (
+    Conflict,
+    Forbidden,
+    HoldExpired,
+    IdempotencyKeyReused,
+    InvalidQuantity,
+    InvalidRequest,
+    NotFound,
+    SalesClosed,
+    SoldOut,
+)
+from headcount.domain.identity import Principal, Role
+from headcount.ledger.models import Order
+from headcount.ledger.reconcile import reconcile
+from headcount.runtime import Runtime
+from support.auth import attendee, organizer
+
+ORG = organizer("org-orders")
+
+
+async def make_stock(
+    rt: Runtime, *totals: int, max_per_order: int | None = None
+) -> list[TicketTypeView]:
+    event = await events.create_event(rt, ORG, EventDraft(name="Orders test"))
+    return [
+        await tickets.create_ticket_type(
+            rt,
+            ORG,
+            event.id,
+            TicketTypeDraft(name=f"T{i}", quantity_total=total, max_per_order=max_per_order),
+        )
+        for i, total in enumerate(totals)
+    ]
+
+
+def draft(event_id: str, *lines: tuple[str, int]) -> OrderDraft:
+    return OrderDraft(
+        event_id=event_id, items=[OrderItemInput(ticket_type_id=t, quantity=q) for t, q in lines]
+    )
+
+
+async def assert_no_drift(rt: Runtime) -> None:
+    async with rt.db.transaction() as session:
+        assert [str(d) for d in await reconcile(session)] == []
+
+
+async def test_create_holds_stock_and_confirm_sells_it(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 10)
+    order = await orders.create_order(runtime, attendee("ann"), draft(tt.event_id, (tt.id, 3)))
+    assert order.status == "pending"
+    assert order.expires_at - order.created_at == timedelta(seconds=runtime.settings.hold_ttl)
+    seen = await tickets.get_ticket_type(runtime, tt.id)
+    assert (seen.quantity_reserved, seen.quantity_sold, seen.quantity_available) == (3, 0, 7)
+
+    paid = await orders.confirm_order(runtime, ORG, order.id)
+    assert paid.status == "paid" and paid.paid_at is not None
+    seen = await tickets.get_ticket_type(runtime, tt.id)
+    assert (seen.quantity_reserved, seen.quantity_sold, seen.quantity_available) == (0, 3, 7)
+    await assert_no_drift(runtime)
+
+
+async def test_multi_item_order_is_all_or_nothing(runtime: Runtime) -> None:
+    plenty, scarce = await make_stock(runtime, 100, 1)
+    with pytest.raises(SoldOut) as refused:
+        await orders.create_order(
+            runtime, attendee("bo"), draft(plenty.event_id, (plenty.id, 5), (scarce.id, 2))
+        )
+    assert refused.value.extra["ticket_type_id"] == scarce.id
+    assert (await tickets.get_ticket_type(runtime, plenty.id)).quantity_reserved == 0
+    assert (await tickets.get_ticket_type(runtime, scarce.id)).quantity_reserved == 0
+    await assert_no_drift(runtime)
+
+
+async def test_sold_out_exactly_at_total(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 3)
+    for n in range(3):
+        await orders.create_order(runtime, attendee(f"u{n}"), draft(tt.event_id, (tt.id, 1)))
+    with pytest.raises(SoldOut):
+        await orders.create_order(runtime, attendee("late"), draft(tt.event_id, (tt.id, 1)))
+    seen = await tickets.get_ticket_type(runtime, tt.id)
+    assert seen.is_sold_out and seen.quantity_available == 0
+
+
+async def test_cancel_releases_and_refund_returns_sold_stock(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 5)
+    buyer = attendee("cy")
+    held = await orders.create_order(runtime, buyer, draft(tt.event_id, (tt.id, 2)))
+    cancelled = await orders.cancel_order(runtime, buyer, held.id)
+    assert cancelled.status == "cancelled"
+    assert (await tickets.get_ticket_type(runtime, tt.id)).quantity_available == 5
+    # Cancelling again is a no-op, not an error and not a second release.
+    assert (await orders.cancel_order(runtime, buyer, held.id)).status == "cancelled"
+    assert (await tickets.get_ticket_type(runtime, tt.id)).quantity_available == 5
+
+    paid = await orders.create_order(runtime, buyer, draft(tt.event_id, (tt.id, 2)))
+    await orders.confirm_order(runtime, ORG, paid.id)
+    with pytest.raises(Forbidden):
+        await orders.cancel_order(runtime, buyer, paid.id)
+    refunded = await orders.cancel_order(runtime, ORG, paid.id)
+    assert refunded.status == "refunded"
+    seen = await tickets.get_ticket_type(runtime, tt.id)
+    assert (seen.quantity_sold, seen.quantity_available) == (0, 5)
+    with pytest.raises(Conflict):
+        await orders.confirm_order(runtime, ORG, paid.id)
+    await assert_no_drift(runtime)
+
+
+async def test_expired_hold_is_not_shown_as_reserved_and_frees_stock(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 2)
+    order = await orders.create_order(runtime, attendee("di"), draft(tt.event_id, (tt.id, 2)))
+    later = order.expires_at + timedelta(seconds=1)
+    runtime.clock = lambda: later
+    seen = await tickets.get_ticket_type(runtime, tt.id)
+    assert (seen.quantity_reserved, seen.quantity_available) == (0, 2)
+    assert (await orders.get_order(runtime, attendee("di"), order.id)).status == "expired"
+    await assert_no_drift(runtime)
+
+
+async def test_buying_past_a_lapsed_hold_expires_it_first(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 1)
+    first = await orders.create_order(runtime, attendee("ed"), draft(tt.event_id, (tt.id, 1)))
+    runtime.clock = lambda: first.expires_at + timedelta(seconds=1)
+    second = await orders.create_order(runtime, attendee("fi"), draft(tt.event_id, (tt.id, 1)))
+    assert second.status == "pending"
+    assert (await orders.get_order(runtime, attendee("ed"), first.id)).status == "expired"
+    await assert_no_drift(runtime)
+
+
+async def test_confirming_an_expired_order_resells_if_stock_allows(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 1)
+    order = await orders.create_order(runtime, attendee("gu"), draft(tt.event_id, (tt.id, 1)))
+    runtime.clock = lambda: order.expires_at + timedelta(seconds=1)
+    assert await orders.sweep_expired_holds(runtime) >= 1
+    assert (await orders.confirm_order(runtime, ORG, order.id)).status == "paid"
+    await assert_no_drift(runtime)
+
+
+async def test_confirming_an_expired_order_fails_when_stock_is_gone(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 1)
+    order = await orders.create_order(runtime, attendee("ha"), draft(tt.event_id, (tt.id, 1)))
+    runtime.clock = lambda: order.expires_at + timedelta(seconds=1)
+    taker = await orders.create_order(runtime, attendee("ik"), draft(tt.event_id, (tt.id, 1)))
+    with pytest.raises(HoldExpired):
+        await orders.confirm_order(runtime, ORG, order.id)
+    assert (await orders.get_order(runtime, ORG, order.id)).status == "expired"
+    assert (await orders.get_order(runtime, ORG, taker.id)).status == "pending"
+    await assert_no_drift(runtime)
+
+
+async def test_idempotency_key_replays_the_first_result(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 10)
+    buyer = attendee("jo")
+    first = await orders.create_order(
+        runtime, buyer, draft(tt.event_id, (tt.id, 2)), idempotency_key="k1"
+    )
+    again = await orders.create_order(
+        runtime, buyer, draft(tt.event_id, (tt.id, 2)), idempotency_key="k1"
+    )
+    assert again == first
+    assert (await tickets.get_ticket_type(runtime, tt.id)).quantity_reserved == 2
+    with pytest.raises(IdempotencyKeyReused):
+        await orders.create_order(
+            runtime, buyer, draft(tt.event_id, (tt.id, 3)), idempotency_key="k1"
+        )
+    # Keys belong to their owner: another attendee's identical key is a separate request.
+    other = await orders.create_order(
+        runtime, attendee("ka"), draft(tt.event_id, (tt.id, 2)), idempotency_key="k1"
+    )
+    assert other.id != first.id
+    assert (await tickets.get_ticket_type(runtime, tt.id)).quantity_reserved == 4
+    await assert_no_drift(runtime)
+
+
+async def test_quantity_and_terms_are_checked_before_stock(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 10, max_per_order=2)
+    with pytest.raises(InvalidQuantity):
+        await orders.create_order(runtime, attendee("lu"), draft(tt.event_id, (tt.id, 3)))
+    other_event = await events.create_event(runtime, ORG, EventDraft(name="Other"))
+    with pytest.raises(InvalidRequest):
+        await orders.create_order(runtime, attendee("lu"), draft(other_event.id, (tt.id, 1)))
+    with pytest.raises(NotFound):
+        await orders.create_order(runtime, attendee("lu"), draft(tt.event_id, ("tt_nope", 1)))
+    with pytest.raises(NotFound):
+        await orders.create_order(runtime, attendee("lu"), draft("evt_nope", (tt.id, 1)))
+    now = runtime.clock()
+    await tickets.update_ticket_type(
+        runtime, ORG, tt.id, TicketTypePatch(sales_start=now + timedelta(hours=1))
+    )
+    with pytest.raises(SalesClosed):
+        await orders.create_order(runtime, attendee("lu"), draft(tt.event_id, (tt.id, 1)))
+    assert (await tickets.get_ticket_type(runtime, tt.id)).quantity_reserved == 0
+
+
+async def test_attendees_see_only_their_own_orders(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 10)
+    mine = await orders.create_order(runtime, attendee("mo"), draft(tt.event_id, (tt.id, 1)))
+    with pytest.raises(NotFound):
+        await orders.get_order(runtime, attendee("nosy"), mine.id)
+    with pytest.raises(NotFound):
+        await orders.cancel_order(runtime, attendee("nosy"), mine.id)
+    with pytest.raises(NotFound):
+        await orders.confirm_order(runtime, organizer("other-org"), mine.id)
+    with pytest.raises(Forbidden):
+        await orders.confirm_order(runtime, attendee("mo"), mine.id)
+    assert [o.id for o in await orders.list_orders(runtime, attendee("nosy"))] == []
+    platform = Principal(sub="payments", role=Role.SERVICE)
+    assert (await orders.confirm_order(runtime, platform, mine.id)).status == "paid"
+
+
+async def test_total_cannot_drop_below_what_is_held(runtime: Runtime) -> None:
+    (tt,) = await make_stock(runtime, 5)
+    await orders.create_order(runtime, attendee("ot"), draft(tt.event_id, (tt.id, 3)))
+    with pytest.raises(Conflict) as refused:
+        await tickets.update_ticket_type(runtime, ORG, tt.id, TicketTypePatch(quantity_total=2))
+    assert refused.value.extra["in_use"] == 3
+    raised = await tickets.update_ticket_type(
+        runtime, ORG, tt.id, TicketTypePatch(quantity_total=8)
+    )
+    assert raised.quantity_available == 5
+    async with runtime.db.transaction() as session:
+        assert (
+            len((await session.scalars(select(Order).where(Order.event_id == tt.event_id))).all())
+            == 1
+        )

@@ -1,0 +1,1 @@
+"""Shared test helpers: real services, real server processes, tokens."""

@@ -1,0 +1,51 @@
+"""Where the real PostgreSQL and Redis are, and whether a missing one fails or skips.
+
+With HEADCOUNT_TEST_REQUIRE_SERVICES=1 (set by .ci/run) an unreachable service fails the
+tests that need it; otherwise they are skipped and the run's summary names them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "HEADCOUNT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("HEADCOUNT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REQUIRED = os.environ.get("HEADCOUNT_TEST_REQUIRE_SERVICES", "") not in ("", "0", "false")
+
+SKIPPED: dict[str, int] = {}
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+def need(service: str, url: str, default_port: int) -> None:
+    """Fail (in CI) or skip (on a laptop) when the service is not there."""
+    if reachable(url, default_port):
+        return
+    message = f"{service} not reachable at {url}"
+    if REQUIRED:
+        pytest.fail(f"{message} and HEADCOUNT_TEST_REQUIRE_SERVICES is set", pytrace=False)
+    SKIPPED[service] = SKIPPED.get(service, 0) + 1
+    pytest.skip(f"{message}: skipped (start it, or set HEADCOUNT_TEST_POSTGRES_URL/REDIS_URL)")
+
+
+def need_postgres() -> None:
+    need("PostgreSQL", POSTGRES_URL, 5432)
+
+
+def need_redis() -> None:
+    need("Redis", REDIS_URL, 6379)
