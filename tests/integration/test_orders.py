@@ -67,7 +67,8 @@ async def test_create_holds_stock_and_confirm_sells_it(runtime: Runtime) -> None
     assert (seen.quantity_reserved, seen.quantity_sold, seen.quantity_available) == (3, 0, 7)
 
     paid = await orders.confirm_order(runtime, ORG, order.id)
-    assert paid.status == "paid" and paid.paid_at is not None
+    assert paid.status == "paid"
+    assert paid.paid_at is not None
     seen = await tickets.get_ticket_type(runtime, tt.id)
     assert (seen.quantity_reserved, seen.quantity_sold, seen.quantity_available) == (0, 3, 7)
     await assert_no_drift(runtime)
@@ -92,7 +93,8 @@ async def test_sold_out_exactly_at_total(runtime: Runtime) -> None:
     with pytest.raises(SoldOut):
         await orders.create_order(runtime, attendee("late"), draft(tt.event_id, (tt.id, 1)))
     seen = await tickets.get_ticket_type(runtime, tt.id)
-    assert seen.is_sold_out and seen.quantity_available == 0
+    assert seen.is_sold_out
+    assert seen.quantity_available == 0
 
 
 async def test_cancel_releases_and_refund_returns_sold_stock(runtime: Runtime) -> None:
