@@ -12,6 +12,7 @@ from typing import Any
 
 from headcount.config import Settings
 from headcount.ledger.db import Database
+from headcount.presence import MemoryPresence, Presence, build_presence
 
 
 def utc_now() -> datetime:
@@ -23,13 +24,13 @@ class Runtime:
     settings: Settings
     db: Database
     clock: Callable[[], datetime] = utc_now
-    # Filled by the presence feature: the live engine (memory or Redis).
-    presence: Any = None
+    # The live engine: Redis when configured, else this process's memory (see presence/).
+    presence: Presence = field(default_factory=MemoryPresence)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
-        return cls(settings=settings, db=Database(settings))
+        return cls(settings=settings, db=Database(settings), presence=build_presence(settings))
 
     async def close(self) -> None:
         await self.db.dispose()
