@@ -53,6 +53,8 @@ class Settings(BaseSettings):
             raise ValueError(
                 "HEADCOUNT_JWT_SECRET is the development secret; set a real one in production"
             )
+        if self.env == "production" and self.jwt_algorithm == "HS256" and len(self.jwt_secret) < 32:
+            raise ValueError("HEADCOUNT_JWT_SECRET must be at least 32 bytes for HS256 (RFC 7518)")
         if self.jwt_algorithm == "RS256" and not self.jwt_public_key:
             raise ValueError("HEADCOUNT_JWT_ALGORITHM=RS256 needs HEADCOUNT_JWT_PUBLIC_KEY")
         return self

@@ -1,0 +1,38 @@
+"""A small async HTTP client for the REST API, used by e2e and concurrency tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from headcount.domain.identity import Role
+from support.auth import bearer
+
+
+def client(base_url: str, *, connections: int = 100, timeout: float = 60.0) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url,
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )
+
+
+async def create_event_with_stock(
+    http: httpx.AsyncClient, *totals: int, organizer: str = "org-e2e", **event: Any
+) -> tuple[str, list[str]]:
+    """Create an event and one ticket type per total; returns (event_id, ticket_type_ids)."""
+    headers = bearer(organizer, Role.ORGANIZER)
+    made = await http.post("/api/v1/events", json={"name": "E2E", **event}, headers=headers)
+    assert made.status_code == 201, made.text
+    event_id = made.json()["id"]
+    ids = []
+    for i, total in enumerate(totals):
+        tt = await http.post(
+            f"/api/v1/events/{event_id}/ticket-types",
+            json={"name": f"Type {i}", "quantity_total": total},
+            headers=headers,
+        )
+        assert tt.status_code == 201, tt.text
+        ids.append(tt.json()["id"])
+    return event_id, ids

@@ -1,0 +1,61 @@
+"""Exact invariant checks straight from the database, independent of the service's own reads."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from sqlalchemy import create_engine, text
+
+from headcount.ledger.urls import async_url
+from support.servers import server_env
+
+
+def sync_url(database_url: str) -> str:
+    url = async_url(database_url)
+    driver = "sqlite" if url.get_backend_name() == "sqlite" else "postgresql+psycopg"
+    return url.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def ticket_rows(database_url: str, ticket_type_id: str) -> dict[str, int]:
+    """Counters and the sums of the order rows that should explain them."""
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                text(
+                    """
+                    SELECT t.quantity_total, t.quantity_sold, t.quantity_reserved,
+                      COALESCE(SUM(CASE WHEN o.status = 'pending' THEN i.quantity END), 0),
+                      COALESCE(SUM(CASE WHEN o.status = 'paid' THEN i.quantity END), 0)
+                    FROM ticket_types t
+                    LEFT JOIN order_items i ON i.ticket_type_id = t.id
+                    LEFT JOIN orders o ON o.id = i.order_id
+                    WHERE t.id = :id
+                    GROUP BY t.quantity_total, t.quantity_sold, t.quantity_reserved
+                    """
+                ),
+                {"id": ticket_type_id},
+            ).one()
+    finally:
+        engine.dispose()
+    total, sold, reserved, held_rows, paid_rows = (int(v) for v in row)
+    return {
+        "total": total,
+        "sold": sold,
+        "reserved": reserved,
+        "held_rows": held_rows,
+        "paid_rows": paid_rows,
+    }
+
+
+def run_reconcile(database_url: str) -> subprocess.CompletedProcess[str]:
+    """The real `headcount reconcile` command, as an operator would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "headcount", "reconcile"],
+        env=server_env(database_url),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

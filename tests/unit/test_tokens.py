@@ -1,0 +1,89 @@
+"""JWT verification refuses everything but a well-formed token of the configured algorithm."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import jwt
+import pytest
+
+from headcount.config import DEV_JWT_SECRET, Settings
+from headcount.domain.errors import Unauthorized
+from headcount.domain.identity import Role
+from headcount.tokens import mint, verify
+
+SETTINGS = Settings(jwt_secret="s3cret-for-tests-that-is-long-enough-32b", env="test")
+
+
+def sign(
+    claims: dict[str, object],
+    key: str = "s3cret-for-tests-that-is-long-enough-32b",
+    alg: str = "HS256",
+) -> str:
+    return jwt.encode(claims, key, algorithm=alg)
+
+
+def claims(**overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "sub": "alice",
+        "role": "attendee",
+        "exp": datetime.now(UTC) + timedelta(minutes=5),
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def test_minted_token_round_trips() -> None:
+    who = verify(mint(SETTINGS, "bob", Role.ORGANIZER), SETTINGS)
+    assert (who.sub, who.role) == ("bob", Role.ORGANIZER)
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (sign(claims(exp=datetime.now(UTC) - timedelta(minutes=5))), "expired"),
+        (sign(claims(), key="wrong-secret-wrong-secret-wrong-secret"), "signature"),
+        (sign(claims(exp=None)), "exp"),
+        (sign(claims(sub=None)), "sub"),
+        (sign(claims(role=None)), "role"),
+        (sign(claims(role="admin")), "role"),
+        (sign(claims(sub="")), "sub"),
+        (jwt.encode(claims(), key="", algorithm="none"), "alg"),
+        ("not-a-jwt", "invalid"),
+    ],
+)
+def test_bad_tokens_are_refused(token: str, reason: str) -> None:
+    with pytest.raises(Unauthorized):
+        verify(token, SETTINGS)
+
+
+def test_audience_and_issuer_are_checked_when_configured() -> None:
+    strict = Settings(
+        jwt_secret="s3cret-for-tests-that-is-long-enough-32b",
+        jwt_audience="hc",
+        jwt_issuer="idp",
+        env="test",
+    )
+    good = sign(claims(aud="hc", iss="idp"))
+    assert verify(good, strict).sub == "alice"
+    for bad in (
+        sign(claims(aud="other", iss="idp")),
+        sign(claims(aud="hc", iss="evil")),
+        sign(claims()),
+    ):
+        with pytest.raises(Unauthorized):
+            verify(bad, strict)
+
+
+def test_production_refuses_the_development_secret() -> None:
+    with pytest.raises(ValueError, match="development secret"):
+        Settings(env="production", jwt_secret=DEV_JWT_SECRET)
+    assert (
+        Settings(env="production", jwt_secret="a-real-production-secret-of-32-bytes-or-more").env
+        == "production"
+    )
+
+
+def test_production_refuses_a_short_secret() -> None:
+    with pytest.raises(ValueError, match="32 bytes"):
+        Settings(env="production", jwt_secret="short")
