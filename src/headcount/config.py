@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_items_per_order: int = Field(default=20, ge=1)
+    max_pending_orders_per_user: int = Field(
+        default=5, ge=0, description="live holds one user may have at once; 0 = no limit"
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

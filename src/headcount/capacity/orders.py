@@ -30,7 +30,7 @@ from headcount.domain.tickets import (
     check_line,
     normalize_lines,
 )
-from headcount.ledger import inventory
+from headcount.ledger import inventory, quotas
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.idempotency import run_idempotent
 from headcount.ledger.models import Event, Order, OrderItem, TicketType
@@ -82,6 +82,10 @@ async def create_order(
     async def work(session: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
         event = await load_event(session, draft.event_id)
+        # One client must not hold a whole stock (ledger/quotas.py; 429 rate_limited).
+        await quotas.admit_pending_order(
+            session, principal.sub, now, limit=rt.settings.max_pending_orders_per_user
+        )
         terms = await _terms(session, lines)
         for line in lines:
             found = terms.get(line.ticket_type_id)

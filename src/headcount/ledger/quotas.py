@@ -1,0 +1,71 @@
+"""Per-user quotas: one client must not be able to hold a whole stock.
+
+A buyer may have at most `HEADCOUNT_MAX_PENDING_ORDERS_PER_USER` live holds (pending
+orders not yet lapsed) at once. Counting and then inserting is a read-then-write, so the
+count is taken under a lock that every order creation by the same user queues on:
+
+* **PostgreSQL:** a transaction-scoped advisory lock keyed by the user
+  (`pg_advisory_xact_lock(namespace, hashtext(owner))`). Two concurrent orders by one user
+  serialise here; orders by different users never wait on each other (a hash collision
+  only makes two users queue, it never admits anyone wrongly). The lock is released at
+  commit or rollback, and it is taken *before* any ticket-type row lock and by no other
+  path, so it cannot form a cycle with the ledger's lock order (docs/concurrency.md).
+* **SQLite:** `BEGIN IMMEDIATE` already serialises every writer, so the count and the
+  insert that follows it in the same transaction cannot interleave with another's.
+
+No counter is kept: the quota is recomputed from the order rows, so it cannot drift and
+needs no reconcile check. Lapsed holds (pending but past `expires_at`) hold nothing and
+do not count.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.domain.errors import RateLimited
+from headcount.domain.tickets import OrderStatus
+from headcount.ledger.models import Order
+
+# First key of the two-int advisory lock: keeps our locks apart from anyone else's.
+_ADVISORY_NAMESPACE = 0x4843  # "HC"
+
+
+async def lock_user(session: AsyncSession, owner_id: str) -> None:
+    """Serialise this user's quota-checked writes until the transaction ends."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:owner))"),
+            {"ns": _ADVISORY_NAMESPACE, "owner": owner_id},
+        )
+
+
+async def live_holds(session: AsyncSession, owner_id: str, now: datetime) -> int:
+    count = await session.scalar(
+        select(func.count())
+        .select_from(Order)
+        .where(
+            Order.owner_id == owner_id,
+            Order.status == OrderStatus.PENDING,
+            Order.expires_at > now,
+        )
+    )
+    return int(count or 0)
+
+
+async def admit_pending_order(
+    session: AsyncSession, owner_id: str, now: datetime, *, limit: int
+) -> None:
+    """Raise `RateLimited` if this user already holds `limit` live orders (0: no limit)."""
+    if limit <= 0:
+        return
+    await lock_user(session, owner_id)
+    held = await live_holds(session, owner_id, now)
+    if held >= limit:
+        raise RateLimited(
+            f"you already hold {held} pending orders (the limit is {limit}); "
+            "pay for or cancel one first, or wait for a hold to lapse",
+            max_pending_orders=limit,
+        )
