@@ -35,6 +35,9 @@ format: $(STAMP) ## apply ruff formatting and fixes
 typecheck: $(STAMP) ## mypy --strict on the package
 	$(BIN)/mypy
 
+schema: $(STAMP) ## regenerate schema.graphql from the live GraphQL schema (commit it)
+	$(BIN)/python -m headcount.api.graphql.export
+
 bench: $(STAMP) ## run the benchmarks against this machine's PostgreSQL and Redis
 	$(BIN)/python -m bench
 

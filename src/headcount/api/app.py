@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from headcount import __version__
-from headcount.api import problems
+from headcount.api import graphql, problems, web
 from headcount.api.middleware import BodyLimit, Latency
 from headcount.api.rest import events, ops, orders, tickets
 from headcount.capacity.orders import sweep_expired_holds
@@ -66,6 +66,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for router in (events.router, tickets.router, orders.router):
         app.include_router(router, prefix=api)
     app.include_router(ops.router)
+    graphql.install(app)
+    web.install(app)
     app.add_middleware(Latency)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -1,0 +1,206 @@
+"""GraphQL object types: thin mirrors of the service layer's views (`capacity/views.py`).
+
+Each has `of(view)` so resolvers stay one line; field names are the REST names in
+camelCase, so the two APIs read alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from headcount.api.graphql import fields
+from headcount.capacity import snapshot, tickets
+from headcount.capacity.views import (
+    CapacitySnapshot,
+    EventView,
+    OrderView,
+    TicketTypeView,
+)
+from headcount.capacity.views import TicketCapacity as TicketCapacityView
+from headcount.domain.identity import Role as DomainRole
+from headcount.domain.tickets import OrderStatus as DomainOrderStatus
+
+# Registered once, used in annotations by their domain names (the values are the REST ones).
+strawberry.enum(DomainOrderStatus, name="OrderStatus")
+strawberry.enum(DomainRole, name="Role")
+
+
+@strawberry.type(description="Who the bearer token says is asking.")
+class Viewer:
+    sub: str
+    role: DomainRole
+
+
+@strawberry.type
+class VirtualSettings:
+    max_concurrent_viewers: int | None
+    stream_url: str | None
+
+    @classmethod
+    def of(cls, raw: dict[str, Any]) -> VirtualSettings:
+        viewers = raw.get("max_concurrent_viewers")
+        url = raw.get("stream_url")
+        return cls(
+            max_concurrent_viewers=int(viewers) if viewers is not None else None,
+            stream_url=str(url) if url is not None else None,
+        )
+
+
+@strawberry.type
+class TicketType:
+    id: strawberry.ID
+    event_id: strawberry.ID
+    name: str
+    quantity_total: int
+    quantity_sold: int
+    quantity_reserved: int
+    quantity_available: int
+    is_sold_out: bool
+    max_per_order: int | None
+    sales_start: datetime | None
+    sales_end: datetime | None
+
+    @classmethod
+    def of(cls, view: TicketTypeView) -> TicketType:
+        return cls(
+            id=strawberry.ID(view.id),
+            event_id=strawberry.ID(view.event_id),
+            name=view.name,
+            quantity_total=view.quantity_total,
+            quantity_sold=view.quantity_sold,
+            quantity_reserved=view.quantity_reserved,
+            quantity_available=view.quantity_available,
+            is_sold_out=view.is_sold_out,
+            max_per_order=view.max_per_order,
+            sales_start=view.sales_start,
+            sales_end=view.sales_end,
+        )
+
+
+@strawberry.type(description="Ticket stock of an event, summed over its ticket types.")
+class TicketCapacity:
+    total: int
+    sold: int
+    reserved: int
+    available: int
+    is_sold_out: bool
+    ticket_types: list[TicketType]
+
+    @classmethod
+    def of(cls, view: TicketCapacityView) -> TicketCapacity:
+        return cls(
+            total=view.total,
+            sold=view.sold,
+            reserved=view.reserved,
+            available=view.available,
+            is_sold_out=view.is_sold_out,
+            ticket_types=[TicketType.of(t) for t in view.ticket_types],
+        )
+
+
+@strawberry.type(description="One consistent read of every capacity of an event.")
+class CapacitySummary:
+    event_id: strawberry.ID
+    taken_at: datetime
+    max_attendees: int | None
+    tickets: TicketCapacity
+    sections: JSON = strawberry.field(
+        description="Capacity sections contributed by features (registrations, sessions, "
+        "viewers …), keyed by name, as the REST snapshot's `sections`."
+    )
+
+    @classmethod
+    def of(cls, view: CapacitySnapshot) -> CapacitySummary:
+        return cls(
+            event_id=strawberry.ID(view.event_id),
+            taken_at=view.taken_at,
+            max_attendees=view.max_attendees,
+            tickets=TicketCapacity.of(view.tickets),
+            sections=view.model_dump(mode="json")["sections"],
+        )
+
+
+@strawberry.type
+class Event:
+    id: strawberry.ID
+    organizer_id: str
+    name: str
+    description: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    max_attendees: int | None
+    virtual_settings: VirtualSettings
+    created_at: datetime
+    updated_at: datetime
+
+    @fields.field("Every capacity of the event, read now.")
+    async def capacity(self, info: strawberry.Info) -> CapacitySummary:
+        return CapacitySummary.of(await snapshot.capacity_snapshot(info.context.runtime, self.id))
+
+    @strawberry.field
+    async def ticket_types(self, info: strawberry.Info) -> list[TicketType]:
+        views = await tickets.list_ticket_types(info.context.runtime, self.id)
+        return [TicketType.of(v) for v in views]
+
+    @classmethod
+    def of(cls, view: EventView) -> Event:
+        return cls(
+            id=strawberry.ID(view.id),
+            organizer_id=view.organizer_id,
+            name=view.name,
+            description=view.description,
+            starts_at=view.starts_at,
+            ends_at=view.ends_at,
+            max_attendees=view.max_attendees,
+            virtual_settings=VirtualSettings.of(view.virtual_settings),
+            created_at=view.created_at,
+            updated_at=view.updated_at,
+        )
+
+
+@strawberry.type
+class OrderItem:
+    ticket_type_id: strawberry.ID
+    quantity: int
+
+
+@strawberry.type
+class Order:
+    id: strawberry.ID
+    event_id: strawberry.ID
+    owner_id: str
+    status: DomainOrderStatus
+    expires_at: datetime
+    created_at: datetime
+    paid_at: datetime | None
+    items: list[OrderItem]
+
+    @classmethod
+    def of(cls, view: OrderView) -> Order:
+        return cls(
+            id=strawberry.ID(view.id),
+            event_id=strawberry.ID(view.event_id),
+            owner_id=view.owner_id,
+            status=view.status,
+            expires_at=view.expires_at,
+            created_at=view.created_at,
+            paid_at=view.paid_at,
+            items=[
+                OrderItem(ticket_type_id=strawberry.ID(i.ticket_type_id), quantity=i.quantity)
+                for i in view.items
+            ],
+        )
+
+
+@strawberry.type(description="A list result, so it can stand in a union with refusals.")
+class OrderList:
+    orders: list[Order]
+
+
+@strawberry.type
+class EventList:
+    events: list[Event]

@@ -1,0 +1,127 @@
+// Shared by the Headcount pages: the caller's token, REST calls, and a live capacity feed.
+// The feed polls the public capacity snapshot; it is the one place to switch to a push
+// channel, so pages only ever see "here is the latest snapshot".
+
+const TOKEN_KEY = "headcount.token";
+
+/** `?token=` is moved into sessionStorage and removed from the address bar and history. */
+export function adoptTokenFromUrl() {
+  const url = new URL(window.location.href);
+  const given = url.searchParams.get("token");
+  if (given) {
+    sessionStorage.setItem(TOKEN_KEY, given.trim());
+    url.searchParams.delete("token");
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
+}
+
+export const getToken = () => sessionStorage.getItem(TOKEN_KEY);
+export const setToken = (value) => sessionStorage.setItem(TOKEN_KEY, value.trim());
+export const clearToken = () => sessionStorage.removeItem(TOKEN_KEY);
+
+/** For display only (who am I, has it expired); the server verifies the signature. */
+export function readClaims(token) {
+  try {
+    const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
+  } catch {
+    return null;
+  }
+}
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super((problem && problem.detail) || `request failed (HTTP ${status})`);
+    this.status = status;
+    this.code = problem && problem.code;
+  }
+}
+
+/** Call the REST API; a refusal becomes an ApiError carrying the problem's detail and code. */
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const token = getToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // A fresh key per click: a network retry of this same request cannot hold twice.
+  if (method !== "GET") headers["Idempotency-Key"] = crypto.randomUUID();
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, { detail: "Headcount is unreachable; check your connection." });
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+/**
+ * Deliver capacity snapshots of one event to `onSnapshot` every `intervalMs` (slower while
+ * the tab is hidden); `refresh()` asks for one now, e.g. right after the user acted.
+ */
+export function watchCapacity(eventId, intervalMs, onSnapshot, onHealth = () => {}) {
+  let timer = null;
+  let inFlight = false;
+  async function tick() {
+    clearTimeout(timer);
+    if (!inFlight) {
+      inFlight = true;
+      try {
+        onSnapshot(await api("GET", `/events/${encodeURIComponent(eventId)}/capacity`));
+        onHealth(true);
+      } catch (error) {
+        onHealth(false, error);
+      } finally {
+        inFlight = false;
+      }
+    }
+    timer = setTimeout(tick, document.hidden ? intervalMs * 5 : intervalMs);
+  }
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) tick();
+  });
+  tick();
+  return { refresh: tick };
+}
+
+/** The token form: paste a token, see who it is for, sign out. */
+export function bindTokenForm(onChange) {
+  const form = document.getElementById("token-form");
+  const input = document.getElementById("token-input");
+  const signedIn = document.getElementById("signed-in");
+  const who = document.getElementById("signed-in-as");
+  function show() {
+    const token = getToken();
+    const claims = token && readClaims(token);
+    form.hidden = Boolean(claims);
+    signedIn.hidden = !claims;
+    who.textContent = claims ? `${claims.sub} (${claims.role})` : "";
+    onChange(claims);
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    setToken(input.value);
+    input.value = "";
+    show();
+  });
+  document.getElementById("sign-out").addEventListener("click", () => {
+    clearToken();
+    show();
+    input.focus();
+  });
+  show();
+}
+
+export function setText(root, field, value) {
+  for (const el of root.querySelectorAll(`[data-field="${field}"]`)) el.textContent = String(value);
+}

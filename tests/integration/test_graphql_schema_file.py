@@ -1,0 +1,45 @@
+"""The checked-in schema.graphql is the live schema, so schema changes show up in review."""
+
+from __future__ import annotations
+
+import difflib
+
+from headcount.api.graphql.export import SCHEMA_FILE, sdl
+
+REGENERATE = ".venv/bin/python -m headcount.api.graphql.export   (or: make schema)"
+
+
+def test_checked_in_schema_matches_the_live_schema() -> None:
+    assert SCHEMA_FILE.exists(), f"{SCHEMA_FILE} is missing; create it with: {REGENERATE}"
+    checked_in = SCHEMA_FILE.read_text(encoding="utf-8")
+    live = sdl()
+    if checked_in != live:
+        diff = "".join(
+            difflib.unified_diff(
+                checked_in.splitlines(keepends=True),
+                live.splitlines(keepends=True),
+                "schema.graphql (checked in)",
+                "live schema",
+            )
+        )
+        raise AssertionError(
+            f"schema.graphql is out of date; regenerate it with: {REGENERATE}\n"
+            f"and commit it with your change.\n{diff}"
+        )
+
+
+def test_every_refusal_code_has_a_graphql_type() -> None:
+    """A new refusal without a typed result would reach clients only as the catch-all."""
+    from headcount.api.graphql.refusals import BY_CODE
+    from headcount.domain import errors
+
+    server_side = {"error", "payload_too_large", "rate_limited", "service_unavailable", "timeout"}
+
+    def codes(cls: type[errors.HeadcountError]) -> set[str]:
+        found = {cls.code}
+        for sub in cls.__subclasses__():
+            found |= codes(sub)
+        return found
+
+    missing = codes(errors.HeadcountError) - server_side - set(BY_CODE)
+    assert not missing, f"add a Refusal type for {sorted(missing)} in api/graphql/refusals.py"
