@@ -13,7 +13,10 @@ from fastapi import FastAPI
 from headcount import __version__
 from headcount.api import graphql, problems, web
 from headcount.api.middleware import BodyLimit, Latency
+from headcount.api.realtime import capacity as capacity_ws
+from headcount.api.realtime import stream as stream_ws
 from headcount.api.rest import events, ops, orders, tickets
+from headcount.api.rest import presence as presence_rest
 from headcount.capacity.orders import sweep_expired_holds
 from headcount.config import Settings
 from headcount.domain.errors import HeadcountError
@@ -65,6 +68,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     api = "/api/v1"
     for router in (events.router, tickets.router, orders.router):
         app.include_router(router, prefix=api)
+    app.include_router(presence_rest.router, prefix=api)
+    app.include_router(stream_ws.router)
+    app.include_router(capacity_ws.router)
     app.include_router(ops.router)
     graphql.install(app)
     web.install(app)

@@ -30,7 +30,7 @@ from headcount.domain.tickets import (
     check_line,
     normalize_lines,
 )
-from headcount.ledger import inventory, quotas
+from headcount.ledger import inventory, offers, quotas
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.idempotency import run_idempotent
 from headcount.ledger.models import Event, Order, OrderItem, TicketType
@@ -92,7 +92,15 @@ async def create_order(
             if found is None:
                 raise NotFound(f"no ticket type {line.ticket_type_id!r}")
             check_line(line, found, event_id=event.id, now=now)
-        await inventory.reserve(session, lines, {tid: t.name for tid, t in terms.items()})
+        # The buyer's live waitlist offers pay for their lines (the order takes the hold over).
+        taken = await offers.reserve_with_offers(
+            session,
+            lines,
+            {tid: t.name for tid, t in terms.items()},
+            owner=principal.sub,
+            now=now,
+            offer_ttl=rt.settings.offer_ttl,
+        )
         order = Order(
             id=new_id("ord"),
             event_id=event.id,
@@ -109,6 +117,7 @@ async def create_order(
             for li in lines
         )
         await session.flush()
+        await offers.mark_accepted(session, taken, order.id)
         await session.refresh(order, ["items"])
         return OrderView.of(order).model_dump(mode="json")
 
@@ -148,10 +157,17 @@ async def _keyed(
 
 
 async def _expire_now(rt: Runtime, ticket_type_ids: list[str]) -> int:
+    """Release lapsed holds and waitlist offers on these ticket types; how many lapsed."""
     async with rt.db.transaction() as session:
-        expired = await expire_due_holds(session, rt.clock(), ticket_type_ids=ticket_type_ids)
+        now, ttl = rt.clock(), rt.settings.offer_ttl
+        expired = await expire_due_holds(
+            session, now, ticket_type_ids=ticket_type_ids, offer_ttl=ttl
+        )
+        lapsed = 0
+        if due := await offers.due_ticket_types(session, now, among=ticket_type_ids):
+            lapsed = await offers.settle(session, due, now, ttl)
     metrics.HOLDS_EXPIRED.inc(len(expired))
-    return len(expired)
+    return len(expired) + lapsed
 
 
 async def _load_order(session: AsyncSession, order_id: str, *, lock: bool) -> Order:
@@ -179,7 +195,10 @@ async def get_order(rt: Runtime, principal: Principal, order_id: str) -> OrderVi
             raise NotFound(f"no order {order_id!r}")
         if order.status == OrderStatus.PENDING and order.expires_at <= rt.clock():
             await expire_due_holds(
-                session, rt.clock(), ticket_type_ids=[i.ticket_type_id for i in order.items]
+                session,
+                rt.clock(),
+                ticket_type_ids=[i.ticket_type_id for i in order.items],
+                offer_ttl=rt.settings.offer_ttl,
             )
             order = await _load_order(session, order_id, lock=False)
         return OrderView.of(order)
@@ -255,11 +274,17 @@ async def cancel_order(
         status = OrderStatus(order.status)
         if status is OrderStatus.PENDING:
             await inventory.release_hold(session, lines_of(order))
+            await offers.settle(
+                session, [li.ticket_type_id for li in order.items], now, rt.settings.offer_ttl
+            )
             order.status = OrderStatus.CANCELLED
         elif status is OrderStatus.PAID:
             if not principal.manages(event.organizer_id):
                 raise Forbidden("a paid order is refunded by the organizer")
             await inventory.refund(session, lines_of(order))
+            await offers.settle(
+                session, [li.ticket_type_id for li in order.items], now, rt.settings.offer_ttl
+            )
             order.status = OrderStatus.REFUNDED
         else:
             # Already cancelled, expired or refunded: nothing is held, nothing to do.
@@ -284,7 +309,9 @@ async def sweep_expired_holds(rt: Runtime, *, batch: int = 500) -> int:
     total = 0
     while True:
         async with rt.db.transaction() as session:
-            expired = await expire_due_holds(session, rt.clock(), limit=batch)
+            expired = await expire_due_holds(
+                session, rt.clock(), limit=batch, offer_ttl=rt.settings.offer_ttl
+            )
         total += len(expired)
         metrics.HOLDS_EXPIRED.inc(len(expired))
         if len(expired) < batch:

@@ -15,6 +15,7 @@ from headcount.domain.errors import Conflict, InvalidRequest, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import is_well_formed, new_id
 from headcount.domain.tickets import MAX_QUANTITY
+from headcount.ledger import offers
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.models import TicketType
 from headcount.runtime import Runtime
@@ -96,7 +97,11 @@ async def get_ticket_type(rt: Runtime, ticket_type_id: str) -> TicketTypeView:
     """Due holds are expired first, so a read never shows a lapsed hold as reserved."""
     async with rt.db.transaction() as session:
         tt = await load_ticket_type(session, ticket_type_id)
-        if await expire_due_holds(session, rt.clock(), ticket_type_ids=[tt.id]):
+        now, ttl = rt.clock(), rt.settings.offer_ttl
+        expired = await expire_due_holds(session, now, ticket_type_ids=[tt.id], offer_ttl=ttl)
+        if due := await offers.due_ticket_types(session, now, among=[tt.id]):
+            await offers.settle(session, due, now, ttl)
+        if expired or due:
             tt = await load_ticket_type(session, ticket_type_id)
         return TicketTypeView.of(tt)
 
@@ -108,7 +113,10 @@ async def list_ticket_types(rt: Runtime, event_id: str) -> list[TicketTypeView]:
             await session.scalars(select(TicketType.id).where(TicketType.event_id == event.id))
         )
         if ids:
-            await expire_due_holds(session, rt.clock(), ticket_type_ids=ids)
+            now, ttl = rt.clock(), rt.settings.offer_ttl
+            await expire_due_holds(session, now, ticket_type_ids=ids, offer_ttl=ttl)
+            if due := await offers.due_ticket_types(session, now, among=ids):
+                await offers.settle(session, due, now, ttl)
         rows = await session.scalars(
             select(TicketType)
             .where(TicketType.event_id == event.id)
@@ -138,6 +146,8 @@ async def update_ticket_type(
         new_total = changes.pop("quantity_total", None)
         if new_total is not None:
             await _set_total(session, tt, new_total)
+            # A larger total frees stock: the waitlist gets it before anyone else can.
+            await offers.settle(session, [tt.id], rt.clock(), rt.settings.offer_ttl)
         if changes:
             changes["updated_at"] = rt.clock()
             await session.execute(

@@ -115,6 +115,76 @@ class TicketCapacity(View):
     ticket_types: list[TicketTypeView]
 
 
+# Live presence (booths, breakout rooms, stream viewers) and huddles. Live counts are
+# `None` when the presence store is unreachable: the snapshot still shows the rest.
+
+
+class LeaseView(View):
+    """A place held right now; renew it before `expires_at` or it is given to someone else."""
+
+    lease_id: str
+    kind: str
+    resource_id: str
+    holder: str
+    expires_at: datetime
+    ttl_seconds: float
+    occupancy: int
+    limit: int | None
+
+
+class BoothView(View):
+    id: str
+    event_id: str
+    name: str
+    description: str
+    tier: str
+    chat_enabled: bool
+    video_enabled: bool
+    max_visitors: int | None
+    visitors: int | None
+    is_full: bool | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class BreakoutRoomView(View):
+    id: str
+    session_id: str
+    event_id: str
+    name: str
+    capacity: int
+    status: str
+    participants: int | None
+    is_full: bool | None
+    created_at: datetime
+    closed_at: datetime | None
+
+
+class HuddleView(View):
+    id: str
+    event_id: str
+    name: str
+    topic: str
+    capacity: int
+    members: int
+    available: int
+    is_full: bool
+    version: int
+    created_at: datetime
+
+
+class HuddleMembershipView(View):
+    joined: bool
+    huddle: HuddleView
+
+
+class ViewerCapacity(View):
+    limit: int | None
+    viewers: int | None
+    available: int | None
+    is_full: bool | None
+
+
 class CapacitySnapshot(View):
     """One read of every capacity of an event; features add their sections."""
 
@@ -122,4 +192,8 @@ class CapacitySnapshot(View):
     taken_at: datetime
     max_attendees: int | None
     tickets: TicketCapacity
+    viewers: ViewerCapacity | None = None
+    booths: list[BoothView] = []
+    breakout_rooms: list[BreakoutRoomView] = []
+    huddles: list[HuddleView] = []
     sections: dict[str, Any] = {}

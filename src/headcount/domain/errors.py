@@ -131,6 +131,19 @@ class RoomFull(HeadcountError):
     title = "The breakout room is full"
 
 
+class RoomClosed(HeadcountError):
+    code = "room_closed"
+    status = 409
+    title = "The breakout room is closed"
+
+
+class LeaseExpired(HeadcountError):
+    """The lease ran out (missed heartbeats), was released, or was lost: join again."""
+
+    code = "lease_expired"
+    status = 410
+    title = "The lease is no longer held"
+
 class RateLimited(HeadcountError):
     code = "rate_limited"
     status = 429

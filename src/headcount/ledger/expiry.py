@@ -13,8 +13,9 @@ from datetime import datetime
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount.config import Settings
 from headcount.domain.tickets import OrderLine, OrderStatus
-from headcount.ledger import inventory
+from headcount.ledger import inventory, offers
 from headcount.ledger.models import Order, OrderItem
 
 
@@ -24,8 +25,12 @@ async def expire_due_holds(
     *,
     ticket_type_ids: Collection[str] | None = None,
     limit: int = 500,
+    offer_ttl: float = Settings.model_fields["offer_ttl"].default,
 ) -> list[str]:
-    """Mark due pending orders expired and release their stock; return their ids."""
+    """Mark due pending orders expired and release their stock; return their ids.
+
+    Released stock is offered to the ticket types' waitlists in this same transaction.
+    """
     due = (
         select(Order.id)
         .where(Order.status == OrderStatus.PENDING, Order.expires_at <= now)
@@ -56,4 +61,5 @@ async def expire_due_holds(
         .execution_options(synchronize_session=False)
     )
     await inventory.release_hold(session, lines)
+    await offers.settle(session, [line.ticket_type_id for line in lines], now, offer_ttl)
     return order_ids

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.tickets import OrderStatus
 from headcount.ledger.models import Order, OrderItem, TicketType
+from headcount.ledger.spaces import Huddle, HuddleMember
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,29 @@ async def ticket_types(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
-CHECKS: list[Check] = [ticket_types]
+async def huddles(session: AsyncSession, fix: bool) -> list[Drift]:
+    """`huddles.members` must equal the huddle's membership rows."""
+    rows = await session.execute(
+        select(Huddle.id, Huddle.members, func.count(HuddleMember.user_id))
+        .outerjoin(HuddleMember, HuddleMember.huddle_id == Huddle.id)
+        .group_by(Huddle.id, Huddle.members)
+        .order_by(Huddle.id)
+    )
+    drifts: list[Drift] = []
+    for huddle_id, counter, from_rows in rows.all():
+        if counter != from_rows:
+            drifts.append(Drift("huddles", huddle_id, "members", counter, from_rows))
+            if fix:
+                await session.execute(
+                    update(Huddle)
+                    .where(Huddle.id == huddle_id)
+                    .values(members=from_rows, version=Huddle.version + 1)
+                    .execution_options(synchronize_session=False)
+                )
+    return drifts
+
+
+CHECKS: list[Check] = [ticket_types, huddles]
 
 
 async def reconcile(session: AsyncSession, *, fix: bool = False) -> list[Drift]:

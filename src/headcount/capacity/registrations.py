@@ -1,0 +1,267 @@
+"""Event registration: attendees (and their guests) counted against `max_attendees`.
+
+Rules chosen here (docs/concurrency.md, "Attendance", has the locking side):
+* One registration per attendee and event. Registering again while registered returns the
+  same registration and counts nobody twice; a different `party_size` changes the guest
+  count (growing it needs room under the cap, shrinking it always works).
+* `max_attendees` caps *registrations* (people, guests included). Ticket sales are capped
+  by their own `quantity_total`; a ticket does not register anyone and a registration
+  needs no ticket. The event-wide ticket cap is issue #4's and would be a second counter
+  on the same `event_capacity` row.
+* Lowering the cap never evicts: `remaining` shows 0 and admissions stop until enough
+  people cancel. Raising it admits the very next request (the cap is read by the
+  admission statement itself).
+* Cancelling a registration also gives up the attendee's session seats and waitlist places
+  of that event, so nobody keeps a seat in an event they no longer attend; freed seats go
+  to the sessions' waitlists in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.views import RegistrationCapacity, RegistrationView
+from headcount.domain import attendance
+from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
+from headcount.domain.errors import EventFull, NotFound
+from headcount.domain.identity import Principal
+from headcount.domain.ids import new_id
+from headcount.ledger import locks, registrations, seats
+from headcount.ledger.attendance import Registration, SessionSeat, WaitlistEntry
+from headcount.ledger.attendance import Session as AgendaSession
+from headcount.ledger.idempotency import run_idempotent
+from headcount.ledger.models import Event
+from headcount.runtime import Runtime
+
+
+class RegistrationDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    party_size: int = Field(
+        default=1,
+        ge=1,
+        le=attendance.MAX_PARTY_SIZE,
+        description="the attendee plus their guests; each counts against max_attendees",
+    )
+
+
+def registration_view(reg: Registration) -> RegistrationView:
+    return RegistrationView(
+        id=reg.id,
+        event_id=reg.event_id,
+        attendee_id=reg.attendee_id,
+        party_size=reg.party_size,
+        status=RegistrationStatus(reg.status),
+        created_at=reg.created_at,
+        updated_at=reg.updated_at,
+        cancelled_at=reg.cancelled_at,
+    )
+
+
+async def registration_capacity(session: AsyncSession, event: Event) -> RegistrationCapacity:
+    taken = await registrations.registered(session, event.id)
+    return RegistrationCapacity(
+        max_attendees=event.max_attendees,
+        registered=taken,
+        remaining=attendance.remaining(event.max_attendees, taken),
+        is_full=attendance.is_full(event.max_attendees, taken),
+    )
+
+
+async def own_registration(
+    session: AsyncSession, event_id: str, attendee_id: str
+) -> Registration | None:
+    return (
+        await session.scalars(
+            select(Registration)
+            .where(Registration.event_id == event_id, Registration.attendee_id == attendee_id)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+
+
+async def is_registered(session: AsyncSession, event_id: str, attendee_id: str) -> bool:
+    reg = await own_registration(session, event_id, attendee_id)
+    return reg is not None and reg.status == RegistrationStatus.ACTIVE
+
+
+async def register(
+    rt: Runtime,
+    principal: Principal,
+    event_id: str,
+    draft: RegistrationDraft,
+    *,
+    idempotency_key: str | None = None,
+) -> tuple[RegistrationView, bool]:
+    """Register the caller; returns the registration and whether it was newly made active."""
+    party = draft.party_size
+    attendance.check_party_size(party)
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now = rt.clock()
+        event = await load_event(session, event_id)
+        await locks.event_counter(session, event.id)
+        reg = await own_registration(session, event.id, principal.sub)
+        if reg is not None and reg.status == RegistrationStatus.ACTIVE:
+            delta = party - reg.party_size
+            if delta > 0 and await registrations.admit(session, event.id, delta) is None:
+                await _refuse(session, event, delta)
+            if delta < 0:
+                await registrations.release(session, event.id, -delta)
+            if delta:
+                reg.party_size = party
+                reg.updated_at = now
+                await session.flush()
+            return {"registration": _dump(reg), "created": False}
+        if await registrations.admit(session, event.id, party) is None:
+            await _refuse(session, event, party)
+        if reg is None:
+            reg = Registration(
+                id=new_id("reg"),
+                event_id=event.id,
+                attendee_id=principal.sub,
+                party_size=party,
+                status=RegistrationStatus.ACTIVE.value,
+                created_at=now,
+                updated_at=now,
+                cancelled_at=None,
+            )
+            session.add(reg)
+        else:
+            reg.status = RegistrationStatus.ACTIVE.value
+            reg.party_size = party
+            reg.updated_at = now
+            reg.cancelled_at = None
+        await session.flush()
+        return {"registration": _dump(reg), "created": True}
+
+    result = await run_idempotent(
+        rt.db,
+        owner=principal.sub,
+        scope=f"registrations.create:{event_id}",
+        key=idempotency_key,
+        payload={"event_id": event_id, "party_size": party},
+        now=rt.clock(),
+        work=work,
+    )
+    return RegistrationView.model_validate(result["registration"]), bool(result["created"])
+
+
+def _dump(reg: Registration) -> dict[str, Any]:
+    return registration_view(reg).model_dump(mode="json")
+
+
+async def _refuse(session: AsyncSession, event: Event, asked: int) -> None:
+    summary = await registration_capacity(session, event)
+    raise EventFull(
+        f"event {event.name!r} has {summary.remaining} place(s) left; {asked} asked",
+        event_id=event.id,
+        max_attendees=summary.max_attendees,
+        registered=summary.registered,
+        remaining=summary.remaining,
+    )
+
+
+async def cancel_registration(
+    rt: Runtime, principal: Principal, event_id: str, *, idempotency_key: str | None = None
+) -> RegistrationView:
+    """Cancel the caller's registration (again: a no-op) and give up their session places."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now = rt.clock()
+        event = await load_event(session, event_id)
+        await locks.event_counter(session, event.id)
+        reg = await own_registration(session, event.id, principal.sub)
+        if reg is None:
+            raise NotFound(f"you are not registered for event {event_id!r}")
+        if reg.status == RegistrationStatus.CANCELLED:
+            return _dump(reg)
+        await registrations.release(session, event.id, reg.party_size)
+        reg.status = RegistrationStatus.CANCELLED.value
+        reg.cancelled_at = now
+        reg.updated_at = now
+        await session.flush()
+        await _leave_sessions(session, event.id, principal.sub, now)
+        return _dump(reg)
+
+    result = await run_idempotent(
+        rt.db,
+        owner=principal.sub,
+        scope=f"registrations.cancel:{event_id}",
+        key=idempotency_key,
+        payload={"event_id": event_id},
+        now=rt.clock(),
+        work=work,
+    )
+    return RegistrationView.model_validate(result)
+
+
+async def _leave_sessions(session: AsyncSession, event_id: str, attendee_id: str, now: Any) -> None:
+    """Lock every session counter of the event (ascending id), then give places up.
+
+    Locking them all before looking means an RSVP racing this cancel either committed
+    first (and its seat is seen and given up here) or runs after and finds no registration.
+    """
+    session_ids = list(
+        await session.scalars(select(AgendaSession.id).where(AgendaSession.event_id == event_id))
+    )
+    await locks.session_counters(session, session_ids)
+    if not session_ids:
+        return
+    held = await session.scalars(
+        select(SessionSeat)
+        .where(
+            SessionSeat.session_id.in_(session_ids),
+            SessionSeat.attendee_id == attendee_id,
+            SessionSeat.status == SeatStatus.CONFIRMED,
+        )
+        .order_by(SessionSeat.session_id)
+        .execution_options(populate_existing=True)
+    )
+    for seat in list(held.all()):
+        await seats.give_up(session, seat, now)
+    waiting = await session.scalars(
+        select(WaitlistEntry).where(
+            WaitlistEntry.session_id.in_(session_ids),
+            WaitlistEntry.attendee_id == attendee_id,
+            WaitlistEntry.status == EntryStatus.WAITING,
+        )
+    )
+    for entry in waiting.all():
+        entry.status = EntryStatus.LEFT.value
+        entry.updated_at = now
+    await session.flush()
+
+
+async def my_registration(rt: Runtime, principal: Principal, event_id: str) -> RegistrationView:
+    async with rt.db.transaction() as session:
+        event = await load_event(session, event_id)
+        reg = await own_registration(session, event.id, principal.sub)
+        if reg is None:
+            raise NotFound(f"you are not registered for event {event_id!r}")
+        return registration_view(reg)
+
+
+async def list_registrations(
+    rt: Runtime, principal: Principal, event_id: str, *, limit: int = 1000
+) -> list[RegistrationView]:
+    async with rt.db.transaction() as session:
+        event = await load_event(session, event_id)
+        require_manager(principal, event)
+        rows = await session.scalars(
+            select(Registration)
+            .where(Registration.event_id == event.id)
+            .order_by(Registration.created_at, Registration.id)
+            .limit(limit)
+        )
+        return [registration_view(r) for r in rows.all()]
+
+
+async def get_registration_capacity(rt: Runtime, event_id: str) -> RegistrationCapacity:
+    async with rt.db.transaction() as session:
+        return await registration_capacity(session, await load_event(session, event_id))

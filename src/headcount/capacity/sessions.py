@@ -1,0 +1,340 @@
+"""Sessions (agenda items): seats up to `max_participants`, then a FIFO waitlist.
+
+Rules chosen here:
+* Only attendees with an active registration for the event may RSVP. Registration is the
+  event's one headcount (`max_attendees`), so a session seat never exists for someone the
+  event does not count; a ticket buyer registers like anyone (issue #4 may register them
+  on payment). Cancelling the registration gives the seats up (capacity/registrations.py).
+* RSVP answers `confirmed` when a seat is free, else `waitlisted` with a position, or 409
+  `session_full` when the session's waitlist is off. Asking again answers the same thing.
+* Leaving frees the seat and, in the same transaction, confirms the head of the waitlist.
+  Raising `max_participants` confirms as many heads as there are new seats. Lowering it
+  below the confirmed count is refused (409 `conflict`): nobody loses a confirmed seat,
+  and the CHECK `current_attendance <= maximum_capacity` stays a true invariant.
+* Turning the waitlist off stops new entries; people already waiting keep their place.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.capacity.events import MAX_LIMIT, load_event, require_manager
+from headcount.capacity.registrations import is_registered
+from headcount.capacity.views import RsvpView, SessionView, WaitlistEntryView, WaitlistView
+from headcount.capacity.waitlists import entry_view, waitlist_view
+from headcount.domain.attendance import EntryStatus, RsvpStatus, SeatSource, SeatStatus
+from headcount.domain.errors import Conflict, InvalidRequest, NotFound, NotRegistered, SessionFull
+from headcount.domain.identity import Principal
+from headcount.domain.ids import is_well_formed, new_id
+from headcount.ledger import locks, seats, waitlist
+from headcount.ledger.attendance import Session as AgendaSession
+from headcount.ledger.attendance import SessionCapacity
+from headcount.ledger.idempotency import run_idempotent
+from headcount.runtime import Runtime
+
+
+def _check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    for value in (starts_at, ends_at):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("times must carry a UTC offset (RFC 3339)")
+    if starts_at and ends_at and ends_at < starts_at:
+        raise ValueError("ends_at is before starts_at")
+
+
+class SessionDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=10_000)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    max_participants: int = Field(ge=0, le=MAX_LIMIT)
+    waitlist_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _window(self) -> SessionDraft:
+        _check_window(self.starts_at, self.ends_at)
+        return self
+
+
+class SessionPatch(BaseModel):
+    """Only the fields present are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    description: str | None = Field(default=None, max_length=10_000)
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+    max_participants: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    waitlist_enabled: bool | None = None
+
+
+async def load_session(session: AsyncSession, session_id: str) -> AgendaSession:
+    if not is_well_formed(session_id):
+        raise NotFound(f"no session {session_id!r}")
+    found = await session.get(AgendaSession, session_id, populate_existing=True)
+    if found is None:
+        raise NotFound(f"no session {session_id!r}")
+    return found
+
+
+async def _view(session: AsyncSession, agenda: AgendaSession) -> SessionView:
+    cap = await seats.capacity(session, agenda.id)
+    assert cap is not None
+    return SessionView(
+        id=agenda.id,
+        event_id=agenda.event_id,
+        title=agenda.title,
+        description=agenda.description,
+        starts_at=agenda.starts_at,
+        ends_at=agenda.ends_at,
+        max_participants=cap.maximum_capacity,
+        current_attendance=cap.current_attendance,
+        remaining=max(0, cap.maximum_capacity - cap.current_attendance),
+        is_full=cap.current_attendance >= cap.maximum_capacity,
+        waitlist_enabled=agenda.waitlist_enabled,
+        waitlist_length=await waitlist.waiting_count(session, session_id=agenda.id),
+        created_at=agenda.created_at,
+        updated_at=agenda.updated_at,
+    )
+
+
+async def session_views(session: AsyncSession, event_id: str) -> list[SessionView]:
+    rows = await session.scalars(
+        select(AgendaSession)
+        .where(AgendaSession.event_id == event_id)
+        .order_by(AgendaSession.starts_at, AgendaSession.created_at, AgendaSession.id)
+    )
+    return [await _view(session, agenda) for agenda in rows.all()]
+
+
+async def create_session(
+    rt: Runtime,
+    principal: Principal,
+    event_id: str,
+    draft: SessionDraft,
+    *,
+    session_id: str | None = None,
+) -> SessionView:
+    now = rt.clock()
+    async with rt.db.transaction() as session:
+        event = await load_event(session, event_id)
+        require_manager(principal, event)
+        agenda = AgendaSession(
+            id=session_id or new_id("ses"),
+            event_id=event.id,
+            title=draft.title,
+            description=draft.description,
+            starts_at=draft.starts_at,
+            ends_at=draft.ends_at,
+            waitlist_enabled=draft.waitlist_enabled,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(agenda)
+        await session.flush()
+        session.add(
+            SessionCapacity(
+                session_id=agenda.id,
+                maximum_capacity=draft.max_participants,
+                current_attendance=0,
+            )
+        )
+        await session.flush()
+        return await _view(session, agenda)
+
+
+async def get_session(rt: Runtime, session_id: str) -> SessionView:
+    async with rt.db.transaction() as session:
+        return await _view(session, await load_session(session, session_id))
+
+
+async def list_sessions(rt: Runtime, event_id: str) -> list[SessionView]:
+    async with rt.db.transaction() as session:
+        event = await load_event(session, event_id)
+        return await session_views(session, event.id)
+
+
+async def update_session(
+    rt: Runtime, principal: Principal, session_id: str, patch: SessionPatch
+) -> SessionView:
+    changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
+    for required in ("title", "max_participants", "waitlist_enabled"):
+        if required in changes and changes[required] is None:
+            raise InvalidRequest(f"{required} cannot be null")
+    async with rt.db.transaction() as session:
+        now = rt.clock()
+        agenda = await load_session(session, session_id)
+        event = await load_event(session, agenda.event_id)
+        require_manager(principal, event)
+        try:
+            _check_window(
+                changes.get("starts_at", agenda.starts_at), changes.get("ends_at", agenda.ends_at)
+            )
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        maximum = changes.pop("max_participants", None)
+        if "description" in changes and changes["description"] is None:
+            changes["description"] = ""
+        if changes:
+            await session.execute(
+                update(AgendaSession)
+                .where(AgendaSession.id == agenda.id)
+                .values(**changes, updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+        if maximum is not None:
+            if not await seats.set_maximum(session, agenda.id, maximum):
+                cap = await seats.capacity(session, agenda.id)
+                taken = cap.current_attendance if cap else 0
+                raise Conflict(
+                    f"max_participants {maximum} is below the {taken} confirmed seats; "
+                    "nobody loses a confirmed seat",
+                    current_attendance=taken,
+                )
+            # More seats: the waitlist gets them in this transaction, before any newcomer.
+            await seats.promote(session, agenda.id, now)
+        return await _view(session, await load_session(session, agenda.id))
+
+
+async def _rsvp_view(
+    session: AsyncSession, session_id: str, attendee_id: str, *, include_past: bool = False
+) -> RsvpView:
+    seat = await seats.seat_of(session, session_id, attendee_id)
+    if seat is not None and seat.status == SeatStatus.CONFIRMED:
+        entry = await waitlist.latest_entry(session, attendee_id, session_id=session_id)
+        shown = entry if entry is not None and entry.status == EntryStatus.PROMOTED else None
+        return RsvpView(
+            session_id=session_id,
+            attendee_id=attendee_id,
+            status=RsvpStatus.CONFIRMED,
+            waitlist_entry=await entry_view(session, shown) if shown else None,
+        )
+    entry = await waitlist.latest_entry(session, attendee_id, session_id=session_id)
+    if entry is not None and entry.status == EntryStatus.WAITING:
+        shown_entry = await entry_view(session, entry)
+        return RsvpView(
+            session_id=session_id,
+            attendee_id=attendee_id,
+            status=RsvpStatus.WAITLISTED,
+            position=shown_entry.position,
+            waitlist_entry=shown_entry,
+        )
+    return RsvpView(
+        session_id=session_id,
+        attendee_id=attendee_id,
+        status=RsvpStatus.NONE,
+        waitlist_entry=await entry_view(session, entry) if include_past and entry else None,
+    )
+
+
+async def rsvp(
+    rt: Runtime, principal: Principal, session_id: str, *, idempotency_key: str | None = None
+) -> RsvpView:
+    """Take a seat, or a place in the queue, or be refused with `session_full`."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now = rt.clock()
+        agenda = await load_session(session, session_id)
+        await locks.session_counters(session, [agenda.id])
+        if not await is_registered(session, agenda.event_id, principal.sub):
+            raise NotRegistered(
+                f"register for event {agenda.event_id!r} before RSVPing to its sessions",
+                event_id=agenda.event_id,
+            )
+        current = await _rsvp_view(session, agenda.id, principal.sub)
+        if current.status is not RsvpStatus.NONE:
+            return current.model_dump(mode="json")
+        if await seats.admit(session, agenda.id):
+            await seats.occupy(session, agenda.id, principal.sub, SeatSource.RSVP, now)
+        elif agenda.waitlist_enabled:
+            await waitlist.join(
+                session,
+                event_id=agenda.event_id,
+                attendee_id=principal.sub,
+                now=now,
+                session_id=agenda.id,
+            )
+        else:
+            cap = await seats.capacity(session, agenda.id)
+            raise SessionFull(
+                f"session {agenda.title!r} is full and has no waitlist",
+                session_id=agenda.id,
+                max_participants=cap.maximum_capacity if cap else None,
+            )
+        return (await _rsvp_view(session, agenda.id, principal.sub)).model_dump(mode="json")
+
+    result = await run_idempotent(
+        rt.db,
+        owner=principal.sub,
+        scope=f"sessions.rsvp:{session_id}",
+        key=idempotency_key,
+        payload={"session_id": session_id},
+        now=rt.clock(),
+        work=work,
+    )
+    return RsvpView.model_validate(result)
+
+
+async def leave(
+    rt: Runtime, principal: Principal, session_id: str, *, idempotency_key: str | None = None
+) -> RsvpView:
+    """Give up a seat (the head of the waitlist gets it) or a place in the queue."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now = rt.clock()
+        agenda = await load_session(session, session_id)
+        await locks.session_counters(session, [agenda.id])
+        seat = await seats.seat_of(session, agenda.id, principal.sub)
+        if seat is not None and seat.status == SeatStatus.CONFIRMED:
+            await seats.give_up(session, seat, now)
+        else:
+            entry = await waitlist.live_entry(session, principal.sub, session_id=agenda.id)
+            if entry is not None:
+                entry.status = EntryStatus.LEFT.value
+                entry.updated_at = now
+                await session.flush()
+        view = await _rsvp_view(session, agenda.id, principal.sub, include_past=True)
+        return view.model_dump(mode="json")
+
+    result = await run_idempotent(
+        rt.db,
+        owner=principal.sub,
+        scope=f"sessions.leave:{session_id}",
+        key=idempotency_key,
+        payload={"session_id": session_id},
+        now=rt.clock(),
+        work=work,
+    )
+    return RsvpView.model_validate(result)
+
+
+async def my_rsvp(rt: Runtime, principal: Principal, session_id: str) -> RsvpView:
+    async with rt.db.transaction() as session:
+        agenda = await load_session(session, session_id)
+        return await _rsvp_view(session, agenda.id, principal.sub, include_past=True)
+
+
+async def my_waitlist_entry(
+    rt: Runtime, principal: Principal, session_id: str
+) -> WaitlistEntryView:
+    """The caller's latest entry in this session's queue: position, or what became of it."""
+    async with rt.db.transaction() as session:
+        agenda = await load_session(session, session_id)
+        entry = await waitlist.latest_entry(session, principal.sub, session_id=agenda.id)
+        if entry is None:
+            raise NotFound(f"you have not joined the waitlist of session {session_id!r}")
+        return await entry_view(session, entry)
+
+
+async def session_waitlist(rt: Runtime, principal: Principal, session_id: str) -> WaitlistView:
+    async with rt.db.transaction() as session:
+        agenda = await load_session(session, session_id)
+        require_manager(principal, await load_event(session, agenda.event_id))
+        return await waitlist_view(session, session_id=agenda.id)

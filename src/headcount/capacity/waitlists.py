@@ -1,0 +1,219 @@
+"""Ticket-type waitlists and the attendee's view of every queue they are in.
+
+Rules chosen here:
+* Anyone signed in may queue for a ticket type, asking for 1 to `max_per_order` tickets
+  (at most 10). Joining when stock is free (and nobody waits) gives an offer at once.
+* When stock frees, the head is *offered* it: a hold reserved for them (counted in
+  `quantity_reserved`) until `offer_expires_at` (HEADCOUNT_OFFER_TTL). The offer is
+  smaller than asked when less stock freed, so stock never sits idle while people wait.
+* Accepting = creating an order for that ticket type before the offer expires; the order
+  takes over the offer's hold (and reserves any extra quantity normally).
+* Declining (leaving while offered) or letting it lapse passes the stock to the next
+  person in the same transaction; the entry's `status` tells the attendee what happened.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.tickets import load_ticket_type
+from headcount.capacity.views import WaitlistEntryView, WaitlistView
+from headcount.domain import attendance
+from headcount.domain.attendance import EntryStatus
+from headcount.domain.errors import NotFound
+from headcount.domain.identity import Principal
+from headcount.ledger import locks, offers, waitlist
+from headcount.ledger.attendance import WaitlistEntry
+from headcount.ledger.expiry import expire_due_holds
+from headcount.ledger.idempotency import run_idempotent
+from headcount.runtime import Runtime
+
+
+class TicketWaitlistDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    quantity: int = Field(default=1, ge=1, le=attendance.MAX_WAITLIST_QUANTITY)
+
+
+async def entry_view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistEntryView:
+    return WaitlistEntryView(
+        id=entry.id,
+        event_id=entry.event_id,
+        session_id=entry.session_id,
+        ticket_type_id=entry.ticket_type_id,
+        attendee_id=entry.attendee_id,
+        quantity=entry.quantity,
+        seq=entry.seq,
+        status=EntryStatus(entry.status),
+        position=await waitlist.position(session, entry),
+        offered_quantity=entry.offered_quantity,
+        offer_expires_at=entry.offer_expires_at,
+        order_id=entry.order_id,
+        joined_at=entry.joined_at,
+        updated_at=entry.updated_at,
+    )
+
+
+async def waitlist_view(
+    session: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
+) -> WaitlistView:
+    live = await waitlist.entries(session, session_id=session_id, ticket_type_id=ticket_type_id)
+    views: list[WaitlistEntryView] = []
+    place = 0
+    for entry in live:
+        # Positions in one pass over the ordered entries, not one count query per entry.
+        waiting = entry.status == EntryStatus.WAITING
+        place += waiting
+        views.append(_plain_view(entry).model_copy(update={"position": place if waiting else None}))
+    return WaitlistView(
+        session_id=session_id,
+        ticket_type_id=ticket_type_id,
+        waiting=sum(1 for e in live if e.status == EntryStatus.WAITING),
+        offered=sum(1 for e in live if e.status == EntryStatus.OFFERED),
+        entries=views,
+    )
+
+
+def _plain_view(entry: WaitlistEntry) -> WaitlistEntryView:
+    return WaitlistEntryView(
+        id=entry.id,
+        event_id=entry.event_id,
+        session_id=entry.session_id,
+        ticket_type_id=entry.ticket_type_id,
+        attendee_id=entry.attendee_id,
+        quantity=entry.quantity,
+        seq=entry.seq,
+        status=EntryStatus(entry.status),
+        position=None,
+        offered_quantity=entry.offered_quantity,
+        offer_expires_at=entry.offer_expires_at,
+        order_id=entry.order_id,
+        joined_at=entry.joined_at,
+        updated_at=entry.updated_at,
+    )
+
+
+async def join_ticket_waitlist(
+    rt: Runtime,
+    principal: Principal,
+    ticket_type_id: str,
+    draft: TicketWaitlistDraft,
+    *,
+    idempotency_key: str | None = None,
+) -> WaitlistEntryView:
+    """Queue for a ticket type; already queued (or holding an offer) answers the same entry."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now, ttl = rt.clock(), rt.settings.offer_ttl
+        tt = await load_ticket_type(session, ticket_type_id)
+        attendance.check_waitlist_quantity(draft.quantity, tt.max_per_order)
+        # Lock order: orders → ticket type → entries (docs/concurrency.md).
+        await expire_due_holds(session, now, ticket_type_ids=[tt.id], offer_ttl=ttl)
+        await offers.settle(session, [tt.id], now, ttl)
+        mine = await waitlist.live_entry(session, principal.sub, ticket_type_id=tt.id)
+        if mine is None:
+            mine = await waitlist.join(
+                session,
+                event_id=tt.event_id,
+                attendee_id=principal.sub,
+                now=now,
+                quantity=draft.quantity,
+                ticket_type_id=tt.id,
+            )
+            await offers.settle(session, [tt.id], now, ttl)
+        return (await entry_view(session, mine)).model_dump(mode="json")
+
+    result = await run_idempotent(
+        rt.db,
+        owner=principal.sub,
+        scope=f"waitlists.join:{ticket_type_id}",
+        key=idempotency_key,
+        payload={"ticket_type_id": ticket_type_id, "quantity": draft.quantity},
+        now=rt.clock(),
+        work=work,
+    )
+    return WaitlistEntryView.model_validate(result)
+
+
+async def leave_ticket_waitlist(
+    rt: Runtime, principal: Principal, ticket_type_id: str, *, idempotency_key: str | None = None
+) -> WaitlistEntryView:
+    """Leave the queue, or decline a live offer (its stock goes to the next person)."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        now, ttl = rt.clock(), rt.settings.offer_ttl
+        tt = await load_ticket_type(session, ticket_type_id)
+        await locks.ticket_type(session, tt.id)
+        mine = await waitlist.live_entry(session, principal.sub, ticket_type_id=tt.id, lock=True)
+        if mine is not None:
+            lapsed = mine.offer_expires_at is not None and mine.offer_expires_at <= now
+            if mine.status == EntryStatus.OFFERED and lapsed:
+                await offers.settle(session, [tt.id], now, ttl)
+            else:
+                gone = EntryStatus.DECLINED if mine.status == EntryStatus.OFFERED else None
+                await offers.give_back(session, mine, gone or EntryStatus.LEFT, now, ttl)
+        latest = await waitlist.latest_entry(session, principal.sub, ticket_type_id=tt.id)
+        if latest is None:
+            raise NotFound(f"you have not joined the waitlist of ticket type {ticket_type_id!r}")
+        return (await entry_view(session, latest)).model_dump(mode="json")
+
+    result = await run_idempotent(
+        rt.db,
+        owner=principal.sub,
+        scope=f"waitlists.leave:{ticket_type_id}",
+        key=idempotency_key,
+        payload={"ticket_type_id": ticket_type_id},
+        now=rt.clock(),
+        work=work,
+    )
+    return WaitlistEntryView.model_validate(result)
+
+
+async def my_ticket_waitlist_entry(
+    rt: Runtime, principal: Principal, ticket_type_id: str
+) -> WaitlistEntryView:
+    async with rt.db.transaction() as session:
+        tt = await load_ticket_type(session, ticket_type_id)
+        if await offers.due_ticket_types(session, rt.clock(), among=[tt.id]):
+            await offers.settle(session, [tt.id], rt.clock(), rt.settings.offer_ttl)
+        entry = await waitlist.latest_entry(session, principal.sub, ticket_type_id=tt.id)
+        if entry is None:
+            raise NotFound(f"you have not joined the waitlist of ticket type {ticket_type_id!r}")
+        return await entry_view(session, entry)
+
+
+async def ticket_waitlist(rt: Runtime, principal: Principal, ticket_type_id: str) -> WaitlistView:
+    async with rt.db.transaction() as session:
+        tt = await load_ticket_type(session, ticket_type_id)
+        require_manager(principal, await load_event(session, tt.event_id))
+        return await waitlist_view(session, ticket_type_id=tt.id)
+
+
+async def my_entries(rt: Runtime, principal: Principal, event_id: str) -> list[WaitlistEntryView]:
+    """Every queue the caller joined in this event, newest first: the attendee's feed."""
+    async with rt.db.transaction() as session:
+        event = await load_event(session, event_id)
+        rows = await session.scalars(
+            select(WaitlistEntry)
+            .where(WaitlistEntry.event_id == event.id, WaitlistEntry.attendee_id == principal.sub)
+            .order_by(WaitlistEntry.updated_at.desc(), WaitlistEntry.id)
+            .limit(500)
+        )
+        return [await entry_view(session, e) for e in rows.all()]
+
+
+async def sweep_expired_offers(rt: Runtime, *, batch: int = 100) -> int:
+    """Pass lapsed offers on: a background duty, safe on every replica (row locks, SKIP LOCKED)."""
+    total = 0
+    while True:
+        async with rt.db.transaction() as session:
+            due = await offers.due_ticket_types(session, rt.clock(), limit=batch)
+            lapsed = await offers.settle(session, due, rt.clock(), rt.settings.offer_ttl)
+        total += lapsed
+        if len(due) < batch:
+            return total

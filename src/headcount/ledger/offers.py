@@ -1,0 +1,178 @@
+"""Ticket-type waitlists: offers are holds reserved for the head of the queue.
+
+An offer moves stock into `quantity_reserved` exactly like an order's hold does, so the
+foundation's invariant `sold + reserved <= total` and its CHECK constraint cover offers
+too, and `reconcile` counts active offers beside pending orders. Whenever stock frees
+(cancel, refund, hold expiry, a larger `quantity_total`, an offer expiring or declined)
+the releasing transaction calls `settle`, which offers the freed stock to the queue before
+anyone else can see it as available.
+
+Lock order: ticket type row (ascending id), then its waitlist entries — the same order
+orders use (orders → ticket types → entries), see docs/concurrency.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.domain.attendance import EntryStatus, offer_size
+from headcount.domain.tickets import OrderLine
+from headcount.ledger import inventory, locks, waitlist
+from headcount.ledger.attendance import WaitlistEntry
+
+
+async def settle(
+    session: AsyncSession, ticket_type_ids: Collection[str], now: datetime, offer_ttl: float
+) -> int:
+    """Expire lapsed offers and offer free stock to the queues; returns how many lapsed."""
+    lapsed = 0
+    for tid in sorted(set(ticket_type_ids)):
+        if await locks.ticket_type(session, tid) is None:
+            continue
+        lapsed += await _expire_due(session, tid, now)
+        await _promote(session, tid, now, offer_ttl)
+    return lapsed
+
+
+async def _expire_due(session: AsyncSession, ticket_type_id: str, now: datetime) -> int:
+    due = list(
+        (
+            await session.scalars(
+                select(WaitlistEntry)
+                .where(
+                    WaitlistEntry.ticket_type_id == ticket_type_id,
+                    WaitlistEntry.status == EntryStatus.OFFERED,
+                    WaitlistEntry.offer_expires_at <= now,
+                )
+                .order_by(WaitlistEntry.seq)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
+    )
+    if not due:
+        return 0
+    freed = 0
+    for entry in due:
+        freed += entry.offered_quantity or 0
+        entry.status = EntryStatus.EXPIRED.value
+        entry.updated_at = now
+    await session.flush()
+    await inventory.release_hold(session, [OrderLine(ticket_type_id, freed)])
+    return len(due)
+
+
+async def _promote(
+    session: AsyncSession, ticket_type_id: str, now: datetime, offer_ttl: float
+) -> list[WaitlistEntry]:
+    offered: list[WaitlistEntry] = []
+    while True:
+        available = await locks.ticket_type(session, ticket_type_id)
+        if not available:
+            return offered
+        first = await waitlist.head(session, ticket_type_id=ticket_type_id)
+        if first is None:
+            return offered
+        size = offer_size(first.quantity, available)
+        await inventory.reserve(session, [OrderLine(ticket_type_id, size)])
+        first.status = EntryStatus.OFFERED.value
+        first.offered_quantity = size
+        first.offer_expires_at = now + timedelta(seconds=offer_ttl)
+        first.updated_at = now
+        await session.flush()
+        offered.append(first)
+
+
+async def give_back(
+    session: AsyncSession, entry: WaitlistEntry, status: EntryStatus, now: datetime, ttl: float
+) -> None:
+    """Leave the queue or decline an offer; a declined offer passes to the next person."""
+    assert entry.ticket_type_id is not None
+    was_offered = entry.status == EntryStatus.OFFERED
+    held = entry.offered_quantity or 0
+    entry.status = status.value
+    entry.updated_at = now
+    await session.flush()
+    if was_offered and held:
+        await inventory.release_hold(session, [OrderLine(entry.ticket_type_id, held)])
+        await _promote(session, entry.ticket_type_id, now, ttl)
+
+
+async def reserve_with_offers(
+    session: AsyncSession,
+    lines: Sequence[OrderLine],
+    names: Mapping[str, str],
+    *,
+    owner: str,
+    now: datetime,
+    offer_ttl: float,
+) -> list[WaitlistEntry]:
+    """`inventory.reserve`, except that the owner's live offers pay for their lines.
+
+    Lines are taken in ascending ticket-type order (the caller normalised them). An offer
+    covers up to its size; the rest of the line is reserved normally (and may be sold
+    out); an unused part of an offer is released and passed on. Returns the offers taken,
+    for the caller to mark with the order id.
+    """
+    taken: list[WaitlistEntry] = []
+    for line in lines:
+        tid = line.ticket_type_id
+        mine = await waitlist.live_entry(session, owner, ticket_type_id=tid)
+        if mine is None or mine.status != EntryStatus.OFFERED:
+            await inventory.reserve(session, [line], names)
+            continue
+        await locks.ticket_type(session, tid)
+        offer = await waitlist.live_entry(session, owner, ticket_type_id=tid, lock=True)
+        if (
+            offer is None
+            or offer.status != EntryStatus.OFFERED
+            or offer.offer_expires_at is None
+            or offer.offer_expires_at <= now
+        ):
+            # Lapsed: it passes to the next person first; this line then asks like anyone.
+            await settle(session, [tid], now, offer_ttl)
+            await inventory.reserve(session, [line], names)
+            continue
+        size = offer.offered_quantity or 0
+        used = min(size, line.quantity)
+        if line.quantity > used:
+            await inventory.reserve(session, [OrderLine(tid, line.quantity - used)], names)
+        offer.status = EntryStatus.ACCEPTED.value
+        offer.updated_at = now
+        await session.flush()
+        if size > used:
+            await inventory.release_hold(session, [OrderLine(tid, size - used)])
+            await _promote(session, tid, now, offer_ttl)
+        taken.append(offer)
+    return taken
+
+
+async def mark_accepted(
+    session: AsyncSession, offers: Sequence[WaitlistEntry], order_id: str
+) -> None:
+    for offer in offers:
+        offer.order_id = order_id
+    await session.flush()
+
+
+async def due_ticket_types(
+    session: AsyncSession,
+    now: datetime,
+    *,
+    among: Collection[str] | None = None,
+    limit: int = 500,
+) -> list[str]:
+    """Ticket types with lapsed offers (a cheap, lock-free look before `settle`)."""
+    query = select(WaitlistEntry.ticket_type_id).where(
+        WaitlistEntry.status == EntryStatus.OFFERED,
+        WaitlistEntry.offer_expires_at <= now,
+        WaitlistEntry.ticket_type_id.is_not(None),
+    )
+    if among is not None:
+        query = query.where(WaitlistEntry.ticket_type_id.in_(list(among)))
+    rows = await session.scalars(query.distinct().limit(limit))
+    return sorted(tid for tid in rows.all() if tid is not None)

@@ -1,0 +1,50 @@
+"""The atomic statements behind event registration. Never read-then-write in Python.
+
+`admit` is the only way `registered` grows: one conditional UPDATE that reads the cap from
+`events.max_attendees` in the same statement, so raising the cap admits the very next
+request and lowering it stops admissions without touching anyone already registered.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.ledger.attendance import EventCapacity
+from headcount.ledger.models import Event
+
+_NO_SYNC = {"synchronize_session": False}
+
+
+async def admit(session: AsyncSession, event_id: str, heads: int) -> int | None:
+    """Count `heads` more people in if the cap allows; returns the new total or None."""
+    cap = select(Event.max_attendees).where(Event.id == event_id).scalar_subquery()
+    row = await session.execute(
+        update(EventCapacity)
+        .where(
+            EventCapacity.event_id == event_id,
+            or_(cap.is_(None), EventCapacity.registered + heads <= cap),
+        )
+        .values(registered=EventCapacity.registered + heads)
+        .returning(EventCapacity.registered)
+        .execution_options(**_NO_SYNC)
+    )
+    found = row.first()
+    return None if found is None else int(found[0])
+
+
+async def release(session: AsyncSession, event_id: str, heads: int) -> None:
+    """People leave. The CHECK constraint forbids going below zero."""
+    await session.execute(
+        update(EventCapacity)
+        .where(EventCapacity.event_id == event_id)
+        .values(registered=EventCapacity.registered - heads)
+        .execution_options(**_NO_SYNC)
+    )
+
+
+async def registered(session: AsyncSession, event_id: str) -> int:
+    value = await session.scalar(
+        select(EventCapacity.registered).where(EventCapacity.event_id == event_id)
+    )
+    return int(value or 0)

@@ -1,0 +1,125 @@
+"""The atomic statements behind session seats, and promotion from the session's waitlist.
+
+`admit` is the only way `current_attendance` grows: one conditional UPDATE. A seat given
+up is handed to the head of the waitlist in the same transaction (`promote`), so a
+newcomer can never take a freed seat ahead of someone waiting: they would need the same
+`session_capacity` row lock, which the releasing transaction holds until it commits.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.domain.attendance import EntryStatus, SeatSource, SeatStatus
+from headcount.ledger import waitlist
+from headcount.ledger.attendance import SessionCapacity, SessionSeat, WaitlistEntry
+
+_NO_SYNC = {"synchronize_session": False}
+
+
+async def admit(session: AsyncSession, session_id: str) -> bool:
+    row = await session.execute(
+        update(SessionCapacity)
+        .where(
+            SessionCapacity.session_id == session_id,
+            SessionCapacity.current_attendance < SessionCapacity.maximum_capacity,
+        )
+        .values(current_attendance=SessionCapacity.current_attendance + 1)
+        .returning(SessionCapacity.current_attendance)
+        .execution_options(**_NO_SYNC)
+    )
+    return row.first() is not None
+
+
+async def vacate(session: AsyncSession, session_id: str) -> None:
+    """A seat is given up. The CHECK constraint forbids going below zero."""
+    await session.execute(
+        update(SessionCapacity)
+        .where(SessionCapacity.session_id == session_id)
+        .values(current_attendance=SessionCapacity.current_attendance - 1)
+        .execution_options(**_NO_SYNC)
+    )
+
+
+async def set_maximum(session: AsyncSession, session_id: str, maximum: int) -> bool:
+    """Atomic: a new limit applies only if it still covers every confirmed seat."""
+    row = await session.execute(
+        update(SessionCapacity)
+        .where(
+            SessionCapacity.session_id == session_id,
+            SessionCapacity.current_attendance <= maximum,
+        )
+        .values(maximum_capacity=maximum)
+        .returning(SessionCapacity.session_id)
+        .execution_options(**_NO_SYNC)
+    )
+    return row.first() is not None
+
+
+async def capacity(session: AsyncSession, session_id: str) -> SessionCapacity | None:
+    return (
+        await session.scalars(
+            select(SessionCapacity)
+            .where(SessionCapacity.session_id == session_id)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+
+
+async def seat_of(session: AsyncSession, session_id: str, attendee_id: str) -> SessionSeat | None:
+    return (
+        await session.scalars(
+            select(SessionSeat)
+            .where(SessionSeat.session_id == session_id, SessionSeat.attendee_id == attendee_id)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+
+
+async def occupy(
+    session: AsyncSession, session_id: str, attendee_id: str, via: SeatSource, now: datetime
+) -> SessionSeat:
+    """Write the seat row for a place `admit` already counted."""
+    seat = await seat_of(session, session_id, attendee_id)
+    if seat is None:
+        seat = SessionSeat(
+            session_id=session_id,
+            attendee_id=attendee_id,
+            status=SeatStatus.CONFIRMED.value,
+            via=via.value,
+            confirmed_at=now,
+            updated_at=now,
+        )
+        session.add(seat)
+    else:
+        seat.status = SeatStatus.CONFIRMED.value
+        seat.via = via.value
+        seat.confirmed_at = now
+        seat.updated_at = now
+    await session.flush()
+    return seat
+
+
+async def give_up(session: AsyncSession, seat: SessionSeat, now: datetime) -> list[WaitlistEntry]:
+    """Free a confirmed seat and hand it on; returns the entries promoted."""
+    seat.status = SeatStatus.LEFT.value
+    seat.updated_at = now
+    await session.flush()
+    await vacate(session, seat.session_id)
+    return await promote(session, seat.session_id, now)
+
+
+async def promote(session: AsyncSession, session_id: str, now: datetime) -> list[WaitlistEntry]:
+    """Confirm waitlist heads, in seq order, while seats are free."""
+    promoted: list[WaitlistEntry] = []
+    while True:
+        first = await waitlist.head(session, session_id=session_id)
+        if first is None or not await admit(session, session_id):
+            return promoted
+        first.status = EntryStatus.PROMOTED.value
+        first.updated_at = now
+        await occupy(session, session_id, first.attendee_id, SeatSource.WAITLIST, now)
+        promoted.append(first)

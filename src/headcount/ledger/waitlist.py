@@ -1,0 +1,160 @@
+"""Waitlist entries: joining in FIFO order, finding the head, reading a position.
+
+Every function here runs inside the caller's transaction *after* the caller locked the
+resource's counter row (`session_capacity` or `ticket_types`): that lock is what makes
+`seq` = max(seq)+1 safe and the head lookup stable. Promotion itself lives with the
+resource (`ledger/seats.py`, `ledger/offers.py`) because what a promotion gives differs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.domain.attendance import EntryStatus
+from headcount.domain.ids import new_id
+from headcount.ledger.attendance import WaitlistEntry
+
+LIVE = (EntryStatus.WAITING.value, EntryStatus.OFFERED.value)
+
+
+def _of(session_id: str | None, ticket_type_id: str | None) -> ColumnElement[bool]:
+    if (session_id is None) == (ticket_type_id is None):
+        raise ValueError("a waitlist belongs to exactly one session or ticket type")
+    if session_id is not None:
+        return WaitlistEntry.session_id == session_id
+    return WaitlistEntry.ticket_type_id == ticket_type_id
+
+
+async def join(
+    session: AsyncSession,
+    *,
+    event_id: str,
+    attendee_id: str,
+    now: datetime,
+    quantity: int = 1,
+    session_id: str | None = None,
+    ticket_type_id: str | None = None,
+) -> WaitlistEntry:
+    """Append to the queue. The caller holds the resource's row lock (see module doc)."""
+    last = await session.scalar(
+        select(func.max(WaitlistEntry.seq)).where(_of(session_id, ticket_type_id))
+    )
+    entry = WaitlistEntry(
+        id=new_id("wl"),
+        event_id=event_id,
+        session_id=session_id,
+        ticket_type_id=ticket_type_id,
+        attendee_id=attendee_id,
+        quantity=quantity,
+        seq=int(last or 0) + 1,
+        status=EntryStatus.WAITING.value,
+        offered_quantity=None,
+        offer_expires_at=None,
+        order_id=None,
+        joined_at=now,
+        updated_at=now,
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def live_entry(
+    session: AsyncSession,
+    attendee_id: str,
+    *,
+    session_id: str | None = None,
+    ticket_type_id: str | None = None,
+    lock: bool = False,
+) -> WaitlistEntry | None:
+    query = (
+        select(WaitlistEntry)
+        .where(
+            _of(session_id, ticket_type_id),
+            WaitlistEntry.attendee_id == attendee_id,
+            WaitlistEntry.status.in_(LIVE),
+        )
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query)).first()
+
+
+async def latest_entry(
+    session: AsyncSession,
+    attendee_id: str,
+    *,
+    session_id: str | None = None,
+    ticket_type_id: str | None = None,
+) -> WaitlistEntry | None:
+    """The attendee's most recent entry, live or not: how they learn what happened."""
+    return (
+        await session.scalars(
+            select(WaitlistEntry)
+            .where(_of(session_id, ticket_type_id), WaitlistEntry.attendee_id == attendee_id)
+            .order_by(WaitlistEntry.seq.desc())
+            .limit(1)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+
+
+async def head(
+    session: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
+) -> WaitlistEntry | None:
+    return (
+        await session.scalars(
+            select(WaitlistEntry)
+            .where(_of(session_id, ticket_type_id), WaitlistEntry.status == EntryStatus.WAITING)
+            .order_by(WaitlistEntry.seq)
+            .limit(1)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+
+
+async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
+    """1-based place among those still waiting; None once the entry stopped waiting."""
+    if entry.status != EntryStatus.WAITING:
+        return None
+    ahead = await session.scalar(
+        select(func.count())
+        .select_from(WaitlistEntry)
+        .where(
+            _of(entry.session_id, entry.ticket_type_id),
+            WaitlistEntry.status == EntryStatus.WAITING,
+            WaitlistEntry.seq <= entry.seq,
+        )
+    )
+    return int(ahead or 0)
+
+
+async def entries(
+    session: AsyncSession,
+    *,
+    session_id: str | None = None,
+    ticket_type_id: str | None = None,
+    live_only: bool = True,
+    limit: int = 1000,
+) -> list[WaitlistEntry]:
+    query = select(WaitlistEntry).where(_of(session_id, ticket_type_id))
+    if live_only:
+        query = query.where(WaitlistEntry.status.in_(LIVE))
+    query = query.order_by(WaitlistEntry.seq).limit(limit)
+    return list((await session.scalars(query)).all())
+
+
+async def waiting_count(
+    session: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
+) -> int:
+    value = await session.scalar(
+        select(func.count())
+        .select_from(WaitlistEntry)
+        .where(_of(session_id, ticket_type_id), WaitlistEntry.status == EntryStatus.WAITING)
+    )
+    return int(value or 0)
