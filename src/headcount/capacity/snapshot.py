@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.capacity.events import load_event
+from headcount.capacity.live_snapshot import live_rows, live_sections
 from headcount.capacity.tickets import list_ticket_types
 from headcount.capacity.views import CapacitySnapshot, TicketCapacity
 from headcount.ledger.models import Event
@@ -26,6 +27,8 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
     async with rt.db.transaction() as session:
         event = await load_event(session, event_id)
         sections = {name: await section(rt, session, event) for name, section in SECTIONS.items()}
+        presence_rows = await live_rows(session, event)
+    live = await live_sections(rt, presence_rows)
     total = sum(t.quantity_total for t in ticket_types)
     sold = sum(t.quantity_sold for t in ticket_types)
     reserved = sum(t.quantity_reserved for t in ticket_types)
@@ -42,5 +45,9 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
             is_sold_out=available == 0,
             ticket_types=ticket_types,
         ),
+        viewers=live.viewers,
+        booths=live.booths,
+        breakout_rooms=live.breakout_rooms,
+        huddles=live.huddles,
         sections=sections,
     )

@@ -1,0 +1,178 @@
+"""`WS /ws/events/{event_id}/stream`: one viewer lease per open socket.
+
+Protocol (JSON text frames):
+
+* server → `{"type": "joined", "lease": {…}, "viewers": n, "limit": m}` once admitted
+  (again, with `"rejoined": true`, if the lease was lost, e.g. in a Redis restart, and a
+  place was still free);
+* server → `{"type": "error", "code": "viewer_limit_reached", …}` then close 4409;
+* client → `{"type": "ping"}` renews the lease; server → `{"type": "pong", …}`;
+* client → `{"type": "leave"}` frees the place; server → `{"type": "left"}`, close 1000;
+* closing the socket frees the place at once; a client silent for the whole TTL gets
+  `lease_expired` and close 4410 (its place was already given up by the store).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from headcount.api.realtime import (
+    NORMAL_CLOSURE,
+    authenticate,
+    error_message,
+    refuse,
+    runtime_of,
+)
+from headcount.capacity import leases, viewers
+from headcount.capacity.views import LeaseView
+from headcount.domain.errors import (
+    HeadcountError,
+    InvalidRequest,
+    LeaseExpired,
+    ServiceUnavailable,
+)
+from headcount.domain.identity import Principal
+from headcount.runtime import Runtime
+
+router = APIRouter()
+MAX_MESSAGE_CHARS = 4096
+
+
+def joined(lease: LeaseView, *, rejoined: bool = False) -> dict[str, Any]:
+    message: dict[str, Any] = {
+        "type": "joined",
+        "lease": lease.model_dump(mode="json"),
+        "viewers": lease.occupancy,
+        "limit": lease.limit,
+    }
+    if rejoined:
+        message["rejoined"] = True
+    return message
+
+
+@router.websocket("/ws/events/{event_id}/stream")
+async def stream(websocket: WebSocket, event_id: str) -> None:
+    rt = runtime_of(websocket)
+    await websocket.accept()
+    try:
+        principal = authenticate(websocket, rt)
+        lease = await viewers.join_stream(rt, principal, event_id)
+    except HeadcountError as exc:
+        await refuse(websocket, exc)
+        return
+    await websocket.send_json(joined(lease))
+    holder = _Viewer(rt, websocket, principal, event_id, lease)
+    try:
+        await holder.serve()
+    except (WebSocketDisconnect, OSError, RuntimeError):
+        pass  # the client went away mid-send: the finally clause frees its place
+    finally:
+        await holder.let_go()
+
+
+class _Viewer:
+    """One admitted socket: renews on ping, gives the place back however it ends."""
+
+    def __init__(
+        self,
+        rt: Runtime,
+        websocket: WebSocket,
+        principal: Principal,
+        event_id: str,
+        lease: LeaseView,
+    ) -> None:
+        self.rt = rt
+        self.websocket = websocket
+        self.principal = principal
+        self.event_id = event_id
+        self.lease: LeaseView | None = lease
+        self.deadline = time.monotonic() + lease.ttl_seconds
+
+    async def serve(self) -> None:
+        while self.lease is not None:
+            wait = self.deadline - time.monotonic()
+            try:
+                message = await asyncio.wait_for(self.websocket.receive(), timeout=max(0, wait))
+            except TimeoutError:
+                self.lease = None  # the store has already let it go
+                await refuse(
+                    self.websocket,
+                    LeaseExpired("no ping within the lease TTL; reconnect to watch again"),
+                )
+                return
+            if message["type"] == "websocket.disconnect":
+                return
+            await self._handle(message.get("text") or "")
+
+    async def _handle(self, text: str) -> None:
+        kind = _message_type(text)
+        if kind == "ping":
+            await self._renew()
+        elif kind == "leave":
+            await self.let_go()
+            await self.websocket.send_json({"type": "left"})
+            await self.websocket.close(code=NORMAL_CLOSURE)
+        else:
+            problem = InvalidRequest('send {"type": "ping"} or {"type": "leave"}')
+            await self.websocket.send_json(error_message(problem))
+
+    async def _renew(self) -> None:
+        assert self.lease is not None
+        try:
+            lease = await leases.heartbeat(self.rt, self.principal, self.lease.lease_id)
+        except LeaseExpired:
+            await self._rejoin()
+            return
+        except ServiceUnavailable as exc:
+            # Keep the socket: the lease may well survive a short outage.
+            await self.websocket.send_json(error_message(exc))
+            return
+        self._hold(lease)
+        await self.websocket.send_json(
+            {
+                "type": "pong",
+                "expires_at": lease.model_dump(mode="json")["expires_at"],
+                "viewers": lease.occupancy,
+                "limit": lease.limit,
+            }
+        )
+
+    async def _rejoin(self) -> None:
+        """The lease is gone (Redis restarted, or it lapsed): take a place again if free."""
+        self.lease = None
+        try:
+            lease = await viewers.join_stream(self.rt, self.principal, self.event_id)
+        except HeadcountError as exc:
+            await refuse(self.websocket, exc)
+            return
+        self._hold(lease)
+        await self.websocket.send_json(joined(lease, rejoined=True))
+
+    def _hold(self, lease: LeaseView) -> None:
+        self.lease = lease
+        self.deadline = time.monotonic() + lease.ttl_seconds
+
+    async def let_go(self) -> None:
+        """Free the place now; if the store is unreachable the lease expires on its own."""
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            with contextlib.suppress(HeadcountError):
+                await leases.release(self.rt, self.principal, lease.lease_id)
+
+
+def _message_type(text: str) -> str | None:
+    if not text or len(text) > MAX_MESSAGE_CHARS:
+        return None
+    try:
+        decoded = json.loads(text)
+    except ValueError:
+        return None
+    kind = decoded.get("type") if isinstance(decoded, dict) else None
+    return kind if isinstance(kind, str) else None

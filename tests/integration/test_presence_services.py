@@ -1,0 +1,300 @@
+"""Viewers, booths, breakout rooms and huddles through the service layer.
+
+Every test runs on SQLite and PostgreSQL, each with the in-process and the Redis presence
+engine, so both backends are held to the same behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import update
+
+from headcount.capacity import booths, breakouts, events, huddles, leases, snapshot, viewers
+from headcount.capacity.booths import BoothDraft, BoothPatch
+from headcount.capacity.breakouts import BreakoutRoomDraft, BreakoutRoomPatch
+from headcount.capacity.events import EventDraft, EventPatch, VirtualSettings
+from headcount.capacity.huddles import HuddleDraft, HuddlePatch
+from headcount.domain.errors import (
+    BoothFull,
+    Forbidden,
+    HuddleFull,
+    LeaseExpired,
+    NotFound,
+    RoomClosed,
+    RoomFull,
+    ViewerLimitReached,
+)
+from headcount.ledger.attendance import Session
+from headcount.ledger.reconcile import reconcile
+from headcount.ledger.spaces import Huddle
+from headcount.presence import MemoryPresence
+from headcount.presence.redis import RedisPresence
+from headcount.runtime import Runtime
+from support.auth import attendee, organizer
+
+ORG = organizer("org-presence")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def rt(runtime: Runtime, request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
+    if request.param == "redis":
+        url: str = request.getfixturevalue("redis_url")
+        runtime.presence = RedisPresence(url, prefix=f"hctest-{secrets.token_hex(6)}")
+    else:
+        runtime.presence = MemoryPresence()
+    yield runtime
+
+
+async def make_event(rt: Runtime, viewers_cap: int | None = None) -> str:
+    event = await events.create_event(
+        rt,
+        ORG,
+        EventDraft(
+            name="Presence test",
+            virtual_settings=VirtualSettings(max_concurrent_viewers=viewers_cap),
+        ),
+    )
+    return event.id
+
+
+async def test_viewers_are_capped_and_a_leave_frees_a_place(rt: Runtime) -> None:
+    event_id = await make_event(rt, viewers_cap=2)
+    ann = await viewers.join_stream(rt, attendee("ann"), event_id)
+    bob = await viewers.join_stream(rt, attendee("bob"), event_id)
+    assert (ann.occupancy, bob.occupancy, bob.limit) == (1, 2, 2)
+    with pytest.raises(ViewerLimitReached) as refused:
+        await viewers.join_stream(rt, attendee("cid"), event_id)
+    assert refused.value.extra == {"limit": 2, "viewers": 2}
+    await leases.release(rt, attendee("ann"), ann.lease_id)
+    cid = await viewers.join_stream(rt, attendee("cid"), event_id)
+    assert cid.occupancy == 2
+    view = await snapshot.capacity_snapshot(rt, event_id)
+    assert view.viewers is not None
+    assert (view.viewers.viewers, view.viewers.limit, view.viewers.is_full) == (2, 2, True)
+
+
+async def test_uncapped_stream_admits_everyone(rt: Runtime) -> None:
+    event_id = await make_event(rt)
+    for i in range(5):
+        lease = await viewers.join_stream(rt, attendee(f"u{i}"), event_id)
+    assert (lease.occupancy, lease.limit) == (5, None)
+
+
+async def test_lowering_the_viewer_cap_kicks_nobody(rt: Runtime) -> None:
+    event_id = await make_event(rt, viewers_cap=4)
+    held = [await viewers.join_stream(rt, attendee(f"u{i}"), event_id) for i in range(4)]
+    await events.update_event(
+        rt, ORG, event_id, EventPatch(virtual_settings=VirtualSettings(max_concurrent_viewers=2))
+    )
+    for lease in held:  # everyone is still in, and may keep renewing
+        renewed = await leases.heartbeat(rt, attendee(lease.holder), lease.lease_id)
+        assert (renewed.occupancy, renewed.limit) == (4, 2)
+    for n in (0, 1):
+        await leases.release(rt, attendee(held[n].holder), held[n].lease_id)
+        with pytest.raises(ViewerLimitReached):  # 3 then 2 in: not below the cap of 2 yet
+            await viewers.join_stream(rt, attendee("late"), event_id)
+    await leases.release(rt, attendee(held[2].holder), held[2].lease_id)
+    assert (await viewers.join_stream(rt, attendee("late"), event_id)).occupancy == 2
+
+
+async def test_lease_owner_only_and_unknown_leases(rt: Runtime) -> None:
+    event_id = await make_event(rt, viewers_cap=5)
+    lease = await viewers.join_stream(rt, attendee("ann"), event_id)
+    with pytest.raises(NotFound):
+        await leases.heartbeat(rt, attendee("mallory"), lease.lease_id)
+    with pytest.raises(NotFound):
+        await leases.release(rt, attendee("mallory"), lease.lease_id)
+    with pytest.raises(NotFound):
+        await leases.heartbeat(rt, attendee("ann"), "not-a-lease")
+    with pytest.raises(NotFound):
+        await viewers.join_stream(rt, attendee("ann"), "evt_missing")
+    await leases.release(rt, attendee("ann"), lease.lease_id)
+    with pytest.raises(LeaseExpired):
+        await leases.heartbeat(rt, attendee("ann"), lease.lease_id)
+    await leases.release(rt, attendee("ann"), lease.lease_id)  # leaving twice is fine
+
+
+async def test_missed_heartbeats_free_the_place(rt: Runtime) -> None:
+    rt.settings = rt.settings.model_copy(update={"presence_ttl": 1})
+    event_id = await make_event(rt, viewers_cap=1)
+    lease = await viewers.join_stream(rt, attendee("ann"), event_id)
+    with pytest.raises(ViewerLimitReached):
+        await viewers.join_stream(rt, attendee("bob"), event_id)
+    await asyncio.sleep(1.1)
+    assert (await viewers.join_stream(rt, attendee("bob"), event_id)).occupancy == 1
+    with pytest.raises(LeaseExpired):
+        await leases.heartbeat(rt, attendee("ann"), lease.lease_id)
+
+
+async def test_booths(rt: Runtime) -> None:
+    event_id = await make_event(rt)
+    with pytest.raises(Forbidden):
+        await booths.create_booth(rt, attendee("ann"), event_id, BoothDraft(name="Nope"))
+    booth = await booths.create_booth(
+        rt,
+        ORG,
+        event_id,
+        BoothDraft(name="Acme", tier="gold", video_enabled=True, max_visitors=2),
+    )
+    assert (booth.tier, booth.chat_enabled, booth.video_enabled, booth.visitors) == (
+        "gold",
+        True,
+        True,
+        0,
+    )
+    ann = await booths.enter_booth(rt, attendee("ann"), booth.id)
+    await booths.enter_booth(rt, attendee("bob"), booth.id)
+    with pytest.raises(BoothFull) as refused:
+        await booths.enter_booth(rt, attendee("cid"), booth.id)
+    assert refused.value.extra["visitors"] == 2
+    seen = await booths.get_booth(rt, booth.id)
+    assert (seen.visitors, seen.is_full) == (2, True)
+    assert {x.holder for x in await booths.list_visits(rt, ORG, booth.id)} == {"ann", "bob"}
+    with pytest.raises(Forbidden):
+        await booths.list_visits(rt, attendee("ann"), booth.id)
+
+    await booths.update_booth(rt, ORG, booth.id, BoothPatch(max_visitors=3))
+    await booths.enter_booth(rt, attendee("cid"), booth.id)
+    await booths.update_booth(rt, ORG, booth.id, BoothPatch(max_visitors=1))
+    assert (await booths.get_booth(rt, booth.id)).visitors == 3  # nobody turned out
+    await leases.release(rt, attendee("ann"), ann.lease_id)
+    with pytest.raises(BoothFull):
+        await booths.enter_booth(rt, attendee("dan"), booth.id)
+    listed = await booths.list_booths(rt, event_id)
+    assert [(b.id, b.visitors, b.max_visitors) for b in listed] == [(booth.id, 2, 1)]
+    with pytest.raises(NotFound):
+        await booths.enter_booth(rt, attendee("ann"), "bth_missing")
+
+
+async def make_session(rt: Runtime, event_id: str) -> str:
+    now = rt.clock()
+    session_id = f"ses_{secrets.token_hex(6)}"
+    async with rt.db.transaction() as session:
+        session.add(
+            Session(
+                id=session_id,
+                event_id=event_id,
+                title="Keynote",
+                description="",
+                starts_at=None,
+                ends_at=None,
+                waitlist_enabled=False,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    return session_id
+
+
+async def test_breakout_rooms_join_resize_close(rt: Runtime) -> None:
+    event_id = await make_event(rt)
+    session_id = await make_session(rt, event_id)
+    room = await breakouts.create_room(
+        rt, ORG, session_id, BreakoutRoomDraft(name="Table 1", capacity=2)
+    )
+    with pytest.raises(Forbidden):
+        await breakouts.create_room(
+            rt, attendee("ann"), session_id, BreakoutRoomDraft(name="x", capacity=1)
+        )
+    ann = await breakouts.join_room(rt, attendee("ann"), room.id)
+    await breakouts.join_room(rt, attendee("bob"), room.id)
+    with pytest.raises(RoomFull):
+        await breakouts.join_room(rt, attendee("cid"), room.id)
+    resized = await breakouts.update_room(rt, ORG, room.id, BreakoutRoomPatch(capacity=3))
+    assert (resized.capacity, resized.participants) == (3, 2)
+    await breakouts.join_room(rt, attendee("cid"), room.id)
+    listed = await breakouts.list_rooms(rt, session_id)
+    assert [(r.id, r.participants) for r in listed] == [(room.id, 3)]
+
+    closed = await breakouts.close_room(rt, ORG, room.id)
+    assert (closed.status, closed.participants) == ("closed", 0)
+    assert closed.closed_at is not None
+    with pytest.raises(LeaseExpired):
+        await leases.heartbeat(rt, attendee("ann"), ann.lease_id)
+    with pytest.raises(RoomClosed):
+        await breakouts.join_room(rt, attendee("dan"), room.id)
+    again = await breakouts.close_room(rt, ORG, room.id)  # repeating is harmless
+    assert again.status == "closed"
+    view = await snapshot.capacity_snapshot(rt, event_id)
+    assert [(r.id, r.status, r.participants) for r in view.breakout_rooms] == [
+        (room.id, "closed", 0)
+    ]
+
+
+async def test_huddles_join_leave_and_full(rt: Runtime) -> None:
+    event_id = await make_event(rt)
+    huddle = await huddles.create_huddle(rt, ORG, event_id, HuddleDraft(name="AI", capacity=2))
+    first = await huddles.join_huddle(rt, attendee("ann"), huddle.id)
+    assert (first.joined, first.huddle.members, first.huddle.version) == (True, 1, 1)
+    again = await huddles.join_huddle(rt, attendee("ann"), huddle.id)  # idempotent
+    assert again.huddle.members == 1
+    await huddles.join_huddle(rt, attendee("bob"), huddle.id)
+    with pytest.raises(HuddleFull) as refused:
+        await huddles.join_huddle(rt, attendee("cid"), huddle.id)
+    assert refused.value.extra["huddle_full"] is True
+    assert sorted(await huddles.list_members(rt, attendee("ann"), huddle.id)) == ["ann", "bob"]
+    with pytest.raises(Forbidden):
+        await huddles.list_members(rt, attendee("cid"), huddle.id)
+    left = await huddles.leave_huddle(rt, attendee("ann"), huddle.id)
+    assert (left.joined, left.huddle.members) == (False, 1)
+    await huddles.leave_huddle(rt, attendee("ann"), huddle.id)  # twice: nothing changes
+    assert (await huddles.get_huddle(rt, huddle.id)).members == 1
+    assert (await huddles.join_huddle(rt, attendee("cid"), huddle.id)).huddle.members == 2
+
+    await huddles.update_huddle(rt, ORG, huddle.id, HuddlePatch(capacity=1))
+    assert (await huddles.get_huddle(rt, huddle.id)).members == 2  # nobody removed
+    await huddles.leave_huddle(rt, attendee("bob"), huddle.id)
+    with pytest.raises(HuddleFull):
+        await huddles.join_huddle(rt, attendee("dan"), huddle.id)
+    view = await snapshot.capacity_snapshot(rt, event_id)
+    assert [(h.id, h.members, h.capacity, h.is_full) for h in view.huddles] == [
+        (huddle.id, 1, 1, True)
+    ]
+    async with rt.db.transaction() as session:
+        assert [d for d in await reconcile(session) if d.table == "huddles"] == []
+
+
+async def test_huddle_race_for_the_last_place_has_one_winner(rt: Runtime) -> None:
+    event_id = await make_event(rt)
+    huddle = await huddles.create_huddle(rt, ORG, event_id, HuddleDraft(name="Last", capacity=4))
+    for name in ("a", "b", "c"):
+        await huddles.join_huddle(rt, attendee(name), huddle.id)
+    results = await asyncio.gather(
+        *(huddles.join_huddle(rt, attendee(f"racer-{i}"), huddle.id) for i in range(16)),
+        return_exceptions=True,
+    )
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, BaseException)]
+    assert len(winners) == 1, results
+    assert all(isinstance(x, HuddleFull) for x in losers), losers
+    final = await huddles.get_huddle(rt, huddle.id)
+    assert final.members == 4
+    async with rt.db.transaction() as session:
+        assert [d for d in await reconcile(session) if d.table == "huddles"] == []
+
+
+async def test_reconcile_catches_a_drifted_huddle_counter(rt: Runtime) -> None:
+    event_id = await make_event(rt)
+    huddle = await huddles.create_huddle(rt, ORG, event_id, HuddleDraft(name="Drift", capacity=3))
+    await huddles.join_huddle(rt, attendee("ann"), huddle.id)
+    async with rt.db.transaction() as session:
+        await session.execute(update(Huddle).where(Huddle.id == huddle.id).values(members=3))
+    async with rt.db.transaction() as session:
+        drifts = [d for d in await reconcile(session, fix=True) if d.row_id == huddle.id]
+    assert [(d.column, d.counter, d.from_rows) for d in drifts] == [("members", 3, 1)]
+    assert (await huddles.get_huddle(rt, huddle.id)).members == 1
+
+
+async def test_snapshot_shows_every_live_section(rt: Runtime) -> None:
+    event_id = await make_event(rt, viewers_cap=10)
+    booth = await booths.create_booth(rt, ORG, event_id, BoothDraft(name="B", max_visitors=5))
+    await booths.enter_booth(rt, attendee("ann"), booth.id)
+    await viewers.join_stream(rt, attendee("ann"), event_id)
+    view = await snapshot.capacity_snapshot(rt, event_id)
+    assert view.viewers is not None
+    assert (view.viewers.viewers, view.viewers.available) == (1, 9)
+    assert [(b.id, b.visitors, b.is_full) for b in view.booths] == [(booth.id, 1, False)]
