@@ -31,6 +31,7 @@ _HTTP_CODES = {
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("invalid_request", "The request is not valid"),
     429: ("rate_limited", "Too many requests"),
+    503: ("service_unavailable", "A backing service is unavailable"),
 }
 
 
@@ -86,7 +87,68 @@ def _jsonable_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+# The shape of every refusal, published in the OpenAPI document so clients can rely on it.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "RFC 9457 problem details; branch on `code`, never on `title` or `detail`.",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document tell the truth about errors.
+
+    FastAPI documents validation errors as `application/json` `HTTPValidationError`, but
+    every error here is a problem document; and some answers can come from any operation
+    (a malformed body, the body limit, a bad token, the database being away). Contract
+    tests (tests/e2e/test_contract_fuzz.py) hold the server to this document.
+    """
+    schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses: dict[str, Any] = operation["responses"]
+            statuses = {"422"}
+            if path.startswith("/api/") or path == "/readyz":
+                statuses |= {"400", "503"}
+            if operation.get("security"):
+                statuses.add("401")
+            if "requestBody" in operation:
+                statuses.add("413")
+            for status in statuses:
+                responses.setdefault(status, {})
+            for status, response in responses.items():
+                if status[0] in "45":
+                    _code, title = _HTTP_CODES.get(int(status), ("error", "Request refused"))
+                    response["description"] = response.get("description") or title
+                    response["content"] = {PROBLEM_JSON: {"schema": _PROBLEM_REF}}
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schema["components"]["schemas"].pop(unused, None)
+    return schema
+
+
 def install(app: FastAPI) -> None:
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(HeadcountError)
     async def _refusal(request: Request, exc: HeadcountError) -> JSONResponse:
         return problem_for(exc, request.url.path)

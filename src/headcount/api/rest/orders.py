@@ -16,7 +16,7 @@ router = APIRouter(tags=["orders"])
 OrderId = Annotated[str, id_path("order")]
 
 
-@router.post("/orders", status_code=201, responses=problems(401, 404, 409))
+@router.post("/orders", status_code=201, responses=problems(401, 404, 409, 429))
 async def create_order(
     rt: RuntimeDep, who: PrincipalDep, body: OrderDraft, key: IdempotencyKey = None
 ) -> OrderView:
