@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from headcount.capacity import events, tickets
 from headcount.capacity.events import EventDraft, VirtualSettings
+from headcount.capacity.sessions import load_demo_sessions
 from headcount.capacity.tickets import TicketTypeDraft
 from headcount.domain.errors import NotFound
 from headcount.domain.identity import Principal, Role
@@ -54,6 +55,7 @@ async def load_demo(rt: Runtime) -> bool:
             TicketTypeDraft(name=name, quantity_total=total, max_per_order=per_order),
             ticket_type_id=tt_id,
         )
+    await load_demo_sessions(rt, DEMO_EVENT_ID, DEMO_ORGANIZER)
     for loader in EXTRA_LOADERS:
         await loader(rt, DEMO_EVENT_ID)
     return True

@@ -15,9 +15,10 @@ from headcount.api import graphql, problems, web
 from headcount.api.middleware import BodyLimit, Latency
 from headcount.api.realtime import capacity as capacity_ws
 from headcount.api.realtime import stream as stream_ws
-from headcount.api.rest import events, ops, orders, tickets
+from headcount.api.rest import events, ops, orders, registrations, sessions, tickets, waitlists
 from headcount.api.rest import presence as presence_rest
 from headcount.capacity.orders import sweep_expired_holds
+from headcount.capacity.waitlists import sweep_expired_offers
 from headcount.config import Settings
 from headcount.domain.errors import HeadcountError
 from headcount.runtime import Runtime
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # Background duties run by every replica; each must be safe to run concurrently everywhere.
 Duty = Callable[[Runtime], Awaitable[object]]
-DUTIES: list[Duty] = [sweep_expired_holds]
+DUTIES: list[Duty] = [sweep_expired_holds, sweep_expired_offers]
 
 
 async def _run_duties(rt: Runtime) -> None:
@@ -67,6 +68,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     problems.install(app)
     api = "/api/v1"
     for router in (events.router, tickets.router, orders.router):
+        app.include_router(router, prefix=api)
+    for router in (registrations.router, sessions.router, waitlists.router):
         app.include_router(router, prefix=api)
     app.include_router(presence_rest.router, prefix=api)
     app.include_router(stream_ws.router)

@@ -338,3 +338,27 @@ async def session_waitlist(rt: Runtime, principal: Principal, session_id: str) -
         agenda = await load_session(session, session_id)
         require_manager(principal, await load_event(session, agenda.event_id))
         return await waitlist_view(session, session_id=agenda.id)
+
+
+async def load_demo_sessions(rt: Runtime, event_id: str, organizer: Principal) -> None:
+    """Demo agenda: small caps, one session already full so the waitlist is visible."""
+    from headcount.capacity.registrations import RegistrationDraft, register
+    from headcount.domain.identity import Role
+
+    for sid, title, seats_, with_waitlist in (
+        ("ses_demo_keynote", "Opening keynote", 40, True),
+        ("ses_demo_workshop", "Hands-on workshop", 3, True),
+        ("ses_demo_networking", "Speed networking", 2, False),
+        ("ses_demo_ama", "Ask the speakers", 5, True),
+    ):
+        await create_session(
+            rt,
+            organizer,
+            event_id,
+            SessionDraft(title=title, max_participants=seats_, waitlist_enabled=with_waitlist),
+            session_id=sid,
+        )
+    for n in range(1, 5):
+        guest = Principal(sub=f"demo-guest-{n}", role=Role.ATTENDEE)
+        await register(rt, guest, event_id, RegistrationDraft())
+        await rsvp(rt, guest, "ses_demo_workshop")

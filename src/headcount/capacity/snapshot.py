@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.capacity.events import load_event
 from headcount.capacity.live_snapshot import live_rows, live_sections
+from headcount.capacity.registrations import registration_capacity
+from headcount.capacity.sessions import session_views
 from headcount.capacity.tickets import list_ticket_types
 from headcount.capacity.views import CapacitySnapshot, TicketCapacity
 from headcount.ledger.models import Event
@@ -28,6 +30,8 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         event = await load_event(session, event_id)
         sections = {name: await section(rt, session, event) for name, section in SECTIONS.items()}
         presence_rows = await live_rows(session, event)
+        registered = await registration_capacity(session, event)
+        agenda = await session_views(session, event.id)
     live = await live_sections(rt, presence_rows)
     total = sum(t.quantity_total for t in ticket_types)
     sold = sum(t.quantity_sold for t in ticket_types)
@@ -45,6 +49,8 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
             is_sold_out=available == 0,
             ticket_types=ticket_types,
         ),
+        registrations=registered,
+        sessions=agenda,
         viewers=live.viewers,
         booths=live.booths,
         breakout_rooms=live.breakout_rooms,

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from headcount.domain import tickets
+from headcount.domain import attendance, tickets
 from headcount.ledger.models import Event, Order, TicketType
 
 
@@ -115,6 +115,86 @@ class TicketCapacity(View):
     ticket_types: list[TicketTypeView]
 
 
+# Event registrations, sessions and waitlists (capacity/registrations.py, sessions.py,
+# waitlists.py).
+
+
+class RegistrationView(View):
+    id: str
+    event_id: str
+    attendee_id: str
+    party_size: int
+    status: attendance.RegistrationStatus
+    created_at: datetime
+    updated_at: datetime
+    cancelled_at: datetime | None
+
+
+class RegistrationCapacity(View):
+    """`remaining` is None without a cap; it is 0, never negative, after a cap was lowered."""
+
+    max_attendees: int | None
+    registered: int
+    remaining: int | None
+    is_full: bool
+
+
+class SessionView(View):
+    id: str
+    event_id: str
+    title: str
+    description: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+    max_participants: int
+    current_attendance: int
+    remaining: int
+    is_full: bool
+    waitlist_enabled: bool
+    waitlist_length: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class WaitlistEntryView(View):
+    """One place in a queue, and what became of it (`status`)."""
+
+    id: str
+    event_id: str
+    session_id: str | None
+    ticket_type_id: str | None
+    attendee_id: str
+    quantity: int
+    seq: int
+    status: attendance.EntryStatus
+    position: int | None
+    offered_quantity: int | None
+    offer_expires_at: datetime | None
+    order_id: str | None
+    joined_at: datetime
+    updated_at: datetime
+
+
+class RsvpView(View):
+    """`confirmed`, `waitlisted` (with `position`), or `none` after leaving."""
+
+    session_id: str
+    attendee_id: str
+    status: attendance.RsvpStatus
+    position: int | None = None
+    waitlist_entry: WaitlistEntryView | None = None
+
+
+class WaitlistView(View):
+    """The organizer's listing: live entries (waiting, or holding an offer) in order."""
+
+    session_id: str | None
+    ticket_type_id: str | None
+    waiting: int
+    offered: int
+    entries: list[WaitlistEntryView]
+
+
 # Live presence (booths, breakout rooms, stream viewers) and huddles. Live counts are
 # `None` when the presence store is unreachable: the snapshot still shows the rest.
 
@@ -192,6 +272,8 @@ class CapacitySnapshot(View):
     taken_at: datetime
     max_attendees: int | None
     tickets: TicketCapacity
+    registrations: RegistrationCapacity | None = None
+    sessions: list[SessionView] = []
     viewers: ViewerCapacity | None = None
     booths: list[BoothView] = []
     breakout_rooms: list[BreakoutRoomView] = []

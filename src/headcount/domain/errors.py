@@ -107,6 +107,14 @@ class SessionFull(HeadcountError):
     title = "The session is full"
 
 
+class NotRegistered(HeadcountError):
+    """RSVPs and session seats are for people registered for the event."""
+
+    code = "not_registered"
+    status = 403
+    title = "Register for the event first"
+
+
 class ViewerLimitReached(HeadcountError):
     code = "viewer_limit_reached"
     status = 409

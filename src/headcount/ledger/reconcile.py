@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from sqlalchemy import and_, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount.config import Settings
+from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
 from headcount.domain.tickets import OrderStatus
+from headcount.ledger import offers, seats
+from headcount.ledger.attendance import (
+    EventCapacity,
+    Registration,
+    SessionCapacity,
+    SessionSeat,
+    WaitlistEntry,
+)
 from headcount.ledger.models import Order, OrderItem, TicketType
 from headcount.ledger.spaces import Huddle, HuddleMember
 
@@ -56,7 +67,9 @@ async def ticket_types(session: AsyncSession, fix: bool) -> list[Drift]:
         .order_by(TicketType.id)
     )
     drifts: list[Drift] = []
-    for tid, reserved, sold_counter, held_rows, sold_rows in rows.all():
+    offered = await _offered_stock(session)
+    for tid, reserved, sold_counter, pending_rows, sold_rows in rows.all():
+        held_rows = pending_rows + offered.get(tid, 0)  # live waitlist offers hold stock too
         if reserved != held_rows:
             drifts.append(Drift("ticket_types", tid, "quantity_reserved", reserved, held_rows))
         if sold_counter != sold_rows:
@@ -93,7 +106,132 @@ async def huddles(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
+async def _offered_stock(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
+        .where(
+            WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.is_not(None)
+        )
+        .group_by(WaitlistEntry.ticket_type_id)
+    )
+    return {tid: int(qty or 0) for tid, qty in rows.all() if tid is not None}
+
+
+async def registrations(session: AsyncSession, fix: bool) -> list[Drift]:
+    """`event_capacity.registered` must equal the party sizes of active registrations."""
+    heads = func.coalesce(func.sum(Registration.party_size), 0)
+    rows = await session.execute(
+        select(EventCapacity.event_id, EventCapacity.registered, heads)
+        .outerjoin(
+            Registration,
+            and_(
+                Registration.event_id == EventCapacity.event_id,
+                Registration.status == RegistrationStatus.ACTIVE,
+            ),
+        )
+        .group_by(EventCapacity.event_id, EventCapacity.registered)
+        .order_by(EventCapacity.event_id)
+    )
+    drifts: list[Drift] = []
+    for event_id, counter, from_rows in rows.all():
+        if counter != from_rows:
+            drifts.append(Drift("event_capacity", event_id, "registered", counter, from_rows))
+            if fix:
+                await session.execute(
+                    update(EventCapacity)
+                    .where(EventCapacity.event_id == event_id)
+                    .values(registered=from_rows)
+                    .execution_options(synchronize_session=False)
+                )
+    return drifts
+
+
+async def session_attendance(session: AsyncSession, fix: bool) -> list[Drift]:
+    """`session_capacity.current_attendance` must equal the confirmed seat rows."""
+    confirmed = func.count(SessionSeat.attendee_id)
+    rows = await session.execute(
+        select(SessionCapacity.session_id, SessionCapacity.current_attendance, confirmed)
+        .outerjoin(
+            SessionSeat,
+            and_(
+                SessionSeat.session_id == SessionCapacity.session_id,
+                SessionSeat.status == SeatStatus.CONFIRMED,
+            ),
+        )
+        .group_by(SessionCapacity.session_id, SessionCapacity.current_attendance)
+        .order_by(SessionCapacity.session_id)
+    )
+    drifts: list[Drift] = []
+    for session_id, counter, from_rows in rows.all():
+        if counter != from_rows:
+            drifts.append(
+                Drift("session_capacity", session_id, "current_attendance", counter, from_rows)
+            )
+            if fix:
+                await session.execute(
+                    update(SessionCapacity)
+                    .where(SessionCapacity.session_id == session_id)
+                    .values(current_attendance=from_rows)
+                    .execution_options(synchronize_session=False)
+                )
+    return drifts
+
+
+async def waitlists(session: AsyncSession, fix: bool) -> list[Drift]:
+    """Nobody may wait while a seat or ticket is free: `counter` free, `from_rows` waiting.
+
+    `--fix` runs the promotion that should have happened (seats confirmed, offers made).
+    """
+    waiting = (
+        select(
+            WaitlistEntry.session_id,
+            WaitlistEntry.ticket_type_id,
+            func.count().label("waiting"),
+        )
+        .where(WaitlistEntry.status == EntryStatus.WAITING)
+        .group_by(WaitlistEntry.session_id, WaitlistEntry.ticket_type_id)
+        .subquery()
+    )
+    idle_seats = await session.execute(
+        select(
+            SessionCapacity.session_id,
+            SessionCapacity.maximum_capacity - SessionCapacity.current_attendance,
+            waiting.c.waiting,
+        )
+        .join(waiting, waiting.c.session_id == SessionCapacity.session_id)
+        .where(SessionCapacity.current_attendance < SessionCapacity.maximum_capacity)
+        .order_by(SessionCapacity.session_id)
+    )
+    idle_stock = await session.execute(
+        select(
+            TicketType.id,
+            TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
+            waiting.c.waiting,
+        )
+        .join(waiting, waiting.c.ticket_type_id == TicketType.id)
+        .where(TicketType.quantity_sold + TicketType.quantity_reserved < TicketType.quantity_total)
+        .order_by(TicketType.id)
+    )
+    drifts = [
+        Drift("session_capacity", sid, "free_seats_while_waiting", free, queued)
+        for sid, free, queued in idle_seats.all()
+    ]
+    stock = [
+        Drift("ticket_types", tid, "free_stock_while_waiting", free, queued)
+        for tid, free, queued in idle_stock.all()
+    ]
+    if fix:
+        now = datetime.now(UTC)
+        for drift in drifts:
+            await seats.promote(session, drift.row_id, now)
+        if stock:
+            ttl = Settings.model_fields["offer_ttl"].default
+            await offers.settle(session, [d.row_id for d in stock], now, ttl)
+    return drifts + stock
+
+
 CHECKS: list[Check] = [ticket_types, huddles]
+CHECKS += [registrations, session_attendance, waitlists]
 
 
 async def reconcile(session: AsyncSession, *, fix: bool = False) -> list[Drift]:
