@@ -60,9 +60,15 @@ def problem(
 
 def problem_for(exc: HeadcountError, instance: str | None = None) -> JSONResponse:
     headers = {"Retry-After": "1"} if exc.status in (429, 503) else None
+    # An extra named like a standard member (e.g. Conflict(status="cancelled")) must not
+    # collide with it: the standard member wins, as `problem` does for the body.
+    extra = {k: v for k, v in exc.extra.items() if k not in _RESERVED}
     return problem(
-        exc.status, exc.code, exc.title, exc.detail, instance=instance, headers=headers, **exc.extra
+        exc.status, exc.code, exc.title, exc.detail, instance=instance, headers=headers, **extra
     )
+
+
+_RESERVED = frozenset({"type", "title", "status", "detail", "code", "instance", "headers"})
 
 
 def _validation_code(errors: list[dict[str, Any]]) -> str:

@@ -1,0 +1,249 @@
+"""GraphQL and REST give the same answers for the same state, refusals included.
+
+Both APIs call the same service functions; this test is what keeps a translation mistake
+(a dropped field, a wrong status mapping, a different error code) from slipping through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from headcount.api.app import create_app
+from headcount.domain.identity import Role
+from headcount.runtime import Runtime
+from support.auth import bearer
+from support.graphql import gql, rest_normal, snake
+
+ORGANIZER = "org-parity"
+
+TICKET_TYPE_FIELDS = """id eventId name quantityTotal quantitySold quantityReserved
+  quantityAvailable isSoldOut maxPerOrder salesStart salesEnd"""
+ORDER_FIELDS = (
+    "id eventId ownerId status expiresAt createdAt paidAt items { ticketTypeId quantity }"
+)
+CAPACITY_FIELDS = f"""eventId maxAttendees sections
+  tickets {{ total sold reserved available isSoldOut ticketTypes {{ {TICKET_TYPE_FIELDS} }} }}"""
+EVENT_FIELDS = """id organizerId name description startsAt endsAt maxAttendees createdAt updatedAt
+  virtualSettings { maxConcurrentViewers streamUrl }"""
+
+
+@pytest.fixture
+async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(runtime=runtime)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://headcount.test"
+    ) as client:
+        yield client
+
+
+async def rest(
+    http: httpx.AsyncClient, method: str, path: str, who: str | None = None, **kwargs: Any
+) -> httpx.Response:
+    role = Role.ORGANIZER if who == ORGANIZER else Role.ATTENDEE
+    headers = bearer(who, role) if who else {}
+    return await http.request(method, "/api/v1" + path, headers=headers, **kwargs)
+
+
+async def build_state(http: httpx.AsyncClient) -> dict[str, Any]:
+    """An event with stock in every state: sold, held, released, and one type sold out."""
+    made = await rest(
+        http,
+        "POST",
+        "/events",
+        ORGANIZER,
+        json={
+            "name": "Parity",
+            "description": "same state, two APIs",
+            "starts_at": "2030-05-01T09:00:00Z",
+            "ends_at": "2030-05-01T18:00:00Z",
+            "max_attendees": 40,
+            "virtual_settings": {"max_concurrent_viewers": 12, "stream_url": "https://x.test/s"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    event_id = made.json()["id"]
+    ids = []
+    for name, total, per_order in (("Floor", 10, 8), ("Balcony", 2, None)):
+        tt = await rest(
+            http,
+            "POST",
+            f"/events/{event_id}/ticket-types",
+            ORGANIZER,
+            json={"name": name, "quantity_total": total, "max_per_order": per_order},
+        )
+        assert tt.status_code == 201, tt.text
+        ids.append(tt.json()["id"])
+    floor, balcony = ids
+    orders = {}
+    for who, tt_id, qty in (
+        ("ann", floor, 3),
+        ("ann", balcony, 2),
+        ("bob", floor, 1),
+        ("cy", floor, 2),
+    ):
+        response = await rest(
+            http,
+            "POST",
+            "/orders",
+            who,
+            json={"event_id": event_id, "items": [{"ticket_type_id": tt_id, "quantity": qty}]},
+        )
+        assert response.status_code == 201, response.text
+        orders[(who, tt_id)] = response.json()["id"]
+    paid = await rest(http, "POST", f"/orders/{orders['ann', floor]}/confirm", ORGANIZER)
+    assert paid.status_code == 200, paid.text
+    cancelled = await rest(http, "POST", f"/orders/{orders['bob', floor]}/cancel", "bob")
+    assert cancelled.status_code == 200, cancelled.text
+    return {"event_id": event_id, "floor": floor, "balcony": balcony, "orders": orders}
+
+
+async def test_reads_agree(http: httpx.AsyncClient) -> None:
+    state = await build_state(http)
+    event_id = state["event_id"]
+
+    event = await gql(
+        http,
+        f"query($id: ID!) {{ event(id: $id) {{ ... on Event {{ {EVENT_FIELDS} }} }} }}",
+        {"id": event_id},
+    )
+    rest_event = (await rest(http, "GET", f"/events/{event_id}")).json()
+    assert snake(event["event"]) == rest_normal(rest_event)
+
+    capacity = await gql(
+        http,
+        f"""query($id: ID!) {{ capacity(eventId: $id) {{
+              ... on CapacitySummary {{ {CAPACITY_FIELDS} }} }} }}""",
+        {"id": event_id},
+    )
+    rest_capacity = (await rest(http, "GET", f"/events/{event_id}/capacity")).json()
+    rest_capacity.pop("taken_at")
+    extra = {
+        k: v
+        for k, v in rest_capacity.items()
+        if k not in {"event_id", "max_attendees", "sections", "tickets"}
+    }
+    assert snake(capacity["capacity"]) == rest_normal(
+        {k: v for k, v in rest_capacity.items() if k not in extra}
+    )
+    # A section's counts must be real figures, not a stale or empty copy.
+    assert rest_capacity["tickets"]["sold"] == 3
+    assert rest_capacity["tickets"]["reserved"] == 4
+
+    listed = await gql(
+        http,
+        f"""query($id: ID!) {{ event(id: $id) {{
+              ... on Event {{ ticketTypes {{ {TICKET_TYPE_FIELDS} }} }} }} }}""",
+        {"id": event_id},
+    )
+    rest_listed = (await rest(http, "GET", f"/events/{event_id}/ticket-types")).json()
+    assert snake(listed["event"]["ticketTypes"]) == rest_normal(rest_listed)
+
+    for tt_id in (state["floor"], state["balcony"]):
+        one = await gql(
+            http,
+            f"""query($id: ID!) {{ ticketType(id: $id) {{
+                  ... on TicketType {{ {TICKET_TYPE_FIELDS} }} }} }}""",
+            {"id": tt_id},
+        )
+        assert snake(one["ticketType"]) == rest_normal(
+            (await rest(http, "GET", f"/ticket-types/{tt_id}")).json()
+        )
+
+    for who in ("ann", "bob", "cy", ORGANIZER):
+        role = Role.ORGANIZER if who == ORGANIZER else Role.ATTENDEE
+        mine = await gql(
+            http,
+            f"""query($e: ID) {{ orders(eventId: $e) {{
+                  ... on OrderList {{ orders {{ {ORDER_FIELDS} }} }} }} }}""",
+            {"e": event_id},
+            as_user=who,
+            role=role,
+        )
+        rest_mine = (await rest(http, "GET", f"/orders?event_id={event_id}", who)).json()
+        assert snake(mine["orders"]["orders"]) == rest_normal(rest_mine)
+        assert rest_mine, f"{who} should see some orders"
+
+    for (who, _), order_id in state["orders"].items():
+        one = await gql(
+            http,
+            f"query($id: ID!) {{ order(id: $id) {{ ... on Order {{ {ORDER_FIELDS} }} }} }}",
+            {"id": order_id},
+            as_user=who,
+        )
+        assert snake(one["order"]) == rest_normal(
+            (await rest(http, "GET", f"/orders/{order_id}", who)).json()
+        )
+
+
+REFUSAL = "... on Refusal { code title detail }"
+
+
+async def test_refusals_agree(http: httpx.AsyncClient) -> None:
+    """Each refusal is asked of REST, then of GraphQL on the unchanged state."""
+    state = await build_state(http)
+    event_id, floor, balcony = state["event_id"], state["floor"], state["balcony"]
+    create = f"""mutation($input: CreateOrderInput!) {{ createOrder(input: $input) {{
+        __typename {REFUSAL} }} }}"""
+
+    def order_body(tt_id: str, quantity: int, event: str = event_id) -> dict[str, Any]:
+        return {"event_id": event, "items": [{"ticket_type_id": tt_id, "quantity": quantity}]}
+
+    def order_vars(body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "input": {
+                "eventId": body["event_id"],
+                "items": [
+                    {"ticketTypeId": i["ticket_type_id"], "quantity": i["quantity"]}
+                    for i in body["items"]
+                ],
+            }
+        }
+
+    cases = [
+        ("sold_out", order_body(balcony, 1), "dee"),
+        ("sold_out", order_body(floor, 6), "dee"),  # 5 left
+        ("invalid_quantity", order_body(floor, 9), "dee"),  # over max_per_order
+        ("not_found", order_body("tt_missing", 1), "dee"),
+        ("not_found", order_body(floor, 1, "evt_missing"), "dee"),
+        ("unauthorized", order_body(floor, 1), None),
+    ]
+    # Input the models reject: same code and title; the detail names the field the way
+    # each API spells its input (REST `body.items.0.quantity`, GraphQL `items.0.quantity`).
+    for body in (order_body(floor, 0), order_body(floor, -3)):
+        problem = (await rest(http, "POST", "/orders", "dee", json=body)).json()
+        by_gql = (await gql(http, create, order_vars(body), as_user="dee"))["createOrder"]
+        assert (by_gql["code"], by_gql["title"]) == (problem["code"], problem["title"])
+        assert by_gql["code"] == "invalid_quantity"
+        assert problem["detail"].endswith(by_gql["detail"])
+    for code, body, who in cases:
+        by_rest = await rest(http, "POST", "/orders", who, json=body)
+        assert by_rest.status_code >= 400, by_rest.text
+        problem = by_rest.json()
+        assert problem["code"] == code, problem
+        by_gql = (await gql(http, create, order_vars(body), as_user=who))["createOrder"]
+        assert {k: by_gql[k] for k in ("code", "title", "detail")} == {
+            k: problem[k] for k in ("code", "title", "detail")
+        }, code
+
+    change = f"""mutation($id: ID!) {{ confirmOrder(id: $id) {{ __typename {REFUSAL} }} }}"""
+    pending = state["orders"]["cy", floor]
+    for who, order_id, code in (
+        ("cy", pending, "forbidden"),  # owners do not confirm their own payment
+        ("dee", pending, "not_found"),  # nor may strangers learn the order exists
+        (ORGANIZER, state["orders"]["bob", floor], "conflict"),  # cancelled cannot be paid
+    ):
+        by_rest = await rest(http, "POST", f"/orders/{order_id}/confirm", who)
+        problem = by_rest.json()
+        assert problem["code"] == code, problem
+        role = Role.ORGANIZER if who == ORGANIZER else Role.ATTENDEE
+        by_gql = (await gql(http, change, {"id": order_id}, as_user=who, role=role))["confirmOrder"]
+        assert {k: by_gql[k] for k in ("code", "title", "detail")} == {
+            k: problem[k] for k in ("code", "title", "detail")
+        }, code
+
+    after = (await rest(http, "GET", f"/events/{event_id}/capacity")).json()["tickets"]
+    assert (after["sold"], after["reserved"]) == (3, 4), "refusals changed nothing"
