@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from headcount.capacity import events, tickets
 from headcount.capacity.events import EventDraft
@@ -22,7 +22,7 @@ from headcount.domain.errors import SoldOut
 from headcount.domain.ids import new_id
 from headcount.domain.tickets import OrderLine, OrderStatus
 from headcount.ledger import inventory
-from headcount.ledger.models import Order, OrderItem, TicketType
+from headcount.ledger.models import Event, Order, OrderItem, TicketType
 from headcount.runtime import Runtime
 from support.auth import organizer
 
@@ -91,6 +91,23 @@ async def _flash_sale(rt: Runtime, reserve: Reserve) -> tuple[int, int]:
     return int(held or 0), STOCK
 
 
+async def _erase_control_rows(rt: Runtime) -> None:
+    """The naive run leaves drift on purpose; erase this test's rows so `reconcile` over
+    the shared test database stays meaningful for every other test."""
+    async with rt.db.transaction() as session:
+        mine = select(Order.id).where(Order.owner_id == "control")
+        await session.execute(delete(OrderItem).where(OrderItem.order_id.in_(mine)))
+        await session.execute(delete(Order).where(Order.owner_id == "control"))
+        await session.execute(
+            update(TicketType)
+            .where(
+                TicketType.name == "Hot",
+                TicketType.event_id.in_(select(Event.id).where(Event.name == "Control")),
+            )
+            .values(quantity_reserved=0)
+        )
+
+
 async def test_naive_read_then_write_oversells_and_atomic_update_does_not(
     postgres_url: str,
 ) -> None:
@@ -101,6 +118,7 @@ async def test_naive_read_then_write_oversells_and_atomic_update_does_not(
         naive_held, total = await _flash_sale(rt, naive_reserve)
         atomic_held, _ = await _flash_sale(rt, atomic_reserve)
     finally:
+        await _erase_control_rows(rt)
         await rt.close()
     print(f"\ncontrol: naive held {naive_held} of {total}; atomic held {atomic_held} of {total}")
     assert naive_held > total, "the naive version did not oversell: the test would prove nothing"

@@ -13,12 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount import metrics
 from headcount.capacity.events import load_event
-from headcount.capacity.views import OrderView
+from headcount.capacity.views import OrderItemView, OrderView
 from headcount.domain.errors import Conflict, Forbidden, HeadcountError, NotFound, SoldOut
 from headcount.domain.identity import Principal
 from headcount.domain.ids import is_well_formed, new_id
@@ -92,6 +92,41 @@ async def create_order(
             if found is None:
                 raise NotFound(f"no ticket type {line.ticket_type_id!r}")
             check_line(line, found, event_id=event.id, now=now)
+        view = OrderView(
+            id=new_id("ord"),
+            event_id=event.id,
+            owner_id=principal.sub,
+            status=OrderStatus.PENDING,
+            expires_at=now + timedelta(seconds=rt.settings.hold_ttl),
+            created_at=now,
+            paid_at=None,
+            items=[
+                OrderItemView(ticket_type_id=li.ticket_type_id, quantity=li.quantity)
+                for li in lines
+            ],
+        )
+        # Rows first, stock last: the ticket-type row locks the reservation takes are then
+        # held only until COMMIT, not across these inserts. A hot row's throughput is one
+        # over its lock hold time (docs/concurrency.md); a shortfall still rolls all back.
+        await session.execute(
+            insert(Order).values(
+                id=view.id,
+                event_id=view.event_id,
+                owner_id=view.owner_id,
+                status=view.status.value,
+                expires_at=view.expires_at,
+                created_at=now,
+                updated_at=now,
+                paid_at=None,
+            )
+        )
+        await session.execute(
+            insert(OrderItem),
+            [
+                {"order_id": view.id, "ticket_type_id": li.ticket_type_id, "quantity": li.quantity}
+                for li in lines
+            ],
+        )
         # The buyer's live waitlist offers pay for their lines (the order takes the hold over).
         taken = await offers.reserve_with_offers(
             session,
@@ -101,25 +136,9 @@ async def create_order(
             now=now,
             offer_ttl=rt.settings.offer_ttl,
         )
-        order = Order(
-            id=new_id("ord"),
-            event_id=event.id,
-            owner_id=principal.sub,
-            status=OrderStatus.PENDING,
-            expires_at=now + timedelta(seconds=rt.settings.hold_ttl),
-            created_at=now,
-            updated_at=now,
-            paid_at=None,
-        )
-        session.add(order)
-        session.add_all(
-            OrderItem(order_id=order.id, ticket_type_id=li.ticket_type_id, quantity=li.quantity)
-            for li in lines
-        )
-        await session.flush()
-        await offers.mark_accepted(session, taken, order.id)
-        await session.refresh(order, ["items"])
-        return OrderView.of(order).model_dump(mode="json")
+        if taken:
+            await offers.mark_accepted(session, taken, view.id)
+        return view.model_dump(mode="json")
 
     payload = draft.model_dump(mode="json")
     try:

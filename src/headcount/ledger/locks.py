@@ -52,7 +52,9 @@ async def ticket_type(session: AsyncSession, ticket_type_id: str) -> int | None:
     row = await session.execute(
         select(TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved)
         .where(TicketType.id == ticket_type_id)
-        .with_for_update()
+        # NO KEY UPDATE, like the counter UPDATEs themselves: it does not conflict with the
+        # KEY SHARE lock that inserting an order item (a foreign key to this row) takes.
+        .with_for_update(key_share=True)
     )
     found = row.first()
     return None if found is None else int(found[0])

@@ -1,0 +1,1 @@
+"""Benchmarks: Headcount against the machine's own limits, measured in the same run."""

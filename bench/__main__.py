@@ -1,0 +1,139 @@
+"""`make bench`: Headcount against this machine's own limits, in one run.
+
+    python -m bench [--quick] [--suite tickets|hot|presence|all]
+
+Every figure is the median of `--reps` runs; every throughput is printed beside the limit
+measured in the same run (pgbench / a raw SQLite loop / redis-benchmark) and their ratio.
+The markdown table is printed and written to bench/out/latest.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import limits
+from bench.flash_sale import SaleResult, flash_sale
+from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
+from bench.report import Row, median, table
+from bench.servers import serve
+from headcount.ledger.migrate import upgrade
+
+OUT = Path(__file__).parent / "out"
+
+
+def _sale_rows(
+    label: str,
+    base: str,
+    url: str,
+    limit: float,
+    *,
+    stocks: list[int],
+    conns: list[int],
+    reps: int,
+    seconds: float,
+) -> list[Row]:
+    rows = []
+    for stock in stocks:
+        for connections in conns:
+            runs: list[SaleResult] = [
+                flash_sale(base, url, stock=stock, connections=connections, seconds=seconds)
+                for _ in range(reps)
+            ]
+            ok = median([r.successes_per_s for r in runs])
+            rows.append(
+                Row(
+                    f"{label} stock {stock:,}, {connections} in flight",
+                    {
+                        "attempts/s": median([r.attempts_per_s for r in runs]),
+                        "holds/s": ok,
+                        "p50 ms": median([r.p50_ms for r in runs]),
+                        "p99 ms": median([r.p99_ms for r in runs]),
+                        "oversold": max(r.oversold for r in runs),
+                        "limit/s": limit,
+                        "holds/limit": round(ok / limit, 2) if limit else 0.0,
+                    },
+                )
+            )
+            print(table(rows[-1:]), flush=True)
+    return rows
+
+
+def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    ensure_tool("wrk", "wrk")
+    ensure_tool("pgbench", "postgresql-contrib")
+    rows: list[Row] = []
+    conns = [64, 256]
+    stocks = [1_000, 100_000]
+    with private_postgres() as server, scratch_postgres_database(server=server) as url:
+        upgrade(url)
+        with serve(url, workers=2, log=log) as base:
+            for connections in conns:
+                hot = median(
+                    [
+                        limits.pgbench_hot_row(url, clients=connections, seconds=args.seconds)
+                        for _ in range(args.reps)
+                    ]
+                )
+                rows += _sale_rows(
+                    "PostgreSQL, 2 processes,",
+                    base,
+                    url,
+                    hot,
+                    stocks=stocks,
+                    conns=[connections],
+                    reps=args.reps,
+                    seconds=args.seconds,
+                )
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/bench.db"
+        upgrade(url)
+        ceiling = median([limits.sqlite_hot_row(args.seconds) for _ in range(args.reps)])
+        with serve(url, workers=2, log=log) as base:
+            rows += _sale_rows(
+                "SQLite, 2 processes,",
+                base,
+                url,
+                ceiling,
+                stocks=[1_000],
+                conns=[64],
+                reps=args.reps,
+                seconds=args.seconds,
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--suite", choices=["tickets", "hot", "presence", "all"], default="all")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--quick", action="store_true", help="1 repetition of 3 s: a smoke run")
+    args = parser.parse_args()
+    if args.quick:
+        args.reps, args.seconds = 1, 3.0
+    OUT.mkdir(exist_ok=True)
+    log = OUT / "servers.log"
+    started = dt.datetime.now(dt.UTC)
+    header = (
+        f"# Headcount benchmark, {started:%Y-%m-%d %H:%M} UTC\n\n"
+        f"Machine: {machine().describe()}\n\n"
+        f"Command: `python -m bench {' '.join(sys.argv[1:])}` "
+        f"(median of {args.reps} runs of {args.seconds:.0f} s each)\n"
+    )
+    print(header, flush=True)
+    rows: list[Row] = []
+    suites = {"tickets": tickets_suite}
+    for name, suite in suites.items():
+        if args.suite in (name, "all"):
+            rows += suite(args, log)
+    result = header + "\n" + table(rows) + "\n"
+    (OUT / "latest.md").write_text(result)
+    print("\n" + result)
+
+
+if __name__ == "__main__":
+    main()
