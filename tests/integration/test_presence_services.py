@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import update
@@ -40,13 +39,14 @@ ORG = organizer("org-presence")
 
 
 @pytest.fixture(params=["memory", "redis"])
-async def rt(runtime: Runtime, request: pytest.FixtureRequest) -> AsyncIterator[Runtime]:
+def rt(runtime: Runtime, request: pytest.FixtureRequest) -> Runtime:
+    """The `runtime` fixture closes whichever engine is installed here."""
     if request.param == "redis":
         url: str = request.getfixturevalue("redis_url")
         runtime.presence = RedisPresence(url, prefix=f"hctest-{secrets.token_hex(6)}")
     else:
         runtime.presence = MemoryPresence()
-    yield runtime
+    return runtime
 
 
 async def make_event(rt: Runtime, viewers_cap: int | None = None) -> str:

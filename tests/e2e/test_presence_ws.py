@@ -1,0 +1,188 @@
+"""The stream WebSocket and the capacity push channel through a real `headcount serve`.
+
+Run against the in-process engine and against Redis, with a 2-second presence TTL so the
+"vanished client" case is observable quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from headcount.config import Settings
+from headcount.domain.identity import Role
+from headcount.tokens import mint
+from support import services
+from support.auth import bearer
+from support.servers import Server, running_server
+
+TTL = 2
+ORGANIZER = "org-ws"
+
+
+@pytest.fixture(scope="module", params=["memory", "redis"])
+def server(request: pytest.FixtureRequest, log_dir: Path, sqlite_url: str) -> Iterator[Server]:
+    env = {"HEADCOUNT_PRESENCE_TTL": str(TTL)}
+    if request.param == "redis":
+        services.need_redis()
+        env |= {
+            "HEADCOUNT_REDIS_URL": services.REDIS_URL,
+            "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
+        }
+    with running_server(sqlite_url, log_dir, env) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+        yield client
+
+
+def ws_url(server: Server, path: str, sub: str | None = None) -> str:
+    url = server.base_url.replace("http://", "ws://") + path
+    if sub is not None:
+        url += f"?token={mint(Settings(), sub, Role.ATTENDEE)}"
+    return url
+
+
+async def make_event(http: httpx.AsyncClient, cap: int | None) -> str:
+    made = await http.post(
+        "/api/v1/events",
+        json={"name": "WS", "virtual_settings": {"max_concurrent_viewers": cap}},
+        headers=bearer(ORGANIZER, Role.ORGANIZER),
+    )
+    assert made.status_code == 201, made.text
+    event_id: str = made.json()["id"]
+    return event_id
+
+
+async def viewers(http: httpx.AsyncClient, event_id: str) -> int:
+    snap = await http.get(f"/api/v1/events/{event_id}/capacity")
+    assert snap.status_code == 200, snap.text
+    count: int = snap.json()["viewers"]["viewers"]
+    return count
+
+
+async def receive(ws: ClientConnection, within: float = 5) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), within))
+    return message
+
+
+async def closed_with(ws: ClientConnection, within: float = 5) -> int | None:
+    with pytest.raises(ConnectionClosed):
+        await asyncio.wait_for(ws.recv(), within)
+    return ws.close_code
+
+
+async def test_join_refuse_ping_and_close(server: Server, http: httpx.AsyncClient) -> None:
+    event_id = await make_event(http, cap=2)
+    path = f"/ws/events/{event_id}/stream"
+    async with connect(ws_url(server, path, "ann")) as ann:
+        joined = await receive(ann)
+        assert (joined["type"], joined["viewers"], joined["limit"]) == ("joined", 1, 2)
+        assert joined["lease"]["holder"] == "ann"
+        token = mint(Settings(), "bob", Role.ATTENDEE)
+        async with connect(
+            ws_url(server, path), additional_headers={"Authorization": f"Bearer {token}"}
+        ) as bob:
+            assert (await receive(bob))["viewers"] == 2
+            async with connect(ws_url(server, path, "cid")) as cid:
+                refused = await receive(cid)
+                assert (refused["type"], refused["code"]) == ("error", "viewer_limit_reached")
+                assert (refused["limit"], refused["viewers"]) == (2, 2)
+                assert await closed_with(cid) == 4409
+            await bob.send(json.dumps({"type": "ping"}))
+            pong = await receive(bob)
+            assert (pong["type"], pong["viewers"], pong["limit"]) == ("pong", 2, 2)
+            await bob.send("not json")
+            assert (await receive(bob))["code"] == "invalid_request"
+        # bob closed his socket: his place is free at once, no TTL wait.
+        await asyncio.sleep(0.2)
+        assert await viewers(http, event_id) == 1
+        await ann.send(json.dumps({"type": "leave"}))
+        assert (await receive(ann))["type"] == "left"
+        assert await closed_with(ann) == 1000
+    assert await viewers(http, event_id) == 0
+
+
+async def test_bad_token_and_unknown_event(server: Server, http: httpx.AsyncClient) -> None:
+    event_id = await make_event(http, cap=5)
+    async with connect(ws_url(server, f"/ws/events/{event_id}/stream")) as anonymous:
+        assert (await receive(anonymous))["code"] == "unauthorized"
+        assert await closed_with(anonymous) == 4401
+    bad = ws_url(server, f"/ws/events/{event_id}/stream") + "?token=garbage"
+    async with connect(bad) as forged:
+        assert (await receive(forged))["code"] == "unauthorized"
+        assert await closed_with(forged) == 4401
+    async with connect(ws_url(server, "/ws/events/evt_nope/stream", "ann")) as lost:
+        assert (await receive(lost))["code"] == "not_found"
+        assert await closed_with(lost) == 4404
+
+
+async def test_a_silent_client_is_freed_within_the_ttl(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    event_id = await make_event(http, cap=1)
+    path = f"/ws/events/{event_id}/stream"
+    async with connect(ws_url(server, path, "quiet")) as quiet:
+        assert (await receive(quiet))["type"] == "joined"
+        started = time.monotonic()
+        # The socket stays open but the client never pings: the lease must lapse.
+        expired = await receive(quiet, within=TTL + 3)
+        waited = time.monotonic() - started
+        assert expired["code"] == "lease_expired"
+        assert await closed_with(quiet) == 4410
+    assert waited <= TTL + 0.5, waited
+    assert await viewers(http, event_id) == 0
+    async with connect(ws_url(server, path, "next")) as nxt:
+        assert (await receive(nxt))["type"] == "joined"
+
+
+async def test_pinging_keeps_the_place_past_the_ttl(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    event_id = await make_event(http, cap=1)
+    async with connect(ws_url(server, f"/ws/events/{event_id}/stream", "keen")) as keen:
+        await receive(keen)
+        for _ in range(5):  # 2.5 s > TTL
+            await asyncio.sleep(0.5)
+            await keen.send(json.dumps({"type": "ping"}))
+            assert (await receive(keen))["type"] == "pong"
+        assert await viewers(http, event_id) == 1
+
+
+async def test_capacity_channel_pushes_changes(server: Server, http: httpx.AsyncClient) -> None:
+    event_id = await make_event(http, cap=3)
+    async with connect(ws_url(server, f"/ws/events/{event_id}/capacity") + "?interval=5") as feed:
+        first = await receive(feed)
+        assert first["type"] == "snapshot"
+        assert first["snapshot"]["viewers"] == {
+            "limit": 3,
+            "viewers": 0,
+            "available": 3,
+            "is_full": False,
+        }
+        joined = await http.post(f"/api/v1/events/{event_id}/viewers", headers=bearer("ann"))
+        assert joined.status_code == 201, joined.text
+        # Pushed by the same process's change signal, well before the 5 s poll.
+        update = await receive(feed, within=2)
+        assert update["snapshot"]["viewers"]["viewers"] == 1
+        left = await http.delete(
+            f"/api/v1/leases/{joined.json()['lease_id']}", headers=bearer("ann")
+        )
+        assert left.status_code == 204
+        assert (await receive(feed, within=2))["snapshot"]["viewers"]["viewers"] == 0
+    async with connect(ws_url(server, "/ws/events/evt_nope/capacity")) as lost:
+        assert (await receive(lost))["code"] == "not_found"
+        assert await closed_with(lost) == 4404
