@@ -12,11 +12,21 @@ import secrets
 import pytest
 from sqlalchemy import update
 
-from headcount.capacity import booths, breakouts, events, huddles, leases, snapshot, viewers
+from headcount.capacity import (
+    booths,
+    breakouts,
+    events,
+    huddles,
+    leases,
+    sessions,
+    snapshot,
+    viewers,
+)
 from headcount.capacity.booths import BoothDraft, BoothPatch
 from headcount.capacity.breakouts import BreakoutRoomDraft, BreakoutRoomPatch
 from headcount.capacity.events import EventDraft, EventPatch, VirtualSettings
 from headcount.capacity.huddles import HuddleDraft, HuddlePatch
+from headcount.capacity.sessions import SessionDraft
 from headcount.domain.errors import (
     BoothFull,
     Forbidden,
@@ -27,7 +37,6 @@ from headcount.domain.errors import (
     RoomFull,
     ViewerLimitReached,
 )
-from headcount.ledger.attendance import Session
 from headcount.ledger.reconcile import reconcile
 from headcount.ledger.spaces import Huddle
 from headcount.presence import MemoryPresence
@@ -171,23 +180,10 @@ async def test_booths(rt: Runtime) -> None:
 
 
 async def make_session(rt: Runtime, event_id: str) -> str:
-    now = rt.clock()
-    session_id = f"ses_{secrets.token_hex(6)}"
-    async with rt.db.transaction() as session:
-        session.add(
-            Session(
-                id=session_id,
-                event_id=event_id,
-                title="Keynote",
-                description="",
-                starts_at=None,
-                ends_at=None,
-                waitlist_enabled=False,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    return session_id
+    made = await sessions.create_session(
+        rt, ORG, event_id, SessionDraft(title="Keynote", max_participants=50)
+    )
+    return made.id
 
 
 async def test_breakout_rooms_join_resize_close(rt: Runtime) -> None:
