@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import limits
+from bench import limits, presence_storm
 from bench.flash_sale import SaleResult, flash_sale
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
@@ -70,7 +70,8 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     stocks = [1_000, 100_000]
     with private_postgres() as server, scratch_postgres_database(server=server) as url:
         upgrade(url)
-        with serve(url, workers=2, log=log) as base:
+        with serve(url, workers=2, log=log) as served:
+            base = served.base
             for connections in conns:
                 hot = median(
                     [
@@ -92,7 +93,7 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
         url = f"sqlite:///{tmp}/bench.db"
         upgrade(url)
         ceiling = median([limits.sqlite_hot_row(args.seconds) for _ in range(args.reps)])
-        with serve(url, workers=2, log=log) as base:
+        with serve(url, workers=2, log=log) as served:
             rows += _sale_rows(
                 "SQLite, 2 processes,",
                 base,
@@ -106,11 +107,77 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     return rows
 
 
+def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    ensure_tool("redis-benchmark", "redis-tools")
+    rows: list[Row] = []
+    with presence_storm.private_redis() as redis_url:
+        for clients in (64,):
+            limit = median(
+                [
+                    presence_storm.redis_benchmark_admit(
+                        redis_url, clients=clients, requests=200_000
+                    )
+                    for _ in range(args.reps)
+                ]
+            )
+            joins = median(
+                [
+                    presence_storm.engine_admit_rate(
+                        redis_url, clients=clients, seconds=args.seconds
+                    )
+                    for _ in range(args.reps)
+                ]
+            )
+            beats = median(
+                [
+                    presence_storm.engine_heartbeat_rate(
+                        redis_url, clients=clients, seconds=args.seconds
+                    )
+                    for _ in range(args.reps)
+                ]
+            )
+            for label, rate in (("joins", joins), ("heartbeats", beats)):
+                rows.append(
+                    Row(
+                        f"presence engine (Redis), {label}, {clients} in flight",
+                        {"ops/s": rate, "limit/s": limit, "ops/limit": round(rate / limit, 2)},
+                    )
+                )
+                print(table(rows[-1:]), flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{tmp}/viewers.db"
+            upgrade(url)
+            env = {"HEADCOUNT_REDIS_URL": redis_url, "HEADCOUNT_PRESENCE_TTL": "30"}
+            with serve(url, workers=1, log=log, extra_env=env) as served:
+                result = presence_storm.websocket_viewers(
+                    served.base,
+                    served.pid,
+                    count=args.viewers,
+                    hold_seconds=max(20.0, args.seconds * 4),
+                )
+            rows.append(
+                Row(
+                    "WebSocket viewers on 1 process (Redis), heartbeat every 5 s",
+                    {
+                        "viewers held": result.viewers,
+                        "refused": result.refused,
+                        "join p50 ms": result.join_p50_ms,
+                        "join p99 ms": result.join_p99_ms,
+                        "ping p99 ms": result.pong_p99_ms,
+                        "RSS KiB/viewer": result.rss_per_viewer_kib,
+                    },
+                )
+            )
+            print(table(rows[-1:]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--suite", choices=["tickets", "hot", "presence", "all"], default="all")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--viewers", type=int, default=5000, help="WebSocket viewers to hold")
     parser.add_argument("--quick", action="store_true", help="1 repetition of 3 s: a smoke run")
     args = parser.parse_args()
     if args.quick:
@@ -126,7 +193,7 @@ def main() -> None:
     )
     print(header, flush=True)
     rows: list[Row] = []
-    suites = {"tickets": tickets_suite}
+    suites = {"tickets": tickets_suite, "presence": presence_suite}
     for name, suite in suites.items():
         if args.suite in (name, "all"):
             rows += suite(args, log)

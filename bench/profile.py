@@ -55,7 +55,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, scratch_postgres_database("hc_prof") as url:
         upgrade(url)
         log = Path(tmp) / "server.log"
-        with serve(url, workers=1, log=log) as base:
+        with serve(url, workers=1, log=log) as served:
+            base = served.base
             event_id, tt_id = setup_stock(base, 1_000_000)
             pid = subprocess.run(
                 [

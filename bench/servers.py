@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -21,10 +22,16 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class Served:
+    base: str
+    pid: int  # the uvicorn process (with one worker, the one that serves)
+
+
 @contextmanager
 def serve(
     database_url: str, *, workers: int, log: Path, extra_env: Mapping[str, str] | None = None
-) -> Iterator[str]:
+) -> Iterator[Served]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADCOUNT_")}
     env.update(
@@ -71,7 +78,7 @@ def serve(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"server not ready; see {log}")
             time.sleep(0.2)
-        yield base
+        yield Served(base, proc.pid)
     finally:
         proc.terminate()
         try:

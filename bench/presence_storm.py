@@ -1,0 +1,238 @@
+"""Presence storm: admissions and heartbeats through the engine, and many WebSocket viewers.
+
+The limit for the engine is `redis-benchmark` running the engine's own admission script
+(`headcount.presence.redis._ADMIT`, same keys and arguments) against the same private
+Redis at the same concurrency: what Redis itself can do, with no Python in the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bench.servers import free_port
+from headcount.config import Settings
+from headcount.domain.identity import Role
+from headcount.presence import redis as redis_engine
+from headcount.presence.base import Resource
+from headcount.presence.redis import RedisPresence
+from headcount.tokens import mint
+
+
+@contextmanager
+def private_redis() -> Iterator[str]:
+    """Our own redis-server, so the storm neither disturbs nor is disturbed by anyone else."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            if (
+                subprocess.run(
+                    ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
+                ).stdout.strip()
+                == b"PONG"
+            ):
+                break
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def redis_benchmark_admit(url: str, *, clients: int, requests: int) -> float:
+    """Admissions/s when Redis runs the engine's script with nothing else in the path."""
+    port = url.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
+    tag = f"{{viewers.evt_rb{secrets.token_hex(3)}}}"
+    keys = [f"hc:presence:{tag}:leases", f"hc:presence:{tag}:holders", f"hc:presence:{tag}:closed"]
+    out = subprocess.run(
+        [
+            "redis-benchmark",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            port,
+            "-c",
+            str(clients),
+            "-n",
+            str(requests),
+            "-r",
+            "100000000",
+            "-q",
+            "EVAL",
+            redis_engine._ADMIT,
+            "3",
+            *keys,
+            "30000",
+            "-1",
+            "viewers.evt_rb.__rand_int__",
+            "holder",
+            "60000",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = re.findall(r"([\d.]+) requests per second", out)
+    if not found:
+        raise RuntimeError(f"redis-benchmark printed no rate:\n{out}")
+    return float(found[-1])
+
+
+async def _engine_rate(url: str, *, clients: int, seconds: float, heartbeats: bool) -> float:
+    engine = RedisPresence(url, prefix=f"hcb{secrets.token_hex(3)}", max_connections=clients)
+    resource = Resource("viewers", f"evt_{secrets.token_hex(6)}")
+    leases = []
+    if heartbeats:
+        for i in range(clients):
+            admitted = await engine.admit(resource, f"h{i}", limit=None, ttl=60)
+            assert admitted.lease is not None
+            leases.append(admitted.lease)
+    done = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(n: int) -> None:
+        nonlocal done
+        while time.perf_counter() < deadline:
+            if heartbeats:
+                await engine.renew(leases[n].lease_id, leases[n].holder, ttl=60)
+            else:
+                await engine.admit(resource, f"u{n}", limit=None, ttl=60)
+            done += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in range(clients)))
+    rate = done / (time.perf_counter() - start)
+    await engine.close()
+    return rate
+
+
+def engine_admit_rate(url: str, *, clients: int, seconds: float) -> float:
+    return asyncio.run(_engine_rate(url, clients=clients, seconds=seconds, heartbeats=False))
+
+
+def engine_heartbeat_rate(url: str, *, clients: int, seconds: float) -> float:
+    return asyncio.run(_engine_rate(url, clients=clients, seconds=seconds, heartbeats=True))
+
+
+@dataclass(frozen=True)
+class ViewerResult:
+    viewers: int
+    refused: int
+    join_p50_ms: float
+    join_p99_ms: float
+    pong_p99_ms: float
+    rss_per_viewer_kib: float
+
+
+def _rss_kib(pid: int) -> int:
+    text = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+)", text)
+    return int(found.group(1)) if found else 0
+
+
+async def _viewers(
+    base: str, event_id: str, count: int, hold_seconds: float, ping_every: float
+) -> tuple[list[float], list[float], int]:
+    import websockets
+
+    settings = Settings()
+    ws_base = base.replace("http://", "ws://")
+    joins: list[float] = []
+    pongs: list[float] = []
+    refused = 0
+    sockets = []
+    gate = asyncio.Semaphore(32)
+
+    async def join(i: int) -> None:
+        nonlocal refused
+        token = mint(settings, f"viewer-{i}", Role.ATTENDEE)
+        async with gate:
+            start = time.perf_counter()
+            ws = await websockets.connect(
+                f"{ws_base}/ws/events/{event_id}/stream?token={token}", open_timeout=60
+            )
+            message = json.loads(await ws.recv())
+            if message.get("type") != "joined":
+                refused += 1
+                await ws.close()
+                return
+            joins.append((time.perf_counter() - start) * 1000)
+            sockets.append(ws)
+
+    await asyncio.gather(*(join(i) for i in range(count)))
+
+    async def heartbeat(ws: object) -> None:
+        end = time.perf_counter() + hold_seconds
+        await asyncio.sleep(ping_every * (hash(ws) % 1000) / 1000)
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            await ws.send('{"type": "ping"}')  # type: ignore[attr-defined]
+            reply = json.loads(await ws.recv())  # type: ignore[attr-defined]
+            if reply.get("type") == "pong":
+                pongs.append((time.perf_counter() - start) * 1000)
+            await asyncio.sleep(ping_every)
+
+    await asyncio.gather(*(heartbeat(ws) for ws in sockets))
+    await asyncio.gather(*(ws.close() for ws in sockets))
+    return joins, pongs, refused
+
+
+def websocket_viewers(
+    base: str, server_pid: int, *, count: int, hold_seconds: float
+) -> ViewerResult:
+    organizer = {"Authorization": f"Bearer {mint(Settings(), 'bench-org', Role.ORGANIZER)}"}
+    event = httpx.post(
+        f"{base}/api/v1/events",
+        json={"name": "Stream", "virtual_settings": {"max_concurrent_viewers": count * 2}},
+        headers=organizer,
+    ).json()
+    before = _rss_kib(server_pid)
+    rss_peak = [before]
+
+    async def run() -> tuple[list[float], list[float], int]:
+        async def sample() -> None:
+            while True:
+                rss_peak.append(_rss_kib(server_pid))
+                await asyncio.sleep(0.5)
+
+        sampler = asyncio.create_task(sample())
+        try:
+            return await _viewers(base, event["id"], count, hold_seconds, ping_every=5.0)
+        finally:
+            sampler.cancel()
+
+    joins, pongs, refused = asyncio.run(run())
+    q = statistics.quantiles
+    return ViewerResult(
+        viewers=len(joins),
+        refused=refused,
+        join_p50_ms=statistics.median(joins) if joins else 0.0,
+        join_p99_ms=q(joins, n=100)[98] if len(joins) > 1 else 0.0,
+        pong_p99_ms=q(pongs, n=100)[98] if len(pongs) > 1 else 0.0,
+        rss_per_viewer_kib=(max(rss_peak) - before) / max(1, len(joins)),
+    )
