@@ -25,8 +25,23 @@ TICKET_TYPE_FIELDS = """id eventId name quantityTotal quantitySold quantityReser
 ORDER_FIELDS = (
     "id eventId ownerId status expiresAt createdAt paidAt items { ticketTypeId quantity }"
 )
+SESSION_FIELDS = """id eventId title description startsAt endsAt maxParticipants
+  currentAttendance remaining isFull waitlistEnabled waitlistLength createdAt updatedAt"""
+BOOTH_FIELDS = """id eventId name description tier chatEnabled videoEnabled maxVisitors visitors
+  isFull createdAt updatedAt"""
+ROOM_FIELDS = "id sessionId eventId name capacity status participants isFull createdAt closedAt"
+HUDDLE_FIELDS = "id eventId name topic capacity members available isFull version createdAt"
+REGISTRATION_FIELDS = "id eventId attendeeId partySize status createdAt updatedAt cancelledAt"
+ENTRY_FIELDS = """id eventId sessionId ticketTypeId attendeeId quantity seq status position
+  offeredQuantity offerExpiresAt orderId joinedAt updatedAt"""
 CAPACITY_FIELDS = f"""eventId maxAttendees sections
-  tickets {{ total sold reserved available isSoldOut ticketTypes {{ {TICKET_TYPE_FIELDS} }} }}"""
+  tickets {{ total sold reserved available isSoldOut ticketTypes {{ {TICKET_TYPE_FIELDS} }} }}
+  registrations {{ maxAttendees registered remaining isFull }}
+  sessions {{ {SESSION_FIELDS} }}
+  viewers {{ limit viewers available isFull }}
+  booths {{ {BOOTH_FIELDS} }}
+  breakoutRooms {{ {ROOM_FIELDS} }}
+  huddles {{ {HUDDLE_FIELDS} }}"""
 EVENT_FIELDS = """id organizerId name description startsAt endsAt maxAttendees createdAt updatedAt
   virtualSettings { maxConcurrentViewers streamUrl }"""
 
@@ -60,7 +75,7 @@ async def build_state(http: httpx.AsyncClient) -> dict[str, Any]:
             "description": "same state, two APIs",
             "starts_at": "2030-05-01T09:00:00Z",
             "ends_at": "2030-05-01T18:00:00Z",
-            "max_attendees": 40,
+            "max_attendees": 12,
             "virtual_settings": {"max_concurrent_viewers": 12, "stream_url": "https://x.test/s"},
         },
     )
@@ -94,11 +109,56 @@ async def build_state(http: httpx.AsyncClient) -> dict[str, Any]:
         )
         assert response.status_code == 201, response.text
         orders[(who, tt_id)] = response.json()["id"]
+    attendance = await build_attendance(http, event_id)
     paid = await rest(http, "POST", f"/orders/{orders['ann', floor]}/confirm", ORGANIZER)
     assert paid.status_code == 200, paid.text
     cancelled = await rest(http, "POST", f"/orders/{orders['bob', floor]}/cancel", "bob")
     assert cancelled.status_code == 200, cancelled.text
-    return {"event_id": event_id, "floor": floor, "balcony": balcony, "orders": orders}
+    return {
+        "event_id": event_id,
+        "floor": floor,
+        "balcony": balcony,
+        "orders": orders,
+        **attendance,
+    }
+
+
+def ok(response: httpx.Response) -> dict[str, Any]:
+    assert response.status_code in (200, 201), response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def build_attendance(http: httpx.AsyncClient, event_id: str) -> dict[str, Any]:
+    """Registrations, a session with a waitlist, one without, a full huddle, booth, room."""
+    for who, party in (("ann", 2), ("bob", 1), ("cy", 1)):
+        path = f"/events/{event_id}/registrations"
+        ok(await rest(http, "POST", path, who, json={"party_size": party}))
+    sessions = []
+    for title, waitlist in (("Keynote", True), ("Workshop", False)):
+        body = {"title": title, "max_participants": 1, "waitlist_enabled": waitlist}
+        sessions.append(
+            ok(await rest(http, "POST", f"/events/{event_id}/sessions", ORGANIZER, json=body))
+        )
+    talk, workshop = sessions
+    for who in ("ann", "bob"):  # ann takes the seat, bob waits
+        ok(await rest(http, "POST", f"/sessions/{talk['id']}/rsvp", who))
+    ok(await rest(http, "POST", f"/sessions/{workshop['id']}/rsvp", "ann"))
+    body = {"name": "Hallway", "capacity": 1}
+    huddle = ok(await rest(http, "POST", f"/events/{event_id}/huddles", ORGANIZER, json=body))
+    ok(await rest(http, "POST", f"/huddles/{huddle['id']}/join", "ann"))
+    body = {"name": "Acme", "max_visitors": 3}
+    booth = ok(await rest(http, "POST", f"/events/{event_id}/booths", ORGANIZER, json=body))
+    body = {"name": "Room A", "capacity": 2}
+    path = f"/sessions/{talk['id']}/breakout-rooms"
+    room = ok(await rest(http, "POST", path, ORGANIZER, json=body))
+    return {
+        "session": talk["id"],
+        "workshop": workshop["id"],
+        "huddle": huddle["id"],
+        "booth": booth["id"],
+        "room": room["id"],
+    }
 
 
 async def test_reads_agree(http: httpx.AsyncClient) -> None:
@@ -121,14 +181,7 @@ async def test_reads_agree(http: httpx.AsyncClient) -> None:
     )
     rest_capacity = (await rest(http, "GET", f"/events/{event_id}/capacity")).json()
     rest_capacity.pop("taken_at")
-    extra = {
-        k: v
-        for k, v in rest_capacity.items()
-        if k not in {"event_id", "max_attendees", "sections", "tickets"}
-    }
-    assert snake(capacity["capacity"]) == rest_normal(
-        {k: v for k, v in rest_capacity.items() if k not in extra}
-    )
+    assert snake(capacity["capacity"]) == rest_normal(rest_capacity)
     # A section's counts must be real figures, not a stale or empty copy.
     assert rest_capacity["tickets"]["sold"] == 3
     assert rest_capacity["tickets"]["reserved"] == 4
@@ -167,6 +220,8 @@ async def test_reads_agree(http: httpx.AsyncClient) -> None:
         assert snake(mine["orders"]["orders"]) == rest_normal(rest_mine)
         assert rest_mine, f"{who} should see some orders"
 
+    await reads_of_attendance_agree(http, state)
+
     for (who, _), order_id in state["orders"].items():
         one = await gql(
             http,
@@ -177,6 +232,96 @@ async def test_reads_agree(http: httpx.AsyncClient) -> None:
         assert snake(one["order"]) == rest_normal(
             (await rest(http, "GET", f"/orders/{order_id}", who)).json()
         )
+
+
+def reads(state: dict[str, Any]) -> list[tuple[str, str, str, str | None, str]]:
+    """(query, variable id, REST path, caller, where the answer sits in `data`)."""
+    event_id, session_id = state["event_id"], state["session"]
+    on_event = "query($id: ID!) {{ event(id: $id) {{ ... on Event {{ {} }} }} }}"
+    return [
+        (
+            on_event.format(f"sessions {{ {SESSION_FIELDS} }}"),
+            event_id,
+            f"/events/{event_id}/sessions",
+            None,
+            "event.sessions",
+        ),
+        (
+            on_event.format(f"huddles {{ {HUDDLE_FIELDS} }}"),
+            event_id,
+            f"/events/{event_id}/huddles",
+            None,
+            "event.huddles",
+        ),
+        (
+            on_event.format(f"booths {{ {BOOTH_FIELDS} }}"),
+            event_id,
+            f"/events/{event_id}/booths",
+            None,
+            "event.booths",
+        ),
+        (
+            f"query($id: ID!) {{ session(id: $id) {{ ... on Session {{ {SESSION_FIELDS} }} }} }}",
+            session_id,
+            f"/sessions/{session_id}",
+            None,
+            "session",
+        ),
+        (
+            f"""query($id: ID!) {{ breakoutRooms(sessionId: $id) {{
+               ... on BreakoutRoomList {{ rooms {{ {ROOM_FIELDS} }} }} }} }}""",
+            session_id,
+            f"/sessions/{session_id}/breakout-rooms",
+            None,
+            "breakoutRooms.rooms",
+        ),
+        (
+            f"""query($id: ID!) {{ myRegistration(eventId: $id) {{
+               ... on Registration {{ {REGISTRATION_FIELDS} }} }} }}""",
+            event_id,
+            f"/events/{event_id}/registrations/me",
+            "ann",
+            "myRegistration",
+        ),
+        (
+            f"""query($id: ID!) {{ registrations(eventId: $id) {{
+               ... on RegistrationList {{ registrations {{ {REGISTRATION_FIELDS} }} }} }} }}""",
+            event_id,
+            f"/events/{event_id}/registrations",
+            ORGANIZER,
+            "registrations.registrations",
+        ),
+        (
+            f"""query($id: ID!) {{ myRsvp(sessionId: $id) {{ ... on Rsvp {{
+               sessionId attendeeId status position waitlistEntry {{ {ENTRY_FIELDS} }} }} }} }}""",
+            session_id,
+            f"/sessions/{session_id}/rsvp",
+            "bob",
+            "myRsvp",
+        ),
+        (
+            f"""query($id: ID!) {{ sessionWaitlist(sessionId: $id) {{ ... on Waitlist {{
+               sessionId ticketTypeId waiting offered entries {{ {ENTRY_FIELDS} }} }} }} }}""",
+            session_id,
+            f"/sessions/{session_id}/waitlist",
+            ORGANIZER,
+            "sessionWaitlist",
+        ),
+    ]
+
+
+async def reads_of_attendance_agree(http: httpx.AsyncClient, state: dict[str, Any]) -> None:
+    snapshot = (await rest(http, "GET", f"/events/{state['event_id']}/capacity")).json()
+    assert snapshot["sessions"][0]["waitlist_length"] == 1, "the state has a waitlist"
+    assert snapshot["registrations"]["registered"] == 4, "ann (party of 2), bob and cy"
+    for query, variable, path, who, where in reads(state):
+        role = Role.ORGANIZER if who == ORGANIZER else Role.ATTENDEE
+        data: Any = await gql(http, query, {"id": variable}, as_user=who, role=role)
+        for part in where.split("."):
+            data = data[part]
+        by_rest = await rest(http, "GET", path, who)
+        assert by_rest.status_code == 200, by_rest.text
+        assert snake(data) == rest_normal(by_rest.json()), where
 
 
 REFUSAL = "... on Refusal { code title detail }"
@@ -241,6 +386,45 @@ async def test_refusals_agree(http: httpx.AsyncClient) -> None:
         assert problem["code"] == code, problem
         role = Role.ORGANIZER if who == ORGANIZER else Role.ATTENDEE
         by_gql = (await gql(http, change, {"id": order_id}, as_user=who, role=role))["confirmOrder"]
+        assert {k: by_gql[k] for k in ("code", "title", "detail")} == {
+            k: problem[k] for k in ("code", "title", "detail")
+        }, code
+
+    rsvp = f"mutation($id: ID!) {{ rsvpSession(sessionId: $id) {{ __typename {REFUSAL} }} }}"
+    join = f"mutation($id: ID!) {{ joinHuddle(huddleId: $id) {{ __typename {REFUSAL} }} }}"
+    register = f"""mutation($id: ID!) {{ registerForEvent(eventId: $id, partySize: 10) {{
+        __typename {REFUSAL} }} }}"""
+    attendance_cases: list[tuple[str, str, dict[str, Any] | None, str, str, str]] = [
+        (
+            "session_full",
+            f"/sessions/{state['workshop']}/rsvp",
+            None,
+            rsvp,
+            state["workshop"],
+            "cy",
+        ),
+        (
+            "not_registered",
+            f"/sessions/{state['session']}/rsvp",
+            None,
+            rsvp,
+            state["session"],
+            "dee",
+        ),
+        ("huddle_full", f"/huddles/{state['huddle']}/join", None, join, state["huddle"], "bob"),
+        (
+            "event_full",
+            f"/events/{event_id}/registrations",
+            {"party_size": 10},
+            register,
+            event_id,
+            "dee",
+        ),
+    ]
+    for code, path, body, mutation, variable, who in attendance_cases:
+        problem = (await rest(http, "POST", path, who, json=body)).json()
+        assert problem["code"] == code, problem
+        by_gql = next(iter((await gql(http, mutation, {"id": variable}, as_user=who)).values()))
         assert {k: by_gql[k] for k in ("code", "title", "detail")} == {
             k: problem[k] for k in ("code", "title", "detail")
         }, code

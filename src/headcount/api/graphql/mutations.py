@@ -7,6 +7,7 @@ from typing import Annotated, cast
 import strawberry
 
 from headcount.api.graphql import fields
+from headcount.api.graphql.convert import idempotency_key as checked_key
 from headcount.api.graphql.refusals import (
     COMMON,
     Conflict,
@@ -78,7 +79,7 @@ class CreateOrderInput:
 
 
 @strawberry.type
-class Mutation:
+class OrderMutation:
     @fields.mutation("Hold tickets (all lines or none) until `expiresAt`.")
     async def create_order(
         self,
@@ -101,7 +102,7 @@ class Mutation:
                 info.context.runtime,
                 who,
                 draft,
-                idempotency_key=_key(idempotency_key),
+                idempotency_key=checked_key(idempotency_key),
             )
             return Order.of(view)
 
@@ -116,7 +117,7 @@ class Mutation:
                 info.context.runtime,
                 info.context.principal(),
                 id,
-                idempotency_key=_key(idempotency_key),
+                idempotency_key=checked_key(idempotency_key),
             )
             return Order.of(view)
 
@@ -131,20 +132,8 @@ class Mutation:
                 info.context.runtime,
                 info.context.principal(),
                 id,
-                idempotency_key=_key(idempotency_key),
+                idempotency_key=checked_key(idempotency_key),
             )
             return Order.of(view)
 
         return cast(ChangeOrderResult, await attempt(work, ORDER_REFUSALS))
-
-
-MAX_KEY_LENGTH = 200
-
-
-def _key(value: str | None) -> str | None:
-    """Same bound as REST's Idempotency-Key header, so a key works in either API."""
-    if value is not None and not 1 <= len(value) <= MAX_KEY_LENGTH:
-        from headcount.domain.errors import InvalidRequest as Invalid
-
-        raise Invalid(f"idempotencyKey must be 1 to {MAX_KEY_LENGTH} characters")
-    return value

@@ -57,7 +57,7 @@ def _limit(value: int) -> int:
 
 
 @strawberry.type
-class Query:
+class EventQuery:
     @fields.field("The caller, from the bearer token; null without one.")
     def viewer(self, info: strawberry.Info) -> Viewer | None:
         who = info.context.optional_principal()

@@ -6,8 +6,10 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
-from headcount.api.graphql.mutations import Mutation
-from headcount.api.graphql.queries import Query
+from headcount.api.graphql.attendance import AttendanceMutation, AttendanceQuery
+from headcount.api.graphql.mutations import OrderMutation
+from headcount.api.graphql.presence import PresenceMutation, PresenceQuery
+from headcount.api.graphql.queries import EventQuery
 from headcount.api.graphql.refusals import ALL_TYPES
 from headcount.domain.errors import HeadcountError
 
@@ -20,6 +22,16 @@ def _should_mask(error: GraphQLError) -> bool:
     """Hide internals of unexpected failures; keep parse/validation and refusal messages."""
     original = error.original_error
     return original is not None and not isinstance(original, GraphQLError | HeadcountError)
+
+
+@strawberry.type(name="Query")
+class Query(EventQuery, AttendanceQuery, PresenceQuery):
+    pass
+
+
+@strawberry.type(name="Mutation")
+class Mutation(OrderMutation, AttendanceMutation, PresenceMutation):
+    pass
 
 
 def build_schema() -> strawberry.Schema:

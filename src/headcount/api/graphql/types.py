@@ -13,7 +13,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from headcount.api.graphql import fields
-from headcount.capacity import snapshot, tickets
+from headcount.api.graphql.attendance import RegistrationCapacity, Session
+from headcount.api.graphql.presence import Booth, BreakoutRoom, Huddle, ViewerCapacity
+from headcount.capacity import booths, huddles, sessions, snapshot, tickets
 from headcount.capacity.views import (
     CapacitySnapshot,
     EventView,
@@ -108,9 +110,15 @@ class CapacitySummary:
     taken_at: datetime
     max_attendees: int | None
     tickets: TicketCapacity
+    registrations: RegistrationCapacity | None
+    sessions: list[Session]
+    viewers: ViewerCapacity | None
+    booths: list[Booth]
+    breakout_rooms: list[BreakoutRoom]
+    huddles: list[Huddle]
     sections: JSON = strawberry.field(
-        description="Capacity sections contributed by features (registrations, sessions, "
-        "viewers …), keyed by name, as the REST snapshot's `sections`."
+        description="Further capacity sections contributed by features, keyed by name, "
+        "as the REST snapshot's `sections`."
     )
 
     @classmethod
@@ -120,6 +128,14 @@ class CapacitySummary:
             taken_at=view.taken_at,
             max_attendees=view.max_attendees,
             tickets=TicketCapacity.of(view.tickets),
+            registrations=(
+                RegistrationCapacity.of(view.registrations) if view.registrations else None
+            ),
+            sessions=[Session.of(v) for v in view.sessions],
+            viewers=ViewerCapacity.of(view.viewers) if view.viewers else None,
+            booths=[Booth.of(v) for v in view.booths],
+            breakout_rooms=[BreakoutRoom.of(v) for v in view.breakout_rooms],
+            huddles=[Huddle.of(v) for v in view.huddles],
             sections=view.model_dump(mode="json")["sections"],
         )
 
@@ -145,6 +161,18 @@ class Event:
     async def ticket_types(self, info: strawberry.Info) -> list[TicketType]:
         views = await tickets.list_ticket_types(info.context.runtime, self.id)
         return [TicketType.of(v) for v in views]
+
+    @strawberry.field
+    async def sessions(self, info: strawberry.Info) -> list[Session]:
+        return [Session.of(v) for v in await sessions.list_sessions(info.context.runtime, self.id)]
+
+    @strawberry.field
+    async def booths(self, info: strawberry.Info) -> list[Booth]:
+        return [Booth.of(v) for v in await booths.list_booths(info.context.runtime, self.id)]
+
+    @strawberry.field
+    async def huddles(self, info: strawberry.Info) -> list[Huddle]:
+        return [Huddle.of(v) for v in await huddles.list_huddles(info.context.runtime, self.id)]
 
     @classmethod
     def of(cls, view: EventView) -> Event:
