@@ -82,6 +82,10 @@ def sweep() -> None:
 
     count = asyncio.run(_with_runtime(_settings(), sweep_expired_holds))
     typer.echo(f"expired {count} holds")
+    from headcount.capacity.waitlists import sweep_expired_offers
+
+    lapsed = asyncio.run(_with_runtime(_settings(), sweep_expired_offers))
+    typer.echo(f"passed on {lapsed} lapsed waitlist offers")
 
 
 @app.command()
