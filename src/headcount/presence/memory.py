@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from headcount.domain.presence import has_room
 from headcount.presence.base import (
     Admission,
     Lease,
@@ -54,7 +55,7 @@ class MemoryPresence:
         count = len(room.leases)
         if room.closed:
             return Admission(None, count, closed=True)
-        if limit is not None and count >= limit:
+        if not has_room(count, limit):
             return Admission(None, count)
         lease = Lease(new_lease_id(resource), resource, holder, self._clock() + ttl)
         room.leases[lease.lease_id] = lease
