@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from headcount.config import Settings
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
 from headcount.domain.tickets import OrderStatus
-from headcount.ledger import offers, seats
+from headcount.ledger import locks, offers, seats
 from headcount.ledger.attendance import (
     EventCapacity,
     Registration,
@@ -216,10 +216,13 @@ async def waitlists(session: AsyncSession, fix: bool) -> list[Drift]:
         Drift("session_capacity", sid, "free_seats_while_waiting", free, queued)
         for sid, free, queued in idle_seats.all()
     ]
-    stock = [
-        Drift("ticket_types", tid, "free_stock_while_waiting", free, queued)
-        for tid, free, queued in idle_stock.all()
-    ]
+    stock: list[Drift] = []
+    for tid, _own_free, queued in idle_stock.all():
+        # The stock an offer could really take: the type's own, bounded by any shared
+        # limit (pools, the event's cap) — the same figure promotion itself uses.
+        free = await locks.ticket_type(session, tid)
+        if free:
+            stock.append(Drift("ticket_types", tid, "free_stock_while_waiting", free, queued))
     if fix:
         now = datetime.now(UTC)
         for drift in drifts:
