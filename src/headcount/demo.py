@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from headcount.capacity import events, tickets
 from headcount.capacity.events import EventDraft, VirtualSettings
+from headcount.capacity.live_demo import load_demo_presence
 from headcount.capacity.sessions import load_demo_sessions
 from headcount.capacity.tickets import TicketTypeDraft
 from headcount.domain.errors import NotFound
@@ -56,6 +57,7 @@ async def load_demo(rt: Runtime) -> bool:
             ticket_type_id=tt_id,
         )
     await load_demo_sessions(rt, DEMO_EVENT_ID, DEMO_ORGANIZER)
+    await load_demo_presence(rt, DEMO_EVENT_ID, DEMO_ORGANIZER)
     for loader in EXTRA_LOADERS:
         await loader(rt, DEMO_EVENT_ID)
     return True

@@ -86,14 +86,19 @@ async def _visitors(rt: Runtime, booths: list[Booth]) -> dict[str, int | None]:
 
 
 async def create_booth(
-    rt: Runtime, principal: Principal, event_id: str, draft: BoothDraft
+    rt: Runtime,
+    principal: Principal,
+    event_id: str,
+    draft: BoothDraft,
+    *,
+    booth_id: str | None = None,
 ) -> BoothView:
     now = rt.clock()
     async with rt.db.transaction() as session:
         event = await load_event(session, event_id)
         require_manager(principal, event)
         booth = Booth(
-            id=new_id("bth"),
+            id=booth_id or new_id("bth"),
             event_id=event.id,
             created_at=now,
             updated_at=now,

@@ -89,14 +89,19 @@ async def participants_of(rt: Runtime, rooms: list[BreakoutRoom]) -> dict[str, i
 
 
 async def create_room(
-    rt: Runtime, principal: Principal, session_id: str, draft: BreakoutRoomDraft
+    rt: Runtime,
+    principal: Principal,
+    session_id: str,
+    draft: BreakoutRoomDraft,
+    *,
+    room_id: str | None = None,
 ) -> BreakoutRoomView:
     now = rt.clock()
     async with rt.db.transaction() as session:
         agenda_item = await _load_session(session, session_id)
         require_manager(principal, await load_event(session, agenda_item.event_id))
         room = BreakoutRoom(
-            id=new_id("brk"),
+            id=room_id or new_id("brk"),
             session_id=agenda_item.id,
             event_id=agenda_item.event_id,
             name=draft.name,

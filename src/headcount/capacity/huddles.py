@@ -78,14 +78,19 @@ async def _is_member(session: AsyncSession, huddle_id: str, user_id: str) -> boo
 
 
 async def create_huddle(
-    rt: Runtime, principal: Principal, event_id: str, draft: HuddleDraft
+    rt: Runtime,
+    principal: Principal,
+    event_id: str,
+    draft: HuddleDraft,
+    *,
+    huddle_id: str | None = None,
 ) -> HuddleView:
     now = rt.clock()
     async with rt.db.transaction() as session:
         event = await load_event(session, event_id)
         require_manager(principal, event)
         huddle = Huddle(
-            id=new_id("hud"),
+            id=huddle_id or new_id("hud"),
             event_id=event.id,
             name=draft.name,
             topic=draft.topic,
