@@ -139,3 +139,16 @@ async def test_concurrent_admissions_never_pass_the_limit(presence: Presence) ->
 
 async def test_ping(presence: Presence) -> None:
     await presence.ping()
+
+
+async def test_memory_prune_forgets_lapsed_resources() -> None:
+    now = [1000.0]
+    engine = MemoryPresence(clock=lambda: now[0])
+    for i in range(3):
+        await engine.admit(room(), f"u{i}", limit=None, ttl=5)
+    kept = room()
+    await engine.admit(kept, "stay", limit=None, ttl=50)
+    now[0] += 10
+    assert await engine.prune() == 3
+    assert await engine.occupancy(kept) == 1
+    assert len(engine._rooms) == 1

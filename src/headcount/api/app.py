@@ -17,6 +17,7 @@ from headcount.api.realtime import capacity as capacity_ws
 from headcount.api.realtime import stream as stream_ws
 from headcount.api.rest import events, ops, orders, registrations, sessions, tickets, waitlists
 from headcount.api.rest import presence as presence_rest
+from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
 from headcount.capacity.waitlists import sweep_expired_offers
 from headcount.config import Settings
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # Background duties run by every replica; each must be safe to run concurrently everywhere.
 Duty = Callable[[Runtime], Awaitable[object]]
-DUTIES: list[Duty] = [sweep_expired_holds, sweep_expired_offers]
+DUTIES: list[Duty] = [sweep_expired_holds, sweep_expired_offers, prune_presence]
 
 
 async def _run_duties(rt: Runtime) -> None:

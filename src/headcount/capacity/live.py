@@ -93,3 +93,12 @@ def signals(rt: Runtime) -> ChangeSignals:
 
 def signal_change(rt: Runtime, event_id: str) -> None:
     signals(rt).notify(event_id)
+
+
+async def prune_presence(rt: Runtime) -> int:
+    """Background duty: the in-process engine forgets lapsed leases (Redis expires its own)."""
+    prune = getattr(rt.presence, "prune", None)
+    if prune is None:
+        return 0
+    expired: int = await prune()
+    return expired

@@ -111,6 +111,18 @@ class MemoryPresence:
     async def reopen_resource(self, resource: Resource) -> None:
         self._rooms.pop(resource.key, None)
 
+    async def prune(self) -> int:
+        """Forget resources whose leases all ran out; returns how many leases expired.
+
+        Reads drop expired leases of the resource they touch; this catches resources
+        nobody touches again, so a long-running process does not grow without bound.
+        """
+        before = sum(len(room.leases) for room in self._rooms.values())
+        for key in list(self._rooms):
+            kind, _, ident = key.partition(".")
+            self._live(Resource(kind, ident))
+        return before - sum(len(room.leases) for room in self._rooms.values())
+
     async def ping(self) -> None:
         return None
 
