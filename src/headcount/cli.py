@@ -130,6 +130,15 @@ def serve(
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = _settings()
+    if workers > 1 and not settings.redis_url:
+        # In-process presence is per process: each worker would admit up to every live limit.
+        typer.secho(
+            "--workers > 1 needs HEADCOUNT_REDIS_URL: the in-process presence engine "
+            "cannot share leases between processes",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
     _migrate(settings)
     base = f"http://{host}:{port}"
     if load_demo:
