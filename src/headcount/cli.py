@@ -29,9 +29,25 @@ def _settings() -> Settings:
 
 
 def _migrate(settings: Settings) -> None:
+    """Bring the schema up to date, or exit 3 with one clear line if the database is away.
+
+    Serving from a process that could not migrate would answer 503s (or worse) forever;
+    exiting lets the orchestrator restart it once the database is back.
+    """
+    from sqlalchemy.exc import OperationalError
+
     from headcount.ledger.migrate import upgrade
 
-    upgrade(settings.database_url)
+    try:
+        upgrade(settings.database_url)
+    except (OperationalError, OSError) as exc:
+        typer.secho(
+            f"database unreachable at {redacted(settings.database_url)}: "
+            f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(3) from exc
 
 
 async def _with_runtime(settings: Settings, work: object) -> object:

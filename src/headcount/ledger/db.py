@@ -36,6 +36,13 @@ T = TypeVar("T")
 # deadlock. Our fixed lock order should prevent deadlocks; this is a safety net, not a plan.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
 STATEMENT_TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
+# "Not now" answers from a server that is shutting down, crashing, starting up, or full;
+# with class 08 (connection exceptions) they mean 503, not a bug (`_translate`).
+UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# Seconds the client waits beyond the server's statement timeout before giving up itself.
+CLIENT_TIMEOUT_MARGIN = 0.5
+# SQLite lock wait when no statement timeout is configured.
+SQLITE_DEFAULT_BUSY_MS = 30_000
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -66,29 +73,37 @@ class Database:
 
     def _create_engine(self, settings: Settings) -> AsyncEngine:
         if self.is_sqlite:
+            # Writers queue on SQLite's lock; how long one may wait is the statement timeout,
+            # so a lock held elsewhere becomes a 503 `timeout` within the configured bound.
+            busy = (settings.db_statement_timeout_ms or SQLITE_DEFAULT_BUSY_MS) / 1000
             engine = create_async_engine(
                 self.url,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
                 pool_timeout=settings.db_pool_timeout,
-                connect_args={"timeout": 30},
+                connect_args={"timeout": busy},
             )
-            _make_sqlite_transactions_immediate(engine)
+            _make_sqlite_transactions_immediate(engine, busy_ms=int(busy * 1000))
             return engine
         server_settings = {"application_name": "headcount"}
+        connect_args: dict[str, Any] = {"timeout": settings.db_connect_timeout}
         if settings.db_statement_timeout_ms:
             server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
             server_settings["lock_timeout"] = str(settings.db_statement_timeout_ms)
+            # The server-side timeouts cannot fire when the server itself stalls (frozen
+            # host, network partition): the client must give up too, slightly later, so a
+            # request fails fast with 503 instead of waiting forever on a silent socket.
+            connect_args["command_timeout"] = (
+                settings.db_statement_timeout_ms / 1000 + CLIENT_TIMEOUT_MARGIN
+            )
+        connect_args["server_settings"] = server_settings
         return create_async_engine(
             self.url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
             pool_pre_ping=True,
-            connect_args={
-                "timeout": settings.db_connect_timeout,
-                "server_settings": server_settings,
-            },
+            connect_args=connect_args,
         )
 
     @asynccontextmanager
@@ -141,14 +156,15 @@ def _translate(exc: DBAPIError) -> Exception:
             return Timeout("the database is busy; try again")
         return ServiceUnavailable("database unreachable")
     if (
-        isinstance(exc.orig, OSError | ConnectionError)
+        (state is not None and (state in UNAVAILABLE_SQLSTATES or state.startswith("08")))
+        or isinstance(exc.orig, OSError | ConnectionError)
         or "connection" in type(exc.orig).__name__.lower()
     ):
         return ServiceUnavailable("database unreachable")
     return exc
 
 
-def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:
+def _make_sqlite_transactions_immediate(engine: AsyncEngine, *, busy_ms: int) -> None:
     """SQLite: take the write lock at BEGIN.
 
     With the default deferred BEGIN, two connections can both read and then fail to upgrade
@@ -161,7 +177,7 @@ def _make_sqlite_transactions_immediate(engine: AsyncEngine) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms:d}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()

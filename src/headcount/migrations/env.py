@@ -29,7 +29,13 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(async_url(url), poolclass=pool.NullPool)
+    target = async_url(url)
+    # A database that is away at boot must fail the migration quickly, not after asyncpg's
+    # 60 s default: `serve` then exits with a clear message (cli._migrate).
+    connect_args = {}
+    if target.get_backend_name() == "postgresql":
+        connect_args["timeout"] = Settings().db_connect_timeout
+    engine = create_async_engine(target, poolclass=pool.NullPool, connect_args=connect_args)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

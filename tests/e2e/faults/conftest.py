@@ -1,0 +1,65 @@
+"""Private, killable PostgreSQL and Redis for the fault tests (support/private_services.py).
+
+Session-scoped: started once, stopped and deleted at the end even if tests fail. A test
+that stops a server gets it back running for the next one (`fault_database` restarts it).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import pytest
+
+from headcount.ledger.migrate import upgrade
+from support import services
+from support.private_services import (
+    PrivatePostgres,
+    PrivateRedis,
+    postgres_available,
+    private_postgres,
+    private_redis,
+    redis_available,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def _missing(what: str) -> None:
+    if services.REQUIRED:
+        pytest.fail(f"{what} is not installed and HEADCOUNT_TEST_REQUIRE_SERVICES is set")
+    services.SKIPPED[what] = services.SKIPPED.get(what, 0) + 1
+    pytest.skip(f"{what} is not installed: fault tests need their own instance")
+
+
+@pytest.fixture(scope="session")
+def private_pg() -> Iterator[PrivatePostgres]:
+    if not postgres_available():
+        _missing("PostgreSQL server binaries (initdb, pg_ctl)")
+    with private_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def private_redis_server() -> Iterator[PrivateRedis]:
+    if not redis_available():
+        _missing("redis-server")
+    with private_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def fault_database(private_pg: PrivatePostgres) -> str:
+    """A fresh, migrated database on the private server (restarted if a test stopped it)."""
+    if not private_pg.is_running():
+        private_pg.start()
+    url = private_pg.create_database(f"hc_fault_{secrets.token_hex(4)}")
+    upgrade(url)
+    return url
+
+
+@pytest.fixture
+def fault_redis(private_redis_server: PrivateRedis) -> PrivateRedis:
+    if not private_redis_server.ping():
+        private_redis_server.start()
+    return private_redis_server
