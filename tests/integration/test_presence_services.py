@@ -294,3 +294,19 @@ async def test_snapshot_shows_every_live_section(rt: Runtime) -> None:
     assert view.viewers is not None
     assert (view.viewers.viewers, view.viewers.available) == (1, 9)
     assert [(b.id, b.visitors, b.is_full) for b in view.booths] == [(booth.id, 1, False)]
+
+
+async def test_a_retried_join_with_the_same_key_takes_one_place(rt: Runtime) -> None:
+    event_id = await make_event(rt, viewers_cap=2)
+    ann = attendee("ann")
+    first = await viewers.join_stream(rt, ann, event_id, idempotency_key="k-1")
+    again = await viewers.join_stream(rt, ann, event_id, idempotency_key="k-1")
+    assert again.lease_id == first.lease_id
+    other = await viewers.join_stream(rt, ann, event_id, idempotency_key="k-2")
+    assert other.lease_id != first.lease_id
+    with pytest.raises(ViewerLimitReached):  # refusals are not stored: asking again re-checks
+        await viewers.join_stream(rt, attendee("bob"), event_id, idempotency_key="k-1")
+    await leases.release(rt, ann, other.lease_id)
+    bob = await viewers.join_stream(rt, attendee("bob"), event_id, idempotency_key="k-1")
+    assert bob.holder == "bob"
+    assert bob.occupancy == 2

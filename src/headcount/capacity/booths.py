@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.capacity.events import MAX_LIMIT, load_event, require_manager
-from headcount.capacity.live import admit, lease_view, signal_change
+from headcount.capacity.live import admit, keyed, lease_view, signal_change
 from headcount.capacity.views import BoothView, LeaseView
 from headcount.domain.errors import BoothFull, InvalidRequest, NotFound, ServiceUnavailable
 from headcount.domain.identity import Principal
@@ -160,8 +160,10 @@ async def limit_of(rt: Runtime, booth_id: str) -> tuple[str, int | None]:
         return booth.event_id, booth.max_visitors
 
 
-async def enter_booth(rt: Runtime, principal: Principal, booth_id: str) -> LeaseView:
-    event_id, limit = await limit_of(rt, booth_id)
+async def enter_booth(
+    rt: Runtime, principal: Principal, booth_id: str, *, idempotency_key: str | None = None
+) -> LeaseView:
+    event_id, limit = await limit_of(rt, booth_id)  # before the keyed transaction (SQLite)
 
     def refuse(visitors: int) -> BoothFull:
         return BoothFull(
@@ -171,8 +173,19 @@ async def enter_booth(rt: Runtime, principal: Principal, booth_id: str) -> Lease
             visitors=visitors,
         )
 
-    return await admit(
-        rt, booth_resource(booth_id), principal.sub, event_id=event_id, limit=limit, refuse=refuse
+    return await keyed(
+        rt,
+        principal,
+        f"booths.visit:{booth_id}",
+        idempotency_key,
+        lambda: admit(
+            rt,
+            booth_resource(booth_id),
+            principal.sub,
+            event_id=event_id,
+            limit=limit,
+            refuse=refuse,
+        ),
     )
 
 

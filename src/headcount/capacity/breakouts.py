@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.capacity.events import MAX_LIMIT, load_event, require_manager
-from headcount.capacity.live import admit, lease_view, signal_change
+from headcount.capacity.live import admit, keyed, lease_view, signal_change
 from headcount.capacity.views import BreakoutRoomView, LeaseView
 from headcount.domain.errors import NotFound, RoomClosed, RoomFull, ServiceUnavailable
 from headcount.domain.identity import Principal
@@ -184,8 +184,10 @@ async def limit_of(rt: Runtime, room_id: str) -> tuple[str, int | None]:
         return room.event_id, room.capacity
 
 
-async def join_room(rt: Runtime, principal: Principal, room_id: str) -> LeaseView:
-    async with rt.db.transaction() as session:
+async def join_room(
+    rt: Runtime, principal: Principal, room_id: str, *, idempotency_key: str | None = None
+) -> LeaseView:
+    async with rt.db.transaction() as session:  # before the keyed transaction (SQLite)
         room = await _load(session, room_id)
     if room.status != OPEN:
         raise RoomClosed("the breakout room is closed", room_id=room.id)
@@ -201,14 +203,20 @@ async def join_room(rt: Runtime, principal: Principal, room_id: str) -> LeaseVie
     def closed(_: int) -> RoomClosed:
         return RoomClosed("the breakout room is closed", room_id=room.id)
 
-    return await admit(
+    return await keyed(
         rt,
-        room_resource(room.id),
-        principal.sub,
-        event_id=room.event_id,
-        limit=room.capacity,
-        refuse=refuse,
-        closed=closed,
+        principal,
+        f"rooms.join:{room.id}",
+        idempotency_key,
+        lambda: admit(
+            rt,
+            room_resource(room.id),
+            principal.sub,
+            event_id=room.event_id,
+            limit=room.capacity,
+            refuse=refuse,
+            closed=closed,
+        ),
     )
 
 

@@ -8,12 +8,15 @@ an organizer lowering it takes effect at once for newcomers and evicts nobody.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from headcount import metrics
 from headcount.capacity.views import LeaseView
 from headcount.domain.errors import HeadcountError
+from headcount.domain.identity import Principal
+from headcount.ledger.idempotency import run_idempotent
 from headcount.presence import Lease, Resource
 from headcount.runtime import Runtime
 
@@ -55,6 +58,37 @@ async def admit(
     metrics.ADMISSIONS.labels(resource.kind, "admitted").inc()
     signal_change(rt, event_id)
     return lease_view(rt, admission.lease, occupancy=admission.occupancy, limit=limit)
+
+
+async def keyed(
+    rt: Runtime,
+    principal: Principal,
+    scope: str,
+    key: str | None,
+    join: Callable[[], Awaitable[LeaseView]],
+) -> LeaseView:
+    """Idempotency-Key for joins: a retry with the same key gets the first lease back.
+
+    The key row is written in the ledger around the admission, so a concurrent retry waits
+    and replays instead of taking a second place. If the ledger transaction fails after
+    the admission, that lease is held by nobody and simply expires within the TTL.
+    """
+    if key is None:
+        return await join()
+
+    async def work(_session: Any) -> dict[str, Any]:
+        return (await join()).model_dump(mode="json")
+
+    answer = await run_idempotent(
+        rt.db,
+        owner=principal.sub,
+        scope=scope,
+        key=key,
+        payload={"scope": scope},
+        now=rt.clock(),
+        work=work,
+    )
+    return LeaseView.model_validate(answer)
 
 
 class ChangeSignals:

@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from headcount.capacity.events import load_event
-from headcount.capacity.live import admit
-from headcount.capacity.views import LeaseView, ViewerCapacity
-from headcount.domain.errors import ServiceUnavailable, ViewerLimitReached
+from headcount.capacity.live import admit, keyed
+from headcount.capacity.views import LeaseView
+from headcount.domain.errors import ViewerLimitReached
 from headcount.domain.identity import Principal
 from headcount.domain.presence import viewer_limit
 from headcount.presence import Resource
@@ -26,7 +26,11 @@ async def limit_of(rt: Runtime, event_id: str) -> tuple[str, int | None]:
         return event.id, viewer_limit(event.virtual_settings)
 
 
-async def join_stream(rt: Runtime, principal: Principal, event_id: str) -> LeaseView:
+async def join_stream(
+    rt: Runtime, principal: Principal, event_id: str, *, idempotency_key: str | None = None
+) -> LeaseView:
+    # The ledger read happens before (not inside) the keyed transaction: on SQLite a
+    # second transaction inside it would wait for the write lock the first one holds.
     event_id, limit = await limit_of(rt, event_id)
 
     def refuse(viewers: int) -> ViewerLimitReached:
@@ -36,21 +40,12 @@ async def join_stream(rt: Runtime, principal: Principal, event_id: str) -> Lease
             viewers=viewers,
         )
 
-    return await admit(
-        rt, stream(event_id), principal.sub, event_id=event_id, limit=limit, refuse=refuse
-    )
-
-
-async def viewer_capacity(rt: Runtime, event_id: str, limit: int | None) -> ViewerCapacity:
-    """Live count for the snapshot; unknown (None) rather than an error if Redis is down."""
-    try:
-        viewers: int | None = await rt.presence.occupancy(stream(event_id))
-    except ServiceUnavailable:
-        viewers = None
-    available = None if limit is None or viewers is None else max(0, limit - viewers)
-    return ViewerCapacity(
-        limit=limit,
-        viewers=viewers,
-        available=available,
-        is_full=None if viewers is None else (limit is not None and viewers >= limit),
+    return await keyed(
+        rt,
+        principal,
+        f"viewers.join:{event_id}",
+        idempotency_key,
+        lambda: admit(
+            rt, stream(event_id), principal.sub, event_id=event_id, limit=limit, refuse=refuse
+        ),
     )

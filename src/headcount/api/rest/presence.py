@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Response
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import id_path, problems
+from headcount.api.rest.common import IdempotencyKey, id_path, problems
 from headcount.capacity import booths, breakouts, huddles, leases, viewers
 from headcount.capacity.booths import BoothDraft, BoothPatch
 from headcount.capacity.breakouts import BreakoutRoomDraft, BreakoutRoomPatch
@@ -41,9 +41,11 @@ LeaseId = Annotated[str, id_path("lease")]
     tags=["viewers"],
     responses=problems(401, 404, 409, 503),
 )
-async def join_stream(rt: RuntimeDep, who: PrincipalDep, event_id: EventId) -> LeaseView:
+async def join_stream(
+    rt: RuntimeDep, who: PrincipalDep, event_id: EventId, key: IdempotencyKey = None
+) -> LeaseView:
     """Take a viewer place (409 `viewer_limit_reached` when the stream is at its cap)."""
-    return await viewers.join_stream(rt, who, event_id)
+    return await viewers.join_stream(rt, who, event_id, idempotency_key=key)
 
 
 # --- leases ---------------------------------------------------------------------------
@@ -105,9 +107,11 @@ async def update_booth(
     tags=["booths"],
     responses=problems(401, 404, 409, 503),
 )
-async def enter_booth(rt: RuntimeDep, who: PrincipalDep, booth_id: BoothId) -> LeaseView:
+async def enter_booth(
+    rt: RuntimeDep, who: PrincipalDep, booth_id: BoothId, key: IdempotencyKey = None
+) -> LeaseView:
     """Enter the booth: a lease, or 409 `booth_full`."""
-    return await booths.enter_booth(rt, who, booth_id)
+    return await booths.enter_booth(rt, who, booth_id, idempotency_key=key)
 
 
 @router.get("/booths/{booth_id}/visits", tags=["booths"], responses=problems(401, 403, 404, 503))
@@ -168,9 +172,11 @@ async def close_room(rt: RuntimeDep, who: PrincipalDep, room_id: RoomId) -> Brea
     tags=["breakout rooms"],
     responses=problems(401, 404, 409, 503),
 )
-async def join_room(rt: RuntimeDep, who: PrincipalDep, room_id: RoomId) -> LeaseView:
+async def join_room(
+    rt: RuntimeDep, who: PrincipalDep, room_id: RoomId, key: IdempotencyKey = None
+) -> LeaseView:
     """Join: a lease, or 409 `room_full` / `room_closed`."""
-    return await breakouts.join_room(rt, who, room_id)
+    return await breakouts.join_room(rt, who, room_id, idempotency_key=key)
 
 
 @router.get(
