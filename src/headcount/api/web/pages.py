@@ -28,6 +28,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 POLL_MS = 2000
+CHART_MINUTES = 10
 
 
 def _render(
@@ -50,8 +51,8 @@ async def _page(rt: RuntimeDep, request: Request, event_id: str, name: str) -> H
         {
             "event": event,
             "capacity": capacity,
-            "sections": capacity.model_dump(mode="json")["sections"],
             "poll_ms": POLL_MS,
+            "chart_minutes": CHART_MINUTES,
         },
     )
 

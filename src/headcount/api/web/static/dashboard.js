@@ -1,15 +1,18 @@
 // The organizer dashboard: every capacity of one event, a chart of the last minutes and a
-// sell-out estimate per ticket type from the recent sales rate. Samples are kept in
-// sessionStorage so a reload does not lose the chart.
+// sell-out estimate per ticket type from the recent sales rate. Snapshots arrive pushed
+// (or polled); the chart samples the latest one on a steady clock so quiet minutes show
+// as flat lines. Samples are kept in sessionStorage so a reload does not lose the chart.
 import { setText, watchCapacity } from "./live.js";
 
 const main = document.querySelector("main[data-page=dashboard]");
 const eventId = main.dataset.eventId;
+const SAMPLE_MS = Number(main.dataset.pollMs) || 2000;
 const HISTORY_KEY = `headcount.dashboard.${eventId}`;
 const CHART_MINUTES = 10;
 const RATE_WINDOW_MS = 5 * 60 * 1000;
 const MIN_RATE_SPAN_MS = 10 * 1000;
 const SVG = "http://www.w3.org/2000/svg";
+const COLORS = { taken: "#0a58ca", registered: "#1a7f37", viewers: "#b42318" };
 
 let history = [];
 try {
@@ -17,30 +20,20 @@ try {
 } catch {
   history = [];
 }
+let latest = null;
 
-/** Live viewers, once the presence feature contributes a section; null until then. */
-function viewerCount(snap) {
-  const s = snap.sections || {};
-  const v = s.viewers || s.stream || s.virtual;
-  if (v === undefined || v === null) return null;
-  if (typeof v === "number") return v;
-  for (const key of ["current", "count", "active", "live", "viewers"]) {
-    if (typeof v[key] === "number") return v[key];
-  }
-  return null;
-}
-
-function record(snap) {
+function record() {
+  if (!latest) return;
   const now = Date.now();
-  const sample = {
+  history.push({
     t: now,
-    viewers: viewerCount(snap),
+    taken: latest.tickets.sold + latest.tickets.reserved,
+    registered: latest.registrations ? latest.registrations.registered : null,
+    viewers: latest.viewers ? latest.viewers.viewers : null,
     types: Object.fromEntries(
-      snap.tickets.ticket_types.map((tt) => [tt.id, tt.quantity_sold + tt.quantity_reserved]),
+      latest.tickets.ticket_types.map((tt) => [tt.id, tt.quantity_sold + tt.quantity_reserved]),
     ),
-  };
-  sample.taken = snap.tickets.sold + snap.tickets.reserved;
-  history.push(sample);
+  });
   history = history.filter((s) => now - s.t <= CHART_MINUTES * 60 * 1000);
   try {
     sessionStorage.setItem(HISTORY_KEY, JSON.stringify(history));
@@ -55,7 +48,7 @@ function formatMinutes(minutes) {
   return `≈ ${(minutes / 60).toFixed(1)} h`;
 }
 
-/** Tickets per minute over the last few minutes, from the oldest sample in the window. */
+/** Tickets per minute over the last few minutes (net of releases), or null while measuring. */
 function rateOf(ticketTypeId) {
   const now = Date.now();
   const recent = history.filter((s) => now - s.t <= RATE_WINDOW_MS && ticketTypeId in s.types);
@@ -68,8 +61,8 @@ function rateOf(ticketTypeId) {
 }
 
 function estimate(tt) {
-  if (tt.is_sold_out) return { rate: rateOf(tt.id), eta: "Sold out" };
   const rate = rateOf(tt.id);
+  if (tt.is_sold_out) return { rate, eta: "Sold out" };
   if (rate === null) return { rate, eta: "measuring…" };
   if (rate === 0) return { rate, eta: "no recent sales" };
   const minutes = tt.quantity_available / rate;
@@ -78,7 +71,7 @@ function estimate(tt) {
   return { rate, eta: `${formatMinutes(minutes)} (${at})` };
 }
 
-function renderTable(snap) {
+function renderTicketTable(snap) {
   const body = document.querySelector("#ticket-table tbody");
   for (const tt of snap.tickets.ticket_types) {
     let row = body.querySelector(`tr[data-ticket-type-id="${tt.id}"]`);
@@ -106,6 +99,38 @@ function renderTable(snap) {
   }
 }
 
+const dash = (v) => (v === null || v === undefined ? "–" : String(v));
+const state = (isFull, extra = "") => (isFull === null ? "unknown" : isFull ? "Full" : extra || "Open");
+
+/** One row per item; the first cell is the row header. */
+const LISTS = {
+  sessions: (s) => [s.title, s.current_attendance, s.max_participants, s.remaining,
+    s.waitlist_enabled ? s.waitlist_length : "no waitlist"],
+  booths: (b) => [b.name, dash(b.visitors), dash(b.max_visitors), state(b.is_full)],
+  breakout_rooms: (r) => [r.name, dash(r.participants), r.capacity,
+    r.status === "open" ? state(r.is_full) : r.status],
+  huddles: (h) => [h.name, h.members, h.capacity, state(h.is_full)],
+};
+
+function renderLists(snap) {
+  for (const [name, cells] of Object.entries(LISTS)) {
+    const section = main.querySelector(`section[data-list="${name}"]`);
+    const items = snap[name] || [];
+    section.hidden = items.length === 0;
+    section.querySelector("tbody").replaceChildren(...items.map((item) => {
+      const tr = document.createElement("tr");
+      tr.dataset.id = item.id;
+      cells(item).forEach((value, i) => {
+        const cell = document.createElement(i === 0 ? "th" : "td");
+        if (i === 0) cell.scope = "row";
+        cell.textContent = String(value);
+        tr.append(cell);
+      });
+      return tr;
+    }));
+  }
+}
+
 function svg(name, attrs) {
   const el = document.createElementNS(SVG, name);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
@@ -113,120 +138,101 @@ function svg(name, attrs) {
 }
 
 function renderChart() {
-  const W = 640;
-  const H = 200;
-  const pad = { l: 36, r: 36, t: 10, b: 24 };
+  const chart = document.getElementById("chart");
+  // Drawn at the element's own width, so labels keep their size on a phone.
+  const W = Math.max(280, Math.round(chart.clientWidth) || 640);
+  const H = 180;
+  const pad = { l: 8, r: 44, t: 12, b: 22 };
   const now = Date.now();
   const start = now - CHART_MINUTES * 60 * 1000;
   const x = (t) => pad.l + ((t - start) / (now - start)) * (W - pad.l - pad.r);
-  const maxTaken = Math.max(1, ...history.map((s) => s.taken));
-  const viewerSamples = history.filter((s) => s.viewers !== null);
-  const maxViewers = Math.max(1, ...viewerSamples.map((s) => s.viewers));
-  const y = (v, max) => H - pad.b - (v / max) * (H - pad.t - pad.b);
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, "aria-hidden": "true" });
   root.append(svg("line", { x1: pad.l, x2: W - pad.r, y1: H - pad.b, y2: H - pad.b, stroke: "#d0d7de" }));
   for (let m = 0; m <= CHART_MINUTES; m += 2) {
-    const label = svg("text", { x: x(now - m * 60000), y: H - 6, "text-anchor": "middle", "font-size": 11, fill: "#57606a" });
-    label.textContent = m === 0 ? "now" : `-${m}m`;
+    const label = svg("text", { x: x(now - m * 60000), y: H - 6, "text-anchor": m === CHART_MINUTES ? "start" : "middle", "font-size": 11, fill: "#57606a" });
+    label.textContent = m === 0 ? "now" : `−${m} min`;
     root.append(label);
   }
-  const axis = (value, side, color) => {
-    const t = svg("text", { x: side === "l" ? pad.l - 4 : W - pad.r + 4, y: pad.t + 10, "text-anchor": side === "l" ? "end" : "start", "font-size": 11, fill: color });
-    t.textContent = String(value);
-    root.append(t);
-  };
-  axis(maxTaken, "l", "#0a58ca");
-  const line = (samples, value, max, color) => {
-    if (samples.length === 0) return;
-    const points = samples.map((s) => `${x(s.t).toFixed(1)},${y(value(s), max).toFixed(1)}`);
-    if (samples.length === 1) points.push(`${x(now).toFixed(1)},${y(value(samples[0]), max).toFixed(1)}`);
-    root.append(svg("polyline", { points: points.join(" "), fill: "none", stroke: color, "stroke-width": 2.5, "stroke-linejoin": "round" }));
-  };
-  line(history, (s) => s.taken, maxTaken, "#0a58ca");
-  if (viewerSamples.length) {
-    axis(maxViewers, "r", "#b42318");
-    line(viewerSamples, (s) => s.viewers, maxViewers, "#b42318");
+  const summary = [];
+  const tagged = []; // label positions, nudged apart so equal values stay readable
+  for (const key of ["taken", "registered", "viewers"]) {
+    const samples = history.filter((s) => s[key] !== null && s[key] !== undefined);
+    if (samples.length === 0) continue;
+    const peak = Math.max(1, ...samples.map((s) => s[key]));
+    const y = (v) => H - pad.b - (v / peak) * (H - pad.t - pad.b);
+    const points = samples.map((s) => `${x(s.t).toFixed(1)},${y(s[key]).toFixed(1)}`);
+    const last = samples[samples.length - 1];
+    points.push(`${x(now).toFixed(1)},${y(last[key]).toFixed(1)}`);
+    root.append(svg("polyline", { points: points.join(" "), fill: "none", stroke: COLORS[key], "stroke-width": 2.5, "stroke-linejoin": "round" }));
+    let tagY = Math.max(pad.t + 4, y(last[key]) + 4);
+    while (tagged.some((other) => Math.abs(other - tagY) < 12)) tagY += 12;
+    tagged.push(tagY);
+    const tag = svg("text", { x: W - pad.r + 4, y: tagY, "font-size": 11, fill: COLORS[key] });
+    tag.textContent = String(last[key]);
+    root.append(tag);
+    summary.push(`${key === "taken" ? "tickets taken" : key} ${last[key]}`);
   }
-  const chart = document.getElementById("chart");
   chart.replaceChildren(root);
-  const last = history[history.length - 1];
-  if (last) {
-    const viewers = last.viewers === null ? "" : `, ${last.viewers} live viewers`;
-    chart.setAttribute("aria-label", `Tickets taken over the last ${CHART_MINUTES} minutes: now ${last.taken}${viewers}.`);
-  }
+  chart.setAttribute("aria-label", `Last ${CHART_MINUTES} minutes; now: ${summary.join(", ") || "no data yet"}.`);
 }
 
-/** Capacities contributed by features (registrations, sessions, booths …) as plain tables. */
+/** Capacities contributed under `sections` by later features, as plain key/value tables. */
 function renderSections(snap) {
   const names = Object.keys(snap.sections || {});
-  const holder = document.getElementById("section-list");
   document.getElementById("sections").hidden = names.length === 0;
-  holder.replaceChildren(...names.map((name) => sectionTable(name, snap.sections[name])));
-}
-
-const label = (key) => key.replace(/_/g, " ");
-const cellText = (v) => (v === null || v === undefined ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v));
-
-function sectionTable(name, value) {
-  const wrap = document.createElement("div");
-  wrap.className = "table-wrap";
-  const table = document.createElement("table");
-  table.dataset.section = name;
-  const caption = document.createElement("caption");
-  caption.textContent = label(name);
-  table.append(caption);
-  const rows = Array.isArray(value) ? value : Array.isArray(value?.items) ? value.items : null;
-  if (rows) {
-    const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))].filter((k) => k !== "id");
-    const head = table.createTHead().insertRow();
-    for (const k of keys) {
-      const th = document.createElement("th");
-      th.scope = "col";
-      th.textContent = label(k);
-      head.append(th);
-    }
+  document.getElementById("section-list").replaceChildren(...names.map((name) => {
+    const table = document.createElement("table");
+    table.createCaption().textContent = name.replace(/_/g, " ");
     const body = table.createTBody();
-    for (const r of rows) {
-      const tr = body.insertRow();
-      for (const k of keys) tr.insertCell().textContent = cellText(r[k]);
-    }
-  } else {
-    const body = table.createTBody();
-    for (const [k, v] of Object.entries(value ?? {})) {
+    const value = snap.sections[name];
+    for (const [k, v] of Object.entries(typeof value === "object" && value ? value : { value })) {
       const tr = body.insertRow();
       const th = document.createElement("th");
       th.scope = "row";
-      th.textContent = label(k);
+      th.textContent = k.replace(/_/g, " ");
       tr.append(th);
-      const td = tr.insertCell();
-      td.textContent = cellText(v);
-      td.dataset.field = `${name}.${k}`;
+      tr.insertCell().textContent = typeof v === "object" ? JSON.stringify(v) : dash(v);
     }
-  }
-  wrap.append(table);
-  return wrap;
+    return table;
+  }));
 }
 
 function render(snap) {
-  record(snap);
+  const first = latest === null;
+  latest = snap;
   const tiles = document.getElementById("tiles");
+  setText(tiles, "registered", snap.registrations ? snap.registrations.registered : 0);
+  setText(tiles, "max-attendees", dash(snap.max_attendees));
+  setText(tiles, "viewers", dash(snap.viewers && snap.viewers.viewers));
+  setText(tiles, "viewer-limit", dash(snap.viewers && snap.viewers.limit));
   setText(tiles, "sold", snap.tickets.sold);
   setText(tiles, "reserved", snap.tickets.reserved);
   setText(tiles, "available", snap.tickets.available);
   setText(tiles, "total", snap.tickets.total);
-  setText(tiles, "max-attendees", snap.max_attendees ?? "none");
-  renderTable(snap);
-  renderChart();
+  renderTicketTable(snap);
+  renderLists(snap);
   renderSections(snap);
   const updated = document.getElementById("updated");
   updated.dateTime = snap.taken_at;
   updated.textContent = new Date(snap.taken_at).toLocaleTimeString();
+  if (first) {
+    record();
+    renderChart();
+  }
 }
 
-function health(ok) {
+function health(ok, how) {
   const live = document.getElementById("live");
   live.dataset.state = ok ? "live" : "stale";
-  live.firstChild.textContent = ok ? "Live · updated " : "Connection lost, retrying · last update ";
+  live.dataset.mode = ok ? how : "";
+  document.getElementById("live-label").textContent = ok
+    ? (how === "push" ? "Live (push)" : "Live (polling)")
+    : "Connection lost, retrying; last";
 }
 
-watchCapacity(eventId, Number(main.dataset.pollMs) || 2000, render, health);
+watchCapacity(eventId, SAMPLE_MS, render, health);
+setInterval(() => {
+  record();
+  renderChart();
+  if (latest) renderTicketTable(latest);
+}, SAMPLE_MS);

@@ -8,7 +8,8 @@ const main = document.querySelector("main[data-page=event]");
 const eventId = main.dataset.eventId;
 const statusBox = document.getElementById("status");
 const errorBox = document.getElementById("error");
-const busy = new Set(); // ticket types with a request in flight keep their button disabled
+const busy = new Set(); // ids with a request in flight keep their buttons disabled
+const mine = { registration: null, rsvps: new Map() };
 let latest = null;
 
 function say(message) {
@@ -23,15 +24,33 @@ function complain(message) {
 }
 
 function renderIndicator(snap) {
-  const reg = snap.sections && snap.sections.registrations;
-  const byRegistration = reg && snap.max_attendees !== null;
+  const reg = snap.registrations;
+  const byRegistration = reg && reg.max_attendees !== null;
   const taken = byRegistration ? reg.registered : snap.tickets.sold + snap.tickets.reserved;
-  const limit = byRegistration ? snap.max_attendees : snap.tickets.total;
+  const limit = byRegistration ? reg.max_attendees : snap.tickets.total;
   setText(main, "taken", taken);
   setText(main, "limit", limit);
   const bar = document.getElementById("capacity-bar");
   bar.max = Math.max(limit, 1);
   bar.value = taken;
+}
+
+function renderRegistration(snap) {
+  const card = document.getElementById("registration");
+  const reg = snap.registrations;
+  if (!card || !reg) return;
+  setText(card, "registration-left", reg.remaining ?? "");
+  const active = mine.registration && mine.registration.status === "active";
+  const register = document.getElementById("register");
+  const cancel = document.getElementById("cancel-registration");
+  register.hidden = Boolean(active);
+  cancel.hidden = !active;
+  register.disabled = reg.is_full || busy.has("registration");
+  cancel.disabled = busy.has("registration");
+  if (!busy.has("registration")) register.textContent = reg.is_full ? "Full" : "Register";
+  const note = document.getElementById("my-registration");
+  note.hidden = !active;
+  note.textContent = active ? `You are registered (party of ${mine.registration.party_size}).` : "";
 }
 
 function renderTicketType(tt) {
@@ -41,10 +60,9 @@ function renderTicketType(tt) {
   card.classList.toggle("is-full", tt.is_sold_out);
   const button = card.querySelector("button[type=submit]");
   const select = card.querySelector("select");
-  const soldOut = tt.is_sold_out;
-  button.disabled = soldOut || busy.has(tt.id);
-  if (!busy.has(tt.id)) button.textContent = soldOut ? "Sold out" : "Buy";
-  select.disabled = soldOut;
+  button.disabled = tt.is_sold_out || busy.has(tt.id);
+  if (!busy.has(tt.id)) button.textContent = tt.is_sold_out ? "Sold out" : "Buy";
+  select.disabled = tt.is_sold_out;
   const limit = Math.max(1, Math.min(tt.quantity_available, tt.max_per_order || Infinity));
   if (select.options.length !== limit) {
     const chosen = Math.min(Number(select.value) || 1, limit);
@@ -55,13 +73,79 @@ function renderTicketType(tt) {
   }
 }
 
+function sessionCard(s) {
+  const li = document.createElement("li");
+  li.className = "card session";
+  li.dataset.sessionId = s.id;
+  const h3 = document.createElement("h3");
+  h3.id = `session-${s.id}`;
+  h3.textContent = s.title;
+  const p = document.createElement("p");
+  p.className = "availability";
+  p.innerHTML = '<span data-field="seats"></span><span data-field="waitlist"></span>';
+  const note = document.createElement("p");
+  note.className = "mine muted";
+  note.dataset.field = "mine";
+  note.hidden = true;
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  for (const [action, label, cls] of [["rsvp", "RSVP", ""], ["leave", "Leave", "secondary"]]) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.dataset.action = action;
+    b.textContent = label;
+    if (cls) b.className = cls;
+    b.setAttribute("aria-describedby", h3.id);
+    actions.append(b);
+  }
+  li.append(h3, p, note, actions);
+  return li;
+}
+
+function renderSession(s) {
+  const list = document.getElementById("session-list");
+  let card = list.querySelector(`li[data-session-id="${s.id}"]`);
+  if (!card) {
+    card = sessionCard(s);
+    list.append(card);
+  }
+  card.classList.toggle("is-full", s.is_full);
+  setText(card, "seats", `${s.remaining} of ${s.max_participants} seats left`);
+  setText(card, "waitlist", s.waitlist_length ? ` · ${s.waitlist_length} waiting` : "");
+  const rsvp = mine.rsvps.get(s.id);
+  const status = rsvp ? rsvp.status : "none";
+  const note = card.querySelector('[data-field="mine"]');
+  note.hidden = status === "none";
+  note.textContent = status === "confirmed" ? "You have a seat."
+    : status === "waitlisted" ? `You are number ${rsvp.position} on the waitlist.` : "";
+  const join = card.querySelector('[data-action="rsvp"]');
+  const leave = card.querySelector('[data-action="leave"]');
+  join.hidden = status !== "none";
+  leave.hidden = status === "none";
+  leave.textContent = status === "waitlisted" ? "Leave waitlist" : "Leave";
+  const closed = s.is_full && !s.waitlist_enabled;
+  join.disabled = closed || busy.has(s.id);
+  leave.disabled = busy.has(s.id);
+  if (!busy.has(s.id)) {
+    join.textContent = !s.is_full ? "RSVP" : s.waitlist_enabled ? "Full — join waitlist" : "Full";
+  }
+}
+
 function render(snap) {
   latest = snap;
   renderIndicator(snap);
+  renderRegistration(snap);
   for (const tt of snap.tickets.ticket_types) renderTicketType(tt);
+  const sessions = snap.sessions || [];
+  document.getElementById("sessions").hidden = sessions.length === 0;
+  for (const s of sessions) renderSession(s);
 }
 
 const watcher = watchCapacity(eventId, Number(main.dataset.pollMs) || 2000, render);
+
+function rerender() {
+  if (latest) render(latest);
+}
 
 function nameOf(ticketTypeId) {
   const tt = latest && latest.tickets.ticket_types.find((t) => t.id === ticketTypeId);
@@ -70,34 +154,26 @@ function nameOf(ticketTypeId) {
 
 function needToken() {
   if (getToken()) return false;
-  complain("Paste your access token above first: it says who is buying.");
+  complain("Paste your access token above first: it says who you are.");
   document.getElementById("token-input").focus();
   return true;
 }
 
-async function buy(form) {
-  const ticketTypeId = form.dataset.ticketTypeId;
-  const quantity = Number(form.querySelector("select").value);
-  const button = form.querySelector("button[type=submit]");
+/** Run one action: its buttons stay disabled meanwhile; a refusal's detail is shown as is. */
+async function act(key, button, busyLabel, work) {
   if (needToken()) return;
-  busy.add(ticketTypeId);
+  busy.add(key);
   button.disabled = true;
-  button.textContent = "Buying…";
+  const label = button.textContent;
+  button.textContent = busyLabel;
   try {
-    const order = await api("POST", "/orders", {
-      event_id: eventId,
-      items: [{ ticket_type_id: ticketTypeId, quantity }],
-    });
-    const until = new Date(order.expires_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    say(`Held ${quantity} × ${nameOf(ticketTypeId)} until ${until} (order ${order.id}). ` +
-      "Complete payment to keep them.");
-    loadOrders();
+    say(await work());
   } catch (error) {
     complain(error.message);
   } finally {
-    busy.delete(ticketTypeId);
-    button.textContent = "Buy";
-    if (latest) render(latest);
+    busy.delete(key);
+    button.textContent = label;
+    rerender();
     watcher.refresh();
   }
 }
@@ -105,21 +181,64 @@ async function buy(form) {
 for (const form of main.querySelectorAll("form.buy")) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
-    buy(form);
+    const ticketTypeId = form.dataset.ticketTypeId;
+    const quantity = Number(form.querySelector("select").value);
+    act(ticketTypeId, form.querySelector("button[type=submit]"), "Buying…", async () => {
+      const order = await api("POST", "/orders", {
+        event_id: eventId,
+        items: [{ ticket_type_id: ticketTypeId, quantity }],
+      });
+      loadOrders();
+      const until = new Date(order.expires_at)
+        .toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      return `Held ${quantity} × ${nameOf(ticketTypeId)} until ${until} (order ${order.id}). ` +
+        "Complete payment to keep them.";
+    });
   });
 }
 
-async function cancel(orderId, button) {
-  button.disabled = true;
-  try {
-    await api("POST", `/orders/${encodeURIComponent(orderId)}/cancel`);
-    say(`Order ${orderId} cancelled; its tickets are back on sale.`);
-  } catch (error) {
-    complain(error.message);
-  } finally {
-    loadOrders();
-    watcher.refresh();
+const registerButton = document.getElementById("register");
+if (registerButton) {
+  registerButton.addEventListener("click", () => act("registration", registerButton, "Registering…", async () => {
+    mine.registration = await api("POST", `/events/${encodeURIComponent(eventId)}/registrations`, {});
+    return "You are registered.";
+  }));
+  const cancelButton = document.getElementById("cancel-registration");
+  cancelButton.addEventListener("click", () => act("registration", cancelButton, "Cancelling…", async () => {
+    mine.registration = await api("DELETE", `/events/${encodeURIComponent(eventId)}/registrations/me`);
+    await loadRsvps();
+    return "Your registration is cancelled; your place is free for someone else.";
+  }));
+}
+
+document.getElementById("session-list").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const card = button.closest("li[data-session-id]");
+  const sessionId = card.dataset.sessionId;
+  const title = card.querySelector("h3").textContent;
+  const path = `/sessions/${encodeURIComponent(sessionId)}/rsvp`;
+  if (button.dataset.action === "rsvp") {
+    act(sessionId, button, "Saving…", async () => {
+      const rsvp = await api("POST", path);
+      mine.rsvps.set(sessionId, rsvp);
+      return rsvp.status === "confirmed" ? `You have a seat at “${title}”.`
+        : `“${title}” is full: you are number ${rsvp.position} on the waitlist.`;
+    });
+  } else {
+    act(sessionId, button, "Leaving…", async () => {
+      mine.rsvps.set(sessionId, await api("DELETE", path));
+      return `You left “${title}”.`;
+    });
   }
+});
+
+async function cancel(orderId, button) {
+  await act(orderId, button, "Cancelling…", async () => {
+    await api("POST", `/orders/${encodeURIComponent(orderId)}/cancel`);
+    loadOrders();
+    return `Order ${orderId} cancelled; its tickets are back on sale.`;
+  });
 }
 
 async function loadOrders() {
@@ -136,7 +255,6 @@ async function loadOrders() {
     complain(error.message);
     return;
   }
-  list.className = "orders";
   list.replaceChildren(...orders.map((order) => {
     const li = document.createElement("li");
     const items = order.items.map((i) => `${i.quantity} × ${nameOf(i.ticket_type_id)}`).join(", ");
@@ -158,5 +276,39 @@ async function loadOrders() {
   section.hidden = orders.length === 0;
 }
 
+/** What the caller holds here; a 404 just means "nothing yet". */
+async function loadMine() {
+  mine.registration = null;
+  mine.rsvps.clear();
+  if (!getToken()) {
+    rerender();
+    return;
+  }
+  if (document.getElementById("registration")) {
+    try {
+      mine.registration = await api("GET", `/events/${encodeURIComponent(eventId)}/registrations/me`);
+    } catch {
+      mine.registration = null;
+    }
+  }
+  await loadRsvps();
+}
+
+async function loadRsvps() {
+  const cards = main.querySelectorAll("li[data-session-id]");
+  await Promise.all(Array.from(cards, async (card) => {
+    const id = card.dataset.sessionId;
+    try {
+      mine.rsvps.set(id, await api("GET", `/sessions/${encodeURIComponent(id)}/rsvp`));
+    } catch {
+      mine.rsvps.delete(id);
+    }
+  }));
+  rerender();
+}
+
 adoptTokenFromUrl();
-bindTokenForm(() => loadOrders());
+bindTokenForm(() => {
+  loadOrders();
+  loadMine();
+});

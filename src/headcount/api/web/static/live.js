@@ -66,32 +66,76 @@ export async function api(method, path, body) {
 }
 
 /**
- * Deliver capacity snapshots of one event to `onSnapshot` every `intervalMs` (slower while
- * the tab is hidden); `refresh()` asks for one now, e.g. right after the user acted.
+ * Deliver capacity snapshots of one event to `onSnapshot`: pushed over the capacity
+ * WebSocket when it is available (a snapshot on connect and on every change), polled every
+ * `intervalMs` otherwise (slower while the tab is hidden). `refresh()` asks for one now,
+ * e.g. right after the user acted. `onHealth(ok, how)` reports "push" / "poll" / failure.
  */
 export function watchCapacity(eventId, intervalMs, onSnapshot, onHealth = () => {}) {
+  const path = `/events/${encodeURIComponent(eventId)}/capacity`;
   let timer = null;
+  let socket = null;
+  let pushing = false;
   let inFlight = false;
-  async function tick() {
+
+  async function poll() {
     clearTimeout(timer);
     if (!inFlight) {
       inFlight = true;
       try {
-        onSnapshot(await api("GET", `/events/${encodeURIComponent(eventId)}/capacity`));
-        onHealth(true);
+        onSnapshot(await api("GET", path));
+        onHealth(true, pushing ? "push" : "poll");
       } catch (error) {
         onHealth(false, error);
       } finally {
         inFlight = false;
       }
     }
-    timer = setTimeout(tick, document.hidden ? intervalMs * 5 : intervalMs);
+    if (!pushing) timer = setTimeout(poll, document.hidden ? intervalMs * 5 : intervalMs);
   }
+
+  function connect() {
+    if (!("WebSocket" in window)) return;
+    const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+    const url = `${scheme}://${window.location.host}/ws${path}`;
+    try {
+      socket = new WebSocket(url);
+    } catch {
+      return;
+    }
+    socket.addEventListener("message", (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message.type === "snapshot" && message.snapshot) {
+        if (!pushing) {
+          pushing = true;
+          clearTimeout(timer);
+        }
+        onSnapshot(message.snapshot);
+        onHealth(true, "push");
+      }
+    });
+    socket.addEventListener("close", () => {
+      socket = null;
+      if (pushing) {
+        pushing = false;
+        poll();
+      }
+      // Try the push channel again later; polling carries on meanwhile.
+      setTimeout(connect, 10000);
+    });
+  }
+
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden) tick();
+    if (!document.hidden && !pushing) poll();
   });
-  tick();
-  return { refresh: tick };
+  poll();
+  connect();
+  return { refresh: poll, get mode() { return pushing ? "push" : "poll"; } };
 }
 
 /** The token form: paste a token, see who it is for, sign out. */

@@ -1,0 +1,320 @@
+"""The attendee page and the organizer dashboard in real headless Chromium.
+
+Against a real `headcount serve` process: buttons disable when capacity runs out and
+re-enable, without a reload, when another client frees it; a race lost between render and
+click shows the server's own explanation; the dashboard follows a second client's sales
+and stream viewers. Screenshots go to test-artifacts/ (desktop and 390 px phone width).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+
+from headcount.config import Settings
+from headcount.domain.identity import Role
+from headcount.tokens import mint
+from support.auth import bearer
+from support.browser import ARGS, artifact, chromium_path
+from support.servers import Server, running_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+pytestmark = pytest.mark.slow
+
+ORGANIZER = "org-web"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+WAIT_MS = 10_000  # well above one push (≤ 1 s) or poll (2 s) interval
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    return chromium_path()
+
+
+@pytest.fixture(scope="module")
+def web_server(chromium: str, sqlite_url: str, log_dir: Path) -> Iterator[Server]:
+    with running_server(sqlite_url, log_dir) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Browser]:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def http(web_server: Server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=web_server.base_url + "/api/v1", timeout=30) as client:
+        yield client
+
+
+def as_user(sub: str) -> dict[str, str]:
+    role = Role.ORGANIZER if sub == ORGANIZER else Role.ATTENDEE
+    return bearer(sub, role)
+
+
+def token(sub: str) -> str:
+    return mint(Settings(), sub, Role.ATTENDEE)
+
+
+def made(response: httpx.Response) -> Any:
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def new_event(http: httpx.Client, **fields: Any) -> str:
+    event = made(
+        http.post("/events", json={"name": "Web test", **fields}, headers=as_user(ORGANIZER))
+    )
+    event_id: str = event["id"]
+    return event_id
+
+
+def new_ticket_type(http: httpx.Client, event_id: str, name: str, total: int, **fields: Any) -> str:
+    body = {"name": name, "quantity_total": total, **fields}
+    tt = made(http.post(f"/events/{event_id}/ticket-types", json=body, headers=as_user(ORGANIZER)))
+    tt_id: str = tt["id"]
+    return tt_id
+
+
+def buy(
+    http: httpx.Client, who: str, event_id: str, tt_id: str, quantity: int = 1
+) -> httpx.Response:
+    body = {"event_id": event_id, "items": [{"ticket_type_id": tt_id, "quantity": quantity}]}
+    return http.post("/orders", json=body, headers=as_user(who))
+
+
+def open_page(browser: Browser, url: str, viewport: dict[str, int] = DESKTOP) -> Page:
+    page = browser.new_page(viewport=viewport)  # type: ignore[arg-type]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    page.evaluate("window.__sameDocument = true")  # survives only if nothing reloads
+    page.set_default_timeout(WAIT_MS)
+    setattr(page, "script_errors", errors)  # noqa: B010
+    return page
+
+
+def assert_not_reloaded(page: Page) -> None:
+    assert page.evaluate("window.__sameDocument === true"), "the page reloaded"
+    assert getattr(page, "script_errors") == [], "script errors on the page"  # noqa: B009
+
+
+def test_buy_until_sold_out_then_a_release_elsewhere_re_enables_buy(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(http)  # no attendee cap: the indicator counts tickets
+    tt_id = new_ticket_type(http, event_id, "Front row", 2, max_per_order=1)
+    new_ticket_type(http, event_id, "Standing", 50)
+    page = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('ada')}")
+    assert "token=" not in page.url, "the token is taken out of the address bar"
+    card = page.locator(f'li[data-ticket-type-id="{tt_id}"]')
+    button = card.get_by_role("button", name="Buy")
+    expect(card.get_by_label("Quantity")).to_be_enabled()
+
+    button.click()
+    expect(page.get_by_role("status")).to_contain_text("Held 1 \N{MULTIPLICATION SIGN} Front row")
+    expect(card.locator('[data-field="available"]')).to_have_text("1")
+    expect(button).to_be_enabled()  # the first purchase has fully finished
+    # Keyboard only: focus the quantity, Tab to the button, Enter.
+    card.get_by_label("Quantity").focus()
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    sold_out = card.get_by_role("button", name="Sold out")
+    expect(sold_out).to_be_disabled()
+    expect(card.locator('[data-field="available"]')).to_have_text("0")
+    expect(page.locator("#capacity-text")).to_contain_text("2 / 52 tickets taken")
+    page.screenshot(path=artifact("event-sold-out.png"), full_page=True)
+
+    # Another client (not this page) releases one: cancel one of ada's holds over HTTP.
+    orders = made(http.get(f"/orders?event_id={event_id}", headers=as_user("ada")))
+    assert len(orders) == 2
+    made(http.post(f"/orders/{orders[0]['id']}/cancel", headers=as_user("ada")))
+    expect(card.get_by_role("button", name="Buy")).to_be_enabled()
+    expect(card.locator('[data-field="available"]')).to_have_text("1")
+    assert_not_reloaded(page)
+    page.close()
+
+
+def test_a_race_lost_between_render_and_click_shows_the_servers_reason(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(http)
+    tt_id = new_ticket_type(http, event_id, "Last seat", 1)
+    page = browser.new_page(viewport=DESKTOP)  # type: ignore[arg-type]
+    page.set_default_timeout(WAIT_MS)
+    # Freeze what the page knows at render time: no pushes, no polls.
+    page.route("**/capacity", lambda route: route.abort())
+    page.route_web_socket("**/ws/**", lambda ws: None)
+    page.goto(f"{web_server.base_url}/events/{event_id}?token={token('bea')}")
+    card = page.locator(f'li[data-ticket-type-id="{tt_id}"]')
+    expect(card.get_by_role("button", name="Buy")).to_be_enabled()
+
+    made(buy(http, "cy", event_id, tt_id))  # someone else takes the last one meanwhile
+    card.get_by_role("button", name="Buy").click()
+
+    same_request = buy(http, "bea", event_id, tt_id)
+    assert same_request.status_code == 409
+    expect(page.get_by_role("alert")).to_have_text(same_request.json()["detail"])
+    page.close()
+
+
+def test_register_until_full_and_a_cancellation_re_enables_register(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(http, max_attendees=2)
+    made(http.post(f"/events/{event_id}/registrations", json={}, headers=as_user("dan")))
+    ed = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('ed')}")
+    fay = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('fay')}")
+    expect(ed.locator("#capacity-text")).to_contain_text("1 / 2 registered")
+
+    ed.get_by_role("button", name="Register").click()
+    expect(ed.get_by_role("status")).to_have_text("You are registered.")
+    expect(ed.get_by_role("button", name="Cancel registration")).to_be_visible()
+    for page in (ed, fay):
+        expect(page.locator("#capacity-text")).to_contain_text("2 / 2 registered")
+    expect(fay.get_by_role("button", name="Full")).to_be_disabled()
+    fay.screenshot(path=artifact("event-registration-full.png"), full_page=True)
+
+    # dan cancels from another client: fay's page offers the place again, no reload.
+    made(http.delete(f"/events/{event_id}/registrations/me", headers=as_user("dan")))
+    expect(fay.get_by_role("button", name="Register")).to_be_enabled()
+    expect(fay.locator("#capacity-text")).to_contain_text("1 / 2 registered")
+    assert_not_reloaded(fay)
+    ed.close()
+    fay.close()
+
+
+def test_full_session_offers_the_waitlist_and_shows_the_position(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(http)
+    session = made(
+        http.post(
+            f"/events/{event_id}/sessions",
+            json={"title": "Tiny workshop", "max_participants": 1},
+            headers=as_user(ORGANIZER),
+        )
+    )
+    for who in ("gus", "hal"):
+        made(http.post(f"/events/{event_id}/registrations", json={}, headers=as_user(who)))
+    made(http.post(f"/sessions/{session['id']}/rsvp", headers=as_user("gus")))
+    page = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('hal')}")
+    card = page.locator(f'li[data-session-id="{session["id"]}"]')
+    expect(card).to_contain_text("0 of 1 seats left")
+    card.get_by_role("button", name="Full — join waitlist").click()
+    expect(card).to_contain_text("You are number 1 on the waitlist.")
+    expect(card).to_contain_text("1 waiting")
+    # gus leaves from elsewhere: hal is promoted in the same transaction.
+    made(http.delete(f"/sessions/{session['id']}/rsvp", headers=as_user("gus")))
+    page.reload()
+    expect(card).to_contain_text("You have a seat.")
+    page.close()
+
+
+def test_dashboard_follows_sales_and_stream_viewers_from_other_clients(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+    from websockets.sync.client import connect
+
+    event_id = new_event(
+        http,
+        name="Dashboard test",
+        max_attendees=30,
+        virtual_settings={"max_concurrent_viewers": 5},
+    )
+    tt_id = new_ticket_type(http, event_id, "General", 20)
+    page = open_page(browser, f"{web_server.base_url}/events/{event_id}/dashboard")
+    tiles = page.locator("#tiles")
+    expect(tiles.locator('[data-field="sold"]')).to_have_text("0")
+    expect(tiles.locator('[data-field="viewers"]')).to_have_text("0")
+
+    for who in ("ivy", "jon", "kit"):
+        order = made(buy(http, who, event_id, tt_id, 2))
+        made(http.post(f"/orders/{order['id']}/confirm", headers=as_user(ORGANIZER)))
+    expect(tiles.locator('[data-field="sold"]')).to_have_text("6")
+    row = page.locator(f'#ticket-table tr[data-ticket-type-id="{tt_id}"]')
+    expect(row.locator('[data-field="available"]')).to_have_text("14")
+
+    ws_url = web_server.base_url.replace("http", "ws") + f"/ws/events/{event_id}/stream"
+    with connect(f"{ws_url}?token={token('viewer-1')}") as viewer:
+        joined = json.loads(viewer.recv(timeout=10))
+        assert joined["type"] == "joined", joined
+        expect(tiles.locator('[data-field="viewers"]')).to_have_text("1")
+        # Estimates need ≥ 10 s of samples: sell more meanwhile so the rate is non-zero.
+        page.wait_for_timeout(6_000)
+        made(buy(http, "lou", event_id, tt_id, 4))
+        estimate = re.compile(r"^(≈ \d+(\.\d)? (min|h)|under a minute) \(\d")
+        expect(row.locator('[data-field="eta"]')).to_have_text(estimate, timeout=20_000)
+        expect(row.locator('[data-field="rate"]')).to_have_text(re.compile(r"^\d+\.\d/min$"))
+        page.screenshot(path=artifact("dashboard.png"), full_page=True)
+        page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+        page.screenshot(path=artifact("dashboard-phone.png"), full_page=True)
+    expect(tiles.locator('[data-field="viewers"]')).to_have_text("0")
+    assert_not_reloaded(page)
+    page.close()
+
+
+def test_event_page_reads_at_phone_width(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(
+        http,
+        name="Headcount Phone Conference",
+        description="Checking the page at 390 px.",
+        max_attendees=40,
+        starts_at="2030-06-01T09:00:00Z",
+        ends_at="2030-06-01T17:00:00Z",
+    )
+    full = new_ticket_type(http, event_id, "Early Bird", 1)
+    new_ticket_type(http, event_id, "Regular", 30, max_per_order=4)
+    made(buy(http, "max", event_id, full))
+    made(http.post(f"/events/{event_id}/registrations", json={}, headers=as_user("max")))
+    for title, seats in (("Opening keynote", 30), ("Workshop", 0)):
+        made(
+            http.post(
+                f"/events/{event_id}/sessions",
+                json={"title": title, "max_participants": seats},
+                headers=as_user(ORGANIZER),
+            )
+        )
+    page = open_page(browser, f"{web_server.base_url}/events/{event_id}", viewport=PHONE)
+    expect(page.get_by_role("button", name="Sold out")).to_be_disabled()
+    expect(page.get_by_role("button", name="Full — join waitlist")).to_be_enabled()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"horizontal scrolling at phone width ({width}px)"
+    for control in page.locator("select, input").all():
+        label = control.evaluate("el => el.labels.length")
+        assert label >= 1, "every form control has a label"
+    page.screenshot(path=artifact("event-phone.png"), full_page=True)
+    page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
+    page.screenshot(path=artifact("event.png"), full_page=True)
+    page.close()
