@@ -35,8 +35,9 @@ def verify(token: str, settings: Settings) -> Principal:
     except jwt.InvalidTokenError as exc:
         raise Unauthorized(f"invalid token: {exc}") from exc
     sub, role = claims.get("sub"), str(claims.get("role"))
-    if not isinstance(sub, str) or not sub or len(sub) > 200:
-        raise Unauthorized("invalid token: `sub` must be a non-empty string")
+    # Printable only: `sub` ends up in rows, lock keys and logs (a NUL cannot be stored).
+    if not isinstance(sub, str) or not sub or len(sub) > 200 or not sub.isprintable():
+        raise Unauthorized("invalid token: `sub` must be a non-empty printable string")
     try:
         return Principal(sub=sub, role=Role(role))
     except ValueError as exc:

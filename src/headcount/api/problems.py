@@ -82,6 +82,17 @@ def _validation_code(errors: list[dict[str, Any]]) -> str:
     return "invalid_request"
 
 
+def _not_json_body(request: Request, errors: list[dict[str, Any]]) -> bool:
+    """FastAPI leaves a non-JSON body unparsed and reports it missing or of the wrong type;
+    the honest answer to a form, XML or text body is 415, not "field required"."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == "application/json" or media.endswith("+json"):
+        return False
+    if not media and not int(request.headers.get("content-length") or 0):
+        return False  # no body at all: let the missing fields speak for themselves
+    return any(tuple(err.get("loc", ()))[:1] == ("body",) for err in errors)
+
+
 def _jsonable_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
         {
@@ -132,7 +143,7 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
             if operation.get("security"):
                 statuses.add("401")
             if "requestBody" in operation:
-                statuses.add("413")
+                statuses |= {"413", "415"}
             for status in statuses:
                 responses.setdefault(status, {})
             for status, response in responses.items():
@@ -162,6 +173,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
+        if _not_json_body(request, errors):
+            return problem(
+                415,
+                "unsupported_media_type",
+                "Unsupported media type",
+                "send the body as JSON with Content-Type: application/json",
+                instance=request.url.path,
+            )
         code = _validation_code(errors)
         status = 400 if code == "malformed_request" else 422
         first = errors[0] if errors else {}

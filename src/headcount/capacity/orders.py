@@ -43,7 +43,8 @@ class OrderItemInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     ticket_type_id: str = Field(min_length=1, max_length=80)
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    # Strict: `true`, `"2"` and `2.0` are not quantities (lax mode would order 1 for `true`).
+    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
 
 
 class OrderDraft(BaseModel):

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from headcount.config import Settings
-from headcount.domain.errors import ServiceUnavailable, Timeout
+from headcount.domain.errors import InvalidRequest, ServiceUnavailable, Timeout
 from headcount.ledger.urls import async_url
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ STATEMENT_TIMEOUT_SQLSTATES = frozenset({"57014", "55P03"})
 # "Not now" answers from a server that is shutting down, crashing, starting up, or full;
 # with class 08 (connection exceptions) they mean 503, not a bug (`_translate`).
 UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+# Values the database cannot store (a NUL character, a number out of range, a string too
+# long): input the API let through, refused here as 422 instead of surfacing as a 500.
+BAD_VALUE_SQLSTATES = frozenset({"22001", "22003", "22007", "22008", "22021", "22P05"})
 # Seconds the client waits beyond the server's statement timeout before giving up itself.
 CLIENT_TIMEOUT_MARGIN = 0.5
 # SQLite lock wait when no statement timeout is configured.
@@ -148,20 +151,37 @@ def _translate(exc: DBAPIError) -> Exception:
     state = _sqlstate(exc)
     if state in RETRYABLE_SQLSTATES:
         return exc  # the caller's retry loop handles these
-    if state in STATEMENT_TIMEOUT_SQLSTATES:
-        return Timeout("the database did not answer within the configured timeout")
+    if (known := _by_sqlstate(state, exc)) is not None:
+        return known
     if exc.connection_invalidated or isinstance(exc, OperationalError):
-        message = str(exc.orig) if exc.orig is not None else str(exc)
+        message = _first_line(exc)
         if "locked" in message or "busy" in message:
             return Timeout("the database is busy; try again")
         return ServiceUnavailable("database unreachable")
     if (
-        (state is not None and (state in UNAVAILABLE_SQLSTATES or state.startswith("08")))
-        or isinstance(exc.orig, OSError | ConnectionError)
+        isinstance(exc.orig, OSError | ConnectionError)
         or "connection" in type(exc.orig).__name__.lower()
     ):
         return ServiceUnavailable("database unreachable")
     return exc
+
+
+def _by_sqlstate(state: str | None, exc: DBAPIError) -> Exception | None:
+    if state is None:
+        return None
+    if state in STATEMENT_TIMEOUT_SQLSTATES:
+        return Timeout("the database did not answer within the configured timeout")
+    if state in BAD_VALUE_SQLSTATES:
+        return InvalidRequest(f"a value cannot be stored: {_first_line(exc)}")
+    if state in UNAVAILABLE_SQLSTATES or state.startswith("08"):
+        return ServiceUnavailable(f"database unavailable (SQLSTATE {state})")
+    return None
+
+
+def _first_line(exc: DBAPIError) -> str:
+    """The driver's message without SQLAlchemy's statement and parameters (never echo data)."""
+    message = str(exc.orig) if exc.orig is not None else str(exc)
+    return message.strip().splitlines()[0] if message.strip() else type(exc).__name__
 
 
 def _make_sqlite_transactions_immediate(engine: AsyncEngine, *, busy_ms: int) -> None:
