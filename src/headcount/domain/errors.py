@@ -83,6 +83,21 @@ class SoldOut(HeadcountError):
     title = "Sold out"
 
 
+class PoolExhausted(SoldOut):
+    """A shared capacity pool has too little left; names `pool_id` (issue 4)."""
+
+    code = "pool_exhausted"
+    title = "The shared capacity pool is exhausted"
+
+
+class CustomerLimitReached(HeadcountError):
+    """The buyer already holds or bought as many as `max_per_customer` allows."""
+
+    code = "customer_limit_reached"
+    status = 409
+    title = "Per-customer limit reached"
+
+
 class SalesClosed(HeadcountError):
     code = "sales_closed"
     status = 409

@@ -40,6 +40,7 @@ class TicketTypeTerms:
     max_per_order: int | None
     sales_start: datetime | None
     sales_end: datetime | None
+    min_per_order: int | None = None
 
 
 def normalize_lines(lines: Iterable[OrderLine], *, max_items: int) -> list[OrderLine]:
@@ -77,6 +78,12 @@ def check_line(line: OrderLine, terms: TicketTypeTerms, *, event_id: str, now: d
             f"at most {terms.max_per_order} of {terms.name!r} per order",
             ticket_type_id=terms.id,
             max_per_order=terms.max_per_order,
+        )
+    if terms.min_per_order is not None and line.quantity < terms.min_per_order:
+        raise InvalidQuantity(
+            f"at least {terms.min_per_order} of {terms.name!r} per order",
+            ticket_type_id=terms.id,
+            min_per_order=terms.min_per_order,
         )
     if terms.sales_start is not None and now < terms.sales_start:
         raise SalesClosed(

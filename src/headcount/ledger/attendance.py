@@ -44,8 +44,13 @@ class EventCapacity(Base):
 
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
     registered: Mapped[int] = mapped_column(Integer, default=0)
+    # Issue 4: tickets held or sold, kept only while the event has a cap (ledger/draws.py).
+    tickets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
-    __table_args__ = (CheckConstraint("registered >= 0", name="registered_non_negative"),)
+    __table_args__ = (
+        CheckConstraint("registered >= 0", name="registered_non_negative"),
+        CheckConstraint("tickets >= 0", name="tickets_non_negative"),
+    )
 
 
 class Registration(Base):

@@ -71,6 +71,10 @@ class TicketType(Base):
     quantity_sold: Mapped[int] = mapped_column(Integer, default=0)
     quantity_reserved: Mapped[int] = mapped_column(Integer, default=0)
     max_per_order: Mapped[int | None] = mapped_column(Integer)
+    # Issue 4: buyer limits, and the overhang left when a total is lowered below use.
+    min_per_order: Mapped[int | None] = mapped_column(Integer)
+    max_per_customer: Mapped[int | None] = mapped_column(Integer)
+    quantity_over: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sales_start: Mapped[datetime | None]
     sales_end: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -82,8 +86,16 @@ class TicketType(Base):
         CheckConstraint("quantity_total >= 0", name="total_non_negative"),
         CheckConstraint("quantity_sold >= 0", name="sold_non_negative"),
         CheckConstraint("quantity_reserved >= 0", name="reserved_non_negative"),
-        CheckConstraint("quantity_sold + quantity_reserved <= quantity_total", name="not_oversold"),
+        CheckConstraint(
+            "quantity_sold + quantity_reserved <= quantity_total + quantity_over",
+            name="not_oversold",
+        ),
+        CheckConstraint("quantity_over >= 0", name="over_non_negative"),
         CheckConstraint("max_per_order IS NULL OR max_per_order >= 1", name="max_per_order"),
+        CheckConstraint("min_per_order IS NULL OR min_per_order >= 1", name="min_per_order"),
+        CheckConstraint(
+            "max_per_customer IS NULL OR max_per_customer >= 1", name="max_per_customer"
+        ),
     )
 
 

@@ -1,0 +1,160 @@
+"""pools: shared quotas across ticket types, event-wide ticket counter, buyer limits
+
+* `capacity_pools` and `ticket_type_pools` (many-to-many).
+* `ticket_types`: `min_per_order`, `max_per_customer`, and `quantity_over` — the overhang
+  left when a total is lowered below what is sold and held; the oversell CHECK becomes
+  `sold + reserved <= total + over`, still a real last line of defence.
+* `event_capacity.tickets`: tickets held or sold, counted against `max_attendees` with
+  registrations. Capped events get their counter row now, recounted from the rows.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-24 09:30:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from headcount.ledger.types import UTCDateTime
+
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+_OVERSOLD_OLD = "quantity_sold + quantity_reserved <= quantity_total"
+_OVERSOLD_NEW = "quantity_sold + quantity_reserved <= quantity_total + quantity_over"
+
+# Tickets held or sold per capped event: pending and paid order items plus live offers.
+_RECOUNT = """
+UPDATE event_capacity SET tickets = (
+    SELECT COALESCE(SUM(i.quantity), 0)
+      FROM order_items i
+      JOIN orders o ON o.id = i.order_id
+      JOIN ticket_types t ON t.id = i.ticket_type_id
+     WHERE t.event_id = event_capacity.event_id AND o.status IN ('pending', 'paid')
+) + (
+    SELECT COALESCE(SUM(w.offered_quantity), 0)
+      FROM waitlist_entries w
+      JOIN ticket_types t ON t.id = w.ticket_type_id
+     WHERE t.event_id = event_capacity.event_id AND w.status = 'offered'
+)
+WHERE event_id IN (SELECT id FROM events WHERE max_attendees IS NOT NULL)
+"""
+
+
+def upgrade() -> None:
+    op.create_table(
+        "capacity_pools",
+        sa.Column("id", sa.String(length=80), nullable=False),
+        sa.Column("event_id", sa.String(length=80), nullable=False),
+        sa.Column("name", sa.String(length=300), nullable=False),
+        sa.Column("capacity", sa.Integer(), nullable=True),
+        sa.Column("overbook_ratio", sa.Float(), nullable=False),
+        sa.Column("admission_limit", sa.Integer(), nullable=True),
+        sa.Column("max_per_customer", sa.Integer(), nullable=True),
+        sa.Column("quantity_used", sa.Integer(), nullable=False),
+        sa.Column("quantity_over", sa.Integer(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        sa.CheckConstraint(
+            "capacity IS NULL OR capacity >= 0",
+            name=op.f("ck_capacity_pools_capacity_non_negative"),
+        ),
+        sa.CheckConstraint(
+            "overbook_ratio >= 0", name=op.f("ck_capacity_pools_overbook_non_negative")
+        ),
+        sa.CheckConstraint(
+            "(capacity IS NULL) = (admission_limit IS NULL)",
+            name=op.f("ck_capacity_pools_limit_iff_capacity"),
+        ),
+        sa.CheckConstraint(
+            "admission_limit IS NULL OR admission_limit >= capacity",
+            name=op.f("ck_capacity_pools_limit_covers_capacity"),
+        ),
+        sa.CheckConstraint(
+            "max_per_customer IS NULL OR max_per_customer >= 1",
+            name=op.f("ck_capacity_pools_max_per_customer"),
+        ),
+        sa.CheckConstraint("quantity_used >= 0", name=op.f("ck_capacity_pools_used_non_negative")),
+        sa.CheckConstraint("quantity_over >= 0", name=op.f("ck_capacity_pools_over_non_negative")),
+        sa.CheckConstraint(
+            "admission_limit IS NULL OR quantity_used <= admission_limit + quantity_over",
+            name=op.f("ck_capacity_pools_not_overdrawn"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["event_id"], ["events.id"], name=op.f("fk_capacity_pools_event_id_events")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_capacity_pools")),
+    )
+    with op.batch_alter_table("capacity_pools", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_capacity_pools_event_id"), ["event_id"], unique=False)
+
+    op.create_table(
+        "ticket_type_pools",
+        sa.Column("ticket_type_id", sa.String(length=80), nullable=False),
+        sa.Column("pool_id", sa.String(length=80), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["pool_id"],
+            ["capacity_pools.id"],
+            name=op.f("fk_ticket_type_pools_pool_id_capacity_pools"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_type_id"],
+            ["ticket_types.id"],
+            name=op.f("fk_ticket_type_pools_ticket_type_id_ticket_types"),
+        ),
+        sa.PrimaryKeyConstraint("ticket_type_id", "pool_id", name=op.f("pk_ticket_type_pools")),
+    )
+    with op.batch_alter_table("ticket_type_pools", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ticket_type_pools_pool_id"), ["pool_id"], unique=False)
+
+    with op.batch_alter_table("ticket_types", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("min_per_order", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("max_per_customer", sa.Integer(), nullable=True))
+        batch_op.add_column(
+            sa.Column("quantity_over", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch_op.drop_constraint(op.f("ck_ticket_types_not_oversold"), type_="check")
+        batch_op.create_check_constraint("not_oversold", _OVERSOLD_NEW)
+        batch_op.create_check_constraint("over_non_negative", "quantity_over >= 0")
+        batch_op.create_check_constraint(
+            "min_per_order", "min_per_order IS NULL OR min_per_order >= 1"
+        )
+        batch_op.create_check_constraint(
+            "max_per_customer", "max_per_customer IS NULL OR max_per_customer >= 1"
+        )
+
+    with op.batch_alter_table("event_capacity", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("tickets", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.create_check_constraint("tickets_non_negative", "tickets >= 0")
+
+    op.execute(
+        "INSERT INTO event_capacity (event_id, registered, tickets) "
+        "SELECT id, 0, 0 FROM events WHERE max_attendees IS NOT NULL "
+        "AND id NOT IN (SELECT event_id FROM event_capacity)"
+    )
+    op.execute(_RECOUNT)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("event_capacity", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_event_capacity_tickets_non_negative"), type_="check")
+        batch_op.drop_column("tickets")
+    with op.batch_alter_table("ticket_types", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_ticket_types_max_per_customer"), type_="check")
+        batch_op.drop_constraint(op.f("ck_ticket_types_min_per_order"), type_="check")
+        batch_op.drop_constraint(op.f("ck_ticket_types_over_non_negative"), type_="check")
+        batch_op.drop_constraint(op.f("ck_ticket_types_not_oversold"), type_="check")
+        batch_op.create_check_constraint("not_oversold", _OVERSOLD_OLD)
+        batch_op.drop_column("quantity_over")
+        batch_op.drop_column("max_per_customer")
+        batch_op.drop_column("min_per_order")
+    with op.batch_alter_table("ticket_type_pools", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ticket_type_pools_pool_id"))
+    op.drop_table("ticket_type_pools")
+    with op.batch_alter_table("capacity_pools", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_capacity_pools_event_id"))
+    op.drop_table("capacity_pools")
