@@ -6,18 +6,25 @@ raises, and the caller's transaction rolls back everything reserved before it: o
 all-or-nothing. On PostgreSQL the row lock taken by UPDATE makes concurrent buyers queue
 on the row and re-check the WHERE clause against the committed value; on SQLite
 `BEGIN IMMEDIATE` serialises writers. See docs/concurrency.md.
+
+Pools and the event-wide cap (issue 4) ride along: after the ticket-type UPDATEs each
+function lets `ledger/draws.py` move the pools (ascending id) and the event counter, so
+every caller gets them without changing its call. `convert_hold` moves neither: held and
+sold both count as used.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from headcount.domain.errors import HoldExpired, SoldOut
+from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
 from headcount.domain.tickets import OrderLine
+from headcount.ledger import draws, locks
 from headcount.ledger.models import TicketType
+from headcount.ledger.pools import CapacityPool
 
 _NO_SYNC = {"synchronize_session": False}
 _AVAILABLE = TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved
@@ -27,6 +34,11 @@ async def reserve(
     session: AsyncSession, lines: Sequence[OrderLine], names: Mapping[str, str] | None = None
 ) -> None:
     """Hold stock for every line or raise `SoldOut` naming the first ticket type short."""
+    # Pools and event cap first read without locks: one SELECT, and a request that is
+    # already short is refused before it queues behind anyone's row lock.
+    shared = await draws.shares(session, lines)
+    if (early := shared.already_short()) is not None:
+        raise await _refusal(session, early, lines)
     for line in lines:
         held = await session.execute(
             update(TicketType)
@@ -42,17 +54,62 @@ async def reserve(
                 ticket_type_id=line.ticket_type_id,
                 requested=line.quantity,
             )
+    short = await draws.take(session, shared)
+    if short is not None:
+        raise await _refusal(session, short, lines)
+
+
+async def _lock_neighbours(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
+    """Releases free room that other types' queues may now take: lock them first, in order."""
+    await locks.ticket_types(
+        session, await draws.waitlisted_neighbours(session, [li.ticket_type_id for li in lines])
+    )
+
+
+async def _refusal(
+    session: AsyncSession, short: draws.Shortfall, lines: Sequence[OrderLine]
+) -> SoldOut | EventFull:
+    """The error naming the shared capacity that refused (read only on this path)."""
+    asked = sum(line.quantity for line in lines)
+    if short.pool_id is None:
+        return EventFull(
+            f"the event has no room for {asked} more ticket(s): max_attendees counts "
+            "registrations and tickets together",
+            event_id=short.event_id,
+            requested=asked,
+        )
+    pool = (
+        await session.execute(
+            select(
+                CapacityPool.name, CapacityPool.admission_limit, CapacityPool.quantity_used
+            ).where(CapacityPool.id == short.pool_id)
+        )
+    ).one()
+    left = max(0, (pool.admission_limit or 0) - pool.quantity_used)
+    return PoolExhausted(
+        f"pool {pool.name!r} has {left} place(s) left; this order needs more",
+        pool_id=short.pool_id,
+        pool_name=pool.name,
+        remaining=left,
+        ticket_type_ids=[line.ticket_type_id for line in lines],
+    )
 
 
 async def release_hold(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Give held stock back (cancel or expiry). The CHECK constraint forbids going below 0."""
+    await _lock_neighbours(session, lines)
     for line in lines:
+        in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
         await session.execute(
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id)
-            .values(quantity_reserved=TicketType.quantity_reserved - line.quantity)
+            .values(
+                quantity_reserved=TicketType.quantity_reserved - line.quantity,
+                quantity_over=draws.over_expr(in_use, TicketType.quantity_total),
+            )
             .execution_options(**_NO_SYNC)
         )
+    await draws.give_back(session, lines)
 
 
 async def convert_hold(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
@@ -84,14 +141,28 @@ async def sell_again(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
                 "the order's hold expired and the tickets were taken by someone else",
                 ticket_type_id=line.ticket_type_id,
             )
+    short = await draws.draw(session, lines)
+    if short is not None:
+        refusal = await _refusal(session, short, lines)
+        raise HoldExpired(
+            "the order's hold expired and its shared capacity was taken by someone else: "
+            + refusal.detail,
+            **refusal.extra,
+        )
 
 
 async def refund(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """A paid order refunded: its tickets go back on sale."""
+    await _lock_neighbours(session, lines)
     for line in lines:
+        in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
         await session.execute(
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id)
-            .values(quantity_sold=TicketType.quantity_sold - line.quantity)
+            .values(
+                quantity_sold=TicketType.quantity_sold - line.quantity,
+                quantity_over=draws.over_expr(in_use, TicketType.quantity_total),
+            )
             .execution_options(**_NO_SYNC)
         )
+    await draws.give_back(session, lines)

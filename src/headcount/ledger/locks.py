@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount.ledger import draws
 from headcount.ledger.attendance import EventCapacity, SessionCapacity
 from headcount.ledger.models import TicketType
 
@@ -47,8 +48,19 @@ async def session_counters(session: AsyncSession, session_ids: Iterable[str]) ->
         )
 
 
+async def ticket_types(session: AsyncSession, ticket_type_ids: Iterable[str]) -> None:
+    """Lock ticket type rows in ascending id order, before any pool or event counter row."""
+    for tid in sorted(set(ticket_type_ids)):
+        await ticket_type(session, tid)
+
+
 async def ticket_type(session: AsyncSession, ticket_type_id: str) -> int | None:
-    """Lock one ticket type row; returns the stock available (None if there is no row)."""
+    """Lock one ticket type row; returns the stock available (None if there is no row).
+
+    Available is the least of the type's own stock and the room left in its pools and its
+    event's cap (issue 4), read without locking those rows: a racing buyer can still take
+    that room first, so callers reserving it must handle `PoolExhausted`/`EventFull`.
+    """
     row = await session.execute(
         select(TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved)
         .where(TicketType.id == ticket_type_id)
@@ -57,4 +69,8 @@ async def ticket_type(session: AsyncSession, ticket_type_id: str) -> int | None:
         .with_for_update(key_share=True)
     )
     found = row.first()
-    return None if found is None else int(found[0])
+    if found is None:
+        return None
+    own = max(0, int(found[0]))  # negative after a total was lowered below use
+    shared = (await draws.headroom(session, [ticket_type_id])).get(ticket_type_id)
+    return own if shared is None else min(own, shared)

@@ -20,8 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus, offer_size
+from headcount.domain.errors import EventFull, SoldOut
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import inventory, locks, waitlist
+from headcount.ledger import draws, inventory, locks, waitlist
 from headcount.ledger.attendance import WaitlistEntry
 
 
@@ -30,7 +31,13 @@ async def settle(
 ) -> int:
     """Expire lapsed offers and offer free stock to the queues; returns how many lapsed."""
     lapsed = 0
-    for tid in sorted(set(ticket_type_ids)):
+    # Room freed on one type may open a shared pool or event cap for another type's queue:
+    # settle every queued type of the same events. Every ticket-type row is locked first:
+    # promoting moves pool rows, and no ticket-type row may be locked after a pool row
+    # (docs/concurrency.md, "Pools").
+    ticket_type_ids = await draws.waitlisted_neighbours(session, ticket_type_ids)
+    await locks.ticket_types(session, ticket_type_ids)
+    for tid in ticket_type_ids:
         if await locks.ticket_type(session, tid) is None:
             continue
         lapsed += await _expire_due(session, tid, now)
@@ -70,6 +77,7 @@ async def _promote(
     session: AsyncSession, ticket_type_id: str, now: datetime, offer_ttl: float
 ) -> list[WaitlistEntry]:
     offered: list[WaitlistEntry] = []
+    races = 0
     while True:
         available = await locks.ticket_type(session, ticket_type_id)
         if not available:
@@ -78,7 +86,16 @@ async def _promote(
         if first is None:
             return offered
         size = offer_size(first.quantity, available)
-        await inventory.reserve(session, [OrderLine(ticket_type_id, size)])
+        try:
+            # A savepoint: the pool or event room read above is not locked, and a racing
+            # buyer may take it first; then this offer is undone, never the caller's work.
+            async with session.begin_nested():
+                await inventory.reserve(session, [OrderLine(ticket_type_id, size)])
+        except (SoldOut, EventFull):
+            races += 1
+            if races >= 3:
+                return offered
+            continue
         first.status = EntryStatus.OFFERED.value
         first.offered_quantity = size
         first.offer_expires_at = now + timedelta(seconds=offer_ttl)
@@ -119,9 +136,17 @@ async def reserve_with_offers(
     for the caller to mark with the order id.
     """
     taken: list[WaitlistEntry] = []
-    for line in lines:
+    mine_by_line = [
+        await waitlist.live_entry(session, owner, ticket_type_id=line.ticket_type_id)
+        for line in lines
+    ]
+    if all(m is None or m.status != EntryStatus.OFFERED for m in mine_by_line):
+        # The common case: one call, so every ticket-type row is locked before any pool.
+        await inventory.reserve(session, lines, names)
+        return taken
+    await locks.ticket_types(session, [line.ticket_type_id for line in lines])
+    for line, mine in zip(lines, mine_by_line, strict=True):
         tid = line.ticket_type_id
-        mine = await waitlist.live_entry(session, owner, ticket_type_id=tid)
         if mine is None or mine.status != EntryStatus.OFFERED:
             await inventory.reserve(session, [line], names)
             continue

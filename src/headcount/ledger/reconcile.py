@@ -10,13 +10,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import and_, case, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.config import Settings
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
 from headcount.domain.tickets import OrderStatus
-from headcount.ledger import locks, offers, seats
+from headcount.ledger import draws, locks, offers, seats
 from headcount.ledger.attendance import (
     EventCapacity,
     Registration,
@@ -24,7 +24,8 @@ from headcount.ledger.attendance import (
     SessionSeat,
     WaitlistEntry,
 )
-from headcount.ledger.models import Order, OrderItem, TicketType
+from headcount.ledger.models import Event, Order, OrderItem, TicketType
+from headcount.ledger.pools import CapacityPool, TicketTypePool
 from headcount.ledger.spaces import Huddle, HuddleMember
 
 
@@ -233,8 +234,65 @@ async def waitlists(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts + stock
 
 
+async def pools(session: AsyncSession, fix: bool) -> list[Drift]:
+    """`capacity_pools.quantity_used` = held + sold of its member types, from the rows."""
+    use = await draws.use_by_ticket_type(session)
+    members = await session.execute(select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id))
+    from_rows: dict[str, int] = {}
+    for pool_id, tid in members.all():
+        from_rows[pool_id] = from_rows.get(pool_id, 0) + use.get(tid, 0)
+    rows = await session.execute(
+        select(CapacityPool.id, CapacityPool.quantity_used).order_by(CapacityPool.id)
+    )
+    drifts: list[Drift] = []
+    for pool_id, counter in rows.all():
+        expected = from_rows.get(pool_id, 0)
+        if counter != expected:
+            drifts.append(Drift("capacity_pools", pool_id, "quantity_used", counter, expected))
+            if fix:
+                await session.execute(
+                    update(CapacityPool)
+                    .where(CapacityPool.id == pool_id)
+                    .values(
+                        quantity_used=expected,
+                        quantity_over=draws.over_expr(
+                            literal(expected), CapacityPool.admission_limit
+                        ),
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+    return drifts
+
+
+async def event_tickets(session: AsyncSession, fix: bool) -> list[Drift]:
+    """`event_capacity.tickets` = held + sold of the event's types while capped, else 0."""
+    use = await draws.use_by_ticket_type(session)
+    per_event: dict[str, int] = {}
+    for tid, event_id in (await session.execute(select(TicketType.id, TicketType.event_id))).all():
+        per_event[event_id] = per_event.get(event_id, 0) + use.get(tid, 0)
+    rows = await session.execute(
+        select(EventCapacity.event_id, EventCapacity.tickets, Event.max_attendees)
+        .join(Event, Event.id == EventCapacity.event_id)
+        .order_by(EventCapacity.event_id)
+    )
+    drifts: list[Drift] = []
+    for event_id, counter, cap in rows.all():
+        expected = per_event.get(event_id, 0) if cap is not None else 0
+        if counter != expected:
+            drifts.append(Drift("event_capacity", event_id, "tickets", counter, expected))
+            if fix:
+                await session.execute(
+                    update(EventCapacity)
+                    .where(EventCapacity.event_id == event_id)
+                    .values(tickets=expected)
+                    .execution_options(synchronize_session=False)
+                )
+    return drifts
+
+
 CHECKS: list[Check] = [ticket_types, huddles]
 CHECKS += [registrations, session_attendance, waitlists]
+CHECKS += [pools, event_tickets]
 
 
 async def reconcile(session: AsyncSession, *, fix: bool = False) -> list[Drift]:

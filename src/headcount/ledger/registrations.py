@@ -23,7 +23,8 @@ async def admit(session: AsyncSession, event_id: str, heads: int) -> int | None:
         update(EventCapacity)
         .where(
             EventCapacity.event_id == event_id,
-            or_(cap.is_(None), EventCapacity.registered + heads <= cap),
+            # One rule with tickets (issue 4): the cap counts people, registered or ticketed.
+            or_(cap.is_(None), EventCapacity.registered + EventCapacity.tickets + heads <= cap),
         )
         .values(registered=EventCapacity.registered + heads)
         .returning(EventCapacity.registered)
@@ -41,6 +42,14 @@ async def release(session: AsyncSession, event_id: str, heads: int) -> None:
         .values(registered=EventCapacity.registered - heads)
         .execution_options(**_NO_SYNC)
     )
+
+
+async def tickets(session: AsyncSession, event_id: str) -> int:
+    """Tickets held or sold, as counted against the cap (0 while the event has no cap)."""
+    value = await session.scalar(
+        select(EventCapacity.tickets).where(EventCapacity.event_id == event_id)
+    )
+    return int(value or 0)
 
 
 async def registered(session: AsyncSession, event_id: str) -> int:

@@ -1,0 +1,411 @@
+"""What a ticket draws on besides its own type: capacity pools and the event-wide cap.
+
+`inventory.py` calls `draw` / `give_back` right after its ticket-type UPDATEs, so every
+caller (orders, the expiry sweep, waitlist offers) gets pool and event accounting without
+changing its call. Lock order (docs/concurrency.md, "Pools"): order rows → ticket-type
+rows (ascending id) → pool rows (ascending id) → the event's counter row. Each pool and the
+event counter is moved by one conditional UPDATE; nothing is read and then written.
+
+Hot path: one SELECT of the lines' memberships and their event's cap. Events without a cap
+never touch `event_capacity` (no extra hot row); the counter is only kept while a cap is
+set, and `recount_event_tickets` rebuilds it when a cap appears (`capacity/events.py`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.domain.attendance import EntryStatus
+from headcount.domain.tickets import OrderLine, OrderStatus
+from headcount.ledger.attendance import EventCapacity, WaitlistEntry
+from headcount.ledger.models import Event, Order, OrderItem, TicketType
+from headcount.ledger.pools import CapacityPool, TicketTypePool
+
+_NO_SYNC = {"synchronize_session": False}
+
+
+@dataclass(frozen=True, slots=True)
+class Shares:
+    """How much of each pool and each capped event a set of lines draws on.
+
+    `pool_room` / `event_room` are the committed room at the time of the read (None: no
+    limit): enough to refuse early without taking a lock, never enough to admit.
+    """
+
+    pools: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    pool_room: dict[str, int | None] = field(default_factory=dict)
+    event_room: dict[str, int] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.pools or self.events)
+
+    def already_short(self) -> Shortfall | None:
+        """A shared capacity that is short even before we queue for its lock."""
+        for pool_id, n in sorted(self.pools.items()):
+            room = self.pool_room.get(pool_id)
+            if room is not None and room < n:
+                return Shortfall(pool_id=pool_id)
+        for event_id, n in sorted(self.events.items()):
+            if self.event_room.get(event_id, n) < n:
+                return Shortfall(event_id=event_id)
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Shortfall:
+    """The first shared capacity that refused: a pool (`pool_id`) or an event's cap."""
+
+    pool_id: str | None = None
+    event_id: str | None = None
+
+
+def over_expr(in_use: Any, limit: Any) -> ColumnElement[int]:
+    """max(0, in_use - limit) in SQL that SQLite and PostgreSQL both speak; 0 if unlimited."""
+    return case((and_(limit.is_not(None), in_use > limit), in_use - limit), else_=0)
+
+
+async def shares(session: AsyncSession, lines: Sequence[OrderLine]) -> Shares:
+    """One SELECT: the pools of these ticket types, their event's cap, and the room left.
+
+    Membership is stable for the caller: attaching or detaching takes the ticket type's
+    row `FOR UPDATE` (`lock_for_membership`), which conflicts with the key-share lock an
+    order item's foreign key holds and with the row lock of every counter UPDATE.
+    On PostgreSQL the event row is read `FOR KEY SHARE`: it does not block other buyers,
+    but an organizer switching the cap on or off (`SELECT … FOR UPDATE`) waits for us, so
+    the counter is kept exactly while the cap is set.
+    """
+    qty = {line.ticket_type_id: line.quantity for line in lines}
+    if not qty:
+        return Shares()
+    query = (
+        select(
+            TicketType.id,
+            TicketType.event_id,
+            Event.max_attendees,
+            EventCapacity.registered + EventCapacity.tickets,
+            TicketTypePool.pool_id,
+            CapacityPool.admission_limit - CapacityPool.quantity_used,
+        )
+        .join(Event, Event.id == TicketType.event_id)
+        .outerjoin(EventCapacity, EventCapacity.event_id == Event.id)
+        .outerjoin(TicketTypePool, TicketTypePool.ticket_type_id == TicketType.id)
+        .outerjoin(CapacityPool, CapacityPool.id == TicketTypePool.pool_id)
+        .where(TicketType.id.in_(list(qty)))
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(read=True, key_share=True, of=Event)
+    pools: dict[str, int] = defaultdict(int)
+    pool_room: dict[str, int | None] = {}
+    events: dict[str, int] = {}
+    event_room: dict[str, int] = {}
+    counted: set[str] = set()
+    for tid, event_id, cap, people, pool_id, room in (await session.execute(query)).all():
+        if pool_id is not None:
+            pools[pool_id] += qty[tid]
+            pool_room[pool_id] = None if room is None else int(room)
+        if cap is not None and tid not in counted:
+            counted.add(tid)
+            events[event_id] = events.get(event_id, 0) + qty[tid]
+            event_room[event_id] = int(cap) - int(people or 0)
+    return Shares(dict(pools), events, pool_room, event_room)
+
+
+async def draw(session: AsyncSession, lines: Sequence[OrderLine]) -> Shortfall | None:
+    """Take the lines' quantities from their pools and event cap, or name the first short."""
+    return await take(session, await shares(session, lines))
+
+
+async def take(session: AsyncSession, found: Shares) -> Shortfall | None:
+    """The deciding UPDATEs, pools in ascending id then the event counter.
+
+    The caller raises on a shortfall, which rolls back the whole transaction.
+    """
+    for pool_id, n in sorted(found.pools.items()):
+        taken = await session.execute(
+            update(CapacityPool)
+            .where(
+                CapacityPool.id == pool_id,
+                or_(
+                    CapacityPool.admission_limit.is_(None),
+                    CapacityPool.quantity_used + n <= CapacityPool.admission_limit,
+                ),
+            )
+            .values(quantity_used=CapacityPool.quantity_used + n)
+            .returning(CapacityPool.id)
+            .execution_options(**_NO_SYNC)
+        )
+        if taken.first() is None:
+            return Shortfall(pool_id=pool_id)
+    for event_id, n in sorted(found.events.items()):
+        if not await _admit_tickets(session, event_id, n):
+            return Shortfall(event_id=event_id)
+    return None
+
+
+async def lock_for_membership(session: AsyncSession, ticket_type_ids: Collection[str]) -> None:
+    """`FOR UPDATE` (not NO KEY): waits for every in-flight order item and counter change."""
+    for tid in sorted(set(ticket_type_ids)):
+        await session.execute(select(TicketType.id).where(TicketType.id == tid).with_for_update())
+
+
+async def queued_ticket_types(session: AsyncSession, event_id: str) -> list[str]:
+    """Ticket types of the event with someone waiting or holding an offer."""
+    rows = await session.scalars(
+        select(WaitlistEntry.ticket_type_id)
+        .where(
+            WaitlistEntry.event_id == event_id,
+            WaitlistEntry.ticket_type_id.is_not(None),
+            WaitlistEntry.status.in_([EntryStatus.WAITING, EntryStatus.OFFERED]),
+        )
+        .distinct()
+    )
+    return sorted(tid for tid in rows.all() if tid is not None)
+
+
+async def waitlisted_neighbours(
+    session: AsyncSession, ticket_type_ids: Collection[str]
+) -> list[str]:
+    """These types plus every type of the same events with a live waitlist entry.
+
+    Room freed on one type can open a pool or the event cap for another type's queue, so
+    releasing transactions lock these too (ascending, before any pool row) and settle them.
+    """
+    ids = set(ticket_type_ids)
+    if not ids:
+        return []
+    same_event = select(TicketType.event_id).where(TicketType.id.in_(sorted(ids)))
+    queued = await session.scalars(
+        select(WaitlistEntry.ticket_type_id)
+        .where(
+            WaitlistEntry.event_id.in_(same_event),
+            WaitlistEntry.ticket_type_id.is_not(None),
+            WaitlistEntry.status.in_([EntryStatus.WAITING, EntryStatus.OFFERED]),
+        )
+        .distinct()
+    )
+    ids.update(tid for tid in queued.all() if tid is not None)
+    return sorted(ids)
+
+
+async def give_back(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
+    """Return the lines' quantities to their pools and event counter (never refused)."""
+    found = await shares(session, lines)
+    for pool_id, n in sorted(found.pools.items()):
+        used = CapacityPool.quantity_used - n
+        await session.execute(
+            update(CapacityPool)
+            .where(CapacityPool.id == pool_id)
+            # The overhang shrinks with use, so the CHECK stays as tight as it can be.
+            .values(quantity_used=used, quantity_over=over_expr(used, CapacityPool.admission_limit))
+            .execution_options(**_NO_SYNC)
+        )
+    for event_id, n in sorted(found.events.items()):
+        await session.execute(
+            update(EventCapacity)
+            .where(EventCapacity.event_id == event_id)
+            .values(tickets=EventCapacity.tickets - n)
+            .execution_options(**_NO_SYNC)
+        )
+
+
+async def _admit_tickets(session: AsyncSession, event_id: str, n: int) -> bool:
+    """People are people: registrations (with guests) and tickets share `max_attendees`."""
+    cap = select(Event.max_attendees).where(Event.id == event_id).scalar_subquery()
+    statement = (
+        update(EventCapacity)
+        .where(
+            EventCapacity.event_id == event_id,
+            or_(
+                cap.is_(None),
+                EventCapacity.registered + EventCapacity.tickets + n <= cap,
+            ),
+        )
+        .values(tickets=EventCapacity.tickets + n)
+        .returning(EventCapacity.event_id)
+        .execution_options(**_NO_SYNC)
+    )
+    if (await session.execute(statement)).first() is not None:
+        return True
+    # Refused, or the counter row is missing (an event capped before it had one): make
+    # sure it exists and ask once more. Only the refusal path pays for this.
+    if await ensure_event_counter(session, event_id):
+        return (await session.execute(statement)).first() is not None
+    return False
+
+
+async def ensure_event_counter(session: AsyncSession, event_id: str) -> bool:
+    """Create the event's counter row if missing; returns whether it was created."""
+    exists = await session.scalar(
+        select(EventCapacity.event_id).where(EventCapacity.event_id == event_id)
+    )
+    if exists is not None:
+        return False
+    factory = (
+        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    )
+    made = await session.execute(
+        factory(EventCapacity)
+        .values(event_id=event_id, registered=0, tickets=0)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(EventCapacity.event_id)
+    )
+    return made.first() is not None
+
+
+# Reads: availability for views and waitlist offers, and recounts from the rows.
+
+
+async def headroom(session: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, int]:
+    """Per ticket type, the least room left in its pools and its event's cap.
+
+    Ticket types with no limited pool and an uncapped event are absent (no shared limit).
+    """
+    ids = sorted(set(ticket_type_ids))
+    room: dict[str, int] = {}
+    if not ids:
+        return room
+    pools = await session.execute(
+        select(
+            TicketTypePool.ticket_type_id,
+            CapacityPool.admission_limit - CapacityPool.quantity_used,
+        )
+        .join(CapacityPool, CapacityPool.id == TicketTypePool.pool_id)
+        .where(TicketTypePool.ticket_type_id.in_(ids), CapacityPool.admission_limit.is_not(None))
+    )
+    for tid, left in pools.all():
+        room[tid] = min(room.get(tid, int(left or 0)), int(left or 0))
+    events = await session.execute(
+        select(
+            TicketType.id,
+            Event.max_attendees
+            - func.coalesce(EventCapacity.registered, 0)
+            - func.coalesce(EventCapacity.tickets, 0),
+        )
+        .join(Event, Event.id == TicketType.event_id)
+        .outerjoin(EventCapacity, EventCapacity.event_id == Event.id)
+        .where(TicketType.id.in_(ids), Event.max_attendees.is_not(None))
+    )
+    for tid, left in events.all():
+        room[tid] = min(room.get(tid, int(left or 0)), int(left or 0))
+    return {tid: max(0, int(left)) for tid, left in room.items()}
+
+
+async def pool_ids_of(
+    session: AsyncSession, ticket_type_ids: Collection[str]
+) -> dict[str, list[str]]:
+    rows = await session.execute(
+        select(TicketTypePool.ticket_type_id, TicketTypePool.pool_id)
+        .where(TicketTypePool.ticket_type_id.in_(sorted(set(ticket_type_ids))))
+        .order_by(TicketTypePool.ticket_type_id, TicketTypePool.pool_id)
+    )
+    found: dict[str, list[str]] = defaultdict(list)
+    for tid, pid in rows.all():
+        found[tid].append(pid)
+    return dict(found)
+
+
+async def use_by_ticket_type(
+    session: AsyncSession, ticket_type_ids: Collection[str] | None = None
+) -> dict[str, int]:
+    """Held plus sold per ticket type, from the rows: pending and paid items, live offers."""
+    items = (
+        select(OrderItem.ticket_type_id, func.sum(OrderItem.quantity))
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(Order.status.in_([OrderStatus.PENDING, OrderStatus.PAID]))
+        .group_by(OrderItem.ticket_type_id)
+    )
+    offered = (
+        select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
+        .where(
+            WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.is_not(None)
+        )
+        .group_by(WaitlistEntry.ticket_type_id)
+    )
+    if ticket_type_ids is not None:
+        ids = sorted(set(ticket_type_ids))
+        items = items.where(OrderItem.ticket_type_id.in_(ids))
+        offered = offered.where(WaitlistEntry.ticket_type_id.in_(ids))
+    use: dict[str, int] = defaultdict(int)
+    for query in (items, offered):
+        for tid, qty in (await session.execute(query)).all():
+            if tid is not None:
+                use[tid] += int(qty or 0)
+    return dict(use)
+
+
+async def recount_event_tickets(session: AsyncSession, event_id: str, *, keep: bool = True) -> int:
+    """Rebuild the event's ticket counter from the rows, or zero it (`keep=False`).
+
+    The caller holds the event row `FOR UPDATE`, which every ticket transaction's
+    `FOR KEY SHARE` read in `shares` waits for, so the count cannot miss a sale.
+    """
+    tids = list(await session.scalars(select(TicketType.id).where(TicketType.event_id == event_id)))
+    total = sum((await use_by_ticket_type(session, tids)).values()) if tids and keep else 0
+    await ensure_event_counter(session, event_id)
+    await session.execute(
+        update(EventCapacity)
+        .where(EventCapacity.event_id == event_id)
+        .values(tickets=total)
+        .execution_options(**_NO_SYNC)
+    )
+    return total
+
+
+# Membership changes. The caller holds the ticket-type row locks (ascending) first, so the
+# type's use cannot move while its pool is credited or debited.
+
+
+async def attach(session: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
+    """Attach a type to a pool: its current use starts counting there. False if attached."""
+    known = await session.scalar(
+        select(TicketTypePool.pool_id).where(
+            TicketTypePool.ticket_type_id == ticket_type_id, TicketTypePool.pool_id == pool_id
+        )
+    )
+    if known is not None:
+        return False
+    use = await _type_use(session, ticket_type_id)
+    session.add(TicketTypePool(ticket_type_id=ticket_type_id, pool_id=pool_id))
+    await session.flush()
+    await _move_pool(session, pool_id, use)
+    return True
+
+
+async def detach(session: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
+    """Detach a type from a pool: its use stops counting there. False if not attached."""
+    row = await session.get(TicketTypePool, (ticket_type_id, pool_id))
+    if row is None:
+        return False
+    use = await _type_use(session, ticket_type_id)
+    await session.delete(row)
+    await session.flush()
+    await _move_pool(session, pool_id, -use)
+    return True
+
+
+async def _type_use(session: AsyncSession, ticket_type_id: str) -> int:
+    value = await session.scalar(
+        select(TicketType.quantity_sold + TicketType.quantity_reserved).where(
+            TicketType.id == ticket_type_id
+        )
+    )
+    return int(value or 0)
+
+
+async def _move_pool(session: AsyncSession, pool_id: str, delta: int) -> None:
+    """Unconditional: a membership change never refuses; going over shows as overhang."""
+    used = CapacityPool.quantity_used + delta
+    await session.execute(
+        update(CapacityPool)
+        .where(CapacityPool.id == pool_id)
+        .values(quantity_used=used, quantity_over=over_expr(used, CapacityPool.admission_limit))
+        .execution_options(**_NO_SYNC)
+    )
