@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from headcount.capacity import events, tickets
+from headcount.capacity import events, pools, tickets
 from headcount.capacity.events import EventDraft, VirtualSettings
 from headcount.capacity.live_demo import load_demo_presence
+from headcount.capacity.pools import PoolDraft
 from headcount.capacity.sessions import load_demo_sessions
 from headcount.capacity.tickets import TicketTypeDraft
 from headcount.domain.errors import NotFound
@@ -56,6 +57,16 @@ async def load_demo(rt: Runtime) -> bool:
             TicketTypeDraft(name=name, quantity_total=total, max_per_order=per_order),
             ticket_type_id=tt_id,
         )
+    # Issue 4: Early Bird and Regular share the 35 seats of the main hall (10 + 30 > 35).
+    await pools.create_pool(
+        rt,
+        DEMO_ORGANIZER,
+        DEMO_EVENT_ID,
+        PoolDraft(
+            name="Main hall", capacity=35, ticket_type_ids=["tt_demo_early", "tt_demo_regular"]
+        ),
+        pool_id="pool_demo_hall",
+    )
     await load_demo_sessions(rt, DEMO_EVENT_ID, DEMO_ORGANIZER)
     await load_demo_presence(rt, DEMO_EVENT_ID, DEMO_ORGANIZER)
     for loader in EXTRA_LOADERS:

@@ -297,5 +297,7 @@ def test_random_histories_keep_the_books_balanced(database_url: str) -> None:
     run_state_machine_as_test(machine, settings=RUN)
     print(f"\nrefusals met: {dict(sorted(SEEN.items()))}")
     # The histories reached the limits, not only the happy path.
-    for edge in ("create:sold_out", "create:rate_limited", "register:event_full"):
+    for edge in ("create:rate_limited", "register:event_full"):
         assert SEEN[edge] > 0, (edge, SEEN)
+    # Tickets share max_attendees with registrations (issue 4): either limit is an edge.
+    assert SEEN["create:sold_out"] + SEEN["create:event_full"] > 0, SEEN

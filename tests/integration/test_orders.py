@@ -223,16 +223,25 @@ async def test_attendees_see_only_their_own_orders(runtime: Runtime) -> None:
     assert (await orders.confirm_order(runtime, platform, mine.id)).status == "paid"
 
 
-async def test_total_cannot_drop_below_what_is_held(runtime: Runtime) -> None:
+async def test_total_below_what_is_held_cancels_nobody_and_stops_sales(runtime: Runtime) -> None:
+    """Issue 4: lowering below use is allowed; the answer says how far over it is."""
     (tt,) = await make_stock(runtime, 5)
     await orders.create_order(runtime, attendee("ot"), draft(tt.event_id, (tt.id, 3)))
-    with pytest.raises(Conflict) as refused:
-        await tickets.update_ticket_type(runtime, ORG, tt.id, TicketTypePatch(quantity_total=2))
-    assert refused.value.extra["in_use"] == 3
+    lowered = await tickets.update_ticket_type(
+        runtime, ORG, tt.id, TicketTypePatch(quantity_total=2)
+    )
+    assert (lowered.quantity_total, lowered.quantity_reserved) == (2, 3)
+    assert lowered.over_capacity_by == 1
+    assert lowered.quantity_available == 0
+    assert lowered.is_sold_out
+    with pytest.raises(SoldOut):
+        await orders.create_order(runtime, attendee("ot2"), draft(tt.event_id, (tt.id, 1)))
+    await assert_no_drift(runtime)
     raised = await tickets.update_ticket_type(
         runtime, ORG, tt.id, TicketTypePatch(quantity_total=8)
     )
     assert raised.quantity_available == 5
+    assert raised.over_capacity_by == 0
     async with runtime.db.transaction() as session:
         assert (
             len((await session.scalars(select(Order).where(Order.event_id == tt.event_id))).all())

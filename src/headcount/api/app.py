@@ -16,6 +16,7 @@ from headcount.api.middleware import BodyLimit, Latency
 from headcount.api.realtime import capacity as capacity_ws
 from headcount.api.realtime import stream as stream_ws
 from headcount.api.rest import events, ops, orders, registrations, sessions, tickets, waitlists
+from headcount.api.rest import pools as pools_rest
 from headcount.api.rest import presence as presence_rest
 from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     for router in (registrations.router, sessions.router, waitlists.router):
         app.include_router(router, prefix=api)
     app.include_router(presence_rest.router, prefix=api)
+    app.include_router(pools_rest.router, prefix=api)
     app.include_router(stream_ws.router)
     app.include_router(capacity_ws.router)
     app.include_router(ops.router)

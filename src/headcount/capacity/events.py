@@ -13,6 +13,7 @@ from headcount.capacity.views import EventView
 from headcount.domain.errors import Forbidden, InvalidRequest, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import is_well_formed, new_id
+from headcount.ledger import draws, offers
 from headcount.ledger.models import Event
 from headcount.runtime import Runtime
 
@@ -100,6 +101,10 @@ async def create_event(
     )
     async with rt.db.transaction() as session:
         session.add(event)
+        if event.max_attendees is not None:
+            await session.flush()
+            # A capped event counts tickets from its first sale on (ledger/draws.py).
+            await draws.recount_event_tickets(session, event.id)
     return EventView.of(event)
 
 
@@ -125,7 +130,8 @@ async def update_event(
     changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
     if "name" in changes and changes["name"] is None:
         raise InvalidRequest("name cannot be null")
-    async with rt.db.transaction() as session:
+
+    async def work(session: AsyncSession) -> EventView:
         event = await load_event(session, event_id, lock=True)
         require_manager(principal, event)
         starts = changes.get("starts_at", event.starts_at)
@@ -139,7 +145,30 @@ async def update_event(
             changes["virtual_settings"] = vs.model_dump(exclude_none=True)
         if "description" in changes and changes["description"] is None:
             changes["description"] = ""
+        capped_before = event.max_attendees is not None
         for name, value in changes.items():
             setattr(event, name, value)
         event.updated_at = rt.clock()
+        if "max_attendees" in changes and capped_before != (event.max_attendees is not None):
+            # The ticket counter is kept only while a cap is set: rebuild it when one appears,
+            # zero it when it goes. The event row lock taken above makes buyers wait
+            # (ledger/draws.py reads it FOR KEY SHARE), so no sale slips between.
+            await session.flush()
+            capped = event.max_attendees is not None
+            await draws.recount_event_tickets(session, event.id, keep=capped)
         return EventView.of(event)
+
+    # Retried whole on deadlock: this is the one path that takes the event row FOR UPDATE
+    # and may then touch `event_capacity`, which registrations lock before the event row.
+    view = await rt.db.atomically(work)
+    if "max_attendees" in changes:
+        # A higher (or no) cap may open places to ticket queues. Settled in a transaction
+        # of its own: promotion locks ticket types, which must not wait while this one
+        # holds the event row FOR UPDATE (buyers hold it FOR KEY SHARE, then ticket types).
+        await rt.db.atomically(lambda session: _settle_queues(rt, session, view.id))
+    return view
+
+
+async def _settle_queues(rt: Runtime, session: AsyncSession, event_id: str) -> None:
+    if queued := await draws.queued_ticket_types(session, event_id):
+        await offers.settle(session, queued, rt.clock(), rt.settings.offer_ttl)

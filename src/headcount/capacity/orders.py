@@ -19,7 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from headcount import metrics
 from headcount.capacity.events import load_event
 from headcount.capacity.views import OrderItemView, OrderView
-from headcount.domain.errors import Conflict, Forbidden, HeadcountError, NotFound, SoldOut
+from headcount.domain.errors import (
+    Conflict,
+    EventFull,
+    Forbidden,
+    HeadcountError,
+    NotFound,
+    SoldOut,
+)
 from headcount.domain.identity import Principal
 from headcount.domain.ids import is_well_formed, new_id
 from headcount.domain.tickets import (
@@ -30,7 +37,7 @@ from headcount.domain.tickets import (
     check_line,
     normalize_lines,
 )
-from headcount.ledger import inventory, offers, quotas
+from headcount.ledger import buyer_limits, inventory, offers, quotas
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.idempotency import run_idempotent
 from headcount.ledger.models import Event, Order, OrderItem, TicketType
@@ -67,6 +74,7 @@ async def _terms(session: AsyncSession, lines: Sequence[OrderLine]) -> dict[str,
             TicketType.max_per_order,
             TicketType.sales_start,
             TicketType.sales_end,
+            TicketType.min_per_order,
         ).where(TicketType.id.in_([line.ticket_type_id for line in lines]))
     )
     return {row.id: TicketTypeTerms(*row) for row in rows.all()}
@@ -93,6 +101,8 @@ async def create_order(
             if found is None:
                 raise NotFound(f"no ticket type {line.ticket_type_id!r}")
             check_line(line, found, event_id=event.id, now=now)
+        # max_per_customer (ticket types and pools): counted under the per-user lock.
+        await buyer_limits.admit(session, principal.sub, lines, now)
         view = OrderView(
             id=new_id("ord"),
             event_id=event.id,
@@ -147,7 +157,7 @@ async def create_order(
             result = await _keyed(
                 rt, principal, "orders.create", key=idempotency_key, payload=payload, work=work
             )
-        except SoldOut:
+        except (SoldOut, EventFull):
             # Lapsed holds may still be counted as reserved until a sweeper runs: release
             # the ones on these ticket types, then ask once more.
             if not await _expire_now(rt, [line.ticket_type_id for line in lines]):

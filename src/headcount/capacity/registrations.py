@@ -4,10 +4,10 @@ Rules chosen here (docs/concurrency.md, "Attendance", has the locking side):
 * One registration per attendee and event. Registering again while registered returns the
   same registration and counts nobody twice; a different `party_size` changes the guest
   count (growing it needs room under the cap, shrinking it always works).
-* `max_attendees` caps *registrations* (people, guests included). Ticket sales are capped
-  by their own `quantity_total`; a ticket does not register anyone and a registration
-  needs no ticket. The event-wide ticket cap is issue #4's and would be a second counter
-  on the same `event_capacity` row.
+* `max_attendees` caps *people*: registrations (guests included) plus tickets held or
+  sold (issue 4), two counters on the same `event_capacity` row checked together by both
+  admission statements. A ticket does not register anyone and a registration needs no
+  ticket; someone who does both takes two places.
 * Lowering the cap never evicts: `remaining` shows 0 and admissions stop until enough
   people cancel. Raising it admits the very next request (the cap is read by the
   admission statement itself).
@@ -31,7 +31,7 @@ from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatSta
 from headcount.domain.errors import EventFull, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
-from headcount.ledger import locks, registrations, seats
+from headcount.ledger import draws, locks, offers, registrations, seats
 from headcount.ledger.attendance import Registration, SessionSeat, WaitlistEntry
 from headcount.ledger.attendance import Session as AgendaSession
 from headcount.ledger.idempotency import run_idempotent
@@ -65,11 +65,13 @@ def registration_view(reg: Registration) -> RegistrationView:
 
 async def registration_capacity(session: AsyncSession, event: Event) -> RegistrationCapacity:
     taken = await registrations.registered(session, event.id)
+    # Tickets held or sold take places under the same cap (issue 4, one rule for people).
+    people = taken + await registrations.tickets(session, event.id)
     return RegistrationCapacity(
         max_attendees=event.max_attendees,
         registered=taken,
-        remaining=attendance.remaining(event.max_attendees, taken),
-        is_full=attendance.is_full(event.max_attendees, taken),
+        remaining=attendance.remaining(event.max_attendees, people),
+        is_full=attendance.is_full(event.max_attendees, people),
     )
 
 
@@ -105,6 +107,7 @@ async def register(
     async def work(session: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
         event = await load_event(session, event_id)
+        queued = await _lock_queued_ticket_types(session, event)
         await locks.event_counter(session, event.id)
         reg = await own_registration(session, event.id, principal.sub)
         if reg is not None and reg.status == RegistrationStatus.ACTIVE:
@@ -113,6 +116,7 @@ async def register(
                 await _refuse(session, event, delta)
             if delta < 0:
                 await registrations.release(session, event.id, -delta)
+                await offers.settle(session, queued, now, rt.settings.offer_ttl)
             if delta:
                 reg.party_size = party
                 reg.updated_at = now
@@ -167,6 +171,19 @@ async def _refuse(session: AsyncSession, event: Event, asked: int) -> None:
     )
 
 
+async def _lock_queued_ticket_types(session: AsyncSession, event: Event) -> list[str]:
+    """Capped events: ticket types with a queue, locked before the counter row (issue 4).
+
+    A registration given up frees a place that tickets share; promoting their queues moves
+    ticket-type rows, which must be locked before the event counter (docs/concurrency.md).
+    """
+    if event.max_attendees is None:
+        return []
+    queued = await draws.queued_ticket_types(session, event.id)
+    await locks.ticket_types(session, queued)
+    return queued
+
+
 async def cancel_registration(
     rt: Runtime, principal: Principal, event_id: str, *, idempotency_key: str | None = None
 ) -> RegistrationView:
@@ -175,6 +192,7 @@ async def cancel_registration(
     async def work(session: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
         event = await load_event(session, event_id)
+        queued = await _lock_queued_ticket_types(session, event)
         await locks.event_counter(session, event.id)
         reg = await own_registration(session, event.id, principal.sub)
         if reg is None:
@@ -182,6 +200,8 @@ async def cancel_registration(
         if reg.status == RegistrationStatus.CANCELLED:
             return _dump(reg)
         await registrations.release(session, event.id, reg.party_size)
+        # Places under the cap are shared with tickets: queued buyers get them first.
+        await offers.settle(session, queued, now, rt.settings.offer_ttl)
         reg.status = RegistrationStatus.CANCELLED.value
         reg.cancelled_at = now
         reg.updated_at = now

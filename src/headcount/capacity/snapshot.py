@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.capacity.events import load_event
 from headcount.capacity.live_snapshot import live_rows, live_sections
+from headcount.capacity.pools import event_total_view, pool_views
 from headcount.capacity.registrations import registration_capacity
 from headcount.capacity.sessions import session_views
 from headcount.capacity.tickets import list_ticket_types
@@ -31,6 +32,8 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         sections = {name: await section(rt, session, event) for name, section in SECTIONS.items()}
         presence_rows = await live_rows(session, event)
         registered = await registration_capacity(session, event)
+        pools = await pool_views(session, event.id)
+        event_total = await event_total_view(session, event)
         agenda = await session_views(session, event.id)
     live = await live_sections(rt, presence_rows)
     total = sum(t.quantity_total for t in ticket_types)
@@ -55,5 +58,7 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         booths=live.booths,
         breakout_rooms=live.breakout_rooms,
         huddles=live.huddles,
+        pools=pools,
+        event_total=event_total,
         sections=sections,
     )

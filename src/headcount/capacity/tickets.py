@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount.capacity import pool_membership
 from headcount.capacity.events import load_event, require_manager
 from headcount.capacity.views import TicketTypeView
-from headcount.domain.errors import Conflict, InvalidRequest, NotFound
+from headcount.domain.errors import InvalidRequest, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import is_well_formed, new_id
 from headcount.domain.tickets import MAX_QUANTITY
-from headcount.ledger import offers
+from headcount.ledger import draws, offers
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.models import TicketType
 from headcount.runtime import Runtime
@@ -29,10 +31,14 @@ class TicketTypeDraft(BaseModel):
     max_per_order: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
     sales_start: datetime | None = None
     sales_end: datetime | None = None
+    min_per_order: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    max_per_customer: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    pool_ids: list[str] = Field(default_factory=list, max_length=20)
 
     @model_validator(mode="after")
     def _window(self) -> TicketTypeDraft:
         _check_window(self.sales_start, self.sales_end)
+        _check_order_bounds(self.min_per_order, self.max_per_order)
         return self
 
 
@@ -44,6 +50,16 @@ class TicketTypePatch(BaseModel):
     max_per_order: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
     sales_start: datetime | None = None
     sales_end: datetime | None = None
+    min_per_order: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    max_per_customer: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    pool_ids: list[str] | None = Field(
+        default=None, max_length=20, description="replaces the pools the type draws on"
+    )
+
+
+def _check_order_bounds(low: int | None, high: int | None) -> None:
+    if low is not None and high is not None and low > high:
+        raise ValueError("min_per_order cannot exceed max_per_order")
 
 
 def _check_window(start: datetime | None, end: datetime | None) -> None:
@@ -83,6 +99,9 @@ async def create_ticket_type(
             quantity_sold=0,
             quantity_reserved=0,
             max_per_order=draft.max_per_order,
+            min_per_order=draft.min_per_order,
+            max_per_customer=draft.max_per_customer,
+            quantity_over=0,
             sales_start=draft.sales_start,
             sales_end=draft.sales_end,
             created_at=now,
@@ -90,7 +109,21 @@ async def create_ticket_type(
         )
         session.add(tt)
         await session.flush()
-        return TicketTypeView.of(tt)
+        if draft.pool_ids:
+            await pool_membership.set_pools(session, tt, draft.pool_ids, now)
+        return (await ticket_type_views(session, [tt]))[0]
+
+
+async def ticket_type_views(
+    session: AsyncSession, rows: Sequence[TicketType]
+) -> list[TicketTypeView]:
+    """Views whose availability is also bounded by the types' pools and event cap."""
+    ids = [tt.id for tt in rows]
+    pools = await draws.pool_ids_of(session, ids)
+    room = await draws.headroom(session, ids)
+    return [
+        TicketTypeView.of(tt, pool_ids=pools.get(tt.id), shared_room=room.get(tt.id)) for tt in rows
+    ]
 
 
 async def get_ticket_type(rt: Runtime, ticket_type_id: str) -> TicketTypeView:
@@ -103,7 +136,7 @@ async def get_ticket_type(rt: Runtime, ticket_type_id: str) -> TicketTypeView:
             await offers.settle(session, due, now, ttl)
         if expired or due:
             tt = await load_ticket_type(session, ticket_type_id)
-        return TicketTypeView.of(tt)
+        return (await ticket_type_views(session, [tt]))[0]
 
 
 async def list_ticket_types(rt: Runtime, event_id: str) -> list[TicketTypeView]:
@@ -123,16 +156,17 @@ async def list_ticket_types(rt: Runtime, event_id: str) -> list[TicketTypeView]:
             .order_by(TicketType.created_at, TicketType.id)
             .execution_options(populate_existing=True)
         )
-        return [TicketTypeView.of(tt) for tt in rows]
+        return await ticket_type_views(session, list(rows))
 
 
 async def update_ticket_type(
     rt: Runtime, principal: Principal, ticket_type_id: str, patch: TicketTypePatch
 ) -> TicketTypeView:
     changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
-    for required in ("name", "quantity_total"):
+    for required in ("name", "quantity_total", "pool_ids"):
         if required in changes and changes[required] is None:
             raise InvalidRequest(f"{required} cannot be null")
+    pool_ids = changes.pop("pool_ids", None)
     async with rt.db.transaction() as session:
         tt = await load_ticket_type(session, ticket_type_id)
         event = await load_event(session, tt.event_id)
@@ -141,11 +175,19 @@ async def update_ticket_type(
         end = changes.get("sales_end", tt.sales_end)
         try:
             _check_window(start, end)
+            _check_order_bounds(
+                changes.get("min_per_order", tt.min_per_order),
+                changes.get("max_per_order", tt.max_per_order),
+            )
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
+        if pool_ids is not None:
+            # Detaching frees pool room: the settle below offers it to this type's queue.
+            await pool_membership.set_pools(session, tt, pool_ids, rt.clock())
         new_total = changes.pop("quantity_total", None)
         if new_total is not None:
             await _set_total(session, tt, new_total)
+        if new_total is not None or pool_ids is not None:
             # A larger total frees stock: the waitlist gets it before anyone else can.
             await offers.settle(session, [tt.id], rt.clock(), rt.settings.offer_ttl)
         if changes:
@@ -156,26 +198,21 @@ async def update_ticket_type(
                 .values(**changes)
                 .execution_options(synchronize_session=False)
             )
-        return TicketTypeView.of(await load_ticket_type(session, tt.id))
+        return (await ticket_type_views(session, [await load_ticket_type(session, tt.id)]))[0]
 
 
 async def _set_total(session: AsyncSession, tt: TicketType, new_total: int) -> None:
-    """Atomic: the new total applies only if it still covers what is sold and held."""
-    changed = await session.execute(
+    """One atomic UPDATE; a total below what is sold and held is allowed (issue 4).
+
+    Nobody loses a ticket: the overhang is recorded in `quantity_over` in the same
+    statement (so the CHECK `sold + reserved <= total + over` still holds), and admission
+    keeps requiring `total - sold - reserved >= n`, so nothing is sold until use falls
+    below the new total. The view's `over_capacity_by` says how far over it is.
+    """
+    in_use = TicketType.quantity_sold + TicketType.quantity_reserved
+    await session.execute(
         update(TicketType)
-        .where(
-            TicketType.id == tt.id,
-            TicketType.quantity_sold + TicketType.quantity_reserved <= new_total,
-        )
-        .values(quantity_total=new_total)
-        .returning(TicketType.id)
+        .where(TicketType.id == tt.id)
+        .values(quantity_total=new_total, quantity_over=draws.over_expr(in_use, literal(new_total)))
         .execution_options(synchronize_session=False)
     )
-    if changed.first() is None:
-        current = await load_ticket_type(session, tt.id)
-        in_use = current.quantity_sold + current.quantity_reserved
-        raise Conflict(
-            f"quantity_total {new_total} is below the {in_use} tickets already sold or held; "
-            "nobody loses a ticket they hold",
-            in_use=in_use,
-        )

@@ -55,10 +55,20 @@ class TicketTypeView(View):
     max_per_order: int | None
     sales_start: datetime | None
     sales_end: datetime | None
+    # Issue 4: buyer limits, shared pools, and how far use exceeds a lowered total.
+    min_per_order: int | None = None
+    max_per_customer: int | None = None
+    pool_ids: list[str] = []
+    over_capacity_by: int = 0
 
     @classmethod
-    def of(cls, tt: TicketType) -> TicketTypeView:
+    def of(
+        cls, tt: TicketType, *, pool_ids: list[str] | None = None, shared_room: int | None = None
+    ) -> TicketTypeView:
+        """`shared_room`: the least room left in the type's pools and event cap, if any."""
         left = tickets.available(tt.quantity_total, tt.quantity_sold, tt.quantity_reserved)
+        if shared_room is not None:
+            left = min(left, shared_room)
         return cls(
             id=tt.id,
             event_id=tt.event_id,
@@ -71,6 +81,10 @@ class TicketTypeView(View):
             max_per_order=tt.max_per_order,
             sales_start=tt.sales_start,
             sales_end=tt.sales_end,
+            min_per_order=tt.min_per_order,
+            max_per_customer=tt.max_per_customer,
+            pool_ids=pool_ids or [],
+            over_capacity_by=max(0, tt.quantity_sold + tt.quantity_reserved - tt.quantity_total),
         )
 
 
@@ -265,6 +279,38 @@ class ViewerCapacity(View):
     is_full: bool | None
 
 
+# Capacity pools and the event-wide cap (issue 4: capacity/pools.py).
+
+
+class PoolView(View):
+    """`capacity` is physical; `admission_limit` adds the opt-in overbooking allowance."""
+
+    id: str
+    event_id: str
+    name: str
+    capacity: int | None
+    overbook_ratio: float
+    admission_limit: int | None
+    max_per_customer: int | None
+    quantity_used: int
+    quantity_available: int | None
+    over_capacity_by: int
+    is_exhausted: bool
+    ticket_type_ids: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventTotalView(View):
+    """`max_attendees` caps people: registrations (with guests) plus tickets held or sold."""
+
+    max_attendees: int | None
+    registered: int
+    tickets: int
+    remaining: int | None
+    over_capacity_by: int
+
+
 class CapacitySnapshot(View):
     """One read of every capacity of an event; features add their sections."""
 
@@ -278,4 +324,6 @@ class CapacitySnapshot(View):
     booths: list[BoothView] = []
     breakout_rooms: list[BreakoutRoomView] = []
     huddles: list[HuddleView] = []
+    pools: list[PoolView] = []
+    event_total: EventTotalView | None = None
     sections: dict[str, Any] = {}
