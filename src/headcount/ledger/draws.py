@@ -43,12 +43,18 @@ class Shares:
     events: dict[str, int] = field(default_factory=dict)
     pool_room: dict[str, int | None] = field(default_factory=dict)
     event_room: dict[str, int] = field(default_factory=dict)
+    type_short: str | None = None  # a ticket type already short on its own stock
 
     def __bool__(self) -> bool:
         return bool(self.pools or self.events)
 
     def already_short(self) -> Shortfall | None:
-        """A shared capacity that is short even before we queue for its lock."""
+        """A capacity that is short even before we queue for its lock.
+
+        Same order as the locked path: the ticket types, then pools, then the event.
+        """
+        if self.type_short is not None:
+            return Shortfall(ticket_type_id=self.type_short)
         for pool_id, n in sorted(self.pools.items()):
             room = self.pool_room.get(pool_id)
             if room is not None and room < n:
@@ -65,6 +71,7 @@ class Shortfall:
 
     pool_id: str | None = None
     event_id: str | None = None
+    ticket_type_id: str | None = None
 
 
 def over_expr(in_use: Any, limit: Any) -> ColumnElement[int]:
@@ -88,6 +95,7 @@ async def shares(session: AsyncSession, lines: Sequence[OrderLine]) -> Shares:
     query = (
         select(
             TicketType.id,
+            TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
             TicketType.event_id,
             Event.max_attendees,
             EventCapacity.registered + EventCapacity.tickets,
@@ -107,7 +115,10 @@ async def shares(session: AsyncSession, lines: Sequence[OrderLine]) -> Shares:
     events: dict[str, int] = {}
     event_room: dict[str, int] = {}
     counted: set[str] = set()
-    for tid, event_id, cap, people, pool_id, room in (await session.execute(query)).all():
+    type_short: str | None = None
+    for tid, own, event_id, cap, people, pool_id, room in (await session.execute(query)).all():
+        if own < qty[tid] and (type_short is None or tid < type_short):
+            type_short = tid
         if pool_id is not None:
             pools[pool_id] += qty[tid]
             pool_room[pool_id] = None if room is None else int(room)
@@ -115,7 +126,7 @@ async def shares(session: AsyncSession, lines: Sequence[OrderLine]) -> Shares:
             counted.add(tid)
             events[event_id] = events.get(event_id, 0) + qty[tid]
             event_room[event_id] = int(cap) - int(people or 0)
-    return Shares(dict(pools), events, pool_room, event_room)
+    return Shares(dict(pools), events, pool_room, event_room, type_short)
 
 
 async def draw(session: AsyncSession, lines: Sequence[OrderLine]) -> Shortfall | None:

@@ -38,7 +38,7 @@ async def reserve(
     # already short is refused before it queues behind anyone's row lock.
     shared = await draws.shares(session, lines)
     if (early := shared.already_short()) is not None:
-        raise await _refusal(session, early, lines)
+        raise await _refusal(session, early, lines, names)
     for line in lines:
         held = await session.execute(
             update(TicketType)
@@ -67,10 +67,21 @@ async def _lock_neighbours(session: AsyncSession, lines: Sequence[OrderLine]) ->
 
 
 async def _refusal(
-    session: AsyncSession, short: draws.Shortfall, lines: Sequence[OrderLine]
+    session: AsyncSession,
+    short: draws.Shortfall,
+    lines: Sequence[OrderLine],
+    names: Mapping[str, str] | None = None,
 ) -> SoldOut | EventFull:
-    """The error naming the shared capacity that refused (read only on this path)."""
+    """The error naming the capacity that refused (read only on this path)."""
     asked = sum(line.quantity for line in lines)
+    if short.ticket_type_id is not None:
+        wanted = next(li.quantity for li in lines if li.ticket_type_id == short.ticket_type_id)
+        name = (names or {}).get(short.ticket_type_id, short.ticket_type_id)
+        return SoldOut(
+            f"not enough {name!r} tickets left for {wanted}",
+            ticket_type_id=short.ticket_type_id,
+            requested=wanted,
+        )
     if short.pool_id is None:
         return EventFull(
             f"the event has no room for {asked} more ticket(s): max_attendees counts "
