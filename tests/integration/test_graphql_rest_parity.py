@@ -21,7 +21,10 @@ from support.graphql import gql, rest_normal, snake
 ORGANIZER = "org-parity"
 
 TICKET_TYPE_FIELDS = """id eventId name quantityTotal quantitySold quantityReserved
-  quantityAvailable isSoldOut maxPerOrder salesStart salesEnd"""
+  quantityAvailable isSoldOut maxPerOrder salesStart salesEnd
+  minPerOrder maxPerCustomer poolIds overCapacityBy"""
+POOL_FIELDS = """id eventId name capacity overbookRatio admissionLimit maxPerCustomer
+  quantityUsed quantityAvailable overCapacityBy isExhausted ticketTypeIds createdAt updatedAt"""
 ORDER_FIELDS = (
     "id eventId ownerId status expiresAt createdAt paidAt items { ticketTypeId quantity }"
 )
@@ -41,7 +44,9 @@ CAPACITY_FIELDS = f"""eventId maxAttendees sections
   viewers {{ limit viewers available isFull }}
   booths {{ {BOOTH_FIELDS} }}
   breakoutRooms {{ {ROOM_FIELDS} }}
-  huddles {{ {HUDDLE_FIELDS} }}"""
+  huddles {{ {HUDDLE_FIELDS} }}
+  pools {{ {POOL_FIELDS} }}
+  eventTotal {{ maxAttendees registered tickets remaining overCapacityBy }}"""
 EVENT_FIELDS = """id organizerId name description startsAt endsAt maxAttendees createdAt updatedAt
   virtualSettings { maxConcurrentViewers streamUrl }"""
 

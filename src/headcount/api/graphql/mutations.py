@@ -11,12 +11,15 @@ from headcount.api.graphql.convert import idempotency_key as checked_key
 from headcount.api.graphql.refusals import (
     COMMON,
     Conflict,
+    CustomerLimitReached,
+    EventFull,
     Forbidden,
     HoldExpired,
     IdempotencyKeyReused,
     InvalidQuantity,
     InvalidRequest,
     NotFound,
+    PoolExhausted,
     Refusal,
     Refused,
     SalesClosed,
@@ -31,6 +34,9 @@ from headcount.capacity.orders import OrderDraft
 ORDER_REFUSALS: tuple[type[Refusal], ...] = (
     *COMMON,
     SoldOut,
+    PoolExhausted,
+    CustomerLimitReached,
+    EventFull,
     SalesClosed,
     InvalidQuantity,
     HoldExpired,
@@ -41,6 +47,9 @@ ORDER_REFUSALS: tuple[type[Refusal], ...] = (
 CreateOrderResult = Annotated[
     Order
     | SoldOut
+    | PoolExhausted
+    | CustomerLimitReached
+    | EventFull
     | SalesClosed
     | InvalidQuantity
     | IdempotencyKeyReused

@@ -33,6 +33,22 @@ class SoldOut(Refusal):
     requested: int | None = None
 
 
+@strawberry.type(description="A shared capacity pool has too little left (issue 4).")
+class PoolExhausted(Refusal):
+    pool_id: strawberry.ID | None = None
+    pool_name: str | None = None
+    remaining: int | None = None
+
+
+@strawberry.type(description="The buyer reached a ticket type's or pool's max_per_customer.")
+class CustomerLimitReached(Refusal):
+    ticket_type_id: strawberry.ID | None = None
+    pool_id: strawberry.ID | None = None
+    max_per_customer: int | None = None
+    already: int | None = None
+    requested: int | None = None
+
+
 @strawberry.type
 class SalesClosed(Refusal):
     ticket_type_id: strawberry.ID | None = None
@@ -131,6 +147,8 @@ class Refused(Refusal):
 
 BY_CODE: dict[str, type[Refusal]] = {
     errors.SoldOut.code: SoldOut,
+    errors.PoolExhausted.code: PoolExhausted,
+    errors.CustomerLimitReached.code: CustomerLimitReached,
     errors.SalesClosed.code: SalesClosed,
     errors.HoldExpired.code: HoldExpired,
     errors.InvalidQuantity.code: InvalidQuantity,

@@ -18,8 +18,10 @@ from headcount.api.graphql.presence import Booth, BreakoutRoom, Huddle, ViewerCa
 from headcount.capacity import booths, huddles, sessions, snapshot, tickets
 from headcount.capacity.views import (
     CapacitySnapshot,
+    EventTotalView,
     EventView,
     OrderView,
+    PoolView,
     TicketTypeView,
 )
 from headcount.capacity.views import TicketCapacity as TicketCapacityView
@@ -65,6 +67,10 @@ class TicketType:
     max_per_order: int | None
     sales_start: datetime | None
     sales_end: datetime | None
+    min_per_order: int | None
+    max_per_customer: int | None
+    pool_ids: list[strawberry.ID]
+    over_capacity_by: int
 
     @classmethod
     def of(cls, view: TicketTypeView) -> TicketType:
@@ -80,7 +86,53 @@ class TicketType:
             max_per_order=view.max_per_order,
             sales_start=view.sales_start,
             sales_end=view.sales_end,
+            min_per_order=view.min_per_order,
+            max_per_customer=view.max_per_customer,
+            pool_ids=[strawberry.ID(p) for p in view.pool_ids],
+            over_capacity_by=view.over_capacity_by,
         )
+
+
+@strawberry.type(
+    description="Capacity shared by several ticket types; `capacity` is physical, "
+    "`admissionLimit` adds the overbooking allowance."
+)
+class Pool:
+    id: strawberry.ID
+    event_id: strawberry.ID
+    name: str
+    capacity: int | None
+    overbook_ratio: float
+    admission_limit: int | None
+    max_per_customer: int | None
+    quantity_used: int
+    quantity_available: int | None
+    over_capacity_by: int
+    is_exhausted: bool
+    ticket_type_ids: list[strawberry.ID]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, view: PoolView) -> Pool:
+        fields = view.model_dump()
+        fields["id"] = strawberry.ID(view.id)
+        fields["event_id"] = strawberry.ID(view.event_id)
+        fields["ticket_type_ids"] = [strawberry.ID(t) for t in view.ticket_type_ids]
+        return cls(**fields)
+
+
+@strawberry.type(description="max_attendees caps people: registrations plus tickets.")
+class EventTotal:
+    max_attendees: int | None
+    registered: int
+    tickets: int
+    remaining: int | None
+    over_capacity_by: int
+
+    @classmethod
+    def of(cls, view: EventTotalView) -> EventTotal:
+        return cls(**view.model_dump())
 
 
 @strawberry.type(description="Ticket stock of an event, summed over its ticket types.")
@@ -116,6 +168,8 @@ class CapacitySummary:
     booths: list[Booth]
     breakout_rooms: list[BreakoutRoom]
     huddles: list[Huddle]
+    pools: list[Pool]
+    event_total: EventTotal | None
     sections: JSON = strawberry.field(
         description="Further capacity sections contributed by features, keyed by name, "
         "as the REST snapshot's `sections`."
@@ -136,6 +190,8 @@ class CapacitySummary:
             booths=[Booth.of(v) for v in view.booths],
             breakout_rooms=[BreakoutRoom.of(v) for v in view.breakout_rooms],
             huddles=[Huddle.of(v) for v in view.huddles],
+            pools=[Pool.of(v) for v in view.pools],
+            event_total=EventTotal.of(view.event_total) if view.event_total else None,
             sections=view.model_dump(mode="json")["sections"],
         )
 
