@@ -208,7 +208,7 @@ def test_register_until_full_and_a_cancellation_re_enables_register(
     fay.close()
 
 
-def test_full_session_offers_the_waitlist_and_shows_the_position(
+def test_full_session_offers_the_waitlist_and_a_freed_seat_promotes_live(
     browser: Browser, web_server: Server, http: httpx.Client
 ) -> None:
     from playwright.sync_api import expect
@@ -230,10 +230,13 @@ def test_full_session_offers_the_waitlist_and_shows_the_position(
     card.get_by_role("button", name="Full — join waitlist").click()
     expect(card).to_contain_text("You are number 1 on the waitlist.")
     expect(card).to_contain_text("1 waiting")
-    # gus leaves from elsewhere: hal is promoted in the same transaction.
+    # gus leaves from elsewhere: hal is promoted in the same transaction, and hal's page
+    # notices the queue moving and says so, without a reload.
     made(http.delete(f"/sessions/{session['id']}/rsvp", headers=as_user("gus")))
-    page.reload()
     expect(card).to_contain_text("You have a seat.")
+    expect(page.get_by_role("status")).to_contain_text("A seat freed up")
+    expect(card.get_by_role("button", name="Leave")).to_be_enabled()
+    assert_not_reloaded(page)
     page.close()
 
 

@@ -102,7 +102,26 @@ function sessionCard(s) {
   return li;
 }
 
+const seen = new Map(); // session id → last figures, to notice a queue moving
+
+/** A waitlisted caller's position moves (or turns into a seat) as others leave: re-ask. */
+function followQueue(s) {
+  const figures = `${s.current_attendance}/${s.waitlist_length}`;
+  const before = seen.get(s.id);
+  seen.set(s.id, figures);
+  const rsvp = mine.rsvps.get(s.id);
+  if (before === undefined || before === figures || !rsvp || rsvp.status !== "waitlisted") return;
+  api("GET", `/sessions/${encodeURIComponent(s.id)}/rsvp`)
+    .then((fresh) => {
+      mine.rsvps.set(s.id, fresh);
+      if (fresh.status === "confirmed") say(`A seat freed up: you now have a seat at “${s.title}”.`);
+      rerender();
+    })
+    .catch(() => {});
+}
+
 function renderSession(s) {
+  followQueue(s);
   const list = document.getElementById("session-list");
   let card = list.querySelector(`li[data-session-id="${s.id}"]`);
   if (!card) {
@@ -306,6 +325,22 @@ async function loadRsvps() {
   }));
   rerender();
 }
+
+// A waitlist position moves when others leave, which a snapshot does not always reveal
+// (a leave and a promotion can cancel out in the counts): ask about one's own places.
+const QUEUE_CHECK_MS = 5000;
+setInterval(() => {
+  for (const [id, rsvp] of mine.rsvps) {
+    if (rsvp.status !== "waitlisted") continue;
+    api("GET", `/sessions/${encodeURIComponent(id)}/rsvp`)
+      .then((fresh) => {
+        mine.rsvps.set(id, fresh);
+        if (fresh.status === "confirmed") say("A seat freed up: you now have a seat.");
+        rerender();
+      })
+      .catch(() => {});
+  }
+}, QUEUE_CHECK_MS);
 
 adoptTokenFromUrl();
 bindTokenForm(() => {

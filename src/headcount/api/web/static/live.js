@@ -68,8 +68,8 @@ export async function api(method, path, body) {
 /**
  * Deliver capacity snapshots of one event to `onSnapshot`: pushed over the capacity
  * WebSocket when it is available (a snapshot on connect and on every change), polled every
- * `intervalMs` otherwise (slower while the tab is hidden). `refresh()` asks for one now,
- * e.g. right after the user acted. `onHealth(ok, how)` reports "push" / "poll" / failure.
+ * `intervalMs` otherwise (slower while the tab is hidden). `refresh()` asks for one now when
+ * polling (e.g. right after the user acted). `onHealth(ok, how)` reports "push" / "poll".
  */
 export function watchCapacity(eventId, intervalMs, onSnapshot, onHealth = () => {}) {
   const path = `/events/${encodeURIComponent(eventId)}/capacity`;
@@ -135,7 +135,12 @@ export function watchCapacity(eventId, intervalMs, onSnapshot, onHealth = () => 
   });
   poll();
   connect();
-  return { refresh: poll, get mode() { return pushing ? "push" : "poll"; } };
+  // While pushing, a pulled snapshot must not be mixed in: the server only sends what
+  // differs from what it last sent on this socket, so a page showing a pulled state could
+  // be left showing it after the server's state changed back. A push follows any change
+  // within one server interval anyway.
+  const refresh = () => (pushing ? undefined : poll());
+  return { refresh, get mode() { return pushing ? "push" : "poll"; } };
 }
 
 /** The token form: paste a token, see who it is for, sign out. */
