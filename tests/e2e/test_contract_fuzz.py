@@ -27,7 +27,7 @@ from support.servers import Server, running_server
 pytestmark = pytest.mark.slow
 
 PROBLEM = "application/problem+json"
-EXAMPLES_PER_OPERATION = 15
+EXAMPLES_PER_OPERATION = 10
 REJECTIONS = ["400", "401", "403", "404", "409", "410", "413", "415", "422", "429"]
 
 # Which responses the published schema must account for.
