@@ -23,7 +23,22 @@ import psycopg
 
 from support.servers import free_port
 
-PG_BIN = Path(os.environ.get("HEADCOUNT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """Where initdb and pg_ctl live: $HEADCOUNT_TEST_PG_BIN, else the newest Debian layout."""
+    if configured := os.environ.get("HEADCOUNT_TEST_PG_BIN"):
+        return Path(configured)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin"),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+    )
+    if found:
+        return found[-1]
+    on_path = shutil.which("pg_ctl")
+    return Path(on_path).parent if on_path else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
