@@ -296,3 +296,40 @@ def test_no_secret_or_token_in_the_logs(sqlite_url: str, tmp_path: Path) -> None
     assert token not in logged
     assert token.split(".")[2] not in logged  # not even the signature
     assert token[:-4] not in logged
+
+
+async def test_graphql_enforces_the_same_rules(server: Server) -> None:
+    """GraphQL calls the same services: a stranger's order is NotFound, a forged token fails."""
+    async with client(server.base_url) as http:
+        event_id, (tt,) = await create_event_with_stock(http, 5)
+        order = await http.post(
+            "/api/v1/orders",
+            json={"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": 1}]},
+            headers=bearer("alice-gql"),
+        )
+        order_id = order.json()["id"]
+
+        async def graphql(query: str, headers: dict[str, str]) -> dict[str, Any]:
+            answer = await http.post("/graphql", json={"query": query}, headers=headers)
+            assert answer.status_code < 500, answer.text
+            body: dict[str, Any] = answer.json()
+            return body
+
+        eve = bearer("eve-gql")
+        peek = await graphql(f'{{ order(id: "{order_id}") {{ __typename }} }}', eve)
+        assert peek["data"]["order"]["__typename"] == "NotFound"
+        cancel = await graphql(
+            f'mutation {{ cancelOrder(id: "{order_id}") {{ __typename }} }}', eve
+        )
+        assert cancel["data"]["cancelOrder"]["__typename"] == "NotFound"
+        for token in (FORGED["alg none as organizer"], FORGED["wrong signature"]):
+            forged = await graphql(
+                f'mutation {{ confirmOrder(id: "{order_id}") {{ __typename }} }}',
+                {"Authorization": f"Bearer {token}"},
+            )
+            data = forged.get("data") or {}
+            typename = (data.get("confirmOrder") or {}).get("__typename")
+            codes = [e.get("extensions", {}).get("code") for e in forged.get("errors") or []]
+            assert typename == "Unauthorized" or "unauthorized" in codes, forged
+        mine = await http.get(f"/api/v1/orders/{order_id}", headers=bearer("alice-gql"))
+        assert mine.json()["status"] == "pending"
