@@ -1,11 +1,12 @@
 """Hundreds of buyers over overlapping pools, across two real server processes (issue 4).
 
 Ticket types A to D draw on three overlapping pools and an event cap shared with free
-registrations; buyers send random multi-item baskets while others cancel and register.
-Afterwards, straight from the database: no ticket type, pool or event cap is exceeded,
-every counter equals its rows, no client saw a deadlock or a 5xx, and `headcount
-reconcile` agrees. A second test has one attendee fire many parallel orders at a
-`max_per_customer` limit through both processes.
+registrations; buyers send random multi-item baskets while others cancel and register,
+and the organizer lowers a pool below its use, raises it again and raises the event cap
+in the middle of it. Afterwards, straight from the database: no ticket type, pool or
+event cap is exceeded, every counter equals its rows, no client saw a deadlock or a 5xx,
+and `headcount reconcile` agrees. A second test has one attendee fire many parallel
+orders at a `max_per_customer` limit through both processes.
 """
 
 from __future__ import annotations
@@ -154,7 +155,7 @@ async def test_overlapping_pools_and_event_cap_hold_under_contention(
                 http, 60, 60, 60, 60, organizer=ORGANIZER, max_attendees=170
             )
             a, b, c, d = types
-            await _pool(http, event_id, "Hall", 70, [a, b])
+            hall = await _pool(http, event_id, "Hall", 70, [a, b])
             await _pool(http, event_id, "Balcony", 50, [b, c])
             await _pool(http, event_id, "Ground", 90, [a, c, d])
 
@@ -191,6 +192,24 @@ async def test_overlapping_pools_and_event_cap_hold_under_contention(
                 )
             )
             start2 = time.perf_counter()
+
+            async def organizer_edits() -> list[httpx.Response]:
+                """Lower the hall below its use, raise it again, and raise the event cap."""
+                done = []
+                for capacity in (10, 80):
+                    done.append(
+                        await clients[1].patch(
+                            f"/api/v1/pools/{hall}", json={"capacity": capacity}, headers=organizer
+                        )
+                    )
+                done.append(
+                    await clients[0].patch(
+                        f"/api/v1/events/{event_id}", json={"max_attendees": 180}, headers=organizer
+                    )
+                )
+                return done
+
+            editing = asyncio.create_task(organizer_edits())
             second = await asyncio.gather(
                 *(
                     clients[i % 2].post(f"/api/v1/orders/{oid}/cancel", headers=organizer)
@@ -198,6 +217,7 @@ async def test_overlapping_pools_and_event_cap_hold_under_contention(
                 ),
                 *(buy(BUYERS + n) for n in range(LATE_BUYERS)),
             )
+            edits = await editing
             wave_two = time.perf_counter() - start2
             deadlocks_retried = _deadlocks_in(servers)
         finally:
@@ -216,6 +236,7 @@ async def test_overlapping_pools_and_event_cap_hold_under_contention(
         f"req/s; {len(bought)} orders won in wave 1; statuses {dict(statuses)}; "
         f"refusals {dict(codes)}; deadlocks retried inside the servers: {deadlocks_retried}"
     )
+    assert [e.status_code for e in edits] == [200, 200, 200], [e.text for e in edits]
     assert set(statuses) <= {200, 201, 409}, (statuses, codes)
     # Not even retried behind the clients' backs: the lock order leaves no cycle.
     assert deadlocks_retried == 0

@@ -42,7 +42,9 @@ async def set_pools(
                 pool_id=pool_id,
                 ticket_type_id=tt.id,
             )
-    await draws.lock_for_membership(session, [tt.id])
+    # The type and every queued type of its event: the caller settles them afterwards, and
+    # no ticket-type row may be locked after the pool rows moved below.
+    await draws.lock_for_membership(session, await draws.waitlisted_neighbours(session, [tt.id]))
     current = set(
         await session.scalars(
             select(TicketTypePool.pool_id).where(TicketTypePool.ticket_type_id == tt.id)

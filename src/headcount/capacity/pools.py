@@ -31,7 +31,7 @@ from headcount.domain.errors import InvalidRequest
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY
-from headcount.ledger import draws, locks, offers, registrations
+from headcount.ledger import draws, offers, registrations
 from headcount.ledger.models import Event
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 from headcount.runtime import Runtime
@@ -199,7 +199,9 @@ async def update_pool(
         if limits_change:
             # Member ticket types first: the waitlist promotion below reserves through them,
             # and no ticket-type row may be locked after a pool row.
-            await locks.ticket_types(session, members)
+            await draws.lock_for_membership(
+                session, await draws.waitlisted_neighbours(session, members)
+            )
             capacity = changes.get("capacity", pool.capacity)
             ratio = changes.get("overbook_ratio", pool.overbook_ratio)
             limit = rules.admission_limit(capacity, ratio)
@@ -245,7 +247,9 @@ async def detach_ticket_type(
         require_manager(principal, await load_event(session, pool.event_id))
         tt = await load_ticket_type(session, ticket_type_id)
         members = (await _members(session, [pool.id])).get(pool.id, [])
-        await draws.lock_for_membership(session, {*members, tt.id})
+        await draws.lock_for_membership(
+            session, await draws.waitlisted_neighbours(session, {*members, tt.id})
+        )
         if await draws.detach(session, tt.id, pool.id):
             await offers.settle(session, members, now, rt.settings.offer_ttl)
         return await _view(session, pool.id)

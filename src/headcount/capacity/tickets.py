@@ -17,7 +17,7 @@ from headcount.domain.errors import InvalidRequest, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import is_well_formed, new_id
 from headcount.domain.tickets import MAX_QUANTITY
-from headcount.ledger import draws, offers
+from headcount.ledger import draws, locks, offers
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.models import TicketType
 from headcount.runtime import Runtime
@@ -181,6 +181,11 @@ async def update_ticket_type(
             )
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
+        if pool_ids is not None or changes.get("quantity_total") is not None:
+            # The settle below promotes this type's event's queues: their rows first, in
+            # order, before any pool row moves (docs/concurrency.md, "Pools").
+            queued = await draws.waitlisted_neighbours(session, [tt.id])
+            await locks.ticket_types(session, queued)
         if pool_ids is not None:
             # Detaching frees pool room: the settle below offers it to this type's queue.
             await pool_membership.set_pools(session, tt, pool_ids, rt.clock())

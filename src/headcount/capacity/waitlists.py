@@ -27,7 +27,7 @@ from headcount.domain import attendance
 from headcount.domain.attendance import EntryStatus
 from headcount.domain.errors import NotFound
 from headcount.domain.identity import Principal
-from headcount.ledger import locks, offers, waitlist
+from headcount.ledger import draws, locks, offers, waitlist
 from headcount.ledger.attendance import WaitlistEntry
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.idempotency import run_idempotent
@@ -148,7 +148,8 @@ async def leave_ticket_waitlist(
     async def work(session: AsyncSession) -> dict[str, Any]:
         now, ttl = rt.clock(), rt.settings.offer_ttl
         tt = await load_ticket_type(session, ticket_type_id)
-        await locks.ticket_type(session, tt.id)
+        # With the event's other queued types (issue 4): a declined offer frees shared room.
+        await locks.ticket_types(session, await draws.waitlisted_neighbours(session, [tt.id]))
         mine = await waitlist.live_entry(session, principal.sub, ticket_type_id=tt.id, lock=True)
         if mine is not None:
             lapsed = mine.offer_expires_at is not None and mine.offer_expires_at <= now

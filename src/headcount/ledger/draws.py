@@ -79,15 +79,17 @@ def over_expr(in_use: Any, limit: Any) -> ColumnElement[int]:
     return case((and_(limit.is_not(None), in_use > limit), in_use - limit), else_=0)
 
 
-async def shares(session: AsyncSession, lines: Sequence[OrderLine]) -> Shares:
+async def shares(
+    session: AsyncSession, lines: Sequence[OrderLine], *, lock_event: bool = True
+) -> Shares:
     """One SELECT: the pools of these ticket types, their event's cap, and the room left.
 
-    Membership is stable for the caller: attaching or detaching takes the ticket type's
-    row `FOR UPDATE` (`lock_for_membership`), which conflicts with the key-share lock an
-    order item's foreign key holds and with the row lock of every counter UPDATE.
-    On PostgreSQL the event row is read `FOR KEY SHARE`: it does not block other buyers,
-    but an organizer switching the cap on or off (`SELECT … FOR UPDATE`) waits for us, so
-    the counter is kept exactly while the cap is set.
+    Authoritative only when read *after* the caller's ticket-type UPDATEs: attaching or
+    detaching a type locks its row first (`lock_for_membership`), so a transaction that
+    holds the row sees a membership that cannot change under it. On PostgreSQL the event
+    row is read `FOR KEY SHARE` (`lock_event`): it does not block other buyers, but an
+    organizer switching the cap on or off (`SELECT … FOR UPDATE`) waits for us, so the
+    counter is kept exactly while the cap is set.
     """
     qty = {line.ticket_type_id: line.quantity for line in lines}
     if not qty:
@@ -108,7 +110,7 @@ async def shares(session: AsyncSession, lines: Sequence[OrderLine]) -> Shares:
         .outerjoin(CapacityPool, CapacityPool.id == TicketTypePool.pool_id)
         .where(TicketType.id.in_(list(qty)))
     )
-    if session.get_bind().dialect.name == "postgresql":
+    if lock_event and session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(read=True, key_share=True, of=Event)
     pools: dict[str, int] = defaultdict(int)
     pool_room: dict[str, int | None] = {}
@@ -162,9 +164,15 @@ async def take(session: AsyncSession, found: Shares) -> Shortfall | None:
 
 
 async def lock_for_membership(session: AsyncSession, ticket_type_ids: Collection[str]) -> None:
-    """`FOR UPDATE` (not NO KEY): waits for every in-flight order item and counter change."""
+    """The rows whose counter UPDATEs read memberships afterwards, ascending (NO KEY UPDATE).
+
+    Not `FOR UPDATE`: that would also wait for the key-share locks in-flight orders take on
+    every type of their basket when inserting items, and could close a cycle with them.
+    """
     for tid in sorted(set(ticket_type_ids)):
-        await session.execute(select(TicketType.id).where(TicketType.id == tid).with_for_update())
+        await session.execute(
+            select(TicketType.id).where(TicketType.id == tid).with_for_update(key_share=True)
+        )
 
 
 async def queued_ticket_types(session: AsyncSession, event_id: str) -> list[str]:

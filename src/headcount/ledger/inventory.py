@@ -34,10 +34,10 @@ async def reserve(
     session: AsyncSession, lines: Sequence[OrderLine], names: Mapping[str, str] | None = None
 ) -> None:
     """Hold stock for every line or raise `SoldOut` naming the first ticket type short."""
-    # Pools and event cap first read without locks: one SELECT, and a request that is
-    # already short is refused before it queues behind anyone's row lock.
-    shared = await draws.shares(session, lines)
-    if (early := shared.already_short()) is not None:
+    # A first, lock-free read of the committed room: a request that is already short is
+    # refused before it queues behind anyone's row lock (admission is still the UPDATEs).
+    early = (await draws.shares(session, lines, lock_event=False)).already_short()
+    if early is not None:
         raise await _refusal(session, early, lines, names)
     for line in lines:
         held = await session.execute(
@@ -54,7 +54,9 @@ async def reserve(
                 ticket_type_id=line.ticket_type_id,
                 requested=line.quantity,
             )
-    short = await draws.take(session, shared)
+    # Memberships read again now that the ticket-type rows are ours: they cannot change
+    # until COMMIT (see `draws.shares`).
+    short = await draws.draw(session, lines)
     if short is not None:
         raise await _refusal(session, short, lines)
 

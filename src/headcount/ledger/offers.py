@@ -144,7 +144,10 @@ async def reserve_with_offers(
         # The common case: one call, so every ticket-type row is locked before any pool.
         await inventory.reserve(session, lines, names)
         return taken
-    await locks.ticket_types(session, [line.ticket_type_id for line in lines])
+    # Settling a lapsed offer below promotes the event's other queues too: lock them now.
+    await locks.ticket_types(
+        session, await draws.waitlisted_neighbours(session, [li.ticket_type_id for li in lines])
+    )
     for line, mine in zip(lines, mine_by_line, strict=True):
         tid = line.ticket_type_id
         if mine is None or mine.status != EntryStatus.OFFERED:
