@@ -22,8 +22,6 @@ from support.private_services import (
     redis_available,
 )
 
-pytestmark = pytest.mark.slow
-
 
 def _missing(what: str) -> None:
     if services.REQUIRED:
