@@ -278,6 +278,9 @@ def test_dashboard_follows_sales_and_stream_viewers_from_other_clients(
         expect(row.locator('[data-field="rate"]')).to_have_text(re.compile(r"^\d+\.\d/min$"))
         page.screenshot(path=artifact("dashboard.png"), full_page=True)
         page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+        page.wait_for_timeout(300)  # the chart redraws at the new width on resize
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"horizontal scrolling at phone width ({width}px)"
         page.screenshot(path=artifact("dashboard-phone.png"), full_page=True)
     expect(tiles.locator('[data-field="viewers"]')).to_have_text("0")
     assert_not_reloaded(page)

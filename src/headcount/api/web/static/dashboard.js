@@ -148,7 +148,8 @@ function renderChart() {
   const x = (t) => pad.l + ((t - start) / (now - start)) * (W - pad.l - pad.r);
   const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, "aria-hidden": "true" });
   root.append(svg("line", { x1: pad.l, x2: W - pad.r, y1: H - pad.b, y2: H - pad.b, stroke: "#d0d7de" }));
-  for (let m = 0; m <= CHART_MINUTES; m += 2) {
+  const step = W < 480 ? 5 : 2; // minutes between axis labels: fewer when narrow
+  for (let m = 0; m <= CHART_MINUTES; m += step) {
     const label = svg("text", { x: x(now - m * 60000), y: H - 6, "text-anchor": m === CHART_MINUTES ? "start" : "middle", "font-size": 11, fill: "#57606a" });
     label.textContent = m === 0 ? "now" : `−${m} min`;
     root.append(label);
@@ -231,6 +232,7 @@ function health(ok, how) {
 }
 
 watchCapacity(eventId, SAMPLE_MS, render, health);
+window.addEventListener("resize", () => renderChart());
 setInterval(() => {
   record();
   renderChart();
