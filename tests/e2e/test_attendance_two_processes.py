@@ -98,7 +98,7 @@ def assert_reconciles(url: str) -> None:
 
 async def test_register_at_the_cap(cluster: tuple[str, list[Server]]) -> None:
     url, servers = cluster
-    cap, people = 80, 320
+    cap, people = 80, 280
     event_id = await make_event(servers, max_attendees=cap)
     who = [f"reg-{n}" for n in range(people)]
     calls: list[Call] = [

@@ -94,7 +94,8 @@ async def test_lapsed_offer_passes_to_the_next_person(runtime: Runtime) -> None:
         seconds=runtime.settings.offer_ttl
     )
     runtime.clock = lambda: offer.offer_expires_at + timedelta(seconds=1)  # type: ignore[operator]
-    assert await waitlists.sweep_expired_offers(runtime) == 1
+    # Other tests' offers in the shared database may lapse at this clock too.
+    assert await waitlists.sweep_expired_offers(runtime) >= 1
     assert await status(runtime, "bo", tt) == ("expired", None, 1)
     assert await status(runtime, "cy", tt) == ("offered", None, 1)
     # bo is too late: the stock is cy's now.

@@ -28,7 +28,7 @@ from headcount.capacity.events import load_event, require_manager
 from headcount.capacity.views import RegistrationCapacity, RegistrationView
 from headcount.domain import attendance
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
-from headcount.domain.errors import EventFull, NotFound
+from headcount.domain.errors import Conflict, EventFull, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.ledger import draws, locks, offers, registrations, seats
@@ -76,15 +76,16 @@ async def registration_capacity(session: AsyncSession, event: Event) -> Registra
 
 
 async def own_registration(
-    session: AsyncSession, event_id: str, attendee_id: str
+    session: AsyncSession, event_id: str, attendee_id: str, *, lock: bool = False
 ) -> Registration | None:
-    return (
-        await session.scalars(
-            select(Registration)
-            .where(Registration.event_id == event_id, Registration.attendee_id == attendee_id)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
+    query = (
+        select(Registration)
+        .where(Registration.event_id == event_id, Registration.attendee_id == attendee_id)
+        .execution_options(populate_existing=True)
+    )
+    if lock:
+        query = query.with_for_update()
+    return (await session.scalars(query)).first()
 
 
 async def is_registered(session: AsyncSession, event_id: str, attendee_id: str) -> bool:
@@ -108,9 +109,36 @@ async def register(
         now = rt.clock()
         event = await load_event(session, event_id)
         queued = await _lock_queued_ticket_types(session, event)
-        await locks.event_counter(session, event.id)
-        reg = await own_registration(session, event.id, principal.sub)
-        if reg is not None and reg.status == RegistrationStatus.ACTIVE:
+        await locks.ensure_event_counter(session, event.id)
+        # A first registration (the common case) writes its row first and takes the hot
+        # counter row last, so that lock is held only until COMMIT. A concurrent duplicate
+        # waits on the unique (event, attendee) key, then finds this row below.
+        reg_id = new_id("reg")
+        if await registrations.insert_new(
+            session,
+            registration_id=reg_id,
+            event_id=event.id,
+            attendee_id=principal.sub,
+            party_size=party,
+            now=now,
+        ):
+            if await registrations.admit(session, event.id, party) is None:
+                await _refuse(session, event, party)
+            view = RegistrationView(
+                id=reg_id,
+                event_id=event.id,
+                attendee_id=principal.sub,
+                party_size=party,
+                status=RegistrationStatus.ACTIVE,
+                created_at=now,
+                updated_at=now,
+                cancelled_at=None,
+            )
+            return {"registration": view.model_dump(mode="json"), "created": True}
+        reg = await own_registration(session, event.id, principal.sub, lock=True)
+        if reg is None:  # only if the row vanished between two statements: never deleted
+            raise Conflict("your registration changed while registering; try again")
+        if reg.status == RegistrationStatus.ACTIVE:
             delta = party - reg.party_size
             if delta > 0 and await registrations.admit(session, event.id, delta) is None:
                 await _refuse(session, event, delta)
@@ -124,23 +152,10 @@ async def register(
             return {"registration": _dump(reg), "created": False}
         if await registrations.admit(session, event.id, party) is None:
             await _refuse(session, event, party)
-        if reg is None:
-            reg = Registration(
-                id=new_id("reg"),
-                event_id=event.id,
-                attendee_id=principal.sub,
-                party_size=party,
-                status=RegistrationStatus.ACTIVE.value,
-                created_at=now,
-                updated_at=now,
-                cancelled_at=None,
-            )
-            session.add(reg)
-        else:
-            reg.status = RegistrationStatus.ACTIVE.value
-            reg.party_size = party
-            reg.updated_at = now
-            reg.cancelled_at = None
+        reg.status = RegistrationStatus.ACTIVE.value
+        reg.party_size = party
+        reg.updated_at = now
+        reg.cancelled_at = None
         await session.flush()
         return {"registration": _dump(reg), "created": True}
 
@@ -193,8 +208,7 @@ async def cancel_registration(
         now = rt.clock()
         event = await load_event(session, event_id)
         queued = await _lock_queued_ticket_types(session, event)
-        await locks.event_counter(session, event.id)
-        reg = await own_registration(session, event.id, principal.sub)
+        reg = await own_registration(session, event.id, principal.sub, lock=True)
         if reg is None:
             raise NotFound(f"you are not registered for event {event_id!r}")
         if reg.status == RegistrationStatus.CANCELLED:

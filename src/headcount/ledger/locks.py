@@ -20,8 +20,8 @@ from headcount.ledger.attendance import EventCapacity, SessionCapacity
 from headcount.ledger.models import TicketType
 
 
-async def event_counter(session: AsyncSession, event_id: str) -> int:
-    """Lock (creating it if missing) the event's counter row; returns `registered`."""
+async def ensure_event_counter(session: AsyncSession, event_id: str) -> None:
+    """Create the event's counter row if missing, without locking an existing one."""
     dialect = session.get_bind().dialect.name
     factory = postgresql.insert if dialect == "postgresql" else sqlite.insert
     await session.execute(
@@ -29,6 +29,11 @@ async def event_counter(session: AsyncSession, event_id: str) -> int:
         .values(event_id=event_id, registered=0)
         .on_conflict_do_nothing(index_elements=["event_id"])
     )
+
+
+async def event_counter(session: AsyncSession, event_id: str) -> int:
+    """Lock (creating it if missing) the event's counter row; returns `registered`."""
+    await ensure_event_counter(session, event_id)
     registered = await session.scalar(
         select(EventCapacity.registered).where(EventCapacity.event_id == event_id).with_for_update()
     )

@@ -7,10 +7,14 @@ request and lowering it stops admissions without touching anyone already registe
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from headcount.ledger.attendance import EventCapacity
+from headcount.domain.attendance import RegistrationStatus
+from headcount.ledger.attendance import EventCapacity, Registration
 from headcount.ledger.models import Event
 
 _NO_SYNC = {"synchronize_session": False}
@@ -32,6 +36,40 @@ async def admit(session: AsyncSession, event_id: str, heads: int) -> int | None:
     )
     found = row.first()
     return None if found is None else int(found[0])
+
+
+async def insert_new(
+    session: AsyncSession,
+    *,
+    registration_id: str,
+    event_id: str,
+    attendee_id: str,
+    party_size: int,
+    now: datetime,
+) -> bool:
+    """Write a first registration row; False when the attendee already has one.
+
+    `ON CONFLICT DO NOTHING` on the unique (event, attendee) key: a concurrent duplicate
+    waits for the first transaction, then inserts nothing and takes the existing-row path.
+    """
+    dialect = session.get_bind().dialect.name
+    factory = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    row = await session.execute(
+        factory(Registration)
+        .values(
+            id=registration_id,
+            event_id=event_id,
+            attendee_id=attendee_id,
+            party_size=party_size,
+            status=RegistrationStatus.ACTIVE.value,
+            created_at=now,
+            updated_at=now,
+            cancelled_at=None,
+        )
+        .on_conflict_do_nothing(index_elements=["event_id", "attendee_id"])
+        .returning(Registration.id)
+    )
+    return row.first() is not None
 
 
 async def release(session: AsyncSession, event_id: str, heads: int) -> None:
