@@ -401,10 +401,8 @@ async def test_waitlist_offers_respect_pools(runtime: Runtime) -> None:
     )
     assert entry.status == "waiting"
     await orders.cancel_order(runtime, attendee("ann"), held)
-    # The cancelled a-tickets freed the pool: the b queue is offered on the next settle.
-    mine = await waitlists.join_ticket_waitlist(
-        runtime, attendee("wai"), b.id, TicketWaitlistDraft(quantity=2)
-    )
+    # The cancelled a-tickets freed the pool: b's queue got it in the same transaction.
+    mine = await waitlists.my_ticket_waitlist_entry(runtime, attendee("wai"), b.id)
     assert (mine.status, mine.offered_quantity) == ("offered", 2)
     assert await used(runtime, hall.id) == 2
     await buy(runtime, "wai", event_id, (b, 2))  # the offer pays for the order
@@ -412,4 +410,23 @@ async def test_waitlist_offers_respect_pools(runtime: Runtime) -> None:
     async with runtime.db.transaction() as session:
         pool = (await session.scalars(select(CapacityPool).where(CapacityPool.id == hall.id))).one()
         assert pool.quantity_used == 2
+    await assert_no_drift(runtime)
+
+
+async def test_a_cancelled_registration_offers_its_place_to_a_ticket_queue(
+    runtime: Runtime,
+) -> None:
+    event_id = await make_event(runtime, max_attendees=3)
+    a = await make_type(runtime, event_id, 10)
+    await registrations.register(
+        runtime, attendee("reg"), event_id, RegistrationDraft(party_size=2)
+    )
+    await buy(runtime, "t", event_id, (a, 1))
+    entry = await waitlists.join_ticket_waitlist(
+        runtime, attendee("q"), a.id, TicketWaitlistDraft(quantity=1)
+    )
+    assert entry.status == "waiting"  # the type has stock, the event has no place
+    await registrations.cancel_registration(runtime, attendee("reg"), event_id)
+    mine = await waitlists.my_ticket_waitlist_entry(runtime, attendee("q"), a.id)
+    assert (mine.status, mine.offered_quantity) == ("offered", 1)
     await assert_no_drift(runtime)
