@@ -313,6 +313,13 @@ def test_event_page_reads_at_phone_width(
             )
         )
     page = open_page(browser, f"{web_server.base_url}/events/{event_id}", viewport=PHONE)
+    # max_attendees counts people: max's registration and max's ticket hold.
+    expect(page.locator("#capacity-text")).to_have_text(
+        re.compile(r"^\s*2\s*/\s*40\s+attending\s*$")
+    )
+    expect(page.locator('[data-field="breakdown"]')).to_have_text("1 registered · 1 with tickets")
+    expect(page.get_by_role("button", name="Register")).to_be_enabled()
+    expect(page.get_by_text("38 of 40 places left")).to_be_visible()
     expect(page.get_by_role("button", name="Sold out")).to_be_disabled()
     expect(page.get_by_role("button", name="Full — join waitlist")).to_be_enabled()
     width = page.evaluate("document.documentElement.scrollWidth")

@@ -104,6 +104,8 @@ const state = (isFull, extra = "") => (isFull === null ? "unknown" : isFull ? "F
 
 /** One row per item; the first cell is the row header. */
 const LISTS = {
+  pools: (p) => [p.name, p.quantity_used, dash(p.admission_limit), dash(p.quantity_available),
+    p.is_exhausted ? "Exhausted" : "Open"],
   sessions: (s) => [s.title, s.current_attendance, s.max_participants, s.remaining,
     s.waitlist_enabled ? s.waitlist_length : "no waitlist"],
   booths: (b) => [b.name, dash(b.visitors), dash(b.max_visitors), state(b.is_full)],
@@ -202,7 +204,10 @@ function render(snap) {
   const first = latest === null;
   latest = snap;
   const tiles = document.getElementById("tiles");
-  setText(tiles, "registered", snap.registrations ? snap.registrations.registered : 0);
+  const registered = snap.registrations ? snap.registrations.registered : 0;
+  const total = snap.event_total;
+  setText(tiles, "attending", total ? total.registered + total.tickets : registered);
+  setText(tiles, "registered", registered);
   setText(tiles, "max-attendees", dash(snap.max_attendees));
   setText(tiles, "viewers", dash(snap.viewers && snap.viewers.viewers));
   setText(tiles, "viewer-limit", dash(snap.viewers && snap.viewers.limit));

@@ -23,13 +23,25 @@ function complain(message) {
   errorBox.hidden = false;
 }
 
-function renderIndicator(snap) {
+/** People against max_attendees (registrations plus tickets), else tickets against total. */
+function indicatorFigures(snap) {
+  const total = snap.event_total;
   const reg = snap.registrations;
-  const byRegistration = reg && reg.max_attendees !== null;
-  const taken = byRegistration ? reg.registered : snap.tickets.sold + snap.tickets.reserved;
-  const limit = byRegistration ? reg.max_attendees : snap.tickets.total;
+  if (total && total.max_attendees !== null) {
+    const breakdown = total.tickets ? `${total.registered} registered · ${total.tickets} with tickets` : "";
+    return [total.registered + total.tickets, total.max_attendees,
+      total.tickets ? "attending" : "registered", breakdown];
+  }
+  if (reg && reg.max_attendees !== null) return [reg.registered, reg.max_attendees, "registered", ""];
+  return [snap.tickets.sold + snap.tickets.reserved, snap.tickets.total, "tickets taken", ""];
+}
+
+function renderIndicator(snap) {
+  const [taken, limit, noun, breakdown] = indicatorFigures(snap);
   setText(main, "taken", taken);
   setText(main, "limit", limit);
+  setText(main, "noun", noun);
+  setText(main, "breakdown", breakdown);
   const bar = document.getElementById("capacity-bar");
   bar.max = Math.max(limit, 1);
   bar.value = taken;
