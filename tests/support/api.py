@@ -19,9 +19,16 @@ def client(base_url: str, *, connections: int = 100, timeout: float = 60.0) -> h
 
 
 async def create_event_with_stock(
-    http: httpx.AsyncClient, *totals: int, organizer: str = "org-e2e", **event: Any
+    http: httpx.AsyncClient,
+    *totals: int,
+    organizer: str = "org-e2e",
+    ticket_type: dict[str, Any] | None = None,
+    **event: Any,
 ) -> tuple[str, list[str]]:
-    """Create an event and one ticket type per total; returns (event_id, ticket_type_ids)."""
+    """Create an event and one ticket type per total; returns (event_id, ticket_type_ids).
+
+    `ticket_type`: extra fields for every ticket type (e.g. `{"stock_buckets": 8}`).
+    """
     headers = bearer(organizer, Role.ORGANIZER)
     made = await http.post("/api/v1/events", json={"name": "E2E", **event}, headers=headers)
     assert made.status_code == 201, made.text
@@ -30,7 +37,7 @@ async def create_event_with_stock(
     for i, total in enumerate(totals):
         tt = await http.post(
             f"/api/v1/events/{event_id}/ticket-types",
-            json={"name": f"Type {i}", "quantity_total": total},
+            json={"name": f"Type {i}", "quantity_total": total, **(ticket_type or {})},
             headers=headers,
         )
         assert tt.status_code == 201, tt.text

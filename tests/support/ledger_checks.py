@@ -27,25 +27,31 @@ def ticket_rows(database_url: str, ticket_type_id: str) -> dict[str, int]:
                     """
                     SELECT t.quantity_total, t.quantity_sold, t.quantity_reserved,
                       COALESCE(SUM(CASE WHEN o.status = 'pending' THEN i.quantity END), 0),
-                      COALESCE(SUM(CASE WHEN o.status = 'paid' THEN i.quantity END), 0)
+                      COALESCE(SUM(CASE WHEN o.status = 'paid' THEN i.quantity END), 0),
+                      (SELECT COALESCE(SUM(b.quantity_free), 0) FROM ticket_stock_buckets b
+                        WHERE b.ticket_type_id = t.id),
+                      t.stock_buckets
                     FROM ticket_types t
                     LEFT JOIN order_items i ON i.ticket_type_id = t.id
                     LEFT JOIN orders o ON o.id = i.order_id
                     WHERE t.id = :id
-                    GROUP BY t.quantity_total, t.quantity_sold, t.quantity_reserved
+                    GROUP BY t.id, t.quantity_total, t.quantity_sold, t.quantity_reserved,
+                      t.stock_buckets
                     """
                 ),
                 {"id": ticket_type_id},
             ).one()
     finally:
         engine.dispose()
-    total, sold, reserved, held_rows, paid_rows = (int(v) for v in row)
+    total, sold, reserved, held_rows, paid_rows, free, stock_buckets = (int(v) for v in row)
     return {
         "total": total,
         "sold": sold,
         "reserved": reserved,
         "held_rows": held_rows,
         "paid_rows": paid_rows,
+        "bucket_free": free,
+        "stock_buckets": stock_buckets,
     }
 
 

@@ -13,11 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from headcount.capacity import pool_membership
 from headcount.capacity.events import load_event, require_manager
 from headcount.capacity.views import TicketTypeView
-from headcount.domain.errors import InvalidRequest, NotFound
+from headcount.domain.errors import Conflict, InvalidRequest, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import is_well_formed, new_id
 from headcount.domain.tickets import MAX_QUANTITY
-from headcount.ledger import draws, locks, offers
+from headcount.ledger import buckets, draws, locks, offers
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.models import TicketType
 from headcount.runtime import Runtime
@@ -34,6 +34,13 @@ class TicketTypeDraft(BaseModel):
     min_per_order: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
     max_per_customer: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
     pool_ids: list[str] = Field(default_factory=list, max_length=20)
+    stock_buckets: int = Field(
+        default=1,
+        ge=1,
+        le=buckets.MAX_BUCKETS,
+        description="hot-inventory mode: > 1 splits the free stock over that many rows so "
+        "buyers do not all queue on one row lock (set at creation)",
+    )
 
     @model_validator(mode="after")
     def _window(self) -> TicketTypeDraft:
@@ -102,6 +109,7 @@ async def create_ticket_type(
             min_per_order=draft.min_per_order,
             max_per_customer=draft.max_per_customer,
             quantity_over=0,
+            stock_buckets=draft.stock_buckets,
             sales_start=draft.sales_start,
             sales_end=draft.sales_end,
             created_at=now,
@@ -109,6 +117,8 @@ async def create_ticket_type(
         )
         session.add(tt)
         await session.flush()
+        if draft.stock_buckets > 1:
+            await buckets.create(session, tt.id, draft.quantity_total, draft.stock_buckets)
         if draft.pool_ids:
             await pool_membership.set_pools(session, tt, draft.pool_ids, now)
         return (await ticket_type_views(session, [tt]))[0]
@@ -121,8 +131,15 @@ async def ticket_type_views(
     ids = [tt.id for tt in rows]
     pools = await draws.pool_ids_of(session, ids)
     room = await draws.headroom(session, ids)
+    hot = await buckets.levels(session, [tt.id for tt in rows if tt.stock_buckets > 1])
     return [
-        TicketTypeView.of(tt, pool_ids=pools.get(tt.id), shared_room=room.get(tt.id)) for tt in rows
+        TicketTypeView.of(
+            tt,
+            pool_ids=pools.get(tt.id),
+            shared_room=room.get(tt.id),
+            bucketed=(lv.sold, lv.held, lv.free) if (lv := hot.get(tt.id)) else None,
+        )
+        for tt in rows
     ]
 
 
@@ -214,10 +231,41 @@ async def _set_total(session: AsyncSession, tt: TicketType, new_total: int) -> N
     keeps requiring `total - sold - reserved >= n`, so nothing is sold until use falls
     below the new total. The view's `over_capacity_by` says how far over it is.
     """
+    if tt.stock_buckets > 1:
+        await _set_bucketed_total(session, tt, new_total)
+        return
     in_use = TicketType.quantity_sold + TicketType.quantity_reserved
     await session.execute(
         update(TicketType)
         .where(TicketType.id == tt.id)
         .values(quantity_total=new_total, quantity_over=draws.over_expr(in_use, literal(new_total)))
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def _set_bucketed_total(session: AsyncSession, tt: TicketType, new_total: int) -> None:
+    """A bucketed type changes its total through its buckets' free units.
+
+    Raising spreads the new units over the buckets. Lowering withdraws free units under
+    the buckets' locks; going below what is sold and held is refused for this mode (the
+    free units it would need do not exist), so lower it in steps as holds lapse.
+    """
+    delta = new_total - tt.quantity_total
+    if delta > 0:
+        for bucket, extra in enumerate(buckets.split(delta, tt.stock_buckets)):
+            if extra:
+                await buckets.give_to(session, tt.id, bucket, extra)
+    elif delta < 0:
+        removed = await buckets.withdraw(session, tt.id, -delta)
+        if removed < -delta:
+            raise Conflict(
+                f"only {removed} of the {-delta} units to remove are free; a hot-inventory "
+                "type cannot drop below what is sold and held",
+                free=removed,
+            )
+    await session.execute(
+        update(TicketType)
+        .where(TicketType.id == tt.id)
+        .values(quantity_total=new_total)
         .execution_options(synchronize_session=False)
     )

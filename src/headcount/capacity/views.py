@@ -61,12 +61,25 @@ class TicketTypeView(View):
     pool_ids: list[str] = []
     over_capacity_by: int = 0
 
+    stock_buckets: int = 1
+
     @classmethod
     def of(
-        cls, tt: TicketType, *, pool_ids: list[str] | None = None, shared_room: int | None = None
+        cls,
+        tt: TicketType,
+        *,
+        pool_ids: list[str] | None = None,
+        shared_room: int | None = None,
+        bucketed: tuple[int, int, int] | None = None,
     ) -> TicketTypeView:
-        """`shared_room`: the least room left in the type's pools and event cap, if any."""
-        left = tickets.available(tt.quantity_total, tt.quantity_sold, tt.quantity_reserved)
+        """`shared_room`: the least room left in the type's pools and event cap, if any.
+
+        `bucketed`: (sold, held, free) of a hot-inventory type, whose row keeps no counters.
+        """
+        sold, reserved = tt.quantity_sold, tt.quantity_reserved
+        left = tickets.available(tt.quantity_total, sold, reserved)
+        if bucketed is not None:
+            sold, reserved, left = bucketed
         if shared_room is not None:
             left = min(left, shared_room)
         return cls(
@@ -74,8 +87,8 @@ class TicketTypeView(View):
             event_id=tt.event_id,
             name=tt.name,
             quantity_total=tt.quantity_total,
-            quantity_sold=tt.quantity_sold,
-            quantity_reserved=tt.quantity_reserved,
+            quantity_sold=sold,
+            quantity_reserved=reserved,
             quantity_available=left,
             is_sold_out=left == 0,
             max_per_order=tt.max_per_order,
@@ -84,7 +97,8 @@ class TicketTypeView(View):
             min_per_order=tt.min_per_order,
             max_per_customer=tt.max_per_customer,
             pool_ids=pool_ids or [],
-            over_capacity_by=max(0, tt.quantity_sold + tt.quantity_reserved - tt.quantity_total),
+            over_capacity_by=max(0, sold + reserved - tt.quantity_total),
+            stock_buckets=tt.stock_buckets,
         )
 
 

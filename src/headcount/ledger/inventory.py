@@ -7,6 +7,9 @@ all-or-nothing. On PostgreSQL the row lock taken by UPDATE makes concurrent buye
 on the row and re-check the WHERE clause against the committed value; on SQLite
 `BEGIN IMMEDIATE` serialises writers. See docs/concurrency.md.
 
+Bucketed ticket types (hot-inventory mode, `ledger/buckets.py`) keep their free stock in
+bucket rows: the guarded row statement matches nothing for them and the bucket path runs.
+
 Pools and the event-wide cap (issue 4) ride along: after the ticket-type UPDATEs each
 function lets `ledger/draws.py` move the pools (ascending id) and the event counter, so
 every caller gets them without changing its call. `convert_hold` moves neither: held and
@@ -22,12 +25,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import draws, locks
+from headcount.ledger import buckets, draws, locks
 from headcount.ledger.models import TicketType
 from headcount.ledger.pools import CapacityPool
 
 _NO_SYNC = {"synchronize_session": False}
 _AVAILABLE = TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved
+# Every counter statement on the ticket-type row is guarded by this; a bucketed type
+# (hot-inventory mode) matches nothing here and takes the `ledger/buckets.py` path instead.
+_SINGLE_ROW = TicketType.stock_buckets == 1
 
 
 async def reserve(
@@ -42,12 +48,14 @@ async def reserve(
     for line in lines:
         held = await session.execute(
             update(TicketType)
-            .where(TicketType.id == line.ticket_type_id, line.quantity <= _AVAILABLE)
+            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW, line.quantity <= _AVAILABLE)
             .values(quantity_reserved=TicketType.quantity_reserved + line.quantity)
             .returning(TicketType.id)
             .execution_options(**_NO_SYNC)
         )
-        if held.first() is None:
+        if held.first() is None and not await buckets.take(
+            session, line.ticket_type_id, line.quantity
+        ):
             name = (names or {}).get(line.ticket_type_id, line.ticket_type_id)
             raise SoldOut(
                 f"not enough {name!r} tickets left for {line.quantity}",
@@ -113,24 +121,29 @@ async def release_hold(session: AsyncSession, lines: Sequence[OrderLine]) -> Non
     await _lock_neighbours(session, lines)
     for line in lines:
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
-        await session.execute(
+        released = await session.execute(
             update(TicketType)
-            .where(TicketType.id == line.ticket_type_id)
+            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
             .values(
                 quantity_reserved=TicketType.quantity_reserved - line.quantity,
                 quantity_over=draws.over_expr(in_use, TicketType.quantity_total),
             )
+            .returning(TicketType.id)
             .execution_options(**_NO_SYNC)
         )
+        if released.first() is None:
+            await buckets.give_line(session, line.ticket_type_id, line.quantity)
     await draws.give_back(session, lines)
 
 
 async def convert_hold(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Payment confirmed: held stock becomes sold, the total in use does not change."""
     for line in lines:
+        # A bucketed type keeps no counters on its row: held and sold both leave its
+        # buckets alone, so confirming changes nothing there.
         await session.execute(
             update(TicketType)
-            .where(TicketType.id == line.ticket_type_id)
+            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
             .values(
                 quantity_reserved=TicketType.quantity_reserved - line.quantity,
                 quantity_sold=TicketType.quantity_sold + line.quantity,
@@ -144,12 +157,14 @@ async def sell_again(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
     for line in lines:
         sold = await session.execute(
             update(TicketType)
-            .where(TicketType.id == line.ticket_type_id, line.quantity <= _AVAILABLE)
+            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW, line.quantity <= _AVAILABLE)
             .values(quantity_sold=TicketType.quantity_sold + line.quantity)
             .returning(TicketType.id)
             .execution_options(**_NO_SYNC)
         )
-        if sold.first() is None:
+        if sold.first() is None and not await buckets.take(
+            session, line.ticket_type_id, line.quantity
+        ):
             raise HoldExpired(
                 "the order's hold expired and the tickets were taken by someone else",
                 ticket_type_id=line.ticket_type_id,
@@ -169,13 +184,16 @@ async def refund(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
     await _lock_neighbours(session, lines)
     for line in lines:
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
-        await session.execute(
+        refunded = await session.execute(
             update(TicketType)
-            .where(TicketType.id == line.ticket_type_id)
+            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
             .values(
                 quantity_sold=TicketType.quantity_sold - line.quantity,
                 quantity_over=draws.over_expr(in_use, TicketType.quantity_total),
             )
+            .returning(TicketType.id)
             .execution_options(**_NO_SYNC)
         )
+        if refunded.first() is None:
+            await buckets.give_line(session, line.ticket_type_id, line.quantity)
     await draws.give_back(session, lines)

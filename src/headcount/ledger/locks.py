@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from headcount.ledger import draws
+from headcount.ledger import buckets, draws
 from headcount.ledger.attendance import EventCapacity, SessionCapacity
 from headcount.ledger.models import TicketType
 
@@ -67,7 +67,10 @@ async def ticket_type(session: AsyncSession, ticket_type_id: str) -> int | None:
     that room first, so callers reserving it must handle `PoolExhausted`/`EventFull`.
     """
     row = await session.execute(
-        select(TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved)
+        select(
+            TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
+            TicketType.stock_buckets,
+        )
         .where(TicketType.id == ticket_type_id)
         # NO KEY UPDATE, like the counter UPDATEs themselves: it does not conflict with the
         # KEY SHARE lock that inserting an order item (a foreign key to this row) takes.
@@ -77,5 +80,8 @@ async def ticket_type(session: AsyncSession, ticket_type_id: str) -> int | None:
     if found is None:
         return None
     own = max(0, int(found[0]))  # negative after a total was lowered below use
+    if found[1] > 1:
+        # Hot-inventory type: its free units are in its buckets (read unlocked, like pools).
+        own = (await buckets.free_units(session, [ticket_type_id])).get(ticket_type_id, 0)
     shared = (await draws.headroom(session, [ticket_type_id])).get(ticket_type_id)
     return own if shared is None else min(own, shared)

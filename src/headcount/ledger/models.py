@@ -75,6 +75,9 @@ class TicketType(Base):
     min_per_order: Mapped[int | None] = mapped_column(Integer)
     max_per_customer: Mapped[int | None] = mapped_column(Integer)
     quantity_over: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Hot-inventory mode (ledger/buckets.py): > 1 keeps the free stock in that many bucket
+    # rows, and this row's sold/reserved counters stay 0 (the order rows explain them).
+    stock_buckets: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     sales_start: Mapped[datetime | None]
     sales_end: Mapped[datetime | None]
     created_at: Mapped[datetime]
@@ -91,6 +94,7 @@ class TicketType(Base):
             name="not_oversold",
         ),
         CheckConstraint("quantity_over >= 0", name="over_non_negative"),
+        CheckConstraint("stock_buckets BETWEEN 1 AND 64", name="stock_buckets"),
         CheckConstraint("max_per_order IS NULL OR max_per_order >= 1", name="max_per_order"),
         CheckConstraint("min_per_order IS NULL OR min_per_order >= 1", name="min_per_order"),
         CheckConstraint(

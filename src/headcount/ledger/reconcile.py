@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from headcount.config import Settings
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
 from headcount.domain.tickets import OrderStatus
-from headcount.ledger import draws, locks, offers, seats
+from headcount.ledger import buckets, draws, locks, offers, seats
 from headcount.ledger.attendance import (
     EventCapacity,
     Registration,
@@ -69,8 +69,12 @@ async def ticket_types(session: AsyncSession, fix: bool) -> list[Drift]:
     )
     drifts: list[Drift] = []
     offered = await _offered_stock(session)
-    for tid, reserved, sold_counter, pending_rows, sold_rows in rows.all():
-        held_rows = pending_rows + offered.get(tid, 0)  # live waitlist offers hold stock too
+    hot = set(await session.scalars(select(TicketType.id).where(TicketType.stock_buckets > 1)))
+    for tid, reserved, sold_counter, pending, paid in rows.all():
+        # Bucketed types keep no counters on their row: those must stay 0 (the rows are
+        # checked against the buckets in `stock_buckets`).
+        pending_rows, sold_rows = (0, 0) if tid in hot else (pending, paid)
+        held_rows = pending_rows + (0 if tid in hot else offered.get(tid, 0))
         if reserved != held_rows:
             drifts.append(Drift("ticket_types", tid, "quantity_reserved", reserved, held_rows))
         if sold_counter != sold_rows:
@@ -290,7 +294,41 @@ async def event_tickets(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
-CHECKS: list[Check] = [ticket_types, huddles]
+async def stock_buckets(session: AsyncSession, fix: bool) -> list[Drift]:
+    """A bucketed type's free units plus what its rows hold and sell equal its total."""
+    hot = list(
+        (
+            await session.execute(
+                select(TicketType.id, TicketType.quantity_total, TicketType.stock_buckets).where(
+                    TicketType.stock_buckets > 1
+                )
+            )
+        ).all()
+    )
+    found = await buckets.levels(session, [tid for tid, _, _ in hot])
+    drifts: list[Drift] = []
+    for tid, total, count in hot:
+        level = found.get(tid, buckets.Levels(0, 0, 0))
+        should_be_free = total - level.held - level.sold
+        if level.free != should_be_free:
+            drifts.append(
+                Drift("ticket_stock_buckets", tid, "quantity_free", level.free, should_be_free)
+            )
+            if fix:
+                for bucket, free in enumerate(buckets.split(max(0, should_be_free), count)):
+                    await session.execute(
+                        update(buckets.StockBucket)
+                        .where(
+                            buckets.StockBucket.ticket_type_id == tid,
+                            buckets.StockBucket.bucket == bucket,
+                        )
+                        .values(quantity_free=free)
+                        .execution_options(synchronize_session=False)
+                    )
+    return drifts
+
+
+CHECKS: list[Check] = [ticket_types, stock_buckets, huddles]
 CHECKS += [registrations, session_attendance, waitlists]
 CHECKS += [pools, event_tickets]
 

@@ -1,0 +1,248 @@
+"""Hot inventory: a ticket type's free stock split across bucket rows.
+
+A ticket type under extreme demand is bounded by its one row's lock: every buyer queues
+on it, and its throughput is one over the lock hold time (docs/concurrency.md). In
+bucket mode (`ticket_types.stock_buckets > 1`) the *free* units live in N rows of
+`ticket_stock_buckets` instead, and a buyer takes from one bucket chosen at random with
+one conditional UPDATE (`free = free - n WHERE free >= n`), so up to N buyers proceed in
+parallel. Free units are fungible: a release or refund may return them to any bucket, so
+no allocation needs remembering, and `CHECK (quantity_free >= 0)` on every bucket is the
+last line of defence — the sum of free units can never go below zero, so the ticket type
+can never be oversold.
+
+Exactness: `quantity_available` is the sum of the buckets; held and sold units are the
+order rows (and waitlist offers) that explain them, read when asked, so the public
+counters stay exact without a hot counter; `reconcile` proves
+`free + held + sold == total`.
+
+Lock order: at most one bucket of a ticket type is locked by the fast path; the slow path
+(a bucket short of stock) locks all buckets of that ticket type in ascending bucket
+number, holding none of them before. Ticket types are still visited in ascending id, so
+the global order (orders → ticket types/buckets → pools → event counter) is unchanged.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, case, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from headcount.domain.attendance import EntryStatus
+from headcount.domain.tickets import OrderStatus
+from headcount.ledger.attendance import WaitlistEntry
+from headcount.ledger.models import Base, Order, OrderItem, TicketType
+
+MAX_BUCKETS = 64
+# Random single-bucket attempts before the locked sweep over all buckets.
+_FAST_TRIES = 2
+_NO_SYNC = {"synchronize_session": False}
+
+
+class StockBucket(Base):
+    __tablename__ = "ticket_stock_buckets"
+
+    ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    quantity_free: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (CheckConstraint("quantity_free >= 0", name="free_non_negative"),)
+
+
+def split(total: int, buckets: int) -> list[int]:
+    """Spread `total` over `buckets` as evenly as possible."""
+    base, extra = divmod(total, buckets)
+    return [base + (1 if b < extra else 0) for b in range(buckets)]
+
+
+async def create(session: AsyncSession, ticket_type_id: str, total: int, buckets: int) -> None:
+    await session.execute(
+        insert(StockBucket),
+        [
+            {"ticket_type_id": ticket_type_id, "bucket": b, "quantity_free": free}
+            for b, free in enumerate(split(total, buckets))
+        ],
+    )
+
+
+async def _take_from(session: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> bool:
+    taken = await session.execute(
+        update(StockBucket)
+        .where(
+            StockBucket.ticket_type_id == ticket_type_id,
+            StockBucket.bucket == bucket,
+            StockBucket.quantity_free >= n,
+        )
+        .values(quantity_free=StockBucket.quantity_free - n)
+        .returning(StockBucket.bucket)
+        .execution_options(**_NO_SYNC)
+    )
+    return taken.first() is not None
+
+
+async def _free_by_bucket(session: AsyncSession, ticket_type_id: str) -> dict[int, int]:
+    rows = await session.execute(
+        select(StockBucket.bucket, StockBucket.quantity_free).where(
+            StockBucket.ticket_type_id == ticket_type_id
+        )
+    )
+    return {int(bucket): int(free) for bucket, free in rows.all()}
+
+
+async def take(session: AsyncSession, ticket_type_id: str, n: int) -> bool:
+    """Take `n` free units, or return False (sold out, or not bucketed) having taken nothing.
+
+    One unlocked read of the buckets first: it tells a plain type (no rows) and a sold-out
+    one (too few free units, refused without queueing on any lock — a unit released after
+    this read is for the next request), and which buckets are worth trying. The decision
+    itself is still each bucket's conditional UPDATE.
+    """
+    spread = await _free_by_bucket(session, ticket_type_id)
+    if sum(spread.values()) < n:
+        return False
+    candidates = [bucket for bucket, units in spread.items() if units >= n]
+    for bucket in random.sample(candidates, min(_FAST_TRIES, len(candidates))):
+        if await _take_from(session, ticket_type_id, bucket, n):
+            return True
+    # Slow path, near sell-out or for a large line: lock every bucket in order, take from
+    # several. Exact: it sees every free unit of the ticket type.
+    rows = (
+        await session.execute(
+            select(StockBucket.bucket, StockBucket.quantity_free)
+            .where(StockBucket.ticket_type_id == ticket_type_id)
+            .order_by(StockBucket.bucket)
+            .with_for_update(key_share=True)
+        )
+    ).all()
+    if sum(free for _, free in rows) < n:
+        return False
+    left = n
+    for bucket, free in rows:
+        if left == 0:
+            break
+        part = min(free, left)
+        if part:
+            await session.execute(
+                update(StockBucket)
+                .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
+                .values(quantity_free=StockBucket.quantity_free - part)
+                .execution_options(**_NO_SYNC)
+            )
+            left -= part
+    return True
+
+
+async def give(session: AsyncSession, ticket_type_id: str, buckets: int, n: int) -> None:
+    """Return `n` units to a random bucket (they are fungible)."""
+    await give_to(session, ticket_type_id, random.randrange(buckets), n)
+
+
+async def give_to(session: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> None:
+    await session.execute(
+        update(StockBucket)
+        .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
+        .values(quantity_free=StockBucket.quantity_free + n)
+        .execution_options(**_NO_SYNC)
+    )
+
+
+async def withdraw(session: AsyncSession, ticket_type_id: str, n: int) -> int:
+    """Remove up to `n` free units (a lowered total); returns how many could be removed."""
+    rows = (
+        await session.execute(
+            select(StockBucket.bucket, StockBucket.quantity_free)
+            .where(StockBucket.ticket_type_id == ticket_type_id)
+            .order_by(StockBucket.bucket)
+            .with_for_update(key_share=True)
+        )
+    ).all()
+    left = n
+    for bucket, free in rows:
+        part = min(free, left)
+        if part:
+            await session.execute(
+                update(StockBucket)
+                .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
+                .values(quantity_free=StockBucket.quantity_free - part)
+                .execution_options(**_NO_SYNC)
+            )
+            left -= part
+    return n - left
+
+
+async def free_units(session: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, int]:
+    """Free units per bucketed ticket type (plain ones are absent)."""
+    if not ticket_type_ids:
+        return {}
+    rows = await session.execute(
+        select(StockBucket.ticket_type_id, func.sum(StockBucket.quantity_free))
+        .where(StockBucket.ticket_type_id.in_(list(ticket_type_ids)))
+        .group_by(StockBucket.ticket_type_id)
+    )
+    return {tid: int(free) for tid, free in rows.all()}
+
+
+async def _count(session: AsyncSession, ticket_type_id: str) -> int:
+    value = await session.scalar(
+        select(TicketType.stock_buckets).where(TicketType.id == ticket_type_id)
+    )
+    return int(value or 1)
+
+
+async def give_line(session: AsyncSession, ticket_type_id: str, n: int) -> None:
+    """The bucket path of a release; a no-op for a type that is not bucketed."""
+    count = await _count(session, ticket_type_id)
+    if count > 1:
+        await give(session, ticket_type_id, count, n)
+
+
+@dataclass(frozen=True, slots=True)
+class Levels:
+    """A bucketed type's public counters: free from the buckets, the rest from the rows."""
+
+    sold: int
+    held: int
+    free: int
+
+
+async def levels(session: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, Levels]:
+    """Exact counters for the bucketed types among `ticket_type_ids` (others are absent).
+
+    Held = items of pending orders plus live waitlist offers; sold = items of paid orders.
+    Read in the caller's transaction, so on PostgreSQL one statement's snapshot each.
+    """
+    free = await free_units(session, ticket_type_ids)
+    if not free:
+        return {}
+    ids = list(free)
+    usage = await session.execute(
+        select(
+            OrderItem.ticket_type_id,
+            func.coalesce(
+                func.sum(case((Order.status == OrderStatus.PENDING, OrderItem.quantity), else_=0)),
+                0,
+            ),
+            func.coalesce(
+                func.sum(case((Order.status == OrderStatus.PAID, OrderItem.quantity), else_=0)), 0
+            ),
+        )
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(OrderItem.ticket_type_id.in_(ids))
+        .group_by(OrderItem.ticket_type_id)
+    )
+    held: dict[str, int] = {}
+    sold: dict[str, int] = {}
+    for tid, pending, paid in usage.all():
+        held[tid], sold[tid] = int(pending), int(paid)
+    offered = await session.execute(
+        select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
+        .where(WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.in_(ids))
+        .group_by(WaitlistEntry.ticket_type_id)
+    )
+    for tid, qty in offered.all():
+        if tid is not None:
+            held[tid] = held.get(tid, 0) + int(qty or 0)
+    return {tid: Levels(sold.get(tid, 0), held.get(tid, 0), f) for tid, f in free.items()}

@@ -1,0 +1,49 @@
+"""stock buckets: hot-inventory mode for ticket types under extreme demand
+
+* `ticket_types.stock_buckets` (1 = the ordinary single row).
+* `ticket_stock_buckets`: the free units of a bucketed ticket type, one row per bucket.
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-11-24 09:50:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | Sequence[str] | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("ticket_types", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("stock_buckets", sa.Integer(), server_default="1", nullable=False)
+        )
+        batch_op.create_check_constraint("stock_buckets", "stock_buckets BETWEEN 1 AND 64")
+    op.create_table(
+        "ticket_stock_buckets",
+        sa.Column("ticket_type_id", sa.String(length=80), nullable=False),
+        sa.Column("bucket", sa.Integer(), nullable=False),
+        sa.Column("quantity_free", sa.Integer(), nullable=False),
+        sa.CheckConstraint(
+            "quantity_free >= 0", name=op.f("ck_ticket_stock_buckets_free_non_negative")
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_type_id"],
+            ["ticket_types.id"],
+            name=op.f("fk_ticket_stock_buckets_ticket_type_id_ticket_types"),
+        ),
+        sa.PrimaryKeyConstraint("ticket_type_id", "bucket", name=op.f("pk_ticket_stock_buckets")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("ticket_stock_buckets")
+    with op.batch_alter_table("ticket_types", schema=None) as batch_op:
+        batch_op.drop_constraint("ck_ticket_types_stock_buckets", type_="check")
+        batch_op.drop_column("stock_buckets")
