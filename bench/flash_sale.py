@@ -55,12 +55,12 @@ def _tokens(count: int) -> list[str]:
 _TOKENS: list[str] = []
 
 
-def setup_stock(base: str, stock: int) -> tuple[str, str]:
+def setup_stock(base: str, stock: int, stock_buckets: int = 1) -> tuple[str, str]:
     organizer = {"Authorization": f"Bearer {mint(Settings(), 'bench-org', Role.ORGANIZER)}"}
     event = httpx.post(f"{base}/api/v1/events", json={"name": "Bench"}, headers=organizer).json()
     tt = httpx.post(
         f"{base}/api/v1/events/{event['id']}/ticket-types",
-        json={"name": "Hot", "quantity_total": stock},
+        json={"name": "Hot", "quantity_total": stock, "stock_buckets": stock_buckets},
         headers=organizer,
     ).json()
     return event["id"], tt["id"]
@@ -134,9 +134,15 @@ def ledger_outcome(database_url: str, tt_id: str) -> tuple[int, float, int]:
 
 
 def flash_sale(
-    base: str, database_url: str, *, stock: int, connections: int, seconds: float
+    base: str,
+    database_url: str,
+    *,
+    stock: int,
+    connections: int,
+    seconds: float,
+    stock_buckets: int = 1,
 ) -> SaleResult:
-    event_id, tt_id = setup_stock(base, stock)
+    event_id, tt_id = setup_stock(base, stock, stock_buckets)
     rps, p50, p99, errors = run_wrk(base, event_id, tt_id, connections=connections, seconds=seconds)
     successes, rate, oversold = ledger_outcome(database_url, tt_id)
     return SaleResult(rps, successes, rate, p50, p99, oversold, errors)
