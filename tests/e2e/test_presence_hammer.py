@@ -2,14 +2,16 @@
 
 * 1,000 concurrent joins against a limit of 100, spread over two processes sharing Redis
   (and over one process with the in-process engine): exactly 100 are admitted.
-* SIGKILL one of two processes: the places its clients held come back within the TTL,
-  while the other process's clients keep theirs.
+* SIGKILL one of two processes: the places its clients held (REST leases and open stream
+  sockets) come back within the TTL, while the other process's clients keep theirs.
 * Racing for the last huddle place over two processes: exactly one winner.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import secrets
 import time
 from collections import Counter
@@ -17,8 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import ClientConnection, connect
 
+from headcount.config import Settings
 from headcount.domain.identity import Role
+from headcount.tokens import mint
 from support import services
 from support.api import client
 from support.auth import bearer
@@ -143,11 +148,13 @@ async def test_thousand_joins_in_process_engine_admit_exactly_the_limit(
 
 async def _keep_alive(http: httpx.AsyncClient, leases: list[tuple[str, str]]) -> None:
     while True:
-        for holder, lease_id in leases:
-            renewed = await http.post(
-                f"/api/v1/leases/{lease_id}/heartbeat", headers=bearer(holder)
+        renewed = await asyncio.gather(
+            *(
+                http.post(f"/api/v1/leases/{lease_id}/heartbeat", headers=bearer(holder))
+                for holder, lease_id in list(leases)
             )
-            assert renewed.status_code == 200, renewed.text
+        )
+        assert all(r.status_code == 200 for r in renewed), [r.text for r in renewed]
         await asyncio.sleep(TTL / 4)
 
 
@@ -157,23 +164,38 @@ async def test_sigkill_frees_the_dead_process_places_within_the_ttl(
     with running_servers(2, shared_database, log_dir, redis_env(TTL)) as (doomed, survivor):
         async with client(doomed.base_url) as on_doomed, client(survivor.base_url) as on_survivor:
             event_id, path = await make_target(on_survivor, "viewers", 40)
-            for n in range(25):
-                assert (await on_doomed.post(path, headers=bearer(f"d{n}"))).status_code == 201
-            kept = []
-            for n in range(10):
-                got = await on_survivor.post(path, headers=bearer(f"s{n}"))
-                assert got.status_code == 201
-                kept.append((f"s{n}", got.json()["lease_id"]))
-            assert await live_count(on_survivor, event_id, "viewers") == 35
+            # Every client renews while its process lives (lists grow as clients join).
+            on_dead: list[tuple[str, str]] = []
+            kept: list[tuple[str, str]] = []
+            sockets: list[ClientConnection] = []
+            renewals = [
+                asyncio.create_task(_keep_alive(on_doomed, on_dead)),
+                asyncio.create_task(_ping(sockets)),
+            ]
             heartbeats = asyncio.create_task(_keep_alive(on_survivor, kept))
             try:
+                for n in range(25):
+                    got = await on_doomed.post(path, headers=bearer(f"d{n}"))
+                    assert got.status_code == 201
+                    on_dead.append((f"d{n}", got.json()["lease_id"]))
+                for n in range(5):
+                    sockets.append(await _watch(doomed, event_id, f"w{n}"))
+                for n in range(10):
+                    got = await on_survivor.post(path, headers=bearer(f"s{n}"))
+                    assert got.status_code == 201
+                    kept.append((f"s{n}", got.json()["lease_id"]))
+                assert await live_count(on_survivor, event_id, "viewers") == 40
+
+                # The crash: the process dies, its clients' renewals die with it.
+                for task in renewals:
+                    task.cancel()
                 _kill(doomed)
                 killed_at = time.monotonic()
                 while await live_count(on_survivor, event_id, "viewers") > 10:
                     assert time.monotonic() - killed_at < TTL + 3, "places not freed"
                     await asyncio.sleep(0.05)
                 freed_after = time.monotonic() - killed_at
-                print(f"\nSIGKILL: 25 places of the dead process freed after {freed_after:.2f}s")
+                print(f"\nSIGKILL: 30 places of the dead process freed after {freed_after:.2f}s")
                 assert freed_after <= TTL + 0.5
                 await asyncio.sleep(TTL)  # the survivor's clients keep their places
                 assert await live_count(on_survivor, event_id, "viewers") == 10
@@ -181,9 +203,28 @@ async def test_sigkill_frees_the_dead_process_places_within_the_ttl(
                 more = [await on_survivor.post(path, headers=bearer(f"n{n}")) for n in range(31)]
                 assert Counter(r.status_code for r in more) == {201: 30, 409: 1}
             finally:
-                heartbeats.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await heartbeats
+                for task in [*renewals, heartbeats]:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                for ws in sockets:
+                    await ws.close()
+
+
+async def _ping(sockets: list[ClientConnection]) -> None:
+    while True:
+        for ws in sockets:
+            await ws.send(json.dumps({"type": "ping"}))
+        await asyncio.sleep(TTL / 4)
+
+
+async def _watch(server: Server, event_id: str, sub: str) -> ClientConnection:
+    """A stream socket held open on `server` (it will die with the process)."""
+    token = mint(Settings(), sub, Role.ATTENDEE)
+    url = f"{server.base_url.replace('http', 'ws')}/ws/events/{event_id}/stream?token={token}"
+    ws = await connect(url)
+    assert json.loads(await ws.recv())["type"] == "joined"
+    return ws
 
 
 def _kill(server: Server) -> None:
