@@ -22,7 +22,7 @@ ORGANIZER = "org-parity"
 
 TICKET_TYPE_FIELDS = """id eventId name quantityTotal quantitySold quantityReserved
   quantityAvailable isSoldOut maxPerOrder salesStart salesEnd
-  minPerOrder maxPerCustomer poolIds overCapacityBy"""
+  minPerOrder maxPerCustomer poolIds overCapacityBy stockBuckets"""
 POOL_FIELDS = """id eventId name capacity overbookRatio admissionLimit maxPerCustomer
   quantityUsed quantityAvailable overCapacityBy isExhausted ticketTypeIds createdAt updatedAt"""
 ORDER_FIELDS = (

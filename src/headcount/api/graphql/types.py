@@ -71,6 +71,9 @@ class TicketType:
     max_per_customer: int | None
     pool_ids: list[strawberry.ID]
     over_capacity_by: int
+    stock_buckets: int = strawberry.field(
+        description="Rows the free stock is spread over (1 unless hot-inventory mode is on)."
+    )
 
     @classmethod
     def of(cls, view: TicketTypeView) -> TicketType:
@@ -90,6 +93,7 @@ class TicketType:
             max_per_customer=view.max_per_customer,
             pool_ids=[strawberry.ID(p) for p in view.pool_ids],
             over_capacity_by=view.over_capacity_by,
+            stock_buckets=view.stock_buckets,
         )
 
 
