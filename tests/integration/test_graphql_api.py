@@ -265,3 +265,28 @@ async def test_unparseable_requests_get_a_problem_body(
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "malformed_request"
+
+
+async def test_outages_are_errors_with_a_code_and_internals_stay_hidden(
+    http: httpx.AsyncClient, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from headcount.capacity import events as event_service
+    from headcount.domain.errors import ServiceUnavailable
+
+    query = '{ event(id: "evt_any") { __typename } }'
+
+    async def down(*_: object, **__: object) -> None:
+        raise ServiceUnavailable("database unreachable")
+
+    monkeypatch.setattr(event_service, "get_event", down)
+    body = (await http.post("/graphql", json={"query": query})).json()
+    assert body["errors"][0]["extensions"] == {"code": "service_unavailable"}
+    assert body["errors"][0]["message"] == "database unreachable"
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("secret connection string postgres://user:pw@db")
+
+    monkeypatch.setattr(event_service, "get_event", broken)
+    body = (await http.post("/graphql", json={"query": query})).json()
+    assert body["errors"][0]["message"] == "Unexpected error."
+    assert "secret" not in str(body)
