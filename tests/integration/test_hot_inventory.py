@@ -134,3 +134,24 @@ async def test_concurrent_buyers_never_oversell_a_bucketed_type(database_url: st
         await no_drift(rt)
     finally:
         await rt.close()
+
+
+async def test_a_bucketed_type_still_draws_on_its_pool(runtime: Runtime) -> None:
+    from headcount.capacity import pools
+    from headcount.capacity.pools import PoolDraft
+    from headcount.domain.errors import PoolExhausted
+
+    tt = await hot_type(runtime, 10, 4)
+    pool = await pools.create_pool(
+        runtime, ORG, tt.event_id, PoolDraft(name="Hall", capacity=5, ticket_type_ids=[tt.id])
+    )
+    first = await orders.create_order(runtime, attendee("hot-pool-1"), draft(tt, 3))
+    await orders.create_order(runtime, attendee("hot-pool-2"), draft(tt, 2))
+    with pytest.raises(PoolExhausted):
+        await orders.create_order(runtime, attendee("hot-pool-3"), draft(tt, 1))
+    assert (await pools.get_pool(runtime, pool.id)).quantity_used == 5
+    await orders.cancel_order(runtime, attendee("hot-pool-1"), first.id)
+    assert (await pools.get_pool(runtime, pool.id)).quantity_used == 2
+    seen = await tickets.get_ticket_type(runtime, tt.id)
+    assert (seen.quantity_reserved, seen.quantity_available) == (2, 3)  # the pool bounds it
+    await no_drift(runtime)

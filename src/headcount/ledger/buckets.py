@@ -84,10 +84,18 @@ async def _take_from(session: AsyncSession, ticket_type_id: str, bucket: int, n:
 
 
 async def _free_by_bucket(session: AsyncSession, ticket_type_id: str) -> dict[int, int]:
+    """The buckets' free units, read without locking them, under a SHARE lock on the type.
+
+    The SHARE lock on the ticket-type row is what the one-row path's UPDATE lock gives
+    pools (ledger/draws.py): membership changes lock the row NO KEY UPDATE and so wait for
+    us (and we for them), while SHARE holders never wait for each other — buyers of a
+    bucketed type still run in parallel.
+    """
     rows = await session.execute(
-        select(StockBucket.bucket, StockBucket.quantity_free).where(
-            StockBucket.ticket_type_id == ticket_type_id
-        )
+        select(StockBucket.bucket, StockBucket.quantity_free)
+        .join(TicketType, TicketType.id == StockBucket.ticket_type_id)
+        .where(StockBucket.ticket_type_id == ticket_type_id)
+        .with_for_update(read=True, of=TicketType)
     )
     return {int(bucket): int(free) for bucket, free in rows.all()}
 
@@ -186,8 +194,11 @@ async def free_units(session: AsyncSession, ticket_type_ids: Collection[str]) ->
 
 
 async def _count(session: AsyncSession, ticket_type_id: str) -> int:
+    """The type's bucket count, under a SHARE lock on its row (see `_free_by_bucket`)."""
     value = await session.scalar(
-        select(TicketType.stock_buckets).where(TicketType.id == ticket_type_id)
+        select(TicketType.stock_buckets)
+        .where(TicketType.id == ticket_type_id)
+        .with_for_update(read=True)
     )
     return int(value or 1)
 
