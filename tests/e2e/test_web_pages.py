@@ -331,3 +331,34 @@ def test_event_page_reads_at_phone_width(
     page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
     page.screenshot(path=artifact("event.png"), full_page=True)
     page.close()
+
+
+def test_sold_out_ticket_queue_turns_into_an_offer_only_the_queued_person_can_buy(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(http)
+    tt_id = new_ticket_type(http, event_id, "Balcony", 1)
+    held = made(buy(http, "ann", event_id, tt_id))
+    bob = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('bob')}")
+    cy = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('cy')}")
+    card = bob.locator(f'li[data-ticket-type-id="{tt_id}"]')
+    expect(card.get_by_role("button", name="Sold out")).to_be_disabled()
+    card.get_by_role("button", name="Join waitlist").click()
+    expect(card).to_contain_text("You are number 1 in the queue.")
+
+    # ann gives her hold up elsewhere: the stock is offered to bob, not put back on sale.
+    made(http.post(f"/orders/{held['id']}/cancel", headers=as_user("ann")))
+    expect(card).to_contain_text("held for you until")
+    expect(card.get_by_role("button", name="Buy")).to_be_enabled()
+    cy_card = cy.locator(f'li[data-ticket-type-id="{tt_id}"]')
+    expect(cy_card.get_by_role("button", name="Sold out")).to_be_disabled()
+
+    card.get_by_role("button", name="Buy").click()
+    expect(bob.get_by_role("status")).to_contain_text("Held 1 \N{MULTIPLICATION SIGN} Balcony")
+    expect(card.get_by_role("button", name="Sold out")).to_be_disabled()
+    bob.screenshot(path=artifact("event-waitlist-offer-taken.png"), full_page=True)
+    assert_not_reloaded(bob)
+    bob.close()
+    cy.close()

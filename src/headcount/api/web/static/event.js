@@ -9,7 +9,7 @@ const eventId = main.dataset.eventId;
 const statusBox = document.getElementById("status");
 const errorBox = document.getElementById("error");
 const busy = new Set(); // ids with a request in flight keep their buttons disabled
-const mine = { registration: null, rsvps: new Map() };
+const mine = { registration: null, rsvps: new Map(), queues: new Map() };
 let latest = null;
 
 function say(message) {
@@ -72,10 +72,23 @@ function renderTicketType(tt) {
   card.classList.toggle("is-full", tt.is_sold_out);
   const button = card.querySelector("button[type=submit]");
   const select = card.querySelector("select");
-  button.disabled = tt.is_sold_out || busy.has(tt.id);
-  if (!busy.has(tt.id)) button.textContent = tt.is_sold_out ? "Sold out" : "Buy";
-  select.disabled = tt.is_sold_out;
-  const limit = Math.max(1, Math.min(tt.quantity_available, tt.max_per_order || Infinity));
+  // Stock offered to this caller from the waitlist is held for them: they may buy it.
+  const entry = mine.queues.get(tt.id);
+  const offered = entry && entry.status === "offered" ? entry.offered_quantity || entry.quantity : 0;
+  const soldOut = tt.is_sold_out && !offered;
+  button.disabled = soldOut || busy.has(tt.id);
+  if (!busy.has(tt.id)) button.textContent = soldOut ? "Sold out" : "Buy";
+  select.disabled = soldOut;
+  const queue = card.querySelector('[data-action="queue"]');
+  const waiting = entry && entry.status === "waiting";
+  queue.hidden = !tt.is_sold_out || Boolean(waiting) || Boolean(offered);
+  queue.disabled = busy.has(`queue:${tt.id}`);
+  const note = card.querySelector('[data-field="queue"]');
+  note.hidden = !(waiting || offered);
+  note.textContent = waiting ? `You are number ${entry.position} in the queue.`
+    : offered ? `${offered} held for you until ${clock(entry.offer_expires_at)}: buy now to take them.` : "";
+  const room = offered || tt.quantity_available;
+  const limit = Math.max(1, Math.min(room, tt.max_per_order || Infinity));
   if (select.options.length !== limit) {
     const chosen = Math.min(Number(select.value) || 1, limit);
     select.replaceChildren(
@@ -178,6 +191,10 @@ function rerender() {
   if (latest) render(latest);
 }
 
+function clock(iso) {
+  return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
 function nameOf(ticketTypeId) {
   const tt = latest && latest.tickets.ticket_types.find((t) => t.id === ticketTypeId);
   return tt ? tt.name : ticketTypeId;
@@ -220,6 +237,7 @@ for (const form of main.querySelectorAll("form.buy")) {
         items: [{ ticket_type_id: ticketTypeId, quantity }],
       });
       loadOrders();
+      if (mine.queues.has(ticketTypeId)) loadQueues();
       const until = new Date(order.expires_at)
         .toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
       return `Held ${quantity} × ${nameOf(ticketTypeId)} until ${until} (order ${order.id}). ` +
@@ -241,6 +259,19 @@ if (registerButton) {
     return "Your registration is cancelled; your place is free for someone else.";
   }));
 }
+
+document.getElementById("ticket-types").addEventListener("click", (event) => {
+  const button = event.target.closest('button[data-action="queue"]');
+  if (!button) return;
+  const ticketTypeId = button.closest("li[data-ticket-type-id]").dataset.ticketTypeId;
+  act(`queue:${ticketTypeId}`, button, "Joining…", async () => {
+    const entry = await api("POST", `/ticket-types/${encodeURIComponent(ticketTypeId)}/waitlist`, { quantity: 1 });
+    mine.queues.set(ticketTypeId, entry);
+    return entry.status === "offered"
+      ? `${nameOf(ticketTypeId)} is held for you until ${clock(entry.offer_expires_at)}: buy now.`
+      : `You are number ${entry.position} in the queue for ${nameOf(ticketTypeId)}.`;
+  });
+});
 
 document.getElementById("session-list").addEventListener("click", (event) => {
   const button = event.target.closest("button[data-action]");
@@ -338,10 +369,36 @@ async function loadRsvps() {
   rerender();
 }
 
+/** The caller's live places in ticket queues: waiting (with position) or offered. */
+async function loadQueues() {
+  if (!getToken()) {
+    mine.queues.clear();
+    return;
+  }
+  try {
+    const entries = await api("GET", `/events/${encodeURIComponent(eventId)}/waitlist-entries/me`);
+    const before = new Map(mine.queues);
+    mine.queues.clear();
+    for (const e of entries) {
+      if (e.ticket_type_id && (e.status === "waiting" || e.status === "offered")) {
+        mine.queues.set(e.ticket_type_id, e);
+        const was = before.get(e.ticket_type_id);
+        if (e.status === "offered" && (!was || was.status !== "offered")) {
+          say(`${nameOf(e.ticket_type_id)} is held for you until ${clock(e.offer_expires_at)}: buy now.`);
+        }
+      }
+    }
+  } catch {
+    /* keep what we knew */
+  }
+  rerender();
+}
+
 // A waitlist position moves when others leave, which a snapshot does not always reveal
 // (a leave and a promotion can cancel out in the counts): ask about one's own places.
 const QUEUE_CHECK_MS = 5000;
 setInterval(() => {
+  if (mine.queues.size) loadQueues();
   for (const [id, rsvp] of mine.rsvps) {
     if (rsvp.status !== "waitlisted") continue;
     api("GET", `/sessions/${encodeURIComponent(id)}/rsvp`)
@@ -358,4 +415,5 @@ adoptTokenFromUrl();
 bindTokenForm(() => {
   loadOrders();
   loadMine();
+  loadQueues();
 });
