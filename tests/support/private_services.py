@@ -42,6 +42,24 @@ PG_BIN = _pg_bin()
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+def _reap_when_we_die(cleanup: str) -> None:
+    """Run the shell `cleanup` once this test process is gone, however it ended.
+
+    Fixture finalizers do not run when pytest is killed (a CI timeout, SIGKILL), which
+    would leave a private server running on its random port forever. A detached watcher
+    polls our pid and cleans up after us; after a normal teardown it finds nothing to do.
+    """
+    watcher = f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; {cleanup}"
+    subprocess.Popen(
+        ["sh", "-c", watcher],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd="/",
+    )
+
+
 def _pg_user() -> str | None:
     """The unprivileged account to run PostgreSQL as, or None to run as ourselves."""
     if os.geteuid() != 0:
@@ -142,6 +160,10 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         entry = pwd.getpwnam(user)
         os.chown(directory, entry.pw_uid, entry.pw_gid)
     server = PrivatePostgres(directory, free_port(), user)
+    run_as = f"runuser -u {user} -- " if user else ""
+    _reap_when_we_die(
+        f"{run_as}{PG_BIN / 'pg_ctl'} -D {server.data} -m immediate stop; rm -rf {directory}"
+    )
     try:
         server.init()
         server.start()
@@ -231,6 +253,7 @@ class PrivateRedis:
 def private_redis() -> Iterator[PrivateRedis]:
     directory = Path(tempfile.mkdtemp(prefix="hc-redis-", dir="/tmp"))
     server = PrivateRedis(directory, free_port())
+    _reap_when_we_die(f'kill -9 "$(cat {server.pidfile} 2>/dev/null)"; rm -rf {directory}')
     try:
         server.start()
         yield server
