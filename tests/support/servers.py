@@ -46,6 +46,13 @@ def server_env(database_url: str, extra: Mapping[str, str] | None = None) -> dic
             "HEADCOUNT_DATABASE_URL": database_url,
             "HEADCOUNT_ENV": "test",
             "HEADCOUNT_SWEEP_INTERVAL": "1",
+            # Two or three test servers plus the test process share one PostgreSQL with
+            # max_connections = 100: cap each server at 16 connections (requests queue in
+            # the pool instead), and let them queue long enough on a loaded CI machine.
+            # Fail-fast tests set their own, tighter values through `extra`.
+            "HEADCOUNT_DB_POOL_SIZE": "8",
+            "HEADCOUNT_DB_MAX_OVERFLOW": "8",
+            "HEADCOUNT_DB_POOL_TIMEOUT": "60",
         }
     )
     env.update(extra or {})
