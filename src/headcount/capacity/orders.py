@@ -271,7 +271,9 @@ async def confirm_order(
         elif status is OrderStatus.EXPIRED:
             await inventory.sell_again(session, lines_of(order))
         else:
-            raise Conflict(f"order is {status.value}; it cannot be confirmed", status=status.value)
+            raise Conflict(
+                f"order is {status.value}; it cannot be confirmed", order_status=status.value
+            )
         order.status = OrderStatus.PAID
         order.paid_at = now
         order.updated_at = now
