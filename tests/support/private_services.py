@@ -42,7 +42,7 @@ PG_BIN = _pg_bin()
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
-def _reap_when_we_die(cleanup: str) -> None:
+def _reap_when_we_die(cleanup: str) -> subprocess.Popen[bytes]:
     """Run the shell `cleanup` once this test process is gone, however it ended.
 
     Fixture finalizers do not run when pytest is killed (a CI timeout, SIGKILL), which
@@ -50,7 +50,7 @@ def _reap_when_we_die(cleanup: str) -> None:
     polls our pid and cleans up after us; after a normal teardown it finds nothing to do.
     """
     watcher = f"while kill -0 {os.getpid()} 2>/dev/null; do sleep 1; done; {cleanup}"
-    subprocess.Popen(
+    return subprocess.Popen(
         ["sh", "-c", watcher],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -58,6 +58,12 @@ def _reap_when_we_die(cleanup: str) -> None:
         start_new_session=True,
         cwd="/",
     )
+
+
+def _dismiss(watcher: subprocess.Popen[bytes]) -> None:
+    """A normal teardown cleaned up already: stop the watcher without running its cleanup."""
+    watcher.kill()
+    watcher.wait(5)
 
 
 def _pg_user() -> str | None:
@@ -161,7 +167,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         os.chown(directory, entry.pw_uid, entry.pw_gid)
     server = PrivatePostgres(directory, free_port(), user)
     run_as = f"runuser -u {user} -- " if user else ""
-    _reap_when_we_die(
+    watcher = _reap_when_we_die(
         f"{run_as}{PG_BIN / 'pg_ctl'} -D {server.data} -m immediate stop; rm -rf {directory}"
     )
     try:
@@ -172,6 +178,7 @@ def private_postgres() -> Iterator[PrivatePostgres]:
         with contextlib.suppress(Exception):
             server.stop("immediate")
         shutil.rmtree(directory, ignore_errors=True)
+        _dismiss(watcher)
 
 
 @dataclass
@@ -253,13 +260,16 @@ class PrivateRedis:
 def private_redis() -> Iterator[PrivateRedis]:
     directory = Path(tempfile.mkdtemp(prefix="hc-redis-", dir="/tmp"))
     server = PrivateRedis(directory, free_port())
-    _reap_when_we_die(f'kill -9 "$(cat {server.pidfile} 2>/dev/null)"; rm -rf {directory}')
+    watcher = _reap_when_we_die(
+        f'kill -9 "$(cat {server.pidfile} 2>/dev/null)"; rm -rf {directory}'
+    )
     try:
         server.start()
         yield server
     finally:
         server.stop()
         shutil.rmtree(directory, ignore_errors=True)
+        _dismiss(watcher)
 
 
 def _postgres_pids(server: PrivatePostgres) -> list[int]:
