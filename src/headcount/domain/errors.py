@@ -167,6 +167,7 @@ class LeaseExpired(HeadcountError):
     status = 410
     title = "The lease is no longer held"
 
+
 class RateLimited(HeadcountError):
     code = "rate_limited"
     status = 429
