@@ -30,7 +30,7 @@ class BoothDraft(BaseModel):
     tier: str = Field(default="standard", pattern=TIER_PATTERN)
     chat_enabled: bool = True
     video_enabled: bool = False
-    max_visitors: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    max_visitors: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
 
 
 class BoothPatch(BaseModel):
@@ -43,7 +43,7 @@ class BoothPatch(BaseModel):
     tier: str | None = Field(default=None, pattern=TIER_PATTERN)
     chat_enabled: bool | None = None
     video_enabled: bool | None = None
-    max_visitors: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    max_visitors: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
 
 
 def booth_resource(booth_id: str) -> Resource:

@@ -31,14 +31,14 @@ class BreakoutRoomDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=300)
-    capacity: int = Field(ge=0, le=MAX_LIMIT)
+    capacity: int = Field(strict=True, ge=0, le=MAX_LIMIT)
 
 
 class BreakoutRoomPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
-    capacity: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    capacity: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
 
 
 def room_resource(room_id: str) -> Resource:

@@ -23,7 +23,7 @@ MAX_LIMIT = 10_000_000
 class VirtualSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    max_concurrent_viewers: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    max_concurrent_viewers: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
     stream_url: str | None = Field(default=None, max_length=2000)
 
 
@@ -34,7 +34,7 @@ class EventDraft(BaseModel):
     description: str = Field(default="", max_length=10_000)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    max_attendees: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    max_attendees: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
     virtual_settings: VirtualSettings = Field(default_factory=VirtualSettings)
 
     @model_validator(mode="after")
@@ -52,7 +52,7 @@ class EventPatch(BaseModel):
     description: str | None = Field(default=None, max_length=10_000)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    max_attendees: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    max_attendees: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
     virtual_settings: VirtualSettings | None = None
 
 

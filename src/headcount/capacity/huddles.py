@@ -37,7 +37,7 @@ class HuddleDraft(BaseModel):
 
     name: str = Field(min_length=1, max_length=300)
     topic: str = Field(default="", max_length=2_000)
-    capacity: int = Field(ge=1, le=MAX_HUDDLE_CAPACITY)
+    capacity: int = Field(strict=True, ge=1, le=MAX_HUDDLE_CAPACITY)
 
 
 class HuddlePatch(BaseModel):
@@ -45,7 +45,7 @@ class HuddlePatch(BaseModel):
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
     topic: str | None = Field(default=None, max_length=2_000)
-    capacity: int | None = Field(default=None, ge=0, le=MAX_HUDDLE_CAPACITY)
+    capacity: int | None = Field(strict=True, default=None, ge=0, le=MAX_HUDDLE_CAPACITY)
 
 
 def huddle_view(huddle: Huddle) -> HuddleView:

@@ -41,9 +41,9 @@ class PoolDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=300)
-    capacity: int | None = Field(default=None, ge=0, le=MAX_QUANTITY)
+    capacity: int | None = Field(strict=True, default=None, ge=0, le=MAX_QUANTITY)
     overbook_ratio: float = Field(default=0.0, ge=0, le=rules.MAX_OVERBOOK_RATIO)
-    max_per_customer: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    max_per_customer: int | None = Field(strict=True, default=None, ge=1, le=MAX_QUANTITY)
     ticket_type_ids: list[str] = Field(default_factory=list, max_length=100)
 
 
@@ -53,9 +53,9 @@ class PoolPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
-    capacity: int | None = Field(default=None, ge=0, le=MAX_QUANTITY)
+    capacity: int | None = Field(strict=True, default=None, ge=0, le=MAX_QUANTITY)
     overbook_ratio: float | None = Field(default=None, ge=0, le=rules.MAX_OVERBOOK_RATIO)
-    max_per_customer: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    max_per_customer: int | None = Field(strict=True, default=None, ge=1, le=MAX_QUANTITY)
 
 
 def pool_view(pool: CapacityPool, ticket_type_ids: Sequence[str]) -> PoolView:

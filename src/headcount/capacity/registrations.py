@@ -43,6 +43,7 @@ class RegistrationDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     party_size: int = Field(
+        strict=True,
         default=1,
         ge=1,
         le=attendance.MAX_PARTY_SIZE,

@@ -53,7 +53,7 @@ class SessionDraft(BaseModel):
     description: str = Field(default="", max_length=10_000)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    max_participants: int = Field(ge=0, le=MAX_LIMIT)
+    max_participants: int = Field(strict=True, ge=0, le=MAX_LIMIT)
     waitlist_enabled: bool = True
 
     @model_validator(mode="after")
@@ -71,7 +71,7 @@ class SessionPatch(BaseModel):
     description: str | None = Field(default=None, max_length=10_000)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    max_participants: int | None = Field(default=None, ge=0, le=MAX_LIMIT)
+    max_participants: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
     waitlist_enabled: bool | None = None
 
 

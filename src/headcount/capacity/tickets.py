@@ -27,14 +27,15 @@ class TicketTypeDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=300)
-    quantity_total: int = Field(ge=0, le=MAX_QUANTITY)
-    max_per_order: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    quantity_total: int = Field(strict=True, ge=0, le=MAX_QUANTITY)
+    max_per_order: int | None = Field(strict=True, default=None, ge=1, le=MAX_QUANTITY)
     sales_start: datetime | None = None
     sales_end: datetime | None = None
-    min_per_order: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
-    max_per_customer: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    min_per_order: int | None = Field(strict=True, default=None, ge=1, le=MAX_QUANTITY)
+    max_per_customer: int | None = Field(strict=True, default=None, ge=1, le=MAX_QUANTITY)
     pool_ids: list[str] = Field(default_factory=list, max_length=20)
     stock_buckets: int = Field(
+        strict=True,
         default=1,
         ge=1,
         le=buckets.MAX_BUCKETS,
@@ -53,12 +54,12 @@ class TicketTypePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
-    quantity_total: int | None = Field(default=None, ge=0, le=MAX_QUANTITY)
-    max_per_order: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    quantity_total: int | None = Field(strict=True, default=None, ge=0, le=MAX_QUANTITY)
+    max_per_order: int | None = Field(strict=True, default=None, ge=1, le=MAX_QUANTITY)
     sales_start: datetime | None = None
     sales_end: datetime | None = None
-    min_per_order: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
-    max_per_customer: int | None = Field(default=None, ge=1, le=MAX_QUANTITY)
+    min_per_order: int | None = Field(strict=True, default=None, ge=1, le=MAX_QUANTITY)
+    max_per_customer: int | None = Field(strict=True, default=None, ge=1, le=MAX_QUANTITY)
     pool_ids: list[str] | None = Field(
         default=None, max_length=20, description="replaces the pools the type draws on"
     )

@@ -37,7 +37,7 @@ from headcount.runtime import Runtime
 class TicketWaitlistDraft(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    quantity: int = Field(default=1, ge=1, le=attendance.MAX_WAITLIST_QUANTITY)
+    quantity: int = Field(strict=True, default=1, ge=1, le=attendance.MAX_WAITLIST_QUANTITY)
 
 
 async def entry_view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistEntryView:
