@@ -1,6 +1,6 @@
 """`make bench`: Headcount against this machine's own limits, in one run.
 
-    python -m bench [--quick] [--suite tickets|hot|presence|all]
+    python -m bench [--quick] [--suite tickets|sqlite|presence|all]
 
 Every figure is the median of `--reps` runs; every throughput is printed beside the limit
 measured in the same run (pgbench / a raw SQLite loop / redis-benchmark) and their ratio.
@@ -79,9 +79,15 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     rows: list[Row] = []
     conns = [64, 256]
     stocks = [1_000, 100_000]
-    with private_postgres() as server, scratch_postgres_database(server=server) as url:
+    # Two processes share live presence through Redis (serve refuses --workers 2 without).
+    with (
+        presence_storm.private_redis() as redis_url,
+        private_postgres() as server,
+        scratch_postgres_database(server=server) as url,
+    ):
+        env = {"HEADCOUNT_REDIS_URL": redis_url}
         upgrade(url)
-        with serve(url, workers=2, log=log) as served:
+        with serve(url, workers=2, log=log, extra_env=env) as served:
             base = served.base
             for connections in conns:
                 hot = median(
@@ -129,14 +135,23 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     stock_buckets=HOT_BUCKETS,
                     limit_label="pgbench hot row",
                 )
+    return rows
+
+
+def sqlite_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    ensure_tool("wrk", "wrk")
+    rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{tmp}/bench.db"
         upgrade(url)
         ceiling = median([limits.sqlite_hot_row(args.seconds) for _ in range(args.reps)])
-        with serve(url, workers=2, log=log) as served:
+        with (
+            presence_storm.private_redis() as redis_url,
+            serve(url, workers=2, log=log, extra_env={"HEADCOUNT_REDIS_URL": redis_url}) as served,
+        ):
             rows += _sale_rows(
                 "SQLite, 2 processes,",
-                base,
+                served.base,
                 url,
                 ceiling,
                 stocks=[1_000],
@@ -201,6 +216,7 @@ def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     {
                         "viewers held": result.viewers,
                         "refused": result.refused,
+                        "dropped": result.dropped,
                         "join p50 ms": result.join_p50_ms,
                         "join p99 ms": result.join_p99_ms,
                         "ping p99 ms": result.pong_p99_ms,
@@ -214,7 +230,7 @@ def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--suite", choices=["tickets", "hot", "presence", "all"], default="all")
+    parser.add_argument("--suite", choices=["tickets", "sqlite", "presence", "all"], default="all")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--viewers", type=int, default=5000, help="WebSocket viewers to hold")
@@ -233,7 +249,7 @@ def main() -> None:
     )
     print(header, flush=True)
     rows: list[Row] = []
-    suites = {"tickets": tickets_suite, "presence": presence_suite}
+    suites = {"tickets": tickets_suite, "sqlite": sqlite_suite, "presence": presence_suite}
     for name, suite in suites.items():
         if args.suite in (name, "all"):
             rows += suite(args, log)

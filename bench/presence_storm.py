@@ -8,6 +8,7 @@ Redis at the same concurrency: what Redis itself can do, with no Python in the w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import secrets
@@ -143,6 +144,7 @@ def engine_heartbeat_rate(url: str, *, clients: int, seconds: float) -> float:
 class ViewerResult:
     viewers: int
     refused: int
+    dropped: int
     join_p50_ms: float
     join_p99_ms: float
     pong_p99_ms: float
@@ -157,49 +159,61 @@ def _rss_kib(pid: int) -> int:
 
 async def _viewers(
     base: str, event_id: str, count: int, hold_seconds: float, ping_every: float
-) -> tuple[list[float], list[float], int]:
+) -> tuple[list[float], list[float], int, int]:
+    """Join `count` viewers (32 handshakes at a time); each pings from the moment it joins
+    until every viewer has been connected for `hold_seconds`. Returns join and ping
+    latencies (ms), refusals, and sockets dropped while held."""
     import websockets
 
     settings = Settings()
     ws_base = base.replace("http://", "ws://")
     joins: list[float] = []
     pongs: list[float] = []
-    refused = 0
-    sockets = []
+    refused = dropped = 0
     gate = asyncio.Semaphore(32)
+    all_joined = asyncio.Event()
+    stop = asyncio.Event()
 
-    async def join(i: int) -> None:
-        nonlocal refused
+    async def viewer(i: int) -> None:
+        nonlocal refused, dropped
         token = mint(settings, f"viewer-{i}", Role.ATTENDEE)
         async with gate:
             start = time.perf_counter()
             ws = await websockets.connect(
-                f"{ws_base}/ws/events/{event_id}/stream?token={token}", open_timeout=60
+                f"{ws_base}/ws/events/{event_id}/stream?token={token}", open_timeout=120
             )
             message = json.loads(await ws.recv())
-            if message.get("type") != "joined":
-                refused += 1
-                await ws.close()
-                return
+        if message.get("type") != "joined":
+            refused += 1
+        else:
             joins.append((time.perf_counter() - start) * 1000)
-            sockets.append(ws)
+        if len(joins) + refused == count:
+            all_joined.set()
+        if message.get("type") != "joined":
+            await ws.close()
+            return
+        try:
+            await asyncio.sleep(ping_every * (i % 100) / 100)
+            while not stop.is_set():
+                sent = time.perf_counter()
+                await ws.send('{"type": "ping"}')
+                reply = json.loads(await ws.recv())
+                if reply.get("type") == "pong" and all_joined.is_set():
+                    pongs.append((time.perf_counter() - sent) * 1000)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), ping_every)
+        except websockets.ConnectionClosed:
+            dropped += 1
+        finally:
+            await ws.close()
 
-    await asyncio.gather(*(join(i) for i in range(count)))
+    async def conductor() -> None:
+        await all_joined.wait()
+        await asyncio.sleep(hold_seconds)
+        stop.set()
 
-    async def heartbeat(ws: object) -> None:
-        end = time.perf_counter() + hold_seconds
-        await asyncio.sleep(ping_every * (hash(ws) % 1000) / 1000)
-        while time.perf_counter() < end:
-            start = time.perf_counter()
-            await ws.send('{"type": "ping"}')  # type: ignore[attr-defined]
-            reply = json.loads(await ws.recv())  # type: ignore[attr-defined]
-            if reply.get("type") == "pong":
-                pongs.append((time.perf_counter() - start) * 1000)
-            await asyncio.sleep(ping_every)
-
-    await asyncio.gather(*(heartbeat(ws) for ws in sockets))
-    await asyncio.gather(*(ws.close() for ws in sockets))
-    return joins, pongs, refused
+    await asyncio.gather(conductor(), *(viewer(i) for i in range(count)))
+    return joins, pongs, refused, dropped
 
 
 def websocket_viewers(
@@ -214,7 +228,7 @@ def websocket_viewers(
     before = _rss_kib(server_pid)
     rss_peak = [before]
 
-    async def run() -> tuple[list[float], list[float], int]:
+    async def run() -> tuple[list[float], list[float], int, int]:
         async def sample() -> None:
             while True:
                 rss_peak.append(_rss_kib(server_pid))
@@ -226,11 +240,12 @@ def websocket_viewers(
         finally:
             sampler.cancel()
 
-    joins, pongs, refused = asyncio.run(run())
+    joins, pongs, refused, dropped = asyncio.run(run())
     q = statistics.quantiles
     return ViewerResult(
-        viewers=len(joins),
+        viewers=len(joins) - dropped,
         refused=refused,
+        dropped=dropped,
         join_p50_ms=statistics.median(joins) if joins else 0.0,
         join_p99_ms=q(joins, n=100)[98] if len(joins) > 1 else 0.0,
         pong_p99_ms=q(pongs, n=100)[98] if len(pongs) > 1 else 0.0,
