@@ -113,6 +113,10 @@ async def test_concurrent_buyers_never_oversell_a_bucketed_type(database_url: st
             db_pool_size=4 if sqlite else 20,
             db_max_overflow=0 if sqlite else 10,
             db_pool_timeout=120,
+            # A correctness test: near sell-out every buyer takes the slow path and queues
+            # on all the buckets' locks, which on a loaded CI machine can exceed the 10 s
+            # default lock timeout (a 503 there is fail-fast working, not an oversell).
+            db_statement_timeout_ms=120_000,
         )
     )
     try:
