@@ -8,7 +8,7 @@ shortfall raises and the whole transaction rolls back, so orders are all-or-noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,14 +33,14 @@ from headcount.domain.tickets import (
     MAX_QUANTITY,
     OrderLine,
     OrderStatus,
-    TicketTypeTerms,
     check_line,
     normalize_lines,
 )
+from headcount.ledger import basket as baskets
 from headcount.ledger import buyer_limits, inventory, offers, quotas
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.idempotency import run_idempotent
-from headcount.ledger.models import Event, Order, OrderItem, TicketType
+from headcount.ledger.models import Event, Order, OrderItem
 from headcount.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -61,23 +61,13 @@ class OrderDraft(BaseModel):
     items: list[OrderItemInput] = Field(min_length=1, max_length=100)
 
 
+# Core inserts built once; the ORM's per-call statement building showed in the profile.
+_INSERT_ORDER = insert(Order.__table__)  # type: ignore[arg-type]
+_INSERT_ITEM = insert(OrderItem.__table__)  # type: ignore[arg-type]
+
+
 def lines_of(order: Order) -> list[OrderLine]:
     return [OrderLine(i.ticket_type_id, i.quantity) for i in order.items]
-
-
-async def _terms(session: AsyncSession, lines: Sequence[OrderLine]) -> dict[str, TicketTypeTerms]:
-    rows = await session.execute(
-        select(
-            TicketType.id,
-            TicketType.event_id,
-            TicketType.name,
-            TicketType.max_per_order,
-            TicketType.sales_start,
-            TicketType.sales_end,
-            TicketType.min_per_order,
-        ).where(TicketType.id.in_([line.ticket_type_id for line in lines]))
-    )
-    return {row.id: TicketTypeTerms(*row) for row in rows.all()}
 
 
 async def create_order(
@@ -90,22 +80,33 @@ async def create_order(
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
-        event = await load_event(session, draft.event_id)
-        # One client must not hold a whole stock (ledger/quotas.py; 429 rate_limited).
-        await quotas.admit_pending_order(
-            session, principal.sub, now, limit=rt.settings.max_pending_orders_per_user
+        if not is_well_formed(draft.event_id):
+            raise NotFound(f"no event {draft.event_id!r}")
+        # One lock-free SELECT for the event, the lines' terms, limits, offers and shares
+        # (ledger/basket.py); the checks below keep the order of the refusals.
+        quota = rt.settings.max_pending_orders_per_user
+        basket = await baskets.read(
+            session, draft.event_id, principal.sub, lines, lock_owner=quota > 0
         )
-        terms = await _terms(session, lines)
+        if not basket.event_found:
+            raise NotFound(f"no event {draft.event_id!r}")
+        # One client must not hold a whole stock (ledger/quotas.py; 429 rate_limited).
+        await quotas.admit_pending_order(session, principal.sub, now, limit=quota, locked=True)
         for line in lines:
-            found = terms.get(line.ticket_type_id)
+            found = basket.terms.get(line.ticket_type_id)
             if found is None:
                 raise NotFound(f"no ticket type {line.ticket_type_id!r}")
-            check_line(line, found, event_id=event.id, now=now)
+            check_line(line, found, event_id=draft.event_id, now=now)
         # max_per_customer (ticket types and pools): counted under the per-user lock.
-        await buyer_limits.admit(session, principal.sub, lines, now)
+        if basket.customer_limits:
+            await buyer_limits.admit(session, principal.sub, lines, now)
+        names = {tid: t.name for tid, t in basket.terms.items()}
+        if not basket.offered and (short := basket.early.already_short()) is not None:
+            # Already short before queueing on any lock: refused without writing a row.
+            raise await inventory.refusal(session, short, lines, names)
         view = OrderView(
             id=new_id("ord"),
-            event_id=event.id,
+            event_id=draft.event_id,
             owner_id=principal.sub,
             status=OrderStatus.PENDING,
             expires_at=now + timedelta(seconds=rt.settings.hold_ttl),
@@ -120,35 +121,36 @@ async def create_order(
         # held only until COMMIT, not across these inserts. A hot row's throughput is one
         # over its lock hold time (docs/concurrency.md); a shortfall still rolls all back.
         await session.execute(
-            insert(Order).values(
-                id=view.id,
-                event_id=view.event_id,
-                owner_id=view.owner_id,
-                status=view.status.value,
-                expires_at=view.expires_at,
-                created_at=now,
-                updated_at=now,
-                paid_at=None,
-            )
+            _INSERT_ORDER,
+            {
+                "id": view.id,
+                "event_id": view.event_id,
+                "owner_id": view.owner_id,
+                "status": view.status.value,
+                "expires_at": view.expires_at,
+                "created_at": now,
+                "updated_at": now,
+                "paid_at": None,
+            },
         )
         await session.execute(
-            insert(OrderItem),
+            _INSERT_ITEM,
             [
                 {"order_id": view.id, "ticket_type_id": li.ticket_type_id, "quantity": li.quantity}
                 for li in lines
             ],
         )
-        # The buyer's live waitlist offers pay for their lines (the order takes the hold over).
-        taken = await offers.reserve_with_offers(
-            session,
-            lines,
-            {tid: t.name for tid, t in terms.items()},
-            owner=principal.sub,
-            now=now,
-            offer_ttl=rt.settings.offer_ttl,
-        )
-        if taken:
-            await offers.mark_accepted(session, taken, view.id)
+        if basket.offered:
+            # The buyer's live waitlist offers pay for their lines (the order takes them over).
+            taken = await offers.reserve_with_offers(
+                session, lines, names, owner=principal.sub, now=now, offer_ttl=rt.settings.offer_ttl
+            )
+            if taken:
+                await offers.mark_accepted(session, taken, view.id)
+        else:
+            await inventory.reserve(
+                session, lines, names, early=basket.early, versions=basket.versions
+            )
         return view.model_dump(mode="json")
 
     payload = draft.model_dump(mode="json")

@@ -14,11 +14,11 @@ set, and `recount_event_tickets` rebuilds it when a cap appears (`capacity/event
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -79,6 +79,33 @@ def over_expr(in_use: Any, limit: Any) -> ColumnElement[int]:
     return case((and_(limit.is_not(None), in_use > limit), in_use - limit), else_=0)
 
 
+def _shares_query(*, lock_event: bool) -> Select[*tuple[Any, ...]]:
+    query: Select[*tuple[Any, ...]] = (
+        select(
+            TicketType.id,
+            TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
+            TicketType.event_id,
+            Event.max_attendees,
+            EventCapacity.registered + EventCapacity.tickets,
+            TicketTypePool.pool_id,
+            CapacityPool.admission_limit - CapacityPool.quantity_used,
+        )
+        .join(Event, Event.id == TicketType.event_id)
+        .outerjoin(EventCapacity, EventCapacity.event_id == Event.id)
+        .outerjoin(TicketTypePool, TicketTypePool.ticket_type_id == TicketType.id)
+        .outerjoin(CapacityPool, CapacityPool.id == TicketTypePool.pool_id)
+        .where(TicketType.id.in_(bindparam("ids", expanding=True)))
+    )
+    if lock_event:
+        query = query.with_for_update(read=True, key_share=True, of=Event)
+    return query
+
+
+# Built once: building a statement costs more CPU than running it (bench/RESULTS.md).
+_SHARES = _shares_query(lock_event=False)
+_SHARES_LOCKING_EVENT = _shares_query(lock_event=True)
+
+
 async def shares(
     session: AsyncSession, lines: Sequence[OrderLine], *, lock_event: bool = True
 ) -> Shares:
@@ -94,31 +121,20 @@ async def shares(
     qty = {line.ticket_type_id: line.quantity for line in lines}
     if not qty:
         return Shares()
-    query = (
-        select(
-            TicketType.id,
-            TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
-            TicketType.event_id,
-            Event.max_attendees,
-            EventCapacity.registered + EventCapacity.tickets,
-            TicketTypePool.pool_id,
-            CapacityPool.admission_limit - CapacityPool.quantity_used,
-        )
-        .join(Event, Event.id == TicketType.event_id)
-        .outerjoin(EventCapacity, EventCapacity.event_id == Event.id)
-        .outerjoin(TicketTypePool, TicketTypePool.ticket_type_id == TicketType.id)
-        .outerjoin(CapacityPool, CapacityPool.id == TicketTypePool.pool_id)
-        .where(TicketType.id.in_(list(qty)))
-    )
-    if lock_event and session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(read=True, key_share=True, of=Event)
+    locking = lock_event and session.get_bind().dialect.name == "postgresql"
+    query = _SHARES_LOCKING_EVENT if locking else _SHARES
+    return fold_shares((await session.execute(query, {"ids": list(qty)})).all(), qty)
+
+
+def fold_shares(rows: Iterable[Sequence[Any]], qty: Mapping[str, int]) -> Shares:
+    """Shares from rows of (type, own room, event, cap, people, pool, pool room)."""
     pools: dict[str, int] = defaultdict(int)
     pool_room: dict[str, int | None] = {}
     events: dict[str, int] = {}
     event_room: dict[str, int] = {}
     counted: set[str] = set()
     type_short: str | None = None
-    for tid, own, event_id, cap, people, pool_id, room in (await session.execute(query)).all():
+    for tid, own, event_id, cap, people, pool_id, room in rows:
         if own < qty[tid] and (type_short is None or tid < type_short):
             type_short = tid
         if pool_id is not None:
@@ -395,6 +411,7 @@ async def attach(session: AsyncSession, ticket_type_id: str, pool_id: str) -> bo
     session.add(TicketTypePool(ticket_type_id=ticket_type_id, pool_id=pool_id))
     await session.flush()
     await _move_pool(session, pool_id, use)
+    await _bump_membership(session, ticket_type_id)
     return True
 
 
@@ -407,7 +424,18 @@ async def detach(session: AsyncSession, ticket_type_id: str, pool_id: str) -> bo
     await session.delete(row)
     await session.flush()
     await _move_pool(session, pool_id, -use)
+    await _bump_membership(session, ticket_type_id)
     return True
+
+
+async def _bump_membership(session: AsyncSession, ticket_type_id: str) -> None:
+    """Tell in-flight orders that read the old membership to read it again (`reserve`)."""
+    await session.execute(
+        update(TicketType)
+        .where(TicketType.id == ticket_type_id)
+        .values(membership_version=TicketType.membership_version + 1)
+        .execution_options(**_NO_SYNC)
+    )
 
 
 async def _type_use(session: AsyncSession, ticket_type_id: str) -> int:

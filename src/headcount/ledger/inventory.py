@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import Integer, String, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
@@ -36,37 +36,64 @@ _AVAILABLE = TicketType.quantity_total - TicketType.quantity_sold - TicketType.q
 _SINGLE_ROW = TicketType.stock_buckets == 1
 
 
+# Built once (bench/RESULTS.md: building statements cost more CPU than running them).
+_HOLD = (
+    update(TicketType)
+    .where(
+        TicketType.id == bindparam("tid", type_=String),
+        _SINGLE_ROW,
+        bindparam("qty", type_=Integer) <= _AVAILABLE,
+    )
+    .values(quantity_reserved=TicketType.quantity_reserved + bindparam("qty", type_=Integer))
+    .returning(TicketType.id, TicketType.membership_version)
+    .execution_options(**_NO_SYNC)
+)
+
+
 async def reserve(
-    session: AsyncSession, lines: Sequence[OrderLine], names: Mapping[str, str] | None = None
+    session: AsyncSession,
+    lines: Sequence[OrderLine],
+    names: Mapping[str, str] | None = None,
+    *,
+    early: draws.Shares | None = None,
+    versions: Mapping[str, int] | None = None,
 ) -> None:
-    """Hold stock for every line or raise `SoldOut` naming the first ticket type short."""
-    # A first, lock-free read of the committed room: a request that is already short is
-    # refused before it queues behind anyone's row lock (admission is still the UPDATEs).
-    early = (await draws.shares(session, lines, lock_event=False)).already_short()
-    if early is not None:
-        raise await _refusal(session, early, lines, names)
+    """Hold stock for every line or raise `SoldOut` naming the first ticket type short.
+
+    `early` is the caller's lock-free read of the lines' shares (`ledger/basket.py`), and
+    `versions` the membership versions it saw: when the lines draw on no pool or cap and
+    every stock UPDATE returns the version read, the memberships are not read again.
+    """
+    if early is None:
+        # A first, lock-free read of the committed room: a request that is already short
+        # is refused before it queues behind anyone's row lock (admission is the UPDATEs).
+        early = await draws.shares(session, lines, lock_event=False)
+        versions = None
+        if (short_now := early.already_short()) is not None:
+            raise await refusal(session, short_now, lines, names)
+    unchanged = versions is not None and not early
     for line in lines:
-        held = await session.execute(
-            update(TicketType)
-            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW, line.quantity <= _AVAILABLE)
-            .values(quantity_reserved=TicketType.quantity_reserved + line.quantity)
-            .returning(TicketType.id)
-            .execution_options(**_NO_SYNC)
-        )
-        if held.first() is None and not await buckets.take(
-            session, line.ticket_type_id, line.quantity
-        ):
-            name = (names or {}).get(line.ticket_type_id, line.ticket_type_id)
-            raise SoldOut(
-                f"not enough {name!r} tickets left for {line.quantity}",
-                ticket_type_id=line.ticket_type_id,
-                requested=line.quantity,
-            )
+        held = (
+            await session.execute(_HOLD, {"tid": line.ticket_type_id, "qty": line.quantity})
+        ).first()
+        if held is None:
+            unchanged = False  # bucket mode: its take holds the row SHARE, not this UPDATE
+            if not await buckets.take(session, line.ticket_type_id, line.quantity):
+                name = (names or {}).get(line.ticket_type_id, line.ticket_type_id)
+                raise SoldOut(
+                    f"not enough {name!r} tickets left for {line.quantity}",
+                    ticket_type_id=line.ticket_type_id,
+                    requested=line.quantity,
+                )
+        elif versions is None or versions.get(line.ticket_type_id) != held[1]:
+            unchanged = False
+    if unchanged:
+        return
     # Memberships read again now that the ticket-type rows are ours: they cannot change
     # until COMMIT (see `draws.shares`).
     short = await draws.draw(session, lines)
     if short is not None:
-        raise await _refusal(session, short, lines)
+        raise await refusal(session, short, lines)
 
 
 async def _lock_neighbours(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
@@ -76,7 +103,7 @@ async def _lock_neighbours(session: AsyncSession, lines: Sequence[OrderLine]) ->
     )
 
 
-async def _refusal(
+async def refusal(
     session: AsyncSession,
     short: draws.Shortfall,
     lines: Sequence[OrderLine],
@@ -171,11 +198,11 @@ async def sell_again(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
             )
     short = await draws.draw(session, lines)
     if short is not None:
-        refusal = await _refusal(session, short, lines)
+        refused = await refusal(session, short, lines)
         raise HoldExpired(
             "the order's hold expired and its shared capacity was taken by someone else: "
-            + refusal.detail,
-            **refusal.extra,
+            + refused.detail,
+            **refused.extra,
         )
 
 

@@ -78,6 +78,9 @@ class TicketType(Base):
     # Hot-inventory mode (ledger/buckets.py): > 1 keeps the free stock in that many bucket
     # rows, and this row's sold/reserved counters stay 0 (the order rows explain them).
     stock_buckets: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # Bumped by every pool attach/detach (ledger/draws.py): an order whose stock UPDATE
+    # returns the value it read before locking knows its pools did not change meanwhile.
+    membership_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sales_start: Mapped[datetime | None]
     sales_end: Mapped[datetime | None]
     created_at: Mapped[datetime]

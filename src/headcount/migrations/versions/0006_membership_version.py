@@ -1,0 +1,32 @@
+"""membership version: lets an order skip re-reading its pools after taking the row lock
+
+* `ticket_types.membership_version`, bumped by every pool attach or detach in the same
+  transaction that changes the membership (ledger/draws.py). An order compares the value
+  its stock UPDATE returns with the one it read before locking (ledger/basket.py).
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-24 12:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("ticket_types", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("membership_version", sa.Integer(), server_default="0", nullable=False)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("ticket_types", schema=None) as batch_op:
+        batch_op.drop_column("membership_version")
