@@ -35,8 +35,11 @@ class Settings(BaseSettings):
     offer_ttl: int = Field(default=3600, ge=1, description="seconds a waitlist offer is held")
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds between expiry sweeps")
 
+    # A fixed pool is the admission queue in front of the database: overflow connections
+    # are opened and closed per request under load (a backend fork each), and more
+    # transactions queued on one hot row only lengthen its lock queue (bench/RESULTS.md).
     db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=20, ge=0)
+    db_max_overflow: int = Field(default=0, ge=0)
     db_connect_timeout: float = Field(default=5.0, gt=0)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)

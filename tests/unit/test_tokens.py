@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 
+from headcount import tokens
 from headcount.config import DEV_JWT_SECRET, Settings
 from headcount.domain.errors import Unauthorized
 from headcount.domain.identity import Role
@@ -87,3 +89,27 @@ def test_production_refuses_the_development_secret() -> None:
 def test_production_refuses_a_short_secret() -> None:
     with pytest.raises(ValueError, match="32 bytes"):
         Settings(env="production", jwt_secret="short")
+
+
+def test_a_cached_token_still_expires(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "LEEWAY_SECONDS", 0)
+    token = sign(claims(sub="cached", exp=int(time.time()) + 1))
+    assert verify(token, SETTINGS).sub == "cached"
+    assert verify(token, SETTINGS).sub == "cached"  # served from the cache
+    time.sleep(
+        max(0.0, jwt.decode(token, options={"verify_signature": False})["exp"] - time.time()) + 0.2
+    )
+    with pytest.raises(Unauthorized, match="expired"):
+        verify(token, SETTINGS)
+
+
+def test_the_cache_is_keyed_by_the_signature_and_the_settings() -> None:
+    token = sign(claims(sub="keyed"))
+    assert verify(token, SETTINGS).sub == "keyed"
+    head, body, _ = token.split(".")
+    forged = f"{head}.{body}.{jwt.utils.base64url_encode(b'x' * 32).decode()}"
+    with pytest.raises(Unauthorized):
+        verify(forged, SETTINGS)
+    other = Settings(jwt_secret="another-secret-that-is-also-long-enough-32b", env="test")
+    with pytest.raises(Unauthorized):
+        verify(token, other)
