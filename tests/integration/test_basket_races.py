@@ -70,17 +70,21 @@ async def _balanced(rt: Runtime) -> None:
         assert await reconcile(session) == []
 
 
-async def _event_and_type(rt: Runtime, total: int = 10) -> tuple[str, str]:
+async def _event_and_type(rt: Runtime, total: int = 10, buckets: int = 1) -> tuple[str, str]:
     event = await events.create_event(rt, ORG, EventDraft(name="Basket races"))
     tt = await tickets.create_ticket_type(
-        rt, ORG, event.id, TicketTypeDraft(name="GA", quantity_total=total)
+        rt,
+        ORG,
+        event.id,
+        TicketTypeDraft(name="GA", quantity_total=total, stock_buckets=buckets),
     )
     return event.id, tt.id
 
 
-async def test_a_pool_attached_after_the_read_is_still_drawn_on(pg: Runtime) -> None:
+@pytest.mark.parametrize("buckets", [1, 4], ids=["one-row", "bucketed"])
+async def test_a_pool_attached_after_the_read_is_still_drawn_on(pg: Runtime, buckets: int) -> None:
     runtime = pg
-    event_id, tt_id = await _event_and_type(runtime)
+    event_id, tt_id = await _event_and_type(runtime, buckets=buckets)
     full = await pools.create_pool(runtime, ORG, event_id, PoolDraft(name="Full", capacity=0))
     lines = [OrderLine(tt_id, 1)]
 
@@ -91,7 +95,9 @@ async def test_a_pool_attached_after_the_read_is_still_drawn_on(pg: Runtime) -> 
             # Another connection attaches the type to a pool with no room, and commits.
             await pools.attach_ticket_type(runtime, ORG, full.id, tt_id)
             await _hold(session, event_id, lines)
-            await inventory.reserve(session, lines, early=seen.early, versions=seen.versions)
+            await inventory.reserve(
+                session, lines, early=seen.early, versions=seen.versions, bucketed=seen.bucketed
+            )
 
     with pytest.raises(PoolExhausted):  # raised out of the transaction: it rolls back
         await order_across_the_attach()

@@ -149,7 +149,12 @@ async def create_order(
                 await offers.mark_accepted(session, taken, view.id)
         else:
             await inventory.reserve(
-                session, lines, names, early=basket.early, versions=basket.versions
+                session,
+                lines,
+                names,
+                early=basket.early,
+                versions=basket.versions,
+                bucketed=basket.bucketed,
             )
         return view.model_dump(mode="json")
 

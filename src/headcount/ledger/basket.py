@@ -45,6 +45,7 @@ class Basket:
     customer_limits: bool = False  # a max_per_customer on a line's type or one of its pools
     offered: frozenset[str] = frozenset()  # types on which the buyer holds a waitlist offer
     versions: dict[str, int] = field(default_factory=dict)  # membership_version per type
+    bucketed: frozenset[str] = frozenset()  # hot-inventory types (set at creation, fixed)
 
     @property
     def shared(self) -> bool:
@@ -77,6 +78,7 @@ def _query(*, lock_event: bool, lock_owner: bool = False) -> Select[*tuple[Any, 
             CapacityPool.max_per_customer,
             TicketType.membership_version,
             offer,
+            TicketType.stock_buckets,
         )
         .select_from(Event)
         .outerjoin(EventCapacity, EventCapacity.event_id == Event.id)
@@ -125,6 +127,7 @@ async def read(
     terms: dict[str, TicketTypeTerms] = {}
     versions: dict[str, int] = {}
     offered: set[str] = set()
+    bucketed: set[str] = set()
     limits = False
     shares_rows = []
     for row in rows:
@@ -137,6 +140,8 @@ async def read(
         versions[tid] = int(row[15])
         if row[16]:
             offered.add(tid)
+        if row[17] > 1:
+            bucketed.add(tid)
     return Basket(
         event_found=True,
         terms=terms,
@@ -144,6 +149,7 @@ async def read(
         customer_limits=limits,
         offered=frozenset(offered),
         versions=versions,
+        bucketed=frozenset(bucketed),
     )
 
 

@@ -27,7 +27,18 @@ import random
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import CheckConstraint, ForeignKey, Integer, case, func, insert, select, update
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Integer,
+    String,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -68,53 +79,61 @@ async def create(session: AsyncSession, ticket_type_id: str, total: int, buckets
     )
 
 
-async def _take_from(session: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> bool:
-    taken = await session.execute(
-        update(StockBucket)
-        .where(
-            StockBucket.ticket_type_id == ticket_type_id,
-            StockBucket.bucket == bucket,
-            StockBucket.quantity_free >= n,
-        )
-        .values(quantity_free=StockBucket.quantity_free - n)
-        .returning(StockBucket.bucket)
-        .execution_options(**_NO_SYNC)
+# Built once (the fast path runs them on every order of a hot type; bench/RESULTS.md).
+_TAKE_FROM = (
+    update(StockBucket)
+    .where(
+        StockBucket.ticket_type_id == bindparam("tid", type_=String),
+        StockBucket.bucket == bindparam("b_bucket", type_=Integer),
+        StockBucket.quantity_free >= bindparam("n", type_=Integer),
     )
+    .values(quantity_free=StockBucket.quantity_free - bindparam("n", type_=Integer))
+    .returning(StockBucket.bucket)
+    .execution_options(**_NO_SYNC)
+)
+_FREE_BY_BUCKET = (
+    select(StockBucket.bucket, StockBucket.quantity_free, TicketType.membership_version)
+    .join(TicketType, TicketType.id == StockBucket.ticket_type_id)
+    .where(StockBucket.ticket_type_id == bindparam("tid", type_=String))
+    .with_for_update(read=True, of=TicketType)
+)
+
+
+async def _take_from(session: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> bool:
+    taken = await session.execute(_TAKE_FROM, {"tid": ticket_type_id, "b_bucket": bucket, "n": n})
     return taken.first() is not None
 
 
-async def _free_by_bucket(session: AsyncSession, ticket_type_id: str) -> dict[int, int]:
+async def _free_by_bucket(session: AsyncSession, ticket_type_id: str) -> tuple[dict[int, int], int]:
     """The buckets' free units, read without locking them, under a SHARE lock on the type.
 
     The SHARE lock on the ticket-type row is what the one-row path's UPDATE lock gives
     pools (ledger/draws.py): membership changes lock the row NO KEY UPDATE and so wait for
     us (and we for them), while SHARE holders never wait for each other — buyers of a
-    bucketed type still run in parallel.
+    bucketed type still run in parallel. Also returns the type's `membership_version`
+    as of that lock, which `inventory.reserve` compares with its early read.
     """
-    rows = await session.execute(
-        select(StockBucket.bucket, StockBucket.quantity_free)
-        .join(TicketType, TicketType.id == StockBucket.ticket_type_id)
-        .where(StockBucket.ticket_type_id == ticket_type_id)
-        .with_for_update(read=True, of=TicketType)
-    )
-    return {int(bucket): int(free) for bucket, free in rows.all()}
+    rows = (await session.execute(_FREE_BY_BUCKET, {"tid": ticket_type_id})).all()
+    version = int(rows[0][2]) if rows else -1
+    return {int(bucket): int(free) for bucket, free, _ in rows}, version
 
 
-async def take(session: AsyncSession, ticket_type_id: str, n: int) -> bool:
-    """Take `n` free units, or return False (sold out, or not bucketed) having taken nothing.
+async def take(session: AsyncSession, ticket_type_id: str, n: int) -> int | None:
+    """Take `n` free units and return the type's membership version, or None (sold out, or
+    not bucketed) having taken nothing.
 
     One unlocked read of the buckets first: it tells a plain type (no rows) and a sold-out
     one (too few free units, refused without queueing on any lock — a unit released after
     this read is for the next request), and which buckets are worth trying. The decision
     itself is still each bucket's conditional UPDATE.
     """
-    spread = await _free_by_bucket(session, ticket_type_id)
+    spread, version = await _free_by_bucket(session, ticket_type_id)
     if sum(spread.values()) < n:
-        return False
+        return None
     candidates = [bucket for bucket, units in spread.items() if units >= n]
     for bucket in random.sample(candidates, min(_FAST_TRIES, len(candidates))):
         if await _take_from(session, ticket_type_id, bucket, n):
-            return True
+            return version
     # Slow path, near sell-out or for a large line: lock every bucket in order, take from
     # several. Exact: it sees every free unit of the ticket type.
     rows = (
@@ -126,7 +145,7 @@ async def take(session: AsyncSession, ticket_type_id: str, n: int) -> bool:
         )
     ).all()
     if sum(free for _, free in rows) < n:
-        return False
+        return None
     left = n
     for bucket, free in rows:
         if left == 0:
@@ -140,7 +159,7 @@ async def take(session: AsyncSession, ticket_type_id: str, n: int) -> bool:
                 .execution_options(**_NO_SYNC)
             )
             left -= part
-    return True
+    return version
 
 
 async def give(session: AsyncSession, ticket_type_id: str, buckets: int, n: int) -> None:

@@ -18,7 +18,7 @@ sold both count as used.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from sqlalchemy import Integer, String, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,12 +57,14 @@ async def reserve(
     *,
     early: draws.Shares | None = None,
     versions: Mapping[str, int] | None = None,
+    bucketed: Collection[str] = (),
 ) -> None:
     """Hold stock for every line or raise `SoldOut` naming the first ticket type short.
 
     `early` is the caller's lock-free read of the lines' shares (`ledger/basket.py`), and
     `versions` the membership versions it saw: when the lines draw on no pool or cap and
     every stock UPDATE returns the version read, the memberships are not read again.
+    `bucketed` names the hot-inventory types, which skip the row UPDATE (it matches none).
     """
     if early is None:
         # A first, lock-free read of the committed room: a request that is already short
@@ -74,18 +76,25 @@ async def reserve(
     unchanged = versions is not None and not early
     for line in lines:
         held = (
-            await session.execute(_HOLD, {"tid": line.ticket_type_id, "qty": line.quantity})
-        ).first()
+            None
+            if line.ticket_type_id in bucketed
+            else (
+                await session.execute(_HOLD, {"tid": line.ticket_type_id, "qty": line.quantity})
+            ).first()
+        )
         if held is None:
-            unchanged = False  # bucket mode: its take holds the row SHARE, not this UPDATE
-            if not await buckets.take(session, line.ticket_type_id, line.quantity):
+            # Bucket mode: the take holds the type's row SHARE and reads the version there.
+            version = await buckets.take(session, line.ticket_type_id, line.quantity)
+            if version is None:
                 name = (names or {}).get(line.ticket_type_id, line.ticket_type_id)
                 raise SoldOut(
                     f"not enough {name!r} tickets left for {line.quantity}",
                     ticket_type_id=line.ticket_type_id,
                     requested=line.quantity,
                 )
-        elif versions is None or versions.get(line.ticket_type_id) != held[1]:
+        else:
+            version = held[1]
+        if versions is None or versions.get(line.ticket_type_id) != version:
             unchanged = False
     if unchanged:
         return
@@ -189,8 +198,9 @@ async def sell_again(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
             .returning(TicketType.id)
             .execution_options(**_NO_SYNC)
         )
-        if sold.first() is None and not await buckets.take(
-            session, line.ticket_type_id, line.quantity
+        if (
+            sold.first() is None
+            and await buckets.take(session, line.ticket_type_id, line.quantity) is None
         ):
             raise HoldExpired(
                 "the order's hold expired and the tickets were taken by someone else",
