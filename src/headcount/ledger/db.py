@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -46,6 +47,8 @@ BAD_VALUE_SQLSTATES = frozenset({"22001", "22003", "22007", "22008", "22021", "2
 CLIENT_TIMEOUT_MARGIN = 0.5
 # SQLite lock wait when no statement timeout is configured.
 SQLITE_DEFAULT_BUSY_MS = 30_000
+# A pooled connection idle for longer than this is pinged before use (see `_ping_if_idle`).
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -100,14 +103,15 @@ class Database:
                 settings.db_statement_timeout_ms / 1000 + CLIENT_TIMEOUT_MARGIN
             )
         connect_args["server_settings"] = server_settings
-        return create_async_engine(
+        engine = create_async_engine(
             self.url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
-            pool_pre_ping=True,
             connect_args=connect_args,
         )
+        _ping_if_idle(engine)
+        return engine
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
@@ -182,6 +186,33 @@ def _first_line(exc: DBAPIError) -> str:
     """The driver's message without SQLAlchemy's statement and parameters (never echo data)."""
     message = str(exc.orig) if exc.orig is not None else str(exc)
     return message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+
+
+def _ping_if_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only if it sat idle, not on every checkout.
+
+    SQLAlchemy's `pool_pre_ping` costs a round trip and ~200 µs of CPU per transaction,
+    about a tenth of an order (bench/RESULTS.md). A connection back in the pool less than
+    `PING_AFTER_IDLE_SECONDS` ago was just used successfully; one idle longer (a database
+    restart, a proxy's idle cut) is pinged, and a dead one invalidates the whole pool so
+    the checkout retries on a fresh connection. A restart inside that second still costs
+    at most the requests in flight a 503 (`transaction` translates it), never a 500.
+    """
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get("idle_since")
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # fresh, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise InvalidatePoolError("pooled connection failed its ping") from exc
 
 
 def _make_sqlite_transactions_immediate(engine: AsyncEngine, *, busy_ms: int) -> None:
