@@ -61,8 +61,7 @@ class OrderDraft(BaseModel):
     items: list[OrderItemInput] = Field(min_length=1, max_length=100)
 
 
-# Core inserts built once; the ORM's per-call statement building showed in the profile.
-_INSERT_ORDER = insert(Order.__table__)  # type: ignore[arg-type]
+# Built once; the ORM's per-call statement building showed in the profile.
 _INSERT_ITEM = insert(OrderItem.__table__)  # type: ignore[arg-type]
 
 
@@ -90,8 +89,6 @@ async def create_order(
         )
         if not basket.event_found:
             raise NotFound(f"no event {draft.event_id!r}")
-        # One client must not hold a whole stock (ledger/quotas.py; 429 rate_limited).
-        await quotas.admit_pending_order(session, principal.sub, now, limit=quota, locked=True)
         for line in lines:
             found = basket.terms.get(line.ticket_type_id)
             if found is None:
@@ -120,8 +117,10 @@ async def create_order(
         # Rows first, stock last: the ticket-type row locks the reservation takes are then
         # held only until COMMIT, not across these inserts. A hot row's throughput is one
         # over its lock hold time (docs/concurrency.md); a shortfall still rolls all back.
-        await session.execute(
-            _INSERT_ORDER,
+        # One client must not hold a whole stock (ledger/quotas.py; 429 rate_limited): the
+        # order row goes in only while its owner holds fewer live orders than the quota.
+        await quotas.insert_pending_order(
+            session,
             {
                 "id": view.id,
                 "event_id": view.event_id,
@@ -130,8 +129,9 @@ async def create_order(
                 "expires_at": view.expires_at,
                 "created_at": now,
                 "updated_at": now,
-                "paid_at": None,
             },
+            limit=quota,
+            locked=True,
         )
         await session.execute(
             _INSERT_ITEM,

@@ -13,6 +13,10 @@ count is taken under a lock that every order creation by the same user queues on
 * **SQLite:** `BEGIN IMMEDIATE` already serialises every writer, so the count and the
   insert that follows it in the same transaction cannot interleave with another's.
 
+The count is folded into the order's own INSERT (`insert_pending_order`: INSERT … SELECT …
+WHERE count < quota), one statement after the one that took the lock, so it still sees
+every order the user committed before.
+
 No counter is kept: the quota is recomputed from the order rows, so it cannot drift and
 needs no reconcile check. Lapsed holds (pending but past `expires_at`) hold nothing and
 do not count.
@@ -23,7 +27,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, String, bindparam, func, select, text
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import RateLimited
@@ -68,21 +82,44 @@ async def live_holds(session: AsyncSession, owner_id: str, now: datetime) -> int
     return int(count or 0)
 
 
-async def admit_pending_order(
-    session: AsyncSession, owner_id: str, now: datetime, *, limit: int, locked: bool = False
-) -> None:
-    """Raise `RateLimited` if this user already holds `limit` live orders (0: no limit).
+_ORDER_COLUMNS = ("id", "event_id", "owner_id", "status", "expires_at", "created_at", "updated_at")
+_ORDER_TYPES = {"expires_at": DateTime(timezone=True), "created_at": DateTime(timezone=True)}
+_ORDER_TYPES["updated_at"] = _ORDER_TYPES["created_at"]
+_INSERT_ORDER = insert(Order.__table__)  # type: ignore[arg-type]
+# The count and the insert in one statement: it runs after the per-user lock was taken by
+# an earlier statement, so its snapshot sees every order that user committed before.
+_INSERT_ORDER_WITHIN_QUOTA = _INSERT_ORDER.from_select(
+    list(_ORDER_COLUMNS),
+    select(*(bindparam(c, type_=_ORDER_TYPES.get(c, String)) for c in _ORDER_COLUMNS)).where(
+        _LIVE_HOLDS.scalar_subquery() < bindparam("quota", type_=Integer)
+    ),
+)
 
+
+async def insert_pending_order(
+    session: AsyncSession, row: dict[str, Any], *, limit: int, locked: bool = False
+) -> None:
+    """Insert a pending order unless its owner already holds `limit` live ones (0: no limit).
+
+    Raises `RateLimited` having inserted nothing. `row` holds the order's columns;
     `locked`: the caller already holds the per-user lock (taken in an earlier statement).
     """
     if limit <= 0:
+        await session.execute(_INSERT_ORDER, row)
         return
     if not locked:
-        await lock_user(session, owner_id)
-    held = await live_holds(session, owner_id, now)
-    if held >= limit:
-        raise RateLimited(
-            f"you already hold {held} pending orders (the limit is {limit}); "
-            "pay for or cancel one first, or wait for a hold to lapse",
-            max_pending_orders=limit,
-        )
+        await lock_user(session, row["owner_id"])
+    params = {c: row[c] for c in _ORDER_COLUMNS}
+    params.update(owner=row["owner_id"], now=row["created_at"], quota=limit)
+    inserted = await session.execute(_INSERT_ORDER_WITHIN_QUOTA, params)
+    if inserted.rowcount != 1:  # type: ignore[attr-defined]
+        held = await live_holds(session, row["owner_id"], row["created_at"])
+        raise _refusal(max(held, limit), limit)
+
+
+def _refusal(held: int, limit: int) -> RateLimited:
+    return RateLimited(
+        f"you already hold {held} pending orders (the limit is {limit}); "
+        "pay for or cancel one first, or wait for a hold to lapse",
+        max_pending_orders=limit,
+    )
