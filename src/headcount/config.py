@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # transactions queued on one hot row only lengthen its lock queue (bench/RESULTS.md).
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=0, ge=0)
+    hot_row_concurrency: int = Field(
+        default=2,
+        ge=0,
+        description="orders per ticket type one process lets into the database at once "
+        "(the rest queue in-process; 0 = no gate); see gates.py",
+    )
     db_connect_timeout: float = Field(default=5.0, gt=0)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headcount.config import Settings
+from headcount.gates import Gates
 from headcount.ledger.db import Database
 from headcount.presence import MemoryPresence, Presence, build_presence
 
@@ -27,6 +28,11 @@ class Runtime:
     # The live engine: Redis when configured, else this process's memory (see presence/).
     presence: Presence = field(default_factory=MemoryPresence)
     extras: dict[str, Any] = field(default_factory=dict)
+    # In-process queues in front of hot ticket-type rows (gates.py).
+    hold_gates: Gates = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hold_gates = Gates(self.settings.hot_row_concurrency)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

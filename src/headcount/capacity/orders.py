@@ -8,7 +8,7 @@ shortfall raises and the whole transaction rolls back, so orders are all-or-noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -98,6 +98,8 @@ async def create_order(
         if basket.customer_limits:
             await buyer_limits.admit(session, principal.sub, lines, now)
         names = {tid: t.name for tid, t in basket.terms.items()}
+        for tid in basket.bucketed:
+            rt.hold_gates.spread(tid, basket.buckets[tid])
         if not basket.offered and (short := basket.early.already_short()) is not None:
             # Already short before queueing on any lock: refused without writing a row.
             raise await inventory.refusal(session, short, lines, names)
@@ -159,10 +161,25 @@ async def create_order(
         return view.model_dump(mode="json")
 
     payload = draft.model_dump(mode="json")
+    async with rt.hold_gates.through(line.ticket_type_id for line in lines):
+        return await _create(
+            rt, principal, payload=payload, lines=lines, key=idempotency_key, work=work
+        )
+
+
+async def _create(
+    rt: Runtime,
+    principal: Principal,
+    *,
+    lines: Sequence[OrderLine],
+    payload: dict[str, Any],
+    key: str | None,
+    work: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+) -> OrderView:
     try:
         try:
             result = await _keyed(
-                rt, principal, "orders.create", key=idempotency_key, payload=payload, work=work
+                rt, principal, "orders.create", key=key, payload=payload, work=work
             )
         except (SoldOut, EventFull):
             # Lapsed holds may still be counted as reserved until a sweeper runs: release
@@ -170,7 +187,7 @@ async def create_order(
             if not await _expire_now(rt, [line.ticket_type_id for line in lines]):
                 raise
             result = await _keyed(
-                rt, principal, "orders.create", key=idempotency_key, payload=payload, work=work
+                rt, principal, "orders.create", key=key, payload=payload, work=work
             )
     except HeadcountError as exc:
         metrics.ORDERS_REFUSED.labels(exc.code).inc()

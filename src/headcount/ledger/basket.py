@@ -45,7 +45,12 @@ class Basket:
     customer_limits: bool = False  # a max_per_customer on a line's type or one of its pools
     offered: frozenset[str] = frozenset()  # types on which the buyer holds a waitlist offer
     versions: dict[str, int] = field(default_factory=dict)  # membership_version per type
-    bucketed: frozenset[str] = frozenset()  # hot-inventory types (set at creation, fixed)
+    buckets: dict[str, int] = field(default_factory=dict)  # stock rows per hot-inventory type
+
+    @property
+    def bucketed(self) -> frozenset[str]:
+        """The hot-inventory types (`stock_buckets` > 1, fixed at creation)."""
+        return frozenset(self.buckets)
 
     @property
     def shared(self) -> bool:
@@ -127,7 +132,7 @@ async def read(
     terms: dict[str, TicketTypeTerms] = {}
     versions: dict[str, int] = {}
     offered: set[str] = set()
-    bucketed: set[str] = set()
+    buckets: dict[str, int] = {}
     limits = False
     shares_rows = []
     for row in rows:
@@ -141,7 +146,7 @@ async def read(
         if row[16]:
             offered.add(tid)
         if row[17] > 1:
-            bucketed.add(tid)
+            buckets[tid] = int(row[17])
     return Basket(
         event_found=True,
         terms=terms,
@@ -149,7 +154,7 @@ async def read(
         customer_limits=limits,
         offered=frozenset(offered),
         versions=versions,
-        bucketed=frozenset(bucketed),
+        buckets=buckets,
     )
 
 

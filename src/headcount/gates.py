@@ -1,0 +1,67 @@
+"""Per-process gates in front of hot rows: buyers of one ticket type queue here first.
+
+A ticket type's stock row admits one holder at a time, and everyone else waits in
+PostgreSQL's lock manager — where each waiter is a backend that wakes, re-checks and
+sleeps again on every commit. With twenty connections queued on one row the database
+spent more CPU per order on that churn than on the order itself, and served fewer
+(bench/RESULTS.md: two processes served ~430 holds/s with 10 connections each queued on
+the row, ~570 with a gate of 4 orders per process, ~600 with 2). So each
+process lets at most `HEADCOUNT_HOT_ROW_CONCURRENCY` orders per ticket type into the
+database at once; the rest wait on an asyncio semaphore, which costs nothing while
+waiting. Other ticket types, and every other use of the pool, are not held back.
+
+Gates are taken in ascending ticket-type id, the order every transaction locks rows in,
+so two multi-line orders can never hold each other's gate (no cycle). A gate is a
+throughput measure only: admission is still the database's conditional UPDATE, across
+processes and replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AsyncExitStack, asynccontextmanager
+from weakref import WeakValueDictionary
+
+# Bucketed types remembered (stock_buckets is fixed at creation, so this never goes stale).
+_MAX_SPREAD = 100_000
+
+
+class Gates:
+    """One semaphore per key, created on first use and dropped when nobody holds it."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self._gates: WeakValueDictionary[str, asyncio.Semaphore] = WeakValueDictionary()
+        # Keys whose rows spread over several (hot-inventory buckets): their gate is wider.
+        self._spread: dict[str, int] = {}
+
+    def _gate(self, key: str) -> asyncio.Semaphore:
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = asyncio.Semaphore(self.width * self._spread.get(key, 1))
+        return gate
+
+    def spread(self, key: str, rows: int) -> None:
+        """`key` is served by `rows` rows in parallel (a bucketed type): widen its gate."""
+        if rows <= 1 or self._spread.get(key, 1) >= rows or len(self._spread) >= _MAX_SPREAD:
+            return
+        before = self._spread.get(key, 1)
+        self._spread[key] = rows
+        gate = self._gates.get(key)
+        if gate is not None and self.width > 0:
+            for _ in range(self.width * (rows - before)):
+                gate.release()  # a plain Semaphore may grow past its start value
+
+    @asynccontextmanager
+    async def through(self, keys: Iterable[str]) -> AsyncIterator[None]:
+        """Hold the gates of `keys` (ascending, each once) for the block; 0 width: none."""
+        if self.width <= 0:
+            yield
+            return
+        async with AsyncExitStack() as stack:
+            for key in sorted(set(keys)):
+                gate = self._gate(key)
+                await gate.acquire()
+                stack.callback(gate.release)  # also keeps the weakly held gate alive
+            yield
