@@ -39,6 +39,7 @@ schema: $(STAMP) ## regenerate schema.graphql from the live GraphQL schema (comm
 	$(BIN)/python -m headcount.api.graphql.export
 
 bench: $(STAMP) ## run the benchmarks against this machine's PostgreSQL and Redis
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean: ## remove the virtualenv and local databases

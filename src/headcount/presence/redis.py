@@ -43,6 +43,7 @@ from headcount.presence.base import (
     new_lease_id,
     parse_lease_id,
 )
+from headcount.presence.batching import ScriptBatcher
 
 T = TypeVar("T")
 Arg = str | int | float
@@ -173,6 +174,8 @@ class RedisPresence:
         self._count = self._redis.register_script(_COUNT)
         self._list = self._redis.register_script(_LIST)
         self._close = self._redis.register_script(_CLOSE)
+        # Joins, heartbeats, leaves and counts of one loop turn share a pipeline.
+        self._batch = ScriptBatcher(self._redis)
 
     def _keys(self, resource: Resource, *, flag: bool = False) -> list[str]:
         base = f"{self._prefix}:presence:{{{resource.key}}}"
@@ -201,7 +204,7 @@ class RedisPresence:
             _KEY_GRACE_MS,
         ]
         keys = self._keys(resource, flag=True)
-        reply: list[Any] = await self._call(lambda: self._admit(keys=keys, args=args))
+        reply: list[Any] = await self._call(lambda: self._batch.run(self._admit, keys, args))
         status, count = int(reply[0]), int(reply[1])
         if status == 1:
             return Admission(Lease(lease_id, resource, holder, int(reply[2]) / 1000), count)
@@ -213,7 +216,7 @@ class RedisPresence:
             return LeaseState.GONE
         args: list[Arg] = [_ms(ttl), lease_id, holder, _KEY_GRACE_MS]
         keys = self._keys(resource)
-        reply: list[Any] = await self._call(lambda: self._renew(keys=keys, args=args))
+        reply: list[Any] = await self._call(lambda: self._batch.run(self._renew, keys, args))
         return _lease_or_state(reply, lease_id, resource, holder)
 
     async def release(self, lease_id: str, holder: str) -> Lease | str:
@@ -222,12 +225,12 @@ class RedisPresence:
             return LeaseState.GONE
         args: list[Arg] = [lease_id, holder, _KEY_GRACE_MS]
         keys = self._keys(resource)
-        reply: list[Any] = await self._call(lambda: self._release(keys=keys, args=args))
+        reply: list[Any] = await self._call(lambda: self._batch.run(self._release, keys, args))
         return _lease_or_state(reply, lease_id, resource, holder)
 
     async def occupancy(self, resource: Resource) -> int:
         keys = self._keys(resource)
-        count: int = await self._call(lambda: self._count(keys=keys, args=[_KEY_GRACE_MS]))
+        count: int = await self._call(lambda: self._batch.run(self._count, keys, [_KEY_GRACE_MS]))
         return int(count)
 
     async def occupancies(self, resources: list[Resource]) -> dict[Resource, int]:
