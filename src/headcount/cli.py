@@ -184,6 +184,9 @@ def serve(
         workers=workers,
         log_level=log_level,
         proxy_headers=False,
+        # Our frames are ~100-byte JSON: compressing them halves nothing but costs a zlib
+        # context per socket (85 -> 42 KiB per viewer without it; bench/RESULTS.md).
+        ws_per_message_deflate=False,
     )
 
 

@@ -310,3 +310,31 @@ async def test_a_retried_join_with_the_same_key_takes_one_place(rt: Runtime) -> 
     bob = await viewers.join_stream(rt, attendee("bob"), event_id, idempotency_key="k-1")
     assert bob.holder == "bob"
     assert bob.occupancy == 2
+
+
+async def test_a_heartbeat_storm_reads_the_displayed_limit_once(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heartbeats show the limit from a shared copy, refreshed by one read at a time."""
+    event_id = await make_event(rt, viewers_cap=500)
+    held = [await viewers.join_stream(rt, attendee(f"u{i}"), event_id) for i in range(200)]
+    reads: list[str] = []
+    real = leases.LIMITS[viewers.KIND]
+
+    async def counted(runtime: Runtime, resource_id: str) -> tuple[str, int | None]:
+        reads.append(resource_id)
+        return await real(runtime, resource_id)
+
+    monkeypatch.setitem(leases.LIMITS, viewers.KIND, counted)
+    monkeypatch.setattr(leases, "DISPLAY_LIMIT_MAX_AGE", 0.0)  # every call finds it stale
+    beats = await asyncio.gather(
+        *(leases.heartbeat(rt, attendee(f"u{i}"), lease.lease_id) for i, lease in enumerate(held))
+    )
+    assert {b.limit for b in beats} == {500}
+    assert len(reads) < 10  # one read in flight serves everyone waiting for it
+    # A changed limit shows once the copy is older than the allowed age.
+    await events.update_event(
+        rt, ORG, event_id, EventPatch(virtual_settings=VirtualSettings(max_concurrent_viewers=300))
+    )
+    beat = await leases.heartbeat(rt, attendee("u0"), held[0].lease_id)
+    assert beat.limit == 300

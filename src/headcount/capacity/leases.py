@@ -7,6 +7,7 @@ Redis restart, or evicted by a room closing) answers 410 `lease_expired`: join a
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
@@ -36,18 +37,28 @@ _CACHE_SIZE = 10_000
 
 
 async def _displayed_limit(rt: Runtime, resource: Resource) -> tuple[str, int | None]:
-    cache: dict[Resource, tuple[float, tuple[str, int | None]]] = rt.extras.setdefault(
-        _CACHE_KEY, {}
-    )
+    """The resource's (event, limit), at most `DISPLAY_LIMIT_MAX_AGE` old.
+
+    One read per resource refreshes it while every other caller awaits that same read: at
+    1,000 heartbeats/s, letting each caller that found the copy stale read on its own
+    queued hundreds of transactions behind SQLite's write lock each second.
+    """
+    cache: dict[Resource, tuple[float, asyncio.Future[tuple[str, int | None]]]]
+    cache = rt.extras.setdefault(_CACHE_KEY, {})
     now = time.monotonic()
     found = cache.get(resource)
-    if found is not None and now - found[0] < DISPLAY_LIMIT_MAX_AGE:
-        return found[1]
-    fresh = await LIMITS[resource.kind](rt, resource.id)
+    if found is not None and (now - found[0] < DISPLAY_LIMIT_MAX_AGE or not found[1].done()):
+        return await asyncio.shield(found[1])
     if len(cache) >= _CACHE_SIZE:
         cache.clear()
-    cache[resource] = (now, fresh)
-    return fresh
+    reading = asyncio.ensure_future(LIMITS[resource.kind](rt, resource.id))
+    cache[resource] = (now, reading)
+    try:
+        return await asyncio.shield(reading)
+    except BaseException:
+        if cache.get(resource, (0.0, None))[1] is reading:
+            del cache[resource]  # a failed read is not kept: the next caller tries again
+        raise
 
 
 def _resource(lease_id: str) -> Resource:
