@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import os
 import re
 import secrets
 import statistics
@@ -19,10 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench.servers import free_port
+from headcount.api.app import GC_THRESHOLDS
 from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.presence import redis as redis_engine
@@ -145,9 +149,13 @@ class ViewerResult:
     viewers: int
     refused: int
     dropped: int
-    join_p50_ms: float
+    ramp_joins_per_s: float
+    join_p50_ms: float  # ramp: 32 handshakes in flight, as fast as the server admits
     join_p99_ms: float
+    steady_join_p50_ms: float  # probes at 20/s while every viewer is held and pinging
+    steady_join_p99_ms: float
     pong_p99_ms: float
+    server_cores: float  # the server process' CPU while holding them, in cores
     rss_per_viewer_kib: float
 
 
@@ -157,37 +165,64 @@ def _rss_kib(pid: int) -> int:
     return int(found.group(1)) if found else 0
 
 
+@dataclass
+class _Run:
+    joins: list[float]
+    pongs: list[float]
+    probes: list[float]
+    refused: int = 0
+    dropped: int = 0
+    ramp_seconds: float = 0.0
+    server_cores: float = 0.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def _viewers(
-    base: str, event_id: str, count: int, hold_seconds: float, ping_every: float
-) -> tuple[list[float], list[float], int, int]:
-    """Join `count` viewers (32 handshakes at a time); each pings from the moment it joins
-    until every viewer has been connected for `hold_seconds`. Returns join and ping
-    latencies (ms), refusals, and sockets dropped while held."""
+    base: str,
+    event_id: str,
+    count: int,
+    *,
+    hold_seconds: float,
+    ping_every: float,
+    server_pid: int,
+) -> _Run:
+    """Join `count` viewers (32 handshakes at a time); each pings from the moment it joins.
+    Once all are in, probe viewers join and leave at 20/s for `hold_seconds`, timing the
+    join a newcomer sees while the process holds everyone; pings are timed then too."""
     import websockets
 
     settings = Settings()
     ws_base = base.replace("http://", "ws://")
-    joins: list[float] = []
-    pongs: list[float] = []
-    refused = dropped = 0
+    run = _Run([], [], [])
     gate = asyncio.Semaphore(32)
     all_joined = asyncio.Event()
     stop = asyncio.Event()
+    started = time.perf_counter()
+
+    async def join(i: int) -> tuple[Any, dict[str, Any], float]:
+        token = mint(settings, f"viewer-{i}", Role.ATTENDEE)
+        start = time.perf_counter()
+        ws = await websockets.connect(
+            f"{ws_base}/ws/events/{event_id}/stream?token={token}",
+            open_timeout=120,
+            compression=None,
+        )
+        message = json.loads(await ws.recv())
+        return ws, message, (time.perf_counter() - start) * 1000
 
     async def viewer(i: int) -> None:
-        nonlocal refused, dropped
-        token = mint(settings, f"viewer-{i}", Role.ATTENDEE)
         async with gate:
-            start = time.perf_counter()
-            ws = await websockets.connect(
-                f"{ws_base}/ws/events/{event_id}/stream?token={token}", open_timeout=120
-            )
-            message = json.loads(await ws.recv())
+            ws, message, took = await join(i)
         if message.get("type") != "joined":
-            refused += 1
+            run.refused += 1
         else:
-            joins.append((time.perf_counter() - start) * 1000)
-        if len(joins) + refused == count:
+            run.joins.append(took)
+        if len(run.joins) + run.refused == count:
+            run.ramp_seconds = time.perf_counter() - started
             all_joined.set()
         if message.get("type") != "joined":
             await ws.close()
@@ -199,21 +234,41 @@ async def _viewers(
                 await ws.send('{"type": "ping"}')
                 reply = json.loads(await ws.recv())
                 if reply.get("type") == "pong" and all_joined.is_set():
-                    pongs.append((time.perf_counter() - sent) * 1000)
+                    run.pongs.append((time.perf_counter() - sent) * 1000)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), ping_every)
         except websockets.ConnectionClosed:
-            dropped += 1
+            run.dropped += 1
         finally:
             await ws.close()
 
+    async def probe(i: int) -> None:
+        ws, message, took = await join(count + i)
+        if message.get("type") == "joined":
+            run.probes.append(took)
+            await ws.send('{"type": "leave"}')
+        await ws.close()
+
     async def conductor() -> None:
         await all_joined.wait()
-        await asyncio.sleep(hold_seconds)
+        await asyncio.sleep(ping_every)  # every viewer is pinging on its own schedule
+        cpu, wall = _cpu_seconds(server_pid), time.perf_counter()
+        probes = []
+        for i in range(int(hold_seconds * 20)):
+            probes.append(asyncio.create_task(probe(i)))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*probes)
+        run.server_cores = (_cpu_seconds(server_pid) - cpu) / (time.perf_counter() - wall)
         stop.set()
 
     await asyncio.gather(conductor(), *(viewer(i) for i in range(count)))
-    return joins, pongs, refused, dropped
+    return run
+
+
+def _p(values: list[float], pct: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100)[pct - 1]
 
 
 def websocket_viewers(
@@ -228,7 +283,7 @@ def websocket_viewers(
     before = _rss_kib(server_pid)
     rss_peak = [before]
 
-    async def run() -> tuple[list[float], list[float], int, int]:
+    async def run() -> _Run:
         async def sample() -> None:
             while True:
                 rss_peak.append(_rss_kib(server_pid))
@@ -236,18 +291,40 @@ def websocket_viewers(
 
         sampler = asyncio.create_task(sample())
         try:
-            return await _viewers(base, event["id"], count, hold_seconds, ping_every=5.0)
+            return await _viewers(
+                base,
+                event["id"],
+                count,
+                hold_seconds=hold_seconds,
+                ping_every=5.0,
+                server_pid=server_pid,
+            )
         finally:
             sampler.cancel()
 
-    joins, pongs, refused, dropped = asyncio.run(run())
-    q = statistics.quantiles
+    # The client holds as many sockets as the server: its own collector pauses would show
+    # up as server latency, so it gets the same treatment (headcount.api.app).
+    gc.collect()
+    gc.freeze()
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)
+    try:
+        found = asyncio.run(run())
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
     return ViewerResult(
-        viewers=len(joins) - dropped,
-        refused=refused,
-        dropped=dropped,
-        join_p50_ms=statistics.median(joins) if joins else 0.0,
-        join_p99_ms=q(joins, n=100)[98] if len(joins) > 1 else 0.0,
-        pong_p99_ms=q(pongs, n=100)[98] if len(pongs) > 1 else 0.0,
-        rss_per_viewer_kib=(max(rss_peak) - before) / max(1, len(joins)),
+        viewers=len(found.joins) - found.dropped,
+        refused=found.refused,
+        dropped=found.dropped,
+        ramp_joins_per_s=round(len(found.joins) / found.ramp_seconds, 1)
+        if found.ramp_seconds
+        else 0.0,
+        join_p50_ms=round(_p(found.joins, 50), 1),
+        join_p99_ms=round(_p(found.joins, 99), 1),
+        steady_join_p50_ms=round(_p(found.probes, 50), 1),
+        steady_join_p99_ms=round(_p(found.probes, 99), 1),
+        pong_p99_ms=round(_p(found.pongs, 99), 1),
+        server_cores=round(found.server_cores, 2),
+        rss_per_viewer_kib=round((max(rss_peak) - before) / max(1, len(found.joins)), 1),
     )
