@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench import limits, presence_storm
-from bench.flash_sale import SaleResult, flash_sale
+from bench.flash_sale import SaleResult, flash_sale, http_floor
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
 from bench.servers import serve
@@ -107,6 +107,20 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     seconds=args.seconds,
                     limit_label="pgbench hot row",
                 )
+                # The HTTP stack's own ceiling here: no endpoint can beat it.
+                floor = median(
+                    [
+                        http_floor(base, connections=connections, seconds=args.seconds)
+                        for _ in range(args.reps)
+                    ]
+                )
+                rows.append(
+                    Row(
+                        f"HTTP floor: GET /healthz (no auth, no database), 2 processes, {connections} in flight",
+                        {"attempts/s": floor, "limit/s": hot, "holds/limit": round(floor / hot, 2)},
+                    )
+                )
+                print(table(rows[-1:]), flush=True)
                 # Hot-inventory mode against the same single-row limit (target: 2x), and
                 # pgbench's own rate over as many rows, the ceiling of that design.
                 spread = median(

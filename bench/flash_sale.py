@@ -102,6 +102,18 @@ def run_wrk(
     return rps, p50, p99, socket_errors
 
 
+def http_floor(base: str, *, connections: int, seconds: float) -> float:
+    """Requests/s of `GET /healthz` (no auth, no database): the HTTP stack's own ceiling
+    on this machine, against which any endpoint's rate can be read."""
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", f"{base}/healthz"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+
 def _parse_time(value: object) -> datetime:
     if isinstance(value, datetime):
         return value
