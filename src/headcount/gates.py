@@ -14,11 +14,18 @@ Gates are taken in ascending ticket-type id, the order every transaction locks r
 so two multi-line orders can never hold each other's gate (no cycle). A gate is a
 throughput measure only: admission is still the database's conditional UPDATE, across
 processes and replicas.
+
+Shared fate: when an order inside a gate fails because the database did not answer (a
+frozen server, a lock held elsewhere), the orders that were already waiting behind it
+fail the same way at once instead of each taking its own timeout in turn — a queue of
+twelve would otherwise answer the last one after six timeouts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from weakref import WeakValueDictionary
@@ -30,9 +37,12 @@ _MAX_SPREAD = 100_000
 class Gates:
     """One semaphore per key, created on first use and dropped when nobody holds it."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, *, shared_failures: tuple[type[Exception], ...] = ()) -> None:
         self.width = width
+        self._shared = shared_failures
         self._gates: WeakValueDictionary[str, asyncio.Semaphore] = WeakValueDictionary()
+        # Per key: when a shared failure last came out of the gate, and which.
+        self._failed: dict[str, tuple[float, Exception]] = {}
         # Keys whose rows spread over several (hot-inventory buckets): their gate is wider.
         self._spread: dict[str, int] = {}
 
@@ -59,9 +69,22 @@ class Gates:
         if self.width <= 0:
             yield
             return
+        ordered = sorted(set(keys))
+        waiting_since = time.monotonic()
         async with AsyncExitStack() as stack:
-            for key in sorted(set(keys)):
+            for key in ordered:
                 gate = self._gate(key)
                 await gate.acquire()
                 stack.callback(gate.release)  # also keeps the weakly held gate alive
-            yield
+            for key in ordered:
+                failed = self._failed.get(key)
+                if failed is not None and failed[0] >= waiting_since:
+                    raise copy.copy(failed[1])  # the one ahead of us found no database
+            try:
+                yield
+            except self._shared as exc:
+                if len(self._failed) >= _MAX_SPREAD:
+                    self._failed.clear()
+                now = time.monotonic()
+                self._failed.update((key, (now, exc)) for key in ordered)
+                raise

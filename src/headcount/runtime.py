@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headcount.config import Settings
+from headcount.domain.errors import ServiceUnavailable, Timeout
 from headcount.gates import Gates
 from headcount.ledger.db import Database
 from headcount.presence import MemoryPresence, Presence, build_presence
@@ -32,7 +33,9 @@ class Runtime:
     hold_gates: Gates = field(init=False)
 
     def __post_init__(self) -> None:
-        self.hold_gates = Gates(self.settings.hot_row_concurrency)
+        self.hold_gates = Gates(
+            self.settings.hot_row_concurrency, shared_failures=(ServiceUnavailable, Timeout)
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

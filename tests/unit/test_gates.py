@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from headcount.gates import Gates
 
@@ -50,3 +51,46 @@ async def test_a_spread_key_gets_a_wider_gate_even_while_held() -> None:
 
 async def test_width_zero_is_no_gate() -> None:
     assert await _peak(Gates(0), [["tt_a"]] * 20, "tt_a") == 20
+
+
+class _NoDatabase(Exception):
+    pass
+
+
+async def test_waiters_behind_a_failure_share_its_fate_at_once() -> None:
+    gates = Gates(1, shared_failures=(_NoDatabase,))
+    tried: list[int] = []
+
+    async def order(n: int) -> str:
+        try:
+            async with gates.through(["tt_a"]):
+                tried.append(n)
+                await asyncio.sleep(0.2)
+                raise _NoDatabase("the database did not answer")
+        except _NoDatabase:
+            return "503"
+
+    started = asyncio.get_running_loop().time()
+    answers = await asyncio.gather(*(order(n) for n in range(10)))
+    took = asyncio.get_running_loop().time() - started
+    assert answers == ["503"] * 10
+    assert tried == [0]  # the nine behind it never waited out a timeout of their own
+    assert took < 0.5
+    # Someone arriving after the failure tries the database again.
+    assert await order(99) == "503"
+    assert tried == [0, 99]
+
+
+async def test_other_errors_do_not_fail_the_queue() -> None:
+    gates = Gates(1, shared_failures=(_NoDatabase,))
+    tried: list[int] = []
+
+    async def order(n: int) -> None:
+        with contextlib.suppress(ValueError):
+            async with gates.through(["tt_a"]):
+                tried.append(n)
+                await asyncio.sleep(0.01)
+                raise ValueError("sold out")
+
+    await asyncio.gather(*(order(n) for n in range(5)))
+    assert sorted(tried) == [0, 1, 2, 3, 4]
