@@ -30,7 +30,7 @@ from headcount.domain.attendance import EntryStatus
 from headcount.domain.tickets import OrderLine, TicketTypeTerms
 from headcount.ledger import quotas
 from headcount.ledger.attendance import EventCapacity, WaitlistEntry
-from headcount.ledger.draws import Shares, fold_shares
+from headcount.ledger.draws import SHARE_COLUMNS, Shares, fold_shares
 from headcount.ledger.models import Event, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 
@@ -67,13 +67,7 @@ def _query(*, lock_event: bool, lock_owner: bool = False) -> Select[*tuple[Any, 
     query: Select[*tuple[Any, ...]] = (
         select(
             Event.id,
-            TicketType.id,
-            TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
-            TicketType.event_id,
-            Event.max_attendees,
-            EventCapacity.registered + EventCapacity.tickets,
-            TicketTypePool.pool_id,
-            CapacityPool.admission_limit - CapacityPool.quantity_used,
+            *SHARE_COLUMNS,  # row[1:8], folded by `draws.fold_shares`
             TicketType.name,
             TicketType.max_per_order,
             TicketType.sales_start,

@@ -79,17 +79,21 @@ def over_expr(in_use: Any, limit: Any) -> ColumnElement[int]:
     return case((and_(limit.is_not(None), in_use > limit), in_use - limit), else_=0)
 
 
+# What `fold_shares` reads, in its order: type, own room, event, cap, people, pool, pool room.
+SHARE_COLUMNS: tuple[Any, ...] = (
+    TicketType.id,
+    TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
+    TicketType.event_id,
+    Event.max_attendees,
+    EventCapacity.registered + EventCapacity.tickets,
+    TicketTypePool.pool_id,
+    CapacityPool.admission_limit - CapacityPool.quantity_used,
+)
+
+
 def _shares_query(*, lock_event: bool) -> Select[*tuple[Any, ...]]:
     query: Select[*tuple[Any, ...]] = (
-        select(
-            TicketType.id,
-            TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
-            TicketType.event_id,
-            Event.max_attendees,
-            EventCapacity.registered + EventCapacity.tickets,
-            TicketTypePool.pool_id,
-            CapacityPool.admission_limit - CapacityPool.quantity_used,
-        )
+        select(*SHARE_COLUMNS)
         .join(Event, Event.id == TicketType.event_id)
         .outerjoin(EventCapacity, EventCapacity.event_id == Event.id)
         .outerjoin(TicketTypePool, TicketTypePool.ticket_type_id == TicketType.id)
@@ -127,7 +131,7 @@ async def shares(
 
 
 def fold_shares(rows: Iterable[Sequence[Any]], qty: Mapping[str, int]) -> Shares:
-    """Shares from rows of (type, own room, event, cap, people, pool, pool room)."""
+    """Shares from rows of `SHARE_COLUMNS`."""
     pools: dict[str, int] = defaultdict(int)
     pool_room: dict[str, int | None] = {}
     events: dict[str, int] = {}
