@@ -30,8 +30,8 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack, asynccontextmanager
 from weakref import WeakValueDictionary
 
-# Bucketed types remembered (stock_buckets is fixed at creation, so this never goes stale).
-_MAX_SPREAD = 100_000
+# Keys remembered per table (bucketed types never go stale: stock_buckets is fixed).
+_MAX_REMEMBERED = 100_000
 
 
 class Gates:
@@ -54,7 +54,7 @@ class Gates:
 
     def spread(self, key: str, rows: int) -> None:
         """`key` is served by `rows` rows in parallel (a bucketed type): widen its gate."""
-        if rows <= 1 or self._spread.get(key, 1) >= rows or len(self._spread) >= _MAX_SPREAD:
+        if rows <= 1 or self._spread.get(key, 1) >= rows or len(self._spread) >= _MAX_REMEMBERED:
             return
         before = self._spread.get(key, 1)
         self._spread[key] = rows
@@ -83,7 +83,7 @@ class Gates:
             try:
                 yield
             except self._shared as exc:
-                if len(self._failed) >= _MAX_SPREAD:
+                if len(self._failed) >= _MAX_REMEMBERED:
                     self._failed.clear()
                 now = time.monotonic()
                 self._failed.update((key, (now, exc)) for key in ordered)

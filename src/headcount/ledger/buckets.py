@@ -136,16 +136,28 @@ async def take(session: AsyncSession, ticket_type_id: str, n: int) -> int | None
             return version
     # Slow path, near sell-out or for a large line: lock every bucket in order, take from
     # several. Exact: it sees every free unit of the ticket type.
-    rows = (
-        await session.execute(
-            select(StockBucket.bucket, StockBucket.quantity_free)
-            .where(StockBucket.ticket_type_id == ticket_type_id)
-            .order_by(StockBucket.bucket)
-            .with_for_update(key_share=True)
-        )
-    ).all()
+    rows = await _lock_all(session, ticket_type_id)
     if sum(free for _, free in rows) < n:
         return None
+    await _take_in_order(session, ticket_type_id, rows, n)
+    return version
+
+
+async def _lock_all(session: AsyncSession, ticket_type_id: str) -> list[tuple[int, int]]:
+    """Every bucket of the type as (bucket, free), locked in ascending bucket number."""
+    rows = await session.execute(
+        select(StockBucket.bucket, StockBucket.quantity_free)
+        .where(StockBucket.ticket_type_id == ticket_type_id)
+        .order_by(StockBucket.bucket)
+        .with_for_update(key_share=True)
+    )
+    return [(int(bucket), int(free)) for bucket, free in rows.all()]
+
+
+async def _take_in_order(
+    session: AsyncSession, ticket_type_id: str, rows: list[tuple[int, int]], n: int
+) -> int:
+    """Take up to `n` units from locked buckets, first bucket first; returns how many."""
     left = n
     for bucket, free in rows:
         if left == 0:
@@ -159,7 +171,7 @@ async def take(session: AsyncSession, ticket_type_id: str, n: int) -> int | None
                 .execution_options(**_NO_SYNC)
             )
             left -= part
-    return version
+    return n - left
 
 
 async def give(session: AsyncSession, ticket_type_id: str, buckets: int, n: int) -> None:
@@ -178,26 +190,9 @@ async def give_to(session: AsyncSession, ticket_type_id: str, bucket: int, n: in
 
 async def withdraw(session: AsyncSession, ticket_type_id: str, n: int) -> int:
     """Remove up to `n` free units (a lowered total); returns how many could be removed."""
-    rows = (
-        await session.execute(
-            select(StockBucket.bucket, StockBucket.quantity_free)
-            .where(StockBucket.ticket_type_id == ticket_type_id)
-            .order_by(StockBucket.bucket)
-            .with_for_update(key_share=True)
-        )
-    ).all()
-    left = n
-    for bucket, free in rows:
-        part = min(free, left)
-        if part:
-            await session.execute(
-                update(StockBucket)
-                .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
-                .values(quantity_free=StockBucket.quantity_free - part)
-                .execution_options(**_NO_SYNC)
-            )
-            left -= part
-    return n - left
+    return await _take_in_order(
+        session, ticket_type_id, await _lock_all(session, ticket_type_id), n
+    )
 
 
 async def free_units(session: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, int]:

@@ -83,8 +83,8 @@ async def live_holds(session: AsyncSession, owner_id: str, now: datetime) -> int
 
 
 _ORDER_COLUMNS = ("id", "event_id", "owner_id", "status", "expires_at", "created_at", "updated_at")
-_ORDER_TYPES = {"expires_at": DateTime(timezone=True), "created_at": DateTime(timezone=True)}
-_ORDER_TYPES["updated_at"] = _ORDER_TYPES["created_at"]
+_TIMESTAMP = DateTime(timezone=True)
+_ORDER_TYPES = {"expires_at": _TIMESTAMP, "created_at": _TIMESTAMP, "updated_at": _TIMESTAMP}
 _INSERT_ORDER = insert(Order.__table__)  # type: ignore[arg-type]
 # The count and the insert in one statement: it runs after the per-user lock was taken by
 # an earlier statement, so its snapshot sees every order that user committed before.
