@@ -127,7 +127,7 @@ def reconcile(
 
 
 @app.command()
-def serve(
+def serve(  # noqa: PLR0917 - Typer options, never passed positionally
     host: Annotated[str, typer.Option(help="address to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to bind")] = 8000,
     workers: Annotated[int, typer.Option(help="server processes")] = 1,
@@ -135,6 +135,9 @@ def serve(
         bool, typer.Option("--demo/--no-demo", help="load the demo event")
     ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    keep_alive: Annotated[
+        int, typer.Option(help="seconds an idle keep-alive connection stays open")
+    ] = 75,
 ) -> None:
     """Migrate, optionally load the demo, and serve the API."""
     import uvicorn
@@ -187,6 +190,10 @@ def serve(
         # Our frames are ~100-byte JSON: compressing them halves nothing but costs a zlib
         # context per socket (85 -> 42 KiB per viewer without it; bench/RESULTS.md).
         ws_per_message_deflate=False,
+        # Longer than a client's or proxy's own idle expiry (httpx 5 s, load balancers
+        # ~60 s): with uvicorn's 5 s both sides closed at the same moment, and a request
+        # sent on the closing connection got no answer (a POST is not retried).
+        timeout_keep_alive=keep_alive,
     )
 
 
