@@ -113,8 +113,8 @@ def reconcile(
     from headcount.ledger.reconcile import reconcile as run
 
     async def work(rt: object) -> list[Drift]:
-        async with rt.db.transaction() as session:  # type: ignore[attr-defined]
-            return await run(session, fix=fix)
+        async with rt.db.transaction() as tx:  # type: ignore[attr-defined]
+            return await run(tx, fix=fix)
 
     drifts = asyncio.run(_with_runtime(_settings(), work))
     assert isinstance(drifts, list)

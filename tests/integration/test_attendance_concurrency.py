@@ -49,8 +49,8 @@ async def outcome(call: Awaitable[T]) -> T | HeadcountError:
 
 
 async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as session:
-        assert [str(d) for d in await reconcile(session)] == []
+    async with rt.db.transaction() as tx:
+        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def timed(label: str, calls: list[Callable[[], Awaitable[T]]]) -> list[T | HeadcountError]:

@@ -48,8 +48,8 @@ async def test_without_promotion_the_checks_fail(
     sid = await _scenario(runtime)
     with pytest.raises(AssertionError, match="a seat is empty while someone waits"):
         assert_session_invariants(session_rows(database_url, sid))
-    async with runtime.db.transaction() as session:
-        drifts = [d for d in await reconcile(session) if d.row_id == sid]
+    async with runtime.db.transaction() as tx:
+        drifts = [d for d in await reconcile(tx) if d.row_id == sid]
     assert [d.column for d in drifts] == ["free_seats_while_waiting"]
     jumped = await sessions.rsvp(runtime, attendee("newcomer"), sid)
     assert jumped.status == "confirmed"  # the queue was jumped
@@ -69,8 +69,8 @@ async def test_with_promotion_the_freed_seat_goes_to_the_queue(
     newcomer = await sessions.rsvp(runtime, attendee("newcomer"), sid)
     assert (newcomer.status, newcomer.position) == ("waitlisted", 1)
     assert (await sessions.my_rsvp(runtime, attendee("second"), sid)).status == "confirmed"
-    async with runtime.db.transaction() as session:
-        assert [d for d in await reconcile(session) if d.row_id == sid] == []
+    async with runtime.db.transaction() as tx:
+        assert [d for d in await reconcile(tx) if d.row_id == sid] == []
 
 
 async def test_reconcile_fix_runs_the_missed_promotion(
@@ -84,10 +84,10 @@ async def test_reconcile_fix_runs_the_missed_promotion(
     monkeypatch.setattr(seats, "promote", no_promotion)
     sid = await _scenario(runtime)
     monkeypatch.setattr(seats, "promote", real_promote)
-    async with runtime.db.transaction() as session:
-        fixed = [d for d in await reconcile(session, fix=True) if d.row_id == sid]
+    async with runtime.db.transaction() as tx:
+        fixed = [d for d in await reconcile(tx, fix=True) if d.row_id == sid]
     assert [d.column for d in fixed] == ["free_seats_while_waiting"]
     assert (await sessions.my_rsvp(runtime, attendee("second"), sid)).status == "confirmed"
     assert_session_invariants(session_rows(database_url, sid))
-    async with runtime.db.transaction() as session:
-        assert [d for d in await reconcile(session) if d.row_id == sid] == []
+    async with runtime.db.transaction() as tx:
+        assert [d for d in await reconcile(tx) if d.row_id == sid] == []

@@ -45,7 +45,7 @@ async def pg(postgres_url: str) -> AsyncIterator[Runtime]:
         await rt.close()
 
 
-async def _hold(session: AsyncSession, event_id: str, lines: list[OrderLine]) -> None:
+async def _hold(tx: AsyncSession, event_id: str, lines: list[OrderLine]) -> None:
     """The order and item rows the reservation stands for, as `create_order` writes them."""
     now = datetime.now(UTC)
     order = Order(
@@ -57,17 +57,17 @@ async def _hold(session: AsyncSession, event_id: str, lines: list[OrderLine]) ->
         created_at=now,
         updated_at=now,
     )
-    session.add(order)
-    session.add_all(
+    tx.add(order)
+    tx.add_all(
         OrderItem(order_id=order.id, ticket_type_id=li.ticket_type_id, quantity=li.quantity)
         for li in lines
     )
-    await session.flush()
+    await tx.flush()
 
 
 async def _balanced(rt: Runtime) -> None:
-    async with rt.db.transaction() as session:
-        assert await reconcile(session) == []
+    async with rt.db.transaction() as tx:
+        assert await reconcile(tx) == []
 
 
 async def _event_and_type(rt: Runtime, total: int = 10, buckets: int = 1) -> tuple[str, str]:
@@ -89,14 +89,14 @@ async def test_a_pool_attached_after_the_read_is_still_drawn_on(pg: Runtime, buc
     lines = [OrderLine(tt_id, 1)]
 
     async def order_across_the_attach() -> None:
-        async with runtime.db.transaction() as session:
-            seen = await basket.read(session, event_id, "buyer", lines)
+        async with runtime.db.transaction() as tx:
+            seen = await basket.read(tx, event_id, "buyer", lines)
             assert not seen.shared  # no pool yet: the order would skip re-reading
             # Another connection attaches the type to a pool with no room, and commits.
             await pools.attach_ticket_type(runtime, ORG, full.id, tt_id)
-            await _hold(session, event_id, lines)
+            await _hold(tx, event_id, lines)
             await inventory.reserve(
-                session, lines, early=seen.early, versions=seen.versions, bucketed=seen.bucketed
+                tx, lines, early=seen.early, versions=seen.versions, bucketed=seen.bucketed
             )
 
     with pytest.raises(PoolExhausted):  # raised out of the transaction: it rolls back
@@ -109,10 +109,10 @@ async def test_an_unchanged_membership_skips_nothing_that_matters(runtime: Runti
     event_id, tt_id = await _event_and_type(runtime, total=2)
     lines = [OrderLine(tt_id, 1)]
     for _ in range(2):
-        async with runtime.db.transaction() as session:
-            seen = await basket.read(session, event_id, "buyer", lines)
-            await _hold(session, event_id, lines)
-            await inventory.reserve(session, lines, early=seen.early, versions=seen.versions)
+        async with runtime.db.transaction() as tx:
+            seen = await basket.read(tx, event_id, "buyer", lines)
+            await _hold(tx, event_id, lines)
+            await inventory.reserve(tx, lines, early=seen.early, versions=seen.versions)
     view = await tickets.get_ticket_type(runtime, tt_id)
     assert (view.quantity_reserved, view.quantity_available) == (2, 0)
     await _balanced(runtime)
@@ -122,20 +122,20 @@ async def test_switching_the_event_cap_on_waits_for_orders_that_read_it_off(pg: 
     runtime = pg
     event_id, tt_id = await _event_and_type(runtime)
     lines = [OrderLine(tt_id, 3)]
-    async with runtime.db.transaction() as session:
-        seen = await basket.read(session, event_id, "buyer", lines)
+    async with runtime.db.transaction() as tx:
+        seen = await basket.read(tx, event_id, "buyer", lines)
         assert not seen.shared
         capping = asyncio.create_task(
             events.update_event(runtime, ORG, event_id, EventPatch(max_attendees=5))
         )
         await asyncio.sleep(0.5)
         assert not capping.done(), "the cap changed under an order that read it off"
-        await _hold(session, event_id, lines)
-        await inventory.reserve(session, lines, early=seen.early, versions=seen.versions)
+        await _hold(tx, event_id, lines)
+        await inventory.reserve(tx, lines, early=seen.early, versions=seen.versions)
     await asyncio.wait_for(capping, 10)
     # The counter the cap is enforced with includes the 3 held while it was being switched.
-    async with runtime.db.transaction() as session:
-        counted = await session.scalar(
+    async with runtime.db.transaction() as tx:
+        counted = await tx.scalar(
             select(EventCapacity.tickets).where(EventCapacity.event_id == event_id)
         )
     assert counted == 3

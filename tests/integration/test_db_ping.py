@@ -30,8 +30,8 @@ async def database(postgres_url: str) -> AsyncIterator[Database]:
 
 
 async def _backend_pid(database: Database) -> int:
-    async with database.transaction() as session:
-        return int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+    async with database.transaction() as tx:
+        return int(await tx.scalar(text("SELECT pg_backend_pid()")) or 0)
 
 
 def _kill(postgres_url: str, pid: int) -> None:

@@ -37,8 +37,8 @@ def draft(tt: TicketTypeView, quantity: int) -> OrderDraft:
 
 
 async def no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as session:
-        assert [str(d) for d in await reconcile(session)] == []
+    async with rt.db.transaction() as tx:
+        assert [str(d) for d in await reconcile(tx)] == []
 
 
 def test_split_spreads_evenly() -> None:

@@ -111,10 +111,10 @@ class LedgerMachine(RuleBasedStateMachine):
             )
             for i, n in enumerate(TOTALS)
         ]
-        agenda = await sessions.create_session(
+        session = await sessions.create_session(
             self.rt, self.org, event.id, SessionDraft(title="Talk", max_participants=SEATS)
         )
-        return event.id, [tt.id for tt in tts], agenda.id
+        return event.id, [tt.id for tt in tts], session.id
 
     def teardown(self) -> None:
         self.run(self.rt.close())
@@ -136,19 +136,17 @@ class LedgerMachine(RuleBasedStateMachine):
     async def _state(self) -> dict[str, Any]:
         """Row counts per table (and per status) plus every counter of this event."""
         state: dict[str, Any] = {}
-        async with self.rt.db.transaction() as session:
+        async with self.rt.db.transaction() as tx:
             for table in Base.metadata.sorted_tables:
                 if "status" in table.c:
-                    rows = await session.execute(
+                    rows = await tx.execute(
                         select(table.c.status, func.count()).group_by(table.c.status)
                     )
                     state[table.name] = sorted(rows.all())
                 else:
-                    state[table.name] = await session.scalar(
-                        select(func.count()).select_from(table)
-                    )
+                    state[table.name] = await tx.scalar(select(func.count()).select_from(table))
             state["tickets"] = (
-                await session.execute(
+                await tx.execute(
                     select(TicketType.quantity_sold, TicketType.quantity_reserved)
                     .where(TicketType.id.in_(self.tt_ids))
                     .order_by(TicketType.id)
@@ -243,11 +241,11 @@ class LedgerMachine(RuleBasedStateMachine):
         self.run(self._check())
 
     async def _check(self) -> None:
-        async with self.rt.db.transaction() as session:
-            drifts = await reconcile(session)
+        async with self.rt.db.transaction() as tx:
+            drifts = await reconcile(tx)
             assert [str(d) for d in drifts] == []
             for total, sold, reserved in (
-                await session.execute(
+                await tx.execute(
                     select(
                         TicketType.quantity_total,
                         TicketType.quantity_sold,
@@ -257,20 +255,20 @@ class LedgerMachine(RuleBasedStateMachine):
             ).all():
                 assert 0 <= sold + reserved <= total
             people = (
-                await session.execute(
+                await tx.execute(
                     select(EventCapacity.registered, EventCapacity.tickets).where(
                         EventCapacity.event_id == self.event_id
                     )
                 )
             ).first()
             assert people is None or sum(people) <= MAX_ATTENDEES, people
-            seated = await session.scalar(
+            seated = await tx.scalar(
                 select(SessionCapacity.current_attendance).where(
                     SessionCapacity.session_id == self.session_id
                 )
             )
             assert (seated or 0) <= SEATS
-            holds = await session.execute(
+            holds = await tx.execute(
                 select(Order.owner_id, func.count())
                 .where(
                     Order.event_id == self.event_id,
@@ -282,7 +280,7 @@ class LedgerMachine(RuleBasedStateMachine):
             for owner, count in holds.all():
                 assert count <= MAX_HOLDS, (owner, count)
             # Lapsed holds never outlive a sweep: the sweep runs whenever time passes.
-            lapsed = await session.scalar(
+            lapsed = await tx.scalar(
                 select(func.count())
                 .select_from(Order)
                 .where(

@@ -54,8 +54,8 @@ def draft(event_id: str, *lines: tuple[str, int]) -> OrderDraft:
 
 
 async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as session:
-        assert [str(d) for d in await reconcile(session)] == []
+    async with rt.db.transaction() as tx:
+        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def test_create_holds_stock_and_confirm_sells_it(runtime: Runtime) -> None:
@@ -242,8 +242,7 @@ async def test_total_below_what_is_held_cancels_nobody_and_stops_sales(runtime: 
     )
     assert raised.quantity_available == 5
     assert raised.over_capacity_by == 0
-    async with runtime.db.transaction() as session:
+    async with runtime.db.transaction() as tx:
         assert (
-            len((await session.scalars(select(Order).where(Order.event_id == tt.event_id))).all())
-            == 1
+            len((await tx.scalars(select(Order).where(Order.event_id == tt.event_id))).all()) == 1
         )

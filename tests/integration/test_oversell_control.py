@@ -32,32 +32,32 @@ Reserve = Callable[[Runtime, str], Awaitable[None]]
 
 
 async def naive_reserve(rt: Runtime, tt_id: str) -> None:
-    async with rt.db.transaction() as session:
-        tt = (await session.execute(select(TicketType).where(TicketType.id == tt_id))).scalar_one()
+    async with rt.db.transaction() as tx:
+        tt = (await tx.execute(select(TicketType).where(TicketType.id == tt_id))).scalar_one()
         left = tt.quantity_total - tt.quantity_sold - tt.quantity_reserved
         if left < 1:
             raise SoldOut("sold out")
         await asyncio.sleep(0.005)  # the application's time between its read and its write
-        await session.execute(
+        await tx.execute(
             update(TicketType)
             .where(TicketType.id == tt_id)
             .values(quantity_reserved=tt.quantity_reserved + 1)
             .execution_options(synchronize_session=False)
         )
-        await _add_order(rt, session, tt.event_id, tt_id)
+        await _add_order(rt, tx, tt.event_id, tt_id)
 
 
 async def atomic_reserve(rt: Runtime, tt_id: str) -> None:
-    async with rt.db.transaction() as session:
-        await inventory.reserve(session, [OrderLine(tt_id, 1)])
+    async with rt.db.transaction() as tx:
+        await inventory.reserve(tx, [OrderLine(tt_id, 1)])
         await asyncio.sleep(0.005)  # same think time, now after the atomic step
         event_id = (
-            await session.execute(select(TicketType.event_id).where(TicketType.id == tt_id))
+            await tx.execute(select(TicketType.event_id).where(TicketType.id == tt_id))
         ).scalar_one()
-        await _add_order(rt, session, event_id, tt_id)
+        await _add_order(rt, tx, event_id, tt_id)
 
 
-async def _add_order(rt: Runtime, session: object, event_id: str, tt_id: str) -> None:
+async def _add_order(rt: Runtime, tx: object, event_id: str, tt_id: str) -> None:
     now = rt.clock()
     order = Order(
         id=new_id("ord"),
@@ -69,8 +69,8 @@ async def _add_order(rt: Runtime, session: object, event_id: str, tt_id: str) ->
         updated_at=now,
         paid_at=None,
     )
-    session.add(order)  # type: ignore[attr-defined]
-    session.add(OrderItem(order_id=order.id, ticket_type_id=tt_id, quantity=1))  # type: ignore[attr-defined]
+    tx.add(order)  # type: ignore[attr-defined]
+    tx.add(OrderItem(order_id=order.id, ticket_type_id=tt_id, quantity=1))  # type: ignore[attr-defined]
 
 
 async def _flash_sale(rt: Runtime, reserve: Reserve) -> tuple[int, int]:
@@ -84,8 +84,8 @@ async def _flash_sale(rt: Runtime, reserve: Reserve) -> tuple[int, int]:
             await reserve(rt, tt.id)
 
     await asyncio.gather(*(buyer() for _ in range(BUYERS)))
-    async with rt.db.transaction() as session:
-        held = await session.scalar(
+    async with rt.db.transaction() as tx:
+        held = await tx.scalar(
             select(func.sum(OrderItem.quantity)).where(OrderItem.ticket_type_id == tt.id)
         )
     return int(held or 0), STOCK
@@ -94,11 +94,11 @@ async def _flash_sale(rt: Runtime, reserve: Reserve) -> tuple[int, int]:
 async def _erase_control_rows(rt: Runtime) -> None:
     """The naive run leaves drift on purpose; erase this test's rows so `reconcile` over
     the shared test database stays meaningful for every other test."""
-    async with rt.db.transaction() as session:
+    async with rt.db.transaction() as tx:
         mine = select(Order.id).where(Order.owner_id == "control")
-        await session.execute(delete(OrderItem).where(OrderItem.order_id.in_(mine)))
-        await session.execute(delete(Order).where(Order.owner_id == "control"))
-        await session.execute(
+        await tx.execute(delete(OrderItem).where(OrderItem.order_id.in_(mine)))
+        await tx.execute(delete(Order).where(Order.owner_id == "control"))
+        await tx.execute(
             update(TicketType)
             .where(
                 TicketType.name == "Hot",

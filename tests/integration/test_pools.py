@@ -82,8 +82,8 @@ async def buy(rt: Runtime, who: str, event_id: str, *lines: tuple[TicketTypeView
 
 
 async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as session:
-        assert [str(d) for d in await reconcile(session)] == []
+    async with rt.db.transaction() as tx:
+        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def used(rt: Runtime, pool_id: str) -> int:
@@ -182,8 +182,8 @@ async def test_lowering_below_use_cancels_nobody_and_raising_reopens(runtime: Ru
     assert lowered.quantity_available == 0
     with pytest.raises(PoolExhausted):
         await buy(runtime, "two", event_id, (a, 1))
-    async with runtime.db.transaction() as session:
-        row = await session.get(CapacityPool, hall.id)
+    async with runtime.db.transaction() as tx:
+        row = await tx.get(CapacityPool, hall.id)
         assert row is not None
         assert row.quantity_over == 2
     raised = await pools.update_pool(runtime, ORG, hall.id, PoolPatch(capacity=8))
@@ -373,8 +373,8 @@ async def test_setting_a_cap_later_counts_the_tickets_already_out(runtime: Runti
     event_id = await make_event(runtime)
     a = await make_type(runtime, event_id, 10)
     await buy(runtime, "early", event_id, (a, 4))
-    async with runtime.db.transaction() as session:
-        assert await session.get(EventCapacity, event_id) is None  # uncapped: no hot row
+    async with runtime.db.transaction() as tx:
+        assert await tx.get(EventCapacity, event_id) is None  # uncapped: no hot row
     await events.update_event(runtime, ORG, event_id, EventPatch(max_attendees=5))
     await assert_no_drift(runtime)
     with pytest.raises(EventFull):
@@ -407,8 +407,8 @@ async def test_waitlist_offers_respect_pools(runtime: Runtime) -> None:
     assert await used(runtime, hall.id) == 2
     await buy(runtime, "wai", event_id, (b, 2))  # the offer pays for the order
     assert await used(runtime, hall.id) == 2
-    async with runtime.db.transaction() as session:
-        pool = (await session.scalars(select(CapacityPool).where(CapacityPool.id == hall.id))).one()
+    async with runtime.db.transaction() as tx:
+        pool = (await tx.scalars(select(CapacityPool).where(CapacityPool.id == hall.id))).one()
         assert pool.quantity_used == 2
     await assert_no_drift(runtime)
 

@@ -250,8 +250,8 @@ async def test_huddles_join_leave_and_full(rt: Runtime) -> None:
     assert [(h.id, h.members, h.capacity, h.is_full) for h in view.huddles] == [
         (huddle.id, 1, 1, True)
     ]
-    async with rt.db.transaction() as session:
-        assert [d for d in await reconcile(session) if d.table == "huddles"] == []
+    async with rt.db.transaction() as tx:
+        assert [d for d in await reconcile(tx) if d.table == "huddles"] == []
 
 
 async def test_huddle_race_for_the_last_place_has_one_winner(rt: Runtime) -> None:
@@ -269,18 +269,18 @@ async def test_huddle_race_for_the_last_place_has_one_winner(rt: Runtime) -> Non
     assert all(isinstance(x, HuddleFull) for x in losers), losers
     final = await huddles.get_huddle(rt, huddle.id)
     assert final.members == 4
-    async with rt.db.transaction() as session:
-        assert [d for d in await reconcile(session) if d.table == "huddles"] == []
+    async with rt.db.transaction() as tx:
+        assert [d for d in await reconcile(tx) if d.table == "huddles"] == []
 
 
 async def test_reconcile_catches_a_drifted_huddle_counter(rt: Runtime) -> None:
     event_id = await make_event(rt)
     huddle = await huddles.create_huddle(rt, ORG, event_id, HuddleDraft(name="Drift", capacity=3))
     await huddles.join_huddle(rt, attendee("ann"), huddle.id)
-    async with rt.db.transaction() as session:
-        await session.execute(update(Huddle).where(Huddle.id == huddle.id).values(members=3))
-    async with rt.db.transaction() as session:
-        drifts = [d for d in await reconcile(session, fix=True) if d.row_id == huddle.id]
+    async with rt.db.transaction() as tx:
+        await tx.execute(update(Huddle).where(Huddle.id == huddle.id).values(members=3))
+    async with rt.db.transaction() as tx:
+        drifts = [d for d in await reconcile(tx, fix=True) if d.row_id == huddle.id]
     assert [(d.column, d.counter, d.from_rows) for d in drifts] == [("members", 3, 1)]
     assert (await huddles.get_huddle(rt, huddle.id)).members == 1
 

@@ -96,8 +96,8 @@ async def test_concurrent_orders_by_one_user_cannot_beat_the_limit(limited: Runt
     assert len(refused) == 30 - LIMIT, results
     seen = await tickets.get_ticket_type(limited, tt.id)
     assert seen.quantity_reserved == LIMIT
-    async with limited.db.transaction() as session:
-        assert await reconcile(session) == []
+    async with limited.db.transaction() as tx:
+        assert await reconcile(tx) == []
 
 
 async def test_zero_disables_the_quota(runtime: Runtime) -> None:

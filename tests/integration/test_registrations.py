@@ -30,8 +30,8 @@ async def make_event(rt: Runtime, max_attendees: int | None) -> str:
 
 
 async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as session:
-        assert [str(d) for d in await reconcile(session)] == []
+    async with rt.db.transaction() as tx:
+        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def summary(rt: Runtime, event_id: str) -> tuple[int | None, int, int | None, bool]:

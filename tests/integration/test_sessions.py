@@ -38,8 +38,8 @@ async def make_session(
 
 
 async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as session:
-        assert [str(d) for d in await reconcile(session)] == []
+    async with rt.db.transaction() as tx:
+        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def test_rsvp_confirms_then_waitlists_in_order(runtime: Runtime) -> None:

@@ -54,8 +54,8 @@ async def status(rt: Runtime, who: str, tt: TicketTypeView) -> tuple[str, int | 
 
 
 async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as session:
-        assert [str(d) for d in await reconcile(session)] == []
+    async with rt.db.transaction() as tx:
+        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def test_cancel_offers_the_stock_to_the_head_not_to_a_newcomer(runtime: Runtime) -> None:

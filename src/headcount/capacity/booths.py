@@ -68,10 +68,10 @@ def booth_view(booth: Booth, visitors: int | None) -> BoothView:
     )
 
 
-async def _load(session: AsyncSession, booth_id: str) -> Booth:
+async def _load(tx: AsyncSession, booth_id: str) -> Booth:
     if not is_well_formed(booth_id):
         raise NotFound(f"no booth {booth_id!r}")
-    booth = await session.get(Booth, booth_id, populate_existing=True)
+    booth = await tx.get(Booth, booth_id, populate_existing=True)
     if booth is None:
         raise NotFound(f"no booth {booth_id!r}")
     return booth
@@ -94,8 +94,8 @@ async def create_booth(
     booth_id: str | None = None,
 ) -> BoothView:
     now = rt.clock()
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
         require_manager(principal, event)
         booth = Booth(
             id=booth_id or new_id("bth"),
@@ -104,23 +104,23 @@ async def create_booth(
             updated_at=now,
             **draft.model_dump(),
         )
-        session.add(booth)
-        await session.flush()
+        tx.add(booth)
+        await tx.flush()
     signal_change(rt, booth.event_id)
     return booth_view(booth, 0)
 
 
 async def get_booth(rt: Runtime, booth_id: str) -> BoothView:
-    async with rt.db.transaction() as session:
-        booth = await _load(session, booth_id)
+    async with rt.db.transaction() as tx:
+        booth = await _load(tx, booth_id)
     return booth_view(booth, (await _visitors(rt, [booth]))[booth.id])
 
 
 async def list_booths(rt: Runtime, event_id: str) -> list[BoothView]:
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
         booths = list(
-            await session.scalars(
+            await tx.scalars(
                 select(Booth).where(Booth.event_id == event.id).order_by(Booth.created_at, Booth.id)
             )
         )
@@ -138,25 +138,25 @@ async def update_booth(
             raise InvalidRequest(f"{required} cannot be null")
     if "description" in changes and changes["description"] is None:
         changes["description"] = ""
-    async with rt.db.transaction() as session:
-        booth = await _load(session, booth_id)
-        require_manager(principal, await load_event(session, booth.event_id))
+    async with rt.db.transaction() as tx:
+        booth = await _load(tx, booth_id)
+        require_manager(principal, await load_event(tx, booth.event_id))
         if changes:
             changes["updated_at"] = rt.clock()
-            await session.execute(
+            await tx.execute(
                 update(Booth)
                 .where(Booth.id == booth.id)
                 .values(**changes)
                 .execution_options(synchronize_session=False)
             )
-        booth = await _load(session, booth.id)
+        booth = await _load(tx, booth.id)
     signal_change(rt, booth.event_id)
     return booth_view(booth, (await _visitors(rt, [booth]))[booth.id])
 
 
 async def limit_of(rt: Runtime, booth_id: str) -> tuple[str, int | None]:
-    async with rt.db.transaction() as session:
-        booth = await _load(session, booth_id)
+    async with rt.db.transaction() as tx:
+        booth = await _load(tx, booth_id)
         return booth.event_id, booth.max_visitors
 
 
@@ -191,9 +191,9 @@ async def enter_booth(
 
 async def list_visits(rt: Runtime, principal: Principal, booth_id: str) -> list[LeaseView]:
     """Who is at the booth now: for the event's organizer (booth staff dashboards)."""
-    async with rt.db.transaction() as session:
-        booth = await _load(session, booth_id)
-        require_manager(principal, await load_event(session, booth.event_id))
+    async with rt.db.transaction() as tx:
+        booth = await _load(tx, booth_id)
+        require_manager(principal, await load_event(tx, booth.event_id))
     leases = await rt.presence.leases(booth_resource(booth.id))
     return [
         lease_view(rt, lease, occupancy=len(leases), limit=booth.max_visitors) for lease in leases

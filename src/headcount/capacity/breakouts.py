@@ -60,19 +60,19 @@ def room_view(room: BreakoutRoom, participants: int | None) -> BreakoutRoomView:
     )
 
 
-async def _load(session: AsyncSession, room_id: str) -> BreakoutRoom:
+async def _load(tx: AsyncSession, room_id: str) -> BreakoutRoom:
     if not is_well_formed(room_id):
         raise NotFound(f"no breakout room {room_id!r}")
-    room = await session.get(BreakoutRoom, room_id, populate_existing=True)
+    room = await tx.get(BreakoutRoom, room_id, populate_existing=True)
     if room is None:
         raise NotFound(f"no breakout room {room_id!r}")
     return room
 
 
-async def _load_session(session: AsyncSession, session_id: str) -> Session:
+async def _load_session(tx: AsyncSession, session_id: str) -> Session:
     if not is_well_formed(session_id):
         raise NotFound(f"no session {session_id!r}")
-    found = await session.get(Session, session_id)
+    found = await tx.get(Session, session_id)
     if found is None:
         raise NotFound(f"no session {session_id!r}")
     return found
@@ -97,13 +97,13 @@ async def create_room(
     room_id: str | None = None,
 ) -> BreakoutRoomView:
     now = rt.clock()
-    async with rt.db.transaction() as session:
-        agenda_item = await _load_session(session, session_id)
-        require_manager(principal, await load_event(session, agenda_item.event_id))
+    async with rt.db.transaction() as tx:
+        session = await _load_session(tx, session_id)
+        require_manager(principal, await load_event(tx, session.event_id))
         room = BreakoutRoom(
             id=room_id or new_id("brk"),
-            session_id=agenda_item.id,
-            event_id=agenda_item.event_id,
+            session_id=session.id,
+            event_id=session.event_id,
             name=draft.name,
             capacity=draft.capacity,
             status=OPEN,
@@ -111,25 +111,25 @@ async def create_room(
             updated_at=now,
             closed_at=None,
         )
-        session.add(room)
-        await session.flush()
+        tx.add(room)
+        await tx.flush()
     signal_change(rt, room.event_id)
     return room_view(room, 0)
 
 
 async def get_room(rt: Runtime, room_id: str) -> BreakoutRoomView:
-    async with rt.db.transaction() as session:
-        room = await _load(session, room_id)
+    async with rt.db.transaction() as tx:
+        room = await _load(tx, room_id)
     return room_view(room, (await participants_of(rt, [room]))[room.id])
 
 
 async def list_rooms(rt: Runtime, session_id: str) -> list[BreakoutRoomView]:
-    async with rt.db.transaction() as session:
-        agenda_item = await _load_session(session, session_id)
+    async with rt.db.transaction() as tx:
+        session = await _load_session(tx, session_id)
         rooms = list(
-            await session.scalars(
+            await tx.scalars(
                 select(BreakoutRoom)
-                .where(BreakoutRoom.session_id == agenda_item.id)
+                .where(BreakoutRoom.session_id == session.id)
                 .order_by(BreakoutRoom.created_at, BreakoutRoom.id)
             )
         )
@@ -142,36 +142,36 @@ async def update_room(
 ) -> BreakoutRoomView:
     """Resize (or rename). A smaller capacity evicts nobody; it only stops newcomers."""
     changes = {k: v for k, v in patch.model_dump(exclude_unset=True).items() if v is not None}
-    async with rt.db.transaction() as session:
-        room = await _load(session, room_id)
-        require_manager(principal, await load_event(session, room.event_id))
+    async with rt.db.transaction() as tx:
+        room = await _load(tx, room_id)
+        require_manager(principal, await load_event(tx, room.event_id))
         if changes:
             changes["updated_at"] = rt.clock()
-            await session.execute(
+            await tx.execute(
                 update(BreakoutRoom)
                 .where(BreakoutRoom.id == room.id)
                 .values(**changes)
                 .execution_options(synchronize_session=False)
             )
-        room = await _load(session, room.id)
+        room = await _load(tx, room.id)
     signal_change(rt, room.event_id)
     return room_view(room, (await participants_of(rt, [room]))[room.id])
 
 
 async def close_room(rt: Runtime, principal: Principal, room_id: str) -> BreakoutRoomView:
     """Close and release everyone. Safe to repeat: a retry re-runs the eviction."""
-    async with rt.db.transaction() as session:
-        room = await _load(session, room_id)
-        require_manager(principal, await load_event(session, room.event_id))
+    async with rt.db.transaction() as tx:
+        room = await _load(tx, room_id)
+        require_manager(principal, await load_event(tx, room.event_id))
         if room.status == OPEN:
             now = rt.clock()
-            await session.execute(
+            await tx.execute(
                 update(BreakoutRoom)
                 .where(BreakoutRoom.id == room.id)
                 .values(status=CLOSED, closed_at=now, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
-            room = await _load(session, room.id)
+            room = await _load(tx, room.id)
     # After the commit: any join that read "open" before it is refused by the store now.
     await rt.presence.close_resource(room_resource(room.id))
     signal_change(rt, room.event_id)
@@ -179,16 +179,16 @@ async def close_room(rt: Runtime, principal: Principal, room_id: str) -> Breakou
 
 
 async def limit_of(rt: Runtime, room_id: str) -> tuple[str, int | None]:
-    async with rt.db.transaction() as session:
-        room = await _load(session, room_id)
+    async with rt.db.transaction() as tx:
+        room = await _load(tx, room_id)
         return room.event_id, room.capacity
 
 
 async def join_room(
     rt: Runtime, principal: Principal, room_id: str, *, idempotency_key: str | None = None
 ) -> LeaseView:
-    async with rt.db.transaction() as session:  # before the keyed transaction (SQLite)
-        room = await _load(session, room_id)
+    async with rt.db.transaction() as tx:  # before the keyed transaction (SQLite)
+        room = await _load(tx, room_id)
     if room.status != OPEN:
         raise RoomClosed("the breakout room is closed", room_id=room.id)
 
@@ -221,8 +221,8 @@ async def join_room(
 
 
 async def list_participants(rt: Runtime, principal: Principal, room_id: str) -> list[LeaseView]:
-    async with rt.db.transaction() as session:
-        room = await _load(session, room_id)
-        require_manager(principal, await load_event(session, room.event_id))
+    async with rt.db.transaction() as tx:
+        room = await _load(tx, room_id)
+        require_manager(principal, await load_event(tx, room.event_id))
     leases = await rt.presence.leases(room_resource(room.id))
     return [lease_view(rt, x, occupancy=len(leases), limit=room.capacity) for x in leases]

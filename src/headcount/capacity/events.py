@@ -64,13 +64,13 @@ def _check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
         raise ValueError("ends_at is before starts_at")
 
 
-async def load_event(session: AsyncSession, event_id: str, *, lock: bool = False) -> Event:
+async def load_event(tx: AsyncSession, event_id: str, *, lock: bool = False) -> Event:
     if not is_well_formed(event_id):
         raise NotFound(f"no event {event_id!r}")
     query = select(Event).where(Event.id == event_id)
     if lock:
         query = query.with_for_update()
-    event = (await session.scalars(query)).first()
+    event = (await tx.scalars(query)).first()
     if event is None:
         raise NotFound(f"no event {event_id!r}")
     return event
@@ -99,18 +99,18 @@ async def create_event(
         created_at=now,
         updated_at=now,
     )
-    async with rt.db.transaction() as session:
-        session.add(event)
+    async with rt.db.transaction() as tx:
+        tx.add(event)
         if event.max_attendees is not None:
-            await session.flush()
+            await tx.flush()
             # A capped event counts tickets from its first sale on (ledger/draws.py).
-            await draws.recount_event_tickets(session, event.id)
+            await draws.recount_event_tickets(tx, event.id)
     return EventView.of(event)
 
 
 async def get_event(rt: Runtime, event_id: str) -> EventView:
-    async with rt.db.transaction() as session:
-        return EventView.of(await load_event(session, event_id))
+    async with rt.db.transaction() as tx:
+        return EventView.of(await load_event(tx, event_id))
 
 
 async def list_events(
@@ -119,8 +119,8 @@ async def list_events(
     query = select(Event).order_by(Event.created_at.desc()).limit(limit)
     if organizer_id is not None:
         query = query.where(Event.organizer_id == organizer_id)
-    async with rt.db.transaction() as session:
-        return [EventView.of(e) for e in (await session.scalars(query)).all()]
+    async with rt.db.transaction() as tx:
+        return [EventView.of(e) for e in (await tx.scalars(query)).all()]
 
 
 async def update_event(
@@ -131,8 +131,8 @@ async def update_event(
     if "name" in changes and changes["name"] is None:
         raise InvalidRequest("name cannot be null")
 
-    async def work(session: AsyncSession) -> EventView:
-        event = await load_event(session, event_id, lock=True)
+    async def work(tx: AsyncSession) -> EventView:
+        event = await load_event(tx, event_id, lock=True)
         require_manager(principal, event)
         starts = changes.get("starts_at", event.starts_at)
         ends = changes.get("ends_at", event.ends_at)
@@ -153,9 +153,9 @@ async def update_event(
             # The ticket counter is kept only while a cap is set: rebuild it when one appears,
             # zero it when it goes. The event row lock taken above makes buyers wait
             # (ledger/draws.py reads it FOR KEY SHARE), so no sale slips between.
-            await session.flush()
+            await tx.flush()
             capped = event.max_attendees is not None
-            await draws.recount_event_tickets(session, event.id, keep=capped)
+            await draws.recount_event_tickets(tx, event.id, keep=capped)
         return EventView.of(event)
 
     # Retried whole on deadlock: this is the one path that takes the event row FOR UPDATE
@@ -165,10 +165,10 @@ async def update_event(
         # A higher (or no) cap may open places to ticket queues. Settled in a transaction
         # of its own: promotion locks ticket types, which must not wait while this one
         # holds the event row FOR UPDATE (buyers hold it FOR KEY SHARE, then ticket types).
-        await rt.db.atomically(lambda session: _settle_queues(rt, session, view.id))
+        await rt.db.atomically(lambda tx: _settle_queues(rt, tx, view.id))
     return view
 
 
-async def _settle_queues(rt: Runtime, session: AsyncSession, event_id: str) -> None:
-    if queued := await draws.queued_ticket_types(session, event_id):
-        await offers.settle(session, queued, rt.clock(), rt.settings.offer_ttl)
+async def _settle_queues(rt: Runtime, tx: AsyncSession, event_id: str) -> None:
+    if queued := await draws.queued_ticket_types(tx, event_id):
+        await offers.settle(tx, queued, rt.clock(), rt.settings.offer_ttl)

@@ -63,17 +63,17 @@ def huddle_view(huddle: Huddle) -> HuddleView:
     )
 
 
-async def _load(session: AsyncSession, huddle_id: str) -> Huddle:
+async def _load(tx: AsyncSession, huddle_id: str) -> Huddle:
     if not is_well_formed(huddle_id):
         raise NotFound(f"no huddle {huddle_id!r}")
-    huddle = await session.get(Huddle, huddle_id, populate_existing=True)
+    huddle = await tx.get(Huddle, huddle_id, populate_existing=True)
     if huddle is None:
         raise NotFound(f"no huddle {huddle_id!r}")
     return huddle
 
 
-async def _is_member(session: AsyncSession, huddle_id: str, user_id: str) -> bool:
-    found = await session.get(HuddleMember, (huddle_id, user_id))
+async def _is_member(tx: AsyncSession, huddle_id: str, user_id: str) -> bool:
+    found = await tx.get(HuddleMember, (huddle_id, user_id))
     return found is not None
 
 
@@ -86,8 +86,8 @@ async def create_huddle(
     huddle_id: str | None = None,
 ) -> HuddleView:
     now = rt.clock()
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
         require_manager(principal, event)
         huddle = Huddle(
             id=huddle_id or new_id("hud"),
@@ -100,21 +100,21 @@ async def create_huddle(
             created_at=now,
             updated_at=now,
         )
-        session.add(huddle)
-        await session.flush()
+        tx.add(huddle)
+        await tx.flush()
     signal_change(rt, huddle.event_id)
     return huddle_view(huddle)
 
 
 async def get_huddle(rt: Runtime, huddle_id: str) -> HuddleView:
-    async with rt.db.transaction() as session:
-        return huddle_view(await _load(session, huddle_id))
+    async with rt.db.transaction() as tx:
+        return huddle_view(await _load(tx, huddle_id))
 
 
 async def list_huddles(rt: Runtime, event_id: str) -> list[HuddleView]:
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
-        rows = await session.scalars(
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
+        rows = await tx.scalars(
             select(Huddle).where(Huddle.event_id == event.id).order_by(Huddle.created_at, Huddle.id)
         )
         return [huddle_view(h) for h in rows]
@@ -122,15 +122,14 @@ async def list_huddles(rt: Runtime, event_id: str) -> list[HuddleView]:
 
 async def list_members(rt: Runtime, principal: Principal, huddle_id: str) -> list[str]:
     """Members see each other (it is a networking group); so does the organizer."""
-    async with rt.db.transaction() as session:
-        huddle = await _load(session, huddle_id)
-        event = await load_event(session, huddle.event_id)
+    async with rt.db.transaction() as tx:
+        huddle = await _load(tx, huddle_id)
+        event = await load_event(tx, huddle.event_id)
         if not (
-            principal.manages(event.organizer_id)
-            or await _is_member(session, huddle.id, principal.sub)
+            principal.manages(event.organizer_id) or await _is_member(tx, huddle.id, principal.sub)
         ):
             raise Forbidden("only members and the organizer see who is in a huddle")
-        rows = await session.scalars(
+        rows = await tx.scalars(
             select(HuddleMember.user_id)
             .where(HuddleMember.huddle_id == huddle.id)
             .order_by(HuddleMember.joined_at, HuddleMember.user_id)
@@ -146,17 +145,17 @@ async def update_huddle(
     Bumps `version` too, so a join that read the old capacity retries against the new one.
     """
     changes = {k: v for k, v in patch.model_dump(exclude_unset=True).items() if v is not None}
-    async with rt.db.transaction() as session:
-        huddle = await _load(session, huddle_id)
-        require_manager(principal, await load_event(session, huddle.event_id))
+    async with rt.db.transaction() as tx:
+        huddle = await _load(tx, huddle_id)
+        require_manager(principal, await load_event(tx, huddle.event_id))
         if changes:
-            await session.execute(
+            await tx.execute(
                 update(Huddle)
                 .where(Huddle.id == huddle.id)
                 .values(version=Huddle.version + 1, updated_at=rt.clock(), **changes)
                 .execution_options(synchronize_session=False)
             )
-        huddle = await _load(session, huddle.id)
+        huddle = await _load(tx, huddle.id)
     signal_change(rt, huddle.event_id)
     return huddle_view(huddle)
 
@@ -185,9 +184,9 @@ async def _try_join(
     rt: Runtime, principal: Principal, huddle_id: str
 ) -> HuddleMembershipView | None:
     """One optimistic attempt: the membership, or None when the version moved under us."""
-    async with rt.db.transaction() as session:
-        huddle = await _load(session, huddle_id)
-        if await _is_member(session, huddle.id, principal.sub):
+    async with rt.db.transaction() as tx:
+        huddle = await _load(tx, huddle_id)
+        if await _is_member(tx, huddle.id, principal.sub):
             return HuddleMembershipView(joined=True, huddle=huddle_view(huddle))
         if huddle.members >= huddle.capacity:
             metrics.ADMISSIONS.labels("huddle", "refused").inc()
@@ -198,7 +197,7 @@ async def _try_join(
                 capacity=huddle.capacity,
                 members=huddle.members,
             )
-        claimed = await session.execute(
+        claimed = await tx.execute(
             update(Huddle)
             .where(
                 Huddle.id == huddle.id,
@@ -211,25 +210,23 @@ async def _try_join(
         )
         if claimed.first() is None:
             return None
-        session.add(HuddleMember(huddle_id=huddle.id, user_id=principal.sub, joined_at=rt.clock()))
-        await session.flush()
-        return HuddleMembershipView(
-            joined=True, huddle=huddle_view(await _load(session, huddle.id))
-        )
+        tx.add(HuddleMember(huddle_id=huddle.id, user_id=principal.sub, joined_at=rt.clock()))
+        await tx.flush()
+        return HuddleMembershipView(joined=True, huddle=huddle_view(await _load(tx, huddle.id)))
 
 
 async def leave_huddle(rt: Runtime, principal: Principal, huddle_id: str) -> HuddleMembershipView:
     """Leave and free the place in one transaction; leaving twice is harmless."""
-    async with rt.db.transaction() as session:
-        huddle = await _load(session, huddle_id)
-        gone = await session.execute(
+    async with rt.db.transaction() as tx:
+        huddle = await _load(tx, huddle_id)
+        gone = await tx.execute(
             delete(HuddleMember)
             .where(HuddleMember.huddle_id == huddle.id, HuddleMember.user_id == principal.sub)
             .returning(HuddleMember.user_id)
             .execution_options(synchronize_session=False)
         )
         if gone.first() is not None:
-            freed = await session.execute(
+            freed = await tx.execute(
                 update(Huddle)
                 .where(Huddle.id == huddle.id, Huddle.members > 0)
                 .values(
@@ -240,6 +237,6 @@ async def leave_huddle(rt: Runtime, principal: Principal, huddle_id: str) -> Hud
             )
             if freed.first() is None:  # pragma: no cover - the CHECK constraint's job
                 raise Conflict("huddle counter is out of step with its members; run reconcile")
-        huddle = await _load(session, huddle.id)
+        huddle = await _load(tx, huddle.id)
     signal_change(rt, huddle.event_id)
     return HuddleMembershipView(joined=False, huddle=huddle_view(huddle))

@@ -43,21 +43,21 @@ class LiveSections:
     huddles: list[HuddleView] = field(default_factory=list)
 
 
-async def live_rows(session: AsyncSession, event: Event) -> LiveRows:
+async def live_rows(tx: AsyncSession, event: Event) -> LiveRows:
     booths = list(
-        await session.scalars(
+        await tx.scalars(
             select(Booth).where(Booth.event_id == event.id).order_by(Booth.created_at, Booth.id)
         )
     )
     rooms = list(
-        await session.scalars(
+        await tx.scalars(
             select(BreakoutRoom)
             .where(BreakoutRoom.event_id == event.id)
             .order_by(BreakoutRoom.created_at, BreakoutRoom.id)
         )
     )
     huddles = list(
-        await session.scalars(
+        await tx.scalars(
             select(Huddle).where(Huddle.event_id == event.id).order_by(Huddle.created_at, Huddle.id)
         )
     )

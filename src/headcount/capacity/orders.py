@@ -77,16 +77,14 @@ async def create_order(
         max_items=rt.settings.max_items_per_order,
     )
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(tx: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
         if not is_well_formed(draft.event_id):
             raise NotFound(f"no event {draft.event_id!r}")
         # One lock-free SELECT for the event, the lines' terms, limits, offers and shares
         # (ledger/basket.py); the checks below keep the order of the refusals.
         quota = rt.settings.max_pending_orders_per_user
-        basket = await baskets.read(
-            session, draft.event_id, principal.sub, lines, lock_owner=quota > 0
-        )
+        basket = await baskets.read(tx, draft.event_id, principal.sub, lines, lock_owner=quota > 0)
         if not basket.event_found:
             raise NotFound(f"no event {draft.event_id!r}")
         for line in lines:
@@ -96,13 +94,13 @@ async def create_order(
             check_line(line, found, event_id=draft.event_id, now=now)
         # max_per_customer (ticket types and pools): counted under the per-user lock.
         if basket.customer_limits:
-            await buyer_limits.admit(session, principal.sub, lines, now)
+            await buyer_limits.admit(tx, principal.sub, lines, now)
         names = {tid: t.name for tid, t in basket.terms.items()}
         for tid in basket.bucketed:
             rt.hold_gates.spread(tid, basket.buckets[tid])
         if not basket.offered and (short := basket.early.already_short()) is not None:
             # Already short before queueing on any lock: refused without writing a row.
-            raise await inventory.refusal(session, short, lines, names)
+            raise await inventory.refusal(tx, short, lines, names)
         view = OrderView(
             id=new_id("ord"),
             event_id=draft.event_id,
@@ -122,7 +120,7 @@ async def create_order(
         # One client must not hold a whole stock (ledger/quotas.py; 429 rate_limited): the
         # order row goes in only while its owner holds fewer live orders than the quota.
         await quotas.insert_pending_order(
-            session,
+            tx,
             {
                 "id": view.id,
                 "event_id": view.event_id,
@@ -135,7 +133,7 @@ async def create_order(
             limit=quota,
             locked=True,
         )
-        await session.execute(
+        await tx.execute(
             _INSERT_ITEM,
             [
                 {"order_id": view.id, "ticket_type_id": li.ticket_type_id, "quantity": li.quantity}
@@ -145,13 +143,13 @@ async def create_order(
         if basket.offered:
             # The buyer's live waitlist offers pay for their lines (the order takes them over).
             taken = await offers.reserve_with_offers(
-                session, lines, names, owner=principal.sub, now=now, offer_ttl=rt.settings.offer_ttl
+                tx, lines, names, owner=principal.sub, now=now, offer_ttl=rt.settings.offer_ttl
             )
             if taken:
-                await offers.mark_accepted(session, taken, view.id)
+                await offers.mark_accepted(tx, taken, view.id)
         else:
             await inventory.reserve(
-                session,
+                tx,
                 lines,
                 names,
                 early=basket.early,
@@ -212,25 +210,23 @@ async def _keyed(
 
 async def _expire_now(rt: Runtime, ticket_type_ids: list[str]) -> int:
     """Release lapsed holds and waitlist offers on these ticket types; how many lapsed."""
-    async with rt.db.transaction() as session:
+    async with rt.db.transaction() as tx:
         now, ttl = rt.clock(), rt.settings.offer_ttl
-        expired = await expire_due_holds(
-            session, now, ticket_type_ids=ticket_type_ids, offer_ttl=ttl
-        )
+        expired = await expire_due_holds(tx, now, ticket_type_ids=ticket_type_ids, offer_ttl=ttl)
         lapsed = 0
-        if due := await offers.due_ticket_types(session, now, among=ticket_type_ids):
-            lapsed = await offers.settle(session, due, now, ttl)
+        if due := await offers.due_ticket_types(tx, now, among=ticket_type_ids):
+            lapsed = await offers.settle(tx, due, now, ttl)
     metrics.HOLDS_EXPIRED.inc(len(expired))
     return len(expired) + lapsed
 
 
-async def _load_order(session: AsyncSession, order_id: str, *, lock: bool) -> Order:
+async def _load_order(tx: AsyncSession, order_id: str, *, lock: bool) -> Order:
     if not is_well_formed(order_id):
         raise NotFound(f"no order {order_id!r}")
     query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
     if lock:
         query = query.with_for_update()
-    order = (await session.scalars(query)).first()
+    order = (await tx.scalars(query)).first()
     if order is None:
         raise NotFound(f"no order {order_id!r}")
     return order
@@ -241,20 +237,20 @@ def _can_see(principal: Principal, order: Order, event: Event) -> bool:
 
 
 async def get_order(rt: Runtime, principal: Principal, order_id: str) -> OrderView:
-    async with rt.db.transaction() as session:
-        order = await _load_order(session, order_id, lock=False)
-        event = await load_event(session, order.event_id)
+    async with rt.db.transaction() as tx:
+        order = await _load_order(tx, order_id, lock=False)
+        event = await load_event(tx, order.event_id)
         if not _can_see(principal, order, event):
             # Not 403: an attendee must not learn that someone else's order id exists.
             raise NotFound(f"no order {order_id!r}")
         if order.status == OrderStatus.PENDING and order.expires_at <= rt.clock():
             await expire_due_holds(
-                session,
+                tx,
                 rt.clock(),
                 ticket_type_ids=[i.ticket_type_id for i in order.items],
                 offer_ttl=rt.settings.offer_ttl,
             )
-            order = await _load_order(session, order_id, lock=False)
+            order = await _load_order(tx, order_id, lock=False)
         return OrderView.of(order)
 
 
@@ -262,16 +258,16 @@ async def list_orders(
     rt: Runtime, principal: Principal, *, event_id: str | None = None, limit: int = 100
 ) -> list[OrderView]:
     """Attendees see their own orders; an organizer asking about an event sees all of it."""
-    async with rt.db.transaction() as session:
+    async with rt.db.transaction() as tx:
         query = select(Order).order_by(Order.created_at.desc()).limit(limit)
         if event_id is not None:
-            event = await load_event(session, event_id)
+            event = await load_event(tx, event_id)
             query = query.where(Order.event_id == event.id)
             if not principal.manages(event.organizer_id):
                 query = query.where(Order.owner_id == principal.sub)
         else:
             query = query.where(Order.owner_id == principal.sub)
-        return [OrderView.of(o) for o in (await session.scalars(query)).all()]
+        return [OrderView.of(o) for o in (await tx.scalars(query)).all()]
 
 
 async def confirm_order(
@@ -279,10 +275,10 @@ async def confirm_order(
 ) -> OrderView:
     """Payment confirmed: held → sold. A lapsed hold is re-sold if stock still allows."""
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(tx: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
-        order = await _load_order(session, order_id, lock=True)
-        event = await load_event(session, order.event_id)
+        order = await _load_order(tx, order_id, lock=True)
+        event = await load_event(tx, order.event_id)
         if not principal.manages(event.organizer_id):
             if principal.sub == order.owner_id:
                 raise Forbidden("payment is confirmed by the organizer or the platform")
@@ -291,9 +287,9 @@ async def confirm_order(
         if status is OrderStatus.PAID:
             return OrderView.of(order).model_dump(mode="json")
         if status is OrderStatus.PENDING:
-            await inventory.convert_hold(session, lines_of(order))
+            await inventory.convert_hold(tx, lines_of(order))
         elif status is OrderStatus.EXPIRED:
-            await inventory.sell_again(session, lines_of(order))
+            await inventory.sell_again(tx, lines_of(order))
         else:
             raise Conflict(
                 f"order is {status.value}; it cannot be confirmed", order_status=status.value
@@ -301,7 +297,7 @@ async def confirm_order(
         order.status = OrderStatus.PAID
         order.paid_at = now
         order.updated_at = now
-        await session.flush()
+        await tx.flush()
         return OrderView.of(order).model_dump(mode="json")
 
     result = await _keyed(
@@ -321,32 +317,32 @@ async def cancel_order(
 ) -> OrderView:
     """Pending: the owner (or organizer) releases the hold. Paid: the organizer refunds."""
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(tx: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
-        order = await _load_order(session, order_id, lock=True)
-        event = await load_event(session, order.event_id)
+        order = await _load_order(tx, order_id, lock=True)
+        event = await load_event(tx, order.event_id)
         if not _can_see(principal, order, event):
             raise NotFound(f"no order {order_id!r}")
         status = OrderStatus(order.status)
         if status is OrderStatus.PENDING:
-            await inventory.release_hold(session, lines_of(order))
+            await inventory.release_hold(tx, lines_of(order))
             await offers.settle(
-                session, [li.ticket_type_id for li in order.items], now, rt.settings.offer_ttl
+                tx, [li.ticket_type_id for li in order.items], now, rt.settings.offer_ttl
             )
             order.status = OrderStatus.CANCELLED
         elif status is OrderStatus.PAID:
             if not principal.manages(event.organizer_id):
                 raise Forbidden("a paid order is refunded by the organizer")
-            await inventory.refund(session, lines_of(order))
+            await inventory.refund(tx, lines_of(order))
             await offers.settle(
-                session, [li.ticket_type_id for li in order.items], now, rt.settings.offer_ttl
+                tx, [li.ticket_type_id for li in order.items], now, rt.settings.offer_ttl
             )
             order.status = OrderStatus.REFUNDED
         else:
             # Already cancelled, expired or refunded: nothing is held, nothing to do.
             return OrderView.of(order).model_dump(mode="json")
         order.updated_at = now
-        await session.flush()
+        await tx.flush()
         return OrderView.of(order).model_dump(mode="json")
 
     result = await _keyed(
@@ -364,9 +360,9 @@ async def sweep_expired_holds(rt: Runtime, *, batch: int = 500) -> int:
     """Expire every due hold, a batch per transaction; returns how many orders expired."""
     total = 0
     while True:
-        async with rt.db.transaction() as session:
+        async with rt.db.transaction() as tx:
             expired = await expire_due_holds(
-                session, rt.clock(), limit=batch, offer_ttl=rt.settings.offer_ttl
+                tx, rt.clock(), limit=batch, offer_ttl=rt.settings.offer_ttl
             )
         total += len(expired)
         metrics.HOLDS_EXPIRED.inc(len(expired))

@@ -78,23 +78,23 @@ def pool_view(pool: CapacityPool, ticket_type_ids: Sequence[str]) -> PoolView:
     )
 
 
-async def pool_views(session: AsyncSession, event_id: str) -> list[PoolView]:
+async def pool_views(tx: AsyncSession, event_id: str) -> list[PoolView]:
     rows = list(
-        await session.scalars(
+        await tx.scalars(
             select(CapacityPool)
             .where(CapacityPool.event_id == event_id)
             .order_by(CapacityPool.created_at, CapacityPool.id)
             .execution_options(populate_existing=True)
         )
     )
-    members = await _members(session, [p.id for p in rows])
+    members = await _members(tx, [p.id for p in rows])
     return [pool_view(p, members.get(p.id, [])) for p in rows]
 
 
-async def event_total_view(session: AsyncSession, event: Event) -> EventTotalView:
+async def event_total_view(tx: AsyncSession, event: Event) -> EventTotalView:
     """The event-wide cap over people: registrations plus tickets held or sold."""
-    registered = await registrations.registered(session, event.id)
-    tickets = await registrations.tickets(session, event.id)
+    registered = await registrations.registered(tx, event.id)
+    tickets = await registrations.tickets(tx, event.id)
     people = registered + tickets
     return EventTotalView(
         max_attendees=event.max_attendees,
@@ -105,10 +105,10 @@ async def event_total_view(session: AsyncSession, event: Event) -> EventTotalVie
     )
 
 
-async def _members(session: AsyncSession, pool_ids: Sequence[str]) -> dict[str, list[str]]:
+async def _members(tx: AsyncSession, pool_ids: Sequence[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = defaultdict(list)
     if pool_ids:
-        rows = await session.execute(
+        rows = await tx.execute(
             select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id).where(
                 TicketTypePool.pool_id.in_(list(pool_ids))
             )
@@ -118,9 +118,9 @@ async def _members(session: AsyncSession, pool_ids: Sequence[str]) -> dict[str, 
     return dict(found)
 
 
-async def _view(session: AsyncSession, pool_id: str) -> PoolView:
-    pool = await load_pool(session, pool_id)
-    return pool_view(pool, (await _members(session, [pool.id])).get(pool.id, []))
+async def _view(tx: AsyncSession, pool_id: str) -> PoolView:
+    pool = await load_pool(tx, pool_id)
+    return pool_view(pool, (await _members(tx, [pool.id])).get(pool.id, []))
 
 
 async def create_pool(
@@ -132,8 +132,8 @@ async def create_pool(
     pool_id: str | None = None,
 ) -> PoolView:
     now = rt.clock()
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
         require_manager(principal, event)
         pool = CapacityPool(
             id=pool_id or new_id("pool"),
@@ -148,18 +148,18 @@ async def create_pool(
             created_at=now,
             updated_at=now,
         )
-        session.add(pool)
-        await session.flush()
-        chosen = [await load_ticket_type(session, t) for t in sorted(set(draft.ticket_type_ids))]
+        tx.add(pool)
+        await tx.flush()
+        chosen = [await load_ticket_type(tx, t) for t in sorted(set(draft.ticket_type_ids))]
         # Every ticket-type row before the pool row the first attach moves.
-        await draws.lock_for_membership(session, [tt.id for tt in chosen])
+        await draws.lock_for_membership(tx, [tt.id for tt in chosen])
         for tt in chosen:
-            await _attach_checked(session, tt.id, tt.event_id, pool)
-        return await _view(session, pool.id)
+            await _attach_checked(tx, tt.id, tt.event_id, pool)
+        return await _view(tx, pool.id)
 
 
 async def _attach_checked(
-    session: AsyncSession, ticket_type_id: str, tt_event_id: str, pool: CapacityPool
+    tx: AsyncSession, ticket_type_id: str, tt_event_id: str, pool: CapacityPool
 ) -> None:
     if tt_event_id != pool.event_id:
         raise InvalidRequest(
@@ -167,19 +167,19 @@ async def _attach_checked(
             ticket_type_id=ticket_type_id,
             pool_id=pool.id,
         )
-    await draws.lock_for_membership(session, [ticket_type_id])
-    await draws.attach(session, ticket_type_id, pool.id)
+    await draws.lock_for_membership(tx, [ticket_type_id])
+    await draws.attach(tx, ticket_type_id, pool.id)
 
 
 async def list_pools(rt: Runtime, event_id: str) -> list[PoolView]:
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
-        return await pool_views(session, event.id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
+        return await pool_views(tx, event.id)
 
 
 async def get_pool(rt: Runtime, pool_id: str) -> PoolView:
-    async with rt.db.transaction() as session:
-        return await _view(session, pool_id)
+    async with rt.db.transaction() as tx:
+        return await _view(tx, pool_id)
 
 
 async def update_pool(
@@ -191,32 +191,30 @@ async def update_pool(
         if required in changes and changes[required] is None:
             raise InvalidRequest(f"{required} cannot be null")
     now = rt.clock()
-    async with rt.db.transaction() as session:
-        pool = await load_pool(session, pool_id)
-        require_manager(principal, await load_event(session, pool.event_id))
-        members = (await _members(session, [pool.id])).get(pool.id, [])
+    async with rt.db.transaction() as tx:
+        pool = await load_pool(tx, pool_id)
+        require_manager(principal, await load_event(tx, pool.event_id))
+        members = (await _members(tx, [pool.id])).get(pool.id, [])
         limits_change = "capacity" in changes or "overbook_ratio" in changes
         if limits_change:
             # Member ticket types first: the waitlist promotion below reserves through them,
             # and no ticket-type row may be locked after a pool row.
-            await draws.lock_for_membership(
-                session, await draws.waitlisted_neighbours(session, members)
-            )
+            await draws.lock_for_membership(tx, await draws.waitlisted_neighbours(tx, members))
             capacity = changes.get("capacity", pool.capacity)
             ratio = changes.get("overbook_ratio", pool.overbook_ratio)
             limit = rules.admission_limit(capacity, ratio)
             changes["admission_limit"] = limit
             changes["quantity_over"] = _over_for(limit)
         changes["updated_at"] = now
-        await session.execute(
+        await tx.execute(
             update(CapacityPool)
             .where(CapacityPool.id == pool.id)
             .values(**changes)
             .execution_options(synchronize_session=False)
         )
         if limits_change and members:
-            await offers.settle(session, members, now, rt.settings.offer_ttl)
-        return await _view(session, pool.id)
+            await offers.settle(tx, members, now, rt.settings.offer_ttl)
+        return await _view(tx, pool.id)
 
 
 def _over_for(limit: int | None) -> Any:
@@ -229,12 +227,12 @@ def _over_for(limit: int | None) -> Any:
 async def attach_ticket_type(
     rt: Runtime, principal: Principal, pool_id: str, ticket_type_id: str
 ) -> PoolView:
-    async with rt.db.transaction() as session:
-        pool = await load_pool(session, pool_id)
-        require_manager(principal, await load_event(session, pool.event_id))
-        tt = await load_ticket_type(session, ticket_type_id)
-        await _attach_checked(session, tt.id, tt.event_id, pool)
-        return await _view(session, pool.id)
+    async with rt.db.transaction() as tx:
+        pool = await load_pool(tx, pool_id)
+        require_manager(principal, await load_event(tx, pool.event_id))
+        tt = await load_ticket_type(tx, ticket_type_id)
+        await _attach_checked(tx, tt.id, tt.event_id, pool)
+        return await _view(tx, pool.id)
 
 
 async def detach_ticket_type(
@@ -242,17 +240,17 @@ async def detach_ticket_type(
 ) -> PoolView:
     """The pool's room grows by the type's use: the other members' waitlists get it."""
     now = rt.clock()
-    async with rt.db.transaction() as session:
-        pool = await load_pool(session, pool_id)
-        require_manager(principal, await load_event(session, pool.event_id))
-        tt = await load_ticket_type(session, ticket_type_id)
-        members = (await _members(session, [pool.id])).get(pool.id, [])
+    async with rt.db.transaction() as tx:
+        pool = await load_pool(tx, pool_id)
+        require_manager(principal, await load_event(tx, pool.event_id))
+        tt = await load_ticket_type(tx, ticket_type_id)
+        members = (await _members(tx, [pool.id])).get(pool.id, [])
         await draws.lock_for_membership(
-            session, await draws.waitlisted_neighbours(session, {*members, tt.id})
+            tx, await draws.waitlisted_neighbours(tx, {*members, tt.id})
         )
-        if await draws.detach(session, tt.id, pool.id):
-            await offers.settle(session, members, now, rt.settings.offer_ttl)
-        return await _view(session, pool.id)
+        if await draws.detach(tx, tt.id, pool.id):
+            await offers.settle(tx, members, now, rt.settings.offer_ttl)
+        return await _view(tx, pool.id)
 
 
 __all__ = [

@@ -32,8 +32,7 @@ from headcount.domain.errors import Conflict, EventFull, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.ledger import draws, locks, offers, registrations, seats
-from headcount.ledger.attendance import Registration, SessionSeat, WaitlistEntry
-from headcount.ledger.attendance import Session as AgendaSession
+from headcount.ledger.attendance import Registration, Session, SessionSeat, WaitlistEntry
 from headcount.ledger.idempotency import run_idempotent
 from headcount.ledger.models import Event
 from headcount.runtime import Runtime
@@ -64,10 +63,10 @@ def registration_view(reg: Registration) -> RegistrationView:
     )
 
 
-async def registration_capacity(session: AsyncSession, event: Event) -> RegistrationCapacity:
-    taken = await registrations.registered(session, event.id)
+async def registration_capacity(tx: AsyncSession, event: Event) -> RegistrationCapacity:
+    taken = await registrations.registered(tx, event.id)
     # Tickets held or sold take places under the same cap (issue 4, one rule for people).
-    people = taken + await registrations.tickets(session, event.id)
+    people = taken + await registrations.tickets(tx, event.id)
     return RegistrationCapacity(
         max_attendees=event.max_attendees,
         registered=taken,
@@ -77,7 +76,7 @@ async def registration_capacity(session: AsyncSession, event: Event) -> Registra
 
 
 async def own_registration(
-    session: AsyncSession, event_id: str, attendee_id: str, *, lock: bool = False
+    tx: AsyncSession, event_id: str, attendee_id: str, *, lock: bool = False
 ) -> Registration | None:
     query = (
         select(Registration)
@@ -86,11 +85,11 @@ async def own_registration(
     )
     if lock:
         query = query.with_for_update()
-    return (await session.scalars(query)).first()
+    return (await tx.scalars(query)).first()
 
 
-async def is_registered(session: AsyncSession, event_id: str, attendee_id: str) -> bool:
-    reg = await own_registration(session, event_id, attendee_id)
+async def is_registered(tx: AsyncSession, event_id: str, attendee_id: str) -> bool:
+    reg = await own_registration(tx, event_id, attendee_id)
     return reg is not None and reg.status == RegistrationStatus.ACTIVE
 
 
@@ -106,25 +105,25 @@ async def register(
     party = draft.party_size
     attendance.check_party_size(party)
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(tx: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
-        event = await load_event(session, event_id)
-        queued = await _lock_queued_ticket_types(session, event)
-        await locks.ensure_event_counter(session, event.id)
+        event = await load_event(tx, event_id)
+        queued = await _lock_queued_ticket_types(tx, event)
+        await locks.ensure_event_counter(tx, event.id)
         # A first registration (the common case) writes its row first and takes the hot
         # counter row last, so that lock is held only until COMMIT. A concurrent duplicate
         # waits on the unique (event, attendee) key, then finds this row below.
         reg_id = new_id("reg")
         if await registrations.insert_new(
-            session,
+            tx,
             registration_id=reg_id,
             event_id=event.id,
             attendee_id=principal.sub,
             party_size=party,
             now=now,
         ):
-            if await registrations.admit(session, event.id, party) is None:
-                await _refuse(session, event, party)
+            if await registrations.admit(tx, event.id, party) is None:
+                await _refuse(tx, event, party)
             view = RegistrationView(
                 id=reg_id,
                 event_id=event.id,
@@ -136,28 +135,28 @@ async def register(
                 cancelled_at=None,
             )
             return {"registration": view.model_dump(mode="json"), "created": True}
-        reg = await own_registration(session, event.id, principal.sub, lock=True)
+        reg = await own_registration(tx, event.id, principal.sub, lock=True)
         if reg is None:  # only if the row vanished between two statements: never deleted
             raise Conflict("your registration changed while registering; try again")
         if reg.status == RegistrationStatus.ACTIVE:
             delta = party - reg.party_size
-            if delta > 0 and await registrations.admit(session, event.id, delta) is None:
-                await _refuse(session, event, delta)
+            if delta > 0 and await registrations.admit(tx, event.id, delta) is None:
+                await _refuse(tx, event, delta)
             if delta < 0:
-                await registrations.release(session, event.id, -delta)
-                await offers.settle(session, queued, now, rt.settings.offer_ttl)
+                await registrations.release(tx, event.id, -delta)
+                await offers.settle(tx, queued, now, rt.settings.offer_ttl)
             if delta:
                 reg.party_size = party
                 reg.updated_at = now
-                await session.flush()
+                await tx.flush()
             return {"registration": _dump(reg), "created": False}
-        if await registrations.admit(session, event.id, party) is None:
-            await _refuse(session, event, party)
+        if await registrations.admit(tx, event.id, party) is None:
+            await _refuse(tx, event, party)
         reg.status = RegistrationStatus.ACTIVE.value
         reg.party_size = party
         reg.updated_at = now
         reg.cancelled_at = None
-        await session.flush()
+        await tx.flush()
         return {"registration": _dump(reg), "created": True}
 
     result = await run_idempotent(
@@ -176,8 +175,8 @@ def _dump(reg: Registration) -> dict[str, Any]:
     return registration_view(reg).model_dump(mode="json")
 
 
-async def _refuse(session: AsyncSession, event: Event, asked: int) -> None:
-    summary = await registration_capacity(session, event)
+async def _refuse(tx: AsyncSession, event: Event, asked: int) -> None:
+    summary = await registration_capacity(tx, event)
     raise EventFull(
         f"event {event.name!r} has {summary.remaining} place(s) left; {asked} asked",
         event_id=event.id,
@@ -187,7 +186,7 @@ async def _refuse(session: AsyncSession, event: Event, asked: int) -> None:
     )
 
 
-async def _lock_queued_ticket_types(session: AsyncSession, event: Event) -> list[str]:
+async def _lock_queued_ticket_types(tx: AsyncSession, event: Event) -> list[str]:
     """Capped events: ticket types with a queue, locked before the counter row (issue 4).
 
     A registration given up frees a place that tickets share; promoting their queues moves
@@ -195,8 +194,8 @@ async def _lock_queued_ticket_types(session: AsyncSession, event: Event) -> list
     """
     if event.max_attendees is None:
         return []
-    queued = await draws.queued_ticket_types(session, event.id)
-    await locks.ticket_types(session, queued)
+    queued = await draws.queued_ticket_types(tx, event.id)
+    await locks.ticket_types(tx, queued)
     return queued
 
 
@@ -205,23 +204,23 @@ async def cancel_registration(
 ) -> RegistrationView:
     """Cancel the caller's registration (again: a no-op) and give up their session places."""
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(tx: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
-        event = await load_event(session, event_id)
-        queued = await _lock_queued_ticket_types(session, event)
-        reg = await own_registration(session, event.id, principal.sub, lock=True)
+        event = await load_event(tx, event_id)
+        queued = await _lock_queued_ticket_types(tx, event)
+        reg = await own_registration(tx, event.id, principal.sub, lock=True)
         if reg is None:
             raise NotFound(f"you are not registered for event {event_id!r}")
         if reg.status == RegistrationStatus.CANCELLED:
             return _dump(reg)
-        await registrations.release(session, event.id, reg.party_size)
+        await registrations.release(tx, event.id, reg.party_size)
         # Places under the cap are shared with tickets: queued buyers get them first.
-        await offers.settle(session, queued, now, rt.settings.offer_ttl)
+        await offers.settle(tx, queued, now, rt.settings.offer_ttl)
         reg.status = RegistrationStatus.CANCELLED.value
         reg.cancelled_at = now
         reg.updated_at = now
-        await session.flush()
-        await _leave_sessions(session, event.id, principal.sub, now)
+        await tx.flush()
+        await _leave_sessions(tx, event.id, principal.sub, now)
         return _dump(reg)
 
     result = await run_idempotent(
@@ -236,19 +235,17 @@ async def cancel_registration(
     return RegistrationView.model_validate(result)
 
 
-async def _leave_sessions(session: AsyncSession, event_id: str, attendee_id: str, now: Any) -> None:
+async def _leave_sessions(tx: AsyncSession, event_id: str, attendee_id: str, now: Any) -> None:
     """Lock every session counter of the event (ascending id), then give places up.
 
     Locking them all before looking means an RSVP racing this cancel either committed
     first (and its seat is seen and given up here) or runs after and finds no registration.
     """
-    session_ids = list(
-        await session.scalars(select(AgendaSession.id).where(AgendaSession.event_id == event_id))
-    )
-    await locks.session_counters(session, session_ids)
+    session_ids = list(await tx.scalars(select(Session.id).where(Session.event_id == event_id)))
+    await locks.session_counters(tx, session_ids)
     if not session_ids:
         return
-    held = await session.scalars(
+    held = await tx.scalars(
         select(SessionSeat)
         .where(
             SessionSeat.session_id.in_(session_ids),
@@ -259,8 +256,8 @@ async def _leave_sessions(session: AsyncSession, event_id: str, attendee_id: str
         .execution_options(populate_existing=True)
     )
     for seat in list(held.all()):
-        await seats.give_up(session, seat, now)
-    waiting = await session.scalars(
+        await seats.give_up(tx, seat, now)
+    waiting = await tx.scalars(
         select(WaitlistEntry).where(
             WaitlistEntry.session_id.in_(session_ids),
             WaitlistEntry.attendee_id == attendee_id,
@@ -270,13 +267,13 @@ async def _leave_sessions(session: AsyncSession, event_id: str, attendee_id: str
     for entry in waiting.all():
         entry.status = EntryStatus.LEFT.value
         entry.updated_at = now
-    await session.flush()
+    await tx.flush()
 
 
 async def my_registration(rt: Runtime, principal: Principal, event_id: str) -> RegistrationView:
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
-        reg = await own_registration(session, event.id, principal.sub)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
+        reg = await own_registration(tx, event.id, principal.sub)
         if reg is None:
             raise NotFound(f"you are not registered for event {event_id!r}")
         return registration_view(reg)
@@ -285,10 +282,10 @@ async def my_registration(rt: Runtime, principal: Principal, event_id: str) -> R
 async def list_registrations(
     rt: Runtime, principal: Principal, event_id: str, *, limit: int = 1000
 ) -> list[RegistrationView]:
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
         require_manager(principal, event)
-        rows = await session.scalars(
+        rows = await tx.scalars(
             select(Registration)
             .where(Registration.event_id == event.id)
             .order_by(Registration.created_at, Registration.id)
@@ -298,5 +295,5 @@ async def list_registrations(
 
 
 async def get_registration_capacity(rt: Runtime, event_id: str) -> RegistrationCapacity:
-    async with rt.db.transaction() as session:
-        return await registration_capacity(session, await load_event(session, event_id))
+    async with rt.db.transaction() as tx:
+        return await registration_capacity(tx, await load_event(tx, event_id))

@@ -32,8 +32,7 @@ from headcount.domain.errors import Conflict, InvalidRequest, NotFound, NotRegis
 from headcount.domain.identity import Principal
 from headcount.domain.ids import is_well_formed, new_id
 from headcount.ledger import locks, seats, waitlist
-from headcount.ledger.attendance import Session as AgendaSession
-from headcount.ledger.attendance import SessionCapacity
+from headcount.ledger.attendance import Session, SessionCapacity
 from headcount.ledger.idempotency import run_idempotent
 from headcount.runtime import Runtime
 
@@ -75,43 +74,43 @@ class SessionPatch(BaseModel):
     waitlist_enabled: bool | None = None
 
 
-async def load_session(session: AsyncSession, session_id: str) -> AgendaSession:
+async def load_session(tx: AsyncSession, session_id: str) -> Session:
     if not is_well_formed(session_id):
         raise NotFound(f"no session {session_id!r}")
-    found = await session.get(AgendaSession, session_id, populate_existing=True)
+    found = await tx.get(Session, session_id, populate_existing=True)
     if found is None:
         raise NotFound(f"no session {session_id!r}")
     return found
 
 
-async def _view(session: AsyncSession, agenda: AgendaSession) -> SessionView:
-    cap = await seats.capacity(session, agenda.id)
+async def _view(tx: AsyncSession, session: Session) -> SessionView:
+    cap = await seats.capacity(tx, session.id)
     assert cap is not None
     return SessionView(
-        id=agenda.id,
-        event_id=agenda.event_id,
-        title=agenda.title,
-        description=agenda.description,
-        starts_at=agenda.starts_at,
-        ends_at=agenda.ends_at,
+        id=session.id,
+        event_id=session.event_id,
+        title=session.title,
+        description=session.description,
+        starts_at=session.starts_at,
+        ends_at=session.ends_at,
         max_participants=cap.maximum_capacity,
         current_attendance=cap.current_attendance,
         remaining=max(0, cap.maximum_capacity - cap.current_attendance),
         is_full=cap.current_attendance >= cap.maximum_capacity,
-        waitlist_enabled=agenda.waitlist_enabled,
-        waitlist_length=await waitlist.waiting_count(session, session_id=agenda.id),
-        created_at=agenda.created_at,
-        updated_at=agenda.updated_at,
+        waitlist_enabled=session.waitlist_enabled,
+        waitlist_length=await waitlist.waiting_count(tx, session_id=session.id),
+        created_at=session.created_at,
+        updated_at=session.updated_at,
     )
 
 
-async def session_views(session: AsyncSession, event_id: str) -> list[SessionView]:
-    rows = await session.scalars(
-        select(AgendaSession)
-        .where(AgendaSession.event_id == event_id)
-        .order_by(AgendaSession.starts_at, AgendaSession.created_at, AgendaSession.id)
+async def session_views(tx: AsyncSession, event_id: str) -> list[SessionView]:
+    rows = await tx.scalars(
+        select(Session)
+        .where(Session.event_id == event_id)
+        .order_by(Session.starts_at, Session.created_at, Session.id)
     )
-    return [await _view(session, agenda) for agenda in rows.all()]
+    return [await _view(tx, session) for session in rows.all()]
 
 
 async def create_session(
@@ -123,10 +122,10 @@ async def create_session(
     session_id: str | None = None,
 ) -> SessionView:
     now = rt.clock()
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
         require_manager(principal, event)
-        agenda = AgendaSession(
+        session = Session(
             id=session_id or new_id("ses"),
             event_id=event.id,
             title=draft.title,
@@ -137,28 +136,28 @@ async def create_session(
             created_at=now,
             updated_at=now,
         )
-        session.add(agenda)
-        await session.flush()
-        session.add(
+        tx.add(session)
+        await tx.flush()
+        tx.add(
             SessionCapacity(
-                session_id=agenda.id,
+                session_id=session.id,
                 maximum_capacity=draft.max_participants,
                 current_attendance=0,
             )
         )
-        await session.flush()
-        return await _view(session, agenda)
+        await tx.flush()
+        return await _view(tx, session)
 
 
 async def get_session(rt: Runtime, session_id: str) -> SessionView:
-    async with rt.db.transaction() as session:
-        return await _view(session, await load_session(session, session_id))
+    async with rt.db.transaction() as tx:
+        return await _view(tx, await load_session(tx, session_id))
 
 
 async def list_sessions(rt: Runtime, event_id: str) -> list[SessionView]:
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
-        return await session_views(session, event.id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
+        return await session_views(tx, event.id)
 
 
 async def update_session(
@@ -168,14 +167,14 @@ async def update_session(
     for required in ("title", "max_participants", "waitlist_enabled"):
         if required in changes and changes[required] is None:
             raise InvalidRequest(f"{required} cannot be null")
-    async with rt.db.transaction() as session:
+    async with rt.db.transaction() as tx:
         now = rt.clock()
-        agenda = await load_session(session, session_id)
-        event = await load_event(session, agenda.event_id)
+        session = await load_session(tx, session_id)
+        event = await load_event(tx, session.event_id)
         require_manager(principal, event)
         try:
             _check_window(
-                changes.get("starts_at", agenda.starts_at), changes.get("ends_at", agenda.ends_at)
+                changes.get("starts_at", session.starts_at), changes.get("ends_at", session.ends_at)
             )
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from exc
@@ -183,15 +182,15 @@ async def update_session(
         if "description" in changes and changes["description"] is None:
             changes["description"] = ""
         if changes:
-            await session.execute(
-                update(AgendaSession)
-                .where(AgendaSession.id == agenda.id)
+            await tx.execute(
+                update(Session)
+                .where(Session.id == session.id)
                 .values(**changes, updated_at=now)
                 .execution_options(synchronize_session=False)
             )
         if maximum is not None:
-            if not await seats.set_maximum(session, agenda.id, maximum):
-                cap = await seats.capacity(session, agenda.id)
+            if not await seats.set_maximum(tx, session.id, maximum):
+                cap = await seats.capacity(tx, session.id)
                 taken = cap.current_attendance if cap else 0
                 raise Conflict(
                     f"max_participants {maximum} is below the {taken} confirmed seats; "
@@ -199,26 +198,26 @@ async def update_session(
                     current_attendance=taken,
                 )
             # More seats: the waitlist gets them in this transaction, before any newcomer.
-            await seats.promote(session, agenda.id, now)
-        return await _view(session, await load_session(session, agenda.id))
+            await seats.promote(tx, session.id, now)
+        return await _view(tx, await load_session(tx, session.id))
 
 
 async def _rsvp_view(
-    session: AsyncSession, session_id: str, attendee_id: str, *, include_past: bool = False
+    tx: AsyncSession, session_id: str, attendee_id: str, *, include_past: bool = False
 ) -> RsvpView:
-    seat = await seats.seat_of(session, session_id, attendee_id)
+    seat = await seats.seat_of(tx, session_id, attendee_id)
     if seat is not None and seat.status == SeatStatus.CONFIRMED:
-        entry = await waitlist.latest_entry(session, attendee_id, session_id=session_id)
+        entry = await waitlist.latest_entry(tx, attendee_id, session_id=session_id)
         shown = entry if entry is not None and entry.status == EntryStatus.PROMOTED else None
         return RsvpView(
             session_id=session_id,
             attendee_id=attendee_id,
             status=RsvpStatus.CONFIRMED,
-            waitlist_entry=await entry_view(session, shown) if shown else None,
+            waitlist_entry=await entry_view(tx, shown) if shown else None,
         )
-    entry = await waitlist.latest_entry(session, attendee_id, session_id=session_id)
+    entry = await waitlist.latest_entry(tx, attendee_id, session_id=session_id)
     if entry is not None and entry.status == EntryStatus.WAITING:
-        shown_entry = await entry_view(session, entry)
+        shown_entry = await entry_view(tx, entry)
         return RsvpView(
             session_id=session_id,
             attendee_id=attendee_id,
@@ -230,7 +229,7 @@ async def _rsvp_view(
         session_id=session_id,
         attendee_id=attendee_id,
         status=RsvpStatus.NONE,
-        waitlist_entry=await entry_view(session, entry) if include_past and entry else None,
+        waitlist_entry=await entry_view(tx, entry) if include_past and entry else None,
     )
 
 
@@ -239,36 +238,36 @@ async def rsvp(
 ) -> RsvpView:
     """Take a seat, or a place in the queue, or be refused with `session_full`."""
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(tx: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
-        agenda = await load_session(session, session_id)
-        await locks.session_counters(session, [agenda.id])
-        if not await is_registered(session, agenda.event_id, principal.sub):
+        session = await load_session(tx, session_id)
+        await locks.session_counters(tx, [session.id])
+        if not await is_registered(tx, session.event_id, principal.sub):
             raise NotRegistered(
-                f"register for event {agenda.event_id!r} before RSVPing to its sessions",
-                event_id=agenda.event_id,
+                f"register for event {session.event_id!r} before RSVPing to its sessions",
+                event_id=session.event_id,
             )
-        current = await _rsvp_view(session, agenda.id, principal.sub)
+        current = await _rsvp_view(tx, session.id, principal.sub)
         if current.status is not RsvpStatus.NONE:
             return current.model_dump(mode="json")
-        if await seats.admit(session, agenda.id):
-            await seats.occupy(session, agenda.id, principal.sub, SeatSource.RSVP, now)
-        elif agenda.waitlist_enabled:
+        if await seats.admit(tx, session.id):
+            await seats.occupy(tx, session.id, principal.sub, SeatSource.RSVP, now)
+        elif session.waitlist_enabled:
             await waitlist.join(
-                session,
-                event_id=agenda.event_id,
+                tx,
+                event_id=session.event_id,
                 attendee_id=principal.sub,
                 now=now,
-                session_id=agenda.id,
+                session_id=session.id,
             )
         else:
-            cap = await seats.capacity(session, agenda.id)
+            cap = await seats.capacity(tx, session.id)
             raise SessionFull(
-                f"session {agenda.title!r} is full and has no waitlist",
-                session_id=agenda.id,
+                f"session {session.title!r} is full and has no waitlist",
+                session_id=session.id,
                 max_participants=cap.maximum_capacity if cap else None,
             )
-        return (await _rsvp_view(session, agenda.id, principal.sub)).model_dump(mode="json")
+        return (await _rsvp_view(tx, session.id, principal.sub)).model_dump(mode="json")
 
     result = await run_idempotent(
         rt.db,
@@ -287,20 +286,20 @@ async def leave(
 ) -> RsvpView:
     """Give up a seat (the head of the waitlist gets it) or a place in the queue."""
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(tx: AsyncSession) -> dict[str, Any]:
         now = rt.clock()
-        agenda = await load_session(session, session_id)
-        await locks.session_counters(session, [agenda.id])
-        seat = await seats.seat_of(session, agenda.id, principal.sub)
+        session = await load_session(tx, session_id)
+        await locks.session_counters(tx, [session.id])
+        seat = await seats.seat_of(tx, session.id, principal.sub)
         if seat is not None and seat.status == SeatStatus.CONFIRMED:
-            await seats.give_up(session, seat, now)
+            await seats.give_up(tx, seat, now)
         else:
-            entry = await waitlist.live_entry(session, principal.sub, session_id=agenda.id)
+            entry = await waitlist.live_entry(tx, principal.sub, session_id=session.id)
             if entry is not None:
                 entry.status = EntryStatus.LEFT.value
                 entry.updated_at = now
-                await session.flush()
-        view = await _rsvp_view(session, agenda.id, principal.sub, include_past=True)
+                await tx.flush()
+        view = await _rsvp_view(tx, session.id, principal.sub, include_past=True)
         return view.model_dump(mode="json")
 
     result = await run_idempotent(
@@ -316,28 +315,28 @@ async def leave(
 
 
 async def my_rsvp(rt: Runtime, principal: Principal, session_id: str) -> RsvpView:
-    async with rt.db.transaction() as session:
-        agenda = await load_session(session, session_id)
-        return await _rsvp_view(session, agenda.id, principal.sub, include_past=True)
+    async with rt.db.transaction() as tx:
+        session = await load_session(tx, session_id)
+        return await _rsvp_view(tx, session.id, principal.sub, include_past=True)
 
 
 async def my_waitlist_entry(
     rt: Runtime, principal: Principal, session_id: str
 ) -> WaitlistEntryView:
     """The caller's latest entry in this session's queue: position, or what became of it."""
-    async with rt.db.transaction() as session:
-        agenda = await load_session(session, session_id)
-        entry = await waitlist.latest_entry(session, principal.sub, session_id=agenda.id)
+    async with rt.db.transaction() as tx:
+        session = await load_session(tx, session_id)
+        entry = await waitlist.latest_entry(tx, principal.sub, session_id=session.id)
         if entry is None:
             raise NotFound(f"you have not joined the waitlist of session {session_id!r}")
-        return await entry_view(session, entry)
+        return await entry_view(tx, entry)
 
 
 async def session_waitlist(rt: Runtime, principal: Principal, session_id: str) -> WaitlistView:
-    async with rt.db.transaction() as session:
-        agenda = await load_session(session, session_id)
-        require_manager(principal, await load_event(session, agenda.event_id))
-        return await waitlist_view(session, session_id=agenda.id)
+    async with rt.db.transaction() as tx:
+        session = await load_session(tx, session_id)
+        require_manager(principal, await load_event(tx, session.event_id))
+        return await waitlist_view(tx, session_id=session.id)
 
 
 async def load_demo_sessions(rt: Runtime, event_id: str, organizer: Principal) -> None:

@@ -27,14 +27,14 @@ SECTIONS: dict[str, Section] = {}
 
 async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
     ticket_types = await list_ticket_types(rt, event_id)
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
-        sections = {name: await section(rt, session, event) for name, section in SECTIONS.items()}
-        presence_rows = await live_rows(session, event)
-        registered = await registration_capacity(session, event)
-        pools = await pool_views(session, event.id)
-        event_total = await event_total_view(session, event)
-        agenda = await session_views(session, event.id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
+        sections = {name: await section(rt, tx, event) for name, section in SECTIONS.items()}
+        presence_rows = await live_rows(tx, event)
+        registered = await registration_capacity(tx, event)
+        pools = await pool_views(tx, event.id)
+        event_total = await event_total_view(tx, event)
+        session = await session_views(tx, event.id)
     live = await live_sections(rt, presence_rows)
     total = sum(t.quantity_total for t in ticket_types)
     sold = sum(t.quantity_sold for t in ticket_types)
@@ -53,7 +53,7 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
             ticket_types=ticket_types,
         ),
         registrations=registered,
-        sessions=agenda,
+        sessions=session,
         viewers=live.viewers,
         booths=live.booths,
         breakout_rooms=live.breakout_rooms,

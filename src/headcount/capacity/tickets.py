@@ -78,10 +78,10 @@ def _check_window(start: datetime | None, end: datetime | None) -> None:
         raise ValueError("sales_end must be after sales_start")
 
 
-async def load_ticket_type(session: AsyncSession, ticket_type_id: str) -> TicketType:
+async def load_ticket_type(tx: AsyncSession, ticket_type_id: str) -> TicketType:
     if not is_well_formed(ticket_type_id):
         raise NotFound(f"no ticket type {ticket_type_id!r}")
-    tt = await session.get(TicketType, ticket_type_id, populate_existing=True)
+    tt = await tx.get(TicketType, ticket_type_id, populate_existing=True)
     if tt is None:
         raise NotFound(f"no ticket type {ticket_type_id!r}")
     return tt
@@ -96,8 +96,8 @@ async def create_ticket_type(
     ticket_type_id: str | None = None,
 ) -> TicketTypeView:
     now = rt.clock()
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
         require_manager(principal, event)
         tt = TicketType(
             id=ticket_type_id or new_id("tt"),
@@ -116,23 +116,21 @@ async def create_ticket_type(
             created_at=now,
             updated_at=now,
         )
-        session.add(tt)
-        await session.flush()
+        tx.add(tt)
+        await tx.flush()
         if draft.stock_buckets > 1:
-            await buckets.create(session, tt.id, draft.quantity_total, draft.stock_buckets)
+            await buckets.create(tx, tt.id, draft.quantity_total, draft.stock_buckets)
         if draft.pool_ids:
-            await pool_membership.set_pools(session, tt, draft.pool_ids, now)
-        return (await ticket_type_views(session, [tt]))[0]
+            await pool_membership.set_pools(tx, tt, draft.pool_ids, now)
+        return (await ticket_type_views(tx, [tt]))[0]
 
 
-async def ticket_type_views(
-    session: AsyncSession, rows: Sequence[TicketType]
-) -> list[TicketTypeView]:
+async def ticket_type_views(tx: AsyncSession, rows: Sequence[TicketType]) -> list[TicketTypeView]:
     """Views whose availability is also bounded by the types' pools and event cap."""
     ids = [tt.id for tt in rows]
-    pools = await draws.pool_ids_of(session, ids)
-    room = await draws.headroom(session, ids)
-    hot = await buckets.levels(session, [tt.id for tt in rows if tt.stock_buckets > 1])
+    pools = await draws.pool_ids_of(tx, ids)
+    room = await draws.headroom(tx, ids)
+    hot = await buckets.levels(tx, [tt.id for tt in rows if tt.stock_buckets > 1])
     return [
         TicketTypeView.of(
             tt,
@@ -146,35 +144,33 @@ async def ticket_type_views(
 
 async def get_ticket_type(rt: Runtime, ticket_type_id: str) -> TicketTypeView:
     """Due holds are expired first, so a read never shows a lapsed hold as reserved."""
-    async with rt.db.transaction() as session:
-        tt = await load_ticket_type(session, ticket_type_id)
+    async with rt.db.transaction() as tx:
+        tt = await load_ticket_type(tx, ticket_type_id)
         now, ttl = rt.clock(), rt.settings.offer_ttl
-        expired = await expire_due_holds(session, now, ticket_type_ids=[tt.id], offer_ttl=ttl)
-        if due := await offers.due_ticket_types(session, now, among=[tt.id]):
-            await offers.settle(session, due, now, ttl)
+        expired = await expire_due_holds(tx, now, ticket_type_ids=[tt.id], offer_ttl=ttl)
+        if due := await offers.due_ticket_types(tx, now, among=[tt.id]):
+            await offers.settle(tx, due, now, ttl)
         if expired or due:
-            tt = await load_ticket_type(session, ticket_type_id)
-        return (await ticket_type_views(session, [tt]))[0]
+            tt = await load_ticket_type(tx, ticket_type_id)
+        return (await ticket_type_views(tx, [tt]))[0]
 
 
 async def list_ticket_types(rt: Runtime, event_id: str) -> list[TicketTypeView]:
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
-        ids = list(
-            await session.scalars(select(TicketType.id).where(TicketType.event_id == event.id))
-        )
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
+        ids = list(await tx.scalars(select(TicketType.id).where(TicketType.event_id == event.id)))
         if ids:
             now, ttl = rt.clock(), rt.settings.offer_ttl
-            await expire_due_holds(session, now, ticket_type_ids=ids, offer_ttl=ttl)
-            if due := await offers.due_ticket_types(session, now, among=ids):
-                await offers.settle(session, due, now, ttl)
-        rows = await session.scalars(
+            await expire_due_holds(tx, now, ticket_type_ids=ids, offer_ttl=ttl)
+            if due := await offers.due_ticket_types(tx, now, among=ids):
+                await offers.settle(tx, due, now, ttl)
+        rows = await tx.scalars(
             select(TicketType)
             .where(TicketType.event_id == event.id)
             .order_by(TicketType.created_at, TicketType.id)
             .execution_options(populate_existing=True)
         )
-        return await ticket_type_views(session, list(rows))
+        return await ticket_type_views(tx, list(rows))
 
 
 async def update_ticket_type(
@@ -185,9 +181,9 @@ async def update_ticket_type(
         if required in changes and changes[required] is None:
             raise InvalidRequest(f"{required} cannot be null")
     pool_ids = changes.pop("pool_ids", None)
-    async with rt.db.transaction() as session:
-        tt = await load_ticket_type(session, ticket_type_id)
-        event = await load_event(session, tt.event_id)
+    async with rt.db.transaction() as tx:
+        tt = await load_ticket_type(tx, ticket_type_id)
+        event = await load_event(tx, tt.event_id)
         require_manager(principal, event)
         start = changes.get("sales_start", tt.sales_start)
         end = changes.get("sales_end", tt.sales_end)
@@ -202,29 +198,29 @@ async def update_ticket_type(
         if pool_ids is not None or changes.get("quantity_total") is not None:
             # The settle below promotes this type's event's queues: their rows first, in
             # order, before any pool row moves (docs/concurrency.md, "Pools").
-            queued = await draws.waitlisted_neighbours(session, [tt.id])
-            await locks.ticket_types(session, queued)
+            queued = await draws.waitlisted_neighbours(tx, [tt.id])
+            await locks.ticket_types(tx, queued)
         if pool_ids is not None:
             # Detaching frees pool room: the settle below offers it to this type's queue.
-            await pool_membership.set_pools(session, tt, pool_ids, rt.clock())
+            await pool_membership.set_pools(tx, tt, pool_ids, rt.clock())
         new_total = changes.pop("quantity_total", None)
         if new_total is not None:
-            await _set_total(session, tt, new_total)
+            await _set_total(tx, tt, new_total)
         if new_total is not None or pool_ids is not None:
             # A larger total frees stock: the waitlist gets it before anyone else can.
-            await offers.settle(session, [tt.id], rt.clock(), rt.settings.offer_ttl)
+            await offers.settle(tx, [tt.id], rt.clock(), rt.settings.offer_ttl)
         if changes:
             changes["updated_at"] = rt.clock()
-            await session.execute(
+            await tx.execute(
                 update(TicketType)
                 .where(TicketType.id == tt.id)
                 .values(**changes)
                 .execution_options(synchronize_session=False)
             )
-        return (await ticket_type_views(session, [await load_ticket_type(session, tt.id)]))[0]
+        return (await ticket_type_views(tx, [await load_ticket_type(tx, tt.id)]))[0]
 
 
-async def _set_total(session: AsyncSession, tt: TicketType, new_total: int) -> None:
+async def _set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
     """One atomic UPDATE; a total below what is sold and held is allowed (issue 4).
 
     Nobody loses a ticket: the overhang is recorded in `quantity_over` in the same
@@ -233,10 +229,10 @@ async def _set_total(session: AsyncSession, tt: TicketType, new_total: int) -> N
     below the new total. The view's `over_capacity_by` says how far over it is.
     """
     if tt.stock_buckets > 1:
-        await _set_bucketed_total(session, tt, new_total)
+        await _set_bucketed_total(tx, tt, new_total)
         return
     in_use = TicketType.quantity_sold + TicketType.quantity_reserved
-    await session.execute(
+    await tx.execute(
         update(TicketType)
         .where(TicketType.id == tt.id)
         .values(quantity_total=new_total, quantity_over=draws.over_expr(in_use, literal(new_total)))
@@ -244,7 +240,7 @@ async def _set_total(session: AsyncSession, tt: TicketType, new_total: int) -> N
     )
 
 
-async def _set_bucketed_total(session: AsyncSession, tt: TicketType, new_total: int) -> None:
+async def _set_bucketed_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
     """A bucketed type changes its total through its buckets' free units.
 
     Raising spreads the new units over the buckets. Lowering withdraws free units under
@@ -255,16 +251,16 @@ async def _set_bucketed_total(session: AsyncSession, tt: TicketType, new_total: 
     if delta > 0:
         for bucket, extra in enumerate(buckets.split(delta, tt.stock_buckets)):
             if extra:
-                await buckets.give_to(session, tt.id, bucket, extra)
+                await buckets.give_to(tx, tt.id, bucket, extra)
     elif delta < 0:
-        removed = await buckets.withdraw(session, tt.id, -delta)
+        removed = await buckets.withdraw(tx, tt.id, -delta)
         if removed < -delta:
             raise Conflict(
                 f"only {removed} of the {-delta} units to remove are free; a hot-inventory "
                 "type cannot drop below what is sold and held",
                 free=removed,
             )
-    await session.execute(
+    await tx.execute(
         update(TicketType)
         .where(TicketType.id == tt.id)
         .values(quantity_total=new_total)

@@ -21,8 +21,8 @@ def stream(event_id: str) -> Resource:
 
 async def limit_of(rt: Runtime, event_id: str) -> tuple[str, int | None]:
     """(event id, current cap) — the shape every live policy answers for `leases`."""
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
         return event.id, viewer_limit(event.virtual_settings)
 
 

@@ -40,7 +40,7 @@ class TicketWaitlistDraft(BaseModel):
     quantity: int = Field(strict=True, default=1, ge=1, le=attendance.MAX_WAITLIST_QUANTITY)
 
 
-async def entry_view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistEntryView:
+async def entry_view(tx: AsyncSession, entry: WaitlistEntry) -> WaitlistEntryView:
     return WaitlistEntryView(
         id=entry.id,
         event_id=entry.event_id,
@@ -50,7 +50,7 @@ async def entry_view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistEnt
         quantity=entry.quantity,
         seq=entry.seq,
         status=EntryStatus(entry.status),
-        position=await waitlist.position(session, entry),
+        position=await waitlist.position(tx, entry),
         offered_quantity=entry.offered_quantity,
         offer_expires_at=entry.offer_expires_at,
         order_id=entry.order_id,
@@ -60,9 +60,9 @@ async def entry_view(session: AsyncSession, entry: WaitlistEntry) -> WaitlistEnt
 
 
 async def waitlist_view(
-    session: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
+    tx: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
 ) -> WaitlistView:
-    live = await waitlist.entries(session, session_id=session_id, ticket_type_id=ticket_type_id)
+    live = await waitlist.entries(tx, session_id=session_id, ticket_type_id=ticket_type_id)
     views: list[WaitlistEntryView] = []
     place = 0
     for entry in live:
@@ -108,25 +108,25 @@ async def join_ticket_waitlist(
 ) -> WaitlistEntryView:
     """Queue for a ticket type; already queued (or holding an offer) answers the same entry."""
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(tx: AsyncSession) -> dict[str, Any]:
         now, ttl = rt.clock(), rt.settings.offer_ttl
-        tt = await load_ticket_type(session, ticket_type_id)
+        tt = await load_ticket_type(tx, ticket_type_id)
         attendance.check_waitlist_quantity(draft.quantity, tt.max_per_order)
         # Lock order: orders → ticket type → entries (docs/concurrency.md).
-        await expire_due_holds(session, now, ticket_type_ids=[tt.id], offer_ttl=ttl)
-        await offers.settle(session, [tt.id], now, ttl)
-        mine = await waitlist.live_entry(session, principal.sub, ticket_type_id=tt.id)
+        await expire_due_holds(tx, now, ticket_type_ids=[tt.id], offer_ttl=ttl)
+        await offers.settle(tx, [tt.id], now, ttl)
+        mine = await waitlist.live_entry(tx, principal.sub, ticket_type_id=tt.id)
         if mine is None:
             mine = await waitlist.join(
-                session,
+                tx,
                 event_id=tt.event_id,
                 attendee_id=principal.sub,
                 now=now,
                 quantity=draft.quantity,
                 ticket_type_id=tt.id,
             )
-            await offers.settle(session, [tt.id], now, ttl)
-        return (await entry_view(session, mine)).model_dump(mode="json")
+            await offers.settle(tx, [tt.id], now, ttl)
+        return (await entry_view(tx, mine)).model_dump(mode="json")
 
     result = await run_idempotent(
         rt.db,
@@ -145,23 +145,23 @@ async def leave_ticket_waitlist(
 ) -> WaitlistEntryView:
     """Leave the queue, or decline a live offer (its stock goes to the next person)."""
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
+    async def work(tx: AsyncSession) -> dict[str, Any]:
         now, ttl = rt.clock(), rt.settings.offer_ttl
-        tt = await load_ticket_type(session, ticket_type_id)
+        tt = await load_ticket_type(tx, ticket_type_id)
         # With the event's other queued types (issue 4): a declined offer frees shared room.
-        await locks.ticket_types(session, await draws.waitlisted_neighbours(session, [tt.id]))
-        mine = await waitlist.live_entry(session, principal.sub, ticket_type_id=tt.id, lock=True)
+        await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, [tt.id]))
+        mine = await waitlist.live_entry(tx, principal.sub, ticket_type_id=tt.id, lock=True)
         if mine is not None:
             lapsed = mine.offer_expires_at is not None and mine.offer_expires_at <= now
             if mine.status == EntryStatus.OFFERED and lapsed:
-                await offers.settle(session, [tt.id], now, ttl)
+                await offers.settle(tx, [tt.id], now, ttl)
             else:
                 gone = EntryStatus.DECLINED if mine.status == EntryStatus.OFFERED else None
-                await offers.give_back(session, mine, gone or EntryStatus.LEFT, now, ttl)
-        latest = await waitlist.latest_entry(session, principal.sub, ticket_type_id=tt.id)
+                await offers.give_back(tx, mine, gone or EntryStatus.LEFT, now, ttl)
+        latest = await waitlist.latest_entry(tx, principal.sub, ticket_type_id=tt.id)
         if latest is None:
             raise NotFound(f"you have not joined the waitlist of ticket type {ticket_type_id!r}")
-        return (await entry_view(session, latest)).model_dump(mode="json")
+        return (await entry_view(tx, latest)).model_dump(mode="json")
 
     result = await run_idempotent(
         rt.db,
@@ -178,43 +178,43 @@ async def leave_ticket_waitlist(
 async def my_ticket_waitlist_entry(
     rt: Runtime, principal: Principal, ticket_type_id: str
 ) -> WaitlistEntryView:
-    async with rt.db.transaction() as session:
-        tt = await load_ticket_type(session, ticket_type_id)
-        if await offers.due_ticket_types(session, rt.clock(), among=[tt.id]):
-            await offers.settle(session, [tt.id], rt.clock(), rt.settings.offer_ttl)
-        entry = await waitlist.latest_entry(session, principal.sub, ticket_type_id=tt.id)
+    async with rt.db.transaction() as tx:
+        tt = await load_ticket_type(tx, ticket_type_id)
+        if await offers.due_ticket_types(tx, rt.clock(), among=[tt.id]):
+            await offers.settle(tx, [tt.id], rt.clock(), rt.settings.offer_ttl)
+        entry = await waitlist.latest_entry(tx, principal.sub, ticket_type_id=tt.id)
         if entry is None:
             raise NotFound(f"you have not joined the waitlist of ticket type {ticket_type_id!r}")
-        return await entry_view(session, entry)
+        return await entry_view(tx, entry)
 
 
 async def ticket_waitlist(rt: Runtime, principal: Principal, ticket_type_id: str) -> WaitlistView:
-    async with rt.db.transaction() as session:
-        tt = await load_ticket_type(session, ticket_type_id)
-        require_manager(principal, await load_event(session, tt.event_id))
-        return await waitlist_view(session, ticket_type_id=tt.id)
+    async with rt.db.transaction() as tx:
+        tt = await load_ticket_type(tx, ticket_type_id)
+        require_manager(principal, await load_event(tx, tt.event_id))
+        return await waitlist_view(tx, ticket_type_id=tt.id)
 
 
 async def my_entries(rt: Runtime, principal: Principal, event_id: str) -> list[WaitlistEntryView]:
     """Every queue the caller joined in this event, newest first: the attendee's feed."""
-    async with rt.db.transaction() as session:
-        event = await load_event(session, event_id)
-        rows = await session.scalars(
+    async with rt.db.transaction() as tx:
+        event = await load_event(tx, event_id)
+        rows = await tx.scalars(
             select(WaitlistEntry)
             .where(WaitlistEntry.event_id == event.id, WaitlistEntry.attendee_id == principal.sub)
             .order_by(WaitlistEntry.updated_at.desc(), WaitlistEntry.id)
             .limit(500)
         )
-        return [await entry_view(session, e) for e in rows.all()]
+        return [await entry_view(tx, e) for e in rows.all()]
 
 
 async def sweep_expired_offers(rt: Runtime, *, batch: int = 100) -> int:
     """Pass lapsed offers on: a background duty, safe on every replica (row locks, SKIP LOCKED)."""
     total = 0
     while True:
-        async with rt.db.transaction() as session:
-            due = await offers.due_ticket_types(session, rt.clock(), limit=batch)
-            lapsed = await offers.settle(session, due, rt.clock(), rt.settings.offer_ttl)
+        async with rt.db.transaction() as tx:
+            due = await offers.due_ticket_types(tx, rt.clock(), limit=batch)
+            lapsed = await offers.settle(tx, due, rt.clock(), rt.settings.offer_ttl)
         total += lapsed
         if len(due) < batch:
             return total

@@ -99,7 +99,7 @@ _READ_LOCKING_EVENT_AND_OWNER = _query(lock_event=True, lock_owner=True)
 
 
 async def read(
-    session: AsyncSession,
+    tx: AsyncSession,
     event_id: str,
     owner_id: str,
     lines: Sequence[OrderLine],
@@ -112,10 +112,10 @@ async def read(
     write lock is already held), saving the quota check a round trip.
     """
     query = _READ
-    if session.get_bind().dialect.name == "postgresql":
+    if tx.get_bind().dialect.name == "postgresql":
         query = _READ_LOCKING_EVENT_AND_OWNER if lock_owner else _READ_LOCKING_EVENT
     rows = (
-        await session.execute(
+        await tx.execute(
             query,
             {"event_id": event_id, "owner": owner_id, "ids": [li.ticket_type_id for li in lines]},
         )

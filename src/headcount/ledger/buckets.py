@@ -69,8 +69,8 @@ def split(total: int, buckets: int) -> list[int]:
     return [base + (1 if b < extra else 0) for b in range(buckets)]
 
 
-async def create(session: AsyncSession, ticket_type_id: str, total: int, buckets: int) -> None:
-    await session.execute(
+async def create(tx: AsyncSession, ticket_type_id: str, total: int, buckets: int) -> None:
+    await tx.execute(
         insert(StockBucket),
         [
             {"ticket_type_id": ticket_type_id, "bucket": b, "quantity_free": free}
@@ -99,12 +99,12 @@ _FREE_BY_BUCKET = (
 )
 
 
-async def _take_from(session: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> bool:
-    taken = await session.execute(_TAKE_FROM, {"tid": ticket_type_id, "b_bucket": bucket, "n": n})
+async def _take_from(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> bool:
+    taken = await tx.execute(_TAKE_FROM, {"tid": ticket_type_id, "b_bucket": bucket, "n": n})
     return taken.first() is not None
 
 
-async def _free_by_bucket(session: AsyncSession, ticket_type_id: str) -> tuple[dict[int, int], int]:
+async def _free_by_bucket(tx: AsyncSession, ticket_type_id: str) -> tuple[dict[int, int], int]:
     """The buckets' free units, read without locking them, under a SHARE lock on the type.
 
     The SHARE lock on the ticket-type row is what the one-row path's UPDATE lock gives
@@ -113,12 +113,12 @@ async def _free_by_bucket(session: AsyncSession, ticket_type_id: str) -> tuple[d
     bucketed type still run in parallel. Also returns the type's `membership_version`
     as of that lock, which `inventory.reserve` compares with its early read.
     """
-    rows = (await session.execute(_FREE_BY_BUCKET, {"tid": ticket_type_id})).all()
+    rows = (await tx.execute(_FREE_BY_BUCKET, {"tid": ticket_type_id})).all()
     version = int(rows[0][2]) if rows else -1
     return {int(bucket): int(free) for bucket, free, _ in rows}, version
 
 
-async def take(session: AsyncSession, ticket_type_id: str, n: int) -> int | None:
+async def take(tx: AsyncSession, ticket_type_id: str, n: int) -> int | None:
     """Take `n` free units and return the type's membership version, or None (sold out, or
     not bucketed) having taken nothing.
 
@@ -127,25 +127,25 @@ async def take(session: AsyncSession, ticket_type_id: str, n: int) -> int | None
     this read is for the next request), and which buckets are worth trying. The decision
     itself is still each bucket's conditional UPDATE.
     """
-    spread, version = await _free_by_bucket(session, ticket_type_id)
+    spread, version = await _free_by_bucket(tx, ticket_type_id)
     if sum(spread.values()) < n:
         return None
     candidates = [bucket for bucket, units in spread.items() if units >= n]
     for bucket in random.sample(candidates, min(_FAST_TRIES, len(candidates))):
-        if await _take_from(session, ticket_type_id, bucket, n):
+        if await _take_from(tx, ticket_type_id, bucket, n):
             return version
     # Slow path, near sell-out or for a large line: lock every bucket in order, take from
     # several. Exact: it sees every free unit of the ticket type.
-    rows = await _lock_all(session, ticket_type_id)
+    rows = await _lock_all(tx, ticket_type_id)
     if sum(free for _, free in rows) < n:
         return None
-    await _take_in_order(session, ticket_type_id, rows, n)
+    await _take_in_order(tx, ticket_type_id, rows, n)
     return version
 
 
-async def _lock_all(session: AsyncSession, ticket_type_id: str) -> list[tuple[int, int]]:
+async def _lock_all(tx: AsyncSession, ticket_type_id: str) -> list[tuple[int, int]]:
     """Every bucket of the type as (bucket, free), locked in ascending bucket number."""
-    rows = await session.execute(
+    rows = await tx.execute(
         select(StockBucket.bucket, StockBucket.quantity_free)
         .where(StockBucket.ticket_type_id == ticket_type_id)
         .order_by(StockBucket.bucket)
@@ -155,7 +155,7 @@ async def _lock_all(session: AsyncSession, ticket_type_id: str) -> list[tuple[in
 
 
 async def _take_in_order(
-    session: AsyncSession, ticket_type_id: str, rows: list[tuple[int, int]], n: int
+    tx: AsyncSession, ticket_type_id: str, rows: list[tuple[int, int]], n: int
 ) -> int:
     """Take up to `n` units from locked buckets, first bucket first; returns how many."""
     left = n
@@ -164,7 +164,7 @@ async def _take_in_order(
             break
         part = min(free, left)
         if part:
-            await session.execute(
+            await tx.execute(
                 update(StockBucket)
                 .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
                 .values(quantity_free=StockBucket.quantity_free - part)
@@ -174,13 +174,13 @@ async def _take_in_order(
     return n - left
 
 
-async def give(session: AsyncSession, ticket_type_id: str, buckets: int, n: int) -> None:
+async def give(tx: AsyncSession, ticket_type_id: str, buckets: int, n: int) -> None:
     """Return `n` units to a random bucket (they are fungible)."""
-    await give_to(session, ticket_type_id, random.randrange(buckets), n)
+    await give_to(tx, ticket_type_id, random.randrange(buckets), n)
 
 
-async def give_to(session: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> None:
-    await session.execute(
+async def give_to(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> None:
+    await tx.execute(
         update(StockBucket)
         .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
         .values(quantity_free=StockBucket.quantity_free + n)
@@ -188,18 +188,16 @@ async def give_to(session: AsyncSession, ticket_type_id: str, bucket: int, n: in
     )
 
 
-async def withdraw(session: AsyncSession, ticket_type_id: str, n: int) -> int:
+async def withdraw(tx: AsyncSession, ticket_type_id: str, n: int) -> int:
     """Remove up to `n` free units (a lowered total); returns how many could be removed."""
-    return await _take_in_order(
-        session, ticket_type_id, await _lock_all(session, ticket_type_id), n
-    )
+    return await _take_in_order(tx, ticket_type_id, await _lock_all(tx, ticket_type_id), n)
 
 
-async def free_units(session: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, int]:
+async def free_units(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, int]:
     """Free units per bucketed ticket type (plain ones are absent)."""
     if not ticket_type_ids:
         return {}
-    rows = await session.execute(
+    rows = await tx.execute(
         select(StockBucket.ticket_type_id, func.sum(StockBucket.quantity_free))
         .where(StockBucket.ticket_type_id.in_(list(ticket_type_ids)))
         .group_by(StockBucket.ticket_type_id)
@@ -207,9 +205,9 @@ async def free_units(session: AsyncSession, ticket_type_ids: Collection[str]) ->
     return {tid: int(free) for tid, free in rows.all()}
 
 
-async def _count(session: AsyncSession, ticket_type_id: str) -> int:
+async def _count(tx: AsyncSession, ticket_type_id: str) -> int:
     """The type's bucket count, under a SHARE lock on its row (see `_free_by_bucket`)."""
-    value = await session.scalar(
+    value = await tx.scalar(
         select(TicketType.stock_buckets)
         .where(TicketType.id == ticket_type_id)
         .with_for_update(read=True)
@@ -217,11 +215,11 @@ async def _count(session: AsyncSession, ticket_type_id: str) -> int:
     return int(value or 1)
 
 
-async def give_line(session: AsyncSession, ticket_type_id: str, n: int) -> None:
+async def give_line(tx: AsyncSession, ticket_type_id: str, n: int) -> None:
     """The bucket path of a release; a no-op for a type that is not bucketed."""
-    count = await _count(session, ticket_type_id)
+    count = await _count(tx, ticket_type_id)
     if count > 1:
-        await give(session, ticket_type_id, count, n)
+        await give(tx, ticket_type_id, count, n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,17 +231,17 @@ class Levels:
     free: int
 
 
-async def levels(session: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, Levels]:
+async def levels(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, Levels]:
     """Exact counters for the bucketed types among `ticket_type_ids` (others are absent).
 
     Held = items of pending orders plus live waitlist offers; sold = items of paid orders.
     Read in the caller's transaction, so on PostgreSQL one statement's snapshot each.
     """
-    free = await free_units(session, ticket_type_ids)
+    free = await free_units(tx, ticket_type_ids)
     if not free:
         return {}
     ids = list(free)
-    usage = await session.execute(
+    usage = await tx.execute(
         select(
             OrderItem.ticket_type_id,
             func.coalesce(
@@ -262,7 +260,7 @@ async def levels(session: AsyncSession, ticket_type_ids: Collection[str]) -> dic
     sold: dict[str, int] = {}
     for tid, pending, paid in usage.all():
         held[tid], sold[tid] = int(pending), int(paid)
-    offered = await session.execute(
+    offered = await tx.execute(
         select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
         .where(WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.in_(ids))
         .group_by(WaitlistEntry.ticket_type_id)

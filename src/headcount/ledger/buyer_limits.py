@@ -26,12 +26,10 @@ from headcount.ledger.models import Order, OrderItem, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 
 
-async def admit(
-    session: AsyncSession, owner_id: str, lines: Sequence[OrderLine], now: datetime
-) -> None:
+async def admit(tx: AsyncSession, owner_id: str, lines: Sequence[OrderLine], now: datetime) -> None:
     """Raise `CustomerLimitReached` if these lines would take the buyer past a limit."""
     asking = {line.ticket_type_id: line.quantity for line in lines}
-    rows = await session.execute(
+    rows = await tx.execute(
         select(
             TicketType.id,
             TicketType.name,
@@ -59,10 +57,10 @@ async def admit(
             pool_limits[pid] = (pname, plimit)
     if not type_limits and not pool_limits:
         return
-    await quotas.lock_user(session, owner_id)
+    await quotas.lock_user(tx, owner_id)
     members: dict[str, list[str]] = defaultdict(list)
     if pool_limits:
-        found = await session.execute(
+        found = await tx.execute(
             select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id).where(
                 TicketTypePool.pool_id.in_(sorted(pool_limits))
             )
@@ -70,7 +68,7 @@ async def admit(
         for pid, tid in found.all():
             members[pid].append(tid)
     counted = set(type_limits).union(*members.values())
-    held = await _held(session, owner_id, counted, now)
+    held = await _held(tx, owner_id, counted, now)
     for tid, (name, limit) in sorted(type_limits.items()):
         check_customer_limit(
             already=held.get(tid, 0),
@@ -90,12 +88,12 @@ async def admit(
 
 
 async def _held(
-    session: AsyncSession, owner_id: str, ticket_type_ids: set[str], now: datetime
+    tx: AsyncSession, owner_id: str, ticket_type_ids: set[str], now: datetime
 ) -> dict[str, int]:
     """The buyer's live holds and purchases per ticket type (lapsed holds hold nothing)."""
     if not ticket_type_ids:
         return {}
-    rows = await session.execute(
+    rows = await tx.execute(
         select(OrderItem.ticket_type_id, func.sum(OrderItem.quantity))
         .join(Order, Order.id == OrderItem.order_id)
         .where(

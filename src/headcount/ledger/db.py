@@ -117,8 +117,8 @@ class Database:
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A unit of work: commit on success, roll back on any exception."""
         try:
-            async with self.sessions() as session, session.begin():
-                yield session
+            async with self.sessions() as tx, tx.begin():
+                yield tx
         except DBAPIError as exc:
             translated = _translate(exc)
             if translated is exc:
@@ -133,8 +133,8 @@ class Database:
         """Run `work` in one transaction, retrying it whole on deadlock/serialization failure."""
         for attempt in range(1, attempts + 1):
             try:
-                async with self.transaction() as session:
-                    return await work(session)
+                async with self.transaction() as tx:
+                    return await work(tx)
             except DBAPIError as exc:
                 if attempt == attempts or not is_retryable(exc):
                     raise
@@ -143,8 +143,8 @@ class Database:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def ping(self) -> None:
-        async with self.transaction() as session:
-            await session.execute(text("SELECT 1"))
+        async with self.transaction() as tx:
+            await tx.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

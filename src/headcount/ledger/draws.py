@@ -111,7 +111,7 @@ _SHARES_LOCKING_EVENT = _shares_query(lock_event=True)
 
 
 async def shares(
-    session: AsyncSession, lines: Sequence[OrderLine], *, lock_event: bool = True
+    tx: AsyncSession, lines: Sequence[OrderLine], *, lock_event: bool = True
 ) -> Shares:
     """One SELECT: the pools of these ticket types, their event's cap, and the room left.
 
@@ -125,9 +125,9 @@ async def shares(
     qty = {line.ticket_type_id: line.quantity for line in lines}
     if not qty:
         return Shares()
-    locking = lock_event and session.get_bind().dialect.name == "postgresql"
+    locking = lock_event and tx.get_bind().dialect.name == "postgresql"
     query = _SHARES_LOCKING_EVENT if locking else _SHARES
-    return fold_shares((await session.execute(query, {"ids": list(qty)})).all(), qty)
+    return fold_shares((await tx.execute(query, {"ids": list(qty)})).all(), qty)
 
 
 def fold_shares(rows: Iterable[Sequence[Any]], qty: Mapping[str, int]) -> Shares:
@@ -151,18 +151,18 @@ def fold_shares(rows: Iterable[Sequence[Any]], qty: Mapping[str, int]) -> Shares
     return Shares(dict(pools), events, pool_room, event_room, type_short)
 
 
-async def draw(session: AsyncSession, lines: Sequence[OrderLine]) -> Shortfall | None:
+async def draw(tx: AsyncSession, lines: Sequence[OrderLine]) -> Shortfall | None:
     """Take the lines' quantities from their pools and event cap, or name the first short."""
-    return await take(session, await shares(session, lines))
+    return await take(tx, await shares(tx, lines))
 
 
-async def take(session: AsyncSession, found: Shares) -> Shortfall | None:
+async def take(tx: AsyncSession, found: Shares) -> Shortfall | None:
     """The deciding UPDATEs, pools in ascending id then the event counter.
 
     The caller raises on a shortfall, which rolls back the whole transaction.
     """
     for pool_id, n in sorted(found.pools.items()):
-        taken = await session.execute(
+        taken = await tx.execute(
             update(CapacityPool)
             .where(
                 CapacityPool.id == pool_id,
@@ -178,26 +178,26 @@ async def take(session: AsyncSession, found: Shares) -> Shortfall | None:
         if taken.first() is None:
             return Shortfall(pool_id=pool_id)
     for event_id, n in sorted(found.events.items()):
-        if not await _admit_tickets(session, event_id, n):
+        if not await _admit_tickets(tx, event_id, n):
             return Shortfall(event_id=event_id)
     return None
 
 
-async def lock_for_membership(session: AsyncSession, ticket_type_ids: Collection[str]) -> None:
+async def lock_for_membership(tx: AsyncSession, ticket_type_ids: Collection[str]) -> None:
     """The rows whose counter UPDATEs read memberships afterwards, ascending (NO KEY UPDATE).
 
     Not `FOR UPDATE`: that would also wait for the key-share locks in-flight orders take on
     every type of their basket when inserting items, and could close a cycle with them.
     """
     for tid in sorted(set(ticket_type_ids)):
-        await session.execute(
+        await tx.execute(
             select(TicketType.id).where(TicketType.id == tid).with_for_update(key_share=True)
         )
 
 
-async def queued_ticket_types(session: AsyncSession, event_id: str) -> list[str]:
+async def queued_ticket_types(tx: AsyncSession, event_id: str) -> list[str]:
     """Ticket types of the event with someone waiting or holding an offer."""
-    rows = await session.scalars(
+    rows = await tx.scalars(
         select(WaitlistEntry.ticket_type_id)
         .where(
             WaitlistEntry.event_id == event_id,
@@ -209,9 +209,7 @@ async def queued_ticket_types(session: AsyncSession, event_id: str) -> list[str]
     return sorted(tid for tid in rows.all() if tid is not None)
 
 
-async def waitlisted_neighbours(
-    session: AsyncSession, ticket_type_ids: Collection[str]
-) -> list[str]:
+async def waitlisted_neighbours(tx: AsyncSession, ticket_type_ids: Collection[str]) -> list[str]:
     """These types plus every type of the same events with a live waitlist entry.
 
     Room freed on one type can open a pool or the event cap for another type's queue, so
@@ -221,7 +219,7 @@ async def waitlisted_neighbours(
     if not ids:
         return []
     same_event = select(TicketType.event_id).where(TicketType.id.in_(sorted(ids)))
-    queued = await session.scalars(
+    queued = await tx.scalars(
         select(WaitlistEntry.ticket_type_id)
         .where(
             WaitlistEntry.event_id.in_(same_event),
@@ -234,12 +232,12 @@ async def waitlisted_neighbours(
     return sorted(ids)
 
 
-async def give_back(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def give_back(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Return the lines' quantities to their pools and event counter (never refused)."""
-    found = await shares(session, lines)
+    found = await shares(tx, lines)
     for pool_id, n in sorted(found.pools.items()):
         used = CapacityPool.quantity_used - n
-        await session.execute(
+        await tx.execute(
             update(CapacityPool)
             .where(CapacityPool.id == pool_id)
             # The overhang shrinks with use, so the CHECK stays as tight as it can be.
@@ -247,7 +245,7 @@ async def give_back(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
             .execution_options(**_NO_SYNC)
         )
     for event_id, n in sorted(found.events.items()):
-        await session.execute(
+        await tx.execute(
             update(EventCapacity)
             .where(EventCapacity.event_id == event_id)
             .values(tickets=EventCapacity.tickets - n)
@@ -255,7 +253,7 @@ async def give_back(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
         )
 
 
-async def _admit_tickets(session: AsyncSession, event_id: str, n: int) -> bool:
+async def _admit_tickets(tx: AsyncSession, event_id: str, n: int) -> bool:
     """People are people: registrations (with guests) and tickets share `max_attendees`."""
     cap = select(Event.max_attendees).where(Event.id == event_id).scalar_subquery()
     statement = (
@@ -271,26 +269,24 @@ async def _admit_tickets(session: AsyncSession, event_id: str, n: int) -> bool:
         .returning(EventCapacity.event_id)
         .execution_options(**_NO_SYNC)
     )
-    if (await session.execute(statement)).first() is not None:
+    if (await tx.execute(statement)).first() is not None:
         return True
     # Refused, or the counter row is missing (an event capped before it had one): make
     # sure it exists and ask once more. Only the refusal path pays for this.
-    if await ensure_event_counter(session, event_id):
-        return (await session.execute(statement)).first() is not None
+    if await ensure_event_counter(tx, event_id):
+        return (await tx.execute(statement)).first() is not None
     return False
 
 
-async def ensure_event_counter(session: AsyncSession, event_id: str) -> bool:
+async def ensure_event_counter(tx: AsyncSession, event_id: str) -> bool:
     """Create the event's counter row if missing; returns whether it was created."""
-    exists = await session.scalar(
+    exists = await tx.scalar(
         select(EventCapacity.event_id).where(EventCapacity.event_id == event_id)
     )
     if exists is not None:
         return False
-    factory = (
-        postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    )
-    made = await session.execute(
+    factory = postgresql.insert if tx.get_bind().dialect.name == "postgresql" else sqlite.insert
+    made = await tx.execute(
         factory(EventCapacity)
         .values(event_id=event_id, registered=0, tickets=0)
         .on_conflict_do_nothing(index_elements=["event_id"])
@@ -302,7 +298,7 @@ async def ensure_event_counter(session: AsyncSession, event_id: str) -> bool:
 # Reads: availability for views and waitlist offers, and recounts from the rows.
 
 
-async def headroom(session: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, int]:
+async def headroom(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, int]:
     """Per ticket type, the least room left in its pools and its event's cap.
 
     Ticket types with no limited pool and an uncapped event are absent (no shared limit).
@@ -311,7 +307,7 @@ async def headroom(session: AsyncSession, ticket_type_ids: Collection[str]) -> d
     room: dict[str, int] = {}
     if not ids:
         return room
-    pools = await session.execute(
+    pools = await tx.execute(
         select(
             TicketTypePool.ticket_type_id,
             CapacityPool.admission_limit - CapacityPool.quantity_used,
@@ -321,7 +317,7 @@ async def headroom(session: AsyncSession, ticket_type_ids: Collection[str]) -> d
     )
     for tid, left in pools.all():
         room[tid] = min(room.get(tid, int(left or 0)), int(left or 0))
-    events = await session.execute(
+    events = await tx.execute(
         select(
             TicketType.id,
             Event.max_attendees
@@ -337,10 +333,8 @@ async def headroom(session: AsyncSession, ticket_type_ids: Collection[str]) -> d
     return {tid: max(0, int(left)) for tid, left in room.items()}
 
 
-async def pool_ids_of(
-    session: AsyncSession, ticket_type_ids: Collection[str]
-) -> dict[str, list[str]]:
-    rows = await session.execute(
+async def pool_ids_of(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, list[str]]:
+    rows = await tx.execute(
         select(TicketTypePool.ticket_type_id, TicketTypePool.pool_id)
         .where(TicketTypePool.ticket_type_id.in_(sorted(set(ticket_type_ids))))
         .order_by(TicketTypePool.ticket_type_id, TicketTypePool.pool_id)
@@ -352,7 +346,7 @@ async def pool_ids_of(
 
 
 async def use_by_ticket_type(
-    session: AsyncSession, ticket_type_ids: Collection[str] | None = None
+    tx: AsyncSession, ticket_type_ids: Collection[str] | None = None
 ) -> dict[str, int]:
     """Held plus sold per ticket type, from the rows: pending and paid items, live offers."""
     items = (
@@ -374,22 +368,22 @@ async def use_by_ticket_type(
         offered = offered.where(WaitlistEntry.ticket_type_id.in_(ids))
     use: dict[str, int] = defaultdict(int)
     for query in (items, offered):
-        for tid, qty in (await session.execute(query)).all():
+        for tid, qty in (await tx.execute(query)).all():
             if tid is not None:
                 use[tid] += int(qty or 0)
     return dict(use)
 
 
-async def recount_event_tickets(session: AsyncSession, event_id: str, *, keep: bool = True) -> int:
+async def recount_event_tickets(tx: AsyncSession, event_id: str, *, keep: bool = True) -> int:
     """Rebuild the event's ticket counter from the rows, or zero it (`keep=False`).
 
     The caller holds the event row `FOR UPDATE`, which every ticket transaction's
     `FOR KEY SHARE` read in `shares` waits for, so the count cannot miss a sale.
     """
-    tids = list(await session.scalars(select(TicketType.id).where(TicketType.event_id == event_id)))
-    total = sum((await use_by_ticket_type(session, tids)).values()) if tids and keep else 0
-    await ensure_event_counter(session, event_id)
-    await session.execute(
+    tids = list(await tx.scalars(select(TicketType.id).where(TicketType.event_id == event_id)))
+    total = sum((await use_by_ticket_type(tx, tids)).values()) if tids and keep else 0
+    await ensure_event_counter(tx, event_id)
+    await tx.execute(
         update(EventCapacity)
         .where(EventCapacity.event_id == event_id)
         .values(tickets=total)
@@ -402,39 +396,39 @@ async def recount_event_tickets(session: AsyncSession, event_id: str, *, keep: b
 # type's use cannot move while its pool is credited or debited.
 
 
-async def attach(session: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
+async def attach(tx: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
     """Attach a type to a pool: its current use starts counting there. False if attached."""
-    known = await session.scalar(
+    known = await tx.scalar(
         select(TicketTypePool.pool_id).where(
             TicketTypePool.ticket_type_id == ticket_type_id, TicketTypePool.pool_id == pool_id
         )
     )
     if known is not None:
         return False
-    use = await _type_use(session, ticket_type_id)
-    session.add(TicketTypePool(ticket_type_id=ticket_type_id, pool_id=pool_id))
-    await session.flush()
-    await _move_pool(session, pool_id, use)
-    await _bump_membership(session, ticket_type_id)
+    use = await _type_use(tx, ticket_type_id)
+    tx.add(TicketTypePool(ticket_type_id=ticket_type_id, pool_id=pool_id))
+    await tx.flush()
+    await _move_pool(tx, pool_id, use)
+    await _bump_membership(tx, ticket_type_id)
     return True
 
 
-async def detach(session: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
+async def detach(tx: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
     """Detach a type from a pool: its use stops counting there. False if not attached."""
-    row = await session.get(TicketTypePool, (ticket_type_id, pool_id))
+    row = await tx.get(TicketTypePool, (ticket_type_id, pool_id))
     if row is None:
         return False
-    use = await _type_use(session, ticket_type_id)
-    await session.delete(row)
-    await session.flush()
-    await _move_pool(session, pool_id, -use)
-    await _bump_membership(session, ticket_type_id)
+    use = await _type_use(tx, ticket_type_id)
+    await tx.delete(row)
+    await tx.flush()
+    await _move_pool(tx, pool_id, -use)
+    await _bump_membership(tx, ticket_type_id)
     return True
 
 
-async def _bump_membership(session: AsyncSession, ticket_type_id: str) -> None:
+async def _bump_membership(tx: AsyncSession, ticket_type_id: str) -> None:
     """Tell in-flight orders that read the old membership to read it again (`reserve`)."""
-    await session.execute(
+    await tx.execute(
         update(TicketType)
         .where(TicketType.id == ticket_type_id)
         .values(membership_version=TicketType.membership_version + 1)
@@ -442,8 +436,8 @@ async def _bump_membership(session: AsyncSession, ticket_type_id: str) -> None:
     )
 
 
-async def _type_use(session: AsyncSession, ticket_type_id: str) -> int:
-    value = await session.scalar(
+async def _type_use(tx: AsyncSession, ticket_type_id: str) -> int:
+    value = await tx.scalar(
         select(TicketType.quantity_sold + TicketType.quantity_reserved).where(
             TicketType.id == ticket_type_id
         )
@@ -451,10 +445,10 @@ async def _type_use(session: AsyncSession, ticket_type_id: str) -> int:
     return int(value or 0)
 
 
-async def _move_pool(session: AsyncSession, pool_id: str, delta: int) -> None:
+async def _move_pool(tx: AsyncSession, pool_id: str, delta: int) -> None:
     """Unconditional: a membership change never refuses; going over shows as overhang."""
     used = CapacityPool.quantity_used + delta
-    await session.execute(
+    await tx.execute(
         update(CapacityPool)
         .where(CapacityPool.id == pool_id)
         .values(quantity_used=used, quantity_over=over_expr(used, CapacityPool.admission_limit))

@@ -20,7 +20,7 @@ from headcount.ledger.models import Order, OrderItem
 
 
 async def expire_due_holds(
-    session: AsyncSession,
+    tx: AsyncSession,
     now: datetime,
     *,
     ticket_type_ids: Collection[str] | None = None,
@@ -44,22 +44,22 @@ async def expire_due_holds(
                 select(OrderItem.order_id).where(OrderItem.ticket_type_id.in_(ticket_type_ids))
             )
         )
-    order_ids = list((await session.scalars(due)).all())
+    order_ids = list((await tx.scalars(due)).all())
     if not order_ids:
         return []
-    totals = await session.execute(
+    totals = await tx.execute(
         select(OrderItem.ticket_type_id, func.sum(OrderItem.quantity))
         .where(OrderItem.order_id.in_(order_ids))
         .group_by(OrderItem.ticket_type_id)
         .order_by(OrderItem.ticket_type_id)
     )
     lines = [OrderLine(tid, int(qty)) for tid, qty in totals.all()]
-    await session.execute(
+    await tx.execute(
         update(Order)
         .where(Order.id.in_(order_ids), Order.status == OrderStatus.PENDING)
         .values(status=OrderStatus.EXPIRED, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    await inventory.release_hold(session, lines)
-    await offers.settle(session, [line.ticket_type_id for line in lines], now, offer_ttl)
+    await inventory.release_hold(tx, lines)
+    await offers.settle(tx, [line.ticket_type_id for line in lines], now, offer_ttl)
     return order_ids

@@ -60,24 +60,24 @@ async def run_idempotent(
     print_ = fingerprint(payload)
     ident = (owner, scope, key)
 
-    async def attempt(session: AsyncSession) -> JSONDict:
-        existing = await session.get(IdempotencyRecord, ident)
+    async def attempt(tx: AsyncSession) -> JSONDict:
+        existing = await tx.get(IdempotencyRecord, ident)
         if existing is not None:
             return _replay(existing, print_)
         record = IdempotencyRecord(
             owner_id=owner, scope=scope, key=key, fingerprint=print_, response={}, created_at=now
         )
-        session.add(record)
-        await session.flush()
-        result = await work(session)
+        tx.add(record)
+        await tx.flush()
+        result = await work(tx)
         record.response = result
         return result
 
     try:
         return await db.atomically(attempt)
     except IntegrityError:
-        async with db.transaction() as session:
-            existing = await session.get(IdempotencyRecord, ident)
+        async with db.transaction() as tx:
+            existing = await tx.get(IdempotencyRecord, ident)
             if existing is None:
                 raise
             return _replay(existing, print_)

@@ -51,7 +51,7 @@ _HOLD = (
 
 
 async def reserve(
-    session: AsyncSession,
+    tx: AsyncSession,
     lines: Sequence[OrderLine],
     names: Mapping[str, str] | None = None,
     *,
@@ -69,22 +69,22 @@ async def reserve(
     if early is None:
         # A first, lock-free read of the committed room: a request that is already short
         # is refused before it queues behind anyone's row lock (admission is the UPDATEs).
-        early = await draws.shares(session, lines, lock_event=False)
+        early = await draws.shares(tx, lines, lock_event=False)
         versions = None
         if (short_now := early.already_short()) is not None:
-            raise await refusal(session, short_now, lines, names)
+            raise await refusal(tx, short_now, lines, names)
     unchanged = versions is not None and not early
     for line in lines:
         held = (
             None
             if line.ticket_type_id in bucketed
             else (
-                await session.execute(_HOLD, {"tid": line.ticket_type_id, "qty": line.quantity})
+                await tx.execute(_HOLD, {"tid": line.ticket_type_id, "qty": line.quantity})
             ).first()
         )
         if held is None:
             # Bucket mode: the take holds the type's row SHARE and reads the version there.
-            version = await buckets.take(session, line.ticket_type_id, line.quantity)
+            version = await buckets.take(tx, line.ticket_type_id, line.quantity)
             if version is None:
                 name = (names or {}).get(line.ticket_type_id, line.ticket_type_id)
                 raise SoldOut(
@@ -100,20 +100,20 @@ async def reserve(
         return
     # Memberships read again now that the ticket-type rows are ours: they cannot change
     # until COMMIT (see `draws.shares`).
-    short = await draws.draw(session, lines)
+    short = await draws.draw(tx, lines)
     if short is not None:
-        raise await refusal(session, short, lines)
+        raise await refusal(tx, short, lines)
 
 
-async def _lock_neighbours(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def _lock_neighbours(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Releases free room that other types' queues may now take: lock them first, in order."""
     await locks.ticket_types(
-        session, await draws.waitlisted_neighbours(session, [li.ticket_type_id for li in lines])
+        tx, await draws.waitlisted_neighbours(tx, [li.ticket_type_id for li in lines])
     )
 
 
 async def refusal(
-    session: AsyncSession,
+    tx: AsyncSession,
     short: draws.Shortfall,
     lines: Sequence[OrderLine],
     names: Mapping[str, str] | None = None,
@@ -136,7 +136,7 @@ async def refusal(
             requested=asked,
         )
     pool = (
-        await session.execute(
+        await tx.execute(
             select(
                 CapacityPool.name, CapacityPool.admission_limit, CapacityPool.quantity_used
             ).where(CapacityPool.id == short.pool_id)
@@ -152,12 +152,12 @@ async def refusal(
     )
 
 
-async def release_hold(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def release_hold(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Give held stock back (cancel or expiry). The CHECK constraint forbids going below 0."""
-    await _lock_neighbours(session, lines)
+    await _lock_neighbours(tx, lines)
     for line in lines:
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
-        released = await session.execute(
+        released = await tx.execute(
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
             .values(
@@ -168,16 +168,16 @@ async def release_hold(session: AsyncSession, lines: Sequence[OrderLine]) -> Non
             .execution_options(**_NO_SYNC)
         )
         if released.first() is None:
-            await buckets.give_line(session, line.ticket_type_id, line.quantity)
-    await draws.give_back(session, lines)
+            await buckets.give_line(tx, line.ticket_type_id, line.quantity)
+    await draws.give_back(tx, lines)
 
 
-async def convert_hold(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def convert_hold(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Payment confirmed: held stock becomes sold, the total in use does not change."""
     for line in lines:
         # A bucketed type keeps no counters on its row: held and sold both leave its
         # buckets alone, so confirming changes nothing there.
-        await session.execute(
+        await tx.execute(
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
             .values(
@@ -188,10 +188,10 @@ async def convert_hold(session: AsyncSession, lines: Sequence[OrderLine]) -> Non
         )
 
 
-async def sell_again(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Confirm an order whose hold already expired: sell only if stock still allows."""
     for line in lines:
-        sold = await session.execute(
+        sold = await tx.execute(
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW, line.quantity <= _AVAILABLE)
             .values(quantity_sold=TicketType.quantity_sold + line.quantity)
@@ -200,15 +200,15 @@ async def sell_again(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
         )
         if (
             sold.first() is None
-            and await buckets.take(session, line.ticket_type_id, line.quantity) is None
+            and await buckets.take(tx, line.ticket_type_id, line.quantity) is None
         ):
             raise HoldExpired(
                 "the order's hold expired and the tickets were taken by someone else",
                 ticket_type_id=line.ticket_type_id,
             )
-    short = await draws.draw(session, lines)
+    short = await draws.draw(tx, lines)
     if short is not None:
-        refused = await refusal(session, short, lines)
+        refused = await refusal(tx, short, lines)
         raise HoldExpired(
             "the order's hold expired and its shared capacity was taken by someone else: "
             + refused.detail,
@@ -216,12 +216,12 @@ async def sell_again(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
         )
 
 
-async def refund(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def refund(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """A paid order refunded: its tickets go back on sale."""
-    await _lock_neighbours(session, lines)
+    await _lock_neighbours(tx, lines)
     for line in lines:
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
-        refunded = await session.execute(
+        refunded = await tx.execute(
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
             .values(
@@ -232,5 +232,5 @@ async def refund(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
             .execution_options(**_NO_SYNC)
         )
         if refunded.first() is None:
-            await buckets.give_line(session, line.ticket_type_id, line.quantity)
-    await draws.give_back(session, lines)
+            await buckets.give_line(tx, line.ticket_type_id, line.quantity)
+    await draws.give_back(tx, lines)

@@ -27,7 +27,7 @@ from headcount.ledger.attendance import WaitlistEntry
 
 
 async def settle(
-    session: AsyncSession, ticket_type_ids: Collection[str], now: datetime, offer_ttl: float
+    tx: AsyncSession, ticket_type_ids: Collection[str], now: datetime, offer_ttl: float
 ) -> int:
     """Expire lapsed offers and offer free stock to the queues; returns how many lapsed."""
     lapsed = 0
@@ -35,20 +35,20 @@ async def settle(
     # settle every queued type of the same events. Every ticket-type row is locked first:
     # promoting moves pool rows, and no ticket-type row may be locked after a pool row
     # (docs/concurrency.md, "Pools").
-    ticket_type_ids = await draws.waitlisted_neighbours(session, ticket_type_ids)
-    await locks.ticket_types(session, ticket_type_ids)
+    ticket_type_ids = await draws.waitlisted_neighbours(tx, ticket_type_ids)
+    await locks.ticket_types(tx, ticket_type_ids)
     for tid in ticket_type_ids:
-        if await locks.ticket_type(session, tid) is None:
+        if await locks.ticket_type(tx, tid) is None:
             continue
-        lapsed += await _expire_due(session, tid, now)
-        await _promote(session, tid, now, offer_ttl)
+        lapsed += await _expire_due(tx, tid, now)
+        await _promote(tx, tid, now, offer_ttl)
     return lapsed
 
 
-async def _expire_due(session: AsyncSession, ticket_type_id: str, now: datetime) -> int:
+async def _expire_due(tx: AsyncSession, ticket_type_id: str, now: datetime) -> int:
     due = list(
         (
-            await session.scalars(
+            await tx.scalars(
                 select(WaitlistEntry)
                 .where(
                     WaitlistEntry.ticket_type_id == ticket_type_id,
@@ -68,29 +68,29 @@ async def _expire_due(session: AsyncSession, ticket_type_id: str, now: datetime)
         freed += entry.offered_quantity or 0
         entry.status = EntryStatus.EXPIRED.value
         entry.updated_at = now
-    await session.flush()
-    await inventory.release_hold(session, [OrderLine(ticket_type_id, freed)])
+    await tx.flush()
+    await inventory.release_hold(tx, [OrderLine(ticket_type_id, freed)])
     return len(due)
 
 
 async def _promote(
-    session: AsyncSession, ticket_type_id: str, now: datetime, offer_ttl: float
+    tx: AsyncSession, ticket_type_id: str, now: datetime, offer_ttl: float
 ) -> list[WaitlistEntry]:
     offered: list[WaitlistEntry] = []
     races = 0
     while True:
-        available = await locks.ticket_type(session, ticket_type_id)
+        available = await locks.ticket_type(tx, ticket_type_id)
         if not available:
             return offered
-        first = await waitlist.head(session, ticket_type_id=ticket_type_id)
+        first = await waitlist.head(tx, ticket_type_id=ticket_type_id)
         if first is None:
             return offered
         size = offer_size(first.quantity, available)
         try:
             # A savepoint: the pool or event room read above is not locked, and a racing
             # buyer may take it first; then this offer is undone, never the caller's work.
-            async with session.begin_nested():
-                await inventory.reserve(session, [OrderLine(ticket_type_id, size)])
+            async with tx.begin_nested():
+                await inventory.reserve(tx, [OrderLine(ticket_type_id, size)])
         except (SoldOut, EventFull):
             races += 1
             if races >= 3:
@@ -100,12 +100,12 @@ async def _promote(
         first.offered_quantity = size
         first.offer_expires_at = now + timedelta(seconds=offer_ttl)
         first.updated_at = now
-        await session.flush()
+        await tx.flush()
         offered.append(first)
 
 
 async def give_back(
-    session: AsyncSession, entry: WaitlistEntry, status: EntryStatus, now: datetime, ttl: float
+    tx: AsyncSession, entry: WaitlistEntry, status: EntryStatus, now: datetime, ttl: float
 ) -> None:
     """Leave the queue or decline an offer; a declined offer passes to the next person."""
     assert entry.ticket_type_id is not None
@@ -113,14 +113,14 @@ async def give_back(
     held = entry.offered_quantity or 0
     entry.status = status.value
     entry.updated_at = now
-    await session.flush()
+    await tx.flush()
     if was_offered and held:
-        await inventory.release_hold(session, [OrderLine(entry.ticket_type_id, held)])
-        await _promote(session, entry.ticket_type_id, now, ttl)
+        await inventory.release_hold(tx, [OrderLine(entry.ticket_type_id, held)])
+        await _promote(tx, entry.ticket_type_id, now, ttl)
 
 
 async def reserve_with_offers(
-    session: AsyncSession,
+    tx: AsyncSession,
     lines: Sequence[OrderLine],
     names: Mapping[str, str],
     *,
@@ -137,24 +137,23 @@ async def reserve_with_offers(
     """
     taken: list[WaitlistEntry] = []
     mine_by_line = [
-        await waitlist.live_entry(session, owner, ticket_type_id=line.ticket_type_id)
-        for line in lines
+        await waitlist.live_entry(tx, owner, ticket_type_id=line.ticket_type_id) for line in lines
     ]
     if all(m is None or m.status != EntryStatus.OFFERED for m in mine_by_line):
         # The common case: one call, so every ticket-type row is locked before any pool.
-        await inventory.reserve(session, lines, names)
+        await inventory.reserve(tx, lines, names)
         return taken
     # Settling a lapsed offer below promotes the event's other queues too: lock them now.
     await locks.ticket_types(
-        session, await draws.waitlisted_neighbours(session, [li.ticket_type_id for li in lines])
+        tx, await draws.waitlisted_neighbours(tx, [li.ticket_type_id for li in lines])
     )
     for line, mine in zip(lines, mine_by_line, strict=True):
         tid = line.ticket_type_id
         if mine is None or mine.status != EntryStatus.OFFERED:
-            await inventory.reserve(session, [line], names)
+            await inventory.reserve(tx, [line], names)
             continue
-        await locks.ticket_type(session, tid)
-        offer = await waitlist.live_entry(session, owner, ticket_type_id=tid, lock=True)
+        await locks.ticket_type(tx, tid)
+        offer = await waitlist.live_entry(tx, owner, ticket_type_id=tid, lock=True)
         if (
             offer is None
             or offer.status != EntryStatus.OFFERED
@@ -162,33 +161,31 @@ async def reserve_with_offers(
             or offer.offer_expires_at <= now
         ):
             # Lapsed: it passes to the next person first; this line then asks like anyone.
-            await settle(session, [tid], now, offer_ttl)
-            await inventory.reserve(session, [line], names)
+            await settle(tx, [tid], now, offer_ttl)
+            await inventory.reserve(tx, [line], names)
             continue
         size = offer.offered_quantity or 0
         used = min(size, line.quantity)
         if line.quantity > used:
-            await inventory.reserve(session, [OrderLine(tid, line.quantity - used)], names)
+            await inventory.reserve(tx, [OrderLine(tid, line.quantity - used)], names)
         offer.status = EntryStatus.ACCEPTED.value
         offer.updated_at = now
-        await session.flush()
+        await tx.flush()
         if size > used:
-            await inventory.release_hold(session, [OrderLine(tid, size - used)])
-            await _promote(session, tid, now, offer_ttl)
+            await inventory.release_hold(tx, [OrderLine(tid, size - used)])
+            await _promote(tx, tid, now, offer_ttl)
         taken.append(offer)
     return taken
 
 
-async def mark_accepted(
-    session: AsyncSession, offers: Sequence[WaitlistEntry], order_id: str
-) -> None:
+async def mark_accepted(tx: AsyncSession, offers: Sequence[WaitlistEntry], order_id: str) -> None:
     for offer in offers:
         offer.order_id = order_id
-    await session.flush()
+    await tx.flush()
 
 
 async def due_ticket_types(
-    session: AsyncSession,
+    tx: AsyncSession,
     now: datetime,
     *,
     among: Collection[str] | None = None,
@@ -202,5 +199,5 @@ async def due_ticket_types(
     )
     if among is not None:
         query = query.where(WaitlistEntry.ticket_type_id.in_(list(among)))
-    rows = await session.scalars(query.distinct().limit(limit))
+    rows = await tx.scalars(query.distinct().limit(limit))
     return sorted(tid for tid in rows.all() if tid is not None)

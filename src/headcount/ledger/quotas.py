@@ -71,14 +71,14 @@ def user_lock_column(owner: ColumnElement[Any]) -> ColumnElement[Any]:
     ).scalar_subquery()
 
 
-async def lock_user(session: AsyncSession, owner_id: str) -> None:
+async def lock_user(tx: AsyncSession, owner_id: str) -> None:
     """Serialise this user's quota-checked writes until the transaction ends."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(_LOCK_USER, {"ns": _ADVISORY_NAMESPACE, "owner": owner_id})
+    if tx.get_bind().dialect.name == "postgresql":
+        await tx.execute(_LOCK_USER, {"ns": _ADVISORY_NAMESPACE, "owner": owner_id})
 
 
-async def live_holds(session: AsyncSession, owner_id: str, now: datetime) -> int:
-    count = await session.scalar(_LIVE_HOLDS, {"owner": owner_id, "now": now})
+async def live_holds(tx: AsyncSession, owner_id: str, now: datetime) -> int:
+    count = await tx.scalar(_LIVE_HOLDS, {"owner": owner_id, "now": now})
     return int(count or 0)
 
 
@@ -97,7 +97,7 @@ _INSERT_ORDER_WITHIN_QUOTA = _INSERT_ORDER.from_select(
 
 
 async def insert_pending_order(
-    session: AsyncSession, row: dict[str, Any], *, limit: int, locked: bool = False
+    tx: AsyncSession, row: dict[str, Any], *, limit: int, locked: bool = False
 ) -> None:
     """Insert a pending order unless its owner already holds `limit` live ones (0: no limit).
 
@@ -105,15 +105,15 @@ async def insert_pending_order(
     `locked`: the caller already holds the per-user lock (taken in an earlier statement).
     """
     if limit <= 0:
-        await session.execute(_INSERT_ORDER, row)
+        await tx.execute(_INSERT_ORDER, row)
         return
     if not locked:
-        await lock_user(session, row["owner_id"])
+        await lock_user(tx, row["owner_id"])
     params = {c: row[c] for c in _ORDER_COLUMNS}
     params.update(owner=row["owner_id"], now=row["created_at"], quota=limit)
-    inserted = await session.execute(_INSERT_ORDER_WITHIN_QUOTA, params)
+    inserted = await tx.execute(_INSERT_ORDER_WITHIN_QUOTA, params)
     if inserted.rowcount != 1:  # type: ignore[attr-defined]
-        held = await live_holds(session, row["owner_id"], row["created_at"])
+        held = await live_holds(tx, row["owner_id"], row["created_at"])
         raise _refusal(max(held, limit), limit)
 
 

@@ -47,14 +47,14 @@ class Drift:
 Check = Callable[[AsyncSession, bool], Awaitable[list[Drift]]]
 
 
-async def ticket_types(session: AsyncSession, fix: bool) -> list[Drift]:
+async def ticket_types(tx: AsyncSession, fix: bool) -> list[Drift]:
     held = func.coalesce(
         func.sum(case((Order.status == OrderStatus.PENDING, OrderItem.quantity), else_=0)), 0
     )
     sold = func.coalesce(
         func.sum(case((Order.status == OrderStatus.PAID, OrderItem.quantity), else_=0)), 0
     )
-    rows = await session.execute(
+    rows = await tx.execute(
         select(
             TicketType.id,
             TicketType.quantity_reserved,
@@ -68,8 +68,8 @@ async def ticket_types(session: AsyncSession, fix: bool) -> list[Drift]:
         .order_by(TicketType.id)
     )
     drifts: list[Drift] = []
-    offered = await _offered_stock(session)
-    hot = set(await session.scalars(select(TicketType.id).where(TicketType.stock_buckets > 1)))
+    offered = await _offered_stock(tx)
+    hot = set(await tx.scalars(select(TicketType.id).where(TicketType.stock_buckets > 1)))
     for tid, reserved, sold_counter, pending, paid in rows.all():
         # Bucketed types keep no counters on their row: those must stay 0 (the rows are
         # checked against the buckets in `stock_buckets`).
@@ -80,7 +80,7 @@ async def ticket_types(session: AsyncSession, fix: bool) -> list[Drift]:
         if sold_counter != sold_rows:
             drifts.append(Drift("ticket_types", tid, "quantity_sold", sold_counter, sold_rows))
         if fix and (reserved != held_rows or sold_counter != sold_rows):
-            await session.execute(
+            await tx.execute(
                 update(TicketType)
                 .where(TicketType.id == tid)
                 .values(quantity_reserved=held_rows, quantity_sold=sold_rows)
@@ -89,9 +89,9 @@ async def ticket_types(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
-async def huddles(session: AsyncSession, fix: bool) -> list[Drift]:
+async def huddles(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`huddles.members` must equal the huddle's membership rows."""
-    rows = await session.execute(
+    rows = await tx.execute(
         select(Huddle.id, Huddle.members, func.count(HuddleMember.user_id))
         .outerjoin(HuddleMember, HuddleMember.huddle_id == Huddle.id)
         .group_by(Huddle.id, Huddle.members)
@@ -102,7 +102,7 @@ async def huddles(session: AsyncSession, fix: bool) -> list[Drift]:
         if counter != from_rows:
             drifts.append(Drift("huddles", huddle_id, "members", counter, from_rows))
             if fix:
-                await session.execute(
+                await tx.execute(
                     update(Huddle)
                     .where(Huddle.id == huddle_id)
                     .values(members=from_rows, version=Huddle.version + 1)
@@ -111,8 +111,8 @@ async def huddles(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
-async def _offered_stock(session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
+async def _offered_stock(tx: AsyncSession) -> dict[str, int]:
+    rows = await tx.execute(
         select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
         .where(
             WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.is_not(None)
@@ -122,10 +122,10 @@ async def _offered_stock(session: AsyncSession) -> dict[str, int]:
     return {tid: int(qty or 0) for tid, qty in rows.all() if tid is not None}
 
 
-async def registrations(session: AsyncSession, fix: bool) -> list[Drift]:
+async def registrations(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`event_capacity.registered` must equal the party sizes of active registrations."""
     heads = func.coalesce(func.sum(Registration.party_size), 0)
-    rows = await session.execute(
+    rows = await tx.execute(
         select(EventCapacity.event_id, EventCapacity.registered, heads)
         .outerjoin(
             Registration,
@@ -142,7 +142,7 @@ async def registrations(session: AsyncSession, fix: bool) -> list[Drift]:
         if counter != from_rows:
             drifts.append(Drift("event_capacity", event_id, "registered", counter, from_rows))
             if fix:
-                await session.execute(
+                await tx.execute(
                     update(EventCapacity)
                     .where(EventCapacity.event_id == event_id)
                     .values(registered=from_rows)
@@ -151,10 +151,10 @@ async def registrations(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
-async def session_attendance(session: AsyncSession, fix: bool) -> list[Drift]:
+async def session_attendance(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`session_capacity.current_attendance` must equal the confirmed seat rows."""
     confirmed = func.count(SessionSeat.attendee_id)
-    rows = await session.execute(
+    rows = await tx.execute(
         select(SessionCapacity.session_id, SessionCapacity.current_attendance, confirmed)
         .outerjoin(
             SessionSeat,
@@ -173,7 +173,7 @@ async def session_attendance(session: AsyncSession, fix: bool) -> list[Drift]:
                 Drift("session_capacity", session_id, "current_attendance", counter, from_rows)
             )
             if fix:
-                await session.execute(
+                await tx.execute(
                     update(SessionCapacity)
                     .where(SessionCapacity.session_id == session_id)
                     .values(current_attendance=from_rows)
@@ -182,7 +182,7 @@ async def session_attendance(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
-async def waitlists(session: AsyncSession, fix: bool) -> list[Drift]:
+async def waitlists(tx: AsyncSession, fix: bool) -> list[Drift]:
     """Nobody may wait while a seat or ticket is free: `counter` free, `from_rows` waiting.
 
     `--fix` runs the promotion that should have happened (seats confirmed, offers made).
@@ -197,7 +197,7 @@ async def waitlists(session: AsyncSession, fix: bool) -> list[Drift]:
         .group_by(WaitlistEntry.session_id, WaitlistEntry.ticket_type_id)
         .subquery()
     )
-    idle_seats = await session.execute(
+    idle_seats = await tx.execute(
         select(
             SessionCapacity.session_id,
             SessionCapacity.maximum_capacity - SessionCapacity.current_attendance,
@@ -207,7 +207,7 @@ async def waitlists(session: AsyncSession, fix: bool) -> list[Drift]:
         .where(SessionCapacity.current_attendance < SessionCapacity.maximum_capacity)
         .order_by(SessionCapacity.session_id)
     )
-    idle_stock = await session.execute(
+    idle_stock = await tx.execute(
         select(
             TicketType.id,
             TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
@@ -225,27 +225,27 @@ async def waitlists(session: AsyncSession, fix: bool) -> list[Drift]:
     for tid, _own_free, queued in idle_stock.all():
         # The stock an offer could really take: the type's own, bounded by any shared
         # limit (pools, the event's cap) — the same figure promotion itself uses.
-        free = await locks.ticket_type(session, tid)
+        free = await locks.ticket_type(tx, tid)
         if free:
             stock.append(Drift("ticket_types", tid, "free_stock_while_waiting", free, queued))
     if fix:
         now = datetime.now(UTC)
         for drift in drifts:
-            await seats.promote(session, drift.row_id, now)
+            await seats.promote(tx, drift.row_id, now)
         if stock:
             ttl = Settings.model_fields["offer_ttl"].default
-            await offers.settle(session, [d.row_id for d in stock], now, ttl)
+            await offers.settle(tx, [d.row_id for d in stock], now, ttl)
     return drifts + stock
 
 
-async def pools(session: AsyncSession, fix: bool) -> list[Drift]:
+async def pools(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`capacity_pools.quantity_used` = held + sold of its member types, from the rows."""
-    use = await draws.use_by_ticket_type(session)
-    members = await session.execute(select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id))
+    use = await draws.use_by_ticket_type(tx)
+    members = await tx.execute(select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id))
     from_rows: dict[str, int] = {}
     for pool_id, tid in members.all():
         from_rows[pool_id] = from_rows.get(pool_id, 0) + use.get(tid, 0)
-    rows = await session.execute(
+    rows = await tx.execute(
         select(CapacityPool.id, CapacityPool.quantity_used).order_by(CapacityPool.id)
     )
     drifts: list[Drift] = []
@@ -254,7 +254,7 @@ async def pools(session: AsyncSession, fix: bool) -> list[Drift]:
         if counter != expected:
             drifts.append(Drift("capacity_pools", pool_id, "quantity_used", counter, expected))
             if fix:
-                await session.execute(
+                await tx.execute(
                     update(CapacityPool)
                     .where(CapacityPool.id == pool_id)
                     .values(
@@ -268,13 +268,13 @@ async def pools(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
-async def event_tickets(session: AsyncSession, fix: bool) -> list[Drift]:
+async def event_tickets(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`event_capacity.tickets` = held + sold of the event's types while capped, else 0."""
-    use = await draws.use_by_ticket_type(session)
+    use = await draws.use_by_ticket_type(tx)
     per_event: dict[str, int] = {}
-    for tid, event_id in (await session.execute(select(TicketType.id, TicketType.event_id))).all():
+    for tid, event_id in (await tx.execute(select(TicketType.id, TicketType.event_id))).all():
         per_event[event_id] = per_event.get(event_id, 0) + use.get(tid, 0)
-    rows = await session.execute(
+    rows = await tx.execute(
         select(EventCapacity.event_id, EventCapacity.tickets, Event.max_attendees)
         .join(Event, Event.id == EventCapacity.event_id)
         .order_by(EventCapacity.event_id)
@@ -285,7 +285,7 @@ async def event_tickets(session: AsyncSession, fix: bool) -> list[Drift]:
         if counter != expected:
             drifts.append(Drift("event_capacity", event_id, "tickets", counter, expected))
             if fix:
-                await session.execute(
+                await tx.execute(
                     update(EventCapacity)
                     .where(EventCapacity.event_id == event_id)
                     .values(tickets=expected)
@@ -294,18 +294,18 @@ async def event_tickets(session: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
-async def stock_buckets(session: AsyncSession, fix: bool) -> list[Drift]:
+async def stock_buckets(tx: AsyncSession, fix: bool) -> list[Drift]:
     """A bucketed type's free units plus what its rows hold and sell equal its total."""
     hot = list(
         (
-            await session.execute(
+            await tx.execute(
                 select(TicketType.id, TicketType.quantity_total, TicketType.stock_buckets).where(
                     TicketType.stock_buckets > 1
                 )
             )
         ).all()
     )
-    found = await buckets.levels(session, [tid for tid, _, _ in hot])
+    found = await buckets.levels(tx, [tid for tid, _, _ in hot])
     drifts: list[Drift] = []
     for tid, total, count in hot:
         level = found.get(tid, buckets.Levels(0, 0, 0))
@@ -316,7 +316,7 @@ async def stock_buckets(session: AsyncSession, fix: bool) -> list[Drift]:
             )
             if fix:
                 for bucket, free in enumerate(buckets.split(max(0, should_be_free), count)):
-                    await session.execute(
+                    await tx.execute(
                         update(buckets.StockBucket)
                         .where(
                             buckets.StockBucket.ticket_type_id == tid,
@@ -333,8 +333,8 @@ CHECKS += [registrations, session_attendance, waitlists]
 CHECKS += [pools, event_tickets]
 
 
-async def reconcile(session: AsyncSession, *, fix: bool = False) -> list[Drift]:
+async def reconcile(tx: AsyncSession, *, fix: bool = False) -> list[Drift]:
     drifts: list[Drift] = []
     for check in CHECKS:
-        drifts.extend(await check(session, fix))
+        drifts.extend(await check(tx, fix))
     return drifts

@@ -20,10 +20,10 @@ from headcount.ledger.models import Event
 _NO_SYNC = {"synchronize_session": False}
 
 
-async def admit(session: AsyncSession, event_id: str, heads: int) -> int | None:
+async def admit(tx: AsyncSession, event_id: str, heads: int) -> int | None:
     """Count `heads` more people in if the cap allows; returns the new total or None."""
     cap = select(Event.max_attendees).where(Event.id == event_id).scalar_subquery()
-    row = await session.execute(
+    row = await tx.execute(
         update(EventCapacity)
         .where(
             EventCapacity.event_id == event_id,
@@ -39,7 +39,7 @@ async def admit(session: AsyncSession, event_id: str, heads: int) -> int | None:
 
 
 async def insert_new(
-    session: AsyncSession,
+    tx: AsyncSession,
     *,
     registration_id: str,
     event_id: str,
@@ -52,9 +52,9 @@ async def insert_new(
     `ON CONFLICT DO NOTHING` on the unique (event, attendee) key: a concurrent duplicate
     waits for the first transaction, then inserts nothing and takes the existing-row path.
     """
-    dialect = session.get_bind().dialect.name
+    dialect = tx.get_bind().dialect.name
     factory = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    row = await session.execute(
+    row = await tx.execute(
         factory(Registration)
         .values(
             id=registration_id,
@@ -72,9 +72,9 @@ async def insert_new(
     return row.first() is not None
 
 
-async def release(session: AsyncSession, event_id: str, heads: int) -> None:
+async def release(tx: AsyncSession, event_id: str, heads: int) -> None:
     """People leave. The CHECK constraint forbids going below zero."""
-    await session.execute(
+    await tx.execute(
         update(EventCapacity)
         .where(EventCapacity.event_id == event_id)
         .values(registered=EventCapacity.registered - heads)
@@ -82,16 +82,14 @@ async def release(session: AsyncSession, event_id: str, heads: int) -> None:
     )
 
 
-async def tickets(session: AsyncSession, event_id: str) -> int:
+async def tickets(tx: AsyncSession, event_id: str) -> int:
     """Tickets held or sold, as counted against the cap (0 while the event has no cap)."""
-    value = await session.scalar(
-        select(EventCapacity.tickets).where(EventCapacity.event_id == event_id)
-    )
+    value = await tx.scalar(select(EventCapacity.tickets).where(EventCapacity.event_id == event_id))
     return int(value or 0)
 
 
-async def registered(session: AsyncSession, event_id: str) -> int:
-    value = await session.scalar(
+async def registered(tx: AsyncSession, event_id: str) -> int:
+    value = await tx.scalar(
         select(EventCapacity.registered).where(EventCapacity.event_id == event_id)
     )
     return int(value or 0)

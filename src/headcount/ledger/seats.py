@@ -20,8 +20,8 @@ from headcount.ledger.attendance import SessionCapacity, SessionSeat, WaitlistEn
 _NO_SYNC = {"synchronize_session": False}
 
 
-async def admit(session: AsyncSession, session_id: str) -> bool:
-    row = await session.execute(
+async def admit(tx: AsyncSession, session_id: str) -> bool:
+    row = await tx.execute(
         update(SessionCapacity)
         .where(
             SessionCapacity.session_id == session_id,
@@ -34,9 +34,9 @@ async def admit(session: AsyncSession, session_id: str) -> bool:
     return row.first() is not None
 
 
-async def vacate(session: AsyncSession, session_id: str) -> None:
+async def vacate(tx: AsyncSession, session_id: str) -> None:
     """A seat is given up. The CHECK constraint forbids going below zero."""
-    await session.execute(
+    await tx.execute(
         update(SessionCapacity)
         .where(SessionCapacity.session_id == session_id)
         .values(current_attendance=SessionCapacity.current_attendance - 1)
@@ -44,9 +44,9 @@ async def vacate(session: AsyncSession, session_id: str) -> None:
     )
 
 
-async def set_maximum(session: AsyncSession, session_id: str, maximum: int) -> bool:
+async def set_maximum(tx: AsyncSession, session_id: str, maximum: int) -> bool:
     """Atomic: a new limit applies only if it still covers every confirmed seat."""
-    row = await session.execute(
+    row = await tx.execute(
         update(SessionCapacity)
         .where(
             SessionCapacity.session_id == session_id,
@@ -59,9 +59,9 @@ async def set_maximum(session: AsyncSession, session_id: str, maximum: int) -> b
     return row.first() is not None
 
 
-async def capacity(session: AsyncSession, session_id: str) -> SessionCapacity | None:
+async def capacity(tx: AsyncSession, session_id: str) -> SessionCapacity | None:
     return (
-        await session.scalars(
+        await tx.scalars(
             select(SessionCapacity)
             .where(SessionCapacity.session_id == session_id)
             .execution_options(populate_existing=True)
@@ -69,9 +69,9 @@ async def capacity(session: AsyncSession, session_id: str) -> SessionCapacity | 
     ).first()
 
 
-async def seat_of(session: AsyncSession, session_id: str, attendee_id: str) -> SessionSeat | None:
+async def seat_of(tx: AsyncSession, session_id: str, attendee_id: str) -> SessionSeat | None:
     return (
-        await session.scalars(
+        await tx.scalars(
             select(SessionSeat)
             .where(SessionSeat.session_id == session_id, SessionSeat.attendee_id == attendee_id)
             .execution_options(populate_existing=True)
@@ -80,10 +80,10 @@ async def seat_of(session: AsyncSession, session_id: str, attendee_id: str) -> S
 
 
 async def occupy(
-    session: AsyncSession, session_id: str, attendee_id: str, via: SeatSource, now: datetime
+    tx: AsyncSession, session_id: str, attendee_id: str, via: SeatSource, now: datetime
 ) -> SessionSeat:
     """Write the seat row for a place `admit` already counted."""
-    seat = await seat_of(session, session_id, attendee_id)
+    seat = await seat_of(tx, session_id, attendee_id)
     if seat is None:
         seat = SessionSeat(
             session_id=session_id,
@@ -93,33 +93,33 @@ async def occupy(
             confirmed_at=now,
             updated_at=now,
         )
-        session.add(seat)
+        tx.add(seat)
     else:
         seat.status = SeatStatus.CONFIRMED.value
         seat.via = via.value
         seat.confirmed_at = now
         seat.updated_at = now
-    await session.flush()
+    await tx.flush()
     return seat
 
 
-async def give_up(session: AsyncSession, seat: SessionSeat, now: datetime) -> list[WaitlistEntry]:
+async def give_up(tx: AsyncSession, seat: SessionSeat, now: datetime) -> list[WaitlistEntry]:
     """Free a confirmed seat and hand it on; returns the entries promoted."""
     seat.status = SeatStatus.LEFT.value
     seat.updated_at = now
-    await session.flush()
-    await vacate(session, seat.session_id)
-    return await promote(session, seat.session_id, now)
+    await tx.flush()
+    await vacate(tx, seat.session_id)
+    return await promote(tx, seat.session_id, now)
 
 
-async def promote(session: AsyncSession, session_id: str, now: datetime) -> list[WaitlistEntry]:
+async def promote(tx: AsyncSession, session_id: str, now: datetime) -> list[WaitlistEntry]:
     """Confirm waitlist heads, in seq order, while seats are free."""
     promoted: list[WaitlistEntry] = []
     while True:
-        first = await waitlist.head(session, session_id=session_id)
-        if first is None or not await admit(session, session_id):
+        first = await waitlist.head(tx, session_id=session_id)
+        if first is None or not await admit(tx, session_id):
             return promoted
         first.status = EntryStatus.PROMOTED.value
         first.updated_at = now
-        await occupy(session, session_id, first.attendee_id, SeatSource.WAITLIST, now)
+        await occupy(tx, session_id, first.attendee_id, SeatSource.WAITLIST, now)
         promoted.append(first)

@@ -29,7 +29,7 @@ def _of(session_id: str | None, ticket_type_id: str | None) -> ColumnElement[boo
 
 
 async def join(
-    session: AsyncSession,
+    tx: AsyncSession,
     *,
     event_id: str,
     attendee_id: str,
@@ -39,7 +39,7 @@ async def join(
     ticket_type_id: str | None = None,
 ) -> WaitlistEntry:
     """Append to the queue. The caller holds the resource's row lock (see module doc)."""
-    last = await session.scalar(
+    last = await tx.scalar(
         select(func.max(WaitlistEntry.seq)).where(_of(session_id, ticket_type_id))
     )
     entry = WaitlistEntry(
@@ -57,13 +57,13 @@ async def join(
         joined_at=now,
         updated_at=now,
     )
-    session.add(entry)
-    await session.flush()
+    tx.add(entry)
+    await tx.flush()
     return entry
 
 
 async def live_entry(
-    session: AsyncSession,
+    tx: AsyncSession,
     attendee_id: str,
     *,
     session_id: str | None = None,
@@ -81,11 +81,11 @@ async def live_entry(
     )
     if lock:
         query = query.with_for_update()
-    return (await session.scalars(query)).first()
+    return (await tx.scalars(query)).first()
 
 
 async def latest_entry(
-    session: AsyncSession,
+    tx: AsyncSession,
     attendee_id: str,
     *,
     session_id: str | None = None,
@@ -93,7 +93,7 @@ async def latest_entry(
 ) -> WaitlistEntry | None:
     """The attendee's most recent entry, live or not: how they learn what happened."""
     return (
-        await session.scalars(
+        await tx.scalars(
             select(WaitlistEntry)
             .where(_of(session_id, ticket_type_id), WaitlistEntry.attendee_id == attendee_id)
             .order_by(WaitlistEntry.seq.desc())
@@ -104,10 +104,10 @@ async def latest_entry(
 
 
 async def head(
-    session: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
+    tx: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
 ) -> WaitlistEntry | None:
     return (
-        await session.scalars(
+        await tx.scalars(
             select(WaitlistEntry)
             .where(_of(session_id, ticket_type_id), WaitlistEntry.status == EntryStatus.WAITING)
             .order_by(WaitlistEntry.seq)
@@ -118,11 +118,11 @@ async def head(
     ).first()
 
 
-async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
+async def position(tx: AsyncSession, entry: WaitlistEntry) -> int | None:
     """1-based place among those still waiting; None once the entry stopped waiting."""
     if entry.status != EntryStatus.WAITING:
         return None
-    ahead = await session.scalar(
+    ahead = await tx.scalar(
         select(func.count())
         .select_from(WaitlistEntry)
         .where(
@@ -135,7 +135,7 @@ async def position(session: AsyncSession, entry: WaitlistEntry) -> int | None:
 
 
 async def entries(
-    session: AsyncSession,
+    tx: AsyncSession,
     *,
     session_id: str | None = None,
     ticket_type_id: str | None = None,
@@ -146,13 +146,13 @@ async def entries(
     if live_only:
         query = query.where(WaitlistEntry.status.in_(LIVE))
     query = query.order_by(WaitlistEntry.seq).limit(limit)
-    return list((await session.scalars(query)).all())
+    return list((await tx.scalars(query)).all())
 
 
 async def waiting_count(
-    session: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
+    tx: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
 ) -> int:
-    value = await session.scalar(
+    value = await tx.scalar(
         select(func.count())
         .select_from(WaitlistEntry)
         .where(_of(session_id, ticket_type_id), WaitlistEntry.status == EntryStatus.WAITING)
