@@ -33,6 +33,10 @@ from headcount.ledger.urls import async_url
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# A unit of work: what every ledger statement runs in. Layers above the ledger name it by
+# this alias and never import SQLAlchemy themselves (tests/unit/test_layering.py).
+Tx = AsyncSession
+
 # PostgreSQL SQLSTATEs meaning "try the whole transaction again": serialization failure and
 # deadlock. Our fixed lock order should prevent deadlocks; this is a safety net, not a plan.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})

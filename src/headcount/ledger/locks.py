@@ -10,14 +10,22 @@ change them queues on the same row.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.ledger import buckets, draws
 from headcount.ledger.attendance import EventCapacity, SessionCapacity
 from headcount.ledger.models import TicketType
+
+Query = TypeVar("Query", bound=Select[tuple[object]])
+
+
+def for_update(query: Query) -> Query:
+    """`query` taking its rows FOR UPDATE (rendered on PostgreSQL only)."""
+    return query.with_for_update()
 
 
 async def ensure_event_counter(tx: AsyncSession, event_id: str) -> None:

@@ -1,0 +1,40 @@
+"""What every organizer's change request shares: the PATCH rule, declared on the model.
+
+A PATCH body names only the fields it changes. A field that is absent is left alone; a
+field sent as `null` clears it, which only makes sense for fields that may be empty.
+Each patch model declares those in `NULLABLE` (and what a cleared field stores, where
+that is not NULL, in `CLEARED`); `null` for any other field is refused as invalid input
+(422) before anything is read, instead of each service function keeping its own list or
+silently dropping the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+
+class Patch(BaseModel):
+    """Base of every PATCH body; subclasses declare `NULLABLE` and optionally `CLEARED`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+    # Nullable fields whose cleared value is stored as something else (text becomes "").
+    CLEARED: ClassVar[dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _null_only_where_declared(self) -> Patch:
+        for name in sorted(self.model_fields_set):
+            if getattr(self, name) is None and name not in self.NULLABLE:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent, with cleared fields mapped to what is stored."""
+        sent = self.model_dump(exclude_unset=True)
+        return {
+            name: self.CLEARED.get(name) if value is None and name in self.CLEARED else value
+            for name, value in sent.items()
+        }
