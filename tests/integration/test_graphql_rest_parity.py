@@ -37,7 +37,7 @@ HUDDLE_FIELDS = "id eventId name topic capacity members available isFull version
 REGISTRATION_FIELDS = "id eventId attendeeId partySize status createdAt updatedAt cancelledAt"
 ENTRY_FIELDS = """id eventId sessionId ticketTypeId attendeeId quantity seq status position
   offeredQuantity offerExpiresAt orderId joinedAt updatedAt"""
-CAPACITY_FIELDS = f"""eventId maxAttendees sections
+CAPACITY_FIELDS = f"""eventId maxAttendees
   tickets {{ total sold reserved available isSoldOut ticketTypes {{ {TICKET_TYPE_FIELDS} }} }}
   registrations {{ maxAttendees registered remaining isFull }}
   sessions {{ {SESSION_FIELDS} }}
@@ -436,3 +436,23 @@ async def test_refusals_agree(http: httpx.AsyncClient) -> None:
 
     after = (await rest(http, "GET", f"/events/{event_id}/capacity")).json()["tickets"]
     assert (after["sold"], after["reserved"]) == (3, 4), "refusals changed nothing"
+
+
+async def test_virtual_settings_not_made_are_absent_in_rest_and_null_in_graphql(
+    http: httpx.AsyncClient,
+) -> None:
+    """The typed view keeps REST's JSON as the organizer sent it: no key appears as null."""
+    for sent in ({}, {"max_concurrent_viewers": 5}, {"stream_url": "https://x.test/s"}):
+        body = {"name": "Settings", "virtual_settings": sent}
+        made = ok(await rest(http, "POST", "/events", ORGANIZER, json=body))
+        assert made["virtual_settings"] == sent
+        event_id = made["id"]
+        assert (await rest(http, "GET", f"/events/{event_id}")).json()["virtual_settings"] == sent
+        by_gql = await gql(
+            http,
+            """query($id: ID!) { event(id: $id) { ... on Event {
+                 virtualSettings { maxConcurrentViewers streamUrl } } } }""",
+            {"id": event_id},
+        )
+        shown = snake(by_gql["event"])["virtual_settings"]
+        assert shown == {"max_concurrent_viewers": None, "stream_url": None, **sent}

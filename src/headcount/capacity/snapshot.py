@@ -6,11 +6,6 @@ transaction so the snapshot is a single point-in-time view on PostgreSQL.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from headcount.capacity.events import load_event
 from headcount.capacity.live_snapshot import live_rows, live_sections
 from headcount.capacity.pools import event_total_view, pool_views
@@ -18,18 +13,13 @@ from headcount.capacity.registrations import registration_capacity
 from headcount.capacity.sessions import session_views
 from headcount.capacity.tickets import list_ticket_types
 from headcount.capacity.views import CapacitySnapshot, TicketCapacity
-from headcount.ledger.models import Event
 from headcount.runtime import Runtime
-
-Section = Callable[[Runtime, AsyncSession, Event], Awaitable[Any]]
-SECTIONS: dict[str, Section] = {}
 
 
 async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
     ticket_types = await list_ticket_types(rt, event_id)
     async with rt.db.transaction() as tx:
         event = await load_event(tx, event_id)
-        sections = {name: await section(rt, tx, event) for name, section in SECTIONS.items()}
         presence_rows = await live_rows(tx, event)
         registered = await registration_capacity(tx, event)
         pools = await pool_views(tx, event.id)
@@ -60,5 +50,4 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         huddles=live.huddles,
         pools=pools,
         event_total=event_total,
-        sections=sections,
     )

@@ -1,11 +1,16 @@
-"""What the service layer returns: plain, JSON-ready models shared by REST and GraphQL."""
+"""What the service layer returns: plain, JSON-ready models shared by REST and GraphQL.
+
+These are the one definition of every answer: REST serialises them as they are, and the
+GraphQL object types are generated from them (`api/graphql/generate.py`). A field added
+here appears in both APIs and in `schema.graphql`; its `description` (or the class
+docstring) documents it in OpenAPI and in the GraphQL schema alike.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from headcount.domain import attendance, tickets
 from headcount.ledger.models import Event, Order, TicketType
@@ -13,6 +18,17 @@ from headcount.ledger.models import Event, Order, TicketType
 
 class View(BaseModel):
     model_config = ConfigDict(frozen=True)
+
+
+def _not_set(value: object) -> bool:
+    return value is None
+
+
+class VirtualSettingsView(View):
+    """How the event streams; a setting never made is left out (REST) or null (GraphQL)."""
+
+    max_concurrent_viewers: int | None = Field(default=None, exclude_if=_not_set)
+    stream_url: str | None = Field(default=None, exclude_if=_not_set)
 
 
 class EventView(View):
@@ -23,7 +39,7 @@ class EventView(View):
     starts_at: datetime | None
     ends_at: datetime | None
     max_attendees: int | None
-    virtual_settings: dict[str, Any]
+    virtual_settings: VirtualSettingsView
     created_at: datetime
     updated_at: datetime
 
@@ -37,7 +53,7 @@ class EventView(View):
             starts_at=event.starts_at,
             ends_at=event.ends_at,
             max_attendees=event.max_attendees,
-            virtual_settings=dict(event.virtual_settings or {}),
+            virtual_settings=VirtualSettingsView.model_validate(event.virtual_settings or {}),
             created_at=event.created_at,
             updated_at=event.updated_at,
         )
@@ -55,13 +71,16 @@ class TicketTypeView(View):
     max_per_order: int | None
     sales_start: datetime | None
     sales_end: datetime | None
-    # Issue 4: buyer limits, shared pools, and how far use exceeds a lowered total.
+    # Buyer limits, shared pools, and how far use exceeds a lowered total.
     min_per_order: int | None = None
     max_per_customer: int | None = None
     pool_ids: list[str] = []
     over_capacity_by: int = 0
 
-    stock_buckets: int = 1
+    stock_buckets: int = Field(
+        default=1,
+        description="Rows the free stock is spread over (1 unless hot-inventory mode is on).",
+    )
 
     @classmethod
     def of(
@@ -135,6 +154,8 @@ class OrderView(View):
 
 
 class TicketCapacity(View):
+    """Ticket stock of an event, summed over its ticket types."""
+
     total: int
     sold: int
     reserved: int
@@ -159,7 +180,7 @@ class RegistrationView(View):
 
 
 class RegistrationCapacity(View):
-    """`remaining` is None without a cap; it is 0, never negative, after a cap was lowered."""
+    """`remaining` is null without a cap; it is 0, never negative, after a cap was lowered."""
 
     max_attendees: int | None
     registered: int
@@ -204,7 +225,8 @@ class WaitlistEntryView(View):
 
 
 class RsvpView(View):
-    """`confirmed`, `waitlisted` (with `position`), or `none` after leaving."""
+    """Your place in a session: `status` is confirmed, waitlisted (with `position`), or none
+    after leaving."""
 
     session_id: str
     attendee_id: str
@@ -214,7 +236,7 @@ class RsvpView(View):
 
 
 class WaitlistView(View):
-    """The organizer's listing: live entries (waiting, or holding an offer) in order."""
+    """The organizer's listing: live entries (waiting, or holding an offer) in queue order."""
 
     session_id: str | None
     ticket_type_id: str | None
@@ -287,17 +309,20 @@ class HuddleMembershipView(View):
 
 
 class ViewerCapacity(View):
+    """Live viewers; counts are null while the presence store is down."""
+
     limit: int | None
     viewers: int | None
     available: int | None
     is_full: bool | None
 
 
-# Capacity pools and the event-wide cap (issue 4: capacity/pools.py).
+# Capacity pools and the event-wide cap (capacity/pools.py).
 
 
 class PoolView(View):
-    """`capacity` is physical; `admission_limit` adds the opt-in overbooking allowance."""
+    """Capacity shared by several ticket types; `capacity` is physical, `admission_limit`
+    adds the opt-in overbooking allowance."""
 
     id: str
     event_id: str
@@ -326,7 +351,7 @@ class EventTotalView(View):
 
 
 class CapacitySnapshot(View):
-    """One read of every capacity of an event; features add their sections."""
+    """One consistent read of every capacity of an event."""
 
     event_id: str
     taken_at: datetime
@@ -340,4 +365,3 @@ class CapacitySnapshot(View):
     huddles: list[HuddleView] = []
     pools: list[PoolView] = []
     event_total: EventTotalView | None = None
-    sections: dict[str, Any] = {}

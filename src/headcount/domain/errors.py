@@ -1,12 +1,18 @@
 """Every refusal Headcount can give, one type each.
 
 Each error carries a stable `code` that clients branch on, and an HTTP status; the API layer
-maps them once to RFC 9457 problem responses (REST) or typed results (GraphQL). Extra
-keyword arguments become extension members of the problem body (e.g. `ticket_type_id`).
+maps them once to RFC 9457 problem responses (REST) or typed results (GraphQL).
+
+An error also declares, as annotations, the extension members it may carry (`pool_id: str |
+None`). A raise passes them as keyword arguments; they become the instance's attributes (None
+when the raise leaves one out), the extra members of the REST problem body (only those
+passed), and the fields of the error's GraphQL refusal type. A member with a default is
+always present. Declaring a member here is the whole of adding it to both APIs.
 """
 
 from __future__ import annotations
 
+import typing
 from typing import Any, ClassVar
 
 
@@ -20,13 +26,38 @@ class HeadcountError(Exception):
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.extra = extra
+        declared = members_of(type(self))
+        defaults = {name: getattr(self, name) for name in declared if hasattr(self, name)}
+        self.extra = {**defaults, **extra}
+        for name in declared:
+            setattr(self, name, self.extra.get(name))
+
+
+def members_of(error: type[HeadcountError]) -> dict[str, Any]:
+    """The extension members `error` declares (its own and inherited), with their types.
+
+    Read from the class annotations, so the GraphQL side can build a refusal type from them
+    without this module knowing GraphQL exists. Read once per class: refusals are raised on
+    the hottest paths.
+    """
+    found = _MEMBERS.get(error)
+    if found is None:
+        hints = typing.get_type_hints(error)
+        found = {n: hint for n, hint in hints.items() if typing.get_origin(hint) is not ClassVar}
+        _MEMBERS[error] = found
+    return found
+
+
+_MEMBERS: dict[type[HeadcountError], dict[str, Any]] = {}
 
 
 class InvalidRequest(HeadcountError):
     code = "invalid_request"
     status = 422
     title = "The request is not valid"
+    ticket_type_id: str | None
+    pool_id: str | None
+    overbook_ratio: float | None
 
 
 class MalformedRequest(HeadcountError):
@@ -45,6 +76,11 @@ class InvalidQuantity(HeadcountError):
     code = "invalid_quantity"
     status = 422
     title = "Quantity not allowed"
+    ticket_type_id: str | None
+    max_per_order: int | None
+    min_per_order: int | None
+    max_party_size: int | None
+    max_quantity: int | None
 
 
 class Unauthorized(HeadcountError):
@@ -66,9 +102,14 @@ class NotFound(HeadcountError):
 
 
 class Conflict(HeadcountError):
+    """The current state forbids the change; the members say which state."""
+
     code = "conflict"
     status = 409
     title = "Conflicts with the current state"
+    order_status: str | None
+    current_attendance: int | None
+    free: int | None
 
 
 class IdempotencyKeyReused(HeadcountError):
@@ -81,45 +122,74 @@ class SoldOut(HeadcountError):
     code = "sold_out"
     status = 409
     title = "Sold out"
+    ticket_type_id: str | None
+    requested: int | None
 
 
 class PoolExhausted(SoldOut):
-    """A shared capacity pool has too little left; names `pool_id` (issue 4)."""
+    """A shared capacity pool has too little left; `pool_id` names it."""
 
     code = "pool_exhausted"
     title = "The shared capacity pool is exhausted"
+    pool_id: str | None
+    pool_name: str | None
+    remaining: int | None
+    ticket_type_ids: list[str] | None
 
 
 class CustomerLimitReached(HeadcountError):
-    """The buyer already holds or bought as many as `max_per_customer` allows."""
+    """The buyer already holds or bought as many as a ticket type's or pool's
+    `max_per_customer` allows."""
 
     code = "customer_limit_reached"
     status = 409
     title = "Per-customer limit reached"
+    ticket_type_id: str | None
+    pool_id: str | None
+    max_per_customer: int | None
+    already: int | None
+    requested: int | None
 
 
 class SalesClosed(HeadcountError):
     code = "sales_closed"
     status = 409
     title = "Sales are not open"
+    ticket_type_id: str | None
 
 
 class HoldExpired(HeadcountError):
+    """The hold lapsed and its stock went to others; the members name what ran out."""
+
     code = "hold_expired"
     status = 409
     title = "The hold expired and the stock is gone"
+    ticket_type_id: str | None
+    requested: int | None
+    event_id: str | None
+    pool_id: str | None
+    pool_name: str | None
+    remaining: int | None
+    ticket_type_ids: list[str] | None
 
 
 class EventFull(HeadcountError):
     code = "event_full"
     status = 409
     title = "The event is full"
+    event_id: str | None
+    requested: int | None
+    max_attendees: int | None
+    registered: int | None
+    remaining: int | None
 
 
 class SessionFull(HeadcountError):
     code = "session_full"
     status = 409
     title = "The session is full"
+    session_id: str | None
+    max_participants: int | None
 
 
 class NotRegistered(HeadcountError):
@@ -128,36 +198,50 @@ class NotRegistered(HeadcountError):
     code = "not_registered"
     status = 403
     title = "Register for the event first"
+    event_id: str | None
 
 
 class ViewerLimitReached(HeadcountError):
     code = "viewer_limit_reached"
     status = 409
     title = "The stream has reached its viewer limit"
+    limit: int | None
+    viewers: int | None
 
 
 class BoothFull(HeadcountError):
     code = "booth_full"
     status = 409
     title = "The booth is full"
+    booth_id: str | None
+    max_visitors: int | None
+    visitors: int | None
 
 
 class HuddleFull(HeadcountError):
     code = "huddle_full"
     status = 409
     title = "The huddle is full"
+    huddle_full: bool = True
+    huddle_id: str | None
+    capacity: int | None
+    members: int | None
 
 
 class RoomFull(HeadcountError):
     code = "room_full"
     status = 409
     title = "The breakout room is full"
+    room_id: str | None
+    capacity: int | None
+    participants: int | None
 
 
 class RoomClosed(HeadcountError):
     code = "room_closed"
     status = 409
     title = "The breakout room is closed"
+    room_id: str | None
 
 
 class LeaseExpired(HeadcountError):
@@ -166,12 +250,14 @@ class LeaseExpired(HeadcountError):
     code = "lease_expired"
     status = 410
     title = "The lease is no longer held"
+    lease_id: str | None
 
 
 class RateLimited(HeadcountError):
     code = "rate_limited"
     status = 429
     title = "Too many requests"
+    max_pending_orders: int | None
 
 
 class ServiceUnavailable(HeadcountError):
@@ -184,3 +270,4 @@ class Timeout(HeadcountError):
     code = "timeout"
     status = 503
     title = "The operation timed out"
+    huddle_id: str | None

@@ -2,53 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Any
 
 import strawberry
 
-from headcount.api.graphql import fields
-from headcount.api.graphql.refusals import (
-    COMMON,
-    Forbidden,
-    InvalidRequest,
-    NotFound,
-    Refused,
-    Unauthorized,
-    attempt,
+from headcount.api.graphql.operations import by_id, field, mine, read
+from headcount.api.graphql.refusals import result_union
+from headcount.api.graphql.types import EventList, Me, OrderList
+from headcount.capacity import events, orders, sessions, snapshot, tickets
+from headcount.capacity.views import (
+    CapacitySnapshot,
+    EventView,
+    OrderView,
+    SessionView,
+    TicketTypeView,
 )
-from headcount.api.graphql.types import (
-    CapacitySummary,
-    Event,
-    EventList,
-    Order,
-    OrderList,
-    TicketType,
-    Viewer,
-)
-from headcount.capacity import events, orders, snapshot, tickets
 
 MAX_LIMIT = 500
 
-EventResult = Annotated[
-    Event | NotFound | Unauthorized | Forbidden | InvalidRequest | Refused,
-    strawberry.union("EventResult"),
-]
-TicketTypeResult = Annotated[
-    TicketType | NotFound | Unauthorized | Forbidden | InvalidRequest | Refused,
-    strawberry.union("TicketTypeResult"),
-]
-CapacityResult = Annotated[
-    CapacitySummary | NotFound | Unauthorized | Forbidden | InvalidRequest | Refused,
-    strawberry.union("CapacityResult"),
-]
-OrderResult = Annotated[
-    Order | NotFound | Unauthorized | Forbidden | InvalidRequest | Refused,
-    strawberry.union("OrderResult"),
-]
-OrderListResult = Annotated[
-    OrderList | NotFound | Unauthorized | Forbidden | InvalidRequest | Refused,
-    strawberry.union("OrderListResult"),
-]
+CapacityResult: Any = result_union("CapacityResult", CapacitySnapshot)
+OrderResult: Any = result_union("OrderResult", OrderView)
+OrderListResult: Any = result_union("OrderListResult", OrderList)
 
 
 def _limit(value: int) -> int:
@@ -56,64 +30,49 @@ def _limit(value: int) -> int:
     return max(1, min(value, MAX_LIMIT))
 
 
+async def _caller(info: strawberry.Info) -> Me | None:
+    """The caller, from the bearer token; null without one."""
+    who = info.context.optional_principal()
+    return Me(sub=who.sub, role=who.role) if who else None
+
+
 @strawberry.type
 class EventQuery:
-    @fields.field("The caller, from the bearer token; null without one.")
-    def viewer(self, info: strawberry.Info) -> Viewer | None:
-        who = info.context.optional_principal()
-        return Viewer(sub=who.sub, role=who.role) if who else None
+    me = field()(_caller)
+    viewer = field(deprecation_reason="Renamed to `me` (a viewer is someone watching a stream).")(
+        _caller
+    )
 
-    @strawberry.field
-    async def event(self, info: strawberry.Info, id: strawberry.ID) -> EventResult:
-        async def work() -> Event:
-            return Event.of(await events.get_event(info.context.runtime, id))
+    event = by_id(events.get_event, EventView)
 
-        return cast(EventResult, await attempt(work, COMMON))
-
-    @fields.field("Newest first; optionally only one organizer's events.")
+    @field()
     async def events(
         self, info: strawberry.Info, organizer_id: str | None = None, limit: int = 100
     ) -> EventList:
-        views = await events.list_events(
+        """Newest first; optionally only one organizer's events."""
+        found = await events.list_events(
             info.context.runtime, organizer_id=organizer_id, limit=_limit(limit)
         )
-        return EventList(events=[Event.of(v) for v in views])
+        return EventList(events=found)
 
-    @fields.field("One snapshot of every capacity of the event.")
-    async def capacity(self, info: strawberry.Info, event_id: strawberry.ID) -> CapacityResult:
-        async def work() -> CapacitySummary:
-            return CapacitySummary.of(
-                await snapshot.capacity_snapshot(info.context.runtime, event_id)
-            )
+    @read(snapshot.capacity_snapshot)
+    def capacity(self, event_id: strawberry.ID) -> CapacityResult:
+        """One snapshot of every capacity of the event."""
 
-        return cast(CapacityResult, await attempt(work, COMMON))
+    ticket_type = by_id(tickets.get_ticket_type, TicketTypeView)
 
-    @strawberry.field
-    async def ticket_type(self, info: strawberry.Info, id: strawberry.ID) -> TicketTypeResult:
-        async def work() -> TicketType:
-            return TicketType.of(await tickets.get_ticket_type(info.context.runtime, id))
+    @mine(orders.get_order)
+    def order(self, id: strawberry.ID) -> OrderResult:
+        """An order the caller owns (or, as organizer, manages)."""
 
-        return cast(TicketTypeResult, await attempt(work, COMMON))
-
-    @fields.field("An order the caller owns (or, as organizer, manages).")
-    async def order(self, info: strawberry.Info, id: strawberry.ID) -> OrderResult:
-        async def work() -> Order:
-            view = await orders.get_order(info.context.runtime, info.context.principal(), id)
-            return Order.of(view)
-
-        return cast(OrderResult, await attempt(work, COMMON))
-
-    @fields.field("The caller's own orders; an organizer naming their event sees all of it.")
+    @field()
     async def orders(
         self, info: strawberry.Info, event_id: strawberry.ID | None = None, limit: int = 100
     ) -> OrderListResult:
-        async def work() -> OrderList:
-            views = await orders.list_orders(
-                info.context.runtime,
-                info.context.principal(),
-                event_id=event_id,
-                limit=_limit(limit),
-            )
-            return OrderList(orders=[Order.of(v) for v in views])
+        """The caller's own orders; an organizer naming their event sees all of it."""
+        found = await orders.list_orders(
+            info.context.runtime, info.context.principal(), event_id=event_id, limit=_limit(limit)
+        )
+        return OrderList(orders=found)
 
-        return cast(OrderListResult, await attempt(work, COMMON))
+    session = by_id(sessions.get_session, SessionView)

@@ -1,20 +1,21 @@
-"""Refusals as typed GraphQL results, one type per `domain.errors` code.
+"""Refusals as typed GraphQL results, one type per error of `domain/errors.py`.
 
-Mutations (and lookups by id) return a union of their success type and these, so a
-client branches on `__typename` or `code` exactly as a REST client branches on the problem
-body's `code`; the `code`, `title` and `detail` are the very strings REST sends.
+Each type is built from its error: `code`, `title` and `detail` (the very strings REST
+sends) and the extension members the error declares. An operation returns a union of its
+success type and the refusals it can give, so a client branches on `__typename` or `code`
+exactly as a REST client branches on the problem body's `code`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
 
+from headcount.api.graphql.generate import field_type, graphql_type, graphql_words
 from headcount.domain import errors
 
 T = TypeVar("T")
@@ -27,164 +28,67 @@ class Refusal:
     detail: str = strawberry.field(description="Human-readable explanation; show it as is.")
 
 
-@strawberry.type
-class SoldOut(Refusal):
-    ticket_type_id: strawberry.ID | None = None
-    requested: int | None = None
-
-
-@strawberry.type(description="A shared capacity pool has too little left (issue 4).")
-class PoolExhausted(Refusal):
-    pool_id: strawberry.ID | None = None
-    pool_name: str | None = None
-    remaining: int | None = None
-
-
-@strawberry.type(description="The buyer reached a ticket type's or pool's max_per_customer.")
-class CustomerLimitReached(Refusal):
-    ticket_type_id: strawberry.ID | None = None
-    pool_id: strawberry.ID | None = None
-    max_per_customer: int | None = None
-    already: int | None = None
-    requested: int | None = None
-
-
-@strawberry.type
-class SalesClosed(Refusal):
-    ticket_type_id: strawberry.ID | None = None
-
-
-@strawberry.type
-class HoldExpired(Refusal):
-    ticket_type_id: strawberry.ID | None = None
-
-
-@strawberry.type
-class InvalidQuantity(Refusal):
-    ticket_type_id: strawberry.ID | None = None
-    max_per_order: int | None = None
-
-
-@strawberry.type
-class InvalidRequest(Refusal):
-    pass
-
-
-@strawberry.type
-class Unauthorized(Refusal):
-    pass
-
-
-@strawberry.type
-class Forbidden(Refusal):
-    pass
-
-
-@strawberry.type
-class NotFound(Refusal):
-    pass
-
-
-@strawberry.type
-class Conflict(Refusal):
-    status: str | None = strawberry.field(default=None, description="The blocking state.")
-
-
-@strawberry.type
-class IdempotencyKeyReused(Refusal):
-    pass
-
-
-@strawberry.type
-class EventFull(Refusal):
-    pass
-
-
-@strawberry.type
-class SessionFull(Refusal):
-    pass
-
-
-@strawberry.type
-class HuddleFull(Refusal):
-    huddle_full: bool = True
-
-
-@strawberry.type
-class ViewerLimitReached(Refusal):
-    pass
-
-
-@strawberry.type
-class BoothFull(Refusal):
-    pass
-
-
-@strawberry.type
-class RoomFull(Refusal):
-    pass
-
-
-@strawberry.type
-class NotRegistered(Refusal):
-    pass
-
-
-@strawberry.type
-class RoomClosed(Refusal):
-    pass
-
-
-@strawberry.type
-class LeaseExpired(Refusal):
-    pass
-
-
 @strawberry.type(description="A refusal with no dedicated type yet; branch on `code`.")
 class Refused(Refusal):
     pass
 
 
-BY_CODE: dict[str, type[Refusal]] = {
-    errors.SoldOut.code: SoldOut,
-    errors.PoolExhausted.code: PoolExhausted,
-    errors.CustomerLimitReached.code: CustomerLimitReached,
-    errors.SalesClosed.code: SalesClosed,
-    errors.HoldExpired.code: HoldExpired,
-    errors.InvalidQuantity.code: InvalidQuantity,
-    errors.InvalidRequest.code: InvalidRequest,
-    errors.MalformedRequest.code: InvalidRequest,
-    errors.Unauthorized.code: Unauthorized,
-    errors.Forbidden.code: Forbidden,
-    errors.NotFound.code: NotFound,
-    errors.Conflict.code: Conflict,
-    errors.IdempotencyKeyReused.code: IdempotencyKeyReused,
-    errors.EventFull.code: EventFull,
-    errors.SessionFull.code: SessionFull,
-    errors.HuddleFull.code: HuddleFull,
-    errors.ViewerLimitReached.code: ViewerLimitReached,
-    errors.BoothFull.code: BoothFull,
-    errors.RoomFull.code: RoomFull,
-    # Literal codes: their error classes arrive with the registration and presence features.
-    "not_registered": NotRegistered,
-    "room_closed": RoomClosed,
-    "lease_expired": LeaseExpired,
+def _retry_later(error: type[errors.HeadcountError]) -> bool:
+    """Rate limits and outages (429, 5xx) say nothing about the resource: they stay GraphQL
+    errors, with the same `code` in `extensions`, and the client retries as with REST."""
+    return error.status >= 500 or error.status == 429
+
+
+def _answers_in_graphql(error: type[errors.HeadcountError]) -> bool:
+    """Refusals about what was asked get a type; an unreadable or oversized body (400, 413)
+    is answered by the HTTP layer before any resolver runs."""
+    return not _retry_later(error) and error.status not in (400, 413)
+
+
+def _refusal_type(error: type[errors.HeadcountError]) -> type[Refusal]:
+    members = {name: field_type(name, hint) for name, hint in errors.members_of(error).items()}
+    shell = type(error.__name__, (Refusal,), {"__annotations__": members})
+    made: type[Refusal] = strawberry.type(shell, description=graphql_words(error.__doc__))
+    return made
+
+
+TYPES: dict[type[errors.HeadcountError], type[Refusal]] = {
+    error: _refusal_type(error)
+    for error in vars(errors).values()
+    if isinstance(error, type)
+    and issubclass(error, errors.HeadcountError)
+    and error is not errors.HeadcountError
+    and _answers_in_graphql(error)
 }
+ALL_TYPES: tuple[type[Refusal], ...] = (*TYPES.values(), Refused)
 
 # Every union gets these: any operation may meet a bad token, a missing id or bad input.
-COMMON: tuple[type[Refusal], ...] = (Unauthorized, Forbidden, NotFound, InvalidRequest, Refused)
+COMMON = (errors.NotFound, errors.Unauthorized, errors.Forbidden, errors.InvalidRequest)
 
 
-def refusal_for(exc: errors.HeadcountError, allowed: tuple[type[Refusal], ...]) -> Refusal:
+def result_union(name: str, success: Any, *refusals: type[errors.HeadcountError]) -> Any:
+    """The union `name` of `success` (a view, or another model), the given refusals, the
+    common ones and `Refused`. Bind it to a module constant annotated `Any`
+    (`RsvpResult: Any = result_union(...)`) so declarations can name it as their return type."""
+    kinds = dict.fromkeys((*refusals, *COMMON))
+    members = (graphql_type(success), *(TYPES[kind] for kind in kinds), Refused)
+    return Annotated[Union[members], strawberry.union(name)]  # noqa: UP007 (built from a tuple)
+
+
+def refusals_in(result: Any) -> frozenset[type]:
+    """The refusal types a union made by `result_union` may hold; empty for any other type."""
+    if get_origin(result) is not Annotated:
+        return frozenset()
+    return frozenset(get_args(get_args(result)[0])) & frozenset(ALL_TYPES)
+
+
+def refusal_for(exc: errors.HeadcountError, allowed: frozenset[type]) -> Refusal:
     """The typed refusal for `exc`; `Refused` (same code) when the union lacks its type."""
-    cls = BY_CODE.get(exc.code, Refused)
-    if cls not in allowed:
-        cls = Refused
-    names = {f.name for f in dataclasses.fields(cls)}
-    extra: dict[str, Any] = {k: v for k, v in exc.extra.items() if k in names}
-    if "status" in extra:
-        extra["status"] = str(extra["status"])
-    return cls(code=exc.code, title=exc.title, detail=exc.detail, **extra)
+    kind = TYPES.get(type(exc))
+    if kind is None or kind not in allowed:
+        return Refused(code=exc.code, title=exc.title, detail=exc.detail)
+    members = {name: getattr(exc, name) for name in errors.members_of(type(exc))}
+    return kind(code=exc.code, title=exc.title, detail=exc.detail, **members)
 
 
 def from_validation(exc: ValidationError) -> errors.HeadcountError:
@@ -199,22 +103,16 @@ def from_validation(exc: ValidationError) -> errors.HeadcountError:
     return errors.InvalidRequest(detail)
 
 
-async def attempt(
-    work: Callable[[], Awaitable[T]], allowed: tuple[type[Refusal], ...]
-) -> T | Refusal:
-    """Run a service call, turning refusals into typed results.
-
-    Outages (503) and rate limits are not answers about the resource, so they stay GraphQL
-    errors, carrying the same `code` in `extensions`, and the client retries as with REST.
-    """
+async def attempt(work: Callable[[], Awaitable[T]], result: Any) -> T | Refusal:
+    """Run a service call; its refusals become typed members of `result`, when a union."""
+    allowed = refusals_in(result)
+    if not allowed:
+        return await work()
     try:
         return await work()
     except ValidationError as exc:
         return refusal_for(from_validation(exc), allowed)
     except errors.HeadcountError as exc:
-        if exc.status >= 500 or exc.status == 429:
+        if _retry_later(type(exc)):
             raise GraphQLError(exc.detail, extensions={"code": exc.code}) from exc
         return refusal_for(exc, allowed)
-
-
-ALL_TYPES: tuple[type[Refusal], ...] = (*dict.fromkeys(BY_CODE.values()), Refused)

@@ -6,11 +6,13 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
-from headcount.api.graphql.attendance import AttendanceMutation, AttendanceQuery
 from headcount.api.graphql.mutations import OrderMutation
 from headcount.api.graphql.presence import PresenceMutation, PresenceQuery
 from headcount.api.graphql.queries import EventQuery
 from headcount.api.graphql.refusals import ALL_TYPES
+from headcount.api.graphql.registrations import RegistrationMutation, RegistrationQuery
+from headcount.api.graphql.sessions import SessionMutation, SessionQuery
+from headcount.api.graphql.waitlists import WaitlistMutation, WaitlistQuery
 from headcount.domain.errors import HeadcountError
 
 MAX_DEPTH = 10
@@ -25,12 +27,14 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 @strawberry.type(name="Query")
-class Query(EventQuery, AttendanceQuery, PresenceQuery):
+class Query(EventQuery, RegistrationQuery, SessionQuery, WaitlistQuery, PresenceQuery):
     pass
 
 
 @strawberry.type(name="Mutation")
-class Mutation(OrderMutation, AttendanceMutation, PresenceMutation):
+class Mutation(
+    OrderMutation, RegistrationMutation, SessionMutation, WaitlistMutation, PresenceMutation
+):
     pass
 
 
