@@ -1,7 +1,8 @@
 """GraphQL types are generated from the views and the errors, so neither can drift.
 
 A throwaway view stands in for a new one: whatever a view declares (nested views, lists,
-optionals, enums, datetimes, untyped dicts, ids, descriptions) reaches GraphQL unedited.
+optionals, enums, datetimes, untyped dicts, ids, descriptions, computed fields) reaches
+GraphQL unedited.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import pytest
 import strawberry
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 from strawberry.types.base import get_object_definition
 
 import headcount
@@ -54,6 +55,11 @@ class WidgetView(BaseModel):
     extras: dict[str, Any]
     weight_kg: float = Field(description="Its `weight_kg` on the scale.")
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def part_ids(self) -> list[str]:
+        return [f"part_{p.part_no}" for p in self.parts]
+
 
 WIDGET_SDL = '''type Widget {
   id: ID!
@@ -67,6 +73,7 @@ WIDGET_SDL = '''type Widget {
 
   """Its `weightKg` on the scale."""
   weightKg: Float!
+  partIds: [ID!]!
 }'''
 
 
@@ -95,7 +102,7 @@ def test_a_view_becomes_a_type_with_every_field_and_resolves_as_itself() -> None
     assert '"""A part; `partNo` is its number."""\ntype Part {' in sdl
     answer = schema.execute_sync(
         "{ widget { id ownerId kitIds madeAt colour parts { partNo } spare { partNo } extras "
-        "weightKg } }"
+        "weightKg partIds } }"
     )
     assert answer.errors is None
     assert answer.data == {
@@ -109,6 +116,7 @@ def test_a_view_becomes_a_type_with_every_field_and_resolves_as_itself() -> None
             "spare": None,
             "extras": {"any": [1, "two"]},
             "weightKg": 1.5,
+            "partIds": ["part_7"],
         }
     }
 

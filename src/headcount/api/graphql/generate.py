@@ -1,7 +1,8 @@
 """GraphQL object types generated from pydantic models: the views are the one definition.
 
-A view becomes a GraphQL type through Strawberry's pydantic integration: every field, its
-nullability, default and `description`, and the class docstring as the type's description.
+A view becomes a GraphQL type through Strawberry's pydantic integration: every field (and
+computed field), its nullability and `description`, and the class docstring as the type's
+description.
 Nested views become their own types first. Resolvers return the views themselves; a
 generated type recognises instances of its view, so no value is copied or converted.
 
@@ -96,9 +97,14 @@ def _generate(model: type[BaseModel], cls: type, name: str | None) -> Any:
     # Every field's type computed here (nested views generated first), so the integration
     # sees explicit types and no field depends on which Python types it maps by itself.
     own.update({n: field_type(n, f.annotation) for n, f in model.model_fields.items()})
+    own.update({n: field_type(n, f.return_type) for n, f in model.model_computed_fields.items()})
     cls.__annotations__ = own
     made = pydantic_type(
-        model, all_fields=True, name=name, description=graphql_words(model.__doc__)
+        model,
+        all_fields=True,
+        include_computed=True,  # REST serialises computed fields too
+        name=name,
+        description=graphql_words(model.__doc__),
     )(cls)
     definition = get_object_definition(made, strict=True)
     # The integration lists resolver fields first; the view's own fields read better first.
