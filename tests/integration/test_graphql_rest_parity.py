@@ -426,8 +426,8 @@ async def test_refusals_agree(http: httpx.AsyncClient) -> None:
             "dee",
         ),
     ]
-    for code, path, body, mutation, variable, who in attendance_cases:
-        problem = (await rest(http, "POST", path, who, json=body)).json()
+    for code, path, sent, mutation, variable, who in attendance_cases:
+        problem = (await rest(http, "POST", path, who, json=sent)).json()
         assert problem["code"] == code, problem
         by_gql = next(iter((await gql(http, mutation, {"id": variable}, as_user=who)).values()))
         assert {k: by_gql[k] for k in ("code", "title", "detail")} == {

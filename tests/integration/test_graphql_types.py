@@ -90,11 +90,12 @@ def test_a_view_becomes_a_type_with_every_field_and_resolves_as_itself() -> None
         weight_kg=1.5,
     )
 
+    def resolve() -> WidgetView:
+        return widget
+
     @strawberry.type
     class Query:
-        @strawberry.field(graphql_type=type_of(WidgetView))
-        def widget(self) -> WidgetView:
-            return widget
+        widget: WidgetView = strawberry.field(resolver=resolve, graphql_type=type_of(WidgetView))
 
     schema = strawberry.Schema(query=Query)
     sdl = schema.as_str()
