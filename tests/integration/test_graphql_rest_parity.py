@@ -6,15 +6,11 @@ Both APIs call the same service functions; this test is what keeps a translation
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
-from headcount.api.app import create_app
 from headcount.domain.identity import Role
-from headcount.runtime import Runtime
 from support.auth import bearer
 from support.graphql import gql, rest_normal, snake
 
@@ -49,15 +45,6 @@ CAPACITY_FIELDS = f"""eventId maxAttendees sections
   eventTotal {{ maxAttendees registered tickets remaining overCapacityBy }}"""
 EVENT_FIELDS = """id organizerId name description startsAt endsAt maxAttendees createdAt updatedAt
   virtualSettings { maxConcurrentViewers streamUrl }"""
-
-
-@pytest.fixture
-async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://headcount.test"
-    ) as client:
-        yield client
 
 
 async def rest(
@@ -426,8 +413,8 @@ async def test_refusals_agree(http: httpx.AsyncClient) -> None:
             "dee",
         ),
     ]
-    for code, path, body, mutation, variable, who in attendance_cases:
-        problem = (await rest(http, "POST", path, who, json=body)).json()
+    for code, path, payload, mutation, variable, who in attendance_cases:
+        problem = (await rest(http, "POST", path, who, json=payload)).json()
         assert problem["code"] == code, problem
         by_gql = next(iter((await gql(http, mutation, {"id": variable}, as_user=who)).values()))
         assert {k: by_gql[k] for k in ("code", "title", "detail")} == {
