@@ -32,7 +32,7 @@ format: $(STAMP) ## apply ruff formatting and fixes
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-typecheck: $(STAMP) ## mypy --strict on the package
+typecheck: $(STAMP) ## mypy --strict on src/headcount, tests and bench
 	$(BIN)/mypy
 
 schema: $(STAMP) ## regenerate schema.graphql from the live GraphQL schema (commit it)

@@ -21,6 +21,7 @@ from bench.machine import ensure_tool, machine, private_postgres, scratch_postgr
 from bench.report import Row, median, table
 from bench.servers import serve
 from headcount.ledger.migrate import upgrade
+from support.private_services import private_redis
 
 OUT = Path(__file__).parent / "out"
 HOT_BUCKETS = 16
@@ -81,12 +82,11 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     stocks = [1_000, 100_000]
     # Two processes share live presence through Redis (serve refuses --workers 2 without).
     with (
-        presence_storm.private_redis() as redis_url,
+        private_redis() as redis,
         private_postgres() as server,
         scratch_postgres_database(server=server) as url,
     ):
-        env = {"HEADCOUNT_REDIS_URL": redis_url}
-        upgrade(url)
+        env = {"HEADCOUNT_REDIS_URL": redis.url}
         with serve(url, workers=2, log=log, extra_env=env) as served:
             base = served.base
             for connections in conns:
@@ -160,8 +160,8 @@ def sqlite_suite(args: argparse.Namespace, log: Path) -> list[Row]:
         upgrade(url)
         ceiling = median([limits.sqlite_hot_row(args.seconds) for _ in range(args.reps)])
         with (
-            presence_storm.private_redis() as redis_url,
-            serve(url, workers=2, log=log, extra_env={"HEADCOUNT_REDIS_URL": redis_url}) as served,
+            private_redis() as redis,
+            serve(url, workers=2, log=log, extra_env={"HEADCOUNT_REDIS_URL": redis.url}) as served,
         ):
             rows += _sale_rows(
                 "SQLite, 2 processes,",
@@ -179,7 +179,8 @@ def sqlite_suite(args: argparse.Namespace, log: Path) -> list[Row]:
 def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     ensure_tool("redis-benchmark", "redis-tools")
     rows: list[Row] = []
-    with presence_storm.private_redis() as redis_url:
+    with private_redis() as redis:
+        redis_url = redis.url
         for clients in (64,):
             limit = median(
                 [

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 
+from bench.machine import figure, tool_output
 from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.tokens import mint
@@ -76,27 +77,14 @@ def run_wrk(
         script.write(",\n".join(f'"{t}"' for t in _TOKENS))
         script.write("\n}\n")
         script.write(LUA.read_text())
-    out = subprocess.run(
-        [
-            "wrk",
-            "-t2",
-            f"-c{connections}",
-            f"-d{int(seconds)}s",
-            "--latency",
-            "--timeout",
-            "30s",
-            "-s",
-            script.name,
-            base,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = tool_output(
+        *("wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--latency"),
+        *("--timeout", "30s", "-s", script.name, base),
+    )
     Path(script.name).unlink()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    rps = float(figure(r"Requests/sec:\s+([\d.]+)", out))
+    p50 = _ms(figure(r"^\s+50%\s+(\S+)", out, flags=re.M))
+    p99 = _ms(figure(r"^\s+99%\s+(\S+)", out, flags=re.M))
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     socket_errors = sum(int(g) for g in errors.groups()) if errors else 0
     return rps, p50, p99, socket_errors
@@ -105,13 +93,15 @@ def run_wrk(
 def http_floor(base: str, *, connections: int, seconds: float) -> float:
     """Requests/s of `GET /healthz` (no auth, no database): the HTTP stack's own ceiling
     on this machine, against which any endpoint's rate can be read."""
-    out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", f"{base}/healthz"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    out = tool_output("wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", f"{base}/healthz")
+    return float(figure(r"Requests/sec:\s+([\d.]+)", out))
+
+
+def _row(found: tuple[Any, ...] | None) -> tuple[Any, ...]:
+    """An aggregate's one row (there is always one unless the ticket type is gone)."""
+    if found is None:
+        raise RuntimeError("the ticket type under test is not in the database")
+    return found
 
 
 def _parse_time(value: object) -> datetime:
@@ -136,8 +126,8 @@ def ledger_outcome(database_url: str, tt_id: str) -> tuple[int, float, int]:
         conn.close()
     else:
         with psycopg.connect(database_url) as pg:
-            total, sold, reserved = pg.execute(counters.format(p="%s"), (tt_id,)).fetchone()  # type: ignore[misc]
-            count, first, last, units = pg.execute(holds.format(p="%s"), (tt_id,)).fetchone()  # type: ignore[misc]
+            total, sold, reserved = _row(pg.execute(counters.format(p="%s"), (tt_id,)).fetchone())
+            count, first, last, units = _row(pg.execute(holds.format(p="%s"), (tt_id,)).fetchone())
     oversold = max(0, sold + reserved - total, units - total)
     if count < 2:
         return count, 0.0, oversold

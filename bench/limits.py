@@ -8,14 +8,14 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import psycopg
+
+from bench.machine import figure, tool_output
 
 SCHEMA = """
 DROP TABLE IF EXISTS bench_holds;
@@ -51,31 +51,12 @@ def pgbench_hot_row(dsn: str, *, clients: int, seconds: float, buckets: int = 1)
             conn.execute("INSERT INTO bench_stock (id, total) VALUES (%s, 1000000000)", (b,))
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
         script.write(HOT_ROW)
-    out = subprocess.run(
-        [
-            "pgbench",
-            "-n",
-            "-c",
-            str(clients),
-            "-j",
-            "2",
-            "-T",
-            str(int(seconds)),
-            "-D",
-            f"buckets={buckets}",
-            "-f",
-            script.name,
-            dsn,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = tool_output(
+        *("pgbench", "-n", "-c", str(clients), "-j", "2", "-T", str(int(seconds))),
+        *("-D", f"buckets={buckets}", "-f", script.name, dsn),
+    )
     Path(script.name).unlink()
-    found = re.search(r"tps = ([\d.]+)", out)
-    if not found:
-        raise RuntimeError(f"pgbench printed no tps:\n{out}")
-    return float(found.group(1))
+    return float(figure(r"tps = ([\d.]+)", out))
 
 
 def sqlite_hot_row(seconds: float) -> float:

@@ -1,23 +1,24 @@
-"""Facts about the machine and helpers to run its tools (pgbench, wrk, redis-benchmark)."""
+"""Facts about the machine, its private servers, and helpers to run its tools (pgbench, wrk,
+redis-benchmark)."""
 
 from __future__ import annotations
 
 import os
 import platform
 import re
-import secrets
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+
+import support.databases
+import support.private_services
 
 PG_ADMIN = os.environ.get(
     "HEADCOUNT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-REDIS_URL = os.environ.get("HEADCOUNT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @dataclass(frozen=True)
@@ -88,79 +89,33 @@ def ensure_tool(binary: str, package: str) -> str:
     return found
 
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
 @contextmanager
 def private_postgres(max_connections: int = 400) -> Iterator[str]:
     """Our own PostgreSQL cluster on a free port, so 256 clients fit (the shared one allows 100).
 
-    Same binaries and default durability (fsync, synchronous_commit) as the shared server;
-    only `max_connections` is raised. Runs as the `postgres` user when we are root, since
-    initdb refuses root.
+    The same binaries and default durability (fsync, synchronous_commit) as the shared
+    server; only `max_connections` and `shared_buffers` are raised. Yields its admin URL.
     """
-    import tempfile
-    import time
-
-    from bench.servers import free_port
-
-    base = Path(tempfile.mkdtemp(prefix="hc-bench-pg-"))
-    data = base / "data"
-    port = free_port()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [*as_user, str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust"],
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    options = (
-        f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c max_connections={max_connections}"
-        " -c shared_buffers=256MB"
-    )
-    subprocess.run(
-        [
-            *as_user,
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(base / "log"),
-            "-w",
-            "start",
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run(
-            [*as_user, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
-            check=False,
-            stdout=subprocess.DEVNULL,
-        )
-        time.sleep(0.2)
-        shutil.rmtree(base, ignore_errors=True)
+    settings = {"max_connections": str(max_connections), "shared_buffers": "256MB"}
+    with support.private_services.private_postgres(settings) as server:
+        yield server.admin_dsn()
 
 
 @contextmanager
 def scratch_postgres_database(prefix: str = "hc_bench", server: str = PG_ADMIN) -> Iterator[str]:
-    """A fresh database on the given server, dropped afterwards."""
-    import psycopg
-    from sqlalchemy.engine import make_url
+    """A fresh, migrated database on the given server, dropped afterwards."""
+    with support.databases.postgres_database(prefix, server=server) as url:
+        yield url
 
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    admin = make_url(server).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+def tool_output(*command: str) -> str:
+    """What a measuring tool printed; a tool that fails voids the run."""
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def figure(pattern: str, output: str, *, flags: int = 0) -> str:
+    """The first group of `pattern` in a tool's output; without it the run is void."""
+    found = re.search(pattern, output, flags)
+    if found is None:
+        raise RuntimeError(f"no {pattern!r} in the tool's output:\n{output}")
+    return found.group(1)

@@ -15,17 +15,14 @@ import os
 import re
 import secrets
 import statistics
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.servers import free_port
+from bench.machine import tool_output
 from headcount.api.app import GC_THRESHOLDS
 from headcount.config import Settings
 from headcount.domain.identity import Role
@@ -35,73 +32,17 @@ from headcount.presence.redis import RedisPresence
 from headcount.tokens import mint
 
 
-@contextmanager
-def private_redis() -> Iterator[str]:
-    """Our own redis-server, so the storm neither disturbs nor is disturbed by anyone else."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            if (
-                subprocess.run(
-                    ["redis-cli", "-p", str(port), "ping"], capture_output=True, check=False
-                ).stdout.strip()
-                == b"PONG"
-            ):
-                break
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def redis_benchmark_admit(url: str, *, clients: int, requests: int) -> float:
     """Admissions/s when Redis runs the engine's script with nothing else in the path."""
     port = url.rsplit(":", 1)[1].split("/", maxsplit=1)[0]
     tag = f"{{viewers.evt_rb{secrets.token_hex(3)}}}"
     keys = [f"hc:presence:{tag}:leases", f"hc:presence:{tag}:holders", f"hc:presence:{tag}:closed"]
-    out = subprocess.run(
-        [
-            "redis-benchmark",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            port,
-            "-c",
-            str(clients),
-            "-n",
-            str(requests),
-            "-r",
-            "100000000",
-            "-q",
-            "EVAL",
-            redis_engine._ADMIT,
-            "3",
-            *keys,
-            "30000",
-            "-1",
-            "viewers.evt_rb.__rand_int__",
-            "holder",
-            "60000",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = tool_output(
+        *("redis-benchmark", "-h", "127.0.0.1", "-p", port),
+        *("-c", str(clients), "-n", str(requests), "-r", "100000000", "-q"),
+        *("EVAL", redis_engine._ADMIT, "3", *keys),
+        *("30000", "-1", "viewers.evt_rb.__rand_int__", "holder", "60000"),
+    )
     found = re.findall(r"([\d.]+) requests per second", out)
     if not found:
         raise RuntimeError(f"redis-benchmark printed no rate:\n{out}")

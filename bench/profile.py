@@ -19,7 +19,6 @@ from pathlib import Path
 from bench.flash_sale import run_wrk, setup_stock
 from bench.machine import ensure_tool, scratch_postgres_database
 from bench.servers import serve
-from headcount.ledger.migrate import upgrade
 
 
 def summarize(raw: Path, top: int = 25) -> str:
@@ -53,7 +52,6 @@ def main() -> None:
     args = parser.parse_args()
     ensure_tool("wrk", "wrk")
     with tempfile.TemporaryDirectory() as tmp, scratch_postgres_database("hc_prof") as url:
-        upgrade(url)
         log = Path(tmp) / "server.log"
         with serve(url, workers=1, log=log) as served:
             base = served.base
@@ -87,7 +85,7 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            result: list[object] = []
+            result: list[tuple[float, float, float, int]] = []
             load = threading.Thread(
                 target=lambda: result.append(
                     run_wrk(
@@ -102,7 +100,7 @@ def main() -> None:
             load.start()
             load.join()
             spy.wait(30)
-            rps, p50, p99, errors = result[0]  # type: ignore[misc]
+            rps, p50, p99, errors = result[0]
             print(
                 f"1 process: {rps:.0f} orders/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, socket errors {errors}"
             )

@@ -9,19 +9,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
 
 from headcount.config import Settings
 from headcount.runtime import Runtime
 from support import services
-from support.databases import postgres_database, sqlite_database
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-]
+from support.databases import BACKENDS, backend_url, postgres_database, sqlite_database
 
 
 @pytest.fixture(scope="session")
@@ -44,25 +39,31 @@ def postgres_url(_postgres_session_url: str) -> str:
 
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgresql":
-        services.need_postgres()
-        url: str = request.getfixturevalue("postgres_url")
-        return url
-    sqlite: str = request.getfixturevalue("sqlite_url")
-    return sqlite
-
-
-def make_settings(database_url: str, **overrides: Any) -> Settings:
-    return Settings(database_url=database_url, env="test", **overrides)
+    return backend_url(request)
 
 
 @pytest.fixture
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
-    rt = Runtime.from_settings(make_settings(database_url))
+    rt = Runtime.from_settings(Settings(database_url=database_url, env="test"))
     try:
         yield rt
     finally:
         await rt.close()
+
+
+@pytest.fixture
+async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    """The whole app (REST, GraphQL, pages) in this process over ASGI, on `runtime`.
+
+    End-to-end modules define their own `http`, against a real server process.
+    """
+    from headcount.api.app import create_app  # imported here: unit tests never need the app
+
+    app = create_app(runtime=runtime)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://headcount.test"
+    ) as client:
+        yield client
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.redis)
 
 
-def pytest_terminal_summary(terminalreporter: Any) -> None:
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if services.SKIPPED:
         terminalreporter.section("services not reachable")
         for service, count in services.SKIPPED.items():

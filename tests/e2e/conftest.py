@@ -1,4 +1,4 @@
-"""One real `headcount serve` process per backend, shared by the tests of a module."""
+"""Real `headcount serve` processes and the databases they share, on both backends."""
 
 from __future__ import annotations
 
@@ -7,22 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from support import services
+from support.databases import BACKENDS, backend_url
 from support.servers import Server, running_server
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ],
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def server(request: pytest.FixtureRequest, log_dir: Path) -> Iterator[Server]:
-    if request.param == "postgresql":
-        services.need_postgres()
-        url: str = request.getfixturevalue("_postgres_session_url")
-    else:
-        url = request.getfixturevalue("sqlite_url")
-    with running_server(url, log_dir) as srv:
+    """One server process per backend, shared by the tests of a module."""
+    with running_server(backend_url(request), log_dir) as srv:
         yield srv
+
+
+@pytest.fixture(params=BACKENDS)
+def shared_database(request: pytest.FixtureRequest) -> str:
+    """The database a test's own server processes share (they start them with its settings)."""
+    return backend_url(request)

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from headcount.domain.identity import Role
-from support import services
 from support.api import client
 from support.attendance_checks import assert_session_invariants, registration_rows, session_rows
 from support.auth import bearer
+from support.databases import BACKENDS, backend_url
 from support.ledger_checks import run_reconcile
 from support.servers import Server, running_servers
 
@@ -41,19 +41,9 @@ SMALL_POOLS = {
 }
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ],
-)
+@pytest.fixture(scope="module", params=BACKENDS)
 def cluster(request: pytest.FixtureRequest, log_dir: Path) -> Iterator[tuple[str, list[Server]]]:
-    if request.param == "postgresql":
-        services.need_postgres()
-        url: str = request.getfixturevalue("_postgres_session_url")
-    else:
-        url = request.getfixturevalue("sqlite_url")
+    url = backend_url(request)
     with running_servers(2, url, log_dir, SMALL_POOLS) as servers:
         yield url, servers
 

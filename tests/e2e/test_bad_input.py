@@ -202,7 +202,9 @@ async def test_unknown_and_malformed_ids_on_every_path(server: Server) -> None:
                         path = path[:start] + bad + path[end + 1 :]
                     for who in (ORG, bearer("id-prober")):
                         calls += 1
-                        body = {} if method in ("post", "put", "patch") else None
+                        body: dict[str, object] | None = (
+                            {} if method in ("post", "put", "patch") else None
+                        )
                         answer = await http.request(method.upper(), path, json=body, headers=who)
                         if not is_problem(answer, 400, 403, 404, 405, 409, 410, 415, 422):
                             wrong.append(f"{method.upper()} {path} -> {answer.status_code}")

@@ -15,13 +15,14 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis.errors import Unsatisfiable
-from schemathesis import GenerationMode, checks
+from schemathesis import Case, GenerationMode, Response, checks
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from headcount.domain.identity import Role
 from support.auth import bearer
+from support.fuzzing import NO_ORDER_QUOTA, fuzz_settings, operations
 from support.servers import Server, running_server
 
 pytestmark = pytest.mark.slow
@@ -42,10 +43,7 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def fuzzed_server(sqlite_url: str, log_dir: Path) -> Iterator[Server]:
-    # A generous per-user quota: the fuzzer is one user creating many orders on purpose.
-    with running_server(
-        sqlite_url, log_dir, {"HEADCOUNT_MAX_PENDING_ORDERS_PER_USER": "0"}
-    ) as server:
+    with running_server(sqlite_url, log_dir, NO_ORDER_QUOTA) as server:
         yield server
 
 
@@ -61,12 +59,11 @@ def api_schema(fuzzed_server: Server) -> OpenApiSchema:
     return loaded
 
 
-def problem_check(response: Any) -> None:
+def problem_check(response: Response) -> None:
     """Every 4xx/5xx is a problem document with the members clients branch on."""
     if response.status_code < 400:
         return
-    content_type = response.headers.get("content-type", [""])
-    content_type = content_type[0] if isinstance(content_type, list) else content_type
+    content_type = response.headers.get("content-type", [""])[0]
     assert content_type.startswith(PROBLEM), (response.status_code, content_type, response.text)
     body = response.json()
     assert isinstance(body.get("code"), str), body
@@ -75,13 +72,7 @@ def problem_check(response: Any) -> None:
     assert isinstance(body.get("detail"), str), body
 
 
-FUZZ_SETTINGS = settings(
-    max_examples=EXAMPLES_PER_OPERATION,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-    database=None,
-)
+FUZZ_SETTINGS = fuzz_settings(EXAMPLES_PER_OPERATION)
 
 
 @pytest.fixture(scope="module")
@@ -107,8 +98,7 @@ def fuzz(schema: OpenApiSchema, role: Role, ids: dict[str, str]) -> list[str]:
     """Run every operation through three generators; return one line per failure."""
     headers = bearer(f"fuzz-{role.value}", role)
     failures: list[str] = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    for operation in operations(schema):
         names = {p.name for p in operation.path_parameters}
         fixed = {name: value for name, value in ids.items() if name in names}
         strategies = [
@@ -121,7 +111,7 @@ def fuzz(schema: OpenApiSchema, role: Role, ids: dict[str, str]) -> list[str]:
 
             @FUZZ_SETTINGS
             @given(case=strategy)
-            def run(case: Any) -> None:
+            def run(case: Case[Any]) -> None:
                 response = case.call(headers=headers, timeout=30)
                 case.validate_response(response, checks=CHECKS, headers=headers)
                 problem_check(response)

@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from headcount.domain.identity import Role
-from support import services
 from support.api import client, create_event_with_stock
 from support.auth import bearer
 from support.ledger_checks import run_reconcile, ticket_rows
@@ -30,21 +29,6 @@ pytestmark = pytest.mark.slow
 # may queue longer than the default 10 s for a pooled connection, and a 503 there would be
 # the fail-fast rule working, not an oversell. (tests/e2e/faults covers fail-fast.)
 PATIENT = {"HEADCOUNT_DB_POOL_TIMEOUT": "120", "HEADCOUNT_DB_STATEMENT_TIMEOUT_MS": "60000"}
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def shared_database(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgresql":
-        services.need_postgres()
-        url: str = request.getfixturevalue("_postgres_session_url")
-        return url
-    sqlite: str = request.getfixturevalue("sqlite_url")
-    return sqlite
 
 
 async def _buy(

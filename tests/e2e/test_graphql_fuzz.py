@@ -14,11 +14,12 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from schemathesis import checks
+from hypothesis import given
+from schemathesis import Case, checks
 
 from headcount.domain.identity import Role
 from support.auth import bearer
+from support.fuzzing import NO_ORDER_QUOTA, fuzz_settings, operations
 from support.servers import Server, running_server
 
 pytestmark = pytest.mark.slow
@@ -26,20 +27,12 @@ pytestmark = pytest.mark.slow
 EXAMPLES_PER_FIELD = 10
 MASKED = "Unexpected error."
 
-FUZZ_SETTINGS = settings(
-    max_examples=EXAMPLES_PER_FIELD,
-    deadline=None,
-    suppress_health_check=list(HealthCheck),
-    derandomize=True,
-    database=None,
-)
+FUZZ_SETTINGS = fuzz_settings(EXAMPLES_PER_FIELD)
 
 
 @pytest.fixture(scope="module")
 def graphql_server(sqlite_url: str, log_dir: Path) -> Iterator[Server]:
-    with running_server(
-        sqlite_url, log_dir, {"HEADCOUNT_MAX_PENDING_ORDERS_PER_USER": "0"}
-    ) as server:
+    with running_server(sqlite_url, log_dir, NO_ORDER_QUOTA) as server:
         yield server
 
 
@@ -47,12 +40,11 @@ def fuzz(server: Server, role: Role) -> list[str]:
     schema = schemathesis.graphql.from_url(server.base_url + "/graphql")
     headers = bearer(f"gql-fuzz-{role.value}", role)
     failures: list[str] = []
-    for result in schema.get_all_operations():
-        operation = result.ok()
+    for operation in operations(schema):
 
         @FUZZ_SETTINGS
         @given(case=operation.as_strategy())
-        def run(case: Any) -> None:
+        def run(case: Case[Any]) -> None:
             response = case.call(headers=headers, timeout=30)
             case.validate_response(response, checks=[checks.not_a_server_error])
             assert response.status_code < 500, response.text

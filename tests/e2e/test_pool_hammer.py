@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from headcount.domain.identity import Role
-from support import services
 from support.api import create_event_with_stock
 from support.auth import bearer
 from support.ledger_checks import run_reconcile, sync_url
@@ -44,21 +43,6 @@ PATIENT = {
 OVERLOADED = {"timeout", "service_unavailable"}
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
-    ]
-)
-def shared_database(request: pytest.FixtureRequest) -> str:
-    if request.param == "postgresql":
-        services.need_postgres()
-        url: str = request.getfixturevalue("_postgres_session_url")
-        return url
-    sqlite: str = request.getfixturevalue("sqlite_url")
-    return sqlite
 
 
 async def _pool(
@@ -86,7 +70,7 @@ def _books(database_url: str, event_id: str) -> dict[str, list[tuple[object, ...
                 ),
                 {"e": event_id},
             ).all()
-            held = dict(
+            held: dict[str, int] = dict(
                 conn.execute(
                     text(
                         "SELECT i.ticket_type_id, SUM(i.quantity) FROM order_items i "
@@ -95,7 +79,7 @@ def _books(database_url: str, event_id: str) -> dict[str, list[tuple[object, ...
                     )
                 ).all()
             )
-            offered = dict(
+            offered: dict[str, int] = dict(
                 conn.execute(
                     text(
                         "SELECT ticket_type_id, SUM(offered_quantity) FROM waitlist_entries "

@@ -53,7 +53,7 @@ def _claims(**overrides: object) -> dict[str, object]:
 
 
 def _unsigned(claims: dict[str, object]) -> str:
-    return jwt.encode(claims, key=None, algorithm="none")
+    return jwt.encode(claims, key="", algorithm="none")
 
 
 def _hs384(claims: dict[str, object]) -> str:

@@ -25,13 +25,13 @@ from support.browser import ARGS, artifact, chromium_path
 from support.servers import Server, running_server
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, Page, ViewportSize
 
 pytestmark = pytest.mark.slow
 
 ORGANIZER = "org-web"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 WAIT_MS = 10_000  # well above one push (≤ 1 s) or poll (2 s) interval
 
 
@@ -101,8 +101,8 @@ def buy(
     return http.post("/orders", json=body, headers=as_user(who))
 
 
-def open_page(browser: Browser, url: str, viewport: dict[str, int] = DESKTOP) -> Page:
-    page = browser.new_page(viewport=viewport)  # type: ignore[arg-type]
+def open_page(browser: Browser, url: str, viewport: ViewportSize = DESKTOP) -> Page:
+    page = browser.new_page(viewport=viewport)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(url)
@@ -162,7 +162,7 @@ def test_a_race_lost_between_render_and_click_shows_the_servers_reason(
 
     event_id = new_event(http)
     tt_id = new_ticket_type(http, event_id, "Last seat", 1)
-    page = browser.new_page(viewport=DESKTOP)  # type: ignore[arg-type]
+    page = browser.new_page(viewport=DESKTOP)
     page.set_default_timeout(WAIT_MS)
     # Freeze what the page knows at render time: no pushes, no polls.
     page.route("**/capacity", lambda route: route.abort())
@@ -277,7 +277,7 @@ def test_dashboard_follows_sales_and_stream_viewers_from_other_clients(
         expect(row.locator('[data-field="eta"]')).to_have_text(estimate, timeout=20_000)
         expect(row.locator('[data-field="rate"]')).to_have_text(re.compile(r"^\d+\.\d/min$"))
         page.screenshot(path=artifact("dashboard.png"), full_page=True)
-        page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+        page.set_viewport_size(PHONE)
         page.wait_for_timeout(300)  # the chart redraws at the new width on resize
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"horizontal scrolling at phone width ({width}px)"
@@ -328,7 +328,7 @@ def test_event_page_reads_at_phone_width(
         label = control.evaluate("el => el.labels.length")
         assert label >= 1, "every form control has a label"
     page.screenshot(path=artifact("event-phone.png"), full_page=True)
-    page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
+    page.set_viewport_size(DESKTOP)
     page.screenshot(path=artifact("event.png"), full_page=True)
     page.close()
 

@@ -13,6 +13,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import TypeVar
 
 import pytest
@@ -23,6 +24,7 @@ from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.registrations import RegistrationDraft
 from headcount.capacity.sessions import SessionDraft
 from headcount.capacity.tickets import TicketTypeDraft
+from headcount.capacity.views import OrderView
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.domain.errors import EventFull, HeadcountError, SessionFull, SoldOut
 from headcount.ledger.reconcile import reconcile
@@ -109,7 +111,7 @@ async def test_rsvp_at_the_cap_with_waitlist(runtime: Runtime, database_url: str
     sid, who = await _session_with_registered(runtime, seats, people)
     results = await timed(
         "rsvp at the cap",
-        [lambda w=w: sessions.rsvp(runtime, attendee(w), sid) for w in who],  # type: ignore[misc]
+        [partial(sessions.rsvp, runtime, attendee(w), sid) for w in who],
     )
     answers = [r for r in results if not isinstance(r, HeadcountError)]
     assert len(answers) == people
@@ -129,7 +131,7 @@ async def test_rsvp_at_the_cap_without_waitlist(runtime: Runtime, database_url: 
     sid, who = await _session_with_registered(runtime, seats, people, waitlist=False)
     results = await timed(
         "rsvp at the cap, no waitlist",
-        [lambda w=w: sessions.rsvp(runtime, attendee(w), sid) for w in who],  # type: ignore[misc]
+        [partial(sessions.rsvp, runtime, attendee(w), sid) for w in who],
     )
     assert Counter(type(r).__name__ for r in results) == {
         "RsvpView": seats,
@@ -151,9 +153,9 @@ async def test_leave_while_others_join(runtime: Runtime, database_url: str) -> N
     leavers = seated[:leaving]
     quitters = waiting[-quitting:]  # the tail of the queue walks away; never reaches a seat
     calls: list[Callable[[], Awaitable[object]]] = []
-    calls += [lambda w=w: sessions.leave(runtime, attendee(w), sid) for w in leavers]  # type: ignore[misc]
-    calls += [lambda w=w: sessions.leave(runtime, attendee(w), sid) for w in quitters]  # type: ignore[misc]
-    calls += [lambda w=w: sessions.rsvp(runtime, attendee(w), sid) for w in fresh]  # type: ignore[misc]
+    calls += [partial(sessions.leave, runtime, attendee(w), sid) for w in leavers]
+    calls += [partial(sessions.leave, runtime, attendee(w), sid) for w in quitters]
+    calls += [partial(sessions.rsvp, runtime, attendee(w), sid) for w in fresh]
     results = await timed("leave while others join", calls)
     assert not [r for r in results if isinstance(r, HeadcountError)]
 
@@ -179,7 +181,7 @@ async def test_ticket_stock_freed_under_load_goes_to_the_queue(
         runtime, ORG, event.id, TicketTypeDraft(name="GA", quantity_total=stock)
     )
 
-    def order(w: str) -> Callable[[], Awaitable[object]]:
+    def order(w: str) -> Callable[[], Awaitable[OrderView]]:
         draft = OrderDraft(
             event_id=event.id, items=[OrderItemInput(ticket_type_id=tt.id, quantity=1)]
         )
@@ -189,9 +191,8 @@ async def test_ticket_stock_freed_under_load_goes_to_the_queue(
     queue = [f"q{n}" for n in range(queued)]
     for w in queue:
         await waitlists.join_ticket_waitlist(runtime, attendee(w), tt.id, TicketWaitlistDraft())
-    calls = [
-        lambda o=o: orders.cancel_order(runtime, attendee(o.owner_id), o.id)  # type: ignore[attr-defined,misc]
-        for o in held
+    calls: list[Callable[[], Awaitable[OrderView]]] = [
+        partial(orders.cancel_order, runtime, attendee(o.owner_id), o.id) for o in held
     ]
     calls += [order(f"n{n}") for n in range(newcomers)]
     results = await timed("cancel while others buy", calls)

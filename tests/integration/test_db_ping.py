@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine.interfaces import DBAPIConnection
 
 from headcount.config import Settings
 from headcount.ledger import db as ledger_db
@@ -56,7 +57,12 @@ async def test_a_busy_connection_is_not_pinged(
     pings: list[object] = []
     dialect = database.engine.sync_engine.dialect
     real = dialect.do_ping
-    monkeypatch.setattr(dialect, "do_ping", lambda conn: pings.append(conn) or real(conn))
+
+    def counted(conn: DBAPIConnection) -> bool:
+        pings.append(conn)
+        return real(conn)
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
     for _ in range(5):
         await _backend_pid(database)
     assert pings == []  # back in the pool a moment ago each time

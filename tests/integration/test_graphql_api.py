@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from headcount.api.app import create_app
 from headcount.capacity import events, tickets
 from headcount.capacity.events import EventDraft
 from headcount.capacity.tickets import TicketTypeDraft
@@ -49,15 +47,6 @@ query Stock($id: ID!) {
   }
 }
 """
-
-
-@pytest.fixture
-async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://headcount.test"
-    ) as client:
-        yield client
 
 
 async def stock(rt: Runtime, total: int, *, max_per_order: int | None = None) -> tuple[str, str]:

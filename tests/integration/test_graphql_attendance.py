@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
-import pytest
 
-from headcount.api.app import create_app
 from headcount.capacity import events, huddles, sessions
 from headcount.capacity.events import EventDraft
 from headcount.capacity.huddles import HuddleDraft
@@ -18,15 +14,6 @@ from support.graphql import gql
 
 ORG = organizer("org-gql-attendance")
 OUTCOME = "__typename ... on Refusal { code detail }"
-
-
-@pytest.fixture
-async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://headcount.test"
-    ) as client:
-        yield client
 
 
 async def register(

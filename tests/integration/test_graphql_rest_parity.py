@@ -6,15 +6,11 @@ Both APIs call the same service functions; this test is what keeps a translation
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import pytest
 
-from headcount.api.app import create_app
 from headcount.domain.identity import Role
-from headcount.runtime import Runtime
 from support.auth import bearer
 from support.graphql import gql, rest_normal, snake
 
@@ -49,15 +45,6 @@ CAPACITY_FIELDS = f"""eventId maxAttendees
   eventTotal {{ maxAttendees registered tickets remaining overCapacityBy }}"""
 EVENT_FIELDS = """id organizerId name description startsAt endsAt maxAttendees createdAt updatedAt
   virtualSettings { maxConcurrentViewers streamUrl }"""
-
-
-@pytest.fixture
-async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://headcount.test"
-    ) as client:
-        yield client
 
 
 async def rest(

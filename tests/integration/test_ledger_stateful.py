@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
+    MultipleResults,
     RuleBasedStateMachine,
     consumes,
     invariant,
@@ -54,6 +55,8 @@ from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 
 T = TypeVar("T")
+# An order step adds (order id, buyer) to the `orders` bundle, or nothing when refused.
+Made = tuple[str, int] | MultipleResults[tuple[str, int]]
 SEEN: Counter[str] = Counter()  # refusals met, so the test can show it reached the edges
 
 TOTALS = (4, 8)
@@ -167,7 +170,7 @@ class LedgerMachine(RuleBasedStateMachine):
             st.tuples(st.integers(0, len(TOTALS) - 1), st.integers(1, 3)), min_size=1, max_size=2
         ),
     )
-    def create_order(self, who: int, lines: list[tuple[int, int]]) -> Any:
+    def create_order(self, who: int, lines: list[tuple[int, int]]) -> Made:
         draft = OrderDraft(
             event_id=self.event_id,
             items=[OrderItemInput(ticket_type_id=self.tt_ids[i], quantity=q) for i, q in lines],
@@ -176,7 +179,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return multiple() if made is None else (made.id, who)
 
     @rule(target=orders, tt=st.integers(0, len(TOTALS) - 1))
-    def hoard(self, tt: int) -> Any:
+    def hoard(self, tt: int) -> Made:
         """One buyer keeps asking for one more ticket: the hold limit must stop them."""
         return self.create_order(0, [(tt, 1)])
 

@@ -22,6 +22,7 @@ from headcount.domain.errors import SoldOut
 from headcount.domain.ids import new_id
 from headcount.domain.tickets import OrderLine, OrderStatus
 from headcount.ledger import inventory
+from headcount.ledger.db import Tx
 from headcount.ledger.models import Event, Order, OrderItem, TicketType
 from headcount.runtime import Runtime
 from support.auth import organizer
@@ -57,7 +58,7 @@ async def atomic_reserve(rt: Runtime, tt_id: str) -> None:
         await _add_order(rt, tx, event_id, tt_id)
 
 
-async def _add_order(rt: Runtime, tx: object, event_id: str, tt_id: str) -> None:
+async def _add_order(rt: Runtime, tx: Tx, event_id: str, tt_id: str) -> None:
     now = rt.clock()
     order = Order(
         id=new_id("ord"),
@@ -69,8 +70,8 @@ async def _add_order(rt: Runtime, tx: object, event_id: str, tt_id: str) -> None
         updated_at=now,
         paid_at=None,
     )
-    tx.add(order)  # type: ignore[attr-defined]
-    tx.add(OrderItem(order_id=order.id, ticket_type_id=tt_id, quantity=1))  # type: ignore[attr-defined]
+    tx.add(order)
+    tx.add(OrderItem(order_id=order.id, ticket_type_id=tt_id, quantity=1))
 
 
 async def _flash_sale(rt: Runtime, reserve: Reserve) -> tuple[int, int]:

@@ -49,7 +49,10 @@ async def make_event(rt: Runtime, *, max_attendees: int | None = None) -> str:
 
 async def make_type(rt: Runtime, event_id: str, total: int, **terms: object) -> TicketTypeView:
     return await tickets.create_ticket_type(
-        rt, ORG, event_id, TicketTypeDraft(name=f"T{total}", quantity_total=total, **terms)
+        rt,
+        ORG,
+        event_id,
+        TicketTypeDraft.model_validate({"name": f"T{total}", "quantity_total": total, **terms}),
     )
 
 
@@ -60,11 +63,13 @@ async def make_pool(
         rt,
         ORG,
         event_id,
-        PoolDraft(
-            name=f"Pool {capacity}",
-            capacity=capacity,
-            ticket_type_ids=[t.id for t in types],
-            **extra,
+        PoolDraft.model_validate(
+            {
+                "name": f"Pool {capacity}",
+                "capacity": capacity,
+                "ticket_type_ids": [t.id for t in types],
+                **extra,
+            }
         ),
     )
 

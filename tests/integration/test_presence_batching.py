@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
 
 from headcount.presence import Resource
 from headcount.presence.redis import RedisPresence
@@ -30,15 +32,15 @@ def _count_pipelines(engine: RedisPresence, monkeypatch: pytest.MonkeyPatch) -> 
     sizes: list[int] = []
     real = engine._redis.pipeline
 
-    def spy(*args: object, **kwargs: object) -> object:
-        pipe = real(*args, **kwargs)  # type: ignore[arg-type]
+    def spy(transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        pipe = real(transaction, shard_hint)
         execute = pipe.execute
 
-        async def counted(*a: object, **k: object) -> object:
+        async def counted(raise_on_error: bool = True) -> list[Any]:
             sizes.append(len(pipe.command_stack))
-            return await execute(*a, **k)  # type: ignore[arg-type]
+            return await execute(raise_on_error)
 
-        pipe.execute = counted  # type: ignore[method-assign]
+        monkeypatch.setattr(pipe, "execute", counted)
         return pipe
 
     monkeypatch.setattr(engine._redis, "pipeline", spy)

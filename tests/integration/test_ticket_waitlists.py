@@ -93,7 +93,8 @@ async def test_lapsed_offer_passes_to_the_next_person(runtime: Runtime) -> None:
     assert offer.offer_expires_at - offer.updated_at == timedelta(
         seconds=runtime.settings.offer_ttl
     )
-    runtime.clock = lambda: offer.offer_expires_at + timedelta(seconds=1)  # type: ignore[operator]
+    lapsed = offer.offer_expires_at + timedelta(seconds=1)
+    runtime.clock = lambda: lapsed
     # Other tests' offers in the shared database may lapse at this clock too.
     assert await waitlists.sweep_expired_offers(runtime) >= 1
     assert await status(runtime, "bo", tt) == ("expired", None, 1)
@@ -184,7 +185,9 @@ async def test_a_lapsed_offer_is_released_when_someone_else_buys(runtime: Runtim
     tt = await make_stock(runtime, 1)
     assert await join(runtime, "gus", tt) == "offered"
     offer = await waitlists.my_ticket_waitlist_entry(runtime, attendee("gus"), tt.id)
-    runtime.clock = lambda: offer.offer_expires_at + timedelta(seconds=1)  # type: ignore[operator]
+    assert offer.offer_expires_at is not None
+    lapsed = offer.offer_expires_at + timedelta(seconds=1)
+    runtime.clock = lambda: lapsed
     await buy(runtime, "hal", tt)
     assert await status(runtime, "gus", tt) == ("expired", None, 1)
     await assert_no_drift(runtime)

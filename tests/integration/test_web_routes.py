@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
 
-from headcount.api.app import create_app
 from headcount.capacity import events, tickets
 from headcount.capacity.events import EventDraft
 from headcount.capacity.tickets import TicketTypeDraft
@@ -15,15 +12,6 @@ from headcount.runtime import Runtime
 from support.auth import organizer
 
 ORG = organizer("org-web-routes")
-
-
-@pytest.fixture
-async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(runtime=runtime)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://headcount.test"
-    ) as client:
-        yield client
 
 
 async def test_event_page_first_paint_shows_capacity_without_scripts(

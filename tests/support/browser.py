@@ -11,8 +11,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
-
 from support import services
 
 CHROMIUM = os.environ.get("HEADCOUNT_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -31,10 +29,7 @@ def chromium_path() -> str:
     if problem is None and not found:
         problem = f"Chromium not found at {CHROMIUM} (apt-get install chromium)"
     if problem is not None:
-        if services.REQUIRED:
-            pytest.fail(f"{problem} and HEADCOUNT_TEST_REQUIRE_SERVICES is set", pytrace=False)
-        services.SKIPPED["Chromium"] = services.SKIPPED.get("Chromium", 0) + 1
-        pytest.skip(f"browser tests skipped: {problem}")
+        services.missing("Chromium", problem, skip_reason=f"browser tests skipped: {problem}")
     assert found is not None
     return found
 

@@ -9,30 +9,49 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy.engine import make_url
 
 from headcount.ledger.migrate import upgrade
-from support.services import POSTGRES_URL
+from support import services
+
+# The two backends every database-backed fixture runs on (`request.param` of those fixtures).
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
 
 
-def _admin_dsn() -> str:
-    url = make_url(POSTGRES_URL).set(drivername="postgresql")
+def backend_url(request: pytest.FixtureRequest) -> str:
+    """The session's database for the backend a fixture parametrized by BACKENDS was given."""
+    if request.param == "postgresql":
+        services.need_postgres()
+        url: str = request.getfixturevalue("_postgres_session_url")
+    else:
+        url = request.getfixturevalue("sqlite_url")
+    return url
+
+
+def _admin_dsn(server: str) -> str:
+    url = make_url(server).set(drivername="postgresql")
     return url.render_as_string(hide_password=False)
 
 
 @contextmanager
-def postgres_database(prefix: str = "hc_test") -> Iterator[str]:
+def postgres_database(
+    prefix: str = "hc_test", *, server: str = services.POSTGRES_URL
+) -> Iterator[str]:
     """CREATE a uniquely named database, migrate it, yield its URL, DROP it afterwards."""
     name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
-    with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+    with psycopg.connect(_admin_dsn(server), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(POSTGRES_URL).set(drivername="postgresql", database=name)
+    url = make_url(server).set(drivername="postgresql", database=name)
     rendered = url.render_as_string(hide_password=False)
     try:
         upgrade(rendered)
         yield rendered
     finally:
-        with psycopg.connect(_admin_dsn(), autocommit=True) as conn:
+        with psycopg.connect(_admin_dsn(server), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

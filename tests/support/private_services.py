@@ -4,6 +4,9 @@ Fault tests must never touch the shared servers other tests use, so each gets it
 throwaway instance on a free port, in a temporary directory, removed afterwards even when
 the test fails. PostgreSQL refuses to run as root: when the tests run as root, the
 server commands run as the `postgres` system user (which the PostgreSQL packages create).
+
+The benchmarks use the same instances (with their own PostgreSQL settings) so that
+neither they nor the tests disturb, or are disturbed by, anyone else on the machine.
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -40,6 +43,8 @@ def _pg_bin() -> Path:
 
 PG_BIN = _pg_bin()
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+# Fault tests crash the server on purpose and never need the data again: no fsync.
+FAULT_TEST_SETTINGS = {"fsync": "off", "max_connections": "100"}
 
 
 def _reap_when_we_die(cleanup: str) -> subprocess.Popen[bytes]:
@@ -90,6 +95,7 @@ class PrivatePostgres:
     directory: Path
     port: int
     user: str | None
+    settings: Mapping[str, str] = field(default_factory=lambda: dict(FAULT_TEST_SETTINGS))
 
     @property
     def data(self) -> Path:
@@ -126,9 +132,9 @@ class PrivatePostgres:
             raise RuntimeError(f"initdb failed: {done.stdout}{done.stderr}")
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c max_connections=100"
+        settings = {"listen_addresses": "127.0.0.1", **self.settings}
+        options = f"-p {self.port} -k {self.directory} " + " ".join(
+            f"-c {name}={value}" for name, value in settings.items()
         )
         done = self._pg_ctl("-o", options, "-l", str(self.log), "-w", "-t", "30", "start")
         if done.returncode != 0:
@@ -157,15 +163,18 @@ class PrivatePostgres:
 
 
 @contextlib.contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    """initdb + start on a free port; always stopped and deleted afterwards."""
+def private_postgres(
+    settings: Mapping[str, str] = FAULT_TEST_SETTINGS,
+) -> Iterator[PrivatePostgres]:
+    """initdb + start on a free port with `settings` (`-c` options); always stopped and
+    deleted afterwards."""
     user = _pg_user()
     # Short path (unix socket names are limited to ~100 bytes), readable by `postgres`.
     directory = Path(tempfile.mkdtemp(prefix="hc-pg-", dir="/tmp"))
     if user is not None:
         entry = pwd.getpwnam(user)
         os.chown(directory, entry.pw_uid, entry.pw_gid)
-    server = PrivatePostgres(directory, free_port(), user)
+    server = PrivatePostgres(directory, free_port(), user, dict(settings))
     run_as = f"runuser -u {user} -- " if user else ""
     watcher = _reap_when_we_die(
         f"{run_as}{PG_BIN / 'pg_ctl'} -D {server.data} -m immediate stop; rm -rf {directory}"

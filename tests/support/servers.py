@@ -1,4 +1,9 @@
-"""Real `headcount serve` processes on free loopback ports."""
+"""Real `headcount serve` processes on free loopback ports.
+
+The tests and the benchmarks (bench/servers.py) start servers with the same pieces: a
+free port, an environment holding only the settings asked for, the same command line,
+the same readiness probe and the same shutdown.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,23 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+# Two or three test servers plus the test process share one PostgreSQL with
+# max_connections = 100: cap each server at 16 connections (requests queue in the pool
+# instead), and let them queue long enough on a loaded CI machine. Fail-fast tests set
+# their own, tighter values through `extra`.
+TEST_SETTINGS = {
+    "HEADCOUNT_SWEEP_INTERVAL": "1",
+    "HEADCOUNT_DB_POOL_SIZE": "8",
+    "HEADCOUNT_DB_MAX_OVERFLOW": "8",
+    "HEADCOUNT_DB_POOL_TIMEOUT": "60",
+}
 
 
 def free_port() -> int:
@@ -39,24 +55,67 @@ class Server:
             self.process.wait(10)
 
 
-def server_env(database_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def clean_env(database_url: str, settings: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment without its HEADCOUNT_ variables, plus `settings`.
+
+    A developer's own HEADCOUNT_ settings must never leak into a server under test.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADCOUNT_")}
-    env.update(
-        {
-            "HEADCOUNT_DATABASE_URL": database_url,
-            "HEADCOUNT_ENV": "test",
-            "HEADCOUNT_SWEEP_INTERVAL": "1",
-            # Two or three test servers plus the test process share one PostgreSQL with
-            # max_connections = 100: cap each server at 16 connections (requests queue in
-            # the pool instead), and let them queue long enough on a loaded CI machine.
-            # Fail-fast tests set their own, tighter values through `extra`.
-            "HEADCOUNT_DB_POOL_SIZE": "8",
-            "HEADCOUNT_DB_MAX_OVERFLOW": "8",
-            "HEADCOUNT_DB_POOL_TIMEOUT": "60",
-        }
-    )
-    env.update(extra or {})
+    env.update({"HEADCOUNT_DATABASE_URL": database_url, "HEADCOUNT_ENV": "test", **settings})
     return env
+
+
+def server_env(database_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    return clean_env(database_url, {**TEST_SETTINGS, **(extra or {})})
+
+
+def spawn(port: int, env: Mapping[str, str], log: Path, *options: str) -> subprocess.Popen[bytes]:
+    """`headcount serve` on 127.0.0.1:`port`, its output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                *(sys.executable, "-m", "headcount", "serve"),
+                *("--host", "127.0.0.1", "--port", str(port)),
+                *options,
+                *("--log-level", "warning"),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    base_url: str,
+    *,
+    timeout: float,
+    poll: float,
+    explain: Callable[[], str],
+) -> None:
+    """Until `/readyz` answers 200; `explain()` (the log, or where it is) goes in the error."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{explain()}")
+        try:
+            if httpx.get(base_url + "/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(poll)
+    raise RuntimeError(f"server not ready after {timeout}s:\n{explain()}")
+
+
+def stop(process: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM (a graceful shutdown), SIGKILL after `grace` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
 
 @contextmanager
@@ -65,36 +124,14 @@ def running_server(
 ) -> Iterator[Server]:
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "headcount",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            env=server_env(database_url, extra_env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    log_path.write_bytes(b"")
+    process = spawn(port, server_env(database_url, extra_env), log_path)
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
         _wait_ready(server)
         yield server
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        stop(process, grace=10)
 
 
 @contextmanager
@@ -109,14 +146,4 @@ def running_servers(
 
 
 def _wait_ready(server: Server, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log()}")
-        try:
-            if httpx.get(server.base_url + "/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server not ready after {timeout}s:\n{server.log()}")
+    wait_ready(server.process, server.base_url, timeout=timeout, poll=0.1, explain=server.log)

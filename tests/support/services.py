@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -32,15 +33,27 @@ def reachable(url: str, default_port: int) -> bool:
         return False
 
 
+def missing(service: str, problem: str, *, skip_reason: str) -> NoReturn:
+    """Fail (in CI) or skip (on a laptop) a test that needs what is not there.
+
+    Skips are counted per service, so the run's summary says what was not tested.
+    """
+    if REQUIRED:
+        pytest.fail(f"{problem} and HEADCOUNT_TEST_REQUIRE_SERVICES is set", pytrace=False)
+    SKIPPED[service] = SKIPPED.get(service, 0) + 1
+    pytest.skip(skip_reason)
+
+
 def need(service: str, url: str, default_port: int) -> None:
     """Fail (in CI) or skip (on a laptop) when the service is not there."""
     if reachable(url, default_port):
         return
     message = f"{service} not reachable at {url}"
-    if REQUIRED:
-        pytest.fail(f"{message} and HEADCOUNT_TEST_REQUIRE_SERVICES is set", pytrace=False)
-    SKIPPED[service] = SKIPPED.get(service, 0) + 1
-    pytest.skip(f"{message}: skipped (start it, or set HEADCOUNT_TEST_POSTGRES_URL/REDIS_URL)")
+    missing(
+        service,
+        message,
+        skip_reason=f"{message}: skipped (start it, or set HEADCOUNT_TEST_POSTGRES_URL/REDIS_URL)",
+    )
 
 
 def need_postgres() -> None:

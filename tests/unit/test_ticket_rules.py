@@ -19,17 +19,20 @@ from headcount.domain.tickets import (
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
-def terms(**overrides: object) -> TicketTypeTerms:
-    base: dict[str, object] = {
-        "id": "tt_a",
-        "event_id": "evt_x",
-        "name": "General",
-        "max_per_order": None,
-        "sales_start": None,
-        "sales_end": None,
-    }
-    base.update(overrides)
-    return TicketTypeTerms(**base)  # type: ignore[arg-type]
+def terms(
+    *,
+    max_per_order: int | None = None,
+    sales_start: datetime | None = None,
+    sales_end: datetime | None = None,
+) -> TicketTypeTerms:
+    return TicketTypeTerms(
+        id="tt_a",
+        event_id="evt_x",
+        name="General",
+        max_per_order=max_per_order,
+        sales_start=sales_start,
+        sales_end=sales_end,
+    )
 
 
 def test_lines_are_merged_and_sorted_for_a_fixed_lock_order() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from typing import NoReturn
 
 import pytest
 
@@ -23,11 +24,12 @@ from support.private_services import (
 )
 
 
-def _missing(what: str) -> None:
-    if services.REQUIRED:
-        pytest.fail(f"{what} is not installed and HEADCOUNT_TEST_REQUIRE_SERVICES is set")
-    services.SKIPPED[what] = services.SKIPPED.get(what, 0) + 1
-    pytest.skip(f"{what} is not installed: fault tests need their own instance")
+def _missing(what: str) -> NoReturn:
+    services.missing(
+        what,
+        f"{what} is not installed",
+        skip_reason=f"{what} is not installed: fault tests need their own instance",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -91,7 +91,7 @@ async def test_sigkill_mid_flash_sale_loses_nothing_and_holds_lapse(
     # all of them lapsed. (More than STOCK 201s is fine when early holds lapsed mid-sale and
     # their stock was sold again: the CHECK constraint keeps sold + reserved <= total.)
     with psycopg.connect(fault_database) as conn:
-        statuses = dict(
+        statuses: dict[str, int] = dict(
             conn.execute(
                 "SELECT status, count(*) FROM orders WHERE event_id = %s GROUP BY status",
                 (event_id,),

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from headcount.ledger.types import UTCDateTime
+from headcount.migrations import columns
 
 revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
@@ -24,105 +24,76 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table(
         "booths",
-        sa.Column("id", sa.String(length=80), nullable=False),
-        sa.Column("event_id", sa.String(length=80), nullable=False),
-        sa.Column("name", sa.String(length=300), nullable=False),
+        columns.key(),
+        columns.key("event_id"),
+        columns.label(),
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("tier", sa.String(length=40), nullable=False),
         sa.Column("chat_enabled", sa.Boolean(), nullable=False),
         sa.Column("video_enabled", sa.Boolean(), nullable=False),
         sa.Column("max_visitors", sa.Integer(), nullable=True),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        *columns.stamps(),
         sa.CheckConstraint(
             "max_visitors IS NULL OR max_visitors >= 0", name=op.f("ck_booths_max_visitors")
         ),
-        sa.ForeignKeyConstraint(
-            ["event_id"], ["events.id"], name=op.f("fk_booths_event_id_events")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_booths")),
+        columns.reference("booths", "event_id", "events"),
+        columns.primary_key("booths"),
     )
-    with op.batch_alter_table("booths", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_booths_event_id"), ["event_id"], unique=False)
+    columns.index("booths", "event_id")
 
     op.create_table(
         "huddles",
-        sa.Column("id", sa.String(length=80), nullable=False),
-        sa.Column("event_id", sa.String(length=80), nullable=False),
-        sa.Column("name", sa.String(length=300), nullable=False),
+        columns.key(),
+        columns.key("event_id"),
+        columns.label(),
         sa.Column("topic", sa.Text(), nullable=False),
         sa.Column("capacity", sa.Integer(), nullable=False),
         sa.Column("members", sa.Integer(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        *columns.stamps(),
         sa.CheckConstraint("capacity >= 0", name=op.f("ck_huddles_capacity_non_negative")),
         sa.CheckConstraint("members >= 0", name=op.f("ck_huddles_members_non_negative")),
         sa.CheckConstraint("version >= 0", name=op.f("ck_huddles_version_non_negative")),
-        sa.ForeignKeyConstraint(
-            ["event_id"], ["events.id"], name=op.f("fk_huddles_event_id_events")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_huddles")),
+        columns.reference("huddles", "event_id", "events"),
+        columns.primary_key("huddles"),
     )
-    with op.batch_alter_table("huddles", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_huddles_event_id"), ["event_id"], unique=False)
+    columns.index("huddles", "event_id")
 
     op.create_table(
         "breakout_rooms",
-        sa.Column("id", sa.String(length=80), nullable=False),
-        sa.Column("session_id", sa.String(length=80), nullable=False),
-        sa.Column("event_id", sa.String(length=80), nullable=False),
-        sa.Column("name", sa.String(length=300), nullable=False),
+        columns.key(),
+        columns.key("session_id"),
+        columns.key("event_id"),
+        columns.label(),
         sa.Column("capacity", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
-        sa.Column("closed_at", UTCDateTime(), nullable=True),
+        *columns.stamps(),
+        columns.moment("closed_at", nullable=True),
         sa.CheckConstraint("status IN ('open', 'closed')", name=op.f("ck_breakout_rooms_status")),
         sa.CheckConstraint("capacity >= 0", name=op.f("ck_breakout_rooms_capacity_non_negative")),
-        sa.ForeignKeyConstraint(
-            ["event_id"], ["events.id"], name=op.f("fk_breakout_rooms_event_id_events")
-        ),
-        sa.ForeignKeyConstraint(
-            ["session_id"], ["sessions.id"], name=op.f("fk_breakout_rooms_session_id_sessions")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_breakout_rooms")),
+        columns.reference("breakout_rooms", "event_id", "events"),
+        columns.reference("breakout_rooms", "session_id", "sessions"),
+        columns.primary_key("breakout_rooms"),
     )
-    with op.batch_alter_table("breakout_rooms", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_breakout_rooms_event_id"), ["event_id"], unique=False)
-        batch_op.create_index(
-            batch_op.f("ix_breakout_rooms_session_id"), ["session_id"], unique=False
-        )
+    columns.index("breakout_rooms", "event_id", "session_id")
 
     op.create_table(
         "huddle_members",
-        sa.Column("huddle_id", sa.String(length=80), nullable=False),
-        sa.Column("user_id", sa.String(length=200), nullable=False),
-        sa.Column("joined_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["huddle_id"], ["huddles.id"], name=op.f("fk_huddle_members_huddle_id_huddles")
-        ),
-        sa.PrimaryKeyConstraint("huddle_id", "user_id", name=op.f("pk_huddle_members")),
+        columns.key("huddle_id"),
+        columns.subject("user_id"),
+        columns.moment("joined_at"),
+        columns.reference("huddle_members", "huddle_id", "huddles"),
+        columns.primary_key("huddle_members", "huddle_id", "user_id"),
     )
-    with op.batch_alter_table("huddle_members", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_huddle_members_user_id"), ["user_id"], unique=False)
+    columns.index("huddle_members", "user_id")
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("huddle_members", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_huddle_members_user_id"))
-
+    columns.drop_index("huddle_members", "user_id")
     op.drop_table("huddle_members")
-    with op.batch_alter_table("breakout_rooms", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_breakout_rooms_session_id"))
-        batch_op.drop_index(batch_op.f("ix_breakout_rooms_event_id"))
-
+    columns.drop_index("breakout_rooms", "session_id", "event_id")
     op.drop_table("breakout_rooms")
-    with op.batch_alter_table("huddles", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_huddles_event_id"))
-
+    columns.drop_index("huddles", "event_id")
     op.drop_table("huddles")
-    with op.batch_alter_table("booths", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_booths_event_id"))
-
+    columns.drop_index("booths", "event_id")
     op.drop_table("booths")

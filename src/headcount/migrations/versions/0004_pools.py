@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from headcount.ledger.types import UTCDateTime
+from headcount.migrations import columns
 
 revision: str = "0004"
 down_revision: str | Sequence[str] | None = "0003"
@@ -48,17 +48,16 @@ WHERE event_id IN (SELECT id FROM events WHERE max_attendees IS NOT NULL)
 def upgrade() -> None:
     op.create_table(
         "capacity_pools",
-        sa.Column("id", sa.String(length=80), nullable=False),
-        sa.Column("event_id", sa.String(length=80), nullable=False),
-        sa.Column("name", sa.String(length=300), nullable=False),
+        columns.key(),
+        columns.key("event_id"),
+        columns.label(),
         sa.Column("capacity", sa.Integer(), nullable=True),
         sa.Column("overbook_ratio", sa.Float(), nullable=False),
         sa.Column("admission_limit", sa.Integer(), nullable=True),
         sa.Column("max_per_customer", sa.Integer(), nullable=True),
         sa.Column("quantity_used", sa.Integer(), nullable=False),
         sa.Column("quantity_over", sa.Integer(), nullable=False),
-        sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.Column("updated_at", UTCDateTime(), nullable=False),
+        *columns.stamps(),
         sa.CheckConstraint(
             "capacity IS NULL OR capacity >= 0",
             name=op.f("ck_capacity_pools_capacity_non_negative"),
@@ -84,32 +83,20 @@ def upgrade() -> None:
             "admission_limit IS NULL OR quantity_used <= admission_limit + quantity_over",
             name=op.f("ck_capacity_pools_not_overdrawn"),
         ),
-        sa.ForeignKeyConstraint(
-            ["event_id"], ["events.id"], name=op.f("fk_capacity_pools_event_id_events")
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_capacity_pools")),
+        columns.reference("capacity_pools", "event_id", "events"),
+        columns.primary_key("capacity_pools"),
     )
-    with op.batch_alter_table("capacity_pools", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_capacity_pools_event_id"), ["event_id"], unique=False)
+    columns.index("capacity_pools", "event_id")
 
     op.create_table(
         "ticket_type_pools",
-        sa.Column("ticket_type_id", sa.String(length=80), nullable=False),
-        sa.Column("pool_id", sa.String(length=80), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["pool_id"],
-            ["capacity_pools.id"],
-            name=op.f("fk_ticket_type_pools_pool_id_capacity_pools"),
-        ),
-        sa.ForeignKeyConstraint(
-            ["ticket_type_id"],
-            ["ticket_types.id"],
-            name=op.f("fk_ticket_type_pools_ticket_type_id_ticket_types"),
-        ),
-        sa.PrimaryKeyConstraint("ticket_type_id", "pool_id", name=op.f("pk_ticket_type_pools")),
+        columns.key("ticket_type_id"),
+        columns.key("pool_id"),
+        columns.reference("ticket_type_pools", "pool_id", "capacity_pools"),
+        columns.reference("ticket_type_pools", "ticket_type_id", "ticket_types"),
+        columns.primary_key("ticket_type_pools", "ticket_type_id", "pool_id"),
     )
-    with op.batch_alter_table("ticket_type_pools", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_ticket_type_pools_pool_id"), ["pool_id"], unique=False)
+    columns.index("ticket_type_pools", "pool_id")
 
     with op.batch_alter_table("ticket_types", schema=None) as batch_op:
         batch_op.add_column(sa.Column("min_per_order", sa.Integer(), nullable=True))
@@ -152,9 +139,7 @@ def downgrade() -> None:
         batch_op.drop_column("quantity_over")
         batch_op.drop_column("max_per_customer")
         batch_op.drop_column("min_per_order")
-    with op.batch_alter_table("ticket_type_pools", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_ticket_type_pools_pool_id"))
+    columns.drop_index("ticket_type_pools", "pool_id")
     op.drop_table("ticket_type_pools")
-    with op.batch_alter_table("capacity_pools", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_capacity_pools_event_id"))
+    columns.drop_index("capacity_pools", "event_id")
     op.drop_table("capacity_pools")

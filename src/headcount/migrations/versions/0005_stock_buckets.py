@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from headcount.migrations import columns
+
 revision: str = "0005"
 down_revision: str | Sequence[str] | None = "0004"
 branch_labels: str | Sequence[str] | None = None
@@ -27,23 +29,19 @@ def upgrade() -> None:
         batch_op.create_check_constraint("stock_buckets", "stock_buckets BETWEEN 1 AND 64")
     op.create_table(
         "ticket_stock_buckets",
-        sa.Column("ticket_type_id", sa.String(length=80), nullable=False),
+        columns.key("ticket_type_id"),
         sa.Column("bucket", sa.Integer(), nullable=False),
         sa.Column("quantity_free", sa.Integer(), nullable=False),
         sa.CheckConstraint(
             "quantity_free >= 0", name=op.f("ck_ticket_stock_buckets_free_non_negative")
         ),
-        sa.ForeignKeyConstraint(
-            ["ticket_type_id"],
-            ["ticket_types.id"],
-            name=op.f("fk_ticket_stock_buckets_ticket_type_id_ticket_types"),
-        ),
-        sa.PrimaryKeyConstraint("ticket_type_id", "bucket", name=op.f("pk_ticket_stock_buckets")),
+        columns.reference("ticket_stock_buckets", "ticket_type_id", "ticket_types"),
+        columns.primary_key("ticket_stock_buckets", "ticket_type_id", "bucket"),
     )
 
 
 def downgrade() -> None:
     op.drop_table("ticket_stock_buckets")
     with op.batch_alter_table("ticket_types", schema=None) as batch_op:
-        batch_op.drop_constraint("ck_ticket_types_stock_buckets", type_="check")
+        batch_op.drop_constraint(op.f("ck_ticket_types_stock_buckets"), type_="check")
         batch_op.drop_column("stock_buckets")

@@ -1,0 +1,65 @@
+"""Columns, keys and indexes the revisions spell the same way, table after table.
+
+A revision must create the same schema for as long as it exists, so what a helper here
+emits never changes: a new shape gets a new helper. The revisions that use them were
+checked to create byte-identical schemas (`pg_dump --schema-only` on PostgreSQL,
+`.schema` on SQLite) against the spelled-out versions they replaced.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from alembic import op
+
+from headcount.ledger.types import UTCDateTime
+
+
+def key(name: str = "id", *, nullable: bool = False) -> sa.Column[str]:
+    """A generated id (`evt_…`, `tt_…`) or a reference to one."""
+    return sa.Column(name, sa.String(length=80), nullable=nullable)
+
+
+def subject(name: str) -> sa.Column[str]:
+    """A person, by the `sub` their token carries."""
+    return sa.Column(name, sa.String(length=200), nullable=False)
+
+
+def label(name: str = "name") -> sa.Column[str]:
+    """A name or title people read."""
+    return sa.Column(name, sa.String(length=300), nullable=False)
+
+
+def moment(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
+    """A UTC timestamp (ledger/types.py)."""
+    return sa.Column(name, UTCDateTime(), nullable=nullable)
+
+
+def stamps() -> tuple[sa.Column[datetime], sa.Column[datetime]]:
+    """`created_at`, `updated_at`."""
+    return moment("created_at"), moment("updated_at")
+
+
+def reference(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
+    """`table.column` → `target.id`, under the metadata naming convention."""
+    return sa.ForeignKeyConstraint(
+        [column], [f"{target}.id"], name=op.f(f"fk_{table}_{column}_{target}")
+    )
+
+
+def primary_key(table: str, *columns: str) -> sa.PrimaryKeyConstraint:
+    return sa.PrimaryKeyConstraint(*(columns or ("id",)), name=op.f(f"pk_{table}"))
+
+
+def index(table: str, *columns: str) -> None:
+    """One conventionally named index per column (`ix_<table>_<column>`)."""
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for column in columns:
+            batch_op.create_index(batch_op.f(f"ix_{table}_{column}"), [column], unique=False)
+
+
+def drop_index(table: str, *columns: str) -> None:
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        for column in columns:
+            batch_op.drop_index(batch_op.f(f"ix_{table}_{column}"))
