@@ -7,7 +7,8 @@ engine, so both backends are held to the same behaviour.
 from __future__ import annotations
 
 import asyncio
-import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -39,25 +40,19 @@ from headcount.domain.errors import (
     RoomFull,
     ViewerLimitReached,
 )
+from headcount.ledger.db import Tx
 from headcount.ledger.reconcile import reconcile
 from headcount.ledger.spaces import Huddle
-from headcount.presence import MemoryPresence
-from headcount.presence.redis import RedisPresence
+from headcount.presence import Admission
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 
 ORG = organizer("org-presence")
 
 
-@pytest.fixture(params=["memory", "redis"])
-def rt(runtime: Runtime, request: pytest.FixtureRequest) -> Runtime:
-    """The `runtime` fixture closes whichever engine is installed here."""
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        runtime.presence = RedisPresence(url, prefix=f"hctest-{secrets.token_hex(6)}")
-    else:
-        runtime.presence = MemoryPresence()
-    return runtime
+@pytest.fixture
+def rt(live_runtime: Runtime) -> Runtime:
+    return live_runtime
 
 
 async def make_event(rt: Runtime, viewers_cap: int | None = None) -> str:
@@ -341,3 +336,33 @@ async def test_a_heartbeat_storm_reads_the_displayed_limit_once(
     )
     beat = await live.heartbeat(rt, attendee("u0"), held[0].lease_id)
     assert beat.limit == 300
+
+
+async def test_only_a_keyed_join_holds_a_transaction_across_the_admission(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A join reads its limit in one short transaction, then admits outside any: a stream
+    start must not hold a database connection across a Redis call. With a key, the key's
+    transaction surrounds the admission, so a concurrent retry waits and replays."""
+    event_id = await make_event(rt, viewers_cap=5)
+    opened: list[str] = []
+    open_during_admission: list[int] = []
+    transaction, admit = rt.db.transaction, rt.presence.admit
+
+    @asynccontextmanager
+    async def counted() -> AsyncIterator[Tx]:
+        opened.append("tx")
+        async with transaction() as tx:
+            yield tx
+        opened.append("done")
+
+    async def watched(*args: Any, **kwargs: Any) -> Admission:
+        open_during_admission.append(opened.count("tx") - opened.count("done"))
+        return await admit(*args, **kwargs)
+
+    monkeypatch.setattr(rt.db, "transaction", counted)
+    monkeypatch.setattr(rt.presence, "admit", watched)
+    await live.join(rt, attendee("ann"), VIEWERS, event_id)
+    assert (opened.count("tx"), open_during_admission) == (1, [0])
+    await live.join(rt, attendee("bob"), VIEWERS, event_id, idempotency_key="k-1")
+    assert (opened.count("tx"), open_during_admission) == (3, [0, 1])
