@@ -15,20 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from headcount.api.app import create_app
-from headcount.capacity import events, places, sessions
+from headcount.capacity import events, places, sessions, spaces
 from headcount.capacity.events import EventDraft
 from headcount.capacity.sessions import SessionDraft
-from headcount.capacity.spaces import (
-    BOOTH,
-    BREAKOUT_ROOM,
-    HUDDLE,
-    BoothDraft,
-    BoothPatch,
-    BreakoutRoomDraft,
-    BreakoutRoomPatch,
-    HuddleDraft,
-    HuddlePatch,
-)
 from headcount.runtime import Runtime
 from support.auth import bearer, organizer
 
@@ -55,15 +44,15 @@ async def make_places(rt: Runtime) -> dict[str, str]:
     booth = await places.create(
         rt,
         ORG,
-        BOOTH,
+        spaces.BOOTH,
         event.id,
-        BoothDraft(name="B", description="about", tier="gold", max_visitors=5),
+        spaces.BoothDraft(name="B", description="about", tier="gold", max_visitors=5),
     )
     room = await places.create(
-        rt, ORG, BREAKOUT_ROOM, session.id, BreakoutRoomDraft(name="R", capacity=4)
+        rt, ORG, spaces.BREAKOUT_ROOM, session.id, spaces.BreakoutRoomDraft(name="R", capacity=4)
     )
     huddle = await places.create(
-        rt, ORG, HUDDLE, event.id, HuddleDraft(name="H", topic="rust", capacity=3)
+        rt, ORG, spaces.HUDDLE, event.id, spaces.HuddleDraft(name="H", topic="rust", capacity=3)
     )
     return {
         "booth": f"/booths/{booth.id}",
@@ -108,9 +97,9 @@ async def test_null_clears_a_nullable_field_and_is_refused_for_any_other(
 @pytest.mark.parametrize(
     ("patch", "nullable"),
     [
-        (BoothPatch, {"description", "max_visitors"}),
-        (BreakoutRoomPatch, set()),
-        (HuddlePatch, {"topic"}),
+        (spaces.BoothPatch, {"description", "max_visitors"}),
+        (spaces.BreakoutRoomPatch, set()),
+        (spaces.HuddlePatch, {"topic"}),
     ],
 )
 def test_the_models_declare_what_may_be_null(patch: type[Any], nullable: set[str]) -> None:
