@@ -95,6 +95,8 @@ class Managed:
 
 @dataclass(frozen=True, kw_only=True)
 class Space(Generic[V]):
+    """One kind of place: everything the generic use cases and routes need to know."""
+
     kind: str  # registry key; for a live space, its lease kind
     noun: str  # how errors and API docs name one
     model: type[Any]  # the ledger row that defines one (the event itself, for the stream)
@@ -120,11 +122,6 @@ class Space(Generic[V]):
     @property
     def live(self) -> bool:
         return self.join is not None
-
-    @property
-    def param(self) -> str:
-        """The path parameter naming one place: `booth_id`."""
-        return self.path.rsplit("{", 1)[1].rstrip("}")
 
     def is_closed(self, row: Any) -> bool:
         return self.closed is not None and row.status == CLOSED
