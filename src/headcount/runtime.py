@@ -8,13 +8,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from headcount.config import Settings
 from headcount.domain.errors import ServiceUnavailable, Timeout
 from headcount.gates import Gates
 from headcount.ledger.db import Database
-from headcount.presence import MemoryPresence, Presence, build_presence
+from headcount.presence import MemoryPresence, Presence, Resource, build_presence
+from headcount.recent import RecentReads
+from headcount.signals import ChangeSignals
 
 
 def utc_now() -> datetime:
@@ -28,7 +29,13 @@ class Runtime:
     clock: Callable[[], datetime] = utc_now
     # The live engine: Redis when configured, else this process's memory (see presence/).
     presence: Presence = field(default_factory=MemoryPresence)
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Wake-ups for this process's capacity push channels (signals.py).
+    signals: ChangeSignals = field(default_factory=ChangeSignals)
+    # Each live resource's (event id, limit) as heartbeats and leaves show it, ≤ 1 s old
+    # (recent.py); joins read the limit fresh instead.
+    displayed_limits: RecentReads[Resource, tuple[str, int | None]] = field(
+        default_factory=RecentReads
+    )
     # In-process queues in front of hot ticket-type rows (gates.py).
     hold_gates: Gates = field(init=False)
 

@@ -7,26 +7,29 @@ engine, so both backends are held to the same behaviour.
 from __future__ import annotations
 
 import asyncio
-import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 
-from headcount.capacity import (
-    booths,
-    breakouts,
-    events,
-    huddles,
-    leases,
-    sessions,
-    snapshot,
-    viewers,
-)
-from headcount.capacity.booths import BoothDraft, BoothPatch
-from headcount.capacity.breakouts import BreakoutRoomDraft, BreakoutRoomPatch
+from headcount.capacity import events, huddles, live, places, sessions, snapshot
 from headcount.capacity.events import EventDraft, EventPatch, VirtualSettings
-from headcount.capacity.huddles import HuddleDraft, HuddlePatch
 from headcount.capacity.sessions import SessionDraft
+from headcount.capacity.spaces import (
+    BOOTH,
+    BREAKOUT_ROOM,
+    HUDDLE,
+    VIEWERS,
+    BoothDraft,
+    BoothPatch,
+    BreakoutRoomDraft,
+    BreakoutRoomPatch,
+    HuddleDraft,
+    HuddlePatch,
+    Space,
+)
 from headcount.domain.errors import (
     BoothFull,
     Forbidden,
@@ -37,25 +40,19 @@ from headcount.domain.errors import (
     RoomFull,
     ViewerLimitReached,
 )
+from headcount.ledger.db import Tx
 from headcount.ledger.reconcile import reconcile
 from headcount.ledger.spaces import Huddle
-from headcount.presence import MemoryPresence
-from headcount.presence.redis import RedisPresence
+from headcount.presence import Admission
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 
 ORG = organizer("org-presence")
 
 
-@pytest.fixture(params=["memory", "redis"])
-def rt(runtime: Runtime, request: pytest.FixtureRequest) -> Runtime:
-    """The `runtime` fixture closes whichever engine is installed here."""
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        runtime.presence = RedisPresence(url, prefix=f"hctest-{secrets.token_hex(6)}")
-    else:
-        runtime.presence = MemoryPresence()
-    return runtime
+@pytest.fixture
+def rt(live_runtime: Runtime) -> Runtime:
+    return live_runtime
 
 
 async def make_event(rt: Runtime, viewers_cap: int | None = None) -> str:
@@ -72,14 +69,14 @@ async def make_event(rt: Runtime, viewers_cap: int | None = None) -> str:
 
 async def test_viewers_are_capped_and_a_leave_frees_a_place(rt: Runtime) -> None:
     event_id = await make_event(rt, viewers_cap=2)
-    ann = await viewers.join_stream(rt, attendee("ann"), event_id)
-    bob = await viewers.join_stream(rt, attendee("bob"), event_id)
+    ann = await live.join(rt, attendee("ann"), VIEWERS, event_id)
+    bob = await live.join(rt, attendee("bob"), VIEWERS, event_id)
     assert (ann.occupancy, bob.occupancy, bob.limit) == (1, 2, 2)
     with pytest.raises(ViewerLimitReached) as refused:
-        await viewers.join_stream(rt, attendee("cid"), event_id)
+        await live.join(rt, attendee("cid"), VIEWERS, event_id)
     assert refused.value.extra == {"limit": 2, "viewers": 2}
-    await leases.release(rt, attendee("ann"), ann.lease_id)
-    cid = await viewers.join_stream(rt, attendee("cid"), event_id)
+    await live.release(rt, attendee("ann"), ann.lease_id)
+    cid = await live.join(rt, attendee("cid"), VIEWERS, event_id)
     assert cid.occupancy == 2
     view = await snapshot.capacity_snapshot(rt, event_id)
     assert view.viewers is not None
@@ -89,63 +86,64 @@ async def test_viewers_are_capped_and_a_leave_frees_a_place(rt: Runtime) -> None
 async def test_uncapped_stream_admits_everyone(rt: Runtime) -> None:
     event_id = await make_event(rt)
     for i in range(5):
-        lease = await viewers.join_stream(rt, attendee(f"u{i}"), event_id)
+        lease = await live.join(rt, attendee(f"u{i}"), VIEWERS, event_id)
     assert (lease.occupancy, lease.limit) == (5, None)
 
 
 async def test_lowering_the_viewer_cap_kicks_nobody(rt: Runtime) -> None:
     event_id = await make_event(rt, viewers_cap=4)
-    held = [await viewers.join_stream(rt, attendee(f"u{i}"), event_id) for i in range(4)]
+    held = [await live.join(rt, attendee(f"u{i}"), VIEWERS, event_id) for i in range(4)]
     await events.update_event(
         rt, ORG, event_id, EventPatch(virtual_settings=VirtualSettings(max_concurrent_viewers=2))
     )
     for lease in held:  # everyone is still in, and may keep renewing
-        renewed = await leases.heartbeat(rt, attendee(lease.holder), lease.lease_id)
+        renewed = await live.heartbeat(rt, attendee(lease.holder), lease.lease_id)
         assert (renewed.occupancy, renewed.limit) == (4, 2)
     for n in (0, 1):
-        await leases.release(rt, attendee(held[n].holder), held[n].lease_id)
+        await live.release(rt, attendee(held[n].holder), held[n].lease_id)
         with pytest.raises(ViewerLimitReached):  # 3 then 2 in: not below the cap of 2 yet
-            await viewers.join_stream(rt, attendee("late"), event_id)
-    await leases.release(rt, attendee(held[2].holder), held[2].lease_id)
-    assert (await viewers.join_stream(rt, attendee("late"), event_id)).occupancy == 2
+            await live.join(rt, attendee("late"), VIEWERS, event_id)
+    await live.release(rt, attendee(held[2].holder), held[2].lease_id)
+    assert (await live.join(rt, attendee("late"), VIEWERS, event_id)).occupancy == 2
 
 
 async def test_lease_owner_only_and_unknown_leases(rt: Runtime) -> None:
     event_id = await make_event(rt, viewers_cap=5)
-    lease = await viewers.join_stream(rt, attendee("ann"), event_id)
+    lease = await live.join(rt, attendee("ann"), VIEWERS, event_id)
     with pytest.raises(NotFound):
-        await leases.heartbeat(rt, attendee("mallory"), lease.lease_id)
+        await live.heartbeat(rt, attendee("mallory"), lease.lease_id)
     with pytest.raises(NotFound):
-        await leases.release(rt, attendee("mallory"), lease.lease_id)
+        await live.release(rt, attendee("mallory"), lease.lease_id)
     with pytest.raises(NotFound):
-        await leases.heartbeat(rt, attendee("ann"), "not-a-lease")
+        await live.heartbeat(rt, attendee("ann"), "not-a-lease")
     with pytest.raises(NotFound):
-        await viewers.join_stream(rt, attendee("ann"), "evt_missing")
-    await leases.release(rt, attendee("ann"), lease.lease_id)
+        await live.join(rt, attendee("ann"), VIEWERS, "evt_missing")
+    await live.release(rt, attendee("ann"), lease.lease_id)
     with pytest.raises(LeaseExpired):
-        await leases.heartbeat(rt, attendee("ann"), lease.lease_id)
-    await leases.release(rt, attendee("ann"), lease.lease_id)  # leaving twice is fine
+        await live.heartbeat(rt, attendee("ann"), lease.lease_id)
+    await live.release(rt, attendee("ann"), lease.lease_id)  # leaving twice is fine
 
 
 async def test_missed_heartbeats_free_the_place(rt: Runtime) -> None:
     rt.settings = rt.settings.model_copy(update={"presence_ttl": 1})
     event_id = await make_event(rt, viewers_cap=1)
-    lease = await viewers.join_stream(rt, attendee("ann"), event_id)
+    lease = await live.join(rt, attendee("ann"), VIEWERS, event_id)
     with pytest.raises(ViewerLimitReached):
-        await viewers.join_stream(rt, attendee("bob"), event_id)
+        await live.join(rt, attendee("bob"), VIEWERS, event_id)
     await asyncio.sleep(1.1)
-    assert (await viewers.join_stream(rt, attendee("bob"), event_id)).occupancy == 1
+    assert (await live.join(rt, attendee("bob"), VIEWERS, event_id)).occupancy == 1
     with pytest.raises(LeaseExpired):
-        await leases.heartbeat(rt, attendee("ann"), lease.lease_id)
+        await live.heartbeat(rt, attendee("ann"), lease.lease_id)
 
 
 async def test_booths(rt: Runtime) -> None:
     event_id = await make_event(rt)
     with pytest.raises(Forbidden):
-        await booths.create_booth(rt, attendee("ann"), event_id, BoothDraft(name="Nope"))
-    booth = await booths.create_booth(
+        await places.create(rt, attendee("ann"), BOOTH, event_id, BoothDraft(name="Nope"))
+    booth = await places.create(
         rt,
         ORG,
+        BOOTH,
         event_id,
         BoothDraft(name="Acme", tier="gold", video_enabled=True, max_visitors=2),
     )
@@ -155,28 +153,28 @@ async def test_booths(rt: Runtime) -> None:
         True,
         0,
     )
-    ann = await booths.enter_booth(rt, attendee("ann"), booth.id)
-    await booths.enter_booth(rt, attendee("bob"), booth.id)
+    ann = await live.join(rt, attendee("ann"), BOOTH, booth.id)
+    await live.join(rt, attendee("bob"), BOOTH, booth.id)
     with pytest.raises(BoothFull) as refused:
-        await booths.enter_booth(rt, attendee("cid"), booth.id)
+        await live.join(rt, attendee("cid"), BOOTH, booth.id)
     assert refused.value.extra["visitors"] == 2
-    seen = await booths.get_booth(rt, booth.id)
+    seen = await places.get(rt, BOOTH, booth.id)
     assert (seen.visitors, seen.is_full) == (2, True)
-    assert {x.holder for x in await booths.list_visits(rt, ORG, booth.id)} == {"ann", "bob"}
+    assert {x.holder for x in await live.holders(rt, ORG, BOOTH, booth.id)} == {"ann", "bob"}
     with pytest.raises(Forbidden):
-        await booths.list_visits(rt, attendee("ann"), booth.id)
+        await live.holders(rt, attendee("ann"), BOOTH, booth.id)
 
-    await booths.update_booth(rt, ORG, booth.id, BoothPatch(max_visitors=3))
-    await booths.enter_booth(rt, attendee("cid"), booth.id)
-    await booths.update_booth(rt, ORG, booth.id, BoothPatch(max_visitors=1))
-    assert (await booths.get_booth(rt, booth.id)).visitors == 3  # nobody turned out
-    await leases.release(rt, attendee("ann"), ann.lease_id)
+    await places.update(rt, ORG, BOOTH, booth.id, BoothPatch(max_visitors=3))
+    await live.join(rt, attendee("cid"), BOOTH, booth.id)
+    await places.update(rt, ORG, BOOTH, booth.id, BoothPatch(max_visitors=1))
+    assert (await places.get(rt, BOOTH, booth.id)).visitors == 3  # nobody turned out
+    await live.release(rt, attendee("ann"), ann.lease_id)
     with pytest.raises(BoothFull):
-        await booths.enter_booth(rt, attendee("dan"), booth.id)
-    listed = await booths.list_booths(rt, event_id)
+        await live.join(rt, attendee("dan"), BOOTH, booth.id)
+    listed = await places.listed(rt, BOOTH, event_id)
     assert [(b.id, b.visitors, b.max_visitors) for b in listed] == [(booth.id, 2, 1)]
     with pytest.raises(NotFound):
-        await booths.enter_booth(rt, attendee("ann"), "bth_missing")
+        await live.join(rt, attendee("ann"), BOOTH, "bth_missing")
 
 
 async def make_session(rt: Runtime, event_id: str) -> str:
@@ -189,31 +187,31 @@ async def make_session(rt: Runtime, event_id: str) -> str:
 async def test_breakout_rooms_join_resize_close(rt: Runtime) -> None:
     event_id = await make_event(rt)
     session_id = await make_session(rt, event_id)
-    room = await breakouts.create_room(
-        rt, ORG, session_id, BreakoutRoomDraft(name="Table 1", capacity=2)
+    room = await places.create(
+        rt, ORG, BREAKOUT_ROOM, session_id, BreakoutRoomDraft(name="Table 1", capacity=2)
     )
     with pytest.raises(Forbidden):
-        await breakouts.create_room(
-            rt, attendee("ann"), session_id, BreakoutRoomDraft(name="x", capacity=1)
+        await places.create(
+            rt, attendee("ann"), BREAKOUT_ROOM, session_id, BreakoutRoomDraft(name="x", capacity=1)
         )
-    ann = await breakouts.join_room(rt, attendee("ann"), room.id)
-    await breakouts.join_room(rt, attendee("bob"), room.id)
+    ann = await live.join(rt, attendee("ann"), BREAKOUT_ROOM, room.id)
+    await live.join(rt, attendee("bob"), BREAKOUT_ROOM, room.id)
     with pytest.raises(RoomFull):
-        await breakouts.join_room(rt, attendee("cid"), room.id)
-    resized = await breakouts.update_room(rt, ORG, room.id, BreakoutRoomPatch(capacity=3))
+        await live.join(rt, attendee("cid"), BREAKOUT_ROOM, room.id)
+    resized = await places.update(rt, ORG, BREAKOUT_ROOM, room.id, BreakoutRoomPatch(capacity=3))
     assert (resized.capacity, resized.participants) == (3, 2)
-    await breakouts.join_room(rt, attendee("cid"), room.id)
-    listed = await breakouts.list_rooms(rt, session_id)
+    await live.join(rt, attendee("cid"), BREAKOUT_ROOM, room.id)
+    listed = await places.listed(rt, BREAKOUT_ROOM, session_id)
     assert [(r.id, r.participants) for r in listed] == [(room.id, 3)]
 
-    closed = await breakouts.close_room(rt, ORG, room.id)
+    closed = await live.close(rt, ORG, BREAKOUT_ROOM, room.id)
     assert (closed.status, closed.participants) == ("closed", 0)
     assert closed.closed_at is not None
     with pytest.raises(LeaseExpired):
-        await leases.heartbeat(rt, attendee("ann"), ann.lease_id)
+        await live.heartbeat(rt, attendee("ann"), ann.lease_id)
     with pytest.raises(RoomClosed):
-        await breakouts.join_room(rt, attendee("dan"), room.id)
-    again = await breakouts.close_room(rt, ORG, room.id)  # repeating is harmless
+        await live.join(rt, attendee("dan"), BREAKOUT_ROOM, room.id)
+    again = await live.close(rt, ORG, BREAKOUT_ROOM, room.id)  # repeating is harmless
     assert again.status == "closed"
     view = await snapshot.capacity_snapshot(rt, event_id)
     assert [(r.id, r.status, r.participants) for r in view.breakout_rooms] == [
@@ -241,7 +239,7 @@ async def test_huddles_join_leave_and_full(rt: Runtime) -> None:
     assert (await huddles.get_huddle(rt, huddle.id)).members == 1
     assert (await huddles.join_huddle(rt, attendee("cid"), huddle.id)).huddle.members == 2
 
-    await huddles.update_huddle(rt, ORG, huddle.id, HuddlePatch(capacity=1))
+    await places.update(rt, ORG, HUDDLE, huddle.id, HuddlePatch(capacity=1))
     assert (await huddles.get_huddle(rt, huddle.id)).members == 2  # nobody removed
     await huddles.leave_huddle(rt, attendee("bob"), huddle.id)
     with pytest.raises(HuddleFull):
@@ -287,9 +285,9 @@ async def test_reconcile_catches_a_drifted_huddle_counter(rt: Runtime) -> None:
 
 async def test_snapshot_shows_every_live_section(rt: Runtime) -> None:
     event_id = await make_event(rt, viewers_cap=10)
-    booth = await booths.create_booth(rt, ORG, event_id, BoothDraft(name="B", max_visitors=5))
-    await booths.enter_booth(rt, attendee("ann"), booth.id)
-    await viewers.join_stream(rt, attendee("ann"), event_id)
+    booth = await places.create(rt, ORG, BOOTH, event_id, BoothDraft(name="B", max_visitors=5))
+    await live.join(rt, attendee("ann"), BOOTH, booth.id)
+    await live.join(rt, attendee("ann"), VIEWERS, event_id)
     view = await snapshot.capacity_snapshot(rt, event_id)
     assert view.viewers is not None
     assert (view.viewers.viewers, view.viewers.available) == (1, 9)
@@ -299,15 +297,15 @@ async def test_snapshot_shows_every_live_section(rt: Runtime) -> None:
 async def test_a_retried_join_with_the_same_key_takes_one_place(rt: Runtime) -> None:
     event_id = await make_event(rt, viewers_cap=2)
     ann = attendee("ann")
-    first = await viewers.join_stream(rt, ann, event_id, idempotency_key="k-1")
-    again = await viewers.join_stream(rt, ann, event_id, idempotency_key="k-1")
+    first = await live.join(rt, ann, VIEWERS, event_id, idempotency_key="k-1")
+    again = await live.join(rt, ann, VIEWERS, event_id, idempotency_key="k-1")
     assert again.lease_id == first.lease_id
-    other = await viewers.join_stream(rt, ann, event_id, idempotency_key="k-2")
+    other = await live.join(rt, ann, VIEWERS, event_id, idempotency_key="k-2")
     assert other.lease_id != first.lease_id
     with pytest.raises(ViewerLimitReached):  # refusals are not stored: asking again re-checks
-        await viewers.join_stream(rt, attendee("bob"), event_id, idempotency_key="k-1")
-    await leases.release(rt, ann, other.lease_id)
-    bob = await viewers.join_stream(rt, attendee("bob"), event_id, idempotency_key="k-1")
+        await live.join(rt, attendee("bob"), VIEWERS, event_id, idempotency_key="k-1")
+    await live.release(rt, ann, other.lease_id)
+    bob = await live.join(rt, attendee("bob"), VIEWERS, event_id, idempotency_key="k-1")
     assert bob.holder == "bob"
     assert bob.occupancy == 2
 
@@ -317,18 +315,18 @@ async def test_a_heartbeat_storm_reads_the_displayed_limit_once(
 ) -> None:
     """Heartbeats show the limit from a shared copy, refreshed by one read at a time."""
     event_id = await make_event(rt, viewers_cap=500)
-    held = [await viewers.join_stream(rt, attendee(f"u{i}"), event_id) for i in range(200)]
+    held = [await live.join(rt, attendee(f"u{i}"), VIEWERS, event_id) for i in range(200)]
     reads: list[str] = []
-    real = leases.LIMITS[viewers.KIND]
+    real = live._read
 
-    async def counted(runtime: Runtime, resource_id: str) -> tuple[str, int | None]:
-        reads.append(resource_id)
-        return await real(runtime, resource_id)
+    async def counted(runtime: Runtime, space: Space[Any], place_id: str) -> Any:
+        reads.append(place_id)
+        return await real(runtime, space, place_id)
 
-    monkeypatch.setitem(leases.LIMITS, viewers.KIND, counted)
-    monkeypatch.setattr(leases, "DISPLAY_LIMIT_MAX_AGE", 0.0)  # every call finds it stale
+    monkeypatch.setattr(live, "_read", counted)
+    rt.displayed_limits.max_age = 0.0  # every call finds its copy stale
     beats = await asyncio.gather(
-        *(leases.heartbeat(rt, attendee(f"u{i}"), lease.lease_id) for i, lease in enumerate(held))
+        *(live.heartbeat(rt, attendee(f"u{i}"), lease.lease_id) for i, lease in enumerate(held))
     )
     assert {b.limit for b in beats} == {500}
     assert len(reads) < 10  # one read in flight serves everyone waiting for it
@@ -336,5 +334,35 @@ async def test_a_heartbeat_storm_reads_the_displayed_limit_once(
     await events.update_event(
         rt, ORG, event_id, EventPatch(virtual_settings=VirtualSettings(max_concurrent_viewers=300))
     )
-    beat = await leases.heartbeat(rt, attendee("u0"), held[0].lease_id)
+    beat = await live.heartbeat(rt, attendee("u0"), held[0].lease_id)
     assert beat.limit == 300
+
+
+async def test_only_a_keyed_join_holds_a_transaction_across_the_admission(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A join reads its limit in one short transaction, then admits outside any: a stream
+    start must not hold a database connection across a Redis call. With a key, the key's
+    transaction surrounds the admission, so a concurrent retry waits and replays."""
+    event_id = await make_event(rt, viewers_cap=5)
+    opened: list[str] = []
+    open_during_admission: list[int] = []
+    transaction, admit = rt.db.transaction, rt.presence.admit
+
+    @asynccontextmanager
+    async def counted() -> AsyncIterator[Tx]:
+        opened.append("tx")
+        async with transaction() as tx:
+            yield tx
+        opened.append("done")
+
+    async def watched(*args: Any, **kwargs: Any) -> Admission:
+        open_during_admission.append(opened.count("tx") - opened.count("done"))
+        return await admit(*args, **kwargs)
+
+    monkeypatch.setattr(rt.db, "transaction", counted)
+    monkeypatch.setattr(rt.presence, "admit", watched)
+    await live.join(rt, attendee("ann"), VIEWERS, event_id)
+    assert (opened.count("tx"), open_during_admission) == (1, [0])
+    await live.join(rt, attendee("bob"), VIEWERS, event_id, idempotency_key="k-1")
+    assert (opened.count("tx"), open_during_admission) == (3, [0, 1])

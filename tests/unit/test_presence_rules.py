@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
 
+from headcount.capacity.spaces import BOOTH, SPACES, live_space, register
 from headcount.domain.presence import backoff_delays, has_room, viewer_limit
 from headcount.presence.base import Resource, new_lease_id, parse_lease_id
 
@@ -43,13 +45,30 @@ def test_lease_ids_name_their_resource_and_reject_garbage() -> None:
         "",
         "booth",
         "booth.bth_x",
-        "nope.bth_x.abcdefghij",
+        "No-pe.bth_x.abcdefghij",
         "booth.bth_x.short",
         "a" * 500,
     ):
         assert parse_lease_id(bad) is None
-    with pytest.raises(ValueError, match="unknown presence kind"):
-        Resource("lounge", "x")
+    for malformed in ("Lounge", "lounge.x", "", "a" * 33, "9lives"):
+        with pytest.raises(ValueError, match="malformed presence kind"):
+            Resource(malformed, "x")
+
+
+def test_presence_serves_any_well_formed_kind() -> None:
+    """Which kinds exist is the registry's business (capacity/spaces.py), not presence's."""
+    lounge = Resource("lounge", "evt_1")
+    assert parse_lease_id(new_lease_id(lounge)) == lounge
+    assert parse_lease_id("lounge.evt_1.abcdefghij") == lounge
+
+
+def test_the_registry_holds_each_lease_kind_once() -> None:
+    assert {k for k, s in SPACES.items() if s.live} == {"viewers", "booth", "room"}
+    assert live_space("huddle") is None  # huddles are durable rows, not leases
+    for taken_or_malformed in (BOOTH.kind, "Lounge", "lounge.x"):
+        with pytest.raises(ValueError, match="malformed or taken"):
+            register(replace(BOOTH, kind=taken_or_malformed))
+    assert SPACES["booth"] is BOOTH
 
 
 def test_backoff_delays_are_bounded_jittered_and_finite() -> None:

@@ -92,7 +92,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(router, prefix=api)
     for router in (registrations.router, sessions.router, waitlists.router):
         app.include_router(router, prefix=api)
-    app.include_router(presence_rest.router, prefix=api)
+    app.include_router(presence_rest.router(), prefix=api)
     app.include_router(pools_rest.router, prefix=api)
     app.include_router(stream_ws.router)
     app.include_router(capacity_ws.router)

@@ -5,6 +5,11 @@ key, the first successful answer is stored beside the work in the same transacti
 replayed to retries (`ledger/idempotency.py`), without one the body simply runs in a
 transaction retried whole on deadlock. Scopes name the operation and its resource
 (`orders.cancel:<id>`), so the same key on two different operations is two requests.
+
+Work done in another store (a presence admission) is handed over as `outside` instead:
+with a key it runs inside the key's transaction, so a concurrent retry waits for it and
+replays its answer; without a key it runs with no transaction at all. A join to a
+5,000-viewer stream start must not hold a database connection across a Redis call.
 """
 
 from __future__ import annotations
@@ -30,14 +35,17 @@ async def once(
     key: str | None,
     payload: object,
     answer: type[Answer],
-    work: Callable[[Tx], Awaitable[Answer]],
+    work: Callable[[Tx], Awaitable[Answer]] | None = None,
+    outside: Callable[[], Awaitable[Answer]] | None = None,
 ) -> Answer:
-    """Run `work` in one transaction, at most once per (caller, scope, key)."""
+    """Run `work` in one transaction (or `outside` any), at most once per (caller, scope,
+    key). Give exactly one of the two."""
+    body = _body(work, outside)
     if key is None:
-        return await rt.db.atomically(work)
+        return await (outside() if outside is not None else rt.db.atomically(body))
 
     async def stored(tx: Tx) -> dict[str, Any]:
-        return (await work(tx)).model_dump(mode="json")
+        return (await body(tx)).model_dump(mode="json")
 
     first = await run_idempotent(
         rt.db,
@@ -49,3 +57,14 @@ async def once(
         work=stored,
     )
     return answer.model_validate(first)
+
+
+def _body(
+    work: Callable[[Tx], Awaitable[Answer]] | None,
+    outside: Callable[[], Awaitable[Answer]] | None,
+) -> Callable[[Tx], Awaitable[Answer]]:
+    if outside is None and work is not None:
+        return work
+    if outside is not None and work is None:
+        return lambda _tx: outside()
+    raise TypeError("once() takes either work or outside")

@@ -1,26 +1,37 @@
-"""What every live-presence policy shares: admit-or-refuse, lease views, change signals.
+"""The live-space policy: join, heartbeat, leave, close, for every live kind alike.
 
-Each policy (viewers, booths, breakout rooms) reads its limit from the ledger, then asks
-the presence engine for one atomic admission. The limit is read fresh on every join, so
-an organizer lowering it takes effect at once for newcomers and evicts nobody.
+A live space (`capacity/spaces.py`: the event's stream, an expo booth, a breakout room)
+holds people as presence leases. A join reads the place's row fresh from the ledger in
+one short transaction (its limit, its event, whether it is closed), checks who may join,
+then asks the presence engine for one atomic admission: an organizer lowering a limit
+takes effect at once for newcomers and evicts nobody. A heartbeat renews the lease and
+shows a limit at most a second old; a leave frees the place at once. Only the lease's
+holder may renew or release it: someone else's lease id answers 404, like an unknown
+one, so lease ids cannot be probed; a lease that ran out (or was lost in a Redis
+restart, or evicted by a closing) answers 410 `lease_expired`: join again.
+
+Closing is two steps in a fixed order: mark the place closed in the ledger (commit),
+then close its presence resource, which evicts every lease and refuses new ones
+atomically in the store. A join checks the ledger first and the store refuses it too,
+so a join racing a close cannot slip in after the eviction.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from headcount import metrics
+from headcount.capacity import keyed
+from headcount.capacity.places import require_organizer, view_of
+from headcount.capacity.spaces import Space, V, live_space
 from headcount.capacity.views import LeaseView
-from headcount.domain.errors import HeadcountError
+from headcount.domain.errors import InvalidRequest, LeaseExpired, NotFound
 from headcount.domain.identity import Principal
-from headcount.ledger.idempotency import run_idempotent
-from headcount.presence import Lease, Resource
+from headcount.ledger import rows
+from headcount.ledger import spaces as ledger
+from headcount.presence import Lease, LeaseState, Resource, parse_lease_id
 from headcount.runtime import Runtime
-
-Refusal = Callable[[int], HeadcountError]
 
 
 def lease_view(rt: Runtime, lease: Lease, *, occupancy: int, limit: int | None) -> LeaseView:
@@ -36,97 +47,138 @@ def lease_view(rt: Runtime, lease: Lease, *, occupancy: int, limit: int | None) 
     )
 
 
-async def admit(
-    rt: Runtime,
-    resource: Resource,
-    holder: str,
-    *,
-    event_id: str,
-    limit: int | None,
-    refuse: Refusal,
-    closed: Refusal | None = None,
-) -> LeaseView:
-    """One atomic admission; a refusal raises the policy's own error and changes nothing."""
-    admission = await rt.presence.admit(
-        resource, holder, limit=limit, ttl=float(rt.settings.presence_ttl)
-    )
-    if admission.lease is None:
-        metrics.ADMISSIONS.labels(resource.kind, "refused").inc()
-        if admission.closed and closed is not None:
-            raise closed(admission.occupancy)
-        raise refuse(admission.occupancy)
-    metrics.ADMISSIONS.labels(resource.kind, "admitted").inc()
-    signal_change(rt, event_id)
-    return lease_view(rt, admission.lease, occupancy=admission.occupancy, limit=limit)
+async def _read(rt: Runtime, space: Space[Any], place_id: str) -> Any:
+    """The place's row, in a transaction of its own that ends before presence is asked."""
+    async with rt.db.transaction() as tx:
+        return await rows.find(tx, space.model, place_id, noun=space.noun)
 
 
-async def keyed(
+async def join(
     rt: Runtime,
     principal: Principal,
-    scope: str,
-    key: str | None,
-    join: Callable[[], Awaitable[LeaseView]],
+    space: Space[Any],
+    place_id: str,
+    *,
+    idempotency_key: str | None = None,
 ) -> LeaseView:
-    """Idempotency-Key for joins: a retry with the same key gets the first lease back.
+    """Take a place: a lease, or the space's refusal (which changes nothing).
 
-    The key row is written in the ledger around the admission, so a concurrent retry waits
-    and replays instead of taking a second place. If the ledger transaction fails after
-    the admission, that lease is held by nobody and simply expires within the TTL.
+    With an `Idempotency-Key` a retry gets the first lease back: the key's row is written
+    in the ledger around the admission, so a concurrent retry waits and replays instead
+    of taking a second place. Without one no transaction is held across the admission.
     """
-    if key is None:
-        return await join()
+    if not space.live:
+        raise InvalidRequest(f"a {space.noun} is not joined with a lease")
+    # Read before (not inside) the key's transaction: on SQLite a second transaction
+    # inside it would wait for the write lock the first one holds.
+    row = await _read(rt, space, place_id)
+    space.may_join(principal, row)
+    if space.is_closed(row):
+        raise space.refuse_closed(row.id)
+    resource, limit, event_id = Resource(space.kind, row.id), space.limit(row), space.event_of(row)
 
-    async def work(_session: Any) -> dict[str, Any]:
-        return (await join()).model_dump(mode="json")
+    async def admit() -> LeaseView:
+        admission = await rt.presence.admit(
+            resource, principal.sub, limit=limit, ttl=float(rt.settings.presence_ttl)
+        )
+        if admission.lease is None:
+            metrics.ADMISSIONS.labels(space.kind, "refused").inc()
+            if admission.closed and space.closed is not None:
+                raise space.refuse_closed(row.id)
+            raise space.refuse(row.id, limit, admission.occupancy)
+        metrics.ADMISSIONS.labels(space.kind, "admitted").inc()
+        rt.signals.notify(event_id)
+        return lease_view(rt, admission.lease, occupancy=admission.occupancy, limit=limit)
 
-    answer = await run_idempotent(
-        rt.db,
-        owner=principal.sub,
+    scope = f"{space.kind}.join:{row.id}"
+    return await keyed.once(
+        rt,
+        principal,
         scope=scope,
-        key=key,
+        key=idempotency_key,
         payload={"scope": scope},
-        now=rt.clock(),
-        work=work,
+        answer=LeaseView,
+        outside=admit,
     )
-    return LeaseView.model_validate(answer)
 
 
-class ChangeSignals:
-    """In-process wake-ups for the capacity push channel: "something of event X changed".
-
-    Only a hint that lets a local subscriber push at once; subscribers also poll, which is
-    what carries changes made by other API processes (see docs/concurrency.md).
-    """
-
-    def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = {}
-
-    def subscribe(self, event_id: str) -> asyncio.Event:
-        flag = asyncio.Event()
-        self._waiters.setdefault(event_id, set()).add(flag)
-        return flag
-
-    def unsubscribe(self, event_id: str, flag: asyncio.Event) -> None:
-        waiters = self._waiters.get(event_id)
-        if waiters is not None:
-            waiters.discard(flag)
-            if not waiters:
-                del self._waiters[event_id]
-
-    def notify(self, event_id: str) -> None:
-        for flag in self._waiters.get(event_id, ()):
-            flag.set()
+def _leased(lease_id: str) -> tuple[Space[Any], Resource]:
+    resource = parse_lease_id(lease_id)
+    space = None if resource is None else live_space(resource.kind)
+    if resource is None or space is None:
+        raise NotFound(f"no lease {lease_id!r}")
+    return space, resource
 
 
-def signals(rt: Runtime) -> ChangeSignals:
-    found = rt.extras.get("capacity_signals")
-    if not isinstance(found, ChangeSignals):
-        found = rt.extras["capacity_signals"] = ChangeSignals()
-    return found
+async def _displayed(rt: Runtime, space: Space[Any], resource: Resource) -> tuple[str, int | None]:
+    """(event id, limit) of a lease's place as shown, at most `rt.displayed_limits` old."""
+
+    async def read() -> tuple[str, int | None]:
+        row = await _read(rt, space, resource.id)
+        return space.event_of(row), space.limit(row)
+
+    return await rt.displayed_limits.get(resource, read)
 
 
-def signal_change(rt: Runtime, event_id: str) -> None:
-    signals(rt).notify(event_id)
+def _refuse(state: str, lease_id: str) -> Exception:
+    if state == LeaseState.NOT_HOLDER:
+        return NotFound(f"no lease {lease_id!r}")
+    return LeaseExpired(
+        "the lease has expired or was released; join again to get a new one",
+        lease_id=lease_id,
+    )
+
+
+async def heartbeat(rt: Runtime, principal: Principal, lease_id: str) -> LeaseView:
+    space, resource = _leased(lease_id)
+    renewed = await rt.presence.renew(lease_id, principal.sub, ttl=float(rt.settings.presence_ttl))
+    if isinstance(renewed, str):
+        raise _refuse(renewed, lease_id)
+    _event_id, limit = await _displayed(rt, space, resource)
+    occupancy = await rt.presence.occupancy(resource)
+    return lease_view(rt, renewed, occupancy=occupancy, limit=limit)
+
+
+async def release(rt: Runtime, principal: Principal, lease_id: str) -> None:
+    """Frees the place at once. Releasing an already expired lease is not an error."""
+    space, resource = _leased(lease_id)
+    released = await rt.presence.release(lease_id, principal.sub)
+    if released == LeaseState.NOT_HOLDER:
+        raise NotFound(f"no lease {lease_id!r}")
+    if not isinstance(released, str):
+        try:
+            event_id, _limit = await _displayed(rt, space, resource)
+        except NotFound:
+            return
+        rt.signals.notify(event_id)
+
+
+async def holders(
+    rt: Runtime, principal: Principal, space: Space[Any], place_id: str
+) -> list[LeaseView]:
+    """Who is in the place now: for the event's organizer (booth staff dashboards)."""
+    async with rt.db.transaction() as tx:
+        row = await rows.find(tx, space.model, place_id, noun=space.noun)
+        await require_organizer(tx, principal, row, space.event_of(row))
+    leases = await rt.presence.leases(Resource(space.kind, row.id))
+    limit = space.limit(row)
+    return [lease_view(rt, lease, occupancy=len(leases), limit=limit) for lease in leases]
+
+
+async def close(rt: Runtime, principal: Principal, space: Space[V], place_id: str) -> V:
+    """Close and release everyone. Safe to repeat: a retry re-runs the eviction."""
+    if space.closed is None:
+        raise InvalidRequest(f"a {space.noun} cannot be closed")
+    async with rt.db.transaction() as tx:
+        row = await rows.find(tx, space.model, place_id, noun=space.noun)
+        await require_organizer(tx, principal, row, space.event_of(row))
+        if not space.is_closed(row):
+            await ledger.close(tx, space.model, row.id, rt.clock())
+            row = await rows.find(tx, space.model, row.id, noun=space.noun)
+    # After the commit: any join that read "open" before it is refused by the store now.
+    await rt.presence.close_resource(Resource(space.kind, row.id))
+    rt.signals.notify(space.event_of(row))
+    return view_of(space, row, 0)
 
 
 async def prune_presence(rt: Runtime) -> int:

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from headcount.capacity import booths, breakouts, huddles
-from headcount.capacity.booths import BoothDraft
-from headcount.capacity.breakouts import BreakoutRoomDraft
-from headcount.capacity.huddles import HuddleDraft
+from typing import Any
+
+from pydantic import BaseModel
+
+from headcount.capacity import places
+from headcount.capacity.spaces import (
+    BOOTH,
+    BREAKOUT_ROOM,
+    HUDDLE,
+    BoothDraft,
+    BreakoutRoomDraft,
+    HuddleDraft,
+    Space,
+)
 from headcount.domain.identity import Principal
 from headcount.runtime import Runtime
 
@@ -13,29 +23,28 @@ DEMO_ROOMS_SESSION = "ses_demo_workshop"
 
 
 async def load_demo_presence(rt: Runtime, event_id: str, organizer: Principal) -> None:
-    for booth_id, name, tier, video, cap in (
-        ("bth_demo_acme", "Acme Cloud", "platinum", True, 5),
-        ("bth_demo_tiny", "Tiny Startup", "standard", False, 2),
-    ):
-        await booths.create_booth(
-            rt,
-            organizer,
+    demo: list[tuple[Space[Any], str, str, BaseModel]] = [
+        (
+            BOOTH,
             event_id,
-            BoothDraft(name=name, tier=tier, video_enabled=video, max_visitors=cap),
-            booth_id=booth_id,
-        )
-    for huddle_id, name, cap in (
-        ("hud_demo_rust", "Rustaceans", 4),
-        ("hud_demo_ai", "AI in production", 3),
-    ):
-        await huddles.create_huddle(
-            rt, organizer, event_id, HuddleDraft(name=name, capacity=cap), huddle_id=huddle_id
-        )
-    for room_id, name in (("brk_demo_table1", "Table 1"), ("brk_demo_table2", "Table 2")):
-        await breakouts.create_room(
-            rt,
-            organizer,
+            "bth_demo_acme",
+            BoothDraft(name="Acme Cloud", tier="platinum", video_enabled=True, max_visitors=5),
+        ),
+        (BOOTH, event_id, "bth_demo_tiny", BoothDraft(name="Tiny Startup", max_visitors=2)),
+        (HUDDLE, event_id, "hud_demo_rust", HuddleDraft(name="Rustaceans", capacity=4)),
+        (HUDDLE, event_id, "hud_demo_ai", HuddleDraft(name="AI in production", capacity=3)),
+        (
+            BREAKOUT_ROOM,
             DEMO_ROOMS_SESSION,
-            BreakoutRoomDraft(name=name, capacity=3),
-            room_id=room_id,
-        )
+            "brk_demo_table1",
+            BreakoutRoomDraft(name="Table 1", capacity=3),
+        ),
+        (
+            BREAKOUT_ROOM,
+            DEMO_ROOMS_SESSION,
+            "brk_demo_table2",
+            BreakoutRoomDraft(name="Table 2", capacity=3),
+        ),
+    ]
+    for space, parent_id, place_id, draft in demo:
+        await places.create(rt, organizer, space, parent_id, draft, place_id=place_id)

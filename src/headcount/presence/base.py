@@ -16,10 +16,13 @@ import secrets
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-# Resource kinds; also the first part of every lease id.
-KINDS = frozenset({"viewers", "booth", "room"})
+# A kind is a short lowercase word (it becomes part of Redis keys and lease ids, so no
+# dots). Which kinds exist is decided above this engine (`capacity/spaces.py`): presence
+# serves any well-formed kind, so adding a kind of live space touches nothing here.
+KIND_PATTERN = r"[a-z][a-z0-9_]{0,31}"
+_KIND_RE = re.compile(KIND_PATTERN)
 _LEASE_RE = re.compile(
-    r"^(viewers|booth|room)\.([a-z]{2,5}_[A-Za-z0-9_-]{1,64})\.([A-Za-z0-9_-]{8,64})$"
+    rf"^({KIND_PATTERN})\.([a-z]{{2,5}}_[A-Za-z0-9_-]{{1,64}})\.([A-Za-z0-9_-]{{8,64}})$"
 )
 
 
@@ -31,8 +34,8 @@ class Resource:
     id: str
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"unknown presence kind {self.kind!r}")
+        if not _KIND_RE.fullmatch(self.kind):
+            raise ValueError(f"malformed presence kind {self.kind!r}")
 
     @property
     def key(self) -> str:

@@ -20,7 +20,6 @@ from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from headcount.api.realtime import error_message, refuse, runtime_of
-from headcount.capacity.live import signals
 from headcount.capacity.snapshot import capacity_snapshot
 from headcount.domain.errors import HeadcountError, InvalidRequest
 from headcount.runtime import Runtime
@@ -63,7 +62,7 @@ async def capacity(websocket: WebSocket, event_id: str) -> None:
     event_id = first.event_id
     last: dict[str, Any] = first.model_dump(mode="json", exclude={"taken_at"})
     await websocket.send_json({"type": "snapshot", "snapshot": first.model_dump(mode="json")})
-    flag = signals(rt).subscribe(event_id)
+    flag = rt.signals.subscribe(event_id)
     reader = asyncio.create_task(_drain(websocket))
     try:
         await _push_changes(
@@ -78,7 +77,7 @@ async def capacity(websocket: WebSocket, event_id: str) -> None:
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass  # the dashboard went away mid-send
     finally:
-        signals(rt).unsubscribe(event_id, flag)
+        rt.signals.unsubscribe(event_id, flag)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await reader

@@ -30,7 +30,8 @@ from headcount.api.realtime import (
     refuse,
     runtime_of,
 )
-from headcount.capacity import leases, viewers
+from headcount.capacity import live
+from headcount.capacity.spaces import VIEWERS
 from headcount.capacity.views import LeaseView
 from headcount.domain.errors import (
     HeadcountError,
@@ -63,7 +64,7 @@ async def stream(websocket: WebSocket, event_id: str) -> None:
     await websocket.accept()
     try:
         principal = authenticate(websocket, rt)
-        lease = await viewers.join_stream(rt, principal, event_id)
+        lease = await live.join(rt, principal, VIEWERS, event_id)
     except HeadcountError as exc:
         await refuse(websocket, exc)
         return
@@ -126,7 +127,7 @@ class _Viewer:
     async def _renew(self) -> None:
         assert self.lease is not None
         try:
-            lease = await leases.heartbeat(self.rt, self.principal, self.lease.lease_id)
+            lease = await live.heartbeat(self.rt, self.principal, self.lease.lease_id)
         except LeaseExpired:
             await self._rejoin()
             return
@@ -148,7 +149,7 @@ class _Viewer:
         """The lease is gone (Redis restarted, or it lapsed): take a place again if free."""
         self.lease = None
         try:
-            lease = await viewers.join_stream(self.rt, self.principal, self.event_id)
+            lease = await live.join(self.rt, self.principal, VIEWERS, self.event_id)
         except HeadcountError as exc:
             await refuse(self.websocket, exc)
             return
@@ -164,7 +165,7 @@ class _Viewer:
         lease, self.lease = self.lease, None
         if lease is not None:
             with contextlib.suppress(HeadcountError):
-                await leases.release(self.rt, self.principal, lease.lease_id)
+                await live.release(self.rt, self.principal, lease.lease_id)
 
 
 def _message_type(text: str) -> str | None:

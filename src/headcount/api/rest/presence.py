@@ -1,226 +1,218 @@
-"""Live presence and huddles over REST: stream viewers, booths, breakout rooms, leases.
+"""Places and live presence over REST: stream viewers, booths, breakout rooms, huddles.
 
-For clients that cannot hold a WebSocket: join returns a lease; renew it with
+For clients that cannot hold a WebSocket: a join returns a lease; renew it with
 `POST /leases/{id}/heartbeat` well within `ttl_seconds`; `DELETE /leases/{id}` leaves.
+
+Each kind's routes come from its registry entry (`capacity/spaces.py`), so a new kind
+gets them without a line here: an entry organizers manage gets create and list under its
+parent and read and change on its own path; a live entry gets its join route, and its
+organizer's list of who is in and its close route where it has them. Only what no entry
+describes is written out below: leases, and huddle membership (durable, in the ledger).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from inspect import Parameter, Signature
+from types import GenericAlias
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Response
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
 from headcount.api.rest.common import IdempotencyKey, id_path, problems
-from headcount.capacity import booths, breakouts, huddles, leases, viewers
-from headcount.capacity.booths import BoothDraft, BoothPatch
-from headcount.capacity.breakouts import BreakoutRoomDraft, BreakoutRoomPatch
-from headcount.capacity.huddles import HuddleDraft, HuddlePatch
-from headcount.capacity.views import (
-    BoothView,
-    BreakoutRoomView,
-    HuddleMembershipView,
-    HuddleView,
-    LeaseView,
-)
+from headcount.capacity import huddles, live, places
+from headcount.capacity.spaces import SPACES, Managed, Space
+from headcount.capacity.views import HuddleMembershipView, LeaseView
+from headcount.domain.identity import Principal
+from headcount.runtime import Runtime
 
-router = APIRouter()
-EventId = Annotated[str, id_path("event")]
-BoothId = Annotated[str, id_path("booth")]
-SessionId = Annotated[str, id_path("session")]
-RoomId = Annotated[str, id_path("breakout room")]
-HuddleId = Annotated[str, id_path("huddle")]
+
+def router() -> APIRouter:
+    """The routes of every registered kind, then the fixed ones; built per app."""
+    api = APIRouter()
+    for space in SPACES.values():
+        if space.managed is not None:
+            _managed_routes(api, space, space.managed)
+        if space.live:
+            _live_routes(api, space)
+    api.include_router(fixed)
+    return api
+
+
+# --- routes built from a registry entry -------------------------------------------------
+
+RT = Parameter("rt", Parameter.KEYWORD_ONLY, annotation=RuntimeDep)
+WHO = Parameter("who", Parameter.KEYWORD_ONLY, annotation=PrincipalDep)
+KEY = Parameter("key", Parameter.KEYWORD_ONLY, annotation=IdempotencyKey, default=None)
+
+
+def _id(path: str, noun: str) -> Parameter:
+    """The path parameter naming one thing: `booth_id` in `/booths/{booth_id}`."""
+    name = path.rsplit("{", 1)[1].rstrip("}")
+    return Parameter(name, Parameter.KEYWORD_ONLY, annotation=Annotated[str, id_path(noun)])
+
+
+def _body(model: type[Any]) -> Parameter:
+    return Parameter("body", Parameter.KEYWORD_ONLY, annotation=model)
+
+
+Endpoint = Callable[..., Awaitable[Any]]
+
+
+class Verb(NamedTuple):
+    """What one generated route is, apart from its path, parameters and answer."""
+
+    method: str
+    status_code: int
+    problems: tuple[int, ...]  # the problem responses it documents (400, 422 always)
+    name: str  # names the OpenAPI operation; filled from the entry
+    doc: str = ""
+
+
+VERBS = {
+    "create": Verb("POST", 201, (401, 403, 404), "create_{kind}"),
+    "list": Verb("GET", 200, (404,), "list_{kind}s"),
+    "get": Verb("GET", 200, (404,), "get_{kind}"),
+    "update": Verb(
+        "PATCH",
+        200,
+        (401, 403, 404),
+        "update_{kind}",
+        "Only the fields sent change; a lower limit turns nobody out, it stops newcomers.",
+    ),
+    "join": Verb(
+        "POST",
+        201,
+        (401, 404, 409, 503),
+        "join_{kind}",
+        "Take a place: a lease, or 409 {refusals}.",
+    ),
+    "holders": Verb(
+        "GET",
+        200,
+        (401, 403, 404, 503),
+        "list_{holders}",
+        "Who is in the {noun} now: for the event's organizer.",
+    ),
+    "close": Verb(
+        "POST",
+        200,
+        (401, 403, 404, 503),
+        "close_{kind}",
+        "Close the {noun} and release everyone in it.",
+    ),
+}
+
+
+def _route(
+    api: APIRouter, space: Space[Any], verb: str, *, path: str, params: list[Parameter], answer: Any
+) -> Callable[[Endpoint], Endpoint]:
+    """Register the decorated function with `params` as the signature FastAPI reads the
+    request into (the function takes them as keywords)."""
+    spec = VERBS[verb]
+    refusals = " / ".join(f"`{r.error.code}`" for r in (space.refusal, space.closed) if r)
+    words = {"kind": space.kind, "noun": space.noun, "holders": space.holders, "refusals": refusals}
+
+    def register(call: Endpoint) -> Endpoint:
+        call.__signature__ = Signature(params)  # type: ignore[attr-defined]
+        api.add_api_route(
+            path,
+            call,
+            methods=[spec.method],
+            name=spec.name.format(**words),
+            response_model=answer,
+            status_code=spec.status_code,
+            responses=problems(*spec.problems),
+            tags=[space.tag],
+            description=spec.doc.format(**words),
+        )
+        return call
+
+    return register
+
+
+def _managed_routes(api: APIRouter, space: Space[Any], managed: Managed) -> None:
+    parent, one, view = managed.parent, _id(space.path, space.noun), space.view
+    under = _id(parent.path, parent.noun)
+    many = f"{parent.path}/{managed.collection}"
+    draft, patch = _body(managed.draft), _body(managed.patch)
+
+    @_route(api, space, "create", path=many, params=[RT, WHO, under, draft], answer=view)
+    async def create(rt: Runtime, who: Principal, body: Any, **ids: str) -> Any:
+        return await places.create(rt, who, space, ids[under.name], body)
+
+    @_route(api, space, "list", path=many, params=[RT, under], answer=GenericAlias(list, (view,)))
+    async def listed(rt: Runtime, **ids: str) -> Any:
+        return await places.listed(rt, space, ids[under.name])
+
+    @_route(api, space, "get", path=space.path, params=[RT, one], answer=view)
+    async def get(rt: Runtime, **ids: str) -> Any:
+        return await places.get(rt, space, ids[one.name])
+
+    @_route(api, space, "update", path=space.path, params=[RT, WHO, one, patch], answer=view)
+    async def update(rt: Runtime, who: Principal, body: Any, **ids: str) -> Any:
+        return await places.update(rt, who, space, ids[one.name], body)
+
+
+def _live_routes(api: APIRouter, space: Space[Any]) -> None:
+    one, path = _id(space.path, space.noun), space.path
+    leases = list[LeaseView]
+
+    @_route(
+        api,
+        space,
+        "join",
+        path=f"{path}/{space.join}",
+        params=[RT, WHO, one, KEY],
+        answer=LeaseView,
+    )
+    async def join(rt: Runtime, who: Principal, key: str | None, **ids: str) -> LeaseView:
+        return await live.join(rt, who, space, ids[one.name], idempotency_key=key)
+
+    if space.holders is not None:
+
+        @_route(
+            api,
+            space,
+            "holders",
+            path=f"{path}/{space.holders}",
+            params=[RT, WHO, one],
+            answer=leases,
+        )
+        async def holders(rt: Runtime, who: Principal, **ids: str) -> list[LeaseView]:
+            return await live.holders(rt, who, space, ids[one.name])
+
+    if space.closed is not None:
+
+        @_route(api, space, "close", path=f"{path}/close", params=[RT, WHO, one], answer=space.view)
+        async def close(rt: Runtime, who: Principal, **ids: str) -> Any:
+            return await live.close(rt, who, space, ids[one.name])
+
+
+# --- routes no registry entry describes -------------------------------------------------
+
+fixed = APIRouter()
 LeaseId = Annotated[str, id_path("lease")]
-
-# --- stream viewers -----------------------------------------------------------------
-
-
-@router.post(
-    "/events/{event_id}/viewers",
-    status_code=201,
-    tags=["viewers"],
-    responses=problems(401, 404, 409, 503),
-)
-async def join_stream(
-    rt: RuntimeDep, who: PrincipalDep, event_id: EventId, key: IdempotencyKey = None
-) -> LeaseView:
-    """Take a viewer place (409 `viewer_limit_reached` when the stream is at its cap)."""
-    return await viewers.join_stream(rt, who, event_id, idempotency_key=key)
+HuddleId = Annotated[str, id_path("huddle")]
 
 
-# --- leases ---------------------------------------------------------------------------
-
-
-@router.post(
-    "/leases/{lease_id}/heartbeat", tags=["leases"], responses=problems(401, 404, 410, 503)
-)
+@fixed.post("/leases/{lease_id}/heartbeat", tags=["leases"], responses=problems(401, 404, 410, 503))
 async def heartbeat(rt: RuntimeDep, who: PrincipalDep, lease_id: LeaseId) -> LeaseView:
     """Renew your lease; 410 `lease_expired` means it ran out: join again."""
-    return await leases.heartbeat(rt, who, lease_id)
+    return await live.heartbeat(rt, who, lease_id)
 
 
-@router.delete(
+@fixed.delete(
     "/leases/{lease_id}", status_code=204, tags=["leases"], responses=problems(401, 404, 503)
 )
 async def leave(rt: RuntimeDep, who: PrincipalDep, lease_id: LeaseId) -> Response:
     """Leave now; the place is free at once."""
-    await leases.release(rt, who, lease_id)
+    await live.release(rt, who, lease_id)
     return Response(status_code=204)
 
 
-# --- booths ---------------------------------------------------------------------------
-
-
-@router.post(
-    "/events/{event_id}/booths",
-    status_code=201,
-    tags=["booths"],
-    responses=problems(401, 403, 404),
-)
-async def create_booth(
-    rt: RuntimeDep, who: PrincipalDep, event_id: EventId, body: BoothDraft
-) -> BoothView:
-    return await booths.create_booth(rt, who, event_id, body)
-
-
-@router.get("/events/{event_id}/booths", tags=["booths"], responses=problems(404))
-async def list_booths(rt: RuntimeDep, event_id: EventId) -> list[BoothView]:
-    return await booths.list_booths(rt, event_id)
-
-
-@router.get("/booths/{booth_id}", tags=["booths"], responses=problems(404))
-async def get_booth(rt: RuntimeDep, booth_id: BoothId) -> BoothView:
-    return await booths.get_booth(rt, booth_id)
-
-
-@router.patch("/booths/{booth_id}", tags=["booths"], responses=problems(401, 403, 404))
-async def update_booth(
-    rt: RuntimeDep, who: PrincipalDep, booth_id: BoothId, body: BoothPatch
-) -> BoothView:
-    """Lowering `max_visitors` turns nobody out; newcomers wait until below it."""
-    return await booths.update_booth(rt, who, booth_id, body)
-
-
-@router.post(
-    "/booths/{booth_id}/visits",
-    status_code=201,
-    tags=["booths"],
-    responses=problems(401, 404, 409, 503),
-)
-async def enter_booth(
-    rt: RuntimeDep, who: PrincipalDep, booth_id: BoothId, key: IdempotencyKey = None
-) -> LeaseView:
-    """Enter the booth: a lease, or 409 `booth_full`."""
-    return await booths.enter_booth(rt, who, booth_id, idempotency_key=key)
-
-
-@router.get("/booths/{booth_id}/visits", tags=["booths"], responses=problems(401, 403, 404, 503))
-async def list_visits(rt: RuntimeDep, who: PrincipalDep, booth_id: BoothId) -> list[LeaseView]:
-    return await booths.list_visits(rt, who, booth_id)
-
-
-# --- breakout rooms -------------------------------------------------------------------
-
-
-@router.post(
-    "/sessions/{session_id}/breakout-rooms",
-    status_code=201,
-    tags=["breakout rooms"],
-    responses=problems(401, 403, 404),
-)
-async def create_room(
-    rt: RuntimeDep, who: PrincipalDep, session_id: SessionId, body: BreakoutRoomDraft
-) -> BreakoutRoomView:
-    return await breakouts.create_room(rt, who, session_id, body)
-
-
-@router.get(
-    "/sessions/{session_id}/breakout-rooms", tags=["breakout rooms"], responses=problems(404)
-)
-async def list_rooms(rt: RuntimeDep, session_id: SessionId) -> list[BreakoutRoomView]:
-    return await breakouts.list_rooms(rt, session_id)
-
-
-@router.get("/breakout-rooms/{room_id}", tags=["breakout rooms"], responses=problems(404))
-async def get_room(rt: RuntimeDep, room_id: RoomId) -> BreakoutRoomView:
-    return await breakouts.get_room(rt, room_id)
-
-
-@router.patch(
-    "/breakout-rooms/{room_id}", tags=["breakout rooms"], responses=problems(401, 403, 404)
-)
-async def update_room(
-    rt: RuntimeDep, who: PrincipalDep, room_id: RoomId, body: BreakoutRoomPatch
-) -> BreakoutRoomView:
-    """Resize or rename; a smaller capacity evicts nobody."""
-    return await breakouts.update_room(rt, who, room_id, body)
-
-
-@router.post(
-    "/breakout-rooms/{room_id}/close",
-    tags=["breakout rooms"],
-    responses=problems(401, 403, 404, 503),
-)
-async def close_room(rt: RuntimeDep, who: PrincipalDep, room_id: RoomId) -> BreakoutRoomView:
-    """Close the room and release everyone in it."""
-    return await breakouts.close_room(rt, who, room_id)
-
-
-@router.post(
-    "/breakout-rooms/{room_id}/join",
-    status_code=201,
-    tags=["breakout rooms"],
-    responses=problems(401, 404, 409, 503),
-)
-async def join_room(
-    rt: RuntimeDep, who: PrincipalDep, room_id: RoomId, key: IdempotencyKey = None
-) -> LeaseView:
-    """Join: a lease, or 409 `room_full` / `room_closed`."""
-    return await breakouts.join_room(rt, who, room_id, idempotency_key=key)
-
-
-@router.get(
-    "/breakout-rooms/{room_id}/participants",
-    tags=["breakout rooms"],
-    responses=problems(401, 403, 404, 503),
-)
-async def list_participants(rt: RuntimeDep, who: PrincipalDep, room_id: RoomId) -> list[LeaseView]:
-    return await breakouts.list_participants(rt, who, room_id)
-
-
-# --- huddles --------------------------------------------------------------------------
-
-
-@router.post(
-    "/events/{event_id}/huddles",
-    status_code=201,
-    tags=["huddles"],
-    responses=problems(401, 403, 404),
-)
-async def create_huddle(
-    rt: RuntimeDep, who: PrincipalDep, event_id: EventId, body: HuddleDraft
-) -> HuddleView:
-    return await huddles.create_huddle(rt, who, event_id, body)
-
-
-@router.get("/events/{event_id}/huddles", tags=["huddles"], responses=problems(404))
-async def list_huddles(rt: RuntimeDep, event_id: EventId) -> list[HuddleView]:
-    return await huddles.list_huddles(rt, event_id)
-
-
-@router.get("/huddles/{huddle_id}", tags=["huddles"], responses=problems(404))
-async def get_huddle(rt: RuntimeDep, huddle_id: HuddleId) -> HuddleView:
-    return await huddles.get_huddle(rt, huddle_id)
-
-
-@router.patch("/huddles/{huddle_id}", tags=["huddles"], responses=problems(401, 403, 404))
-async def update_huddle(
-    rt: RuntimeDep, who: PrincipalDep, huddle_id: HuddleId, body: HuddlePatch
-) -> HuddleView:
-    return await huddles.update_huddle(rt, who, huddle_id, body)
-
-
-@router.post("/huddles/{huddle_id}/join", tags=["huddles"], responses=problems(401, 404, 409))
+@fixed.post("/huddles/{huddle_id}/join", tags=["huddles"], responses=problems(401, 404, 409))
 async def join_huddle(
     rt: RuntimeDep, who: PrincipalDep, huddle_id: HuddleId
 ) -> HuddleMembershipView:
@@ -228,13 +220,13 @@ async def join_huddle(
     return await huddles.join_huddle(rt, who, huddle_id)
 
 
-@router.post("/huddles/{huddle_id}/leave", tags=["huddles"], responses=problems(401, 404))
+@fixed.post("/huddles/{huddle_id}/leave", tags=["huddles"], responses=problems(401, 404))
 async def leave_huddle(
     rt: RuntimeDep, who: PrincipalDep, huddle_id: HuddleId
 ) -> HuddleMembershipView:
     return await huddles.leave_huddle(rt, who, huddle_id)
 
 
-@router.get("/huddles/{huddle_id}/members", tags=["huddles"], responses=problems(401, 403, 404))
+@fixed.get("/huddles/{huddle_id}/members", tags=["huddles"], responses=problems(401, 403, 404))
 async def list_members(rt: RuntimeDep, who: PrincipalDep, huddle_id: HuddleId) -> list[str]:
     return await huddles.list_members(rt, who, huddle_id)

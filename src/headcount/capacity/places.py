@@ -1,0 +1,147 @@
+"""Places organizers create and everyone reads, one set of use cases for every kind.
+
+Booths, breakout rooms and huddles (any entry of `capacity/spaces.py` with `managed`) are
+created inside their parent, listed by it, read and changed the same way, and shown the
+same way: a view takes the row's columns of its field names, plus the head count, the
+limit, what is left and whether the place is full. Live places count heads as leases in
+the presence store, read after the transaction so no database lock waits on Redis;
+durable ones (huddles) keep the count in their row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.inputs import Patch
+from headcount.capacity.spaces import Managed, Space, V
+from headcount.domain.errors import InvalidRequest, ServiceUnavailable
+from headcount.domain.identity import Principal
+from headcount.domain.ids import new_id
+from headcount.ledger import rows
+from headcount.ledger import spaces as ledger
+from headcount.ledger.db import Tx
+from headcount.ledger.models import Event
+from headcount.presence import Resource
+from headcount.runtime import Runtime
+
+
+def view_of(space: Space[V], row: Any, count: int | None) -> V:
+    """The place as its view shows it; `count` None: the presence store is unreachable."""
+    limit = space.limit(row)
+    shown = space.view.model_fields
+    figures = {
+        space.count_field: count,
+        "limit": limit,
+        "available": None if limit is None or count is None else max(0, limit - count),
+        "is_full": None if count is None else (limit is not None and count >= limit),
+    }
+    values = {name: getattr(row, name) for name in shown if name not in figures}
+    values.update((name, value) for name, value in figures.items() if name in shown)
+    return space.view.model_validate(values)
+
+
+async def head_counts(rt: Runtime, places: Sequence[tuple[Space[Any], Any]]) -> list[int | None]:
+    """Heads in each (space, row): every live one in one presence round trip (None while
+    the store is unreachable), a closed one 0, a durable one from its row."""
+    asked = [Resource(s.kind, row.id) for s, row in places if s.live and not s.is_closed(row)]
+    live: dict[Resource, int] | None = {}
+    if asked:
+        try:
+            live = await rt.presence.occupancies(asked)
+        except ServiceUnavailable:
+            live = None
+
+    def heads(space: Space[Any], row: Any) -> int | None:
+        if not space.live:
+            count: int = getattr(row, space.count_field)
+            return count
+        if space.is_closed(row):
+            return 0
+        return None if live is None else live.get(Resource(space.kind, row.id), 0)
+
+    return [heads(space, row) for space, row in places]
+
+
+async def views(rt: Runtime, space: Space[V], found: Sequence[Any]) -> list[V]:
+    counts = await head_counts(rt, [(space, row) for row in found])
+    return [view_of(space, row, count) for row, count in zip(found, counts, strict=True)]
+
+
+async def require_organizer(tx: Tx, principal: Principal, row: Any, event_id: str) -> None:
+    """Only the organizer of the event `row` belongs to (or is) may manage it."""
+    event = row if isinstance(row, Event) else await load_event(tx, event_id)
+    require_manager(principal, event)
+
+
+def _managed(space: Space[Any]) -> Managed:
+    if space.managed is None:
+        raise InvalidRequest(f"a {space.noun} is not created or changed here")
+    return space.managed
+
+
+async def create(
+    rt: Runtime,
+    principal: Principal,
+    space: Space[V],
+    parent_id: str,
+    draft: BaseModel,
+    *,
+    place_id: str | None = None,
+) -> V:
+    managed = _managed(space)
+    parent = managed.parent
+    if not isinstance(draft, managed.draft):
+        raise InvalidRequest(f"a {space.noun} is created from a {managed.draft.__name__}")
+    now = rt.clock()
+    async with rt.db.transaction() as tx:
+        found = await rows.find(tx, parent.model, parent_id, noun=parent.noun)
+        event_id = parent.event_of(found)
+        await require_organizer(tx, principal, found, event_id)
+        row = space.model(
+            id=place_id or new_id(managed.id_prefix),
+            **{"event_id": event_id, parent.column: found.id},
+            **managed.initial,
+            **draft.model_dump(),
+            created_at=now,
+            updated_at=now,
+        )
+        await ledger.add(tx, row)
+    rt.signals.notify(event_id)
+    return view_of(space, row, 0)
+
+
+async def get(rt: Runtime, space: Space[V], place_id: str) -> V:
+    async with rt.db.transaction() as tx:
+        row = await rows.find(tx, space.model, place_id, noun=space.noun)
+    return (await views(rt, space, [row]))[0]
+
+
+async def listed(rt: Runtime, space: Space[V], parent_id: str) -> list[V]:
+    """The places in a parent (an event's booths, a session's rooms), oldest first."""
+    parent = _managed(space).parent
+    async with rt.db.transaction() as tx:
+        found = await rows.find(tx, parent.model, parent_id, noun=parent.noun)
+        places = await ledger.listed(tx, space.model, parent.column, found.id)
+    return await views(rt, space, places)
+
+
+async def update(
+    rt: Runtime, principal: Principal, space: Space[V], place_id: str, patch: Patch
+) -> V:
+    """Change what was sent. A lower limit turns nobody out: it only stops newcomers."""
+    managed = _managed(space)
+    if not isinstance(patch, managed.patch):
+        raise InvalidRequest(f"a {space.noun} is changed by a {managed.patch.__name__}")
+    changes = patch.changes()
+    async with rt.db.transaction() as tx:
+        row = await rows.find(tx, space.model, place_id, noun=space.noun)
+        await require_organizer(tx, principal, row, space.event_of(row))
+        if changes:
+            await ledger.change(tx, space.model, row.id, {**changes, "updated_at": rt.clock()})
+            row = await rows.find(tx, space.model, row.id, noun=space.noun)
+    rt.signals.notify(space.event_of(row))
+    return (await views(rt, space, [row]))[0]

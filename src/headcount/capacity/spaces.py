@@ -1,0 +1,355 @@
+"""Every kind of place people gather in, one registry entry each.
+
+A *space* is a place with a limit: the event's live stream, an expo booth, a breakout
+room, a huddle. Its entry says all that differs between kinds: the ledger row that
+defines it and where its limit and event come from, how its view counts heads, how a
+refusal reads, who may join, whether it can be closed, the words of its REST paths, and
+(for places organizers create) their inputs. Generic code does the rest:
+`capacity/live.py` (leases: join, heartbeat, leave, close), `capacity/places.py`
+(organizers' create/read/change and the views), `capacity/huddles.py` (durable
+membership), `capacity/live_snapshot.py` and the REST routes in `api/rest/presence.py`.
+
+Live spaces (entries with a `join` path word) hold people as presence leases; their keys
+in `SPACES` are the lease kinds, defined here and nowhere else. Presence serves any
+well-formed kind, so a new kind of live space is one `register(Space(...))`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from headcount.capacity.events import MAX_LIMIT
+from headcount.capacity.inputs import Patch
+from headcount.capacity.views import (
+    BoothView,
+    BreakoutRoomView,
+    HuddleView,
+    View,
+    ViewerCapacity,
+)
+from headcount.domain.errors import (
+    BoothFull,
+    HeadcountError,
+    HuddleFull,
+    RoomClosed,
+    RoomFull,
+    ViewerLimitReached,
+)
+from headcount.domain.identity import Principal
+from headcount.domain.presence import viewer_limit
+from headcount.ledger.attendance import Session
+from headcount.ledger.models import Event
+from headcount.ledger.spaces import CLOSED, OPEN, Booth, BreakoutRoom, Huddle
+from headcount.presence.base import KIND_PATTERN
+
+V = TypeVar("V", bound=View)
+# Raises (e.g. `Forbidden`) when the principal may not join the place (the row).
+JoinRule = Callable[[Principal, Any], None]
+
+
+def anyone(_principal: Principal, _row: Any) -> None:
+    """Any signed-in user may join: attendance is checked by the platform, not here."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refusal:
+    """How a space says no: the error (its `code`), a sentence, and the members clients
+    branch on: the place's id as `id_as`, and unless `counts` is off, the limit and the
+    head count under the space's `limit_as` and `count_field` names."""
+
+    error: type[HeadcountError]
+    detail: str  # may use {limit} and {count}
+    id_as: str | None = None
+    flags: Mapping[str, Any] = field(default_factory=dict)  # fixed members
+    counts: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Parent:
+    """What organizers create a kind of place in, and how it names its event."""
+
+    model: type[Any]
+    noun: str
+    path: str  # REST path of one parent: "/events/{event_id}"
+    column: str  # the child row's column holding the parent's id
+    event_of: Callable[[Any], str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Managed:
+    """Places organizers create, list, read and change (`capacity/places.py`)."""
+
+    parent: Parent
+    collection: str  # path word under the parent: POST/GET /events/{event_id}/booths
+    draft: type[BaseModel]
+    patch: type[Patch]
+    id_prefix: str
+    initial: Mapping[str, Any] = field(default_factory=dict)  # columns a new row starts with
+
+
+@dataclass(frozen=True, kw_only=True)
+class Space(Generic[V]):
+    """One kind of place: everything the generic use cases and routes need to know."""
+
+    kind: str  # registry key; for a live space, its lease kind
+    noun: str  # how errors and API docs name one
+    model: type[Any]  # the ledger row that defines one (the event itself, for the stream)
+    path: str  # REST path of one: "/booths/{booth_id}"
+    tag: str  # OpenAPI tag of its routes
+    view: type[V]  # row columns of the same name, plus the head count, limit, fullness
+    limit: Callable[[Any], int | None]  # the row's limit (None: no limit)
+    limit_as: str  # refusal member holding the limit
+    count_field: str  # view field and refusal member holding the head count
+    refusal: Refusal
+    section: str | None = None  # the `CapacitySnapshot` field its views fill
+    event_of: Callable[[Any], str] = attrgetter("event_id")
+    # Live spaces: the path word of the join route under `path` (None: not live) ...
+    join: str | None = None
+    # ... of the organizer's list of who is in (None: no such route) ...
+    holders: str | None = None
+    # ... and, for spaces an organizer can close, the refusal a join gets after closing
+    # (closing marks the row closed, evicts every lease, and refuses joins from then on).
+    closed: Refusal | None = None
+    may_join: JoinRule = anyone
+    managed: Managed | None = None
+
+    @property
+    def live(self) -> bool:
+        return self.join is not None
+
+    def is_closed(self, row: Any) -> bool:
+        return self.closed is not None and row.status == CLOSED
+
+    def refuse(self, place_id: str, limit: int | None, count: int) -> HeadcountError:
+        return self._error(self.refusal, place_id, limit, count)
+
+    def refuse_closed(self, place_id: str) -> HeadcountError:
+        assert self.closed is not None
+        return self._error(self.closed, place_id, None, 0)
+
+    def _error(
+        self, refusal: Refusal, place_id: str, limit: int | None, count: int
+    ) -> HeadcountError:
+        members: dict[str, Any] = dict(refusal.flags)
+        if refusal.id_as is not None:
+            members[refusal.id_as] = place_id
+        if refusal.counts:
+            members[self.limit_as] = limit
+            members[self.count_field] = count
+        return refusal.error(refusal.detail.format(limit=limit, count=count), **members)
+
+
+SPACES: dict[str, Space[Any]] = {}
+_KIND = re.compile(KIND_PATTERN)
+
+
+def register(space: Space[V]) -> Space[V]:
+    if not _KIND.fullmatch(space.kind) or space.kind in SPACES:
+        raise ValueError(f"space kind {space.kind!r} is malformed or taken")
+    SPACES[space.kind] = space
+    return space
+
+
+def live_space(kind: str) -> Space[Any] | None:
+    """The live space whose leases carry `kind`, if there is one."""
+    space = SPACES.get(kind)
+    return space if space is not None and space.live else None
+
+
+# --- inputs of the places organizers create -------------------------------------------
+
+TIER_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"
+MAX_HUDDLE_CAPACITY = 1_000
+PlaceName = Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class BoothDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: PlaceName
+    description: str = Field(default="", max_length=10_000)
+    tier: str = Field(default="standard", pattern=TIER_PATTERN)
+    chat_enabled: bool = True
+    video_enabled: bool = False
+    max_visitors: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
+
+
+class BoothPatch(Patch):
+    """Only the fields sent change; `max_visitors: null` removes the cap."""
+
+    NULLABLE = frozenset({"description", "max_visitors"})
+    CLEARED = {"description": ""}
+
+    name: PlaceName | None = None
+    description: str | None = Field(default=None, max_length=10_000)
+    tier: str | None = Field(default=None, pattern=TIER_PATTERN)
+    chat_enabled: bool | None = None
+    video_enabled: bool | None = None
+    max_visitors: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
+
+
+class BreakoutRoomDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: PlaceName
+    capacity: int = Field(strict=True, ge=0, le=MAX_LIMIT)
+
+
+class BreakoutRoomPatch(Patch):
+    name: PlaceName | None = None
+    capacity: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
+
+
+class HuddleDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: PlaceName
+    topic: str = Field(default="", max_length=2_000)
+    capacity: int = Field(strict=True, ge=1, le=MAX_HUDDLE_CAPACITY)
+
+
+class HuddlePatch(Patch):
+    NULLABLE = frozenset({"topic"})
+    CLEARED = {"topic": ""}
+
+    name: PlaceName | None = None
+    topic: str | None = Field(default=None, max_length=2_000)
+    capacity: int | None = Field(strict=True, default=None, ge=0, le=MAX_HUDDLE_CAPACITY)
+
+
+# --- the registry ---------------------------------------------------------------------
+
+IN_EVENT = Parent(
+    model=Event,
+    noun="event",
+    path="/events/{event_id}",
+    column="event_id",
+    event_of=attrgetter("id"),
+)
+IN_SESSION = Parent(
+    model=Session,
+    noun="session",
+    path="/sessions/{session_id}",
+    column="session_id",
+    event_of=attrgetter("event_id"),
+)
+
+VIEWERS = register(
+    Space(
+        kind="viewers",
+        noun="event",
+        model=Event,
+        path=IN_EVENT.path,
+        tag="viewers",
+        view=ViewerCapacity,
+        limit=lambda event: viewer_limit(event.virtual_settings),
+        limit_as="limit",
+        count_field="viewers",
+        refusal=Refusal(
+            error=ViewerLimitReached,
+            detail="the stream has reached its limit of {limit} concurrent viewers; "
+            "try again later",
+        ),
+        section="viewers",
+        event_of=IN_EVENT.event_of,
+        join="viewers",
+    )
+)
+
+BOOTH = register(
+    Space(
+        kind="booth",
+        noun="booth",
+        model=Booth,
+        path="/booths/{booth_id}",
+        tag="booths",
+        view=BoothView,
+        limit=attrgetter("max_visitors"),
+        limit_as="max_visitors",
+        count_field="visitors",
+        refusal=Refusal(
+            error=BoothFull,
+            detail="the booth is full ({count} of {limit} visitors); try again shortly",
+            id_as="booth_id",
+        ),
+        section="booths",
+        join="visits",
+        holders="visits",
+        managed=Managed(
+            parent=IN_EVENT,
+            collection="booths",
+            draft=BoothDraft,
+            patch=BoothPatch,
+            id_prefix="bth",
+        ),
+    )
+)
+
+BREAKOUT_ROOM = register(
+    Space(
+        kind="room",
+        noun="breakout room",
+        model=BreakoutRoom,
+        path="/breakout-rooms/{room_id}",
+        tag="breakout rooms",
+        view=BreakoutRoomView,
+        limit=attrgetter("capacity"),
+        limit_as="capacity",
+        count_field="participants",
+        refusal=Refusal(
+            error=RoomFull,
+            detail="the breakout room is full ({count} of {limit}); try another room",
+            id_as="room_id",
+        ),
+        section="breakout_rooms",
+        join="join",
+        holders="participants",
+        closed=Refusal(
+            error=RoomClosed, detail="the breakout room is closed", id_as="room_id", counts=False
+        ),
+        managed=Managed(
+            parent=IN_SESSION,
+            collection="breakout-rooms",
+            draft=BreakoutRoomDraft,
+            patch=BreakoutRoomPatch,
+            id_prefix="brk",
+            initial={"status": OPEN, "closed_at": None},
+        ),
+    )
+)
+
+# Durable, not live: membership is rows in the ledger (`capacity/huddles.py`).
+HUDDLE = register(
+    Space(
+        kind="huddle",
+        noun="huddle",
+        model=Huddle,
+        path="/huddles/{huddle_id}",
+        tag="huddles",
+        view=HuddleView,
+        limit=attrgetter("capacity"),
+        limit_as="capacity",
+        count_field="members",
+        refusal=Refusal(
+            error=HuddleFull,
+            detail="the huddle is full ({count} of {limit})",
+            id_as="huddle_id",
+            flags={"huddle_full": True},
+        ),
+        section="huddles",
+        managed=Managed(
+            parent=IN_EVENT,
+            collection="huddles",
+            draft=HuddleDraft,
+            patch=HuddlePatch,
+            id_prefix="hud",
+            initial={"members": 0, "version": 0},
+        ),
+    )
+)
