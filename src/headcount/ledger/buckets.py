@@ -43,7 +43,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.attendance import EntryStatus
+from headcount.domain.errors import Conflict
 from headcount.domain.tickets import OrderStatus
+from headcount.ledger import locks
 from headcount.ledger.attendance import WaitlistEntry
 from headcount.ledger.models import Base, Order, OrderItem, TicketType
 
@@ -91,11 +93,11 @@ _TAKE_FROM = (
     .returning(StockBucket.bucket)
     .execution_options(**_NO_SYNC)
 )
-_FREE_BY_BUCKET = (
+_FREE_BY_BUCKET = locks.shared(
     select(StockBucket.bucket, StockBucket.quantity_free, TicketType.membership_version)
     .join(TicketType, TicketType.id == StockBucket.ticket_type_id)
-    .where(StockBucket.ticket_type_id == bindparam("tid", type_=String))
-    .with_for_update(read=True, of=TicketType)
+    .where(StockBucket.ticket_type_id == bindparam("tid", type_=String)),
+    of=TicketType,
 )
 
 
@@ -146,10 +148,11 @@ async def take(tx: AsyncSession, ticket_type_id: str, n: int) -> int | None:
 async def _lock_all(tx: AsyncSession, ticket_type_id: str) -> list[tuple[int, int]]:
     """Every bucket of the type as (bucket, free), locked in ascending bucket number."""
     rows = await tx.execute(
-        select(StockBucket.bucket, StockBucket.quantity_free)
-        .where(StockBucket.ticket_type_id == ticket_type_id)
-        .order_by(StockBucket.bucket)
-        .with_for_update(key_share=True)
+        locks.no_key_exclusive(
+            select(StockBucket.bucket, StockBucket.quantity_free)
+            .where(StockBucket.ticket_type_id == ticket_type_id)
+            .order_by(StockBucket.bucket)
+        )
     )
     return [(int(bucket), int(free)) for bucket, free in rows.all()]
 
@@ -193,6 +196,27 @@ async def withdraw(tx: AsyncSession, ticket_type_id: str, n: int) -> int:
     return await _take_in_order(tx, ticket_type_id, await _lock_all(tx, ticket_type_id), n)
 
 
+async def resize(tx: AsyncSession, ticket_type_id: str, delta: int, buckets: int) -> None:
+    """Add `delta` units to the type's total (or remove them, if negative).
+
+    Raising spreads the new units over the buckets. Lowering withdraws free units under
+    the buckets' locks; going below what is sold and held is refused for this mode (the
+    free units it would need do not exist), so lower it in steps as holds lapse.
+    """
+    if delta > 0:
+        for bucket, extra in enumerate(split(delta, buckets)):
+            if extra:
+                await give_to(tx, ticket_type_id, bucket, extra)
+    elif delta < 0:
+        removed = await withdraw(tx, ticket_type_id, -delta)
+        if removed < -delta:
+            raise Conflict(
+                f"only {removed} of the {-delta} units to remove are free; a hot-inventory "
+                "type cannot drop below what is sold and held",
+                free=removed,
+            )
+
+
 async def free_units(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, int]:
     """Free units per bucketed ticket type (plain ones are absent)."""
     if not ticket_type_ids:
@@ -208,9 +232,7 @@ async def free_units(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict
 async def _count(tx: AsyncSession, ticket_type_id: str) -> int:
     """The type's bucket count, under a SHARE lock on its row (see `_free_by_bucket`)."""
     value = await tx.scalar(
-        select(TicketType.stock_buckets)
-        .where(TicketType.id == ticket_type_id)
-        .with_for_update(read=True)
+        locks.shared(select(TicketType.stock_buckets).where(TicketType.id == ticket_type_id))
     )
     return int(value or 1)
 

@@ -2,7 +2,7 @@
 
 No counter is kept (it could drift, and would need a reconcile check): the buyer's
 pending (not lapsed) and paid order items are summed *while holding the per-user lock*
-that `ledger/quotas.py` defines — a PostgreSQL transaction-scoped advisory lock, or the
+that `ledger/locks.py` defines (`user`) — a PostgreSQL transaction-scoped advisory lock, or the
 database write lock SQLite's `BEGIN IMMEDIATE` already holds — so twenty parallel orders
 by one attendee are counted one after another and cannot beat the limit together.
 
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.pools import check_customer_limit
 from headcount.domain.tickets import OrderLine, OrderStatus
-from headcount.ledger import quotas
+from headcount.ledger import locks
 from headcount.ledger.models import Order, OrderItem, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 
@@ -57,7 +57,7 @@ async def admit(tx: AsyncSession, owner_id: str, lines: Sequence[OrderLine], now
             pool_limits[pid] = (pname, plimit)
     if not type_limits and not pool_limits:
         return
-    await quotas.lock_user(tx, owner_id)
+    await locks.user(tx, owner_id)
     members: dict[str, list[str]] = defaultdict(list)
     if pool_limits:
         found = await tx.execute(

@@ -18,12 +18,25 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus
 from headcount.domain.tickets import OrderLine, OrderStatus
+from headcount.ledger import locks
+from headcount.ledger import rows as row_writes
 from headcount.ledger.attendance import EventCapacity, WaitlistEntry
 from headcount.ledger.models import Event, Order, OrderItem, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
@@ -100,9 +113,7 @@ def _shares_query(*, lock_event: bool) -> Select[*tuple[Any, ...]]:
         .outerjoin(CapacityPool, CapacityPool.id == TicketTypePool.pool_id)
         .where(TicketType.id.in_(bindparam("ids", expanding=True)))
     )
-    if lock_event:
-        query = query.with_for_update(read=True, key_share=True, of=Event)
-    return query
+    return locks.key_shared(query, of=Event) if lock_event else query
 
 
 # Built once: building a statement costs more CPU than running it (bench/RESULTS.md).
@@ -116,7 +127,7 @@ async def shares(
     """One SELECT: the pools of these ticket types, their event's cap, and the room left.
 
     Authoritative only when read *after* the caller's ticket-type UPDATEs: attaching or
-    detaching a type locks its row first (`lock_for_membership`), so a transaction that
+    detaching a type locks its row first (`locks.ticket_types`), so a transaction that
     holds the row sees a membership that cannot change under it. On PostgreSQL the event
     row is read `FOR KEY SHARE` (`lock_event`): it does not block other buyers, but an
     organizer switching the cap on or off (`SELECT … FOR UPDATE`) waits for us, so the
@@ -181,18 +192,6 @@ async def take(tx: AsyncSession, found: Shares) -> Shortfall | None:
         if not await _admit_tickets(tx, event_id, n):
             return Shortfall(event_id=event_id)
     return None
-
-
-async def lock_for_membership(tx: AsyncSession, ticket_type_ids: Collection[str]) -> None:
-    """The rows whose counter UPDATEs read memberships afterwards, ascending (NO KEY UPDATE).
-
-    Not `FOR UPDATE`: that would also wait for the key-share locks in-flight orders take on
-    every type of their basket when inserting items, and could close a cycle with them.
-    """
-    for tid in sorted(set(ticket_type_ids)):
-        await tx.execute(
-            select(TicketType.id).where(TicketType.id == tid).with_for_update(key_share=True)
-        )
 
 
 async def queued_ticket_types(tx: AsyncSession, event_id: str) -> list[str]:
@@ -331,6 +330,33 @@ async def headroom(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[s
     for tid, left in events.all():
         room[tid] = min(room.get(tid, int(left or 0)), int(left or 0))
     return {tid: max(0, int(left)) for tid, left in room.items()}
+
+
+async def members(tx: AsyncSession, pool_ids: Collection[str]) -> dict[str, list[str]]:
+    """The ticket types drawing on each of these pools (pools without any are absent)."""
+    found: dict[str, list[str]] = defaultdict(list)
+    if pool_ids:
+        rows = await tx.execute(
+            select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id).where(
+                TicketTypePool.pool_id.in_(list(pool_ids))
+            )
+        )
+        for pid, tid in rows.all():
+            found[pid].append(tid)
+    return dict(found)
+
+
+async def change_pool(tx: AsyncSession, pool_id: str, values: dict[str, Any]) -> None:
+    """Change a pool's columns in one UPDATE; never refused.
+
+    A new `admission_limit` recomputes the overhang in the same statement, from the use
+    committed at that moment, so the CHECK `used <= limit + over` holds whatever the limit.
+    """
+    if "admission_limit" in values:
+        limit = values["admission_limit"]
+        over = 0 if limit is None else over_expr(CapacityPool.quantity_used, literal(limit))
+        values = {**values, "quantity_over": over}
+    await row_writes.change(tx, CapacityPool, pool_id, values)
 
 
 async def pool_ids_of(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, list[str]]:

@@ -19,13 +19,14 @@ sold both count as used.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, select, update
+from sqlalchemy import Integer, String, bindparam, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import buckets, draws, locks
+from headcount.ledger import buckets, draws, locks, rows
 from headcount.ledger.models import TicketType
 from headcount.ledger.pools import CapacityPool
 
@@ -103,6 +104,42 @@ async def reserve(
     short = await draws.draw(tx, lines)
     if short is not None:
         raise await refusal(tx, short, lines)
+
+
+async def set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
+    """A new `quantity_total` in one UPDATE; below what is sold and held is allowed.
+
+    Nobody loses a ticket: the overhang is recorded in `quantity_over` in the same
+    statement (so the CHECK `sold + reserved <= total + over` still holds), and admission
+    keeps requiring `total - sold - reserved >= n`, so nothing is sold until use falls
+    below the new total. The view's `over_capacity_by` says how far over it is. A bucketed
+    type keeps no counters on its row: its buckets' free units move instead.
+    """
+    values: dict[str, Any] = {"quantity_total": new_total}
+    if tt.stock_buckets > 1:
+        await buckets.resize(tx, tt.id, new_total - tt.quantity_total, tt.stock_buckets)
+    else:
+        in_use = TicketType.quantity_sold + TicketType.quantity_reserved
+        values["quantity_over"] = draws.over_expr(in_use, literal(new_total))
+    await rows.change(tx, TicketType, tt.id, values)
+
+
+async def locked_room(tx: AsyncSession, ticket_type_id: str) -> int | None:
+    """Lock one ticket-type row; returns the stock an offer could take (None: no such row).
+
+    The least of the type's own stock (its buckets', for a hot-inventory type) and the room
+    left in its pools and its event's cap, read without locking those rows: a racing buyer
+    can still take that room first, so callers reserving it must handle `PoolExhausted` /
+    `EventFull`.
+    """
+    found = await locks.ticket_type(tx, ticket_type_id)
+    if found is None:
+        return None
+    own = max(0, found[0])  # negative after a total was lowered below use
+    if found[1] > 1:
+        own = (await buckets.free_units(tx, [ticket_type_id])).get(ticket_type_id, 0)
+    shared = (await draws.headroom(tx, [ticket_type_id])).get(ticket_type_id)
+    return own if shared is None else min(own, shared)
 
 
 async def _lock_neighbours(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:

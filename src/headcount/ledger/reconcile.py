@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from headcount.config import Settings
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
 from headcount.domain.tickets import OrderStatus
-from headcount.ledger import buckets, draws, locks, offers, seats
+from headcount.ledger import buckets, draws, inventory, offers, seats
 from headcount.ledger.attendance import (
     EventCapacity,
     Registration,
@@ -225,7 +225,7 @@ async def waitlists(tx: AsyncSession, fix: bool) -> list[Drift]:
     for tid, _own_free, queued in idle_stock.all():
         # The stock an offer could really take: the type's own, bounded by any shared
         # limit (pools, the event's cap) — the same figure promotion itself uses.
-        free = await locks.ticket_type(tx, tid)
+        free = await inventory.locked_room(tx, tid)
         if free:
             stock.append(Drift("ticket_types", tid, "free_stock_while_waiting", free, queued))
     if fix:

@@ -1,0 +1,90 @@
+"""What the collection endpoints list: the rows of one event or one owner, in shown order.
+
+Plain reads, no locks: callers run them in `Database.snapshot()`, so a listing and the
+figures read beside it come from one point in time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount.ledger.attendance import Registration, Session, WaitlistEntry
+from headcount.ledger.models import Event, Order, TicketType
+from headcount.ledger.pools import CapacityPool
+
+
+async def events(tx: AsyncSession, *, organizer_id: str | None, limit: int) -> Sequence[Event]:
+    """Newest first; only one organizer's when asked."""
+    query = select(Event).order_by(Event.created_at.desc()).limit(limit)
+    if organizer_id is not None:
+        query = query.where(Event.organizer_id == organizer_id)
+    return (await tx.scalars(query)).all()
+
+
+async def ticket_types(tx: AsyncSession, event_id: str) -> list[TicketType]:
+    """The event's ticket types in the order they were created."""
+    found = await tx.scalars(
+        select(TicketType)
+        .where(TicketType.event_id == event_id)
+        .order_by(TicketType.created_at, TicketType.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(found)
+
+
+async def orders(
+    tx: AsyncSession, *, event_id: str | None, owner_id: str | None, limit: int
+) -> Sequence[Order]:
+    """Newest first, of one event and/or one owner."""
+    query = select(Order).order_by(Order.created_at.desc()).limit(limit)
+    if event_id is not None:
+        query = query.where(Order.event_id == event_id)
+    if owner_id is not None:
+        query = query.where(Order.owner_id == owner_id)
+    return (await tx.scalars(query)).all()
+
+
+async def pools(tx: AsyncSession, event_id: str) -> list[CapacityPool]:
+    found = await tx.scalars(
+        select(CapacityPool)
+        .where(CapacityPool.event_id == event_id)
+        .order_by(CapacityPool.created_at, CapacityPool.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(found)
+
+
+async def registrations(tx: AsyncSession, event_id: str, *, limit: int) -> Sequence[Registration]:
+    found = await tx.scalars(
+        select(Registration)
+        .where(Registration.event_id == event_id)
+        .order_by(Registration.created_at, Registration.id)
+        .limit(limit)
+    )
+    return found.all()
+
+
+async def sessions(tx: AsyncSession, event_id: str) -> Sequence[Session]:
+    """The event's agenda in time order."""
+    found = await tx.scalars(
+        select(Session)
+        .where(Session.event_id == event_id)
+        .order_by(Session.starts_at, Session.created_at, Session.id)
+    )
+    return found.all()
+
+
+async def waitlist_entries(
+    tx: AsyncSession, event_id: str, attendee_id: str, *, limit: int
+) -> Sequence[WaitlistEntry]:
+    """Every queue one attendee joined in an event, most recently changed first."""
+    found = await tx.scalars(
+        select(WaitlistEntry)
+        .where(WaitlistEntry.event_id == event_id, WaitlistEntry.attendee_id == attendee_id)
+        .order_by(WaitlistEntry.updated_at.desc(), WaitlistEntry.id)
+        .limit(limit)
+    )
+    return found.all()
