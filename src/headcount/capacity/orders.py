@@ -254,13 +254,9 @@ async def confirm_order(
     """Payment confirmed: held → sold. A lapsed hold is re-sold if stock still allows."""
 
     async def work(tx: Tx) -> OrderView:
-        now = rt.clock()
-        order = await _load_order(tx, order_id, lock=True)
-        event = await load_event(tx, order.event_id)
+        order, event = await _locked(tx, principal, order_id)
         if not principal.manages(event.organizer_id):
-            if principal.sub == order.owner_id:
-                raise Forbidden("payment is confirmed by the organizer or the platform")
-            raise NotFound(f"no order {order_id!r}")
+            raise Forbidden("payment is confirmed by the organizer or the platform")
         status = OrderStatus(order.status)
         if status is OrderStatus.PAID:
             return OrderView.of(order)
@@ -272,7 +268,7 @@ async def confirm_order(
             raise Conflict(
                 f"order is {status.value}; it cannot be confirmed", order_status=status.value
             )
-        return await _settled(tx, order, OrderStatus.PAID, now)
+        return await _settled(tx, order, OrderStatus.PAID, rt.clock())
 
     view = await _keyed(
         rt, principal, work, operation="orders.confirm", order_id=order_id, key=idempotency_key
@@ -288,10 +284,7 @@ async def cancel_order(
 
     async def work(tx: Tx) -> OrderView:
         now = rt.clock()
-        order = await _load_order(tx, order_id, lock=True)
-        event = await load_event(tx, order.event_id)
-        if not _can_see(principal, order, event):
-            raise NotFound(f"no order {order_id!r}")
+        order, event = await _locked(tx, principal, order_id)
         status = OrderStatus(order.status)
         if status is OrderStatus.PENDING:
             await inventory.release_hold(tx, lines_of(order))
@@ -313,6 +306,16 @@ async def cancel_order(
     return await _keyed(
         rt, principal, work, operation="orders.cancel", order_id=order_id, key=idempotency_key
     )
+
+
+async def _locked(tx: Tx, principal: Principal, order_id: str) -> tuple[Order, Event]:
+    """The order, locked (step 3 of ledger/locks.py), and its event; 404 to anyone else."""
+    order = await _load_order(tx, order_id, lock=True)
+    event = await load_event(tx, order.event_id)
+    if not _can_see(principal, order, event):
+        # Not 403: an attendee must not learn that someone else's order id exists.
+        raise NotFound(f"no order {order_id!r}")
+    return order, event
 
 
 async def _settled(tx: Tx, order: Order, status: OrderStatus, now: datetime) -> OrderView:

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from headcount.capacity import keyed
 from headcount.capacity.events import load_event, require_manager
-from headcount.capacity.views import RegistrationCapacity, RegistrationView, View
+from headcount.capacity.pools import event_total_view
+from headcount.capacity.views import EventTotalView, RegistrationCapacity, RegistrationView, View
 from headcount.domain import attendance
 from headcount.domain.attendance import RegistrationStatus
 from headcount.domain.errors import Conflict, EventFull, NotFound
@@ -72,16 +73,19 @@ def registration_view(reg: Registration) -> RegistrationView:
     )
 
 
-async def registration_capacity(tx: Tx, event: Event) -> RegistrationCapacity:
-    taken, tickets = await registrations.people(tx, event.id)
-    # Tickets held or sold take places under the same cap (one rule for people).
-    people = taken + tickets
+def registrations_of(total: EventTotalView) -> RegistrationCapacity:
+    """The event's people cap as registrations see it: tickets held or sold take places too."""
+    people = total.registered + total.tickets
     return RegistrationCapacity(
-        max_attendees=event.max_attendees,
-        registered=taken,
-        remaining=attendance.remaining(event.max_attendees, people),
-        is_full=attendance.is_full(event.max_attendees, people),
+        max_attendees=total.max_attendees,
+        registered=total.registered,
+        remaining=total.remaining,
+        is_full=attendance.is_full(total.max_attendees, people),
     )
+
+
+async def registration_capacity(tx: Tx, event: Event) -> RegistrationCapacity:
+    return registrations_of(await event_total_view(tx, event))
 
 
 async def is_registered(tx: Tx, event_id: str, attendee_id: str) -> bool:

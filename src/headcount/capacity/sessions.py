@@ -78,6 +78,14 @@ async def load_session(tx: Tx, session_id: str) -> Session:
     return await rows.find(tx, Session, session_id, noun="session")
 
 
+async def _locked_session(tx: Tx, session_id: str) -> Session:
+    """The session, with its counter row locked first (step 8 of ledger/locks.py): every
+    transaction that could change this attendee's seat or queue place waits on it."""
+    session = await load_session(tx, session_id)
+    await locks.session_counters(tx, [session.id])
+    return session
+
+
 async def _view(tx: Tx, session: Session) -> SessionView:
     cap = await seats.capacity(tx, session.id)
     assert cap is not None
@@ -204,8 +212,7 @@ async def rsvp(
 
     async def work(tx: Tx) -> RsvpView:
         now = rt.clock()
-        session = await load_session(tx, session_id)
-        await locks.session_counters(tx, [session.id])
+        session = await _locked_session(tx, session_id)
         if not await is_registered(tx, session.event_id, principal.sub):
             raise NotRegistered(
                 f"register for event {session.event_id!r} before RSVPing to its sessions",
@@ -245,8 +252,7 @@ async def leave(
 
     async def work(tx: Tx) -> RsvpView:
         now = rt.clock()
-        session = await load_session(tx, session_id)
-        await locks.session_counters(tx, [session.id])
+        session = await _locked_session(tx, session_id)
         seat = await seats.seat_of(tx, session.id, principal.sub)
         if seat is not None and seat.status == SeatStatus.CONFIRMED:
             await seats.give_up(tx, seat, now)

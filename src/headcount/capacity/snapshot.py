@@ -13,7 +13,7 @@ from __future__ import annotations
 from headcount.capacity.events import load_event
 from headcount.capacity.live_snapshot import live_rows, live_sections
 from headcount.capacity.pools import event_total_view, pool_views
-from headcount.capacity.registrations import registration_capacity
+from headcount.capacity.registrations import registrations_of
 from headcount.capacity.sessions import session_views
 from headcount.capacity.tickets import event_ticket_types
 from headcount.capacity.views import CapacitySnapshot, TicketCapacity
@@ -27,7 +27,6 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         ticket_types = await event_ticket_types(tx, event)
         pools = await pool_views(tx, event.id)
         event_total = await event_total_view(tx, event)
-        registered = await registration_capacity(tx, event)
         sessions = await session_views(tx, event.id)
         presence_rows = await live_rows(tx, event)
     live = await live_sections(rt, presence_rows)
@@ -44,7 +43,7 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
             is_sold_out=available == 0,
             ticket_types=ticket_types,
         ),
-        registrations=registered,
+        registrations=registrations_of(event_total),
         sessions=sessions,
         viewers=live.viewers,
         booths=live.booths,

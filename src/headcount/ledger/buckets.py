@@ -33,7 +33,6 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
-    case,
     func,
     insert,
     select,
@@ -42,12 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.domain.attendance import EntryStatus
 from headcount.domain.errors import Conflict
-from headcount.domain.tickets import OrderStatus
-from headcount.ledger import locks
-from headcount.ledger.attendance import WaitlistEntry
-from headcount.ledger.models import Base, Order, OrderItem, TicketType
+from headcount.ledger import locks, usage
+from headcount.ledger.models import Base, TicketType
 
 MAX_BUCKETS = 64
 # Random single-bucket attempts before the locked sweep over all buckets.
@@ -182,6 +178,16 @@ async def give(tx: AsyncSession, ticket_type_id: str, buckets: int, n: int) -> N
     await give_to(tx, ticket_type_id, random.randrange(buckets), n)
 
 
+async def set_free(tx: AsyncSession, ticket_type_id: str, bucket: int, free: int) -> None:
+    """Overwrite a bucket's free units (reconcile's fix; admission never does this)."""
+    await tx.execute(
+        update(StockBucket)
+        .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
+        .values(quantity_free=free)
+        .execution_options(**_NO_SYNC)
+    )
+
+
 async def give_to(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> None:
     await tx.execute(
         update(StockBucket)
@@ -262,32 +268,10 @@ async def levels(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str
     free = await free_units(tx, ticket_type_ids)
     if not free:
         return {}
-    ids = list(free)
-    usage = await tx.execute(
-        select(
-            OrderItem.ticket_type_id,
-            func.coalesce(
-                func.sum(case((Order.status == OrderStatus.PENDING, OrderItem.quantity), else_=0)),
-                0,
-            ),
-            func.coalesce(
-                func.sum(case((Order.status == OrderStatus.PAID, OrderItem.quantity), else_=0)), 0
-            ),
-        )
-        .join(Order, Order.id == OrderItem.order_id)
-        .where(OrderItem.ticket_type_id.in_(ids))
-        .group_by(OrderItem.ticket_type_id)
-    )
-    held: dict[str, int] = {}
-    sold: dict[str, int] = {}
-    for tid, pending, paid in usage.all():
-        held[tid], sold[tid] = int(pending), int(paid)
-    offered = await tx.execute(
-        select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
-        .where(WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.in_(ids))
-        .group_by(WaitlistEntry.ticket_type_id)
-    )
-    for tid, qty in offered.all():
-        if tid is not None:
-            held[tid] = held.get(tid, 0) + int(qty or 0)
-    return {tid: Levels(sold.get(tid, 0), held.get(tid, 0), f) for tid, f in free.items()}
+    orders = await usage.ordered(tx, free)
+    offers = await usage.offered(tx, free)
+    levels: dict[str, Levels] = {}
+    for tid, units in free.items():
+        held, sold = orders.get(tid, (0, 0))
+        levels[tid] = Levels(sold=sold, held=held + offers.get(tid, 0), free=units)
+    return levels

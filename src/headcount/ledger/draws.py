@@ -34,11 +34,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus
-from headcount.domain.tickets import OrderLine, OrderStatus
-from headcount.ledger import locks
+from headcount.domain.tickets import OrderLine
+from headcount.ledger import locks, usage
 from headcount.ledger import rows as row_writes
 from headcount.ledger.attendance import EventCapacity, WaitlistEntry
-from headcount.ledger.models import Event, Order, OrderItem, TicketType
+from headcount.ledger.models import Event, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 
 _NO_SYNC = {"synchronize_session": False}
@@ -371,35 +371,6 @@ async def pool_ids_of(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dic
     return dict(found)
 
 
-async def use_by_ticket_type(
-    tx: AsyncSession, ticket_type_ids: Collection[str] | None = None
-) -> dict[str, int]:
-    """Held plus sold per ticket type, from the rows: pending and paid items, live offers."""
-    items = (
-        select(OrderItem.ticket_type_id, func.sum(OrderItem.quantity))
-        .join(Order, Order.id == OrderItem.order_id)
-        .where(Order.status.in_([OrderStatus.PENDING, OrderStatus.PAID]))
-        .group_by(OrderItem.ticket_type_id)
-    )
-    offered = (
-        select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
-        .where(
-            WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.is_not(None)
-        )
-        .group_by(WaitlistEntry.ticket_type_id)
-    )
-    if ticket_type_ids is not None:
-        ids = sorted(set(ticket_type_ids))
-        items = items.where(OrderItem.ticket_type_id.in_(ids))
-        offered = offered.where(WaitlistEntry.ticket_type_id.in_(ids))
-    use: dict[str, int] = defaultdict(int)
-    for query in (items, offered):
-        for tid, qty in (await tx.execute(query)).all():
-            if tid is not None:
-                use[tid] += int(qty or 0)
-    return dict(use)
-
-
 async def recount_event_tickets(tx: AsyncSession, event_id: str, *, keep: bool = True) -> int:
     """Rebuild the event's ticket counter from the rows, or zero it (`keep=False`).
 
@@ -407,7 +378,7 @@ async def recount_event_tickets(tx: AsyncSession, event_id: str, *, keep: bool =
     `FOR KEY SHARE` read in `shares` waits for, so the count cannot miss a sale.
     """
     tids = list(await tx.scalars(select(TicketType.id).where(TicketType.event_id == event_id)))
-    total = sum((await use_by_ticket_type(tx, tids)).values()) if tids and keep else 0
+    total = sum((await usage.in_use(tx, tids)).values()) if tids and keep else 0
     await ensure_event_counter(tx, event_id)
     await tx.execute(
         update(EventCapacity)

@@ -191,20 +191,36 @@ async def refusal(
 
 async def release_hold(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Give held stock back (cancel or expiry). The CHECK constraint forbids going below 0."""
+    await _give_back(tx, lines, TicketType.quantity_reserved)
+
+
+async def refund(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
+    """A paid order refunded: its tickets go back on sale."""
+    await _give_back(tx, lines, TicketType.quantity_sold)
+
+
+async def _give_back(tx: AsyncSession, lines: Sequence[OrderLine], counter: Any) -> None:
+    """Lower `counter` (held or sold) by each line, to the type's row or its buckets.
+
+    The overhang shrinks in the same UPDATE, so the CHECK stays as tight as it can be;
+    then the pools and the event counter get the lines back.
+    """
     await _lock_neighbours(tx, lines)
     for line in lines:
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
-        released = await tx.execute(
+        given = await tx.execute(
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
             .values(
-                quantity_reserved=TicketType.quantity_reserved - line.quantity,
-                quantity_over=draws.over_expr(in_use, TicketType.quantity_total),
+                {
+                    counter: counter - line.quantity,
+                    TicketType.quantity_over: draws.over_expr(in_use, TicketType.quantity_total),
+                }
             )
             .returning(TicketType.id)
             .execution_options(**_NO_SYNC)
         )
-        if released.first() is None:
+        if given.first() is None:
             await buckets.give_line(tx, line.ticket_type_id, line.quantity)
     await draws.give_back(tx, lines)
 
@@ -251,23 +267,3 @@ async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
             + refused.detail,
             **refused.extra,
         )
-
-
-async def refund(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
-    """A paid order refunded: its tickets go back on sale."""
-    await _lock_neighbours(tx, lines)
-    for line in lines:
-        in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
-        refunded = await tx.execute(
-            update(TicketType)
-            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
-            .values(
-                quantity_sold=TicketType.quantity_sold - line.quantity,
-                quantity_over=draws.over_expr(in_use, TicketType.quantity_total),
-            )
-            .returning(TicketType.id)
-            .execution_options(**_NO_SYNC)
-        )
-        if refunded.first() is None:
-            await buckets.give_line(tx, line.ticket_type_id, line.quantity)
-    await draws.give_back(tx, lines)

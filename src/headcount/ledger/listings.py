@@ -7,6 +7,7 @@ figures read beside it come from one point in time.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,13 +16,12 @@ from headcount.ledger.attendance import Registration, Session, WaitlistEntry
 from headcount.ledger.models import Event, Order, TicketType
 from headcount.ledger.pools import CapacityPool
 
+Listed = TypeVar("Listed", Event, Order)
+
 
 async def events(tx: AsyncSession, *, organizer_id: str | None, limit: int) -> Sequence[Event]:
     """Newest first; only one organizer's when asked."""
-    query = select(Event).order_by(Event.created_at.desc()).limit(limit)
-    if organizer_id is not None:
-        query = query.where(Event.organizer_id == organizer_id)
-    return (await tx.scalars(query)).all()
+    return await _newest(tx, Event, limit, organizer_id=organizer_id)
 
 
 async def ticket_types(tx: AsyncSession, event_id: str) -> list[TicketType]:
@@ -39,12 +39,7 @@ async def orders(
     tx: AsyncSession, *, event_id: str | None, owner_id: str | None, limit: int
 ) -> Sequence[Order]:
     """Newest first, of one event and/or one owner."""
-    query = select(Order).order_by(Order.created_at.desc()).limit(limit)
-    if event_id is not None:
-        query = query.where(Order.event_id == event_id)
-    if owner_id is not None:
-        query = query.where(Order.owner_id == owner_id)
-    return (await tx.scalars(query)).all()
+    return await _newest(tx, Order, limit, event_id=event_id, owner_id=owner_id)
 
 
 async def pools(tx: AsyncSession, event_id: str) -> list[CapacityPool]:
@@ -88,3 +83,14 @@ async def waitlist_entries(
         .limit(limit)
     )
     return found.all()
+
+
+async def _newest(
+    tx: AsyncSession, model: type[Listed], limit: int, **equal: str | None
+) -> Sequence[Listed]:
+    """Rows of `model`, newest first, whose named columns equal the values given (not None)."""
+    query = select(model).order_by(model.created_at.desc()).limit(limit)
+    for column, value in equal.items():
+        if value is not None:
+            query = query.where(getattr(model, column) == value)
+    return (await tx.scalars(query)).all()
