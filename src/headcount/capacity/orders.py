@@ -253,13 +253,12 @@ async def confirm_order(
 ) -> OrderView:
     """Payment confirmed: held → sold. A lapsed hold is re-sold if stock still allows."""
 
-    async def work(tx: Tx) -> OrderView:
-        order, event = await _locked(tx, principal, order_id)
+    async def confirm(tx: Tx, order: Order, event: Event) -> OrderStatus | None:
         if not principal.manages(event.organizer_id):
             raise Forbidden("payment is confirmed by the organizer or the platform")
         status = OrderStatus(order.status)
         if status is OrderStatus.PAID:
-            return OrderView.of(order)
+            return None
         if status is OrderStatus.PENDING:
             await inventory.convert_hold(tx, lines_of(order))
         elif status is OrderStatus.EXPIRED:
@@ -268,11 +267,9 @@ async def confirm_order(
             raise Conflict(
                 f"order is {status.value}; it cannot be confirmed", order_status=status.value
             )
-        return await _settled(tx, order, OrderStatus.PAID, rt.clock())
+        return OrderStatus.PAID
 
-    view = await _keyed(
-        rt, principal, work, operation="orders.confirm", order_id=order_id, key=idempotency_key
-    )
+    view = await _change(rt, principal, order_id, idempotency_key, step="confirm", change=confirm)
     metrics.ORDERS_CONFIRMED.inc()
     return view
 
@@ -282,9 +279,7 @@ async def cancel_order(
 ) -> OrderView:
     """Pending: the owner (or organizer) releases the hold. Paid: the organizer refunds."""
 
-    async def work(tx: Tx) -> OrderView:
-        now = rt.clock()
-        order, event = await _locked(tx, principal, order_id)
+    async def cancel(tx: Tx, order: Order, event: Event) -> OrderStatus | None:
         status = OrderStatus(order.status)
         if status is OrderStatus.PENDING:
             await inventory.release_hold(tx, lines_of(order))
@@ -295,56 +290,42 @@ async def cancel_order(
             await inventory.refund(tx, lines_of(order))
             ended = OrderStatus.REFUNDED
         else:
-            # Already cancelled, expired or refunded: nothing is held, nothing to do.
-            return OrderView.of(order)
+            return None  # already cancelled, expired or refunded: nothing is held
         # The freed stock goes to the ticket types' waitlists before anyone else sees it.
-        await offers.settle(
-            tx, [li.ticket_type_id for li in order.items], now, rt.settings.offer_ttl
-        )
-        return await _settled(tx, order, ended, now)
+        types = [li.ticket_type_id for li in order.items]
+        await offers.settle(tx, types, rt.clock(), rt.settings.offer_ttl)
+        return ended
 
-    return await _keyed(
-        rt, principal, work, operation="orders.cancel", order_id=order_id, key=idempotency_key
-    )
+    return await _change(rt, principal, order_id, idempotency_key, step="cancel", change=cancel)
 
 
-async def _locked(tx: Tx, principal: Principal, order_id: str) -> tuple[Order, Event]:
-    """The order, locked (step 3 of ledger/locks.py), and its event; 404 to anyone else."""
-    order = await _load_order(tx, order_id, lock=True)
-    event = await load_event(tx, order.event_id)
-    if not _can_see(principal, order, event):
-        # Not 403: an attendee must not learn that someone else's order id exists.
-        raise NotFound(f"no order {order_id!r}")
-    return order, event
+# Decides an order's next status, having moved its stock; None leaves it as it is.
+Change = Callable[[Tx, Order, Event], Awaitable[OrderStatus | None]]
 
 
-async def _settled(tx: Tx, order: Order, status: OrderStatus, now: datetime) -> OrderView:
-    order.status = status
-    if status is OrderStatus.PAID:
-        order.paid_at = now
-    order.updated_at = now
-    await rows.save(tx)
-    return OrderView.of(order)
+async def _change(
+    rt: Runtime, principal: Principal, order_id: str, key: str | None, *, step: str, change: Change
+) -> OrderView:
+    """One order's confirm or cancel: locked, changed once per Idempotency-Key."""
 
+    async def work(tx: Tx) -> OrderView:
+        order = await _load_order(tx, order_id, lock=True)
+        event = await load_event(tx, order.event_id)
+        if not _can_see(principal, order, event):
+            # Not 403: an attendee must not learn that someone else's order id exists.
+            raise NotFound(f"no order {order_id!r}")
+        status = await change(tx, order, event)
+        if status is not None:
+            now = rt.clock()
+            order.status = status
+            order.paid_at = now if status is OrderStatus.PAID else order.paid_at
+            order.updated_at = now
+            await rows.save(tx)
+        return OrderView.of(order)
 
-def _keyed(
-    rt: Runtime,
-    principal: Principal,
-    work: Callable[[Tx], Awaitable[OrderView]],
-    *,
-    operation: str,
-    order_id: str,
-    key: str | None,
-) -> Awaitable[OrderView]:
-    """One order's confirm or cancel, at most once per Idempotency-Key."""
-    return keyed.once(
-        rt,
-        principal,
-        scope=f"{operation}:{order_id}",
-        key=key,
-        payload={"order_id": order_id},
-        answer=OrderView,
-        work=work,
+    scope, payload = f"orders.{step}:{order_id}", {"order_id": order_id}
+    return await keyed.once(
+        rt, principal, scope=scope, key=key, payload=payload, answer=OrderView, work=work
     )
 
 

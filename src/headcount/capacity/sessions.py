@@ -16,7 +16,6 @@ Rules chosen here:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import ClassVar
 
@@ -240,8 +239,9 @@ async def rsvp(
             )
         return await _rsvp_view(tx, session.id, principal.sub, now)
 
-    return await _keyed(
-        rt, principal, work, operation="sessions.rsvp", session_id=session_id, key=idempotency_key
+    scope, payload = f"sessions.rsvp:{session_id}", {"session_id": session_id}
+    return await keyed.once(
+        rt, principal, scope=scope, key=idempotency_key, payload=payload, answer=RsvpView, work=work
     )
 
 
@@ -260,29 +260,9 @@ async def leave(
             await waitlist.leave(tx, [entry], now)
         return await _rsvp_view(tx, session.id, principal.sub, now, include_past=True)
 
-    return await _keyed(
-        rt, principal, work, operation="sessions.leave", session_id=session_id, key=idempotency_key
-    )
-
-
-def _keyed(
-    rt: Runtime,
-    principal: Principal,
-    work: Callable[[Tx], Awaitable[RsvpView]],
-    *,
-    operation: str,
-    session_id: str,
-    key: str | None,
-) -> Awaitable[RsvpView]:
-    """One session's RSVP or leave, at most once per Idempotency-Key."""
-    return keyed.once(
-        rt,
-        principal,
-        scope=f"{operation}:{session_id}",
-        key=key,
-        payload={"session_id": session_id},
-        answer=RsvpView,
-        work=work,
+    scope, payload = f"sessions.leave:{session_id}", {"session_id": session_id}
+    return await keyed.once(
+        rt, principal, scope=scope, key=idempotency_key, payload=payload, answer=RsvpView, work=work
     )
 
 

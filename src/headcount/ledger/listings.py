@@ -17,6 +17,7 @@ from headcount.ledger.models import Event, Order, TicketType
 from headcount.ledger.pools import CapacityPool
 
 Listed = TypeVar("Listed", Event, Order)
+Made = TypeVar("Made", TicketType, CapacityPool)
 
 
 async def events(tx: AsyncSession, *, organizer_id: str | None, limit: int) -> Sequence[Event]:
@@ -26,13 +27,7 @@ async def events(tx: AsyncSession, *, organizer_id: str | None, limit: int) -> S
 
 async def ticket_types(tx: AsyncSession, event_id: str) -> list[TicketType]:
     """The event's ticket types in the order they were created."""
-    found = await tx.scalars(
-        select(TicketType)
-        .where(TicketType.event_id == event_id)
-        .order_by(TicketType.created_at, TicketType.id)
-        .execution_options(populate_existing=True)
-    )
-    return list(found)
+    return await _of_event(tx, TicketType, event_id)
 
 
 async def orders(
@@ -43,13 +38,8 @@ async def orders(
 
 
 async def pools(tx: AsyncSession, event_id: str) -> list[CapacityPool]:
-    found = await tx.scalars(
-        select(CapacityPool)
-        .where(CapacityPool.event_id == event_id)
-        .order_by(CapacityPool.created_at, CapacityPool.id)
-        .execution_options(populate_existing=True)
-    )
-    return list(found)
+    """The event's pools in the order they were created."""
+    return await _of_event(tx, CapacityPool, event_id)
 
 
 async def registrations(tx: AsyncSession, event_id: str, *, limit: int) -> Sequence[Registration]:
@@ -94,3 +84,14 @@ async def _newest(
         if value is not None:
             query = query.where(getattr(model, column) == value)
     return (await tx.scalars(query)).all()
+
+
+async def _of_event(tx: AsyncSession, model: type[Made], event_id: str) -> list[Made]:
+    """Rows of one event, oldest first, re-read (not taken from the unit of work's map)."""
+    found = await tx.scalars(
+        select(model)
+        .where(model.event_id == event_id)
+        .order_by(model.created_at, model.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(found)

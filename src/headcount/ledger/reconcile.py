@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, literal, select
+from sqlalchemy import ColumnElement, and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from headcount.config import Settings
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
@@ -102,51 +103,52 @@ async def ticket_types(tx: AsyncSession, fix: bool) -> list[Drift]:
 
 async def huddles(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`huddles.members` must equal the huddle's membership rows."""
-    found = await tx.execute(
-        select(Huddle.id, Huddle.members, func.count(HuddleMember.user_id))
-        .outerjoin(HuddleMember, HuddleMember.huddle_id == Huddle.id)
-        .group_by(Huddle.id, Huddle.members)
-        .order_by(Huddle.id)
-    )
+    members = func.count(HuddleMember.user_id)
+    joined = HuddleMember.huddle_id == Huddle.id
     # A fixed count bumps the version, so joins that read the old one try again.
     bump: dict[str, Any] = {"version": Huddle.version + 1}
-    return await _compare(tx, fix, Huddle, "members", found.all(), also=lambda _: bump)
+    return await _against(tx, fix, Huddle.members, members, of=HuddleMember, on=joined, also=bump)
 
 
 async def registrations(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`event_capacity.registered` must equal the party sizes of active registrations."""
     heads = func.coalesce(func.sum(Registration.party_size), 0)
-    found = await tx.execute(
-        select(EventCapacity.event_id, EventCapacity.registered, heads)
-        .outerjoin(
-            Registration,
-            and_(
-                Registration.event_id == EventCapacity.event_id,
-                Registration.status == RegistrationStatus.ACTIVE,
-            ),
-        )
-        .group_by(EventCapacity.event_id, EventCapacity.registered)
-        .order_by(EventCapacity.event_id)
+    active = and_(
+        Registration.event_id == EventCapacity.event_id,
+        Registration.status == RegistrationStatus.ACTIVE,
     )
-    return await _compare(tx, fix, EventCapacity, "registered", found.all())
+    return await _against(tx, fix, EventCapacity.registered, heads, of=Registration, on=active)
 
 
 async def session_attendance(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`session_capacity.current_attendance` must equal the confirmed seat rows."""
-    confirmed = func.count(SessionSeat.attendee_id)
-    found = await tx.execute(
-        select(SessionCapacity.session_id, SessionCapacity.current_attendance, confirmed)
-        .outerjoin(
-            SessionSeat,
-            and_(
-                SessionSeat.session_id == SessionCapacity.session_id,
-                SessionSeat.status == SeatStatus.CONFIRMED,
-            ),
-        )
-        .group_by(SessionCapacity.session_id, SessionCapacity.current_attendance)
-        .order_by(SessionCapacity.session_id)
+    seats_ = func.count(SessionSeat.attendee_id)
+    confirmed = and_(
+        SessionSeat.session_id == SessionCapacity.session_id,
+        SessionSeat.status == SeatStatus.CONFIRMED,
     )
-    return await _compare(tx, fix, SessionCapacity, "current_attendance", found.all())
+    counter = SessionCapacity.current_attendance
+    return await _against(tx, fix, counter, seats_, of=SessionSeat, on=confirmed)
+
+
+async def _against(
+    tx: AsyncSession,
+    fix: bool,
+    counter: InstrumentedAttribute[int],
+    from_rows: ColumnElement[int],
+    *,
+    of: type[Base],
+    on: ColumnElement[bool],
+    also: dict[str, Any] | None = None,
+) -> list[Drift]:
+    """A counter column against an aggregate (`from_rows`) of the rows `of` joined `on` it."""
+    model = cast("type[Base]", counter.class_)
+    key = model.__mapper__.primary_key[0]
+    found = await tx.execute(
+        select(key, counter, from_rows).outerjoin(of, on).group_by(key, counter).order_by(key)
+    )
+    extra = (lambda _: also) if also else None
+    return await _compare(tx, fix, model, counter.key, found.all(), also=extra)
 
 
 async def waitlists(tx: AsyncSession, fix: bool) -> list[Drift]:
