@@ -240,7 +240,7 @@ async def test_attendees_see_only_their_own_orders(runtime: Runtime) -> None:
 
 
 async def test_total_below_what_is_held_cancels_nobody_and_stops_sales(runtime: Runtime) -> None:
-    """Issue 4: lowering below use is allowed; the answer says how far over it is."""
+    """Lowering below use is allowed; the answer says how far over it is."""
     (tt,) = await make_stock(runtime, 5)
     await orders.create_order(runtime, attendee("ot"), draft(tt.event_id, (tt.id, 3)))
     lowered = await tickets.update_ticket_type(

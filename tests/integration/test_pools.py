@@ -1,4 +1,4 @@
-"""Capacity pools, the event-wide cap and buyer limits through the service layer (issue 4).
+"""Capacity pools, the event-wide cap and buyer limits through the service layer.
 
 Every test runs on SQLite and PostgreSQL and ends by proving the counters equal the rows.
 """

@@ -5,7 +5,7 @@ Rules chosen here (docs/concurrency.md, "Attendance", has the locking side):
   same registration and counts nobody twice; a different `party_size` changes the guest
   count (growing it needs room under the cap, shrinking it always works).
 * `max_attendees` caps *people*: registrations (guests included) plus tickets held or
-  sold (issue 4), two counters on the same `event_capacity` row checked together by both
+  sold, two counters on the same `event_capacity` row checked together by both
   admission statements. A ticket does not register anyone and a registration needs no
   ticket; someone who does both takes two places.
 * Lowering the cap never evicts: `remaining` shows 0 and admissions stop until enough

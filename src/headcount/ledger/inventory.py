@@ -10,7 +10,7 @@ on the row and re-check the WHERE clause against the committed value; on SQLite
 Bucketed ticket types (hot-inventory mode, `ledger/buckets.py`) keep their free stock in
 bucket rows: the guarded row statement matches nothing for them and the bucket path runs.
 
-Pools and the event-wide cap (issue 4) ride along: after the ticket-type UPDATEs each
+Pools and the event-wide cap ride along: after the ticket-type UPDATEs each
 function lets `ledger/draws.py` move the pools (ascending id) and the event counter, so
 every caller gets them without changing its call. `convert_hold` moves neither: held and
 sold both count as used.

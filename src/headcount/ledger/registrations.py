@@ -28,7 +28,7 @@ async def admit(tx: AsyncSession, event_id: str, heads: int) -> int | None:
         update(EventCapacity)
         .where(
             EventCapacity.event_id == event_id,
-            # One rule with tickets (issue 4): the cap counts people, registered or ticketed.
+            # One rule with tickets: the cap counts people, registered or ticketed.
             or_(cap.is_(None), EventCapacity.registered + EventCapacity.tickets + heads <= cap),
         )
         .values(registered=EventCapacity.registered + heads)
