@@ -6,14 +6,20 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.ledger.urls import redacted
+
+if TYPE_CHECKING:
+    from headcount.runtime import Runtime
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Headcount: the capacity authority of an event platform.", no_args_is_help=True
@@ -34,28 +40,23 @@ def _migrate(settings: Settings) -> None:
     Serving from a process that could not migrate would answer 503s (or worse) forever;
     exiting lets the orchestrator restart it once the database is back.
     """
-    from sqlalchemy.exc import OperationalError
-
-    from headcount.ledger.migrate import upgrade
+    from headcount.ledger.migrate import DatabaseUnreachable, upgrade
 
     try:
         upgrade(settings.database_url)
-    except (OperationalError, OSError) as exc:
+    except DatabaseUnreachable as exc:
         typer.secho(
-            f"database unreachable at {redacted(settings.database_url)}: "
-            f"{str(getattr(exc, 'orig', exc)).strip().splitlines()[0]}",
-            fg="red",
-            err=True,
+            f"database unreachable at {redacted(settings.database_url)}: {exc}", fg="red", err=True
         )
         raise typer.Exit(3) from exc
 
 
-async def _with_runtime(settings: Settings, work: object) -> object:
+async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
     from headcount.runtime import Runtime
 
     rt = Runtime.from_settings(settings)
     try:
-        return await work(rt)  # type: ignore[operator]
+        return await work(rt)
     finally:
         await rt.close()
 
@@ -112,12 +113,11 @@ def reconcile(
     from headcount.ledger.reconcile import Drift
     from headcount.ledger.reconcile import reconcile as run
 
-    async def work(rt: object) -> list[Drift]:
-        async with rt.db.transaction() as tx:  # type: ignore[attr-defined]
+    async def work(rt: Runtime) -> list[Drift]:
+        async with rt.db.transaction() as tx:
             return await run(tx, fix=fix)
 
     drifts = asyncio.run(_with_runtime(_settings(), work))
-    assert isinstance(drifts, list)
     for drift in drifts:
         typer.echo(f"drift: {drift}")
     if drifts:

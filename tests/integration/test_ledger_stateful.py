@@ -60,7 +60,7 @@ Made = tuple[str, int] | MultipleResults[tuple[str, int]]
 SEEN: Counter[str] = Counter()  # refusals met, so the test can show it reached the edges
 
 TOTALS = (4, 8)
-MAX_ATTENDEES = 8  # people: registrations and tickets together (issue 4)
+MAX_ATTENDEES = 8  # people: registrations and tickets together
 SEATS = 2
 MAX_HOLDS = 2
 HOLD_TTL = 60
@@ -304,5 +304,5 @@ def test_random_histories_keep_the_books_balanced(database_url: str) -> None:
     # The histories reached the limits, not only the happy path.
     for edge in ("create:rate_limited", "register:event_full"):
         assert SEEN[edge] > 0, (edge, SEEN)
-    # Tickets share max_attendees with registrations (issue 4): either limit is an edge.
+    # Tickets share max_attendees with registrations: either limit is an edge.
     assert SEEN["create:sold_out"] + SEEN["create:event_full"] > 0, SEEN

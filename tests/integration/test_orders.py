@@ -121,14 +121,30 @@ async def test_cancel_releases_and_refund_returns_sold_stock(runtime: Runtime) -
     await assert_no_drift(runtime)
 
 
-async def test_expired_hold_is_not_shown_as_reserved_and_frees_stock(runtime: Runtime) -> None:
+async def stored_status(rt: Runtime, order_id: str) -> str:
+    async with rt.db.transaction() as tx:
+        return (await tx.scalars(select(Order.status).where(Order.id == order_id))).one()
+
+
+async def test_a_lapsed_hold_reads_expired_without_a_write_and_the_sweep_frees_it(
+    runtime: Runtime,
+) -> None:
+    """Reads never write: a lapsed hold is shown `expired`; the sweeper releases its stock."""
     (tt,) = await make_stock(runtime, 2)
     order = await orders.create_order(runtime, attendee("di"), draft(tt.event_id, (tt.id, 2)))
     later = order.expires_at + timedelta(seconds=1)
     runtime.clock = lambda: later
+    assert (await orders.get_order(runtime, attendee("di"), order.id)).status == "expired"
+    listed = await orders.list_orders(runtime, attendee("di"), event_id=tt.event_id)
+    assert [o.status for o in listed] == ["expired"]
+    seen = await tickets.get_ticket_type(runtime, tt.id)
+    assert (seen.quantity_reserved, seen.quantity_available) == (2, 0)  # until the sweep
+    await tickets.list_ticket_types(runtime, tt.event_id)
+    assert await stored_status(runtime, order.id) == "pending"  # no read wrote
+    assert await orders.sweep_expired_holds(runtime) >= 1
+    assert await stored_status(runtime, order.id) == "expired"
     seen = await tickets.get_ticket_type(runtime, tt.id)
     assert (seen.quantity_reserved, seen.quantity_available) == (0, 2)
-    assert (await orders.get_order(runtime, attendee("di"), order.id)).status == "expired"
     await assert_no_drift(runtime)
 
 
@@ -224,7 +240,7 @@ async def test_attendees_see_only_their_own_orders(runtime: Runtime) -> None:
 
 
 async def test_total_below_what_is_held_cancels_nobody_and_stops_sales(runtime: Runtime) -> None:
-    """Issue 4: lowering below use is allowed; the answer says how far over it is."""
+    """Lowering below use is allowed; the answer says how far over it is."""
     (tt,) = await make_stock(runtime, 5)
     await orders.create_order(runtime, attendee("ot"), draft(tt.event_id, (tt.id, 3)))
     lowered = await tickets.update_ticket_type(

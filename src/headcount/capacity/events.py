@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount.capacity.inputs import Patch
 from headcount.capacity.views import EventView
-from headcount.domain.errors import Forbidden, InvalidRequest, NotFound
+from headcount.domain.errors import Forbidden, InvalidRequest
 from headcount.domain.identity import Principal
-from headcount.domain.ids import is_well_formed, new_id
-from headcount.ledger import draws, offers
+from headcount.domain.ids import new_id
+from headcount.ledger import draws, listings, offers, rows
+from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
 from headcount.runtime import Runtime
 
@@ -39,14 +39,17 @@ class EventDraft(BaseModel):
 
     @model_validator(mode="after")
     def _window(self) -> EventDraft:
-        _check_window(self.starts_at, self.ends_at)
+        check_window(self.starts_at, self.ends_at)
         return self
 
 
-class EventPatch(BaseModel):
+class EventPatch(Patch):
     """Only the fields present are changed; `null` clears a nullable field."""
 
-    model_config = ConfigDict(extra="forbid")
+    NULLABLE: ClassVar[frozenset[str]] = frozenset(
+        {"description", "starts_at", "ends_at", "max_attendees", "virtual_settings"}
+    )
+    CLEARED: ClassVar[dict[str, object]] = {"description": ""}
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
     description: str | None = Field(default=None, max_length=10_000)
@@ -56,7 +59,8 @@ class EventPatch(BaseModel):
     virtual_settings: VirtualSettings | None = None
 
 
-def _check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
+def check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    """Times carry an offset, and nothing ends before it starts (events and sessions)."""
     for value in (starts_at, ends_at):
         if value is not None and value.tzinfo is None:
             raise ValueError("times must carry a UTC offset (RFC 3339)")
@@ -64,16 +68,16 @@ def _check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
         raise ValueError("ends_at is before starts_at")
 
 
-async def load_event(tx: AsyncSession, event_id: str, *, lock: bool = False) -> Event:
-    if not is_well_formed(event_id):
-        raise NotFound(f"no event {event_id!r}")
-    query = select(Event).where(Event.id == event_id)
-    if lock:
-        query = query.with_for_update()
-    event = (await tx.scalars(query)).first()
-    if event is None:
-        raise NotFound(f"no event {event_id!r}")
-    return event
+def check_patched_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
+    """The window a PATCH leaves behind (sent fields over stored ones), or 422."""
+    try:
+        check_window(starts_at, ends_at)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+
+
+async def load_event(tx: Tx, event_id: str, *, lock: bool = False) -> Event:
+    return await rows.find(tx, Event, event_id, noun="event", lock=lock)
 
 
 def require_manager(principal: Principal, event: Event) -> None:
@@ -100,51 +104,42 @@ async def create_event(
         updated_at=now,
     )
     async with rt.db.transaction() as tx:
-        tx.add(event)
+        await rows.add(tx, event)
         if event.max_attendees is not None:
-            await tx.flush()
             # A capped event counts tickets from its first sale on (ledger/draws.py).
             await draws.recount_event_tickets(tx, event.id)
     return EventView.of(event)
 
 
 async def get_event(rt: Runtime, event_id: str) -> EventView:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         return EventView.of(await load_event(tx, event_id))
 
 
 async def list_events(
     rt: Runtime, *, organizer_id: str | None = None, limit: int = 100
 ) -> list[EventView]:
-    query = select(Event).order_by(Event.created_at.desc()).limit(limit)
-    if organizer_id is not None:
-        query = query.where(Event.organizer_id == organizer_id)
-    async with rt.db.transaction() as tx:
-        return [EventView.of(e) for e in (await tx.scalars(query)).all()]
+    async with rt.db.snapshot() as tx:
+        found = await listings.events(tx, organizer_id=organizer_id, limit=limit)
+        return [EventView.of(e) for e in found]
 
 
 async def update_event(
     rt: Runtime, principal: Principal, event_id: str, patch: EventPatch
 ) -> EventView:
     """Lowering a cap never evicts anyone: it only stops new admissions."""
-    changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
-    if "name" in changes and changes["name"] is None:
-        raise InvalidRequest("name cannot be null")
+    changes = patch.changes()
+    if "virtual_settings" in changes:
+        changes["virtual_settings"] = (patch.virtual_settings or VirtualSettings()).model_dump(
+            exclude_none=True
+        )
 
-    async def work(tx: AsyncSession) -> EventView:
+    async def work(tx: Tx) -> EventView:
         event = await load_event(tx, event_id, lock=True)
         require_manager(principal, event)
-        starts = changes.get("starts_at", event.starts_at)
-        ends = changes.get("ends_at", event.ends_at)
-        try:
-            _check_window(starts, ends)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from exc
-        if "virtual_settings" in changes:
-            vs = patch.virtual_settings or VirtualSettings()
-            changes["virtual_settings"] = vs.model_dump(exclude_none=True)
-        if "description" in changes and changes["description"] is None:
-            changes["description"] = ""
+        check_patched_window(
+            changes.get("starts_at", event.starts_at), changes.get("ends_at", event.ends_at)
+        )
         capped_before = event.max_attendees is not None
         for name, value in changes.items():
             setattr(event, name, value)
@@ -153,7 +148,7 @@ async def update_event(
             # The ticket counter is kept only while a cap is set: rebuild it when one appears,
             # zero it when it goes. The event row lock taken above makes buyers wait
             # (ledger/draws.py reads it FOR KEY SHARE), so no sale slips between.
-            await tx.flush()
+            await rows.save(tx)
             capped = event.max_attendees is not None
             await draws.recount_event_tickets(tx, event.id, keep=capped)
         return EventView.of(event)
@@ -169,6 +164,6 @@ async def update_event(
     return view
 
 
-async def _settle_queues(rt: Runtime, tx: AsyncSession, event_id: str) -> None:
+async def _settle_queues(rt: Runtime, tx: Tx, event_id: str) -> None:
     if queued := await draws.queued_ticket_types(tx, event_id):
         await offers.settle(tx, queued, rt.clock(), rt.settings.offer_ttl)

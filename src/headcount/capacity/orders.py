@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount import metrics
+from headcount.capacity import keyed
 from headcount.capacity.events import load_event
 from headcount.capacity.views import OrderItemView, OrderView
 from headcount.domain.errors import (
@@ -37,10 +36,11 @@ from headcount.domain.tickets import (
     normalize_lines,
 )
 from headcount.ledger import basket as baskets
-from headcount.ledger import buyer_limits, inventory, offers, quotas
+from headcount.ledger import buyer_limits, inventory, listings, offers, rows
+from headcount.ledger.db import Tx
 from headcount.ledger.expiry import expire_due_holds
-from headcount.ledger.idempotency import run_idempotent
-from headcount.ledger.models import Event, Order, OrderItem
+from headcount.ledger.models import Event, Order
+from headcount.ledger.orders import place
 from headcount.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -61,12 +61,21 @@ class OrderDraft(BaseModel):
     items: list[OrderItemInput] = Field(min_length=1, max_length=100)
 
 
-# Built once; the ORM's per-call statement building showed in the profile.
-_INSERT_ITEM = insert(OrderItem.__table__)  # type: ignore[arg-type]
-
-
 def lines_of(order: Order) -> list[OrderLine]:
     return [OrderLine(i.ticket_type_id, i.quantity) for i in order.items]
+
+
+def shown(order: Order, now: datetime) -> OrderView:
+    """An order as a read shows it: a pending order past `expires_at` is `expired`.
+
+    Its hold lapsed and protects nothing; the sweeper (or the next admission that needs
+    the stock) writes the status and releases the stock. Derived here, so a read never
+    writes (docs/guarantees.md, "Reads").
+    """
+    view = OrderView.of(order)
+    if view.status is OrderStatus.PENDING and order.expires_at <= now:
+        return view.model_copy(update={"status": OrderStatus.EXPIRED})
+    return view
 
 
 async def create_order(
@@ -77,7 +86,7 @@ async def create_order(
         max_items=rt.settings.max_items_per_order,
     )
 
-    async def work(tx: AsyncSession) -> dict[str, Any]:
+    async def work(tx: Tx) -> OrderView:
         now = rt.clock()
         if not is_well_formed(draft.event_id):
             raise NotFound(f"no event {draft.event_id!r}")
@@ -114,12 +123,10 @@ async def create_order(
                 for li in lines
             ],
         )
-        # Rows first, stock last: the ticket-type row locks the reservation takes are then
-        # held only until COMMIT, not across these inserts. A hot row's throughput is one
-        # over its lock hold time (docs/concurrency.md); a shortfall still rolls all back.
-        # One client must not hold a whole stock (ledger/quotas.py; 429 rate_limited): the
-        # order row goes in only while its owner holds fewer live orders than the quota.
-        await quotas.insert_pending_order(
+        # Rows first, stock last (ledger/orders.py). One client must not hold a whole stock
+        # (ledger/quotas.py; 429 rate_limited): the order row goes in only while its owner
+        # holds fewer live orders than the quota.
+        await place(
             tx,
             {
                 "id": view.id,
@@ -130,15 +137,9 @@ async def create_order(
                 "created_at": now,
                 "updated_at": now,
             },
-            limit=quota,
-            locked=True,
-        )
-        await tx.execute(
-            _INSERT_ITEM,
-            [
-                {"order_id": view.id, "ticket_type_id": li.ticket_type_id, "quantity": li.quantity}
-                for li in lines
-            ],
+            lines,
+            quota=quota,
+            owner_locked=True,
         )
         if basket.offered:
             # The buyer's live waitlist offers pay for their lines (the order takes them over).
@@ -156,7 +157,7 @@ async def create_order(
                 versions=basket.versions,
                 bucketed=basket.bucketed,
             )
-        return view.model_dump(mode="json")
+        return view
 
     payload = draft.model_dump(mode="json")
     async with rt.hold_gates.through(line.ticket_type_id for line in lines):
@@ -172,40 +173,33 @@ async def _create(
     lines: Sequence[OrderLine],
     payload: dict[str, Any],
     key: str | None,
-    work: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
+    work: Callable[[Tx], Awaitable[OrderView]],
 ) -> OrderView:
+    def attempt() -> Awaitable[OrderView]:
+        return keyed.once(
+            rt,
+            principal,
+            scope="orders.create",
+            key=key,
+            payload=payload,
+            answer=OrderView,
+            work=work,
+        )
+
     try:
         try:
-            result = await _keyed(
-                rt, principal, "orders.create", key=key, payload=payload, work=work
-            )
+            view = await attempt()
         except (SoldOut, EventFull):
             # Lapsed holds may still be counted as reserved until a sweeper runs: release
             # the ones on these ticket types, then ask once more.
             if not await _expire_now(rt, [line.ticket_type_id for line in lines]):
                 raise
-            result = await _keyed(
-                rt, principal, "orders.create", key=key, payload=payload, work=work
-            )
+            view = await attempt()
     except HeadcountError as exc:
         metrics.ORDERS_REFUSED.labels(exc.code).inc()
         raise
     metrics.ORDERS_CREATED.inc()
-    return OrderView.model_validate(result)
-
-
-async def _keyed(
-    rt: Runtime,
-    principal: Principal,
-    scope: str,
-    *,
-    key: str | None,
-    payload: object,
-    work: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
-) -> dict[str, Any]:
-    return await run_idempotent(
-        rt.db, owner=principal.sub, scope=scope, key=key, payload=payload, now=rt.clock(), work=work
-    )
+    return view
 
 
 async def _expire_now(rt: Runtime, ticket_type_ids: list[str]) -> int:
@@ -220,16 +214,8 @@ async def _expire_now(rt: Runtime, ticket_type_ids: list[str]) -> int:
     return len(expired) + lapsed
 
 
-async def _load_order(tx: AsyncSession, order_id: str, *, lock: bool) -> Order:
-    if not is_well_formed(order_id):
-        raise NotFound(f"no order {order_id!r}")
-    query = select(Order).where(Order.id == order_id).execution_options(populate_existing=True)
-    if lock:
-        query = query.with_for_update()
-    order = (await tx.scalars(query)).first()
-    if order is None:
-        raise NotFound(f"no order {order_id!r}")
-    return order
+async def _load_order(tx: Tx, order_id: str, *, lock: bool = False) -> Order:
+    return await rows.find(tx, Order, order_id, noun="order", lock=lock)
 
 
 def _can_see(principal: Principal, order: Order, event: Event) -> bool:
@@ -237,37 +223,29 @@ def _can_see(principal: Principal, order: Order, event: Event) -> bool:
 
 
 async def get_order(rt: Runtime, principal: Principal, order_id: str) -> OrderView:
-    async with rt.db.transaction() as tx:
-        order = await _load_order(tx, order_id, lock=False)
+    async with rt.db.snapshot() as tx:
+        order = await _load_order(tx, order_id)
         event = await load_event(tx, order.event_id)
         if not _can_see(principal, order, event):
             # Not 403: an attendee must not learn that someone else's order id exists.
             raise NotFound(f"no order {order_id!r}")
-        if order.status == OrderStatus.PENDING and order.expires_at <= rt.clock():
-            await expire_due_holds(
-                tx,
-                rt.clock(),
-                ticket_type_ids=[i.ticket_type_id for i in order.items],
-                offer_ttl=rt.settings.offer_ttl,
-            )
-            order = await _load_order(tx, order_id, lock=False)
-        return OrderView.of(order)
+        return shown(order, rt.clock())
 
 
 async def list_orders(
     rt: Runtime, principal: Principal, *, event_id: str | None = None, limit: int = 100
 ) -> list[OrderView]:
     """Attendees see their own orders; an organizer asking about an event sees all of it."""
-    async with rt.db.transaction() as tx:
-        query = select(Order).order_by(Order.created_at.desc()).limit(limit)
+    owner: str | None = principal.sub
+    async with rt.db.snapshot() as tx:
         if event_id is not None:
             event = await load_event(tx, event_id)
-            query = query.where(Order.event_id == event.id)
-            if not principal.manages(event.organizer_id):
-                query = query.where(Order.owner_id == principal.sub)
-        else:
-            query = query.where(Order.owner_id == principal.sub)
-        return [OrderView.of(o) for o in (await tx.scalars(query)).all()]
+            event_id = event.id
+            if principal.manages(event.organizer_id):
+                owner = None
+        found = await listings.orders(tx, event_id=event_id, owner_id=owner, limit=limit)
+        now = rt.clock()
+        return [shown(o, now) for o in found]
 
 
 async def confirm_order(
@@ -275,17 +253,12 @@ async def confirm_order(
 ) -> OrderView:
     """Payment confirmed: held → sold. A lapsed hold is re-sold if stock still allows."""
 
-    async def work(tx: AsyncSession) -> dict[str, Any]:
-        now = rt.clock()
-        order = await _load_order(tx, order_id, lock=True)
-        event = await load_event(tx, order.event_id)
+    async def confirm(tx: Tx, order: Order, event: Event) -> OrderStatus | None:
         if not principal.manages(event.organizer_id):
-            if principal.sub == order.owner_id:
-                raise Forbidden("payment is confirmed by the organizer or the platform")
-            raise NotFound(f"no order {order_id!r}")
+            raise Forbidden("payment is confirmed by the organizer or the platform")
         status = OrderStatus(order.status)
         if status is OrderStatus.PAID:
-            return OrderView.of(order).model_dump(mode="json")
+            return None
         if status is OrderStatus.PENDING:
             await inventory.convert_hold(tx, lines_of(order))
         elif status is OrderStatus.EXPIRED:
@@ -294,22 +267,11 @@ async def confirm_order(
             raise Conflict(
                 f"order is {status.value}; it cannot be confirmed", order_status=status.value
             )
-        order.status = OrderStatus.PAID
-        order.paid_at = now
-        order.updated_at = now
-        await tx.flush()
-        return OrderView.of(order).model_dump(mode="json")
+        return OrderStatus.PAID
 
-    result = await _keyed(
-        rt,
-        principal,
-        f"orders.confirm:{order_id}",
-        key=idempotency_key,
-        payload={"order_id": order_id},
-        work=work,
-    )
+    view = await _change(rt, principal, order_id, idempotency_key, step="confirm", change=confirm)
     metrics.ORDERS_CONFIRMED.inc()
-    return OrderView.model_validate(result)
+    return view
 
 
 async def cancel_order(
@@ -317,43 +279,54 @@ async def cancel_order(
 ) -> OrderView:
     """Pending: the owner (or organizer) releases the hold. Paid: the organizer refunds."""
 
-    async def work(tx: AsyncSession) -> dict[str, Any]:
-        now = rt.clock()
-        order = await _load_order(tx, order_id, lock=True)
-        event = await load_event(tx, order.event_id)
-        if not _can_see(principal, order, event):
-            raise NotFound(f"no order {order_id!r}")
+    async def cancel(tx: Tx, order: Order, event: Event) -> OrderStatus | None:
         status = OrderStatus(order.status)
         if status is OrderStatus.PENDING:
             await inventory.release_hold(tx, lines_of(order))
-            await offers.settle(
-                tx, [li.ticket_type_id for li in order.items], now, rt.settings.offer_ttl
-            )
-            order.status = OrderStatus.CANCELLED
+            ended = OrderStatus.CANCELLED
         elif status is OrderStatus.PAID:
             if not principal.manages(event.organizer_id):
                 raise Forbidden("a paid order is refunded by the organizer")
             await inventory.refund(tx, lines_of(order))
-            await offers.settle(
-                tx, [li.ticket_type_id for li in order.items], now, rt.settings.offer_ttl
-            )
-            order.status = OrderStatus.REFUNDED
+            ended = OrderStatus.REFUNDED
         else:
-            # Already cancelled, expired or refunded: nothing is held, nothing to do.
-            return OrderView.of(order).model_dump(mode="json")
-        order.updated_at = now
-        await tx.flush()
-        return OrderView.of(order).model_dump(mode="json")
+            return None  # already cancelled, expired or refunded: nothing is held
+        # The freed stock goes to the ticket types' waitlists before anyone else sees it.
+        types = [li.ticket_type_id for li in order.items]
+        await offers.settle(tx, types, rt.clock(), rt.settings.offer_ttl)
+        return ended
 
-    result = await _keyed(
-        rt,
-        principal,
-        f"orders.cancel:{order_id}",
-        key=idempotency_key,
-        payload={"order_id": order_id},
-        work=work,
+    return await _change(rt, principal, order_id, idempotency_key, step="cancel", change=cancel)
+
+
+# Decides an order's next status, having moved its stock; None leaves it as it is.
+Change = Callable[[Tx, Order, Event], Awaitable[OrderStatus | None]]
+
+
+async def _change(
+    rt: Runtime, principal: Principal, order_id: str, key: str | None, *, step: str, change: Change
+) -> OrderView:
+    """One order's confirm or cancel: locked, changed once per Idempotency-Key."""
+
+    async def work(tx: Tx) -> OrderView:
+        order = await _load_order(tx, order_id, lock=True)
+        event = await load_event(tx, order.event_id)
+        if not _can_see(principal, order, event):
+            # Not 403: an attendee must not learn that someone else's order id exists.
+            raise NotFound(f"no order {order_id!r}")
+        status = await change(tx, order, event)
+        if status is not None:
+            now = rt.clock()
+            order.status = status
+            order.paid_at = now if status is OrderStatus.PAID else order.paid_at
+            order.updated_at = now
+            await rows.save(tx)
+        return OrderView.of(order)
+
+    scope, payload = f"orders.{step}:{order_id}", {"order_id": order_id}
+    return await keyed.once(
+        rt, principal, scope=scope, key=key, payload=payload, answer=OrderView, work=work
     )
-    return OrderView.model_validate(result)
 
 
 async def sweep_expired_holds(rt: Runtime, *, batch: int = 500) -> int:

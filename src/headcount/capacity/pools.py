@@ -14,15 +14,13 @@ Rules chosen here (docs/concurrency.md, "Pools", has the locking side):
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.inputs import Patch
 from headcount.capacity.pool_membership import load_pool, set_pools
 from headcount.capacity.tickets import load_ticket_type
 from headcount.capacity.views import EventTotalView, PoolView
@@ -31,9 +29,10 @@ from headcount.domain.errors import InvalidRequest
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY
-from headcount.ledger import draws, offers, registrations
+from headcount.ledger import draws, listings, locks, offers, registrations, rows
+from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
-from headcount.ledger.pools import CapacityPool, TicketTypePool
+from headcount.ledger.pools import CapacityPool
 from headcount.runtime import Runtime
 
 
@@ -47,10 +46,10 @@ class PoolDraft(BaseModel):
     ticket_type_ids: list[str] = Field(default_factory=list, max_length=100)
 
 
-class PoolPatch(BaseModel):
+class PoolPatch(Patch):
     """Only the fields present change; `null` capacity makes the pool unlimited."""
 
-    model_config = ConfigDict(extra="forbid")
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"capacity", "max_per_customer"})
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
     capacity: int | None = Field(strict=True, default=None, ge=0, le=MAX_QUANTITY)
@@ -78,23 +77,15 @@ def pool_view(pool: CapacityPool, ticket_type_ids: Sequence[str]) -> PoolView:
     )
 
 
-async def pool_views(tx: AsyncSession, event_id: str) -> list[PoolView]:
-    rows = list(
-        await tx.scalars(
-            select(CapacityPool)
-            .where(CapacityPool.event_id == event_id)
-            .order_by(CapacityPool.created_at, CapacityPool.id)
-            .execution_options(populate_existing=True)
-        )
-    )
-    members = await _members(tx, [p.id for p in rows])
-    return [pool_view(p, members.get(p.id, [])) for p in rows]
+async def pool_views(tx: Tx, event_id: str) -> list[PoolView]:
+    found = await listings.pools(tx, event_id)
+    members = await draws.members(tx, [p.id for p in found])
+    return [pool_view(p, members.get(p.id, [])) for p in found]
 
 
-async def event_total_view(tx: AsyncSession, event: Event) -> EventTotalView:
+async def event_total_view(tx: Tx, event: Event) -> EventTotalView:
     """The event-wide cap over people: registrations plus tickets held or sold."""
-    registered = await registrations.registered(tx, event.id)
-    tickets = await registrations.tickets(tx, event.id)
+    registered, tickets = await registrations.people(tx, event.id)
     people = registered + tickets
     return EventTotalView(
         max_attendees=event.max_attendees,
@@ -105,22 +96,13 @@ async def event_total_view(tx: AsyncSession, event: Event) -> EventTotalView:
     )
 
 
-async def _members(tx: AsyncSession, pool_ids: Sequence[str]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = defaultdict(list)
-    if pool_ids:
-        rows = await tx.execute(
-            select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id).where(
-                TicketTypePool.pool_id.in_(list(pool_ids))
-            )
-        )
-        for pid, tid in rows.all():
-            found[pid].append(tid)
-    return dict(found)
+async def _members(tx: Tx, pool_id: str) -> list[str]:
+    return (await draws.members(tx, [pool_id])).get(pool_id, [])
 
 
-async def _view(tx: AsyncSession, pool_id: str) -> PoolView:
+async def _view(tx: Tx, pool_id: str) -> PoolView:
     pool = await load_pool(tx, pool_id)
-    return pool_view(pool, (await _members(tx, [pool.id])).get(pool.id, []))
+    return pool_view(pool, await _members(tx, pool.id))
 
 
 async def create_pool(
@@ -148,18 +130,17 @@ async def create_pool(
             created_at=now,
             updated_at=now,
         )
-        tx.add(pool)
-        await tx.flush()
+        await rows.add(tx, pool)
         chosen = [await load_ticket_type(tx, t) for t in sorted(set(draft.ticket_type_ids))]
         # Every ticket-type row before the pool row the first attach moves.
-        await draws.lock_for_membership(tx, [tt.id for tt in chosen])
+        await locks.ticket_types(tx, [tt.id for tt in chosen])
         for tt in chosen:
             await _attach_checked(tx, tt.id, tt.event_id, pool)
         return await _view(tx, pool.id)
 
 
 async def _attach_checked(
-    tx: AsyncSession, ticket_type_id: str, tt_event_id: str, pool: CapacityPool
+    tx: Tx, ticket_type_id: str, tt_event_id: str, pool: CapacityPool
 ) -> None:
     if tt_event_id != pool.event_id:
         raise InvalidRequest(
@@ -167,18 +148,18 @@ async def _attach_checked(
             ticket_type_id=ticket_type_id,
             pool_id=pool.id,
         )
-    await draws.lock_for_membership(tx, [ticket_type_id])
+    await locks.ticket_types(tx, [ticket_type_id])
     await draws.attach(tx, ticket_type_id, pool.id)
 
 
 async def list_pools(rt: Runtime, event_id: str) -> list[PoolView]:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         event = await load_event(tx, event_id)
         return await pool_views(tx, event.id)
 
 
 async def get_pool(rt: Runtime, pool_id: str) -> PoolView:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         return await _view(tx, pool_id)
 
 
@@ -186,42 +167,24 @@ async def update_pool(
     rt: Runtime, principal: Principal, pool_id: str, patch: PoolPatch
 ) -> PoolView:
     """Capacity changes are one UPDATE that also recomputes the overhang; never refused."""
-    changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
-    for required in ("name", "overbook_ratio"):
-        if required in changes and changes[required] is None:
-            raise InvalidRequest(f"{required} cannot be null")
+    changes = patch.changes()
     now = rt.clock()
     async with rt.db.transaction() as tx:
         pool = await load_pool(tx, pool_id)
         require_manager(principal, await load_event(tx, pool.event_id))
-        members = (await _members(tx, [pool.id])).get(pool.id, [])
+        members = await _members(tx, pool.id)
         limits_change = "capacity" in changes or "overbook_ratio" in changes
         if limits_change:
             # Member ticket types first: the waitlist promotion below reserves through them,
             # and no ticket-type row may be locked after a pool row.
-            await draws.lock_for_membership(tx, await draws.waitlisted_neighbours(tx, members))
+            await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, members))
             capacity = changes.get("capacity", pool.capacity)
             ratio = changes.get("overbook_ratio", pool.overbook_ratio)
-            limit = rules.admission_limit(capacity, ratio)
-            changes["admission_limit"] = limit
-            changes["quantity_over"] = _over_for(limit)
-        changes["updated_at"] = now
-        await tx.execute(
-            update(CapacityPool)
-            .where(CapacityPool.id == pool.id)
-            .values(**changes)
-            .execution_options(synchronize_session=False)
-        )
+            changes["admission_limit"] = rules.admission_limit(capacity, ratio)
+        await draws.change_pool(tx, pool.id, {**changes, "updated_at": now})
         if limits_change and members:
             await offers.settle(tx, members, now, rt.settings.offer_ttl)
         return await _view(tx, pool.id)
-
-
-def _over_for(limit: int | None) -> Any:
-    """The overhang under a new limit, computed in the same UPDATE from the current use."""
-    if limit is None:
-        return 0
-    return draws.over_expr(CapacityPool.quantity_used, literal(limit))
 
 
 async def attach_ticket_type(
@@ -244,10 +207,8 @@ async def detach_ticket_type(
         pool = await load_pool(tx, pool_id)
         require_manager(principal, await load_event(tx, pool.event_id))
         tt = await load_ticket_type(tx, ticket_type_id)
-        members = (await _members(tx, [pool.id])).get(pool.id, [])
-        await draws.lock_for_membership(
-            tx, await draws.waitlisted_neighbours(tx, {*members, tt.id})
-        )
+        members = await _members(tx, pool.id)
+        await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, {*members, tt.id}))
         if await draws.detach(tx, tt.id, pool.id):
             await offers.settle(tx, members, now, rt.settings.offer_ttl)
         return await _view(tx, pool.id)

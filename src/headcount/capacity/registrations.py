@@ -5,7 +5,7 @@ Rules chosen here (docs/concurrency.md, "Attendance", has the locking side):
   same registration and counts nobody twice; a different `party_size` changes the guest
   count (growing it needs room under the cap, shrinking it always works).
 * `max_attendees` caps *people*: registrations (guests included) plus tickets held or
-  sold (issue 4), two counters on the same `event_capacity` row checked together by both
+  sold, two counters on the same `event_capacity` row checked together by both
   admission statements. A ticket does not register anyone and a registration needs no
   ticket; someone who does both takes two places.
 * Lowering the cap never evicts: `remaining` shows 0 and admissions stop until enough
@@ -18,22 +18,22 @@ Rules chosen here (docs/concurrency.md, "Attendance", has the locking side):
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount.capacity import keyed
 from headcount.capacity.events import load_event, require_manager
-from headcount.capacity.views import RegistrationCapacity, RegistrationView
+from headcount.capacity.pools import event_total_view
+from headcount.capacity.views import EventTotalView, RegistrationCapacity, RegistrationView, View
 from headcount.domain import attendance
-from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
+from headcount.domain.attendance import RegistrationStatus
 from headcount.domain.errors import Conflict, EventFull, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
-from headcount.ledger import draws, locks, offers, registrations, seats
-from headcount.ledger.attendance import Registration, Session, SessionSeat, WaitlistEntry
-from headcount.ledger.idempotency import run_idempotent
+from headcount.ledger import draws, listings, locks, offers, registrations, rows, seats
+from headcount.ledger.attendance import Registration
+from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
 from headcount.runtime import Runtime
 
@@ -50,6 +50,16 @@ class RegistrationDraft(BaseModel):
     )
 
 
+class Registered(View):
+    """What registering answers: the registration, and whether this call made it active.
+
+    Stored whole for an Idempotency-Key, so a retry answers 201 or 200 as the first did.
+    """
+
+    registration: RegistrationView
+    created: bool
+
+
 def registration_view(reg: Registration) -> RegistrationView:
     return RegistrationView(
         id=reg.id,
@@ -63,33 +73,23 @@ def registration_view(reg: Registration) -> RegistrationView:
     )
 
 
-async def registration_capacity(tx: AsyncSession, event: Event) -> RegistrationCapacity:
-    taken = await registrations.registered(tx, event.id)
-    # Tickets held or sold take places under the same cap (issue 4, one rule for people).
-    people = taken + await registrations.tickets(tx, event.id)
+def registrations_of(total: EventTotalView) -> RegistrationCapacity:
+    """The event's people cap as registrations see it: tickets held or sold take places too."""
+    people = total.registered + total.tickets
     return RegistrationCapacity(
-        max_attendees=event.max_attendees,
-        registered=taken,
-        remaining=attendance.remaining(event.max_attendees, people),
-        is_full=attendance.is_full(event.max_attendees, people),
+        max_attendees=total.max_attendees,
+        registered=total.registered,
+        remaining=total.remaining,
+        is_full=attendance.is_full(total.max_attendees, people),
     )
 
 
-async def own_registration(
-    tx: AsyncSession, event_id: str, attendee_id: str, *, lock: bool = False
-) -> Registration | None:
-    query = (
-        select(Registration)
-        .where(Registration.event_id == event_id, Registration.attendee_id == attendee_id)
-        .execution_options(populate_existing=True)
-    )
-    if lock:
-        query = query.with_for_update()
-    return (await tx.scalars(query)).first()
+async def registration_capacity(tx: Tx, event: Event) -> RegistrationCapacity:
+    return registrations_of(await event_total_view(tx, event))
 
 
-async def is_registered(tx: AsyncSession, event_id: str, attendee_id: str) -> bool:
-    reg = await own_registration(tx, event_id, attendee_id)
+async def is_registered(tx: Tx, event_id: str, attendee_id: str) -> bool:
+    reg = await registrations.own(tx, event_id, attendee_id)
     return reg is not None and reg.status == RegistrationStatus.ACTIVE
 
 
@@ -105,11 +105,11 @@ async def register(
     party = draft.party_size
     attendance.check_party_size(party)
 
-    async def work(tx: AsyncSession) -> dict[str, Any]:
+    async def work(tx: Tx) -> Registered:
         now = rt.clock()
         event = await load_event(tx, event_id)
         queued = await _lock_queued_ticket_types(tx, event)
-        await locks.ensure_event_counter(tx, event.id)
+        await registrations.ensure_counter(tx, event.id)
         # A first registration (the common case) writes its row first and takes the hot
         # counter row last, so that lock is held only until COMMIT. A concurrent duplicate
         # waits on the unique (event, attendee) key, then finds this row below.
@@ -134,8 +134,8 @@ async def register(
                 updated_at=now,
                 cancelled_at=None,
             )
-            return {"registration": view.model_dump(mode="json"), "created": True}
-        reg = await own_registration(tx, event.id, principal.sub, lock=True)
+            return Registered(registration=view, created=True)
+        reg = await registrations.own(tx, event.id, principal.sub, lock=True)
         if reg is None:  # only if the row vanished between two statements: never deleted
             raise Conflict("your registration changed while registering; try again")
         if reg.status == RegistrationStatus.ACTIVE:
@@ -146,36 +146,44 @@ async def register(
                 await registrations.release(tx, event.id, -delta)
                 await offers.settle(tx, queued, now, rt.settings.offer_ttl)
             if delta:
-                reg.party_size = party
-                reg.updated_at = now
-                await tx.flush()
-            return {"registration": _dump(reg), "created": False}
+                await _mark(tx, reg, now, party_size=party)
+            return Registered(registration=registration_view(reg), created=False)
         if await registrations.admit(tx, event.id, party) is None:
             await _refuse(tx, event, party)
-        reg.status = RegistrationStatus.ACTIVE.value
-        reg.party_size = party
-        reg.updated_at = now
-        reg.cancelled_at = None
-        await tx.flush()
-        return {"registration": _dump(reg), "created": True}
+        await _mark(tx, reg, now, status=RegistrationStatus.ACTIVE, party_size=party)
+        return Registered(registration=registration_view(reg), created=True)
 
-    result = await run_idempotent(
-        rt.db,
-        owner=principal.sub,
+    done = await keyed.once(
+        rt,
+        principal,
         scope=f"registrations.create:{event_id}",
         key=idempotency_key,
         payload={"event_id": event_id, "party_size": party},
-        now=rt.clock(),
+        answer=Registered,
         work=work,
     )
-    return RegistrationView.model_validate(result["registration"]), bool(result["created"])
+    return done.registration, done.created
 
 
-def _dump(reg: Registration) -> dict[str, Any]:
-    return registration_view(reg).model_dump(mode="json")
+async def _mark(
+    tx: Tx,
+    reg: Registration,
+    now: datetime,
+    *,
+    status: RegistrationStatus | None = None,
+    party_size: int | None = None,
+) -> None:
+    """Write a registration's new state: active again, cancelled, or a new party size."""
+    if status is not None:
+        reg.status = status.value
+        reg.cancelled_at = now if status is RegistrationStatus.CANCELLED else None
+    if party_size is not None:
+        reg.party_size = party_size
+    reg.updated_at = now
+    await rows.save(tx)
 
 
-async def _refuse(tx: AsyncSession, event: Event, asked: int) -> None:
+async def _refuse(tx: Tx, event: Event, asked: int) -> None:
     summary = await registration_capacity(tx, event)
     raise EventFull(
         f"event {event.name!r} has {summary.remaining} place(s) left; {asked} asked",
@@ -186,11 +194,11 @@ async def _refuse(tx: AsyncSession, event: Event, asked: int) -> None:
     )
 
 
-async def _lock_queued_ticket_types(tx: AsyncSession, event: Event) -> list[str]:
-    """Capped events: ticket types with a queue, locked before the counter row (issue 4).
+async def _lock_queued_ticket_types(tx: Tx, event: Event) -> list[str]:
+    """Capped events: ticket types with a queue, locked before the counter row.
 
     A registration given up frees a place that tickets share; promoting their queues moves
-    ticket-type rows, which must be locked before the event counter (docs/concurrency.md).
+    ticket-type rows, which must be locked before the event counter (ledger/locks.py).
     """
     if event.max_attendees is None:
         return []
@@ -204,76 +212,37 @@ async def cancel_registration(
 ) -> RegistrationView:
     """Cancel the caller's registration (again: a no-op) and give up their session places."""
 
-    async def work(tx: AsyncSession) -> dict[str, Any]:
+    async def work(tx: Tx) -> RegistrationView:
         now = rt.clock()
         event = await load_event(tx, event_id)
         queued = await _lock_queued_ticket_types(tx, event)
-        reg = await own_registration(tx, event.id, principal.sub, lock=True)
+        reg = await registrations.own(tx, event.id, principal.sub, lock=True)
         if reg is None:
             raise NotFound(f"you are not registered for event {event_id!r}")
         if reg.status == RegistrationStatus.CANCELLED:
-            return _dump(reg)
+            return registration_view(reg)
         await registrations.release(tx, event.id, reg.party_size)
         # Places under the cap are shared with tickets: queued buyers get them first.
         await offers.settle(tx, queued, now, rt.settings.offer_ttl)
-        reg.status = RegistrationStatus.CANCELLED.value
-        reg.cancelled_at = now
-        reg.updated_at = now
-        await tx.flush()
-        await _leave_sessions(tx, event.id, principal.sub, now)
-        return _dump(reg)
+        await _mark(tx, reg, now, status=RegistrationStatus.CANCELLED)
+        await seats.leave_event(tx, event.id, principal.sub, now)
+        return registration_view(reg)
 
-    result = await run_idempotent(
-        rt.db,
-        owner=principal.sub,
+    return await keyed.once(
+        rt,
+        principal,
         scope=f"registrations.cancel:{event_id}",
         key=idempotency_key,
         payload={"event_id": event_id},
-        now=rt.clock(),
+        answer=RegistrationView,
         work=work,
     )
-    return RegistrationView.model_validate(result)
-
-
-async def _leave_sessions(tx: AsyncSession, event_id: str, attendee_id: str, now: Any) -> None:
-    """Lock every session counter of the event (ascending id), then give places up.
-
-    Locking them all before looking means an RSVP racing this cancel either committed
-    first (and its seat is seen and given up here) or runs after and finds no registration.
-    """
-    session_ids = list(await tx.scalars(select(Session.id).where(Session.event_id == event_id)))
-    await locks.session_counters(tx, session_ids)
-    if not session_ids:
-        return
-    held = await tx.scalars(
-        select(SessionSeat)
-        .where(
-            SessionSeat.session_id.in_(session_ids),
-            SessionSeat.attendee_id == attendee_id,
-            SessionSeat.status == SeatStatus.CONFIRMED,
-        )
-        .order_by(SessionSeat.session_id)
-        .execution_options(populate_existing=True)
-    )
-    for seat in list(held.all()):
-        await seats.give_up(tx, seat, now)
-    waiting = await tx.scalars(
-        select(WaitlistEntry).where(
-            WaitlistEntry.session_id.in_(session_ids),
-            WaitlistEntry.attendee_id == attendee_id,
-            WaitlistEntry.status == EntryStatus.WAITING,
-        )
-    )
-    for entry in waiting.all():
-        entry.status = EntryStatus.LEFT.value
-        entry.updated_at = now
-    await tx.flush()
 
 
 async def my_registration(rt: Runtime, principal: Principal, event_id: str) -> RegistrationView:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         event = await load_event(tx, event_id)
-        reg = await own_registration(tx, event.id, principal.sub)
+        reg = await registrations.own(tx, event.id, principal.sub)
         if reg is None:
             raise NotFound(f"you are not registered for event {event_id!r}")
         return registration_view(reg)
@@ -282,18 +251,13 @@ async def my_registration(rt: Runtime, principal: Principal, event_id: str) -> R
 async def list_registrations(
     rt: Runtime, principal: Principal, event_id: str, *, limit: int = 1000
 ) -> list[RegistrationView]:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         event = await load_event(tx, event_id)
         require_manager(principal, event)
-        rows = await tx.scalars(
-            select(Registration)
-            .where(Registration.event_id == event.id)
-            .order_by(Registration.created_at, Registration.id)
-            .limit(limit)
-        )
-        return [registration_view(r) for r in rows.all()]
+        found = await listings.registrations(tx, event.id, limit=limit)
+        return [registration_view(r) for r in found]
 
 
 async def get_registration_capacity(rt: Runtime, event_id: str) -> RegistrationCapacity:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         return await registration_capacity(tx, await load_event(tx, event_id))

@@ -3,8 +3,8 @@
 Rules chosen here:
 * Only attendees with an active registration for the event may RSVP. Registration is the
   event's one headcount (`max_attendees`), so a session seat never exists for someone the
-  event does not count; a ticket buyer registers like anyone (issue #4 may register them
-  on payment). Cancelling the registration gives the seats up (capacity/registrations.py).
+  event does not count; a ticket buyer registers like anyone (payment may register them
+  one day). Cancelling the registration gives the seats up (capacity/registrations.py).
 * RSVP answers `confirmed` when a seat is free, else `waitlisted` with a position, or 409
   `session_full` when the session's waitlist is off. Asking again answers the same thing.
 * Leaving frees the seat and, in the same transaction, confirms the head of the waitlist.
@@ -17,32 +17,30 @@ Rules chosen here:
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from headcount.capacity.events import MAX_LIMIT, load_event, require_manager
+from headcount.capacity import keyed
+from headcount.capacity.events import (
+    MAX_LIMIT,
+    check_patched_window,
+    check_window,
+    load_event,
+    require_manager,
+)
+from headcount.capacity.inputs import Patch
 from headcount.capacity.registrations import is_registered
 from headcount.capacity.views import RsvpView, SessionView, WaitlistEntryView, WaitlistView
 from headcount.capacity.waitlists import entry_view, waitlist_view
 from headcount.domain.attendance import EntryStatus, RsvpStatus, SeatSource, SeatStatus
-from headcount.domain.errors import Conflict, InvalidRequest, NotFound, NotRegistered, SessionFull
+from headcount.domain.errors import Conflict, NotFound, NotRegistered, SessionFull
 from headcount.domain.identity import Principal
-from headcount.domain.ids import is_well_formed, new_id
-from headcount.ledger import locks, seats, waitlist
+from headcount.domain.ids import new_id
+from headcount.ledger import listings, locks, rows, seats, waitlist
 from headcount.ledger.attendance import Session, SessionCapacity
-from headcount.ledger.idempotency import run_idempotent
+from headcount.ledger.db import Tx
 from headcount.runtime import Runtime
-
-
-def _check_window(starts_at: datetime | None, ends_at: datetime | None) -> None:
-    for value in (starts_at, ends_at):
-        if value is not None and value.tzinfo is None:
-            raise ValueError("times must carry a UTC offset (RFC 3339)")
-    if starts_at and ends_at and ends_at < starts_at:
-        raise ValueError("ends_at is before starts_at")
 
 
 class SessionDraft(BaseModel):
@@ -57,14 +55,15 @@ class SessionDraft(BaseModel):
 
     @model_validator(mode="after")
     def _window(self) -> SessionDraft:
-        _check_window(self.starts_at, self.ends_at)
+        check_window(self.starts_at, self.ends_at)
         return self
 
 
-class SessionPatch(BaseModel):
-    """Only the fields present are changed."""
+class SessionPatch(Patch):
+    """Only the fields present are changed; `null` clears a nullable field."""
 
-    model_config = ConfigDict(extra="forbid")
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"description", "starts_at", "ends_at"})
+    CLEARED: ClassVar[dict[str, object]] = {"description": ""}
 
     title: str | None = Field(default=None, min_length=1, max_length=300)
     description: str | None = Field(default=None, max_length=10_000)
@@ -74,16 +73,19 @@ class SessionPatch(BaseModel):
     waitlist_enabled: bool | None = None
 
 
-async def load_session(tx: AsyncSession, session_id: str) -> Session:
-    if not is_well_formed(session_id):
-        raise NotFound(f"no session {session_id!r}")
-    found = await tx.get(Session, session_id, populate_existing=True)
-    if found is None:
-        raise NotFound(f"no session {session_id!r}")
-    return found
+async def load_session(tx: Tx, session_id: str) -> Session:
+    return await rows.find(tx, Session, session_id, noun="session")
 
 
-async def _view(tx: AsyncSession, session: Session) -> SessionView:
+async def _locked_session(tx: Tx, session_id: str) -> Session:
+    """The session, with its counter row locked first (step 8 of ledger/locks.py): every
+    transaction that could change this attendee's seat or queue place waits on it."""
+    session = await load_session(tx, session_id)
+    await locks.session_counters(tx, [session.id])
+    return session
+
+
+async def _view(tx: Tx, session: Session) -> SessionView:
     cap = await seats.capacity(tx, session.id)
     assert cap is not None
     return SessionView(
@@ -104,13 +106,8 @@ async def _view(tx: AsyncSession, session: Session) -> SessionView:
     )
 
 
-async def session_views(tx: AsyncSession, event_id: str) -> list[SessionView]:
-    rows = await tx.scalars(
-        select(Session)
-        .where(Session.event_id == event_id)
-        .order_by(Session.starts_at, Session.created_at, Session.id)
-    )
-    return [await _view(tx, session) for session in rows.all()]
+async def session_views(tx: Tx, event_id: str) -> list[SessionView]:
+    return [await _view(tx, session) for session in await listings.sessions(tx, event_id)]
 
 
 async def create_session(
@@ -136,26 +133,20 @@ async def create_session(
             created_at=now,
             updated_at=now,
         )
-        tx.add(session)
-        await tx.flush()
-        tx.add(
-            SessionCapacity(
-                session_id=session.id,
-                maximum_capacity=draft.max_participants,
-                current_attendance=0,
-            )
+        capacity = SessionCapacity(
+            session_id=session.id, maximum_capacity=draft.max_participants, current_attendance=0
         )
-        await tx.flush()
+        await rows.add(tx, session, capacity)
         return await _view(tx, session)
 
 
 async def get_session(rt: Runtime, session_id: str) -> SessionView:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         return await _view(tx, await load_session(tx, session_id))
 
 
 async def list_sessions(rt: Runtime, event_id: str) -> list[SessionView]:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         event = await load_event(tx, event_id)
         return await session_views(tx, event.id)
 
@@ -163,31 +154,18 @@ async def list_sessions(rt: Runtime, event_id: str) -> list[SessionView]:
 async def update_session(
     rt: Runtime, principal: Principal, session_id: str, patch: SessionPatch
 ) -> SessionView:
-    changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
-    for required in ("title", "max_participants", "waitlist_enabled"):
-        if required in changes and changes[required] is None:
-            raise InvalidRequest(f"{required} cannot be null")
+    changes = patch.changes()
     async with rt.db.transaction() as tx:
         now = rt.clock()
         session = await load_session(tx, session_id)
         event = await load_event(tx, session.event_id)
         require_manager(principal, event)
-        try:
-            _check_window(
-                changes.get("starts_at", session.starts_at), changes.get("ends_at", session.ends_at)
-            )
-        except ValueError as exc:
-            raise InvalidRequest(str(exc)) from exc
+        check_patched_window(
+            changes.get("starts_at", session.starts_at), changes.get("ends_at", session.ends_at)
+        )
         maximum = changes.pop("max_participants", None)
-        if "description" in changes and changes["description"] is None:
-            changes["description"] = ""
         if changes:
-            await tx.execute(
-                update(Session)
-                .where(Session.id == session.id)
-                .values(**changes, updated_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            await rows.change(tx, Session, session.id, {**changes, "updated_at": now})
         if maximum is not None:
             if not await seats.set_maximum(tx, session.id, maximum):
                 cap = await seats.capacity(tx, session.id)
@@ -203,33 +181,26 @@ async def update_session(
 
 
 async def _rsvp_view(
-    tx: AsyncSession, session_id: str, attendee_id: str, *, include_past: bool = False
+    tx: Tx, session_id: str, attendee_id: str, now: datetime, *, include_past: bool = False
 ) -> RsvpView:
     seat = await seats.seat_of(tx, session_id, attendee_id)
-    if seat is not None and seat.status == SeatStatus.CONFIRMED:
-        entry = await waitlist.latest_entry(tx, attendee_id, session_id=session_id)
-        shown = entry if entry is not None and entry.status == EntryStatus.PROMOTED else None
-        return RsvpView(
-            session_id=session_id,
-            attendee_id=attendee_id,
-            status=RsvpStatus.CONFIRMED,
-            waitlist_entry=await entry_view(tx, shown) if shown else None,
-        )
     entry = await waitlist.latest_entry(tx, attendee_id, session_id=session_id)
-    if entry is not None and entry.status == EntryStatus.WAITING:
-        shown_entry = await entry_view(tx, entry)
-        return RsvpView(
-            session_id=session_id,
-            attendee_id=attendee_id,
-            status=RsvpStatus.WAITLISTED,
-            position=shown_entry.position,
-            waitlist_entry=shown_entry,
-        )
+    shown = await entry_view(tx, entry, now) if entry is not None else None
+    status = RsvpStatus.NONE
+    if seat is not None and seat.status == SeatStatus.CONFIRMED:
+        status = RsvpStatus.CONFIRMED
+        # The entry that led to the seat, if it came from the waitlist.
+        shown = shown if entry is not None and entry.status == EntryStatus.PROMOTED else None
+    elif entry is not None and entry.status == EntryStatus.WAITING:
+        status = RsvpStatus.WAITLISTED
+    elif not include_past:
+        shown = None
     return RsvpView(
         session_id=session_id,
         attendee_id=attendee_id,
-        status=RsvpStatus.NONE,
-        waitlist_entry=await entry_view(tx, entry) if include_past and entry else None,
+        status=status,
+        position=shown.position if status is RsvpStatus.WAITLISTED and shown else None,
+        waitlist_entry=shown,
     )
 
 
@@ -238,18 +209,17 @@ async def rsvp(
 ) -> RsvpView:
     """Take a seat, or a place in the queue, or be refused with `session_full`."""
 
-    async def work(tx: AsyncSession) -> dict[str, Any]:
+    async def work(tx: Tx) -> RsvpView:
         now = rt.clock()
-        session = await load_session(tx, session_id)
-        await locks.session_counters(tx, [session.id])
+        session = await _locked_session(tx, session_id)
         if not await is_registered(tx, session.event_id, principal.sub):
             raise NotRegistered(
                 f"register for event {session.event_id!r} before RSVPing to its sessions",
                 event_id=session.event_id,
             )
-        current = await _rsvp_view(tx, session.id, principal.sub)
+        current = await _rsvp_view(tx, session.id, principal.sub, now)
         if current.status is not RsvpStatus.NONE:
-            return current.model_dump(mode="json")
+            return current
         if await seats.admit(tx, session.id):
             await seats.occupy(tx, session.id, principal.sub, SeatSource.RSVP, now)
         elif session.waitlist_enabled:
@@ -267,18 +237,12 @@ async def rsvp(
                 session_id=session.id,
                 max_participants=cap.maximum_capacity if cap else None,
             )
-        return (await _rsvp_view(tx, session.id, principal.sub)).model_dump(mode="json")
+        return await _rsvp_view(tx, session.id, principal.sub, now)
 
-    result = await run_idempotent(
-        rt.db,
-        owner=principal.sub,
-        scope=f"sessions.rsvp:{session_id}",
-        key=idempotency_key,
-        payload={"session_id": session_id},
-        now=rt.clock(),
-        work=work,
+    scope, payload = f"sessions.rsvp:{session_id}", {"session_id": session_id}
+    return await keyed.once(
+        rt, principal, scope=scope, key=idempotency_key, payload=payload, answer=RsvpView, work=work
     )
-    return RsvpView.model_validate(result)
 
 
 async def leave(
@@ -286,57 +250,45 @@ async def leave(
 ) -> RsvpView:
     """Give up a seat (the head of the waitlist gets it) or a place in the queue."""
 
-    async def work(tx: AsyncSession) -> dict[str, Any]:
+    async def work(tx: Tx) -> RsvpView:
         now = rt.clock()
-        session = await load_session(tx, session_id)
-        await locks.session_counters(tx, [session.id])
+        session = await _locked_session(tx, session_id)
         seat = await seats.seat_of(tx, session.id, principal.sub)
         if seat is not None and seat.status == SeatStatus.CONFIRMED:
             await seats.give_up(tx, seat, now)
-        else:
-            entry = await waitlist.live_entry(tx, principal.sub, session_id=session.id)
-            if entry is not None:
-                entry.status = EntryStatus.LEFT.value
-                entry.updated_at = now
-                await tx.flush()
-        view = await _rsvp_view(tx, session.id, principal.sub, include_past=True)
-        return view.model_dump(mode="json")
+        elif entry := await waitlist.live_entry(tx, principal.sub, session_id=session.id):
+            await waitlist.leave(tx, [entry], now)
+        return await _rsvp_view(tx, session.id, principal.sub, now, include_past=True)
 
-    result = await run_idempotent(
-        rt.db,
-        owner=principal.sub,
-        scope=f"sessions.leave:{session_id}",
-        key=idempotency_key,
-        payload={"session_id": session_id},
-        now=rt.clock(),
-        work=work,
+    scope, payload = f"sessions.leave:{session_id}", {"session_id": session_id}
+    return await keyed.once(
+        rt, principal, scope=scope, key=idempotency_key, payload=payload, answer=RsvpView, work=work
     )
-    return RsvpView.model_validate(result)
 
 
 async def my_rsvp(rt: Runtime, principal: Principal, session_id: str) -> RsvpView:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         session = await load_session(tx, session_id)
-        return await _rsvp_view(tx, session.id, principal.sub, include_past=True)
+        return await _rsvp_view(tx, session.id, principal.sub, rt.clock(), include_past=True)
 
 
 async def my_waitlist_entry(
     rt: Runtime, principal: Principal, session_id: str
 ) -> WaitlistEntryView:
     """The caller's latest entry in this session's queue: position, or what became of it."""
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         session = await load_session(tx, session_id)
         entry = await waitlist.latest_entry(tx, principal.sub, session_id=session.id)
         if entry is None:
             raise NotFound(f"you have not joined the waitlist of session {session_id!r}")
-        return await entry_view(tx, entry)
+        return await entry_view(tx, entry, rt.clock())
 
 
 async def session_waitlist(rt: Runtime, principal: Principal, session_id: str) -> WaitlistView:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         session = await load_session(tx, session_id)
         require_manager(principal, await load_event(tx, session.event_id))
-        return await waitlist_view(tx, session_id=session.id)
+        return await waitlist_view(tx, rt.clock(), session_id=session.id)
 
 
 async def load_demo_sessions(rt: Runtime, event_id: str, organizer: Principal) -> None:

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.capacity import pool_membership
 from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.inputs import Patch
 from headcount.capacity.views import TicketTypeView
-from headcount.domain.errors import Conflict, InvalidRequest, NotFound
+from headcount.domain.errors import InvalidRequest
 from headcount.domain.identity import Principal
-from headcount.domain.ids import is_well_formed, new_id
+from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY
-from headcount.ledger import buckets, draws, locks, offers
-from headcount.ledger.expiry import expire_due_holds
-from headcount.ledger.models import TicketType
+from headcount.ledger import buckets, draws, inventory, listings, locks, offers, rows
+from headcount.ledger.db import Tx
+from headcount.ledger.models import Event, TicketType
 from headcount.runtime import Runtime
 
 
@@ -50,8 +49,10 @@ class TicketTypeDraft(BaseModel):
         return self
 
 
-class TicketTypePatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TicketTypePatch(Patch):
+    NULLABLE: ClassVar[frozenset[str]] = frozenset(
+        {"max_per_order", "sales_start", "sales_end", "min_per_order", "max_per_customer"}
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
     quantity_total: int | None = Field(strict=True, default=None, ge=0, le=MAX_QUANTITY)
@@ -78,13 +79,8 @@ def _check_window(start: datetime | None, end: datetime | None) -> None:
         raise ValueError("sales_end must be after sales_start")
 
 
-async def load_ticket_type(tx: AsyncSession, ticket_type_id: str) -> TicketType:
-    if not is_well_formed(ticket_type_id):
-        raise NotFound(f"no ticket type {ticket_type_id!r}")
-    tt = await tx.get(TicketType, ticket_type_id, populate_existing=True)
-    if tt is None:
-        raise NotFound(f"no ticket type {ticket_type_id!r}")
-    return tt
+async def load_ticket_type(tx: Tx, ticket_type_id: str) -> TicketType:
+    return await rows.find(tx, TicketType, ticket_type_id, noun="ticket type")
 
 
 async def create_ticket_type(
@@ -116,8 +112,7 @@ async def create_ticket_type(
             created_at=now,
             updated_at=now,
         )
-        tx.add(tt)
-        await tx.flush()
+        await rows.add(tx, tt)
         if draft.stock_buckets > 1:
             await buckets.create(tx, tt.id, draft.quantity_total, draft.stock_buckets)
         if draft.pool_ids:
@@ -125,12 +120,12 @@ async def create_ticket_type(
         return (await ticket_type_views(tx, [tt]))[0]
 
 
-async def ticket_type_views(tx: AsyncSession, rows: Sequence[TicketType]) -> list[TicketTypeView]:
+async def ticket_type_views(tx: Tx, types: Sequence[TicketType]) -> list[TicketTypeView]:
     """Views whose availability is also bounded by the types' pools and event cap."""
-    ids = [tt.id for tt in rows]
+    ids = [tt.id for tt in types]
     pools = await draws.pool_ids_of(tx, ids)
     room = await draws.headroom(tx, ids)
-    hot = await buckets.levels(tx, [tt.id for tt in rows if tt.stock_buckets > 1])
+    hot = await buckets.levels(tx, [tt.id for tt in types if tt.stock_buckets > 1])
     return [
         TicketTypeView.of(
             tt,
@@ -138,48 +133,30 @@ async def ticket_type_views(tx: AsyncSession, rows: Sequence[TicketType]) -> lis
             shared_room=room.get(tt.id),
             bucketed=(lv.sold, lv.held, lv.free) if (lv := hot.get(tt.id)) else None,
         )
-        for tt in rows
+        for tt in types
     ]
 
 
 async def get_ticket_type(rt: Runtime, ticket_type_id: str) -> TicketTypeView:
-    """Due holds are expired first, so a read never shows a lapsed hold as reserved."""
-    async with rt.db.transaction() as tx:
-        tt = await load_ticket_type(tx, ticket_type_id)
-        now, ttl = rt.clock(), rt.settings.offer_ttl
-        expired = await expire_due_holds(tx, now, ticket_type_ids=[tt.id], offer_ttl=ttl)
-        if due := await offers.due_ticket_types(tx, now, among=[tt.id]):
-            await offers.settle(tx, due, now, ttl)
-        if expired or due:
-            tt = await load_ticket_type(tx, ticket_type_id)
-        return (await ticket_type_views(tx, [tt]))[0]
+    """Counters as committed: a lapsed hold counts until the sweeper releases it."""
+    async with rt.db.snapshot() as tx:
+        return (await ticket_type_views(tx, [await load_ticket_type(tx, ticket_type_id)]))[0]
 
 
 async def list_ticket_types(rt: Runtime, event_id: str) -> list[TicketTypeView]:
-    async with rt.db.transaction() as tx:
-        event = await load_event(tx, event_id)
-        ids = list(await tx.scalars(select(TicketType.id).where(TicketType.event_id == event.id)))
-        if ids:
-            now, ttl = rt.clock(), rt.settings.offer_ttl
-            await expire_due_holds(tx, now, ticket_type_ids=ids, offer_ttl=ttl)
-            if due := await offers.due_ticket_types(tx, now, among=ids):
-                await offers.settle(tx, due, now, ttl)
-        rows = await tx.scalars(
-            select(TicketType)
-            .where(TicketType.event_id == event.id)
-            .order_by(TicketType.created_at, TicketType.id)
-            .execution_options(populate_existing=True)
-        )
-        return await ticket_type_views(tx, list(rows))
+    async with rt.db.snapshot() as tx:
+        return await event_ticket_types(tx, await load_event(tx, event_id))
+
+
+async def event_ticket_types(tx: Tx, event: Event) -> list[TicketTypeView]:
+    """Every ticket type of the event, in the caller's transaction (the snapshot's too)."""
+    return await ticket_type_views(tx, await listings.ticket_types(tx, event.id))
 
 
 async def update_ticket_type(
     rt: Runtime, principal: Principal, ticket_type_id: str, patch: TicketTypePatch
 ) -> TicketTypeView:
-    changes: dict[str, Any] = patch.model_dump(exclude_unset=True)
-    for required in ("name", "quantity_total", "pool_ids"):
-        if required in changes and changes[required] is None:
-            raise InvalidRequest(f"{required} cannot be null")
+    changes = patch.changes()
     pool_ids = changes.pop("pool_ids", None)
     async with rt.db.transaction() as tx:
         tt = await load_ticket_type(tx, ticket_type_id)
@@ -205,64 +182,10 @@ async def update_ticket_type(
             await pool_membership.set_pools(tx, tt, pool_ids, rt.clock())
         new_total = changes.pop("quantity_total", None)
         if new_total is not None:
-            await _set_total(tx, tt, new_total)
+            await inventory.set_total(tx, tt, new_total)
         if new_total is not None or pool_ids is not None:
             # A larger total frees stock: the waitlist gets it before anyone else can.
             await offers.settle(tx, [tt.id], rt.clock(), rt.settings.offer_ttl)
         if changes:
-            changes["updated_at"] = rt.clock()
-            await tx.execute(
-                update(TicketType)
-                .where(TicketType.id == tt.id)
-                .values(**changes)
-                .execution_options(synchronize_session=False)
-            )
+            await rows.change(tx, TicketType, tt.id, {**changes, "updated_at": rt.clock()})
         return (await ticket_type_views(tx, [await load_ticket_type(tx, tt.id)]))[0]
-
-
-async def _set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
-    """One atomic UPDATE; a total below what is sold and held is allowed (issue 4).
-
-    Nobody loses a ticket: the overhang is recorded in `quantity_over` in the same
-    statement (so the CHECK `sold + reserved <= total + over` still holds), and admission
-    keeps requiring `total - sold - reserved >= n`, so nothing is sold until use falls
-    below the new total. The view's `over_capacity_by` says how far over it is.
-    """
-    if tt.stock_buckets > 1:
-        await _set_bucketed_total(tx, tt, new_total)
-        return
-    in_use = TicketType.quantity_sold + TicketType.quantity_reserved
-    await tx.execute(
-        update(TicketType)
-        .where(TicketType.id == tt.id)
-        .values(quantity_total=new_total, quantity_over=draws.over_expr(in_use, literal(new_total)))
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def _set_bucketed_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
-    """A bucketed type changes its total through its buckets' free units.
-
-    Raising spreads the new units over the buckets. Lowering withdraws free units under
-    the buckets' locks; going below what is sold and held is refused for this mode (the
-    free units it would need do not exist), so lower it in steps as holds lapse.
-    """
-    delta = new_total - tt.quantity_total
-    if delta > 0:
-        for bucket, extra in enumerate(buckets.split(delta, tt.stock_buckets)):
-            if extra:
-                await buckets.give_to(tx, tt.id, bucket, extra)
-    elif delta < 0:
-        removed = await buckets.withdraw(tx, tt.id, -delta)
-        if removed < -delta:
-            raise Conflict(
-                f"only {removed} of the {-delta} units to remove are free; a hot-inventory "
-                "type cannot drop below what is sold and held",
-                free=removed,
-            )
-    await tx.execute(
-        update(TicketType)
-        .where(TicketType.id == tt.id)
-        .values(quantity_total=new_total)
-        .execution_options(synchronize_session=False)
-    )

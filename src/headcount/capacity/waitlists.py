@@ -14,12 +14,12 @@ Rules chosen here:
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount.capacity import keyed
 from headcount.capacity.events import load_event, require_manager
 from headcount.capacity.tickets import load_ticket_type
 from headcount.capacity.views import WaitlistEntryView, WaitlistView
@@ -27,10 +27,10 @@ from headcount.domain import attendance
 from headcount.domain.attendance import EntryStatus
 from headcount.domain.errors import NotFound
 from headcount.domain.identity import Principal
-from headcount.ledger import draws, locks, offers, waitlist
+from headcount.ledger import draws, listings, locks, offers, waitlist
 from headcount.ledger.attendance import WaitlistEntry
+from headcount.ledger.db import Tx
 from headcount.ledger.expiry import expire_due_holds
-from headcount.ledger.idempotency import run_idempotent
 from headcount.runtime import Runtime
 
 
@@ -40,7 +40,19 @@ class TicketWaitlistDraft(BaseModel):
     quantity: int = Field(strict=True, default=1, ge=1, le=attendance.MAX_WAITLIST_QUANTITY)
 
 
-async def entry_view(tx: AsyncSession, entry: WaitlistEntry) -> WaitlistEntryView:
+def shown_status(entry: WaitlistEntry, now: datetime) -> EntryStatus:
+    """An entry's status as a read shows it: an offer past `offer_expires_at` is `expired`.
+
+    The offer protects nothing any more; the offer sweeper (or the next admission on that
+    ticket type) writes the status and passes the stock on. Derived here, so a read never
+    writes (docs/guarantees.md, "Reads").
+    """
+    status = EntryStatus(entry.status)
+    lapsed = entry.offer_expires_at is not None and entry.offer_expires_at <= now
+    return EntryStatus.EXPIRED if status is EntryStatus.OFFERED and lapsed else status
+
+
+def _plain_view(entry: WaitlistEntry, now: datetime, position: int | None) -> WaitlistEntryView:
     return WaitlistEntryView(
         id=entry.id,
         event_id=entry.event_id,
@@ -49,8 +61,8 @@ async def entry_view(tx: AsyncSession, entry: WaitlistEntry) -> WaitlistEntryVie
         attendee_id=entry.attendee_id,
         quantity=entry.quantity,
         seq=entry.seq,
-        status=EntryStatus(entry.status),
-        position=await waitlist.position(tx, entry),
+        status=shown_status(entry, now),
+        position=position,
         offered_quantity=entry.offered_quantity,
         offer_expires_at=entry.offer_expires_at,
         order_id=entry.order_id,
@@ -59,8 +71,12 @@ async def entry_view(tx: AsyncSession, entry: WaitlistEntry) -> WaitlistEntryVie
     )
 
 
+async def entry_view(tx: Tx, entry: WaitlistEntry, now: datetime) -> WaitlistEntryView:
+    return _plain_view(entry, now, await waitlist.position(tx, entry))
+
+
 async def waitlist_view(
-    tx: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
+    tx: Tx, now: datetime, *, session_id: str | None = None, ticket_type_id: str | None = None
 ) -> WaitlistView:
     live = await waitlist.entries(tx, session_id=session_id, ticket_type_id=ticket_type_id)
     views: list[WaitlistEntryView] = []
@@ -69,32 +85,13 @@ async def waitlist_view(
         # Positions in one pass over the ordered entries, not one count query per entry.
         waiting = entry.status == EntryStatus.WAITING
         place += waiting
-        views.append(_plain_view(entry).model_copy(update={"position": place if waiting else None}))
+        views.append(_plain_view(entry, now, place if waiting else None))
     return WaitlistView(
         session_id=session_id,
         ticket_type_id=ticket_type_id,
-        waiting=sum(1 for e in live if e.status == EntryStatus.WAITING),
-        offered=sum(1 for e in live if e.status == EntryStatus.OFFERED),
+        waiting=sum(1 for v in views if v.status is EntryStatus.WAITING),
+        offered=sum(1 for v in views if v.status is EntryStatus.OFFERED),
         entries=views,
-    )
-
-
-def _plain_view(entry: WaitlistEntry) -> WaitlistEntryView:
-    return WaitlistEntryView(
-        id=entry.id,
-        event_id=entry.event_id,
-        session_id=entry.session_id,
-        ticket_type_id=entry.ticket_type_id,
-        attendee_id=entry.attendee_id,
-        quantity=entry.quantity,
-        seq=entry.seq,
-        status=EntryStatus(entry.status),
-        position=None,
-        offered_quantity=entry.offered_quantity,
-        offer_expires_at=entry.offer_expires_at,
-        order_id=entry.order_id,
-        joined_at=entry.joined_at,
-        updated_at=entry.updated_at,
     )
 
 
@@ -108,11 +105,11 @@ async def join_ticket_waitlist(
 ) -> WaitlistEntryView:
     """Queue for a ticket type; already queued (or holding an offer) answers the same entry."""
 
-    async def work(tx: AsyncSession) -> dict[str, Any]:
+    async def work(tx: Tx) -> WaitlistEntryView:
         now, ttl = rt.clock(), rt.settings.offer_ttl
         tt = await load_ticket_type(tx, ticket_type_id)
         attendance.check_waitlist_quantity(draft.quantity, tt.max_per_order)
-        # Lock order: orders → ticket type → entries (docs/concurrency.md).
+        # Lock order: orders → ticket type → entries (ledger/locks.py).
         await expire_due_holds(tx, now, ticket_type_ids=[tt.id], offer_ttl=ttl)
         await offers.settle(tx, [tt.id], now, ttl)
         mine = await waitlist.live_entry(tx, principal.sub, ticket_type_id=tt.id)
@@ -126,18 +123,12 @@ async def join_ticket_waitlist(
                 ticket_type_id=tt.id,
             )
             await offers.settle(tx, [tt.id], now, ttl)
-        return (await entry_view(tx, mine)).model_dump(mode="json")
+        return await entry_view(tx, mine, now)
 
-    result = await run_idempotent(
-        rt.db,
-        owner=principal.sub,
-        scope=f"waitlists.join:{ticket_type_id}",
-        key=idempotency_key,
-        payload={"ticket_type_id": ticket_type_id, "quantity": draft.quantity},
-        now=rt.clock(),
-        work=work,
+    payload = {"ticket_type_id": ticket_type_id, "quantity": draft.quantity}
+    return await _keyed(
+        rt, principal, work, operation="waitlists.join", payload=payload, key=idempotency_key
     )
-    return WaitlistEntryView.model_validate(result)
 
 
 async def leave_ticket_waitlist(
@@ -145,67 +136,74 @@ async def leave_ticket_waitlist(
 ) -> WaitlistEntryView:
     """Leave the queue, or decline a live offer (its stock goes to the next person)."""
 
-    async def work(tx: AsyncSession) -> dict[str, Any]:
+    async def work(tx: Tx) -> WaitlistEntryView:
         now, ttl = rt.clock(), rt.settings.offer_ttl
         tt = await load_ticket_type(tx, ticket_type_id)
-        # With the event's other queued types (issue 4): a declined offer frees shared room.
+        # With the event's other queued types: a declined offer frees shared room.
         await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, [tt.id]))
         mine = await waitlist.live_entry(tx, principal.sub, ticket_type_id=tt.id, lock=True)
         if mine is not None:
-            lapsed = mine.offer_expires_at is not None and mine.offer_expires_at <= now
-            if mine.status == EntryStatus.OFFERED and lapsed:
+            if shown_status(mine, now) is EntryStatus.EXPIRED:
                 await offers.settle(tx, [tt.id], now, ttl)
             else:
                 gone = EntryStatus.DECLINED if mine.status == EntryStatus.OFFERED else None
                 await offers.give_back(tx, mine, gone or EntryStatus.LEFT, now, ttl)
-        latest = await waitlist.latest_entry(tx, principal.sub, ticket_type_id=tt.id)
-        if latest is None:
-            raise NotFound(f"you have not joined the waitlist of ticket type {ticket_type_id!r}")
-        return (await entry_view(tx, latest)).model_dump(mode="json")
+        return await _mine(tx, principal, tt.id, now)
 
-    result = await run_idempotent(
-        rt.db,
-        owner=principal.sub,
-        scope=f"waitlists.leave:{ticket_type_id}",
-        key=idempotency_key,
-        payload={"ticket_type_id": ticket_type_id},
-        now=rt.clock(),
-        work=work,
+    payload = {"ticket_type_id": ticket_type_id}
+    return await _keyed(
+        rt, principal, work, operation="waitlists.leave", payload=payload, key=idempotency_key
     )
-    return WaitlistEntryView.model_validate(result)
+
+
+def _keyed(
+    rt: Runtime,
+    principal: Principal,
+    work: Callable[[Tx], Awaitable[WaitlistEntryView]],
+    *,
+    operation: str,
+    payload: Mapping[str, object],
+    key: str | None,
+) -> Awaitable[WaitlistEntryView]:
+    """One ticket waitlist's join or leave, at most once per Idempotency-Key."""
+    scope = f"{operation}:{payload['ticket_type_id']}"
+    return keyed.once(
+        rt, principal, scope=scope, key=key, payload=payload, answer=WaitlistEntryView, work=work
+    )
+
+
+async def _mine(
+    tx: Tx, principal: Principal, ticket_type_id: str, now: datetime
+) -> WaitlistEntryView:
+    entry = await waitlist.latest_entry(tx, principal.sub, ticket_type_id=ticket_type_id)
+    if entry is None:
+        raise NotFound(f"you have not joined the waitlist of ticket type {ticket_type_id!r}")
+    return await entry_view(tx, entry, now)
 
 
 async def my_ticket_waitlist_entry(
     rt: Runtime, principal: Principal, ticket_type_id: str
 ) -> WaitlistEntryView:
-    async with rt.db.transaction() as tx:
+    """The caller's latest entry: a lapsed offer shows `expired` before the sweeper runs."""
+    async with rt.db.snapshot() as tx:
         tt = await load_ticket_type(tx, ticket_type_id)
-        if await offers.due_ticket_types(tx, rt.clock(), among=[tt.id]):
-            await offers.settle(tx, [tt.id], rt.clock(), rt.settings.offer_ttl)
-        entry = await waitlist.latest_entry(tx, principal.sub, ticket_type_id=tt.id)
-        if entry is None:
-            raise NotFound(f"you have not joined the waitlist of ticket type {ticket_type_id!r}")
-        return await entry_view(tx, entry)
+        return await _mine(tx, principal, tt.id, rt.clock())
 
 
 async def ticket_waitlist(rt: Runtime, principal: Principal, ticket_type_id: str) -> WaitlistView:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         tt = await load_ticket_type(tx, ticket_type_id)
         require_manager(principal, await load_event(tx, tt.event_id))
-        return await waitlist_view(tx, ticket_type_id=tt.id)
+        return await waitlist_view(tx, rt.clock(), ticket_type_id=tt.id)
 
 
 async def my_entries(rt: Runtime, principal: Principal, event_id: str) -> list[WaitlistEntryView]:
     """Every queue the caller joined in this event, newest first: the attendee's feed."""
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         event = await load_event(tx, event_id)
-        rows = await tx.scalars(
-            select(WaitlistEntry)
-            .where(WaitlistEntry.event_id == event.id, WaitlistEntry.attendee_id == principal.sub)
-            .order_by(WaitlistEntry.updated_at.desc(), WaitlistEntry.id)
-            .limit(500)
-        )
-        return [await entry_view(tx, e) for e in rows.all()]
+        found = await listings.waitlist_entries(tx, event.id, principal.sub, limit=500)
+        now = rt.clock()
+        return [await entry_view(tx, e, now) for e in found]
 
 
 async def sweep_expired_offers(rt: Runtime, *, batch: int = 100) -> int:

@@ -33,18 +33,18 @@ LIVE_ENTRY = "status IN ('waiting', 'offered')"
 
 
 class EventCapacity(Base):
-    """How many people (attendees plus their guests) hold an active registration.
+    """How many people an event counts: registrations (with guests) and tickets.
 
     The cap itself stays on `events.max_attendees`, the one place organizers change it;
-    the admission statement reads it in the same UPDATE. Issue #4 (event-wide ticket caps)
-    can add its own counters to this row.
+    both admission statements read it in the same UPDATE and check the two counters'
+    sum against it.
     """
 
     __tablename__ = "event_capacity"
 
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
     registered: Mapped[int] = mapped_column(Integer, default=0)
-    # Issue 4: tickets held or sold, kept only while the event has a cap (ledger/draws.py).
+    # Tickets held or sold, kept only while the event has a cap (ledger/draws.py).
     tickets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus
 from headcount.domain.tickets import OrderLine, TicketTypeTerms
-from headcount.ledger import quotas
+from headcount.ledger import locks
 from headcount.ledger.attendance import EventCapacity, WaitlistEntry
 from headcount.ledger.draws import SHARE_COLUMNS, Shares, fold_shares
 from headcount.ledger.models import Event, TicketType
@@ -87,9 +87,9 @@ def _query(*, lock_event: bool, lock_owner: bool = False) -> Select[*tuple[Any, 
         .where(Event.id == bindparam("event_id"))
     )
     if lock_event:
-        query = query.with_for_update(read=True, key_share=True, of=Event)
+        query = locks.key_shared(query, of=Event)
     if lock_owner:
-        query = query.add_columns(quotas.user_lock_column(bindparam("owner")))
+        query = query.add_columns(locks.user_column(bindparam("owner")))
     return query
 
 
@@ -108,7 +108,7 @@ async def read(
 ) -> Basket:
     """Everything `create_order` checks before its inserts, from one SELECT.
 
-    `lock_owner` also takes the per-user lock of `ledger/quotas.py` (PostgreSQL; SQLite's
+    `lock_owner` also takes the per-user lock (`locks.user_column`) (PostgreSQL; SQLite's
     write lock is already held), saving the quota check a round trip.
     """
     query = _READ

@@ -33,7 +33,6 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
-    case,
     func,
     insert,
     select,
@@ -42,10 +41,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.domain.attendance import EntryStatus
-from headcount.domain.tickets import OrderStatus
-from headcount.ledger.attendance import WaitlistEntry
-from headcount.ledger.models import Base, Order, OrderItem, TicketType
+from headcount.domain.errors import Conflict
+from headcount.ledger import locks, usage
+from headcount.ledger.models import Base, TicketType
 
 MAX_BUCKETS = 64
 # Random single-bucket attempts before the locked sweep over all buckets.
@@ -91,11 +89,11 @@ _TAKE_FROM = (
     .returning(StockBucket.bucket)
     .execution_options(**_NO_SYNC)
 )
-_FREE_BY_BUCKET = (
+_FREE_BY_BUCKET = locks.shared(
     select(StockBucket.bucket, StockBucket.quantity_free, TicketType.membership_version)
     .join(TicketType, TicketType.id == StockBucket.ticket_type_id)
-    .where(StockBucket.ticket_type_id == bindparam("tid", type_=String))
-    .with_for_update(read=True, of=TicketType)
+    .where(StockBucket.ticket_type_id == bindparam("tid", type_=String)),
+    of=TicketType,
 )
 
 
@@ -146,10 +144,11 @@ async def take(tx: AsyncSession, ticket_type_id: str, n: int) -> int | None:
 async def _lock_all(tx: AsyncSession, ticket_type_id: str) -> list[tuple[int, int]]:
     """Every bucket of the type as (bucket, free), locked in ascending bucket number."""
     rows = await tx.execute(
-        select(StockBucket.bucket, StockBucket.quantity_free)
-        .where(StockBucket.ticket_type_id == ticket_type_id)
-        .order_by(StockBucket.bucket)
-        .with_for_update(key_share=True)
+        locks.no_key_exclusive(
+            select(StockBucket.bucket, StockBucket.quantity_free)
+            .where(StockBucket.ticket_type_id == ticket_type_id)
+            .order_by(StockBucket.bucket)
+        )
     )
     return [(int(bucket), int(free)) for bucket, free in rows.all()]
 
@@ -179,6 +178,16 @@ async def give(tx: AsyncSession, ticket_type_id: str, buckets: int, n: int) -> N
     await give_to(tx, ticket_type_id, random.randrange(buckets), n)
 
 
+async def set_free(tx: AsyncSession, ticket_type_id: str, bucket: int, free: int) -> None:
+    """Overwrite a bucket's free units (reconcile's fix; admission never does this)."""
+    await tx.execute(
+        update(StockBucket)
+        .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
+        .values(quantity_free=free)
+        .execution_options(**_NO_SYNC)
+    )
+
+
 async def give_to(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> None:
     await tx.execute(
         update(StockBucket)
@@ -191,6 +200,27 @@ async def give_to(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) ->
 async def withdraw(tx: AsyncSession, ticket_type_id: str, n: int) -> int:
     """Remove up to `n` free units (a lowered total); returns how many could be removed."""
     return await _take_in_order(tx, ticket_type_id, await _lock_all(tx, ticket_type_id), n)
+
+
+async def resize(tx: AsyncSession, ticket_type_id: str, delta: int, buckets: int) -> None:
+    """Add `delta` units to the type's total (or remove them, if negative).
+
+    Raising spreads the new units over the buckets. Lowering withdraws free units under
+    the buckets' locks; going below what is sold and held is refused for this mode (the
+    free units it would need do not exist), so lower it in steps as holds lapse.
+    """
+    if delta > 0:
+        for bucket, extra in enumerate(split(delta, buckets)):
+            if extra:
+                await give_to(tx, ticket_type_id, bucket, extra)
+    elif delta < 0:
+        removed = await withdraw(tx, ticket_type_id, -delta)
+        if removed < -delta:
+            raise Conflict(
+                f"only {removed} of the {-delta} units to remove are free; a hot-inventory "
+                "type cannot drop below what is sold and held",
+                free=removed,
+            )
 
 
 async def free_units(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, int]:
@@ -208,9 +238,7 @@ async def free_units(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict
 async def _count(tx: AsyncSession, ticket_type_id: str) -> int:
     """The type's bucket count, under a SHARE lock on its row (see `_free_by_bucket`)."""
     value = await tx.scalar(
-        select(TicketType.stock_buckets)
-        .where(TicketType.id == ticket_type_id)
-        .with_for_update(read=True)
+        locks.shared(select(TicketType.stock_buckets).where(TicketType.id == ticket_type_id))
     )
     return int(value or 1)
 
@@ -240,32 +268,10 @@ async def levels(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str
     free = await free_units(tx, ticket_type_ids)
     if not free:
         return {}
-    ids = list(free)
-    usage = await tx.execute(
-        select(
-            OrderItem.ticket_type_id,
-            func.coalesce(
-                func.sum(case((Order.status == OrderStatus.PENDING, OrderItem.quantity), else_=0)),
-                0,
-            ),
-            func.coalesce(
-                func.sum(case((Order.status == OrderStatus.PAID, OrderItem.quantity), else_=0)), 0
-            ),
-        )
-        .join(Order, Order.id == OrderItem.order_id)
-        .where(OrderItem.ticket_type_id.in_(ids))
-        .group_by(OrderItem.ticket_type_id)
-    )
-    held: dict[str, int] = {}
-    sold: dict[str, int] = {}
-    for tid, pending, paid in usage.all():
-        held[tid], sold[tid] = int(pending), int(paid)
-    offered = await tx.execute(
-        select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
-        .where(WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.in_(ids))
-        .group_by(WaitlistEntry.ticket_type_id)
-    )
-    for tid, qty in offered.all():
-        if tid is not None:
-            held[tid] = held.get(tid, 0) + int(qty or 0)
-    return {tid: Levels(sold.get(tid, 0), held.get(tid, 0), f) for tid, f in free.items()}
+    orders = await usage.ordered(tx, free)
+    offers = await usage.offered(tx, free)
+    levels: dict[str, Levels] = {}
+    for tid, units in free.items():
+        held, sold = orders.get(tid, (0, 0))
+        levels[tid] = Levels(sold=sold, held=held + offers.get(tid, 0), free=units)
+    return levels

@@ -2,7 +2,7 @@
 
 No counter is kept (it could drift, and would need a reconcile check): the buyer's
 pending (not lapsed) and paid order items are summed *while holding the per-user lock*
-that `ledger/quotas.py` defines — a PostgreSQL transaction-scoped advisory lock, or the
+that `ledger/locks.py` defines (`user`) — a PostgreSQL transaction-scoped advisory lock, or the
 database write lock SQLite's `BEGIN IMMEDIATE` already holds — so twenty parallel orders
 by one attendee are counted one after another and cannot beat the limit together.
 
@@ -12,7 +12,6 @@ orders for unlimited types pay one indexed SELECT and nothing else.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.pools import check_customer_limit
 from headcount.domain.tickets import OrderLine, OrderStatus
-from headcount.ledger import quotas
+from headcount.ledger import draws, locks
 from headcount.ledger.models import Order, OrderItem, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 
@@ -57,16 +56,8 @@ async def admit(tx: AsyncSession, owner_id: str, lines: Sequence[OrderLine], now
             pool_limits[pid] = (pname, plimit)
     if not type_limits and not pool_limits:
         return
-    await quotas.lock_user(tx, owner_id)
-    members: dict[str, list[str]] = defaultdict(list)
-    if pool_limits:
-        found = await tx.execute(
-            select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id).where(
-                TicketTypePool.pool_id.in_(sorted(pool_limits))
-            )
-        )
-        for pid, tid in found.all():
-            members[pid].append(tid)
+    await locks.user(tx, owner_id)
+    members = await draws.members(tx, sorted(pool_limits))
     counted = set(type_limits).union(*members.values())
     held = await _held(tx, owner_id, counted, now)
     for tid, (name, limit) in sorted(type_limits.items()):
@@ -79,8 +70,8 @@ async def admit(tx: AsyncSession, owner_id: str, lines: Sequence[OrderLine], now
         )
     for pid, (name, limit) in sorted(pool_limits.items()):
         check_customer_limit(
-            already=sum(held.get(tid, 0) for tid in members[pid]),
-            asking=sum(asking.get(tid, 0) for tid in members[pid]),
+            already=sum(held.get(tid, 0) for tid in members.get(pid, [])),
+            asking=sum(asking.get(tid, 0) for tid in members.get(pid, [])),
             limit=limit,
             what=f"pool {name!r}",
             pool_id=pid,

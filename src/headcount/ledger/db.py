@@ -13,7 +13,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
@@ -36,6 +36,8 @@ T = TypeVar("T")
 # A unit of work: what every ledger statement runs in. Layers above the ledger name it by
 # this alias and never import SQLAlchemy themselves (tests/unit/test_layering.py).
 Tx = AsyncSession
+# Execution option marking the connections of `Database.snapshot()` (see `_on_begin`).
+SNAPSHOT_OPTION = "headcount_snapshot"
 
 # PostgreSQL SQLSTATEs meaning "try the whole transaction again": serialization failure and
 # deadlock. Our fixed lock order should prevent deadlocks; this is a safety net, not a plan.
@@ -76,6 +78,13 @@ class Database:
         self.dialect = self.url.get_backend_name()
         self.engine: AsyncEngine = self._create_engine(settings)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Same pool; each checkout is switched to a read-only snapshot and back on return.
+        snapshot: dict[str, Any] = {SNAPSHOT_OPTION: True}
+        if not self.is_sqlite:
+            snapshot.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        self.snapshots = async_sessionmaker(
+            self.engine.execution_options(**snapshot), expire_on_commit=False
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -117,11 +126,28 @@ class Database:
         _ping_if_idle(engine)
         return engine
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
         """A unit of work: commit on success, roll back on any exception."""
+        return self._unit(self.sessions)
+
+    def snapshot(self) -> AbstractAsyncContextManager[AsyncSession]:
+        """A read-only unit of work that sees one point in time, for reads of many rows.
+
+        PostgreSQL: `REPEATABLE READ, READ ONLY`, so every statement sees the snapshot
+        taken at the first one (READ COMMITTED would give each statement its own) and any
+        write fails. SQLite: a deferred `BEGIN` instead of `BEGIN IMMEDIATE`; in WAL mode
+        its first read fixes a snapshot that lasts until COMMIT, and it never queues on
+        the write lock, so reads do not wait behind writers and writers not behind reads.
+        Admissions, and reads of what the same transaction wrote, use `transaction()`.
+        """
+        return self._unit(self.snapshots)
+
+    @asynccontextmanager
+    async def _unit(
+        self, sessions: async_sessionmaker[AsyncSession]
+    ) -> AsyncIterator[AsyncSession]:
         try:
-            async with self.sessions() as tx, tx.begin():
+            async with sessions() as tx, tx.begin():
                 yield tx
         except DBAPIError as exc:
             translated = _translate(exc)
@@ -239,4 +265,6 @@ def _make_sqlite_transactions_immediate(engine: AsyncEngine, *, busy_ms: int) ->
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A snapshot only reads: a deferred BEGIN takes no lock (see `Database.snapshot`).
+        deferred = conn.get_execution_options().get(SNAPSHOT_OPTION, False)
+        conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")

@@ -18,14 +18,27 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus
-from headcount.domain.tickets import OrderLine, OrderStatus
+from headcount.domain.tickets import OrderLine
+from headcount.ledger import locks, usage
+from headcount.ledger import rows as row_writes
 from headcount.ledger.attendance import EventCapacity, WaitlistEntry
-from headcount.ledger.models import Event, Order, OrderItem, TicketType
+from headcount.ledger.models import Event, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 
 _NO_SYNC = {"synchronize_session": False}
@@ -100,9 +113,7 @@ def _shares_query(*, lock_event: bool) -> Select[*tuple[Any, ...]]:
         .outerjoin(CapacityPool, CapacityPool.id == TicketTypePool.pool_id)
         .where(TicketType.id.in_(bindparam("ids", expanding=True)))
     )
-    if lock_event:
-        query = query.with_for_update(read=True, key_share=True, of=Event)
-    return query
+    return locks.key_shared(query, of=Event) if lock_event else query
 
 
 # Built once: building a statement costs more CPU than running it (bench/RESULTS.md).
@@ -116,7 +127,7 @@ async def shares(
     """One SELECT: the pools of these ticket types, their event's cap, and the room left.
 
     Authoritative only when read *after* the caller's ticket-type UPDATEs: attaching or
-    detaching a type locks its row first (`lock_for_membership`), so a transaction that
+    detaching a type locks its row first (`locks.ticket_types`), so a transaction that
     holds the row sees a membership that cannot change under it. On PostgreSQL the event
     row is read `FOR KEY SHARE` (`lock_event`): it does not block other buyers, but an
     organizer switching the cap on or off (`SELECT … FOR UPDATE`) waits for us, so the
@@ -181,18 +192,6 @@ async def take(tx: AsyncSession, found: Shares) -> Shortfall | None:
         if not await _admit_tickets(tx, event_id, n):
             return Shortfall(event_id=event_id)
     return None
-
-
-async def lock_for_membership(tx: AsyncSession, ticket_type_ids: Collection[str]) -> None:
-    """The rows whose counter UPDATEs read memberships afterwards, ascending (NO KEY UPDATE).
-
-    Not `FOR UPDATE`: that would also wait for the key-share locks in-flight orders take on
-    every type of their basket when inserting items, and could close a cycle with them.
-    """
-    for tid in sorted(set(ticket_type_ids)):
-        await tx.execute(
-            select(TicketType.id).where(TicketType.id == tid).with_for_update(key_share=True)
-        )
 
 
 async def queued_ticket_types(tx: AsyncSession, event_id: str) -> list[str]:
@@ -333,6 +332,33 @@ async def headroom(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[s
     return {tid: max(0, int(left)) for tid, left in room.items()}
 
 
+async def members(tx: AsyncSession, pool_ids: Collection[str]) -> dict[str, list[str]]:
+    """The ticket types drawing on each of these pools (pools without any are absent)."""
+    found: dict[str, list[str]] = defaultdict(list)
+    if pool_ids:
+        rows = await tx.execute(
+            select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id).where(
+                TicketTypePool.pool_id.in_(list(pool_ids))
+            )
+        )
+        for pid, tid in rows.all():
+            found[pid].append(tid)
+    return dict(found)
+
+
+async def change_pool(tx: AsyncSession, pool_id: str, values: dict[str, Any]) -> None:
+    """Change a pool's columns in one UPDATE; never refused.
+
+    A new `admission_limit` recomputes the overhang in the same statement, from the use
+    committed at that moment, so the CHECK `used <= limit + over` holds whatever the limit.
+    """
+    if "admission_limit" in values:
+        limit = values["admission_limit"]
+        over = 0 if limit is None else over_expr(CapacityPool.quantity_used, literal(limit))
+        values = {**values, "quantity_over": over}
+    await row_writes.change(tx, CapacityPool, pool_id, values)
+
+
 async def pool_ids_of(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, list[str]]:
     rows = await tx.execute(
         select(TicketTypePool.ticket_type_id, TicketTypePool.pool_id)
@@ -345,35 +371,6 @@ async def pool_ids_of(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dic
     return dict(found)
 
 
-async def use_by_ticket_type(
-    tx: AsyncSession, ticket_type_ids: Collection[str] | None = None
-) -> dict[str, int]:
-    """Held plus sold per ticket type, from the rows: pending and paid items, live offers."""
-    items = (
-        select(OrderItem.ticket_type_id, func.sum(OrderItem.quantity))
-        .join(Order, Order.id == OrderItem.order_id)
-        .where(Order.status.in_([OrderStatus.PENDING, OrderStatus.PAID]))
-        .group_by(OrderItem.ticket_type_id)
-    )
-    offered = (
-        select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
-        .where(
-            WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.is_not(None)
-        )
-        .group_by(WaitlistEntry.ticket_type_id)
-    )
-    if ticket_type_ids is not None:
-        ids = sorted(set(ticket_type_ids))
-        items = items.where(OrderItem.ticket_type_id.in_(ids))
-        offered = offered.where(WaitlistEntry.ticket_type_id.in_(ids))
-    use: dict[str, int] = defaultdict(int)
-    for query in (items, offered):
-        for tid, qty in (await tx.execute(query)).all():
-            if tid is not None:
-                use[tid] += int(qty or 0)
-    return dict(use)
-
-
 async def recount_event_tickets(tx: AsyncSession, event_id: str, *, keep: bool = True) -> int:
     """Rebuild the event's ticket counter from the rows, or zero it (`keep=False`).
 
@@ -381,7 +378,7 @@ async def recount_event_tickets(tx: AsyncSession, event_id: str, *, keep: bool =
     `FOR KEY SHARE` read in `shares` waits for, so the count cannot miss a sale.
     """
     tids = list(await tx.scalars(select(TicketType.id).where(TicketType.event_id == event_id)))
-    total = sum((await use_by_ticket_type(tx, tids)).values()) if tids and keep else 0
+    total = sum((await usage.in_use(tx, tids)).values()) if tids and keep else 0
     await ensure_event_counter(tx, event_id)
     await tx.execute(
         update(EventCapacity)

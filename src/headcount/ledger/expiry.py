@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.config import Settings
 from headcount.domain.tickets import OrderLine, OrderStatus
-from headcount.ledger import inventory, offers
+from headcount.ledger import inventory, locks, offers
 from headcount.ledger.models import Order, OrderItem
 
 
@@ -36,7 +36,6 @@ async def expire_due_holds(
         .where(Order.status == OrderStatus.PENDING, Order.expires_at <= now)
         .order_by(Order.expires_at)
         .limit(limit)
-        .with_for_update(skip_locked=True)
     )
     if ticket_type_ids is not None:
         due = due.where(
@@ -44,7 +43,7 @@ async def expire_due_holds(
                 select(OrderItem.order_id).where(OrderItem.ticket_type_id.in_(ticket_type_ids))
             )
         )
-    order_ids = list((await tx.scalars(due)).all())
+    order_ids = list((await tx.scalars(locks.claimed(due))).all())
     if not order_ids:
         return []
     totals = await tx.execute(

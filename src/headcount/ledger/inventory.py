@@ -10,7 +10,7 @@ on the row and re-check the WHERE clause against the committed value; on SQLite
 Bucketed ticket types (hot-inventory mode, `ledger/buckets.py`) keep their free stock in
 bucket rows: the guarded row statement matches nothing for them and the bucket path runs.
 
-Pools and the event-wide cap (issue 4) ride along: after the ticket-type UPDATEs each
+Pools and the event-wide cap ride along: after the ticket-type UPDATEs each
 function lets `ledger/draws.py` move the pools (ascending id) and the event counter, so
 every caller gets them without changing its call. `convert_hold` moves neither: held and
 sold both count as used.
@@ -19,13 +19,14 @@ sold both count as used.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, select, update
+from sqlalchemy import Integer, String, bindparam, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import buckets, draws, locks
+from headcount.ledger import buckets, draws, locks, rows
 from headcount.ledger.models import TicketType
 from headcount.ledger.pools import CapacityPool
 
@@ -105,6 +106,42 @@ async def reserve(
         raise await refusal(tx, short, lines)
 
 
+async def set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
+    """A new `quantity_total` in one UPDATE; below what is sold and held is allowed.
+
+    Nobody loses a ticket: the overhang is recorded in `quantity_over` in the same
+    statement (so the CHECK `sold + reserved <= total + over` still holds), and admission
+    keeps requiring `total - sold - reserved >= n`, so nothing is sold until use falls
+    below the new total. The view's `over_capacity_by` says how far over it is. A bucketed
+    type keeps no counters on its row: its buckets' free units move instead.
+    """
+    values: dict[str, Any] = {"quantity_total": new_total}
+    if tt.stock_buckets > 1:
+        await buckets.resize(tx, tt.id, new_total - tt.quantity_total, tt.stock_buckets)
+    else:
+        in_use = TicketType.quantity_sold + TicketType.quantity_reserved
+        values["quantity_over"] = draws.over_expr(in_use, literal(new_total))
+    await rows.change(tx, TicketType, tt.id, values)
+
+
+async def locked_room(tx: AsyncSession, ticket_type_id: str) -> int | None:
+    """Lock one ticket-type row; returns the stock an offer could take (None: no such row).
+
+    The least of the type's own stock (its buckets', for a hot-inventory type) and the room
+    left in its pools and its event's cap, read without locking those rows: a racing buyer
+    can still take that room first, so callers reserving it must handle `PoolExhausted` /
+    `EventFull`.
+    """
+    found = await locks.ticket_type(tx, ticket_type_id)
+    if found is None:
+        return None
+    own = max(0, found[0])  # negative after a total was lowered below use
+    if found[1] > 1:
+        own = (await buckets.free_units(tx, [ticket_type_id])).get(ticket_type_id, 0)
+    shared = (await draws.headroom(tx, [ticket_type_id])).get(ticket_type_id)
+    return own if shared is None else min(own, shared)
+
+
 async def _lock_neighbours(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Releases free room that other types' queues may now take: lock them first, in order."""
     await locks.ticket_types(
@@ -154,20 +191,36 @@ async def refusal(
 
 async def release_hold(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Give held stock back (cancel or expiry). The CHECK constraint forbids going below 0."""
+    await _give_back(tx, lines, TicketType.quantity_reserved)
+
+
+async def refund(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
+    """A paid order refunded: its tickets go back on sale."""
+    await _give_back(tx, lines, TicketType.quantity_sold)
+
+
+async def _give_back(tx: AsyncSession, lines: Sequence[OrderLine], counter: Any) -> None:
+    """Lower `counter` (held or sold) by each line, to the type's row or its buckets.
+
+    The overhang shrinks in the same UPDATE, so the CHECK stays as tight as it can be;
+    then the pools and the event counter get the lines back.
+    """
     await _lock_neighbours(tx, lines)
     for line in lines:
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
-        released = await tx.execute(
+        given = await tx.execute(
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
             .values(
-                quantity_reserved=TicketType.quantity_reserved - line.quantity,
-                quantity_over=draws.over_expr(in_use, TicketType.quantity_total),
+                {
+                    counter: counter - line.quantity,
+                    TicketType.quantity_over: draws.over_expr(in_use, TicketType.quantity_total),
+                }
             )
             .returning(TicketType.id)
             .execution_options(**_NO_SYNC)
         )
-        if released.first() is None:
+        if given.first() is None:
             await buckets.give_line(tx, line.ticket_type_id, line.quantity)
     await draws.give_back(tx, lines)
 
@@ -214,23 +267,3 @@ async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
             + refused.detail,
             **refused.extra,
         )
-
-
-async def refund(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
-    """A paid order refunded: its tickets go back on sale."""
-    await _lock_neighbours(tx, lines)
-    for line in lines:
-        in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
-        refunded = await tx.execute(
-            update(TicketType)
-            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
-            .values(
-                quantity_sold=TicketType.quantity_sold - line.quantity,
-                quantity_over=draws.over_expr(in_use, TicketType.quantity_total),
-            )
-            .returning(TicketType.id)
-            .execution_options(**_NO_SYNC)
-        )
-        if refunded.first() is None:
-            await buckets.give_line(tx, line.ticket_type_id, line.quantity)
-    await draws.give_back(tx, lines)

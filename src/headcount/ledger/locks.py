@@ -1,95 +1,152 @@
-"""Row locks taken in the documented order (docs/concurrency.md, "Attendance").
+"""Every explicit lock the ledger takes, and the one order they are taken in.
 
-On PostgreSQL these are `SELECT … FOR UPDATE`; on SQLite the clause is not rendered and
-`BEGIN IMMEDIATE` already serialises every writer, so the same code is correct on both.
-Locking the counter row *first* is what lets a use case then read the attendee's own
-claim rows and act on them without a read-then-write race: every transaction that could
-change them queues on the same row.
+This module is the single entry point for locks, like pretix's `lock_objects`: no other
+module writes `FOR UPDATE`, `SKIP LOCKED` or an advisory lock (tests/unit/test_layering.py
+fails if one does). A caller either takes a lock now (`user`, `ticket_types`,
+`ticket_type`, `session_counters`) or builds its statement — once, at import, where it is
+on a hot path — through one of the clauses below (`exclusive`, `no_key_exclusive`,
+`shared`, `key_shared`, `claimed`). docs/concurrency.md says why each path locks what it
+does; this is the order they all follow.
+
+The lock order. A transaction takes locks in this order and skips the steps it does not
+need; no path locks an earlier step while it holds a later one, so no cycle of waits (no
+deadlock) can form:
+
+1. `user`: the buyer's advisory lock (PostgreSQL). Order creation and `max_per_customer`
+   only, before any row.
+2. The event row: `exclusive` only for an organizer changing it (`PATCH /events`), who
+   then locks nothing but the event's counter row (7). Buyers hold it `key_shared`, which
+   conflicts with nothing else, so they may take it at any step before 6 (the early basket
+   read takes it first; a release, before its pool and counter UPDATEs).
+3. Order rows: `exclusive` (confirm, cancel) or `claimed` (the hold sweeper: SKIP LOCKED,
+   so replicas sweeping at once never wait on each other).
+4. Ticket-type rows, in ascending id: `ticket_types` / `ticket_type`, or the stock UPDATE
+   itself (both NO KEY UPDATE, so inserting an order item, whose foreign key takes KEY
+   SHARE, never waits on them); `shared` by buyers of a bucketed type. Then that type's
+   stock buckets in ascending number (`no_key_exclusive`, the bucket slow path).
+5. The attendee's registration row: `exclusive`.
+6. Capacity pool rows, in ascending id: their conditional UPDATEs.
+7. The event's counter row (`event_capacity`): its conditional UPDATE.
+8. Session counter rows, in ascending id: `session_counters`.
+9. Waitlist entries and seats of one resource: `exclusive`, or `claimed` for lapsed
+   offers; only while holding that resource's row (4 or 8), so they never wait on anyone
+   the resource's lock did not already order.
+
+One path runs against the order: giving registration places back (cancel, a smaller
+party) releases the event's counter row (7) and then offers the place to ticket queues,
+whose offers move pool rows (6). A buyer holding a pool and waiting for that counter can
+deadlock with it in principle; `Database.atomically` then retries one side whole.
+
+On SQLite none of these clauses is rendered and `user` does nothing: every writing
+transaction starts with `BEGIN IMMEDIATE` (ledger/db.py), which takes the database write
+lock first and so serialises writers whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Select, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Select, String, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from headcount.ledger import buckets, draws
-from headcount.ledger.attendance import EventCapacity, SessionCapacity
-from headcount.ledger.models import TicketType
+from headcount.ledger.attendance import SessionCapacity
+from headcount.ledger.models import Base, TicketType
 
-Query = TypeVar("Query", bound=Select[tuple[object]])
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
+
+# First key of the two-int advisory lock: keeps our locks apart from anyone else's.
+_ADVISORY_NAMESPACE = 0x4843  # "HC"
+_LOCK_USER = text("SELECT pg_advisory_xact_lock(:ns, hashtext(:owner))")
 
 
-def for_update(query: Query) -> Query:
-    """`query` taking its rows FOR UPDATE (rendered on PostgreSQL only)."""
+# Clauses: a statement's lock, added where the statement is built.
+
+
+def exclusive(query: Query) -> Query:
+    """`FOR UPDATE`: the rows are about to change and nobody else may change them first."""
     return query.with_for_update()
 
 
-async def ensure_event_counter(tx: AsyncSession, event_id: str) -> None:
-    """Create the event's counter row if missing, without locking an existing one."""
-    dialect = tx.get_bind().dialect.name
-    factory = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    await tx.execute(
-        factory(EventCapacity)
-        .values(event_id=event_id, registered=0)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-    )
+def no_key_exclusive(query: Query) -> Query:
+    """`FOR NO KEY UPDATE`: like a counter UPDATE, so foreign-key checks pass it."""
+    return query.with_for_update(key_share=True)
 
 
-async def event_counter(tx: AsyncSession, event_id: str) -> int:
-    """Lock (creating it if missing) the event's counter row; returns `registered`."""
-    await ensure_event_counter(tx, event_id)
-    registered = await tx.scalar(
-        select(EventCapacity.registered).where(EventCapacity.event_id == event_id).with_for_update()
-    )
-    assert registered is not None
-    return registered
+def shared(query: Query, *, of: type[Base] | None = None) -> Query:
+    """`FOR SHARE [OF …]`: holders never wait for each other; anyone changing the row does."""
+    return query.with_for_update(read=True, of=of)
 
 
-async def session_counters(tx: AsyncSession, session_ids: Iterable[str]) -> None:
-    """Lock session capacity rows in ascending id order."""
-    ids = sorted(set(session_ids))
-    if ids:
-        await tx.execute(
-            select(SessionCapacity.session_id)
-            .where(SessionCapacity.session_id.in_(ids))
-            .order_by(SessionCapacity.session_id)
-            .with_for_update()
-        )
+def key_shared(query: Query, *, of: type[Base]) -> Query:
+    """`FOR KEY SHARE OF …`: waits only for someone taking the row `exclusive`."""
+    return query.with_for_update(read=True, key_share=True, of=of)
+
+
+def claimed(query: Query) -> Query:
+    """`FOR UPDATE SKIP LOCKED`: take the rows nobody else holds; skip the rest for now."""
+    return query.with_for_update(skip_locked=True)
+
+
+# Locks taken now.
+
+
+def user_column(owner: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The per-user lock (PostgreSQL) as a column of a caller's earlier SELECT.
+
+    It saves the round trip of `user`. Only what must follow the lock (the quota count)
+    has to come in a later statement, which sees every order the user committed before.
+    """
+    return select(
+        func.pg_advisory_xact_lock(_ADVISORY_NAMESPACE, func.hashtext(owner))
+    ).scalar_subquery()
+
+
+async def user(tx: AsyncSession, owner_id: str) -> None:
+    """Serialise this user's quota-checked writes until the transaction ends (step 1)."""
+    if tx.get_bind().dialect.name == "postgresql":
+        await tx.execute(_LOCK_USER, {"ns": _ADVISORY_NAMESPACE, "owner": owner_id})
 
 
 async def ticket_types(tx: AsyncSession, ticket_type_ids: Iterable[str]) -> None:
-    """Lock ticket type rows in ascending id order, before any pool or event counter row."""
-    for tid in sorted(set(ticket_type_ids)):
-        await ticket_type(tx, tid)
+    """Lock ticket-type rows one by one in ascending id (step 4), before any pool row.
 
-
-async def ticket_type(tx: AsyncSession, ticket_type_id: str) -> int | None:
-    """Lock one ticket type row; returns the stock available (None if there is no row).
-
-    Available is the least of the type's own stock and the room left in its pools and its
-    event's cap (issue 4), read without locking those rows: a racing buyer can still take
-    that room first, so callers reserving it must handle `PoolExhausted`/`EventFull`.
+    Not `FOR UPDATE`: that would also wait for the KEY SHARE locks in-flight orders take on
+    every type of their basket when inserting items, and could close a cycle with them.
     """
-    row = await tx.execute(
-        select(
-            TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
-            TicketType.stock_buckets,
+    for tid in sorted(set(ticket_type_ids)):
+        await tx.execute(_TICKET_TYPE, {"tid": tid})
+
+
+async def ticket_type(tx: AsyncSession, ticket_type_id: str) -> tuple[int, int] | None:
+    """Lock one ticket-type row (step 4): its own room and its `stock_buckets`, or None.
+
+    The room is the type's row counters only (negative after a total was lowered below
+    use); `inventory.locked_room` adds its buckets and shared limits.
+    """
+    found = (await tx.execute(_TICKET_TYPE_ROOM, {"tid": ticket_type_id})).first()
+    return None if found is None else (int(found[0]), int(found[1]))
+
+
+async def session_counters(tx: AsyncSession, session_ids: Iterable[str]) -> None:
+    """Lock session counter rows in ascending id (step 8), in one statement."""
+    ids = sorted(set(session_ids))
+    if ids:
+        await tx.execute(
+            exclusive(
+                select(SessionCapacity.session_id)
+                .where(SessionCapacity.session_id.in_(ids))
+                .order_by(SessionCapacity.session_id)
+            )
         )
-        .where(TicketType.id == ticket_type_id)
-        # NO KEY UPDATE, like the counter UPDATEs themselves: it does not conflict with the
-        # KEY SHARE lock that inserting an order item (a foreign key to this row) takes.
-        .with_for_update(key_share=True)
-    )
-    found = row.first()
-    if found is None:
-        return None
-    own = max(0, int(found[0]))  # negative after a total was lowered below use
-    if found[1] > 1:
-        # Hot-inventory type: its free units are in its buckets (read unlocked, like pools).
-        own = (await buckets.free_units(tx, [ticket_type_id])).get(ticket_type_id, 0)
-    shared = (await draws.headroom(tx, [ticket_type_id])).get(ticket_type_id)
-    return own if shared is None else min(own, shared)
+
+
+_TICKET_TYPE = no_key_exclusive(
+    select(TicketType.id).where(TicketType.id == bindparam("tid", type_=String))
+)
+_TICKET_TYPE_ROOM = no_key_exclusive(
+    select(
+        TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
+        TicketType.stock_buckets,
+    ).where(TicketType.id == bindparam("tid", type_=String))
+)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import OperationalError
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -18,8 +19,17 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
+class DatabaseUnreachable(Exception):
+    """The database could not be reached to migrate it; the message is the driver's first line."""
+
+
 def upgrade(database_url: str, revision: str = "heads") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+    """Bring the schema up to date; `DatabaseUnreachable` if there is no database to talk to."""
+    try:
+        command.upgrade(alembic_config(database_url), revision)
+    except (OperationalError, OSError) as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()
+        raise DatabaseUnreachable(reason[0] if reason else type(exc).__name__) from exc
 
 
 def current_heads(database_url: str) -> None:

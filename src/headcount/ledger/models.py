@@ -71,7 +71,7 @@ class TicketType(Base):
     quantity_sold: Mapped[int] = mapped_column(Integer, default=0)
     quantity_reserved: Mapped[int] = mapped_column(Integer, default=0)
     max_per_order: Mapped[int | None] = mapped_column(Integer)
-    # Issue 4: buyer limits, and the overhang left when a total is lowered below use.
+    # Buyer limits, and the overhang left when a total is lowered below use.
     min_per_order: Mapped[int | None] = mapped_column(Integer)
     max_per_customer: Mapped[int | None] = mapped_column(Integer)
     quantity_over: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -39,28 +39,24 @@ async def settle(
     await locks.ticket_types(tx, ticket_type_ids)
     for tid in ticket_type_ids:
         if await locks.ticket_type(tx, tid) is None:
-            continue
+            continue  # no such ticket type
         lapsed += await _expire_due(tx, tid, now)
         await _promote(tx, tid, now, offer_ttl)
     return lapsed
 
 
 async def _expire_due(tx: AsyncSession, ticket_type_id: str, now: datetime) -> int:
-    due = list(
-        (
-            await tx.scalars(
-                select(WaitlistEntry)
-                .where(
-                    WaitlistEntry.ticket_type_id == ticket_type_id,
-                    WaitlistEntry.status == EntryStatus.OFFERED,
-                    WaitlistEntry.offer_expires_at <= now,
-                )
-                .order_by(WaitlistEntry.seq)
-                .with_for_update(skip_locked=True)
-                .execution_options(populate_existing=True)
-            )
-        ).all()
+    lapsed = (
+        select(WaitlistEntry)
+        .where(
+            WaitlistEntry.ticket_type_id == ticket_type_id,
+            WaitlistEntry.status == EntryStatus.OFFERED,
+            WaitlistEntry.offer_expires_at <= now,
+        )
+        .order_by(WaitlistEntry.seq)
+        .execution_options(populate_existing=True)
     )
+    due = list((await tx.scalars(locks.claimed(lapsed))).all())
     if not due:
         return 0
     freed = 0
@@ -79,7 +75,7 @@ async def _promote(
     offered: list[WaitlistEntry] = []
     races = 0
     while True:
-        available = await locks.ticket_type(tx, ticket_type_id)
+        available = await inventory.locked_room(tx, ticket_type_id)
         if not available:
             return offered
         first = await waitlist.head(tx, ticket_type_id=ticket_type_id)

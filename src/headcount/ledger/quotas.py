@@ -4,8 +4,8 @@ A buyer may have at most `HEADCOUNT_MAX_PENDING_ORDERS_PER_USER` live holds (pen
 orders not yet lapsed) at once. Counting and then inserting is a read-then-write, so the
 count is taken under a lock that every order creation by the same user queues on:
 
-* **PostgreSQL:** a transaction-scoped advisory lock keyed by the user
-  (`pg_advisory_xact_lock(namespace, hashtext(owner))`). Two concurrent orders by one user
+* **PostgreSQL:** a transaction-scoped advisory lock keyed by the user (`locks.user`,
+  step 1 of the lock order in `ledger/locks.py`). Two concurrent orders by one user
   serialise here; orders by different users never wait on each other (a hash collision
   only makes two users queue, it never admits anyone wrongly). The lock is released at
   commit or rollback, and it is taken *before* any ticket-type row lock and by no other
@@ -27,28 +27,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    DateTime,
-    Integer,
-    String,
-    bindparam,
-    func,
-    insert,
-    select,
-    text,
-)
+from sqlalchemy import DateTime, Integer, String, bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import RateLimited
 from headcount.domain.tickets import OrderStatus
+from headcount.ledger import locks
 from headcount.ledger.models import Order
 
-# First key of the two-int advisory lock: keeps our locks apart from anyone else's.
-_ADVISORY_NAMESPACE = 0x4843  # "HC"
-
-
-_LOCK_USER = text("SELECT pg_advisory_xact_lock(:ns, hashtext(:owner))")
 # Built once: the order path runs this on every order (bench/RESULTS.md).
 _LIVE_HOLDS = (
     select(func.count())
@@ -59,22 +45,6 @@ _LIVE_HOLDS = (
         Order.expires_at > bindparam("now", type_=DateTime(timezone=True)),
     )
 )
-
-
-def user_lock_column(owner: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The per-user lock (PostgreSQL) as a column, taken once by a caller's earlier SELECT.
-
-    Only the *count* must come after the lock, in a later statement (a later snapshot).
-    """
-    return select(
-        func.pg_advisory_xact_lock(_ADVISORY_NAMESPACE, func.hashtext(owner))
-    ).scalar_subquery()
-
-
-async def lock_user(tx: AsyncSession, owner_id: str) -> None:
-    """Serialise this user's quota-checked writes until the transaction ends."""
-    if tx.get_bind().dialect.name == "postgresql":
-        await tx.execute(_LOCK_USER, {"ns": _ADVISORY_NAMESPACE, "owner": owner_id})
 
 
 async def live_holds(tx: AsyncSession, owner_id: str, now: datetime) -> int:
@@ -108,7 +78,7 @@ async def insert_pending_order(
         await tx.execute(_INSERT_ORDER, row)
         return
     if not locked:
-        await lock_user(tx, row["owner_id"])
+        await locks.user(tx, row["owner_id"])
     params = {c: row[c] for c in _ORDER_COLUMNS}
     params.update(owner=row["owner_id"], now=row["created_at"], quota=limit)
     inserted = await tx.execute(_INSERT_ORDER_WITHIN_QUOTA, params)

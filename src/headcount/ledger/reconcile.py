@@ -6,17 +6,18 @@ writes the recomputed values. Features add their checks to `CHECKS`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, literal, select, update
+from sqlalchemy import ColumnElement, and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from headcount.config import Settings
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
-from headcount.domain.tickets import OrderStatus
-from headcount.ledger import buckets, draws, locks, offers, seats
+from headcount.ledger import buckets, draws, inventory, offers, rows, seats, usage
 from headcount.ledger.attendance import (
     EventCapacity,
     Registration,
@@ -24,7 +25,7 @@ from headcount.ledger.attendance import (
     SessionSeat,
     WaitlistEntry,
 )
-from headcount.ledger.models import Event, Order, OrderItem, TicketType
+from headcount.ledger.models import Base, Event, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 from headcount.ledger.spaces import Huddle, HuddleMember
 
@@ -47,139 +48,107 @@ class Drift:
 Check = Callable[[AsyncSession, bool], Awaitable[list[Drift]]]
 
 
+async def _compare(
+    tx: AsyncSession,
+    fix: bool,
+    model: type[Base],
+    column: str,
+    found: Iterable[tuple[str, int, int]],
+    *,
+    also: Callable[[int], dict[str, Any]] | None = None,
+) -> list[Drift]:
+    """Drifts of `model.column` from (row id, counter, from rows); `fix` writes the rows' value.
+
+    `also` gives further columns to write beside it (an overhang, a version bump).
+    """
+    drifts: list[Drift] = []
+    for row_id, counter, from_rows in found:
+        if counter != from_rows:
+            drifts.append(Drift(model.__tablename__, row_id, column, counter, from_rows))
+            if fix:
+                extra = also(from_rows) if also else {}
+                await rows.change(tx, model, row_id, {column: from_rows, **extra})
+    return drifts
+
+
 async def ticket_types(tx: AsyncSession, fix: bool) -> list[Drift]:
-    held = func.coalesce(
-        func.sum(case((Order.status == OrderStatus.PENDING, OrderItem.quantity), else_=0)), 0
-    )
-    sold = func.coalesce(
-        func.sum(case((Order.status == OrderStatus.PAID, OrderItem.quantity), else_=0)), 0
-    )
-    rows = await tx.execute(
+    """Reserved = pending items plus live offers, sold = paid items (0 for bucketed types)."""
+    found = await tx.execute(
         select(
             TicketType.id,
             TicketType.quantity_reserved,
             TicketType.quantity_sold,
-            held,
-            sold,
-        )
-        .outerjoin(OrderItem, OrderItem.ticket_type_id == TicketType.id)
-        .outerjoin(Order, and_(Order.id == OrderItem.order_id))
-        .group_by(TicketType.id, TicketType.quantity_reserved, TicketType.quantity_sold)
-        .order_by(TicketType.id)
+            TicketType.stock_buckets,
+        ).order_by(TicketType.id)
     )
+    orders = await usage.ordered(tx)
+    offered = await usage.offered(tx)
     drifts: list[Drift] = []
-    offered = await _offered_stock(tx)
-    hot = set(await tx.scalars(select(TicketType.id).where(TicketType.stock_buckets > 1)))
-    for tid, reserved, sold_counter, pending, paid in rows.all():
-        # Bucketed types keep no counters on their row: those must stay 0 (the rows are
-        # checked against the buckets in `stock_buckets`).
-        pending_rows, sold_rows = (0, 0) if tid in hot else (pending, paid)
-        held_rows = pending_rows + (0 if tid in hot else offered.get(tid, 0))
+    for tid, reserved, sold_counter, stock_buckets in found.all():
+        pending, paid = orders.get(tid, (0, 0))
+        held_rows, sold_rows = pending + offered.get(tid, 0), paid
+        if stock_buckets > 1:
+            # Bucketed types keep no counters on their row: those must stay 0 (the rows are
+            # checked against the buckets in `stock_buckets`).
+            held_rows, sold_rows = 0, 0
         if reserved != held_rows:
             drifts.append(Drift("ticket_types", tid, "quantity_reserved", reserved, held_rows))
         if sold_counter != sold_rows:
             drifts.append(Drift("ticket_types", tid, "quantity_sold", sold_counter, sold_rows))
         if fix and (reserved != held_rows or sold_counter != sold_rows):
-            await tx.execute(
-                update(TicketType)
-                .where(TicketType.id == tid)
-                .values(quantity_reserved=held_rows, quantity_sold=sold_rows)
-                .execution_options(synchronize_session=False)
-            )
+            counters = {"quantity_reserved": held_rows, "quantity_sold": sold_rows}
+            await rows.change(tx, TicketType, tid, counters)
     return drifts
 
 
 async def huddles(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`huddles.members` must equal the huddle's membership rows."""
-    rows = await tx.execute(
-        select(Huddle.id, Huddle.members, func.count(HuddleMember.user_id))
-        .outerjoin(HuddleMember, HuddleMember.huddle_id == Huddle.id)
-        .group_by(Huddle.id, Huddle.members)
-        .order_by(Huddle.id)
-    )
-    drifts: list[Drift] = []
-    for huddle_id, counter, from_rows in rows.all():
-        if counter != from_rows:
-            drifts.append(Drift("huddles", huddle_id, "members", counter, from_rows))
-            if fix:
-                await tx.execute(
-                    update(Huddle)
-                    .where(Huddle.id == huddle_id)
-                    .values(members=from_rows, version=Huddle.version + 1)
-                    .execution_options(synchronize_session=False)
-                )
-    return drifts
-
-
-async def _offered_stock(tx: AsyncSession) -> dict[str, int]:
-    rows = await tx.execute(
-        select(WaitlistEntry.ticket_type_id, func.sum(WaitlistEntry.offered_quantity))
-        .where(
-            WaitlistEntry.status == EntryStatus.OFFERED, WaitlistEntry.ticket_type_id.is_not(None)
-        )
-        .group_by(WaitlistEntry.ticket_type_id)
-    )
-    return {tid: int(qty or 0) for tid, qty in rows.all() if tid is not None}
+    members = func.count(HuddleMember.user_id)
+    joined = HuddleMember.huddle_id == Huddle.id
+    # A fixed count bumps the version, so joins that read the old one try again.
+    bump: dict[str, Any] = {"version": Huddle.version + 1}
+    return await _against(tx, fix, Huddle.members, members, of=HuddleMember, on=joined, also=bump)
 
 
 async def registrations(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`event_capacity.registered` must equal the party sizes of active registrations."""
     heads = func.coalesce(func.sum(Registration.party_size), 0)
-    rows = await tx.execute(
-        select(EventCapacity.event_id, EventCapacity.registered, heads)
-        .outerjoin(
-            Registration,
-            and_(
-                Registration.event_id == EventCapacity.event_id,
-                Registration.status == RegistrationStatus.ACTIVE,
-            ),
-        )
-        .group_by(EventCapacity.event_id, EventCapacity.registered)
-        .order_by(EventCapacity.event_id)
+    active = and_(
+        Registration.event_id == EventCapacity.event_id,
+        Registration.status == RegistrationStatus.ACTIVE,
     )
-    drifts: list[Drift] = []
-    for event_id, counter, from_rows in rows.all():
-        if counter != from_rows:
-            drifts.append(Drift("event_capacity", event_id, "registered", counter, from_rows))
-            if fix:
-                await tx.execute(
-                    update(EventCapacity)
-                    .where(EventCapacity.event_id == event_id)
-                    .values(registered=from_rows)
-                    .execution_options(synchronize_session=False)
-                )
-    return drifts
+    return await _against(tx, fix, EventCapacity.registered, heads, of=Registration, on=active)
 
 
 async def session_attendance(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`session_capacity.current_attendance` must equal the confirmed seat rows."""
-    confirmed = func.count(SessionSeat.attendee_id)
-    rows = await tx.execute(
-        select(SessionCapacity.session_id, SessionCapacity.current_attendance, confirmed)
-        .outerjoin(
-            SessionSeat,
-            and_(
-                SessionSeat.session_id == SessionCapacity.session_id,
-                SessionSeat.status == SeatStatus.CONFIRMED,
-            ),
-        )
-        .group_by(SessionCapacity.session_id, SessionCapacity.current_attendance)
-        .order_by(SessionCapacity.session_id)
+    seats_ = func.count(SessionSeat.attendee_id)
+    confirmed = and_(
+        SessionSeat.session_id == SessionCapacity.session_id,
+        SessionSeat.status == SeatStatus.CONFIRMED,
     )
-    drifts: list[Drift] = []
-    for session_id, counter, from_rows in rows.all():
-        if counter != from_rows:
-            drifts.append(
-                Drift("session_capacity", session_id, "current_attendance", counter, from_rows)
-            )
-            if fix:
-                await tx.execute(
-                    update(SessionCapacity)
-                    .where(SessionCapacity.session_id == session_id)
-                    .values(current_attendance=from_rows)
-                    .execution_options(synchronize_session=False)
-                )
-    return drifts
+    counter = SessionCapacity.current_attendance
+    return await _against(tx, fix, counter, seats_, of=SessionSeat, on=confirmed)
+
+
+async def _against(
+    tx: AsyncSession,
+    fix: bool,
+    counter: InstrumentedAttribute[int],
+    from_rows: ColumnElement[int],
+    *,
+    of: type[Base],
+    on: ColumnElement[bool],
+    also: dict[str, Any] | None = None,
+) -> list[Drift]:
+    """A counter column against an aggregate (`from_rows`) of the rows `of` joined `on` it."""
+    model = cast("type[Base]", counter.class_)
+    key = model.__mapper__.primary_key[0]
+    found = await tx.execute(
+        select(key, counter, from_rows).outerjoin(of, on).group_by(key, counter).order_by(key)
+    )
+    extra = (lambda _: also) if also else None
+    return await _compare(tx, fix, model, counter.key, found.all(), also=extra)
 
 
 async def waitlists(tx: AsyncSession, fix: bool) -> list[Drift]:
@@ -225,7 +194,7 @@ async def waitlists(tx: AsyncSession, fix: bool) -> list[Drift]:
     for tid, _own_free, queued in idle_stock.all():
         # The stock an offer could really take: the type's own, bounded by any shared
         # limit (pools, the event's cap) — the same figure promotion itself uses.
-        free = await locks.ticket_type(tx, tid)
+        free = await inventory.locked_room(tx, tid)
         if free:
             stock.append(Drift("ticket_types", tid, "free_stock_while_waiting", free, queued))
     if fix:
@@ -240,58 +209,38 @@ async def waitlists(tx: AsyncSession, fix: bool) -> list[Drift]:
 
 async def pools(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`capacity_pools.quantity_used` = held + sold of its member types, from the rows."""
-    use = await draws.use_by_ticket_type(tx)
+    use = await usage.in_use(tx)
     members = await tx.execute(select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id))
     from_rows: dict[str, int] = {}
     for pool_id, tid in members.all():
         from_rows[pool_id] = from_rows.get(pool_id, 0) + use.get(tid, 0)
-    rows = await tx.execute(
+    found = await tx.execute(
         select(CapacityPool.id, CapacityPool.quantity_used).order_by(CapacityPool.id)
     )
-    drifts: list[Drift] = []
-    for pool_id, counter in rows.all():
-        expected = from_rows.get(pool_id, 0)
-        if counter != expected:
-            drifts.append(Drift("capacity_pools", pool_id, "quantity_used", counter, expected))
-            if fix:
-                await tx.execute(
-                    update(CapacityPool)
-                    .where(CapacityPool.id == pool_id)
-                    .values(
-                        quantity_used=expected,
-                        quantity_over=draws.over_expr(
-                            literal(expected), CapacityPool.admission_limit
-                        ),
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-    return drifts
+
+    def overhang(used: int) -> dict[str, Any]:
+        return {"quantity_over": draws.over_expr(literal(used), CapacityPool.admission_limit)}
+
+    counted = ((pid, used, from_rows.get(pid, 0)) for pid, used in found.all())
+    return await _compare(tx, fix, CapacityPool, "quantity_used", counted, also=overhang)
 
 
 async def event_tickets(tx: AsyncSession, fix: bool) -> list[Drift]:
     """`event_capacity.tickets` = held + sold of the event's types while capped, else 0."""
-    use = await draws.use_by_ticket_type(tx)
+    use = await usage.in_use(tx)
     per_event: dict[str, int] = {}
     for tid, event_id in (await tx.execute(select(TicketType.id, TicketType.event_id))).all():
         per_event[event_id] = per_event.get(event_id, 0) + use.get(tid, 0)
-    rows = await tx.execute(
+    found = await tx.execute(
         select(EventCapacity.event_id, EventCapacity.tickets, Event.max_attendees)
         .join(Event, Event.id == EventCapacity.event_id)
         .order_by(EventCapacity.event_id)
     )
-    drifts: list[Drift] = []
-    for event_id, counter, cap in rows.all():
-        expected = per_event.get(event_id, 0) if cap is not None else 0
-        if counter != expected:
-            drifts.append(Drift("event_capacity", event_id, "tickets", counter, expected))
-            if fix:
-                await tx.execute(
-                    update(EventCapacity)
-                    .where(EventCapacity.event_id == event_id)
-                    .values(tickets=expected)
-                    .execution_options(synchronize_session=False)
-                )
-    return drifts
+    counted = (
+        (event_id, tickets, per_event.get(event_id, 0) if cap is not None else 0)
+        for event_id, tickets, cap in found.all()
+    )
+    return await _compare(tx, fix, EventCapacity, "tickets", counted)
 
 
 async def stock_buckets(tx: AsyncSession, fix: bool) -> list[Drift]:
@@ -316,15 +265,7 @@ async def stock_buckets(tx: AsyncSession, fix: bool) -> list[Drift]:
             )
             if fix:
                 for bucket, free in enumerate(buckets.split(max(0, should_be_free), count)):
-                    await tx.execute(
-                        update(buckets.StockBucket)
-                        .where(
-                            buckets.StockBucket.ticket_type_id == tid,
-                            buckets.StockBucket.bucket == bucket,
-                        )
-                        .values(quantity_free=free)
-                        .execution_options(synchronize_session=False)
-                    )
+                    await buckets.set_free(tx, tid, bucket, free)
     return drifts
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import RegistrationStatus
+from headcount.ledger import locks
 from headcount.ledger.attendance import EventCapacity, Registration
 from headcount.ledger.models import Event
 
@@ -27,7 +28,7 @@ async def admit(tx: AsyncSession, event_id: str, heads: int) -> int | None:
         update(EventCapacity)
         .where(
             EventCapacity.event_id == event_id,
-            # One rule with tickets (issue 4): the cap counts people, registered or ticketed.
+            # One rule with tickets: the cap counts people, registered or ticketed.
             or_(cap.is_(None), EventCapacity.registered + EventCapacity.tickets + heads <= cap),
         )
         .values(registered=EventCapacity.registered + heads)
@@ -82,14 +83,36 @@ async def release(tx: AsyncSession, event_id: str, heads: int) -> None:
     )
 
 
-async def tickets(tx: AsyncSession, event_id: str) -> int:
-    """Tickets held or sold, as counted against the cap (0 while the event has no cap)."""
-    value = await tx.scalar(select(EventCapacity.tickets).where(EventCapacity.event_id == event_id))
-    return int(value or 0)
+async def people(tx: AsyncSession, event_id: str) -> tuple[int, int]:
+    """(registered, tickets held or sold) under the event's cap; tickets are 0 while uncapped."""
+    found = (
+        await tx.execute(
+            select(EventCapacity.registered, EventCapacity.tickets).where(
+                EventCapacity.event_id == event_id
+            )
+        )
+    ).first()
+    return (0, 0) if found is None else (int(found[0] or 0), int(found[1] or 0))
 
 
-async def registered(tx: AsyncSession, event_id: str) -> int:
-    value = await tx.scalar(
-        select(EventCapacity.registered).where(EventCapacity.event_id == event_id)
+async def own(
+    tx: AsyncSession, event_id: str, attendee_id: str, *, lock: bool = False
+) -> Registration | None:
+    """The attendee's registration for the event, active or cancelled (`lock`: step 5)."""
+    query = (
+        select(Registration)
+        .where(Registration.event_id == event_id, Registration.attendee_id == attendee_id)
+        .execution_options(populate_existing=True)
     )
-    return int(value or 0)
+    return (await tx.scalars(locks.exclusive(query) if lock else query)).first()
+
+
+async def ensure_counter(tx: AsyncSession, event_id: str) -> None:
+    """Create the event's counter row if missing (an INSERT that does nothing otherwise)."""
+    dialect = tx.get_bind().dialect.name
+    factory = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    await tx.execute(
+        factory(EventCapacity)
+        .values(event_id=event_id, registered=0)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+    )

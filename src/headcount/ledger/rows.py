@@ -1,17 +1,21 @@
-"""Finding one row by its public id: the ledger's single "load or 404".
+"""One row by its public id, and the plain writes of whole rows.
 
-Every resource (event, ticket type, order, pool, session, booth, room, huddle, …) is
-looked up the same way: a malformed id is refused before it reaches the database (so
-garbage gets a 404, never a 500), a missing row is `NotFound` naming the noun the client
-used, and the row is re-read from the database, not taken from the unit of work's
-identity map, so a caller that changed it with a bulk UPDATE sees the new values.
+`find` is the ledger's single "load or 404". Every resource (event, ticket type, order,
+pool, session, booth, room, huddle, …) is looked up the same way: a malformed id is
+refused before it reaches the database (so garbage gets a 404, never a 500), a missing row
+is `NotFound` naming the noun the client used, and the row is re-read from the database,
+not taken from the unit of work's identity map, so a caller that changed it with a bulk
+UPDATE sees the new values.
+
+The writes here change no counter: counters move only through the conditional
+statements of their own modules (`inventory`, `draws`, `registrations`, `seats`, …).
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import NotFound
@@ -27,15 +31,41 @@ async def find(
 ) -> Row:
     """The row of `model` with primary key `row_id`, or `NotFound("no <noun> '<id>'")`.
 
-    `lock=True` takes the row `FOR UPDATE` through `ledger/locks.py` (PostgreSQL; SQLite's
+    `lock=True` takes the row `locks.exclusive` (FOR UPDATE on PostgreSQL; SQLite's
     `BEGIN IMMEDIATE` already serialises writers).
     """
     if not is_well_formed(row_id):
         raise NotFound(f"no {noun} {row_id!r}")
     query: Any = select(model).where(model.__mapper__.primary_key[0] == row_id)
     if lock:
-        query = locks.for_update(query)
+        query = locks.exclusive(query)
     row: Row | None = (await tx.scalars(query.execution_options(populate_existing=True))).first()
     if row is None:
         raise NotFound(f"no {noun} {row_id!r}")
     return row
+
+
+async def add(tx: AsyncSession, *new: Base) -> None:
+    """Insert new rows now, in order (a later row may refer to an earlier one)."""
+    for row in new:
+        tx.add(row)
+        await tx.flush()
+
+
+async def save(tx: AsyncSession) -> None:
+    """Write the attributes changed on rows this unit of work loaded."""
+    await tx.flush()
+
+
+async def change(tx: AsyncSession, model: type[Base], row_id: str, values: dict[str, Any]) -> None:
+    """`UPDATE <model> SET <values> WHERE id = :row_id`: one statement, no read first.
+
+    Values may be SQL expressions over the row's own columns (computed by the database
+    from the current row, e.g. an overhang from the committed use).
+    """
+    await tx.execute(
+        update(model)
+        .where(model.__mapper__.primary_key[0] == row_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )

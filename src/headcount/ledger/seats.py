@@ -14,8 +14,8 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus, SeatSource, SeatStatus
-from headcount.ledger import waitlist
-from headcount.ledger.attendance import SessionCapacity, SessionSeat, WaitlistEntry
+from headcount.ledger import locks, waitlist
+from headcount.ledger.attendance import Session, SessionCapacity, SessionSeat, WaitlistEntry
 
 _NO_SYNC = {"synchronize_session": False}
 
@@ -110,6 +110,33 @@ async def give_up(tx: AsyncSession, seat: SessionSeat, now: datetime) -> list[Wa
     await tx.flush()
     await vacate(tx, seat.session_id)
     return await promote(tx, seat.session_id, now)
+
+
+async def leave_event(tx: AsyncSession, event_id: str, attendee_id: str, now: datetime) -> None:
+    """Give up every seat and session queue place the attendee holds in the event.
+
+    Every session counter of the event is locked first (ascending id, step 8 of
+    ledger/locks.py), before looking: an RSVP racing this either committed first (and its
+    seat is seen and given up here) or runs after and finds no registration. Freed seats
+    go to the sessions' waitlists in this transaction.
+    """
+    session_ids = list(await tx.scalars(select(Session.id).where(Session.event_id == event_id)))
+    await locks.session_counters(tx, session_ids)
+    if not session_ids:
+        return
+    held = await tx.scalars(
+        select(SessionSeat)
+        .where(
+            SessionSeat.session_id.in_(session_ids),
+            SessionSeat.attendee_id == attendee_id,
+            SessionSeat.status == SeatStatus.CONFIRMED,
+        )
+        .order_by(SessionSeat.session_id)
+        .execution_options(populate_existing=True)
+    )
+    for seat in list(held.all()):
+        await give_up(tx, seat, now)
+    await waitlist.leave(tx, await waitlist.waiting_in(tx, attendee_id, session_ids), now)
 
 
 async def promote(tx: AsyncSession, session_id: str, now: datetime) -> list[WaitlistEntry]:

@@ -8,6 +8,7 @@ resource (`ledger/seats.py`, `ledger/offers.py`) because what a promotion gives 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, select
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus
 from headcount.domain.ids import new_id
+from headcount.ledger import locks
 from headcount.ledger.attendance import WaitlistEntry
 
 LIVE = (EntryStatus.WAITING.value, EntryStatus.OFFERED.value)
@@ -79,9 +81,29 @@ async def live_entry(
         )
         .execution_options(populate_existing=True)
     )
-    if lock:
-        query = query.with_for_update()
-    return (await tx.scalars(query)).first()
+    return (await tx.scalars(locks.exclusive(query) if lock else query)).first()
+
+
+async def waiting_in(
+    tx: AsyncSession, attendee_id: str, session_ids: Sequence[str]
+) -> list[WaitlistEntry]:
+    """The attendee's places still waiting in these sessions' queues."""
+    found = await tx.scalars(
+        select(WaitlistEntry).where(
+            WaitlistEntry.session_id.in_(session_ids),
+            WaitlistEntry.attendee_id == attendee_id,
+            WaitlistEntry.status == EntryStatus.WAITING,
+        )
+    )
+    return list(found.all())
+
+
+async def leave(tx: AsyncSession, left: Sequence[WaitlistEntry], now: datetime) -> None:
+    """Walk away from queue places (status `left`); nothing was held, nothing is released."""
+    for entry in left:
+        entry.status = EntryStatus.LEFT.value
+        entry.updated_at = now
+    await tx.flush()
 
 
 async def latest_entry(
@@ -106,16 +128,14 @@ async def latest_entry(
 async def head(
     tx: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
 ) -> WaitlistEntry | None:
-    return (
-        await tx.scalars(
-            select(WaitlistEntry)
-            .where(_of(session_id, ticket_type_id), WaitlistEntry.status == EntryStatus.WAITING)
-            .order_by(WaitlistEntry.seq)
-            .limit(1)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-    ).first()
+    query = (
+        select(WaitlistEntry)
+        .where(_of(session_id, ticket_type_id), WaitlistEntry.status == EntryStatus.WAITING)
+        .order_by(WaitlistEntry.seq)
+        .limit(1)
+        .execution_options(populate_existing=True)
+    )
+    return (await tx.scalars(locks.exclusive(query))).first()
 
 
 async def position(tx: AsyncSession, entry: WaitlistEntry) -> int | None:
