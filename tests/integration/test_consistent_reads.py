@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from headcount.capacity import events, orders, snapshot, tickets, waitlists
+from headcount.capacity import events, orders, pools, snapshot, tickets, waitlists
 from headcount.capacity.events import EventDraft, EventPatch
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.tickets import TicketTypeDraft
@@ -60,7 +60,7 @@ async def test_the_capacity_snapshot_is_one_point_in_time(
     """
     tt = await make_stock(runtime, 10, cap=100)
     await buy(runtime, "first", tt)
-    real_pool_views = snapshot.pool_views
+    real_pool_views = pools.pool_views
 
     async def pools_then_a_sale(tx: Any, event_id: str) -> Any:
         found = await real_pool_views(tx, event_id)

@@ -31,17 +31,6 @@ FORBIDDEN_IN_DOMAIN = (
     "strawberry",
 )
 SQL_LAYERS = ("ledger/", "migrations/")
-# Live-space modules whose statements are moving into ledger/spaces.py on another branch
-# at the same time as this test was written. Delete this allowlist when that branch is
-# merged: the test then holds them to the same rule (and fails while a name here is stale).
-STILL_SQL = frozenset(
-    {
-        "capacity/booths.py",
-        "capacity/breakouts.py",
-        "capacity/huddles.py",
-        "capacity/live_snapshot.py",
-    }
-)
 LOCKS = "ledger/locks.py"
 LOCK_WORDS = re.compile(r"FOR (NO KEY |KEY )?(UPDATE|SHARE)|SKIP LOCKED|pg_advisory", re.IGNORECASE)
 
@@ -121,21 +110,16 @@ def test_only_the_ledger_imports_sqlalchemy() -> None:
     offenders = [
         rel
         for rel, tree in modules()
-        if not rel.startswith(SQL_LAYERS) and rel not in STILL_SQL and imports_sqlalchemy(tree)
+        if not rel.startswith(SQL_LAYERS) and imports_sqlalchemy(tree)
     ]
     assert offenders == [], "SQL belongs in a ledger/ module named for what it holds"
-
-
-def test_the_still_sql_allowlist_is_exact() -> None:
-    sql = {rel for rel, tree in modules() if imports_sqlalchemy(tree)}
-    assert sorted(STILL_SQL - sql) == [], "moved into ledger/: delete them from STILL_SQL"
 
 
 def test_only_the_ledger_calls_the_unit_of_work() -> None:
     offenders = [
         f"{rel} {call}"
         for rel, tree in modules()
-        if not rel.startswith(SQL_LAYERS) and rel not in STILL_SQL
+        if not rel.startswith(SQL_LAYERS)
         for call in tx_method_calls(tree)
     ]
     assert offenders == [], "pass `tx` to a ledger function instead"

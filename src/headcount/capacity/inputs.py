@@ -15,10 +15,31 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, model_validator
 
 
+def _publish_nullability(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """OpenAPI shows `null` only where the model accepts it.
+
+    Patch fields are typed `X | None` so that "absent" has a value; without this, the
+    document would advertise `null` for every field and contract tests would send it.
+    """
+    nullable: frozenset[str] = getattr(model, "NULLABLE", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        options = prop.get("anyOf")
+        if name in nullable or not isinstance(options, list):
+            continue
+        kept = [option for option in options if option.get("type") != "null"]
+        if len(kept) == 1:
+            del prop["anyOf"]
+            prop.update(kept[0])
+        else:
+            prop["anyOf"] = kept
+        if prop.get("default", ...) is None:
+            del prop["default"]
+
+
 class Patch(BaseModel):
     """Base of every PATCH body; subclasses declare `NULLABLE` and optionally `CLEARED`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_publish_nullability)
 
     NULLABLE: ClassVar[frozenset[str]] = frozenset()
     # Nullable fields whose cleared value is stored as something else (text becomes "").

@@ -10,7 +10,7 @@ durable ones (huddles) keep the count in their row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from pydantic import BaseModel
@@ -115,15 +115,33 @@ async def create(
 
 
 async def get(rt: Runtime, space: Space[V], place_id: str) -> V:
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         row = await rows.find(tx, space.model, place_id, noun=space.noun)
     return (await views(rt, space, [row]))[0]
+
+
+def reader(space: Space[V]) -> Callable[[Runtime, str], Awaitable[V]]:
+    """`get` for one kind, as a plain `(rt, id)` call (GraphQL's resolvers take those)."""
+
+    async def read(rt: Runtime, place_id: str) -> V:
+        return await get(rt, space, place_id)
+
+    return read
+
+
+def lister(space: Space[V]) -> Callable[[Runtime, str], Awaitable[list[V]]]:
+    """`listed` for one kind, as a plain `(rt, parent id)` call."""
+
+    async def read(rt: Runtime, parent_id: str) -> list[V]:
+        return await listed(rt, space, parent_id)
+
+    return read
 
 
 async def listed(rt: Runtime, space: Space[V], parent_id: str) -> list[V]:
     """The places in a parent (an event's booths, a session's rooms), oldest first."""
     parent = _managed(space).parent
-    async with rt.db.transaction() as tx:
+    async with rt.db.snapshot() as tx:
         found = await rows.find(tx, parent.model, parent_id, noun=parent.noun)
         places = await ledger.listed(tx, space.model, parent.column, found.id)
     return await views(rt, space, places)

@@ -14,7 +14,8 @@ import strawberry
 from headcount.api.graphql.operations import by_id, mine, read
 from headcount.api.graphql.refusals import result_union
 from headcount.api.graphql.types import BreakoutRoomList
-from headcount.capacity import booths, breakouts, huddles
+from headcount.capacity import huddles, places
+from headcount.capacity.spaces import BOOTH, BREAKOUT_ROOM
 from headcount.capacity.views import BoothView, BreakoutRoomView, HuddleMembershipView, HuddleView
 from headcount.domain.errors import Conflict, HuddleFull
 
@@ -26,11 +27,11 @@ HuddleMembershipResult: Any = result_union(
 
 @strawberry.type
 class PresenceQuery:
-    booth = by_id(booths.get_booth, BoothView)
+    booth = by_id(places.reader(BOOTH), BoothView)
 
-    breakout_room = by_id(breakouts.get_room, BreakoutRoomView)
+    breakout_room = by_id(places.reader(BREAKOUT_ROOM), BreakoutRoomView)
 
-    @read(breakouts.list_rooms, wrap=lambda found: BreakoutRoomList(rooms=found))
+    @read(places.lister(BREAKOUT_ROOM), wrap=lambda found: BreakoutRoomList(rooms=found))
     def breakout_rooms(self, session_id: strawberry.ID) -> BreakoutRoomListResult:
         """The breakout rooms of one session, with live participant counts."""
 

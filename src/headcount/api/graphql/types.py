@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict
 
 from headcount.api.graphql.generate import object_type
 from headcount.api.graphql.operations import by_parent
-from headcount.capacity import booths, huddles, sessions, snapshot, tickets
+from headcount.capacity import huddles, places, sessions, snapshot, tickets
+from headcount.capacity.spaces import BOOTH
 from headcount.capacity.views import (
     BoothView,
     BreakoutRoomView,
@@ -48,7 +49,7 @@ class Event:
     )
     ticket_types = by_parent(list[TicketTypeView], tickets.list_ticket_types)
     sessions = by_parent(list[SessionView], sessions.list_sessions)
-    booths = by_parent(list[BoothView], booths.list_booths)
+    booths = by_parent(list[BoothView], places.lister(BOOTH))
     huddles = by_parent(list[HuddleView], huddles.list_huddles)
 
 
