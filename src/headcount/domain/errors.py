@@ -17,11 +17,27 @@ from typing import Any, ClassVar
 
 
 class HeadcountError(Exception):
-    """A refusal: the request was understood and deliberately not carried out."""
+    """A refusal: the request was understood and deliberately not carried out.
+
+    Subclasses name their `code`, `status` and `title` in the class statement
+    (`class SoldOut(HeadcountError, code="sold_out", status=409, title="Sold out")`);
+    a subclass that leaves one out inherits it.
+    """
 
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Request refused"
+
+    def __init_subclass__(
+        cls, *, code: str | None = None, status: int | None = None, title: str | None = None
+    ) -> None:
+        super().__init_subclass__()
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
+        if title is not None:
+            cls.title = title
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -51,31 +67,32 @@ def members_of(error: type[HeadcountError]) -> dict[str, Any]:
 _MEMBERS: dict[type[HeadcountError], dict[str, Any]] = {}
 
 
-class InvalidRequest(HeadcountError):
-    code = "invalid_request"
-    status = 422
-    title = "The request is not valid"
+class InvalidRequest(
+    HeadcountError, code="invalid_request", status=422, title="The request is not valid"
+):
     ticket_type_id: str | None
     pool_id: str | None
     overbook_ratio: float | None
 
 
-class MalformedRequest(HeadcountError):
-    code = "malformed_request"
-    status = 400
-    title = "The request body could not be parsed"
+class MalformedRequest(
+    HeadcountError,
+    code="malformed_request",
+    status=400,
+    title="The request body could not be parsed",
+):
+    pass
 
 
-class PayloadTooLarge(HeadcountError):
-    code = "payload_too_large"
-    status = 413
-    title = "The request body is too large"
+class PayloadTooLarge(
+    HeadcountError, code="payload_too_large", status=413, title="The request body is too large"
+):
+    pass
 
 
-class InvalidQuantity(HeadcountError):
-    code = "invalid_quantity"
-    status = 422
-    title = "Quantity not allowed"
+class InvalidQuantity(
+    HeadcountError, code="invalid_quantity", status=422, title="Quantity not allowed"
+):
     ticket_type_id: str | None
     max_per_order: int | None
     min_per_order: int | None
@@ -83,67 +100,59 @@ class InvalidQuantity(HeadcountError):
     max_quantity: int | None
 
 
-class Unauthorized(HeadcountError):
-    code = "unauthorized"
-    status = 401
-    title = "Authentication required"
+class Unauthorized(
+    HeadcountError, code="unauthorized", status=401, title="Authentication required"
+):
+    pass
 
 
-class Forbidden(HeadcountError):
-    code = "forbidden"
-    status = 403
-    title = "Not allowed"
+class Forbidden(HeadcountError, code="forbidden", status=403, title="Not allowed"):
+    pass
 
 
-class NotFound(HeadcountError):
-    code = "not_found"
-    status = 404
-    title = "Not found"
+class NotFound(HeadcountError, code="not_found", status=404, title="Not found"):
+    pass
 
 
-class Conflict(HeadcountError):
+class Conflict(
+    HeadcountError, code="conflict", status=409, title="Conflicts with the current state"
+):
     """The current state forbids the change; the members say which state."""
 
-    code = "conflict"
-    status = 409
-    title = "Conflicts with the current state"
     order_status: str | None
     current_attendance: int | None
     free: int | None
 
 
-class IdempotencyKeyReused(HeadcountError):
-    code = "idempotency_key_reused"
-    status = 422
-    title = "Idempotency-Key was already used for a different request"
+class IdempotencyKeyReused(
+    HeadcountError,
+    code="idempotency_key_reused",
+    status=422,
+    title="Idempotency-Key was already used for a different request",
+):
+    pass
 
 
-class SoldOut(HeadcountError):
-    code = "sold_out"
-    status = 409
-    title = "Sold out"
+class SoldOut(HeadcountError, code="sold_out", status=409, title="Sold out"):
     ticket_type_id: str | None
     requested: int | None
 
 
-class PoolExhausted(SoldOut):
+class PoolExhausted(SoldOut, code="pool_exhausted", title="The shared capacity pool is exhausted"):
     """A shared capacity pool has too little left; `pool_id` names it."""
 
-    code = "pool_exhausted"
-    title = "The shared capacity pool is exhausted"
     pool_id: str | None
     pool_name: str | None
     remaining: int | None
     ticket_type_ids: list[str] | None
 
 
-class CustomerLimitReached(HeadcountError):
+class CustomerLimitReached(
+    HeadcountError, code="customer_limit_reached", status=409, title="Per-customer limit reached"
+):
     """The buyer already holds or bought as many as a ticket type's or pool's
     `max_per_customer` allows."""
 
-    code = "customer_limit_reached"
-    status = 409
-    title = "Per-customer limit reached"
     ticket_type_id: str | None
     pool_id: str | None
     max_per_customer: int | None
@@ -151,19 +160,15 @@ class CustomerLimitReached(HeadcountError):
     requested: int | None
 
 
-class SalesClosed(HeadcountError):
-    code = "sales_closed"
-    status = 409
-    title = "Sales are not open"
+class SalesClosed(HeadcountError, code="sales_closed", status=409, title="Sales are not open"):
     ticket_type_id: str | None
 
 
-class HoldExpired(HeadcountError):
+class HoldExpired(
+    HeadcountError, code="hold_expired", status=409, title="The hold expired and the stock is gone"
+):
     """The hold lapsed and its stock went to others; the members name what ran out."""
 
-    code = "hold_expired"
-    status = 409
-    title = "The hold expired and the stock is gone"
     ticket_type_id: str | None
     requested: int | None
     event_id: str | None
@@ -173,10 +178,7 @@ class HoldExpired(HeadcountError):
     ticket_type_ids: list[str] | None
 
 
-class EventFull(HeadcountError):
-    code = "event_full"
-    status = 409
-    title = "The event is full"
+class EventFull(HeadcountError, code="event_full", status=409, title="The event is full"):
     event_id: str | None
     requested: int | None
     max_attendees: int | None
@@ -184,90 +186,71 @@ class EventFull(HeadcountError):
     remaining: int | None
 
 
-class SessionFull(HeadcountError):
-    code = "session_full"
-    status = 409
-    title = "The session is full"
+class SessionFull(HeadcountError, code="session_full", status=409, title="The session is full"):
     session_id: str | None
     max_participants: int | None
 
 
-class NotRegistered(HeadcountError):
+class NotRegistered(
+    HeadcountError, code="not_registered", status=403, title="Register for the event first"
+):
     """RSVPs and session seats are for people registered for the event."""
 
-    code = "not_registered"
-    status = 403
-    title = "Register for the event first"
     event_id: str | None
 
 
-class ViewerLimitReached(HeadcountError):
-    code = "viewer_limit_reached"
-    status = 409
-    title = "The stream has reached its viewer limit"
+class ViewerLimitReached(
+    HeadcountError,
+    code="viewer_limit_reached",
+    status=409,
+    title="The stream has reached its viewer limit",
+):
     limit: int | None
     viewers: int | None
 
 
-class BoothFull(HeadcountError):
-    code = "booth_full"
-    status = 409
-    title = "The booth is full"
+class BoothFull(HeadcountError, code="booth_full", status=409, title="The booth is full"):
     booth_id: str | None
     max_visitors: int | None
     visitors: int | None
 
 
-class HuddleFull(HeadcountError):
-    code = "huddle_full"
-    status = 409
-    title = "The huddle is full"
+class HuddleFull(HeadcountError, code="huddle_full", status=409, title="The huddle is full"):
     huddle_full: bool = True
     huddle_id: str | None
     capacity: int | None
     members: int | None
 
 
-class RoomFull(HeadcountError):
-    code = "room_full"
-    status = 409
-    title = "The breakout room is full"
+class RoomFull(HeadcountError, code="room_full", status=409, title="The breakout room is full"):
     room_id: str | None
     capacity: int | None
     participants: int | None
 
 
-class RoomClosed(HeadcountError):
-    code = "room_closed"
-    status = 409
-    title = "The breakout room is closed"
+class RoomClosed(
+    HeadcountError, code="room_closed", status=409, title="The breakout room is closed"
+):
     room_id: str | None
 
 
-class LeaseExpired(HeadcountError):
+class LeaseExpired(
+    HeadcountError, code="lease_expired", status=410, title="The lease is no longer held"
+):
     """The lease ran out (missed heartbeats), was released, or was lost: join again."""
 
-    code = "lease_expired"
-    status = 410
-    title = "The lease is no longer held"
     lease_id: str | None
 
 
-class RateLimited(HeadcountError):
-    code = "rate_limited"
-    status = 429
-    title = "Too many requests"
+class RateLimited(HeadcountError, code="rate_limited", status=429, title="Too many requests"):
     max_pending_orders: int | None
 
 
-class ServiceUnavailable(HeadcountError):
-    code = "service_unavailable"
-    status = 503
-    title = "A backing service is unavailable"
+class ServiceUnavailable(
+    HeadcountError, code="service_unavailable", status=503, title="A backing service is unavailable"
+):
+    pass
 
 
-class Timeout(HeadcountError):
-    code = "timeout"
-    status = 503
-    title = "The operation timed out"
+class Timeout(HeadcountError, code="timeout", status=503, title="The operation timed out"):
     huddle_id: str | None

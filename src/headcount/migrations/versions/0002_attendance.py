@@ -1,21 +1,12 @@
-"""attendance: event registrations, sessions and their seats, waitlists (sessions and ticket types)
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-24 09:09:58.983563
-"""
-
-from collections.abc import Sequence
+"""attendance: event registrations, sessions and their seats, waitlists (sessions and ticket types)"""
 
 import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
 
-revision: str = "0002"
-down_revision: str | Sequence[str] | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision, down_revision = "0002", "0001"
+branch_labels = depends_on = None
 
 
 def upgrade() -> None:

@@ -2,23 +2,15 @@
 
 Who is inside a booth or room right now is live presence (leases), not rows; these are the
 durable definitions and limits, plus huddle membership (durable, optimistic locking).
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-24 09:11:39.048703
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
 
-revision: str = "0003"
-down_revision: str | Sequence[str] | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision, down_revision = "0003", "0002"
+branch_labels = depends_on = None
 
 
 def upgrade() -> None:

@@ -6,23 +6,15 @@
   `sold + reserved <= total + over`, still a real last line of defence.
 * `event_capacity.tickets`: tickets held or sold, counted against `max_attendees` with
   registrations. Capped events get their counter row now, recounted from the rows.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-24 09:30:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
 
-revision: str = "0004"
-down_revision: str | Sequence[str] | None = "0003"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision, down_revision = "0004", "0003"
+branch_labels = depends_on = None
 
 _OVERSOLD_OLD = "quantity_sold + quantity_reserved <= quantity_total"
 _OVERSOLD_NEW = "quantity_sold + quantity_reserved <= quantity_total + quantity_over"

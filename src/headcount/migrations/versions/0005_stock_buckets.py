@@ -2,23 +2,15 @@
 
 * `ticket_types.stock_buckets` (1 = the ordinary single row).
 * `ticket_stock_buckets`: the free units of a bucketed ticket type, one row per bucket.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-24 09:50:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
 
-revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0004"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision, down_revision = "0005", "0004"
+branch_labels = depends_on = None
 
 
 def upgrade() -> None:

@@ -6,21 +6,13 @@
 * `ix_orders_owner_id_status_expires_at` replaces `ix_orders_owner_id`: the per-user quota
   count runs on every order and must find one buyer's live holds without visiting every
   pending hold (ledger/quotas.py).
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-24 12:00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006"
-down_revision: str | Sequence[str] | None = "0005"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision, down_revision = "0006", "0005"
+branch_labels = depends_on = None
 
 
 def upgrade() -> None:
