@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import (
 
 from headcount.config import Settings
 from headcount.domain.errors import InvalidRequest, ServiceUnavailable, Timeout
+from headcount.ledger import changes
 from headcount.ledger.urls import async_url
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,9 @@ class Database:
         try:
             async with sessions() as tx, tx.begin():
                 yield tx
+                # The decisions recorded in this unit of work, as its last statement: they
+                # commit with it or not at all (ledger/changes.py).
+                await changes.flush(tx)
         except DBAPIError as exc:
             translated = _translate(exc)
             if translated is exc:

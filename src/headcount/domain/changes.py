@@ -1,0 +1,91 @@
+"""The kinds of change Headcount tells the platform about, and the cursor that pages them.
+
+A change is a durable decision: a hold made, a seat given, an offer lapsed, a limit an
+organizer moved, a threshold crossed. Live presence joins and leaves are not changes
+(too many, and not durable); a live space becoming full is, once per transition.
+Names are `<resource>.<what happened>`; integrators filter on them, so they never change.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from enum import StrEnum
+
+
+class ChangeType(StrEnum):
+    ORDER_CREATED = "order.created"
+    ORDER_CONFIRMED = "order.confirmed"
+    ORDER_CANCELLED = "order.cancelled"
+    ORDER_EXPIRED = "order.expired"
+    ORDER_REFUNDED = "order.refunded"
+
+    REGISTRATION_CREATED = "registration.created"
+    REGISTRATION_UPDATED = "registration.updated"
+    REGISTRATION_CANCELLED = "registration.cancelled"
+
+    RSVP_CONFIRMED = "rsvp.confirmed"
+    RSVP_WAITLISTED = "rsvp.waitlisted"
+    RSVP_CANCELLED = "rsvp.cancelled"
+
+    WAITLIST_JOINED = "waitlist.joined"
+    WAITLIST_LEFT = "waitlist.left"
+    WAITLIST_PROMOTED = "waitlist.promoted"
+    WAITLIST_OFFERED = "waitlist.offered"
+    WAITLIST_OFFER_EXPIRED = "waitlist.offer_expired"
+    WAITLIST_DECLINED = "waitlist.declined"
+    WAITLIST_ACCEPTED = "waitlist.accepted"
+
+    # An organizer changed a capacity: the payload holds `before` and `after`.
+    EVENT_CHANGED = "event.changed"
+    TICKET_TYPE_CREATED = "ticket_type.created"
+    TICKET_TYPE_CHANGED = "ticket_type.changed"
+    POOL_CREATED = "pool.created"
+    POOL_CHANGED = "pool.changed"
+    SESSION_CREATED = "session.created"
+    SESSION_CHANGED = "session.changed"
+    BOOTH_CREATED = "booth.created"
+    BOOTH_CHANGED = "booth.changed"
+    BREAKOUT_ROOM_CREATED = "breakout_room.created"
+    BREAKOUT_ROOM_CHANGED = "breakout_room.changed"
+    BREAKOUT_ROOM_CLOSED = "breakout_room.closed"
+    HUDDLE_CREATED = "huddle.created"
+    HUDDLE_CHANGED = "huddle.changed"
+    HUDDLE_JOINED = "huddle.joined"
+    HUDDLE_LEFT = "huddle.left"
+
+    # Thresholds people act on, recorded once per transition by the statement that crossed it.
+    TICKET_TYPE_SOLD_OUT = "ticket_type.sold_out"
+    TICKET_TYPE_BACK_IN_STOCK = "ticket_type.back_in_stock"
+    POOL_EXHAUSTED = "pool.exhausted"
+    EVENT_FULL = "event.full"
+    SESSION_FULL = "session.full"
+    STREAM_FULL = "stream.full"
+    BOOTH_FULL = "booth.full"
+    BREAKOUT_ROOM_FULL = "breakout_room.full"
+
+
+CURSOR_PREFIX = "chg1."
+
+
+class BadCursor(ValueError):
+    """A cursor this service did not hand out (or that was tampered with)."""
+
+
+def encode_cursor(position: int) -> str:
+    """Opaque to clients: they must not do arithmetic on positions (gaps are normal)."""
+    raw = position.to_bytes(8, "big", signed=False)
+    return CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    if not cursor.startswith(CURSOR_PREFIX) or len(cursor) > 40:
+        raise BadCursor("not a change cursor")
+    body = cursor[len(CURSOR_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise BadCursor("not a change cursor") from exc
+    if len(raw) != 8:
+        raise BadCursor("not a change cursor")
+    return int.from_bytes(raw, "big", signed=False)

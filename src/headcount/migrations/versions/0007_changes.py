@@ -1,0 +1,73 @@
+"""change log: every decision, positioned in commit order by the sequencer
+
+* `changes`: one row per durable decision, inserted by the transaction that made it
+  (ledger/changes.py). `position` is NULL until the sequencer gives it one.
+* `change_log_state`: the sequencer's single row (its lock is the sequencer mutex), with
+  the position high-water mark and the pruning watermark.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-11-29 12:00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+from headcount.ledger.types import UTCDateTime
+
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "changes",
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("position", sa.BigInteger(), nullable=True),
+        sa.Column("event_id", sa.String(length=80), nullable=False),
+        sa.Column("type", sa.String(length=60), nullable=False),
+        sa.Column("resource_type", sa.String(length=40), nullable=False),
+        sa.Column("resource_id", sa.String(length=80), nullable=False),
+        sa.Column("actor_sub", sa.String(length=200), nullable=True),
+        sa.Column("actor_role", sa.String(length=20), nullable=True),
+        sa.Column("request_id", sa.String(length=100), nullable=True),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("occurred_at", UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_changes")),
+        sa.UniqueConstraint("position", name=op.f("uq_changes_position")),
+    )
+    with op.batch_alter_table("changes", schema=None) as batch_op:
+        batch_op.create_index("ix_changes_event_id_position", ["event_id", "position"])
+        batch_op.create_index("ix_changes_resource", ["resource_type", "resource_id", "position"])
+        batch_op.create_index(
+            "ix_changes_unsequenced",
+            ["id"],
+            postgresql_where=sa.text("position IS NULL"),
+            sqlite_where=sa.text("position IS NULL"),
+        )
+    state = op.create_table(
+        "change_log_state",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("last_position", sa.BigInteger(), nullable=False),
+        sa.Column("pruned_through", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_change_log_state")),
+    )
+    op.bulk_insert(state, [{"id": 1, "last_position": 0, "pruned_through": 0}])
+
+
+def downgrade() -> None:
+    op.drop_table("change_log_state")
+    with op.batch_alter_table("changes", schema=None) as batch_op:
+        batch_op.drop_index("ix_changes_unsequenced")
+        batch_op.drop_index("ix_changes_resource")
+        batch_op.drop_index("ix_changes_event_id_position")
+    op.drop_table("changes")
