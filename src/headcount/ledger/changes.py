@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount import origin
+from headcount.ledger import locks
 from headcount.ledger.models import Base
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid), not a BIGINT one.
@@ -172,11 +173,7 @@ def discard(tx: AsyncSession) -> None:
     tx.info.pop(_PENDING, None)
 
 
-_CLAIM_SEQUENCER = (
-    select(ChangeLogState.last_position)
-    .where(ChangeLogState.id == 1)
-    .with_for_update(skip_locked=True)
-)
+_CLAIM_SEQUENCER = locks.claimed(select(ChangeLogState.last_position).where(ChangeLogState.id == 1))
 _UNSEQUENCED = (
     select(Change.id).where(Change.position.is_(None)).order_by(Change.id).limit(bindparam("batch"))
 )

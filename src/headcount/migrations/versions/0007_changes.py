@@ -4,23 +4,15 @@
   (ledger/changes.py). `position` is NULL until the sequencer gives it one.
 * `change_log_state`: the sequencer's single row (its lock is the sequencer mutex), with
   the position high-water mark and the pruning watermark.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-29 12:00:00
 """
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 from headcount.ledger.types import UTCDateTime
 
-revision: str = "0007"
-down_revision: str | Sequence[str] | None = "0006"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision, down_revision = "0007", "0006"
+branch_labels = depends_on = None
 
 
 def upgrade() -> None:
