@@ -57,7 +57,7 @@ async def load_demo(rt: Runtime) -> bool:
             TicketTypeDraft(name=name, quantity_total=total, max_per_order=per_order),
             ticket_type_id=tt_id,
         )
-    # Issue 4: Early Bird and Regular share the 35 seats of the main hall (10 + 30 > 35).
+    # A shared pool: Early Bird and Regular share the 35 seats of the main hall (10 + 30 > 35).
     await pools.create_pool(
         rt,
         DEMO_ORGANIZER,

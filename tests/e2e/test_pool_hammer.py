@@ -1,4 +1,4 @@
-"""Hundreds of buyers over overlapping pools, across two real server processes (issue 4).
+"""Hundreds of buyers over overlapping pools, across two real server processes.
 
 Ticket types A to D draw on three overlapping pools and an event cap shared with free
 registrations; buyers send random multi-item baskets while others cancel and register,

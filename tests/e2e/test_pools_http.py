@@ -1,4 +1,4 @@
-"""The pool routes over HTTP: the contract's shapes, problem codes, and bad input (issue 4)."""
+"""The pool routes over HTTP: the contract's shapes, problem codes, and bad input."""
 
 from __future__ import annotations
 

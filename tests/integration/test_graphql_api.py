@@ -146,7 +146,7 @@ async def test_pending_order_cancelled_by_its_owner_frees_the_stock(
 async def test_bad_quantities_are_typed_refusals(
     http: httpx.AsyncClient, runtime: Runtime, quantity: int, code: str
 ) -> None:
-    # 9: the fixture's max_attendees, which tickets count against too (issue 4).
+    # 9: the fixture's max_attendees, which tickets count against too.
     event_id, tt_id = await stock(runtime, 9, max_per_order=2)
     result = (await gql(http, CREATE, order_input(event_id, tt_id, quantity), as_user="jo"))[
         "createOrder"

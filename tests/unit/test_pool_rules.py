@@ -1,4 +1,4 @@
-"""Pool and buyer-limit rules without I/O (issue 4)."""
+"""Pool and buyer-limit rules without I/O."""
 
 from __future__ import annotations
 

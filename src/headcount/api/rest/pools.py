@@ -1,4 +1,4 @@
-"""/pools: capacity shared by several ticket types of an event (issue 4)."""
+"""/pools: capacity shared by several ticket types of an event."""
 
 from __future__ import annotations
 

@@ -179,27 +179,6 @@ function renderChart() {
   chart.setAttribute("aria-label", `Last ${CHART_MINUTES} minutes; now: ${summary.join(", ") || "no data yet"}.`);
 }
 
-/** Capacities contributed under `sections` by later features, as plain key/value tables. */
-function renderSections(snap) {
-  const names = Object.keys(snap.sections || {});
-  document.getElementById("sections").hidden = names.length === 0;
-  document.getElementById("section-list").replaceChildren(...names.map((name) => {
-    const table = document.createElement("table");
-    table.createCaption().textContent = name.replace(/_/g, " ");
-    const body = table.createTBody();
-    const value = snap.sections[name];
-    for (const [k, v] of Object.entries(typeof value === "object" && value ? value : { value })) {
-      const tr = body.insertRow();
-      const th = document.createElement("th");
-      th.scope = "row";
-      th.textContent = k.replace(/_/g, " ");
-      tr.append(th);
-      tr.insertCell().textContent = typeof v === "object" ? JSON.stringify(v) : dash(v);
-    }
-    return table;
-  }));
-}
-
 function render(snap) {
   const first = latest === null;
   latest = snap;
@@ -217,7 +196,6 @@ function render(snap) {
   setText(tiles, "total", snap.tickets.total);
   renderTicketTable(snap);
   renderLists(snap);
-  renderSections(snap);
   const updated = document.getElementById("updated");
   updated.dateTime = snap.taken_at;
   updated.textContent = new Date(snap.taken_at).toLocaleTimeString();
