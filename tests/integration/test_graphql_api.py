@@ -285,7 +285,9 @@ async def test_outages_are_errors_with_a_code_and_internals_stay_hidden(
     def down(*_: object, **__: object) -> None:
         raise ServiceUnavailable("database unreachable")
 
-    monkeypatch.setattr(runtime.db, "transaction", down)
+    # Reads run in a snapshot unit of work, writes in a transaction: both are down.
+    for unit in ("transaction", "snapshot"):
+        monkeypatch.setattr(runtime.db, unit, down)
     body = (await http.post("/graphql", json={"query": query})).json()
     assert body["errors"][0]["extensions"] == {"code": "service_unavailable"}
     assert body["errors"][0]["message"] == "database unreachable"
@@ -293,7 +295,8 @@ async def test_outages_are_errors_with_a_code_and_internals_stay_hidden(
     def broken(*_: object, **__: object) -> None:
         raise RuntimeError("secret connection string postgres://user:pw@db")
 
-    monkeypatch.setattr(runtime.db, "transaction", broken)
+    for unit in ("transaction", "snapshot"):
+        monkeypatch.setattr(runtime.db, unit, broken)
     body = (await http.post("/graphql", json={"query": query})).json()
     assert body["errors"][0]["message"] == "Unexpected error."
     assert "secret" not in str(body)
