@@ -38,7 +38,7 @@ from headcount.domain.errors import HeadcountError
 from headcount.ledger import changes
 from headcount.ledger import webhooks as ledger
 from headcount.ledger.webhooks import Attempt, Claimed, Outgoing
-from headcount.runtime import Runtime
+from headcount.runtime import Runtime, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,9 @@ class Relay:
 
     async def attempt(self, claimed: Claimed, delivery: Outgoing) -> Attempt:
         at = self.rt.clock()
-        headers = rules.signature_headers(delivery.id, at, delivery.body, claimed.secrets)
+        # The signed timestamp is the wall clock's, whatever clock schedules the retries:
+        # receivers compare it with their own clock (5 minutes' tolerance).
+        headers = rules.signature_headers(delivery.id, utc_now(), delivery.body, claimed.secrets)
         status: int | None = None
         response: str | None = None
         error: str | None = None
