@@ -105,8 +105,8 @@ async def register(rt: Runtime, receiver: Receiver, who: Principal, **draft: Any
     return made.id
 
 
-async def until(check: Callable[[], bool], *, timeout: float = 30.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def until(check: Callable[[], bool], *, within: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not check():
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("timed out waiting")
@@ -139,7 +139,7 @@ async def test_every_committed_change_arrives_once_in_order_per_event(
     rolled_back: set[str] = set()
 
     async def writer(n: int) -> None:
-        event_id = (mine + [other])[n % 4]
+        event_id = [*mine, other][n % 4]
         label = f"c{n}"
         back = random.random() < 0.2
         if back:
@@ -210,7 +210,8 @@ async def test_a_failing_head_holds_back_its_event_only(rt: Runtime, receiver: R
                 tx, (await _endpoint_ids(rt))[0], status=None, before=None, limit=10
             )
         }
-    assert logged["a1"].attempts == 4 and logged["a1"].status == DeliveryStatus.DELIVERED
+    assert logged["a1"].attempts == 4
+    assert logged["a1"].status == DeliveryStatus.DELIVERED
     assert logged["a2"].attempts == 1
 
 
@@ -236,7 +237,7 @@ async def test_two_relays_never_send_one_delivery_at_once(
         relays = [Relay(first, name="one"), Relay(second, name="two")]
         tasks = [asyncio.create_task(r.run(stop)) for r in relays]
         expected = await _settled(first, set(events))
-        await until(lambda: len(receiver.first_seen()) >= len(expected), timeout=60)
+        await until(lambda: len(receiver.first_seen()) >= len(expected), within=60)
         stop.set()
         await asyncio.gather(*tasks)
         for relay in relays:
@@ -311,7 +312,8 @@ async def test_sustained_failure_disables_and_reenabling_loses_nothing(
     view = await webhooks.get_webhook(rt, SERVICE, hook)
     assert clock() - start >= rules.DISABLE_AFTER
     assert view.failures_in_a_row >= rules.DISABLE_MIN_FAILURES
-    assert view.disabled_reason and "in a row" in view.disabled_reason
+    assert view.disabled_reason
+    assert "in a row" in view.disabled_reason
     assert view.pending_deliveries == 3
     assert receiver.snapshot() == []
     # Nothing is sent while disabled, and nothing is given up.
@@ -332,7 +334,9 @@ async def test_sustained_failure_disables_and_reenabling_loses_nothing(
     print("DBG", receiver.rejected, (await webhooks.get_webhook(rt, SERVICE, hook)))
     assert labels_by_event(receiver)[event_id] == ["d0", "d1", "d2", "d3"]
     view = await webhooks.get_webhook(rt, SERVICE, hook)
-    assert view.enabled and view.disabled_reason is None and view.pending_deliveries == 0
+    assert view.enabled
+    assert view.disabled_reason is None
+    assert view.pending_deliveries == 0
 
 
 async def test_a_refused_message_is_given_up_after_the_window_then_redelivered(
@@ -364,7 +368,8 @@ async def test_a_refused_message_is_given_up_after_the_window_then_redelivered(
     assert got[poisoned] == ["after"]
     failed = await webhooks.list_deliveries(rt, SERVICE, hook, status=DeliveryStatus.FAILED)
     assert [d.body["payload"]["label"] for d in failed] == ["bad"]
-    assert failed[0].attempts > 20 and failed[0].last_status_code == 422
+    assert failed[0].attempts > 20
+    assert failed[0].last_status_code == 422
     assert (await webhooks.get_webhook(rt, SERVICE, hook)).enabled
 
     receiver.answer = None
@@ -426,7 +431,8 @@ async def test_a_new_endpoint_starts_at_the_head_and_holds_back_pruning(
     await relay.step()
     async with rt.db.snapshot() as tx:
         through = await ledger.fanned_out_through(tx)
-        assert through is not None and through > head  # fanned out although disabled
+        assert through is not None
+        assert through > head  # fanned out although disabled
     # Pruning the change does not break the pending delivery: it carries its body.
     async with rt.db.transaction() as tx:
         await changes.prune(
@@ -507,8 +513,10 @@ async def test_the_relay_checks_the_address_again_when_it_sends(
         await relay.aclose()
         assert receiver.snapshot() == []
         (logged,) = await webhooks.list_deliveries(lax, SERVICE, hook)
-        assert logged.status == "pending" and logged.attempts == 1
-        assert logged.last_error and "loopback" in logged.last_error
+        assert logged.status == "pending"
+        assert logged.attempts == 1
+        assert logged.last_error
+        assert "loopback" in logged.last_error
     finally:
         await lax.close()
         await strict.close()

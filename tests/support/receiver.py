@@ -10,6 +10,7 @@ It can be stopped and started again on the same port (a receiver that is down).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
@@ -139,9 +140,8 @@ class Receiver:
         pairs = []
         for copies in by_id.values():
             copies.sort(key=lambda r: r.started)
-            pairs += [
-                (a, b) for a, b in zip(copies, copies[1:], strict=False) if b.started < a.finished
-            ]
+            # Sorted by start, any overlap shows between neighbours.
+            pairs += [(a, b) for a, b in itertools.pairwise(copies) if b.started < a.finished]
         return pairs
 
 
