@@ -171,17 +171,20 @@ class Relay:
     # Sending one group.
 
     async def deliver(self, claimed: Claimed) -> None:
-        """Send the group in order, stopping at the first failure, then record it all."""
-        attempts: list[Attempt] = []
-        for delivery in claimed.queue:
-            left = (claimed.leased_until - self.rt.clock()).total_seconds()
-            if left < self.timeout + LEASE_MARGIN_SECONDS / 2:
-                break  # the rest waits for the next claim: never send past our lease
-            attempt = await self.attempt(claimed, delivery)
-            attempts.append(attempt)
-            if not attempt.ok:
-                break
-        await self._settle(claimed, attempts)
+        """Send the group in order, stopping at the first failure, and record it; while it
+        has a backlog, go on with the next batch the settling transaction leased to us."""
+        current: Claimed | None = claimed
+        while current is not None:
+            attempts: list[Attempt] = []
+            for delivery in current.queue:
+                left = (current.leased_until - self.rt.clock()).total_seconds()
+                if left < self.timeout + LEASE_MARGIN_SECONDS / 2:
+                    break  # the rest waits for the next claim: never send past our lease
+                attempt = await self.attempt(current, delivery)
+                attempts.append(attempt)
+                if not attempt.ok:
+                    break
+            current = await self._settle(current, attempts)
 
     async def attempt(self, claimed: Claimed, delivery: Outgoing) -> Attempt:
         at = self.rt.clock()
@@ -220,24 +223,29 @@ class Relay:
             retry_in=0.0 if ok else rules.retry_delay(delivery.attempts + 1, cap=self.retry_cap),
         )
 
-    async def _settle(self, claimed: Claimed, attempts: list[Attempt]) -> None:
-        """Record the outcome; if the database is away, retry a while, then leave it to the
-        lease (the group is sent again once the lease lapses: at least once)."""
+    async def _settle(self, claimed: Claimed, attempts: list[Attempt]) -> Claimed | None:
+        """Record the outcome (and lease the group's next batch); if the database is away,
+        retry a while, then leave it to the lease (the group is sent again once the lease
+        lapses: at least once)."""
         deadline = time.monotonic() + SETTLE_PATIENCE_SECONDS
         pause = 0.2
         while True:
             try:
+                now = self.rt.clock()
                 async with self.rt.db.transaction() as tx:
-                    given_up = await ledger.settle(tx, claimed, attempts, now=self.rt.clock())
+                    given_up, following = await ledger.settle(
+                        tx, claimed, attempts, now=now, follow=FOLLOW, leased_until=now + self.lease
+                    )
                 break
             except Exception as exc:
                 if time.monotonic() + pause > deadline:
                     log.warning("could not record webhook attempts (%r); the lease will lapse", exc)
-                    return
+                    return None
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
         for delivery_id in given_up:
             log.warning("webhook delivery %s given up after the retry window", delivery_id)
+        return following
 
     async def _prune_now_and_then(self) -> None:
         if time.monotonic() < self.next_prune:

@@ -470,14 +470,23 @@ class Attempt:
 
 
 async def settle(
-    tx: AsyncSession, claimed: Claimed, attempts: Sequence[Attempt], *, now: datetime
-) -> list[str]:
+    tx: AsyncSession,
+    claimed: Claimed,
+    attempts: Sequence[Attempt],
+    *,
+    now: datetime,
+    follow: int = 0,
+    leased_until: datetime | None = None,
+) -> tuple[list[str], Claimed | None]:
     """Record the attempts of one claim, in the order they were made; release its lease.
 
     A claim's sends stop at the first failure, so `attempts` is successes and at most one
     failure, last. A success is recorded whoever holds the lease now (it was delivered); a
     failure only while our lease still holds: if it lapsed, another relay owns the retry.
-    Returns the ids given up (status `failed`).
+    Returns the ids given up (status `failed`), and — when every attempt succeeded, the
+    whole queue was sent and `follow` > 0 — the group's next due deliveries, leased to us
+    in this same transaction (so no other relay can take the new head in between): a
+    backlog drains without a claim per batch.
     """
     given_up: list[str] = []
     sent = [a for a in attempts if a.ok]
@@ -527,7 +536,63 @@ async def settle(
             .execution_options(synchronize_session=False)
         )
     await release(tx, claimed)
-    return given_up
+    whole = len(attempts) == len(claimed.queue) and all(a.ok for a in attempts)
+    if not (whole and follow > 0 and leased_until is not None and attempts):
+        return given_up, None
+    return given_up, await _continue(
+        tx, claimed, last=attempts[-1].delivery, now=now, follow=follow, leased_until=leased_until
+    )
+
+
+async def _continue(
+    tx: AsyncSession,
+    claimed: Claimed,
+    *,
+    last: Outgoing,
+    now: datetime,
+    follow: int,
+    leased_until: datetime,
+) -> Claimed | None:
+    """Lease the next due deliveries of the group `last` belonged to, if nobody holds them."""
+    rows = list(
+        await tx.execute(
+            locks.claimed(
+                select(*_OUTGOING)
+                .where(
+                    WebhookDelivery.endpoint_id == claimed.endpoint_id,
+                    WebhookDelivery.event_id == last.event_id,
+                    WebhookDelivery.status == DeliveryStatus.PENDING,
+                    WebhookDelivery.position > last.position,
+                    or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now),
+                    WebhookDelivery.endpoint_id.in_(_ENABLED),
+                )
+                .order_by(WebhookDelivery.position)
+                .limit(follow)
+            )
+        )
+    )
+    queue: list[Outgoing] = []
+    for row in rows:
+        if row.next_attempt_at > now:
+            break
+        queue.append(_outgoing(row))
+    if not queue:
+        return None
+    token = secrets.token_hex(8)
+    await tx.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id.in_([d.id for d in queue]))
+        .values(leased_until=leased_until, lease_token=token)
+        .execution_options(synchronize_session=False)
+    )
+    return Claimed(
+        endpoint_id=claimed.endpoint_id,
+        url=claimed.url,
+        secrets=claimed.secrets,
+        leased_until=leased_until,
+        lease_token=token,
+        queue=queue,
+    )
 
 
 _DELIVERED = (
