@@ -1,6 +1,6 @@
 """`make bench`: Headcount against this machine's own limits, in one run.
 
-    python -m bench [--quick] [--suite tickets|sqlite|presence|all]
+    python -m bench [--quick] [--suite tickets|sqlite|presence|webhooks|all]
 
 Every figure is the median of `--reps` runs; every throughput is printed beside the limit
 measured in the same run (pgbench / a raw SQLite loop / redis-benchmark) and their ratio.
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import limits, presence_storm
+from bench import limits, presence_storm, webhooks
 from bench.flash_sale import SaleResult, flash_sale, http_floor
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
@@ -247,9 +247,37 @@ def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     return rows
 
 
+def webhooks_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    """Commit → delivery through one `headcount relay` at 500 changes/s (target p99 < 1 s)."""
+    rows: list[Row] = []
+    with private_postgres() as server, scratch_postgres_database(server=server) as url:
+        runs = [
+            webhooks.commit_to_delivery(url, log, rate=500.0, seconds=max(10.0, args.seconds * 4))
+            for _ in range(args.reps)
+        ]
+    rows.append(
+        Row(
+            "webhooks: commit → delivery, 500 changes/s over 8 events, 1 relay",
+            {
+                "changes/s": median([r.rate for r in runs]),
+                "delivered": min(r.delivered for r in runs),
+                "sent": min(r.sent for r in runs),
+                "p50 ms": median([r.p50_ms for r in runs]),
+                "p99 ms": median([r.p99_ms for r in runs]),
+                "max ms": max(r.max_ms for r in runs),
+                "load avg (1/5 min)": webhooks.load_average(),
+            },
+        )
+    )
+    print(table(rows[-1:]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--suite", choices=["tickets", "sqlite", "presence", "all"], default="all")
+    parser.add_argument(
+        "--suite", choices=["tickets", "sqlite", "presence", "webhooks", "all"], default="all"
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--viewers", type=int, default=5000, help="WebSocket viewers to hold")
@@ -268,7 +296,12 @@ def main() -> None:
     )
     print(header, flush=True)
     rows: list[Row] = []
-    suites = {"tickets": tickets_suite, "sqlite": sqlite_suite, "presence": presence_suite}
+    suites = {
+        "tickets": tickets_suite,
+        "sqlite": sqlite_suite,
+        "presence": presence_suite,
+        "webhooks": webhooks_suite,
+    }
     for name, suite in suites.items():
         if args.suite in (name, "all"):
             rows += suite(args, log)

@@ -1,4 +1,4 @@
-"""The `headcount` command: serve, migrate, demo, token, sweep, reconcile."""
+"""The `headcount` command: serve, relay, migrate, demo, token, sweep, reconcile."""
 
 from __future__ import annotations
 
@@ -124,6 +124,22 @@ def reconcile(
         typer.echo(f"{len(drifts)} counters drifted" + (" (fixed)" if fix else ""))
         raise typer.Exit(0 if fix else 1)
     typer.echo("no drift: every counter equals its rows")
+
+
+@app.command()
+def relay(
+    log_level: Annotated[str, typer.Option(help="log level")] = "info",
+) -> None:
+    """Deliver webhooks only: sequence, fan out and send until SIGTERM (docs/webhooks.md).
+
+    `serve` runs the same relay in every replica; dedicated relays can run beside it (or
+    instead of it, with HEADCOUNT_WEBHOOK_RELAY=0 on the servers), any number at once.
+    The database must be migrated (`headcount migrate`).
+    """
+    from headcount.capacity.relay import run_until_signalled
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    asyncio.run(_with_runtime(_settings(), run_until_signalled))
 
 
 @app.command()

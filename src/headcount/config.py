@@ -55,6 +55,33 @@ class Settings(BaseSettings):
         default=5, ge=0, description="live holds one user may have at once; 0 = no limit"
     )
 
+    # Webhooks (capacity/relay.py, docs/webhooks.md).
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="allow webhook URLs on private, loopback or link-local addresses "
+        "(and plain http); for tests and closed networks only",
+    )
+    webhook_relay: bool = Field(
+        default=True,
+        description="run the webhook relay inside `serve`; turn off where dedicated "
+        "`headcount relay` processes send instead",
+    )
+    webhook_poll_interval: float = Field(
+        default=0.05, gt=0, le=10, description="seconds an idle relay waits before looking again"
+    )
+    webhook_concurrency: int = Field(
+        default=16, ge=1, le=1000, description="deliveries one relay process sends at once"
+    )
+    webhook_retry_cap: float = Field(
+        default=3600.0,
+        gt=0,
+        le=86_400,
+        description="longest wait between two attempts of a failing delivery, in seconds",
+    )
+    webhook_timeout: float = Field(
+        default=10.0, gt=0, le=60, description="seconds one delivery may take, all in"
+    )
+
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:
         if (

@@ -21,3 +21,6 @@ REQUEST_LATENCY = Histogram(
     ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+WEBHOOK_ATTEMPTS = Counter(
+    "headcount_webhook_attempts_total", "Webhook delivery attempts, by outcome", ["outcome"]
+)

@@ -19,8 +19,10 @@ from headcount.api.realtime import stream as stream_ws
 from headcount.api.rest import events, ops, orders, registrations, sessions, tickets, waitlists
 from headcount.api.rest import pools as pools_rest
 from headcount.api.rest import presence as presence_rest
+from headcount.api.rest import webhooks as webhooks_rest
 from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
+from headcount.capacity.relay import run_in_background as run_webhook_relay
 from headcount.capacity.waitlists import sweep_expired_offers
 from headcount.config import Settings
 from headcount.domain.errors import HeadcountError
@@ -70,12 +72,23 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = asyncio.create_task(_run_duties(rt), name="headcount-duties")
+        # The webhook relay keeps its own, much shorter loop (capacity/relay.py).
+        stop_relay = asyncio.Event()
+        relay = (
+            asyncio.create_task(run_webhook_relay(rt, stop_relay), name="headcount-relay")
+            if settings.webhook_relay
+            else None
+        )
         try:
             yield
         finally:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+            if relay is not None:
+                stop_relay.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
             if runtime is None:
                 await rt.close()
 
@@ -94,6 +107,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(router, prefix=api)
     app.include_router(presence_rest.router(), prefix=api)
     app.include_router(pools_rest.router, prefix=api)
+    app.include_router(webhooks_rest.router, prefix=api)
     app.include_router(stream_ws.router)
     app.include_router(capacity_ws.router)
     app.include_router(ops.router)

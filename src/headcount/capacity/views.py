@@ -9,6 +9,7 @@ docstring) documents it in OpenAPI and in the GraphQL schema alike.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -365,3 +366,53 @@ class CapacitySnapshot(View):
     huddles: list[HuddleView] = []
     pools: list[PoolView] = []
     event_total: EventTotalView | None = None
+
+
+class WebhookView(View):
+    """A webhook endpoint: where an organizer's changes are sent (docs/webhooks.md)."""
+
+    id: str
+    url: str
+    description: str
+    organizer_id: str | None = Field(
+        description="whose events it receives; null: every event (the platform service's)"
+    )
+    event_ids: list[str] | None = Field(
+        description="only these events; null: every event of `organizer_id`"
+    )
+    types: list[str] = Field(description="change types or `<resource>.*`; empty: every type")
+    enabled: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    failing_since: datetime | None = Field(description="first failure since the last success")
+    failures_in_a_row: int
+    last_success_at: datetime | None
+    pending_deliveries: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookWithSecretView(WebhookView):
+    """The endpoint and its signing secret, shown only when it is created or rotated."""
+
+    secret: str = Field(description="`whsec_…`: verify every delivery with it; shown once")
+
+
+class WebhookDeliveryView(View):
+    """One change sent to one endpoint, with the outcome of its last attempt."""
+
+    id: str = Field(description="the `webhook-id` header: the same on every attempt")
+    endpoint_id: str
+    event_id: str
+    type: str
+    cursor: str = Field(description="the change's position in the change feed")
+    status: str = Field(description="pending, delivered or failed (given up)")
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    last_response: str | None = Field(description="the start of the receiver's last answer")
+    created_at: datetime
+    delivered_at: datetime | None
+    body: dict[str, Any] = Field(description="exactly what is signed and sent")

@@ -254,3 +254,15 @@ class ServiceUnavailable(
 
 class Timeout(HeadcountError, code="timeout", status=503, title="The operation timed out"):
     huddle_id: str | None
+
+
+class WebhookUrlRefused(
+    HeadcountError,
+    code="webhook_url_refused",
+    status=422,
+    title="Webhooks may not be sent to this URL",
+):
+    """Plain http, or a host that is or resolves to a private, loopback, link-local,
+    multicast or reserved address (unless HEADCOUNT_WEBHOOK_ALLOW_PRIVATE=1)."""
+
+    url: str | None

@@ -37,6 +37,10 @@ party) releases the event's counter row (7) and then offers the place to ticket 
 whose offers move pool rows (6). A buyer holding a pool and waiting for that counter can
 deadlock with it in principle; `Database.atomically` then retries one side whole.
 
+Webhook rows (ledger/webhooks.py) stand apart: the relay's transactions (fan-out claims
+endpoint rows, the sender claims delivery rows, both `claimed`) and the organizer's
+webhook requests touch no capacity row, and no capacity path touches them.
+
 On SQLite none of these clauses is rendered and `user` does nothing: every writing
 transaction starts with `BEGIN IMMEDIATE` (ledger/db.py), which takes the database write
 lock first and so serialises writers whole.

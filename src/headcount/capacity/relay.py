@@ -1,0 +1,278 @@
+"""The webhook relay: positions changes, fans them out, and sends them, in every replica.
+
+One loop per process (started by `serve`, or alone by `headcount relay`):
+
+1. **sequence** the committed changes (ledger/changes.py; SKIP LOCKED, so one replica at
+   a time does it and the others move on);
+2. **fan out** new positions to the endpoints they match (ledger/webhooks.fan_out);
+3. **claim** due group heads, at most as many as free sending slots
+   (`HEADCOUNT_WEBHOOK_CONCURRENCY`), and send each group in its own task: the head, then
+   the deliveries queued behind it, each only after the previous one got a 2xx, so an
+   endpoint sees the changes of an event in position order. A failure stops the group
+   and schedules the retry (full-jitter backoff, domain/webhooks.py).
+
+The loop runs again at once while there is work, and otherwise waits
+`HEADCOUNT_WEBHOOK_POLL_INTERVAL` (or less: a finished group wakes it, since the next
+delivery of its event is now claimable). Everything is safe to run in any number of
+processes at once: the claims use SKIP LOCKED and leases, and a lease outlives the longest
+send by a margin, so a delivery is never sent by two relays at the same time unless one
+of them stalled for longer than that margin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from datetime import timedelta
+
+import httpx
+
+from headcount import metrics, origin, outbound
+from headcount.domain import webhooks as rules
+from headcount.domain.errors import HeadcountError
+from headcount.ledger import changes
+from headcount.ledger import webhooks as ledger
+from headcount.ledger.webhooks import Attempt, Claimed, Outgoing
+from headcount.runtime import Runtime, utc_now
+
+log = logging.getLogger(__name__)
+
+# Deliveries one claim queues behind a group head (sent one by one after it).
+FOLLOW = 100
+# A lease covers the longest send plus this margin, and a relay starts no send with less
+# than one send's time plus the margin left on its lease.
+LEASE_MARGIN_SECONDS = 20.0
+# How long a relay keeps trying to record what it sent before leaving it to the lease.
+SETTLE_PATIENCE_SECONDS = 10.0
+# Settled deliveries are kept this long in the log, then pruned in small batches.
+LOG_RETENTION = timedelta(days=30)
+PRUNE_EVERY_SECONDS = 60.0
+PRUNE_BATCH = 1_000
+# Waiting between rounds after an error (the database away): doubles up to this.
+MAX_ERROR_PAUSE_SECONDS = 5.0
+
+
+def relay_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{id(asyncio.get_running_loop()) & 0xFFFF:x}"
+
+
+class Relay:
+    def __init__(self, rt: Runtime, *, name: str | None = None) -> None:
+        settings = rt.settings
+        self.rt = rt
+        self.name = name
+        self.concurrency = settings.webhook_concurrency
+        self.timeout = settings.webhook_timeout
+        self.interval = settings.webhook_poll_interval
+        self.retry_cap = settings.webhook_retry_cap
+        self.lease = timedelta(seconds=self.timeout * 2 + LEASE_MARGIN_SECONDS)
+        self.http = outbound.client(
+            allow_private=settings.webhook_allow_private,
+            timeout=self.timeout,
+            connections=max(self.concurrency, 4),
+        )
+        self.inflight: set[asyncio.Task[None]] = set()
+        self.wake = asyncio.Event()
+        self.next_prune = 0.0
+
+    # The loop.
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set; then waits for the sends in flight (bounded by the timeout)."""
+        origin.as_system()
+        self.name = self.name or relay_name()
+        errors = 0
+        try:
+            while not stop.is_set():
+                try:
+                    busy = await self.step()
+                    errors = 0
+                except HeadcountError as exc:  # the database is away: keep trying, quietly
+                    log.warning("webhook relay: %s", exc.detail)
+                    busy, errors = False, errors + 1
+                except Exception:
+                    log.exception("webhook relay round failed")
+                    busy, errors = False, errors + 1
+                if busy:
+                    await asyncio.sleep(0)
+                    continue
+                pause = self.interval * 2**errors if errors else self.interval
+                await self._idle(stop, min(pause, MAX_ERROR_PAUSE_SECONDS))
+        finally:
+            await self.drain()
+
+    async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
+        self.wake.clear()
+        waiters = [asyncio.ensure_future(self.wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def step(self) -> bool:
+        """One round; True if it found work (so the next should come at once)."""
+        sequenced = await self.sequence()
+        fanned = await self.fan_out()
+        started = await self.dispatch()
+        await self._prune_now_and_then()
+        return bool(sequenced or fanned or started)
+
+    async def sequence(self) -> int:
+        async with self.rt.db.transaction() as tx:
+            if not await changes.has_unsequenced(tx):
+                return 0
+            return await changes.sequence(tx)
+
+    async def fan_out(self) -> int:
+        async with self.rt.db.transaction() as tx:
+            return await ledger.fan_out(tx, now=self.rt.clock())
+
+    async def dispatch(self) -> int:
+        """Claim as many group heads as there are free slots and start sending them."""
+        free = self.concurrency - len(self.inflight)
+        if free <= 0:
+            return 0
+        now = self.rt.clock()
+        async with self.rt.db.transaction() as tx:
+            claims = await ledger.claim(
+                tx,
+                now=now,
+                leased_until=now + self.lease,
+                relay=self.name or "relay",
+                limit=free,
+                follow=FOLLOW,
+            )
+        for claimed in claims:
+            task = asyncio.create_task(self.deliver(claimed), name=f"webhook-{claimed.endpoint_id}")
+            self.inflight.add(task)
+            task.add_done_callback(self._done)
+        return len(claims)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.inflight.discard(task)
+        self.wake.set()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("webhook group failed: %r", exc)
+
+    async def drain(self) -> None:
+        if self.inflight:
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        await self.http.aclose()
+
+    # Sending one group.
+
+    async def deliver(self, claimed: Claimed) -> None:
+        """Send the group in order, stopping at the first failure, and record it; while it
+        has a backlog, go on with the next batch the settling transaction leased to us."""
+        current: Claimed | None = claimed
+        while current is not None:
+            attempts: list[Attempt] = []
+            for delivery in current.queue:
+                left = (current.leased_until - self.rt.clock()).total_seconds()
+                if left < self.timeout + LEASE_MARGIN_SECONDS / 2:
+                    break  # the rest waits for the next claim: never send past our lease
+                attempt = await self.attempt(current, delivery)
+                attempts.append(attempt)
+                if not attempt.ok:
+                    break
+            current = await self._settle(current, attempts)
+
+    async def attempt(self, claimed: Claimed, delivery: Outgoing) -> Attempt:
+        at = self.rt.clock()
+        # The signed timestamp is the wall clock's, whatever clock schedules the retries:
+        # receivers compare it with their own clock (5 minutes' tolerance).
+        headers = rules.signature_headers(delivery.id, utc_now(), delivery.body, claimed.secrets)
+        status: int | None = None
+        response: str | None = None
+        error: str | None = None
+        try:
+            status, response = await outbound.post(
+                self.http,
+                claimed.url,
+                delivery.body,
+                headers,
+                total=self.timeout,
+                keep=ledger.RESPONSE_SNIPPET,
+            )
+        except TimeoutError:
+            error = f"no complete answer within {self.timeout:g} s"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        ok = status is not None and 200 <= status < 300
+        if status is not None and not ok:
+            error = f"HTTP {status}" + (
+                " (redirects are not followed)" if 300 <= status < 400 else ""
+            )
+        metrics.WEBHOOK_ATTEMPTS.labels("delivered" if ok else "failed").inc()
+        return Attempt(
+            delivery=delivery,
+            at=at,
+            ok=ok,
+            status_code=status,
+            error=error,
+            response=response,
+            retry_in=0.0 if ok else rules.retry_delay(delivery.attempts + 1, cap=self.retry_cap),
+        )
+
+    async def _settle(self, claimed: Claimed, attempts: list[Attempt]) -> Claimed | None:
+        """Record the outcome (and lease the group's next batch); if the database is away,
+        retry a while, then leave it to the lease (the group is sent again once the lease
+        lapses: at least once)."""
+        deadline = time.monotonic() + SETTLE_PATIENCE_SECONDS
+        pause = 0.2
+        while True:
+            try:
+                now = self.rt.clock()
+                async with self.rt.db.transaction() as tx:
+                    given_up, following = await ledger.settle(
+                        tx, claimed, attempts, now=now, follow=FOLLOW, leased_until=now + self.lease
+                    )
+                break
+            except Exception as exc:
+                if time.monotonic() + pause > deadline:
+                    log.warning("could not record webhook attempts (%r); the lease will lapse", exc)
+                    return None
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+        for delivery_id in given_up:
+            log.warning("webhook delivery %s given up after the retry window", delivery_id)
+        return following
+
+    async def _prune_now_and_then(self) -> None:
+        if time.monotonic() < self.next_prune:
+            return
+        self.next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+        async with self.rt.db.transaction() as tx:
+            await ledger.prune_log(
+                tx, older_than=self.rt.clock() - LOG_RETENTION, batch=PRUNE_BATCH
+            )
+
+
+async def run_in_background(rt: Runtime, stop: asyncio.Event) -> None:
+    """The relay as `serve` runs it (a duty of every replica)."""
+    relay = Relay(rt)
+    try:
+        await relay.run(stop)
+    finally:
+        await relay.aclose()
+
+
+async def run_until_signalled(rt: Runtime) -> None:
+    """`headcount relay`: run until SIGTERM or SIGINT, then finish the sends in flight."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    log.info("webhook relay started")
+    await run_in_background(rt, stop)
+    log.info("webhook relay stopped")
