@@ -430,3 +430,25 @@ async def test_drop_and_return_under_a_newcomer_stampede(presence: Presence) -> 
     late = [f"v{n}" for n in range(200) if f"v{n}" not in returning][:5]
     assert not any([(await admit(who)).admitted for who in late])  # too late: newcomers now
     assert peak == limit
+
+
+async def test_redis_keys_always_expire(redis_url: str) -> None:
+    """Whatever a script creates (an idle index made by a mere read included) expires,
+    so an abandoned resource leaves nothing behind."""
+    import redis.asyncio as aioredis
+
+    prefix = f"hctest-{secrets.token_hex(6)}"
+    engine = RedisPresence(redis_url, prefix=prefix)
+    admin = aioredis.from_url(redis_url)
+    try:
+        where = room()
+        await admitted(engine, where, "ann", ttl=0.2, grace=30)
+        await asyncio.sleep(0.3)
+        assert await tally(engine, where) == Tally(places=1, in_grace=1)  # a read lapsed it
+        keys = [k async for k in admin.scan_iter(match=f"{prefix}:*")]
+        assert {k.decode().rsplit(":", 1)[1] for k in keys} == {"places", "idle", "meta"}
+        ttls = {k: await admin.pttl(k) for k in keys}
+        assert all(ms > 30_000 for ms in ttls.values()), ttls
+    finally:
+        await admin.aclose()
+        await engine.close()

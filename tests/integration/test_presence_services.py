@@ -500,7 +500,7 @@ async def test_drop_and_return_through_the_service_layer(rt: Runtime) -> None:
     again hammer the join: every viewer who returns within grace is let in, no newcomer
     gets a held place, the places never exceed the limit, and after grace newcomers get
     the rest. The shape of the 200/300 engine and WebSocket tests, scaled to 60/90 so
-    that four database × engine runs stay well inside the grace on a loaded machine."""
+    that four database-and-engine runs stay well inside the grace on a loaded machine."""
     grace, limit = 4.0, 60
     with_grace(rt, grace)
     event_id = await make_event(rt, viewers_cap=limit)

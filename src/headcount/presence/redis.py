@@ -109,6 +109,9 @@ local function disconnect(lease, holder, at)
     local grace = tonumber(redis.call('HGET', META, 'g|' .. place) or '0')
     redis.call('ZADD', PLACES, at + grace, place)
     redis.call('ZADD', IDLE, 0, idle_prefix(holder) .. place)
+    -- A new IDLE key (made here, maybe by a read) lives as long as PLACES.
+    local keep = redis.call('PTTL', PLACES)
+    if keep > 0 and redis.call('PTTL', IDLE) < 0 then redis.call('PEXPIRE', IDLE, keep) end
   end
 end
 local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'WITHSCORES')
@@ -124,10 +127,18 @@ local lapsed = redis.call('ZRANGEBYSCORE', PLACES, '-inf', now)
 for i = 1, #lapsed do
   forget(lapsed[i], redis.call('HGET', META, 'h|' .. lapsed[i]) or '')
 end
+-- Keys outlive what they hold (`ms` from now) by the key grace (ARGV[#ARGV]); they are
+-- extended by twice that at once, so most calls only read two TTLs. A key is never
+-- shortened (several graces may share a resource).
 local function keep_keys(ms)
   local wanted = ms + tonumber(ARGV[#ARGV])
+  if redis.call('PTTL', LEASES) >= wanted and redis.call('PTTL', PLACES) >= wanted then
+    return
+  end
   for i = 1, 5 do
-    if redis.call('PTTL', KEYS[i]) < wanted then redis.call('PEXPIRE', KEYS[i], wanted) end
+    if redis.call('PTTL', KEYS[i]) < wanted then
+      redis.call('PEXPIRE', KEYS[i], wanted + tonumber(ARGV[#ARGV]))
+    end
   end
 end
 """
@@ -145,6 +156,7 @@ local grace = tonumber(ARGV[5])
 if redis.call('EXISTS', KEYS[6]) == 1 then
   return {-1, redis.call('ZCARD', PLACES), redis.call('ZCARD', IDLE)}
 end
+local taken = redis.call('ZCARD', PLACES)
 local place, how = nil, 0
 if ARGV[6] == 'users' then
   local own = user_place(holder)
@@ -154,7 +166,7 @@ if ARGV[6] == 'users' then
   end
 else
   local prefix = idle_prefix(holder)
-  local held = redis.call('ZRANGEBYLEX', IDLE, '[' .. prefix, '[' .. prefix .. '\255',
+  local held = redis.call('ZRANGEBYLEX', IDLE, '[' .. prefix, '[' .. prefix .. '\\255',
                           'LIMIT', 0, 1)
   if #held > 0 then
     -- The held place is renamed after the lease taking it back.
@@ -163,9 +175,9 @@ else
   end
 end
 if not place then
-  local taken = redis.call('ZCARD', PLACES)
   if limit >= 0 and taken >= limit then return {0, taken, redis.call('ZCARD', IDLE)} end
   if ARGV[6] == 'users' then place = user_place(holder) else place = connection_place(lease) end
+  taken = taken + 1
 end
 if how == 1 then redis.call('ZREM', IDLE, idle_prefix(holder) .. place) end
 local expires = now + ttl
@@ -175,7 +187,7 @@ redis.call('ZADD', PLACES, 'GT', expires, place)
 redis.call('HINCRBY', META, 'n|' .. place, 1)
 redis.call('HSET', META, 'h|' .. place, holder, 'g|' .. place, grace)
 keep_keys(ttl + grace)
-return {1, redis.call('ZCARD', PLACES), expires, how, redis.call('ZCARD', IDLE)}
+return {1, taken, expires, how, redis.call('ZCARD', IDLE)}
 """
 )
 
