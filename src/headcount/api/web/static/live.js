@@ -34,6 +34,7 @@ export class ApiError extends Error {
     super((problem && problem.detail) || `request failed (HTTP ${status})`);
     this.status = status;
     this.code = problem && problem.code;
+    this.problem = problem || {}; // a refusal's members, e.g. the count and limit it saw
   }
 }
 
