@@ -542,5 +542,18 @@ def test_join_a_huddle_a_room_a_booth_and_the_stream_then_leave_everything(
     assert [(b["visitors"], b["in_grace"]) for b in snap["booths"]] == [(0, 0)]
     assert [(r["participants"], r["in_grace"]) for r in snap["breakout_rooms"]] == [(0, 0)]
     assert [h["members"] for h in snap["huddles"]] == [1]
+
+    # Signing out leaves what the page holds, as the user who took it.
+    cards["booth"].get_by_role("button", name="Join").click()
+    cards["viewers"].get_by_role("button", name="Join").click()
+    expect(cards["booth"]).to_contain_text("You are in.")
+    expect(cards["viewers"]).to_contain_text("You are watching.")
+    page.get_by_role("button", name="Sign out").click()
+    expect(cards["booth"]).to_contain_text("0 of 5 visitors")
+    expect(cards["viewers"]).to_contain_text("0 of 100 viewers")
+    snap = capacity(http, event_id)
+    assert [(b["visitors"], b["in_grace"]) for b in snap["booths"]] == [(0, 0)]
+    assert (snap["viewers"]["viewers"], snap["viewers"]["in_grace"]) == (0, 0)
+    assert page.get_by_role("alert").is_hidden()
     assert_not_reloaded(page)
     page.close()

@@ -146,10 +146,10 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
 
   // --- the stream: one WebSocket, pinged well within the lease's TTL ---------------------
 
-  function streamUrl(kind, id) {
+  function streamUrl(kind, id, token) {
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     const path = pathOf(kind.join, id);
-    return `${scheme}://${window.location.host}${path}?token=${encodeURIComponent(getToken())}`;
+    return `${scheme}://${window.location.host}${path}?token=${encodeURIComponent(token)}`;
   }
 
   /** Resolves with the "joined" message; rejects with the server's refusal. */
@@ -158,7 +158,7 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
     return new Promise((resolve, reject) => {
       let socket;
       try {
-        socket = new WebSocket(streamUrl(kind, entry.id));
+        socket = new WebSocket(streamUrl(kind, entry.id, entry.token));
       } catch {
         reject(new ApiError(0, { detail: "The stream cannot be reached from this browser." }));
         return;
@@ -238,7 +238,8 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
       if (!entry.lease || entry.renewing) return;
       entry.renewing = true;
       try {
-        entry.lease = await api("POST", `/leases/${encodeURIComponent(entry.lease.lease_id)}/heartbeat`);
+        const beat = `/leases/${encodeURIComponent(entry.lease.lease_id)}/heartbeat`;
+        entry.lease = await api("POST", beat, undefined, entry.token);
         if (entry.state === "reconnecting") {
           entry.state = "in";
           rerender();
@@ -248,7 +249,7 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
           // The lease ran out (a sleeping laptop, a lost network): the place is kept for
           // its grace, and joining again takes it back.
           try {
-            entry.lease = await api("POST", pathOf(kind.join, entry.id));
+            entry.lease = await api("POST", pathOf(kind.join, entry.id), undefined, entry.token);
             entry.state = "in";
           } catch (again) {
             forget(entry);
@@ -277,7 +278,9 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
 
   async function join(kindName, id, { quiet = false } = {}) {
     const kind = byKind.get(kindName);
-    const entry = { kind: kindName, id, state: "joining", lease: null, socket: null, timer: null };
+    const entry = {
+      kind: kindName, id, state: "joining", lease: null, socket: null, timer: null, token: getToken(),
+    };
     const key = keyOf(kindName, id);
     joined.set(key, entry);
     rerender();
@@ -321,9 +324,10 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
       if (kind.mode === "stream") {
         await leaveStream(entry);
       } else if (kind.mode === "lease") {
-        if (entry.lease) await api("DELETE", `/leases/${encodeURIComponent(entry.lease.lease_id)}`);
+        const lease = entry.lease && `/leases/${encodeURIComponent(entry.lease.lease_id)}`;
+        if (lease) await api("DELETE", lease, undefined, entry.token);
       } else {
-        await api("POST", pathOf(kind.leave, id));
+        await api("POST", pathOf(kind.leave, id), undefined, entry.token);
       }
       say(kind.mode === "stream" ? "You left the stream." : `You left “${nameOf(kindName, id)}”.`);
     } catch (error) {
@@ -397,7 +401,7 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
       try {
         const members = await api("GET", pathOf(kind.members, id));
         if (members.includes(claims.sub) && !joined.has(keyOf(kind.kind, id))) {
-          joined.set(keyOf(kind.kind, id), { kind: kind.kind, id, state: "in" });
+          joined.set(keyOf(kind.kind, id), { kind: kind.kind, id, state: "in", token: getToken() });
         }
       } catch {
         /* not a member (403), or gone: nothing to show */
