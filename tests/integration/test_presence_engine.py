@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import secrets
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -386,9 +387,11 @@ async def test_drop_and_return_under_a_newcomer_stampede(presence: Presence) -> 
         return seen(await presence.admit(where, who, limit=limit, ttl=ttl, grace=grace))
 
     dropped = [(await admit(f"v{n}")).lease for n in range(100)]
+    lapse_from = time.monotonic() + 0.4  # no lapsing lease's grace starts before this
     lapsing = [(await admit(f"v{n}", ttl=0.4)).lease for n in range(100, 200)]
     assert all(lease is not None for lease in dropped + lapsing)
     assert not (await admit("early-bird")).admitted
+    dropping = time.monotonic()
     await asyncio.gather(*(presence.drop(x.lease_id, x.holder) for x in dropped if x))
     await asyncio.sleep(0.5)  # the silent ones' leases have lapsed too: all 200 in grace
     assert await tally(presence, where) == Tally(places=200, in_grace=200)
@@ -416,6 +419,8 @@ async def test_drop_and_return_under_a_newcomer_stampede(presence: Presence) -> 
         await asyncio.sleep(0.15)
     stop.set()
     await asyncio.gather(*background)
+    graces_end = min(dropping, lapse_from) + grace
+    assert time.monotonic() < graces_end, "the returns took longer than the grace"
 
     assert [a.place for a in returns] == [Place.RESUMED] * 150
     assert all(a.admitted for a in returns)
