@@ -273,7 +273,10 @@ class LeaseView(View):
     holder: str
     expires_at: datetime
     ttl_seconds: float
-    grace_seconds: float
+    # A default, so an answer stored for an Idempotency-Key before grace existed replays.
+    grace_seconds: float = Field(
+        default=0.0, description="how long the place stays yours after a lost connection"
+    )
     occupancy: int = Field(
         description="places taken now, those held in grace included: what the limit counts"
     )
