@@ -32,6 +32,14 @@ class Settings(BaseSettings):
 
     hold_ttl: int = Field(default=900, ge=1, description="seconds a pending order holds stock")
     presence_ttl: int = Field(default=30, ge=1, description="seconds a lease lives unrenewed")
+    presence_grace: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="seconds a live place stays its holder's after their connection is lost "
+        "without a leave (a dropped socket, heartbeats stopped); a space or an event may "
+        "set its own (capacity/spaces.py)",
+    )
     offer_ttl: int = Field(default=3600, ge=1, description="seconds a waitlist offer is held")
     sweep_interval: float = Field(default=5.0, gt=0, description="seconds between expiry sweeps")
 

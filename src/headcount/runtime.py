@@ -31,9 +31,9 @@ class Runtime:
     presence: Presence = field(default_factory=MemoryPresence)
     # Wake-ups for this process's capacity push channels (signals.py).
     signals: ChangeSignals = field(default_factory=ChangeSignals)
-    # Each live resource's (event id, limit) as heartbeats and leaves show it, ≤ 1 s old
-    # (recent.py); joins read the limit fresh instead.
-    displayed_limits: RecentReads[Resource, tuple[str, int | None]] = field(
+    # Each live resource's (event id, limit, grace) as heartbeats and leaves show it, ≤ 1 s
+    # old (recent.py); joins read the limit fresh instead.
+    displayed_limits: RecentReads[Resource, tuple[str, int | None, float]] = field(
         default_factory=RecentReads
     )
     # In-process queues in front of hot ticket-type rows (gates.py).

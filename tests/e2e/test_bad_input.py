@@ -101,6 +101,13 @@ async def test_bad_counts_on_every_mutation_that_takes_one(server: Server) -> No
                     ORG,
                     False,
                 ),
+                (
+                    "PATCH",
+                    f"/api/v1/events/{event_id}",
+                    {"virtual_settings": {"reconnect_grace_seconds": bad}},
+                    ORG,
+                    False,
+                ),
                 ("POST", "/api/v1/events", {"name": "Bad", "max_attendees": bad}, ORG, False),
                 (
                     "PATCH",

@@ -43,12 +43,13 @@ ORGANIZER = "org-hammer"
 POOL = {"HEADCOUNT_DB_POOL_SIZE": "5", "HEADCOUNT_DB_MAX_OVERFLOW": "5"}
 
 
-def redis_env(ttl: int) -> dict[str, str]:
+def redis_env(ttl: int, grace: float = 15) -> dict[str, str]:
     services.need_redis()
     return {
         "HEADCOUNT_REDIS_URL": services.REDIS_URL,
         "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
         "HEADCOUNT_PRESENCE_TTL": str(ttl),
+        "HEADCOUNT_PRESENCE_GRACE": str(grace),
         **POOL,
     }
 
@@ -161,7 +162,10 @@ async def _keep_alive(http: httpx.AsyncClient, leases: list[tuple[str, str]]) ->
 async def test_sigkill_frees_the_dead_process_places_within_the_ttl(
     shared_database: str, log_dir: Path
 ) -> None:
-    with running_servers(2, shared_database, log_dir, redis_env(TTL)) as (doomed, survivor):
+    # Without a reconnect grace: places go with their leases. With one, they are held for
+    # their holders first (tests/e2e/test_presence_grace.py).
+    env = redis_env(TTL, grace=0)
+    with running_servers(2, shared_database, log_dir, env) as (doomed, survivor):
         async with client(doomed.base_url) as on_doomed, client(survivor.base_url) as on_survivor:
             event_id, path = await make_target(on_survivor, "viewers", 40)
             # Every client renews while its process lives (lists grow as clients join).

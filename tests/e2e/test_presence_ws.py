@@ -1,7 +1,8 @@
 """The stream WebSocket and the capacity push channel through a real `headcount serve`.
 
-Run against the in-process engine and against Redis, with a 2-second presence TTL so the
-"vanished client" case is observable quickly.
+Run against the in-process engine and against Redis, with a 2-second presence TTL and a
+1.5-second reconnect grace so the "vanished client" and "dropped socket" cases are
+observable quickly.
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ from support.auth import bearer
 from support.servers import Server, running_server
 
 TTL = 2
+GRACE = 1.5
 ORGANIZER = "org-ws"
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, log_dir: Path, sqlite_url: str) -> Iterator[Server]:
-    env = {"HEADCOUNT_PRESENCE_TTL": str(TTL)}
+    env = {"HEADCOUNT_PRESENCE_TTL": str(TTL), "HEADCOUNT_PRESENCE_GRACE": str(GRACE)}
     if request.param == "redis":
         services.need_redis()
         env |= {
@@ -68,10 +70,16 @@ async def make_event(http: httpx.AsyncClient, cap: int | None) -> str:
 
 
 async def viewers(http: httpx.AsyncClient, event_id: str) -> int:
+    """Viewers connected now (places held in grace apart: `held`)."""
+    return (await places(http, event_id))[0]
+
+
+async def places(http: httpx.AsyncClient, event_id: str) -> tuple[int, int]:
+    """(viewers connected now, places held in grace for viewers whose socket dropped)."""
     snap = await http.get(f"/api/v1/events/{event_id}/capacity")
     assert snap.status_code == 200, snap.text
-    count: int = snap.json()["viewers"]["viewers"]
-    return count
+    section = snap.json()["viewers"]
+    return section["viewers"], section["in_grace"]
 
 
 async def receive(ws: ClientConnection, within: float = 5) -> dict[str, Any]:
@@ -107,13 +115,16 @@ async def test_join_refuse_ping_and_close(server: Server, http: httpx.AsyncClien
             assert (pong["type"], pong["viewers"], pong["limit"]) == ("pong", 2, 2)
             await bob.send("not json")
             assert (await receive(bob))["code"] == "invalid_request"
-        # bob closed his socket: his place is free at once, no TTL wait.
+        # bob closed his socket without a leave: at once he no longer watches, and his
+        # place is kept for him through the grace, no TTL wait.
         await asyncio.sleep(0.2)
-        assert await viewers(http, event_id) == 1
+        assert await places(http, event_id) == (1, 1)
         await ann.send(json.dumps({"type": "leave"}))
         assert (await receive(ann))["type"] == "left"
         assert await closed_with(ann) == 1000
-    assert await viewers(http, event_id) == 0
+    assert await places(http, event_id) == (0, 1)  # a leave frees at once: no grace
+    await asyncio.sleep(GRACE + 0.2)
+    assert await places(http, event_id) == (0, 0)
 
 
 async def test_bad_token_and_unknown_event(server: Server, http: httpx.AsyncClient) -> None:
@@ -130,7 +141,7 @@ async def test_bad_token_and_unknown_event(server: Server, http: httpx.AsyncClie
         assert await closed_with(lost) == 4404
 
 
-async def test_a_silent_client_is_freed_within_the_ttl(
+async def test_a_silent_client_is_freed_within_the_ttl_and_its_grace(
     server: Server, http: httpx.AsyncClient
 ) -> None:
     event_id = await make_event(http, cap=1)
@@ -144,9 +155,71 @@ async def test_a_silent_client_is_freed_within_the_ttl(
         assert expired["code"] == "lease_expired"
         assert await closed_with(quiet) == 4410
     assert waited <= TTL + 0.5, waited
-    assert await viewers(http, event_id) == 0
+    assert await places(http, event_id) == (0, 1)  # its grace runs from the lapse
+    async with connect(ws_url(server, path, "next")) as nxt:
+        assert (await receive(nxt))["code"] == "viewer_limit_reached"
+    await asyncio.sleep(started + TTL + GRACE + 0.3 - time.monotonic())
+    assert await places(http, event_id) == (0, 0)
     async with connect(ws_url(server, path, "next")) as nxt:
         assert (await receive(nxt))["type"] == "joined"
+
+
+async def test_a_dropped_socket_keeps_the_place_for_its_viewers_return(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    event_id = await make_event(http, cap=1)
+    path = f"/ws/events/{event_id}/stream"
+    ann = await connect(ws_url(server, path, "ann"))
+    assert (await receive(ann))["lease"]["place"] == "new"
+    ann.transport.abort()  # the connection drops: no leave, not even a close frame
+    await asyncio.sleep(0.3)
+    assert await places(http, event_id) == (0, 1)
+    async with connect(ws_url(server, path, "bob")) as bob:  # the stream is full for him
+        refused = await receive(bob)
+        assert (refused["code"], refused["viewers"], refused["limit"]) == (
+            "viewer_limit_reached",
+            1,
+            1,
+        )
+        assert await closed_with(bob) == 4409
+    async with connect(ws_url(server, path, "ann")) as again:
+        back = await receive(again)
+        assert (back["type"], back["lease"]["place"], back["viewers"]) == ("joined", "resumed", 1)
+        assert back["lease"]["grace_seconds"] == GRACE
+        assert await places(http, event_id) == (1, 0)
+        await again.send(json.dumps({"type": "leave"}))
+        assert (await receive(again))["type"] == "left"
+    assert await places(http, event_id) == (0, 0)  # the leave ended it at once
+    async with connect(ws_url(server, path, "bob")) as bob:
+        assert (await receive(bob))["lease"]["place"] == "new"
+
+
+async def test_one_viewer_on_three_sockets_is_one_place(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    event_id = await make_event(http, cap=1)
+    path = f"/ws/events/{event_id}/stream"
+    devices = [await connect(ws_url(server, path, "ann")) for _ in range(3)]
+    try:
+        answers = [await receive(ws) for ws in devices]
+        assert [(a["type"], a["viewers"]) for a in answers] == [("joined", 1)] * 3
+        assert [a["lease"]["place"] for a in answers] == ["new", "shared", "shared"]
+        assert await places(http, event_id) == (1, 0)
+        async with connect(ws_url(server, path, "bob")) as bob:
+            assert (await receive(bob))["code"] == "viewer_limit_reached"
+        await devices[0].send(json.dumps({"type": "leave"}))  # one leaves ...
+        assert (await receive(devices[0]))["type"] == "left"
+        await devices[1].close()  # ... one closes: two of three gone, the place kept
+        await asyncio.sleep(0.2)
+        assert await places(http, event_id) == (1, 0)
+        async with connect(ws_url(server, path, "bob")) as bob:
+            assert (await receive(bob))["code"] == "viewer_limit_reached"
+        await devices[2].send(json.dumps({"type": "leave"}))  # the last socket's leave
+        assert (await receive(devices[2]))["type"] == "left"
+        assert await places(http, event_id) == (0, 0)
+    finally:
+        for ws in devices:
+            await ws.close()
 
 
 async def test_pinging_keeps_the_place_past_the_ttl(
@@ -170,6 +243,7 @@ async def test_capacity_channel_pushes_changes(server: Server, http: httpx.Async
         assert first["snapshot"]["viewers"] == {
             "limit": 3,
             "viewers": 0,
+            "in_grace": 0,
             "available": 3,
             "is_full": False,
         }

@@ -25,7 +25,7 @@ from support.browser import ARGS, artifact, chromium_path
 from support.servers import Server, running_server
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page, ViewportSize
+    from playwright.sync_api import Browser, Locator, Page, ViewportSize
 
 pytestmark = pytest.mark.slow
 
@@ -362,3 +362,198 @@ def test_sold_out_ticket_queue_turns_into_an_offer_only_the_queued_person_can_bu
     assert_not_reloaded(bob)
     bob.close()
     cy.close()
+
+
+# --- joining live places from the attendee page -----------------------------------------
+
+
+def place_card(page: Page, kind: str, place_id: str) -> Locator:
+    return page.locator(f'li.place[data-kind="{kind}"][data-place-id="{place_id}"]')
+
+
+def capacity(http: httpx.Client, event_id: str) -> Any:
+    return made(http.get(f"/events/{event_id}/capacity"))
+
+
+def test_join_the_stream_and_another_page_sees_the_viewer_count(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+    from websockets.sync.client import connect
+
+    event_id = new_event(http, virtual_settings={"max_concurrent_viewers": 2})
+    ada = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('ada')}")
+    bea = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('bea')}")
+    on_ada, on_bea = place_card(ada, "viewers", event_id), place_card(bea, "viewers", event_id)
+    expect(on_bea).to_contain_text("0 of 2 viewers")
+
+    on_ada.get_by_role("button", name="Join").click()
+    expect(ada.get_by_role("status")).to_have_text("You are watching the stream.")
+    expect(on_ada).to_contain_text("You are watching.")
+    expect(on_bea).to_contain_text("1 of 2 viewers")  # pushed to the other page
+    assert capacity(http, event_id)["viewers"]["viewers"] == 1
+
+    # A reload drops the socket without a leave: the place is kept, and the page takes it
+    # back at once (the other page never sees a free place for a newcomer).
+    ada.reload()
+    expect(ada.get_by_role("status")).to_contain_text("your place in “Live stream” was kept")
+    expect(place_card(ada, "viewers", event_id)).to_contain_text("You are watching.")
+    expect(on_bea).to_contain_text("1 of 2 viewers")
+
+    place_card(ada, "viewers", event_id).get_by_role("button", name="Leave").click()
+    expect(ada.get_by_role("status")).to_have_text("You left the stream.")
+    expect(on_bea).to_contain_text("0 of 2 viewers")
+    viewers = capacity(http, event_id)["viewers"]
+    assert (viewers["viewers"], viewers["in_grace"]) == (0, 0)  # a leave keeps nothing
+
+    # Another viewer's socket drops without a leave: the page shows the place kept for them.
+    ws_url = web_server.base_url.replace("http", "ws") + f"/ws/events/{event_id}/stream"
+    with connect(f"{ws_url}?token={token('hal')}") as hal:
+        assert json.loads(hal.recv(timeout=10))["type"] == "joined"
+        expect(on_bea).to_contain_text("1 of 2 viewers")
+    expect(on_bea).to_contain_text("0 of 2 viewers · 1 held for reconnecting")
+    bea.set_viewport_size(PHONE)
+    bea.locator("#live-places").screenshot(path=artifact("event-stream-held-phone.png"))
+    assert_not_reloaded(bea)
+    ada.close()
+    bea.close()
+
+
+def test_losing_the_race_for_the_last_booth_place_says_why_and_a_freed_place_re_enables(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(http)
+    booth = made(
+        http.post(
+            f"/events/{event_id}/booths",
+            json={"name": "Last spot", "max_visitors": 1},
+            headers=as_user(ORGANIZER),
+        )
+    )
+    frozen = browser.new_page(viewport=DESKTOP)
+    frozen.set_default_timeout(WAIT_MS)
+    # Freeze what this page knows at render time: no pushes, no polls.
+    frozen.route("**/capacity", lambda route: route.abort())
+    frozen.route_web_socket("**/ws/**", lambda ws: None)
+    frozen.goto(f"{web_server.base_url}/events/{event_id}?token={token('cal')}")
+    watcher = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('dee')}")
+    on_frozen, on_watcher = (
+        place_card(frozen, "booth", booth["id"]),
+        place_card(watcher, "booth", booth["id"]),
+    )
+    expect(on_frozen.get_by_role("button", name="Join")).to_be_enabled()
+
+    taken = made(http.post(f"/booths/{booth['id']}/visits", headers=as_user("eli")))
+    expect(on_watcher.get_by_role("button", name="Full")).to_be_disabled()
+    on_frozen.get_by_role("button", name="Join").click()
+    same = http.post(f"/booths/{booth['id']}/visits", headers=as_user("cal"))
+    assert same.status_code == 409
+    expect(frozen.get_by_role("alert")).to_have_text(same.json()["detail"])
+    # The refusal itself says the booth is full: the page shows it without a snapshot.
+    expect(on_frozen.get_by_role("button", name="Full")).to_be_disabled()
+    expect(on_frozen).to_contain_text("1 of 1 visitors")
+    frozen.screenshot(path=artifact("event-booth-race-lost.png"), full_page=True)
+
+    # eli leaves elsewhere: the place frees and the other page offers it again, no reload.
+    assert http.delete(f"/leases/{taken['lease_id']}", headers=as_user("eli")).status_code == 204
+    expect(on_watcher.get_by_role("button", name="Join")).to_be_enabled()
+    expect(on_watcher).to_contain_text("0 of 1 visitors")
+    assert_not_reloaded(watcher)
+    frozen.close()
+    watcher.close()
+
+
+def test_join_a_huddle_a_room_a_booth_and_the_stream_then_leave_everything(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(
+        http, name="Meet and watch", virtual_settings={"max_concurrent_viewers": 100}
+    )
+    org = as_user(ORGANIZER)
+    booth = made(
+        http.post(
+            f"/events/{event_id}/booths", json={"name": "Acme", "max_visitors": 5}, headers=org
+        )
+    )
+    session = made(
+        http.post(
+            f"/events/{event_id}/sessions",
+            json={"title": "Workshop", "max_participants": 30},
+            headers=org,
+        )
+    )
+    room = made(
+        http.post(
+            f"/sessions/{session['id']}/breakout-rooms",
+            json={"name": "Table 1", "capacity": 4},
+            headers=org,
+        )
+    )
+    huddle = made(
+        http.post(
+            f"/events/{event_id}/huddles",
+            json={"name": "Rust people", "topic": "async", "capacity": 3},
+            headers=org,
+        )
+    )
+    made(http.post(f"/huddles/{huddle['id']}/join", headers=as_user("gil")))
+    page = open_page(
+        browser, f"{web_server.base_url}/events/{event_id}?token={token('fen')}", viewport=PHONE
+    )
+    cards = {
+        "viewers": place_card(page, "viewers", event_id),
+        "booth": place_card(page, "booth", booth["id"]),
+        "room": place_card(page, "room", room["id"]),
+        "huddle": place_card(page, "huddle", huddle["id"]),
+    }
+    expect(cards["huddle"]).to_contain_text("1 of 3 members")
+    expect(cards["room"]).to_contain_text("Workshop")
+    # Keyboard only for the huddle: focus its button, Enter; focus stays on the button.
+    join_huddle = cards["huddle"].get_by_role("button", name="Join")
+    join_huddle.focus()
+    page.keyboard.press("Enter")
+    expect(cards["huddle"]).to_contain_text("You are a member.")
+    expect(cards["huddle"]).to_contain_text("2 of 3 members")
+    expect(cards["huddle"].get_by_role("button", name="Leave")).to_be_focused()
+    for kind in ("viewers", "booth", "room"):
+        cards[kind].get_by_role("button", name="Join").click()
+        expect(cards[kind].get_by_role("button", name="Leave")).to_be_enabled()
+    expect(cards["booth"]).to_contain_text("1 of 5 visitors")
+    expect(cards["room"]).to_contain_text("1 of 4 participants")
+    expect(cards["viewers"]).to_contain_text("1 of 100 viewers")
+    snap = capacity(http, event_id)
+    assert snap["viewers"]["viewers"] == 1
+    assert [b["visitors"] for b in snap["booths"]] == [1]
+    assert [r["participants"] for r in snap["breakout_rooms"]] == [1]
+    assert [h["members"] for h in snap["huddles"]] == [2]
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"horizontal scrolling at phone width ({width}px)"
+    page.locator("#live-places").screenshot(path=artifact("event-places-phone.png"))
+
+    for kind in ("viewers", "booth", "room", "huddle"):
+        cards[kind].get_by_role("button", name="Leave").click()
+        expect(cards[kind].get_by_role("button", name="Join")).to_be_enabled()
+    snap = capacity(http, event_id)
+    assert (snap["viewers"]["viewers"], snap["viewers"]["in_grace"]) == (0, 0)
+    assert [(b["visitors"], b["in_grace"]) for b in snap["booths"]] == [(0, 0)]
+    assert [(r["participants"], r["in_grace"]) for r in snap["breakout_rooms"]] == [(0, 0)]
+    assert [h["members"] for h in snap["huddles"]] == [1]
+
+    # Signing out leaves what the page holds, as the user who took it.
+    cards["booth"].get_by_role("button", name="Join").click()
+    cards["viewers"].get_by_role("button", name="Join").click()
+    expect(cards["booth"]).to_contain_text("You are in.")
+    expect(cards["viewers"]).to_contain_text("You are watching.")
+    page.get_by_role("button", name="Sign out").click()
+    expect(cards["booth"]).to_contain_text("0 of 5 visitors")
+    expect(cards["viewers"]).to_contain_text("0 of 100 viewers")
+    snap = capacity(http, event_id)
+    assert [(b["visitors"], b["in_grace"]) for b in snap["booths"]] == [(0, 0)]
+    assert (snap["viewers"]["viewers"], snap["viewers"]["in_grace"]) == (0, 0)
+    assert page.get_by_role("alert").is_hidden()
+    assert_not_reloaded(page)
+    page.close()

@@ -27,8 +27,9 @@ ORDER_FIELDS = (
 SESSION_FIELDS = """id eventId title description startsAt endsAt maxParticipants
   currentAttendance remaining isFull waitlistEnabled waitlistLength createdAt updatedAt"""
 BOOTH_FIELDS = """id eventId name description tier chatEnabled videoEnabled maxVisitors visitors
-  isFull createdAt updatedAt"""
-ROOM_FIELDS = "id sessionId eventId name capacity status participants isFull createdAt closedAt"
+  inGrace isFull createdAt updatedAt"""
+ROOM_FIELDS = """id sessionId eventId name capacity status participants inGrace isFull createdAt
+  closedAt"""
 HUDDLE_FIELDS = "id eventId name topic capacity members available isFull version createdAt"
 REGISTRATION_FIELDS = "id eventId attendeeId partySize status createdAt updatedAt cancelledAt"
 ENTRY_FIELDS = """id eventId sessionId ticketTypeId attendeeId quantity seq status position
@@ -37,7 +38,7 @@ CAPACITY_FIELDS = f"""eventId maxAttendees
   tickets {{ total sold reserved available isSoldOut ticketTypes {{ {TICKET_TYPE_FIELDS} }} }}
   registrations {{ maxAttendees registered remaining isFull }}
   sessions {{ {SESSION_FIELDS} }}
-  viewers {{ limit viewers available isFull }}
+  viewers {{ limit viewers inGrace available isFull }}
   booths {{ {BOOTH_FIELDS} }}
   breakoutRooms {{ {ROOM_FIELDS} }}
   huddles {{ {HUDDLE_FIELDS} }}

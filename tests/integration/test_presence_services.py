@@ -7,6 +7,9 @@ engine, so both backends are held to the same behaviour.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -40,6 +43,7 @@ from headcount.domain.errors import (
     RoomFull,
     ViewerLimitReached,
 )
+from headcount.domain.presence import Count
 from headcount.ledger.db import Tx
 from headcount.ledger.reconcile import reconcile
 from headcount.ledger.spaces import Huddle
@@ -124,16 +128,25 @@ async def test_lease_owner_only_and_unknown_leases(rt: Runtime) -> None:
     await live.release(rt, attendee("ann"), lease.lease_id)  # leaving twice is fine
 
 
-async def test_missed_heartbeats_free_the_place(rt: Runtime) -> None:
-    rt.settings = rt.settings.model_copy(update={"presence_ttl": 1})
+async def test_missed_heartbeats_keep_the_place_for_the_grace_then_free_it(rt: Runtime) -> None:
+    rt.settings = rt.settings.model_copy(update={"presence_ttl": 1, "presence_grace": 1.0})
     event_id = await make_event(rt, viewers_cap=1)
     lease = await live.join(rt, attendee("ann"), VIEWERS, event_id)
+    assert (lease.grace_seconds, lease.place) == (1.0, "new")
     with pytest.raises(ViewerLimitReached):
         await live.join(rt, attendee("bob"), VIEWERS, event_id)
-    await asyncio.sleep(1.1)
-    assert (await live.join(rt, attendee("bob"), VIEWERS, event_id)).occupancy == 1
+    await asyncio.sleep(1.1)  # ann's lease lapsed: her place is held for her
     with pytest.raises(LeaseExpired):
         await live.heartbeat(rt, attendee("ann"), lease.lease_id)
+    with pytest.raises(ViewerLimitReached):
+        await live.join(rt, attendee("bob"), VIEWERS, event_id)
+    view = (await snapshot.capacity_snapshot(rt, event_id)).viewers
+    assert view is not None
+    assert (view.viewers, view.in_grace, view.available, view.is_full) == (0, 1, 0, True)
+    back = await live.join(rt, attendee("ann"), VIEWERS, event_id)
+    assert (back.place, back.occupancy) == ("resumed", 1)
+    await asyncio.sleep(2.1)  # silent again: TTL, then grace, and the place is free
+    assert (await live.join(rt, attendee("bob"), VIEWERS, event_id)).occupancy == 1
 
 
 async def test_booths(rt: Runtime) -> None:
@@ -301,10 +314,11 @@ async def test_a_retried_join_with_the_same_key_takes_one_place(rt: Runtime) -> 
     again = await live.join(rt, ann, VIEWERS, event_id, idempotency_key="k-1")
     assert again.lease_id == first.lease_id
     other = await live.join(rt, ann, VIEWERS, event_id, idempotency_key="k-2")
-    assert other.lease_id != first.lease_id
+    assert (other.lease_id != first.lease_id, other.place, other.occupancy) == (True, "shared", 1)
+    cid = await live.join(rt, attendee("cid"), VIEWERS, event_id, idempotency_key="k-2")
     with pytest.raises(ViewerLimitReached):  # refusals are not stored: asking again re-checks
         await live.join(rt, attendee("bob"), VIEWERS, event_id, idempotency_key="k-1")
-    await live.release(rt, ann, other.lease_id)
+    await live.release(rt, attendee("cid"), cid.lease_id)
     bob = await live.join(rt, attendee("bob"), VIEWERS, event_id, idempotency_key="k-1")
     assert bob.holder == "bob"
     assert bob.occupancy == 2
@@ -366,3 +380,172 @@ async def test_only_a_keyed_join_holds_a_transaction_across_the_admission(
     assert (opened.count("tx"), open_during_admission) == (1, [0])
     await live.join(rt, attendee("bob"), VIEWERS, event_id, idempotency_key="k-1")
     assert (opened.count("tx"), open_during_admission) == (3, [0, 1])
+
+
+# --- reconnect grace and one place per person -------------------------------------------
+
+
+def with_grace(rt: Runtime, grace: float, ttl: int = 30) -> None:
+    rt.settings = rt.settings.model_copy(update={"presence_grace": grace, "presence_ttl": ttl})
+
+
+async def viewers_now(rt: Runtime, event_id: str) -> tuple[int | None, int | None, bool | None]:
+    view = (await snapshot.capacity_snapshot(rt, event_id)).viewers
+    assert view is not None
+    return view.viewers, view.in_grace, view.is_full
+
+
+async def test_a_dropped_viewer_gets_the_place_back_and_a_leave_ends_it(rt: Runtime) -> None:
+    with_grace(rt, 30)
+    event_id = await make_event(rt, viewers_cap=2)
+    ann = await live.join(rt, attendee("ann"), VIEWERS, event_id)
+    bob = await live.join(rt, attendee("bob"), VIEWERS, event_id)
+    with pytest.raises(NotFound):  # only the holder may say their connection is gone
+        await live.drop(rt, attendee("mallory"), bob.lease_id)
+    await live.drop(rt, attendee("ann"), ann.lease_id)
+    assert await viewers_now(rt, event_id) == (1, 1, True)
+    with pytest.raises(ViewerLimitReached) as refused:
+        await live.join(rt, attendee("cid"), VIEWERS, event_id)
+    assert refused.value.extra == {"limit": 2, "viewers": 2}
+    back = await live.join(rt, attendee("ann"), VIEWERS, event_id)
+    assert (back.place, back.occupancy, back.grace_seconds) == ("resumed", 2, 30.0)
+    assert await viewers_now(rt, event_id) == (2, 0, True)
+    await live.release(rt, attendee("ann"), back.lease_id)  # a leave: no grace
+    assert await viewers_now(rt, event_id) == (1, 0, False)
+    assert (await live.join(rt, attendee("cid"), VIEWERS, event_id)).place == "new"
+
+
+async def test_a_leave_after_the_lease_lapsed_gives_up_the_held_place(rt: Runtime) -> None:
+    with_grace(rt, 30, ttl=1)
+    event_id = await make_event(rt, viewers_cap=1)
+    ann = await live.join(rt, attendee("ann"), VIEWERS, event_id)
+    await asyncio.sleep(1.1)
+    assert await viewers_now(rt, event_id) == (0, 1, True)
+    await live.release(rt, attendee("ann"), ann.lease_id)
+    assert await viewers_now(rt, event_id) == (0, 0, False)
+    assert (await live.join(rt, attendee("bob"), VIEWERS, event_id)).place == "new"
+
+
+async def test_grace_comes_from_the_event_then_the_space_then_the_setting(rt: Runtime) -> None:
+    with_grace(rt, 30)
+    event = await events.create_event(
+        rt,
+        ORG,
+        EventDraft(
+            name="Grace",
+            virtual_settings=VirtualSettings(max_concurrent_viewers=1, reconnect_grace_seconds=0),
+        ),
+    )
+    ann = await live.join(rt, attendee("ann"), VIEWERS, event.id)
+    assert ann.grace_seconds == 0
+    await live.drop(rt, attendee("ann"), ann.lease_id)  # no grace: free at once
+    bob = await live.join(rt, attendee("bob"), VIEWERS, event.id)
+    patched = VirtualSettings(max_concurrent_viewers=1, reconnect_grace_seconds=45)
+    await events.update_event(rt, ORG, event.id, EventPatch(virtual_settings=patched))
+    with pytest.raises(ViewerLimitReached):
+        await live.join(rt, attendee("cid"), VIEWERS, event.id)
+    await live.release(rt, attendee("bob"), bob.lease_id)
+    assert (await live.join(rt, attendee("cid"), VIEWERS, event.id)).grace_seconds == 45
+    seen = await events.get_event(rt, event.id)
+    assert seen.virtual_settings.reconnect_grace_seconds == 45
+
+    booth = await places.create(rt, ORG, BOOTH, event.id, BoothDraft(name="B", max_visitors=1))
+    assert (await live.join(rt, attendee("ann"), BOOTH, booth.id)).grace_seconds == 30
+    # A space's own grace (a registry setting) wins over HEADCOUNT_PRESENCE_GRACE.
+    no_grace = dataclasses.replace(BOOTH, grace=0.0)
+    other = await places.create(rt, ORG, BOOTH, event.id, BoothDraft(name="C", max_visitors=1))
+    dan = await live.join(rt, attendee("dan"), no_grace, other.id)
+    assert dan.grace_seconds == 0.0
+    await live.drop(rt, attendee("dan"), dan.lease_id)
+    assert (await live.join(rt, attendee("eve"), no_grace, other.id)).place == "new"
+
+
+async def test_one_viewer_on_three_devices_is_one_place(rt: Runtime) -> None:
+    with_grace(rt, 30)
+    event_id = await make_event(rt, viewers_cap=1)
+    ann = [await live.join(rt, attendee("ann"), VIEWERS, event_id) for _ in range(3)]
+    assert [(x.place, x.occupancy) for x in ann] == [("new", 1), ("shared", 1), ("shared", 1)]
+    assert await viewers_now(rt, event_id) == (1, 0, True)
+    with pytest.raises(ViewerLimitReached):
+        await live.join(rt, attendee("bob"), VIEWERS, event_id)
+    await live.release(rt, attendee("ann"), ann[0].lease_id)
+    await live.drop(rt, attendee("ann"), ann[1].lease_id)
+    assert await viewers_now(rt, event_id) == (1, 0, True)  # closing 2 of 3 keeps it
+    with pytest.raises(ViewerLimitReached):
+        await live.join(rt, attendee("bob"), VIEWERS, event_id)
+    await live.drop(rt, attendee("ann"), ann[2].lease_id)
+    assert await viewers_now(rt, event_id) == (0, 1, True)  # the last one: grace
+    assert (await live.join(rt, attendee("ann"), VIEWERS, event_id)).place == "resumed"
+
+
+async def test_a_space_counting_connections_gives_each_socket_a_place(rt: Runtime) -> None:
+    with_grace(rt, 30)
+    event_id = await make_event(rt)
+    booth = await places.create(rt, ORG, BOOTH, event_id, BoothDraft(name="B", max_visitors=3))
+    per_socket = dataclasses.replace(BOOTH, count=Count.CONNECTIONS)
+    ann = [await live.join(rt, attendee("ann"), per_socket, booth.id) for _ in range(3)]
+    assert [x.occupancy for x in ann] == [1, 2, 3]
+    with pytest.raises(BoothFull):
+        await live.join(rt, attendee("ann"), per_socket, booth.id)
+    await live.drop(rt, attendee("ann"), ann[0].lease_id)
+    seen = await places.get(rt, BOOTH, booth.id)
+    assert (seen.visitors, seen.in_grace, seen.is_full) == (2, 1, True)
+    with pytest.raises(BoothFull):
+        await live.join(rt, attendee("bob"), per_socket, booth.id)
+    assert (await live.join(rt, attendee("ann"), per_socket, booth.id)).place == "resumed"
+
+
+async def test_drop_and_return_through_the_service_layer(rt: Runtime) -> None:
+    """Viewers at their limit lose their sockets (no leave) while half as many newcomers
+    again hammer the join: every viewer who returns within grace is let in, no newcomer
+    gets a held place, the places never exceed the limit, and after grace newcomers get
+    the rest. The shape of the 200/300 engine and WebSocket tests, scaled to 60/90 so
+    that four database-and-engine runs stay well inside the grace on a loaded machine."""
+    grace, limit = 4.0, 60
+    with_grace(rt, grace)
+    event_id = await make_event(rt, viewers_cap=limit)
+    held = [await live.join(rt, attendee(f"v{n}"), VIEWERS, event_id) for n in range(limit)]
+    dropping = time.monotonic()
+    await asyncio.gather(*(live.drop(rt, attendee(x.holder), x.lease_id) for x in held))
+    dropped = time.monotonic()
+    assert await viewers_now(rt, event_id) == (0, limit, True)
+
+    returning = random.Random(18).sample([x.holder for x in held], 45)
+    newcomers = [f"new{n}" for n in range(90)]
+    occupancies: list[int] = []
+    refusals: list[int] = []
+    let_in: list[str] = []
+
+    async def try_join(who: str) -> None:
+        try:
+            lease = await live.join(rt, attendee(who), VIEWERS, event_id)
+        except ViewerLimitReached as refused:
+            refusals.append(refused.extra["viewers"])
+            return
+        occupancies.append(lease.occupancy)
+        let_in.append(who)
+
+    async def hammer() -> int:
+        """Rounds of all the newcomers while the returns run (and at least one), each
+        started well inside the grace: past it, the held places are rightly free."""
+        rounds = 0
+        while rounds < 1 or not returns.done():
+            assert time.monotonic() < dropping + grace - 1.5, "too slow to hammer in grace"
+            await asyncio.gather(*(try_join(who) for who in newcomers))
+            rounds += 1
+        return rounds
+
+    returns = asyncio.gather(*(try_join(who) for who in returning))  # scheduled first
+    rounds, _ = await asyncio.gather(hammer(), returns)
+    assert time.monotonic() < dropping + grace, "the returns took longer than the grace"
+    assert sorted(let_in) == sorted(returning), "only returning viewers were let in"
+    assert len(refusals) == len(newcomers) * rounds
+    assert max(occupancies + refusals) == limit
+    assert await viewers_now(rt, event_id) == (45, 15, True)
+
+    await asyncio.sleep(dropped + grace + 0.2 - time.monotonic())  # the rest's grace is over
+    let_in.clear()
+    await asyncio.gather(*(try_join(who) for who in newcomers))
+    assert len(let_in) == 15
+    assert set(let_in) <= set(newcomers)
+    assert await viewers_now(rt, event_id) == (limit, 0, True)

@@ -56,7 +56,9 @@ async def test_unknown_events_get_an_html_404(http: httpx.AsyncClient, path: str
     assert "Not found" in page.text
 
 
-@pytest.mark.parametrize("name", ["live.js", "event.js", "dashboard.js", "headcount.css"])
+@pytest.mark.parametrize(
+    "name", ["live.js", "event.js", "places.js", "dashboard.js", "headcount.css"]
+)
 async def test_assets_are_served(http: httpx.AsyncClient, name: str) -> None:
     response = await http.get(f"/web/static/{name}")
     assert response.status_code == 200

@@ -7,8 +7,15 @@ from dataclasses import replace
 
 import pytest
 
-from headcount.capacity.spaces import BOOTH, SPACES, live_space, register
-from headcount.domain.presence import backoff_delays, has_room, viewer_limit
+from headcount.capacity.spaces import (
+    BOOTH,
+    BREAKOUT_ROOM,
+    SPACES,
+    VIEWERS,
+    live_space,
+    register,
+)
+from headcount.domain.presence import Count, backoff_delays, has_room, stream_grace, viewer_limit
 from headcount.presence.base import Resource, new_lease_id, parse_lease_id
 
 
@@ -76,3 +83,36 @@ def test_backoff_delays_are_bounded_jittered_and_finite() -> None:
     assert len(delays) == 5
     assert all(0 <= d <= min(0.05, 0.01 * 2**i) for i, d in enumerate(delays))
     assert len(set(delays)) == 5
+
+
+def test_an_events_own_stream_grace() -> None:
+    assert stream_grace({"reconnect_grace_seconds": 45}) == 45.0
+    assert stream_grace({"reconnect_grace_seconds": 0}) == 0.0
+    # Unset, null, or not a number of seconds: the space's default applies.
+    for settings in (
+        None,
+        {},
+        {"reconnect_grace_seconds": None},
+        {"reconnect_grace_seconds": True},
+    ):
+        assert stream_grace(settings) is None
+    assert stream_grace({"reconnect_grace_seconds": "45"}) is None
+
+
+class _Event:
+    def __init__(self, **virtual: object) -> None:
+        self.virtual_settings = virtual
+
+
+def test_grace_comes_from_the_row_then_the_space_then_the_setting() -> None:
+    assert VIEWERS.grace_for(_Event(reconnect_grace_seconds=5), 15.0) == 5.0
+    assert VIEWERS.grace_for(_Event(), 15.0) == 15.0
+    assert replace(VIEWERS, grace=2.0).grace_for(_Event(), 15.0) == 2.0
+    assert replace(VIEWERS, grace=2.0).grace_for(_Event(reconnect_grace_seconds=0), 15.0) == 0.0
+    assert BOOTH.grace_for(object(), 15.0) == 15.0  # a booth's row carries no grace
+
+
+def test_every_live_kind_counts_people() -> None:
+    assert {s.kind: s.count for s in (VIEWERS, BOOTH, BREAKOUT_ROOM)} == dict.fromkeys(
+        ("viewers", "booth", "room"), Count.USERS
+    )

@@ -12,6 +12,7 @@ from headcount.capacity.views import EventView
 from headcount.domain.errors import Forbidden, InvalidRequest
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
+from headcount.domain.presence import MAX_GRACE_SECONDS
 from headcount.ledger import draws, listings, offers, rows
 from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
@@ -25,6 +26,14 @@ class VirtualSettings(BaseModel):
 
     max_concurrent_viewers: int | None = Field(strict=True, default=None, ge=0, le=MAX_LIMIT)
     stream_url: str | None = Field(default=None, max_length=2000)
+    reconnect_grace_seconds: int | None = Field(
+        strict=True,
+        default=None,
+        ge=0,
+        le=MAX_GRACE_SECONDS,
+        description="how long a viewer whose connection dropped keeps their place "
+        "(default: HEADCOUNT_PRESENCE_GRACE)",
+    )
 
 
 class EventDraft(BaseModel):

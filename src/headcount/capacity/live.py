@@ -1,14 +1,18 @@
-"""The live-space policy: join, heartbeat, leave, close, for every live kind alike.
+"""The live-space policy: join, heartbeat, leave, drop, close, for every live kind alike.
 
 A live space (`capacity/spaces.py`: the event's stream, an expo booth, a breakout room)
 holds people as presence leases. A join reads the place's row fresh from the ledger in
-one short transaction (its limit, its event, whether it is closed), checks who may join,
-then asks the presence engine for one atomic admission: an organizer lowering a limit
-takes effect at once for newcomers and evicts nobody. A heartbeat renews the lease and
-shows a limit at most a second old; a leave frees the place at once. Only the lease's
-holder may renew or release it: someone else's lease id answers 404, like an unknown
-one, so lease ids cannot be probed; a lease that ran out (or was lost in a Redis
-restart, or evicted by a closing) answers 410 `lease_expired`: join again.
+one short transaction (its limit, its event, whether it is closed, its grace), checks who
+may join, then asks the presence engine for one atomic admission: an organizer lowering
+a limit takes effect at once for newcomers and evicts nobody. A space that counts users
+gives a person's second socket their existing place; a person whose connection was lost
+(a dropped socket, heartbeats stopped) gets their place back if they join again within
+the space's grace, full or not, and nobody else can take it meanwhile. A heartbeat
+renews the lease and shows a limit at most a second old; a leave frees the place at once
+(no grace). Only the lease's holder may renew or release it: someone else's lease id
+answers 404, like an unknown one, so lease ids cannot be probed; a lease that ran out
+(or was lost in a Redis restart, or evicted by a closing) answers 410 `lease_expired`:
+join again.
 
 Closing is two steps in a fixed order: mark the place closed in the ledger (commit),
 then close its presence resource, which evicts every lease and refuses new ones
@@ -34,7 +38,15 @@ from headcount.presence import Lease, LeaseState, Resource, parse_lease_id
 from headcount.runtime import Runtime
 
 
-def lease_view(rt: Runtime, lease: Lease, *, occupancy: int, limit: int | None) -> LeaseView:
+def lease_view(
+    rt: Runtime,
+    lease: Lease,
+    *,
+    occupancy: int,
+    limit: int | None,
+    grace: float,
+    place: str | None = None,
+) -> LeaseView:
     return LeaseView(
         lease_id=lease.lease_id,
         kind=lease.resource.kind,
@@ -42,9 +54,15 @@ def lease_view(rt: Runtime, lease: Lease, *, occupancy: int, limit: int | None) 
         holder=lease.holder,
         expires_at=datetime.fromtimestamp(lease.expires_at, UTC),
         ttl_seconds=float(rt.settings.presence_ttl),
+        grace_seconds=grace,
         occupancy=occupancy,
         limit=limit,
+        place=place,
     )
+
+
+def grace_of(rt: Runtime, space: Space[Any], row: Any) -> float:
+    return space.grace_for(row, rt.settings.presence_grace)
 
 
 async def _read(rt: Runtime, space: Space[Any], place_id: str) -> Any:
@@ -76,10 +94,16 @@ async def join(
     if space.is_closed(row):
         raise space.refuse_closed(row.id)
     resource, limit, event_id = Resource(space.kind, row.id), space.limit(row), space.event_of(row)
+    grace = grace_of(rt, space, row)
 
     async def admit() -> LeaseView:
         admission = await rt.presence.admit(
-            resource, principal.sub, limit=limit, ttl=float(rt.settings.presence_ttl)
+            resource,
+            principal.sub,
+            limit=limit,
+            ttl=float(rt.settings.presence_ttl),
+            grace=grace,
+            count=space.count,
         )
         if admission.lease is None:
             metrics.ADMISSIONS.labels(space.kind, "refused").inc()
@@ -88,7 +112,14 @@ async def join(
             raise space.refuse(row.id, limit, admission.occupancy)
         metrics.ADMISSIONS.labels(space.kind, "admitted").inc()
         rt.signals.notify(event_id)
-        return lease_view(rt, admission.lease, occupancy=admission.occupancy, limit=limit)
+        return lease_view(
+            rt,
+            admission.lease,
+            occupancy=admission.occupancy,
+            limit=limit,
+            grace=grace,
+            place=admission.place,
+        )
 
     scope = f"{space.kind}.join:{row.id}"
     return await keyed.once(
@@ -110,12 +141,15 @@ def _leased(lease_id: str) -> tuple[Space[Any], Resource]:
     return space, resource
 
 
-async def _displayed(rt: Runtime, space: Space[Any], resource: Resource) -> tuple[str, int | None]:
-    """(event id, limit) of a lease's place as shown, at most `rt.displayed_limits` old."""
+async def _displayed(
+    rt: Runtime, space: Space[Any], resource: Resource
+) -> tuple[str, int | None, float]:
+    """(event id, limit, grace) of a lease's place as shown, at most
+    `rt.displayed_limits` old."""
 
-    async def read() -> tuple[str, int | None]:
+    async def read() -> tuple[str, int | None, float]:
         row = await _read(rt, space, resource.id)
-        return space.event_of(row), space.limit(row)
+        return space.event_of(row), space.limit(row), grace_of(rt, space, row)
 
     return await rt.displayed_limits.get(resource, read)
 
@@ -134,23 +168,42 @@ async def heartbeat(rt: Runtime, principal: Principal, lease_id: str) -> LeaseVi
     renewed = await rt.presence.renew(lease_id, principal.sub, ttl=float(rt.settings.presence_ttl))
     if isinstance(renewed, str):
         raise _refuse(renewed, lease_id)
-    _event_id, limit = await _displayed(rt, space, resource)
+    _event_id, limit, grace = await _displayed(rt, space, resource)
     occupancy = await rt.presence.occupancy(resource)
-    return lease_view(rt, renewed, occupancy=occupancy, limit=limit)
+    return lease_view(rt, renewed, occupancy=occupancy, limit=limit, grace=grace)
 
 
 async def release(rt: Runtime, principal: Principal, lease_id: str) -> None:
-    """Frees the place at once. Releasing an already expired lease is not an error."""
+    """Leave: frees the place at once, with no grace (unless another of the holder's
+    connections still holds it). Leaving with a lease that already ran out is not an
+    error, and gives up its place if it was still held in grace."""
     space, resource = _leased(lease_id)
     released = await rt.presence.release(lease_id, principal.sub)
     if released == LeaseState.NOT_HOLDER:
         raise NotFound(f"no lease {lease_id!r}")
-    if not isinstance(released, str):
-        try:
-            event_id, _limit = await _displayed(rt, space, resource)
-        except NotFound:
-            return
-        rt.signals.notify(event_id)
+    if released != LeaseState.GONE:
+        await _changed(rt, space, resource)
+
+
+async def drop(rt: Runtime, principal: Principal, lease_id: str) -> None:
+    """The holder's connection is lost without a leave (a socket closed without `leave`,
+    or its server going down): the lease ends now, and its place stays the holder's for
+    the space's grace if no other connection of theirs holds it."""
+    space, resource = _leased(lease_id)
+    dropped = await rt.presence.drop(lease_id, principal.sub)
+    if dropped == LeaseState.NOT_HOLDER:
+        raise NotFound(f"no lease {lease_id!r}")
+    if not isinstance(dropped, str):
+        await _changed(rt, space, resource)
+
+
+async def _changed(rt: Runtime, space: Space[Any], resource: Resource) -> None:
+    """Wake this process's capacity channels for the place's event."""
+    try:
+        event_id, _limit, _grace = await _displayed(rt, space, resource)
+    except NotFound:
+        return
+    rt.signals.notify(event_id)
 
 
 async def holders(
@@ -160,9 +213,11 @@ async def holders(
     async with rt.db.transaction() as tx:
         row = await rows.find(tx, space.model, place_id, noun=space.noun)
         await require_organizer(tx, principal, row, space.event_of(row))
-    leases = await rt.presence.leases(Resource(space.kind, row.id))
-    limit = space.limit(row)
-    return [lease_view(rt, lease, occupancy=len(leases), limit=limit) for lease in leases]
+    resource = Resource(space.kind, row.id)
+    leases = await rt.presence.leases(resource)
+    taken = await rt.presence.occupancy(resource)
+    limit, grace = space.limit(row), grace_of(rt, space, row)
+    return [lease_view(rt, lease, occupancy=taken, limit=limit, grace=grace) for lease in leases]
 
 
 async def close(rt: Runtime, principal: Principal, space: Space[V], place_id: str) -> V:

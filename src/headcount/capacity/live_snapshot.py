@@ -33,7 +33,8 @@ class LiveSections:
     # `CapacitySnapshot` field → its value: one view for a space that is the event itself
     # (the stream), else the list of the event's places of that kind.
     fields: dict[str, Any]
-    # Heads in every place, by space kind and place id (None: presence unreachable).
+    # Heads in every place (connected now, or a durable place's members), by space kind
+    # and place id (None: presence unreachable); places held in grace are in the views.
     counts: dict[str, dict[str, int | None]]
 
     @property
@@ -64,11 +65,11 @@ async def live_sections(rt: Runtime, rows: LiveRows) -> LiveSections:
     """Adds the live counts, after the transaction: no database lock waits on Redis."""
     counts = await head_counts(rt, rows.places)
     sections = LiveSections(fields={}, counts={kind: {} for kind in SPACES})
-    for (space, row), count in zip(rows.places, counts, strict=True):
-        sections.counts.setdefault(space.kind, {})[row.id] = count
+    for (space, row), heads in zip(rows.places, counts, strict=True):
+        sections.counts.setdefault(space.kind, {})[row.id] = heads.present
         if space.section is None:
             continue
-        view = view_of(space, row, count)
+        view = view_of(space, row, heads)
         if space.model is Event:
             sections.fields[space.section] = view
         else:

@@ -3,14 +3,16 @@
 Booths, breakout rooms and huddles (any entry of `capacity/spaces.py` with `managed`) are
 created inside their parent, listed by it, read and changed the same way, and shown the
 same way: a view takes the row's columns of its field names, plus the head count, the
-limit, what is left and whether the place is full. Live places count heads as leases in
-the presence store, read after the transaction so no database lock waits on Redis;
+places held in grace, the limit, what is left and whether the place is full. Live places
+count heads in the presence store (people connected now, apart from places kept for
+people reconnecting), read after the transaction so no database lock waits on Redis;
 durable ones (huddles) keep the count in their row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,50 +27,71 @@ from headcount.ledger import rows
 from headcount.ledger import spaces as ledger
 from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
-from headcount.presence import Resource
+from headcount.presence import Resource, Tally
 from headcount.runtime import Runtime
 
 
-def view_of(space: Space[V], row: Any, count: int | None) -> V:
-    """The place as its view shows it; `count` None: the presence store is unreachable."""
-    limit = space.limit(row)
+@dataclass(frozen=True, slots=True)
+class Heads:
+    """Who is in a place: `present` (connected now, or a durable place's members) and the
+    places `in_grace`; both count against the limit. None: the presence store is down."""
+
+    present: int | None
+    in_grace: int | None = 0
+
+    @property
+    def taken(self) -> int | None:
+        if self.present is None or self.in_grace is None:
+            return None
+        return self.present + self.in_grace
+
+
+def view_of(space: Space[V], row: Any, heads: Heads | int | None) -> V:
+    """The place as its view shows it; a count of None: the presence store is unreachable."""
+    if not isinstance(heads, Heads):
+        heads = Heads(heads, None if heads is None else 0)
+    limit, taken = space.limit(row), heads.taken
     shown = space.view.model_fields
     figures = {
-        space.count_field: count,
+        space.count_field: heads.present,
+        "in_grace": heads.in_grace,
         "limit": limit,
-        "available": None if limit is None or count is None else max(0, limit - count),
-        "is_full": None if count is None else (limit is not None and count >= limit),
+        "available": None if limit is None or taken is None else max(0, limit - taken),
+        "is_full": None if taken is None else (limit is not None and taken >= limit),
     }
     values = {name: getattr(row, name) for name in shown if name not in figures}
     values.update((name, value) for name, value in figures.items() if name in shown)
     return space.view.model_validate(values)
 
 
-async def head_counts(rt: Runtime, places: Sequence[tuple[Space[Any], Any]]) -> list[int | None]:
+async def head_counts(rt: Runtime, places: Sequence[tuple[Space[Any], Any]]) -> list[Heads]:
     """Heads in each (space, row): every live one in one presence round trip (None while
     the store is unreachable), a closed one 0, a durable one from its row."""
     asked = [Resource(s.kind, row.id) for s, row in places if s.live and not s.is_closed(row)]
-    live: dict[Resource, int] | None = {}
+    live: dict[Resource, Tally] | None = {}
     if asked:
         try:
-            live = await rt.presence.occupancies(asked)
+            live = await rt.presence.tallies(asked)
         except ServiceUnavailable:
             live = None
 
-    def heads(space: Space[Any], row: Any) -> int | None:
+    def heads(space: Space[Any], row: Any) -> Heads:
         if not space.live:
             count: int = getattr(row, space.count_field)
-            return count
+            return Heads(count)
         if space.is_closed(row):
-            return 0
-        return None if live is None else live.get(Resource(space.kind, row.id), 0)
+            return Heads(0)
+        if live is None:
+            return Heads(None, None)
+        tally = live.get(Resource(space.kind, row.id), Tally())
+        return Heads(tally.active, tally.in_grace)
 
     return [heads(space, row) for space, row in places]
 
 
 async def views(rt: Runtime, space: Space[V], found: Sequence[Any]) -> list[V]:
     counts = await head_counts(rt, [(space, row) for row in found])
-    return [view_of(space, row, count) for row, count in zip(found, counts, strict=True)]
+    return [view_of(space, row, heads) for row, heads in zip(found, counts, strict=True)]
 
 
 async def require_organizer(tx: Tx, principal: Principal, row: Any, event_id: str) -> None:

@@ -12,6 +12,20 @@ membership), `capacity/live_snapshot.py` and the REST routes in `api/rest/presen
 Live spaces (entries with a `join` path word) hold people as presence leases; their keys
 in `SPACES` are the lease kinds, defined here and nowhere else. Presence serves any
 well-formed kind, so a new kind of live space is one `register(Space(...))`.
+
+Two settings shape a live space's places:
+
+* `count`: what one place is held by. Every live kind here counts **users**: a place is a
+  person, and their laptop and phone share it (a stream viewer, a booth visitor and a
+  breakout-room participant are people; limits on them are about people). `connections`
+  (each socket a place) is for a kind whose limit is a per-connection resource, such as
+  media slots.
+* `grace`: how long a place stays its holder's after their connection is lost without a
+  leave: None takes `HEADCOUNT_PRESENCE_GRACE` (15 s by default). An entry's `grace_of`
+  may read an override from the place's row: the stream reads the event's
+  `virtual_settings.reconnect_grace_seconds`, since events differ (a keynote's audience on
+  trains, a small workshop). Booths and rooms keep the space's setting: their rows carry
+  no such column, and a per-booth grace had no use that justified one.
 """
 
 from __future__ import annotations
@@ -42,7 +56,7 @@ from headcount.domain.errors import (
     ViewerLimitReached,
 )
 from headcount.domain.identity import Principal
-from headcount.domain.presence import viewer_limit
+from headcount.domain.presence import Count, stream_grace, viewer_limit
 from headcount.ledger.attendance import Session
 from headcount.ledger.models import Event
 from headcount.ledger.spaces import CLOSED, OPEN, Booth, BreakoutRoom, Huddle
@@ -55,6 +69,11 @@ JoinRule = Callable[[Principal, Any], None]
 
 def anyone(_principal: Principal, _row: Any) -> None:
     """Any signed-in user may join: attendance is checked by the platform, not here."""
+
+
+def no_override(_row: Any) -> float | None:
+    """The place's row sets no grace of its own."""
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,10 +137,24 @@ class Space(Generic[V]):
     closed: Refusal | None = None
     may_join: JoinRule = anyone
     managed: Managed | None = None
+    # Live spaces: what one place is held by (a person, or each connection) ...
+    count: Count = Count.USERS
+    # ... and how long (seconds) a place whose connection was lost without a leave stays
+    # its holder's: None takes HEADCOUNT_PRESENCE_GRACE; `grace_of` may read the row's own.
+    grace: float | None = None
+    grace_of: Callable[[Any], float | None] = no_override
 
     @property
     def live(self) -> bool:
         return self.join is not None
+
+    def grace_for(self, row: Any, default: float) -> float:
+        """The grace a place of this space gets: the row's own, else the space's, else
+        `default` (the setting)."""
+        own = self.grace_of(row)
+        if own is not None:
+            return own
+        return default if self.grace is None else self.grace
 
     def is_closed(self, row: Any) -> bool:
         return self.closed is not None and row.status == CLOSED
@@ -259,6 +292,7 @@ VIEWERS = register(
         section="viewers",
         event_of=IN_EVENT.event_of,
         join="viewers",
+        grace_of=lambda event: stream_grace(event.virtual_settings),
     )
 )
 

@@ -30,6 +30,7 @@ class VirtualSettingsView(View):
 
     max_concurrent_viewers: int | None = Field(default=None, exclude_if=_not_set)
     stream_url: str | None = Field(default=None, exclude_if=_not_set)
+    reconnect_grace_seconds: int | None = Field(default=None, exclude_if=_not_set)
 
 
 class EventView(View):
@@ -247,11 +248,24 @@ class WaitlistView(View):
 
 
 # Live presence (booths, breakout rooms, stream viewers) and huddles. Live counts are
-# `None` when the presence store is unreachable: the snapshot still shows the rest.
+# `None` when the presence store is unreachable: the snapshot still shows the rest. A live
+# place's head count is the people connected now; `in_grace` counts the places kept for
+# people whose connection dropped (they count against the limit too, until they return
+# or their grace ends).
+
+
+def _in_grace() -> Any:
+    return Field(
+        description="places kept for people whose connection was lost without a leave, "
+        "until they return or the grace ends; they count against the limit (null while "
+        "the presence store is unreachable)"
+    )
 
 
 class LeaseView(View):
-    """A place held right now; renew it before `expires_at` or it is given to someone else."""
+    """A place held right now; renew it before `expires_at`. If the connection is lost
+    without a leave, the place stays the holder's for `grace_seconds` more: joining again
+    meanwhile takes it back, even when the space is full."""
 
     lease_id: str
     kind: str
@@ -259,8 +273,20 @@ class LeaseView(View):
     holder: str
     expires_at: datetime
     ttl_seconds: float
-    occupancy: int
+    # A default, so an answer stored for an Idempotency-Key before grace existed replays.
+    grace_seconds: float = Field(
+        default=0.0, description="how long the place stays yours after a lost connection"
+    )
+    occupancy: int = Field(
+        description="places taken now, those held in grace included: what the limit counts"
+    )
     limit: int | None
+    place: str | None = Field(
+        default=None,
+        description="how this join came by its place: `new`, `shared` (the holder's place, "
+        "held by another of their connections) or `resumed` (taken back within its grace); "
+        "null on a heartbeat",
+    )
 
 
 class BoothView(View):
@@ -273,6 +299,7 @@ class BoothView(View):
     video_enabled: bool
     max_visitors: int | None
     visitors: int | None
+    in_grace: int | None = _in_grace()
     is_full: bool | None
     created_at: datetime
     updated_at: datetime
@@ -286,6 +313,7 @@ class BreakoutRoomView(View):
     capacity: int
     status: str
     participants: int | None
+    in_grace: int | None = _in_grace()
     is_full: bool | None
     created_at: datetime
     closed_at: datetime | None
@@ -310,10 +338,12 @@ class HuddleMembershipView(View):
 
 
 class ViewerCapacity(View):
-    """Live viewers; counts are null while the presence store is down."""
+    """Live viewers; counts are null while the presence store is down. `available` and
+    `is_full` count the places held in grace as taken."""
 
     limit: int | None
     viewers: int | None
+    in_grace: int | None = _in_grace()
     available: int | None
     is_full: bool | None
 

@@ -7,8 +7,10 @@ from headcount.presence.base import (
     Admission,
     Lease,
     LeaseState,
+    Place,
     Presence,
     Resource,
+    Tally,
     parse_lease_id,
 )
 from headcount.presence.memory import MemoryPresence
@@ -18,8 +20,10 @@ __all__ = [
     "Lease",
     "LeaseState",
     "MemoryPresence",
+    "Place",
     "Presence",
     "Resource",
+    "Tally",
     "build_presence",
     "parse_lease_id",
 ]

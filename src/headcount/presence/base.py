@@ -1,8 +1,18 @@
-"""The presence contract: leases that expire unless renewed.
+"""The presence contract: places held by leases that expire unless renewed.
 
-Occupancy is always *the number of live leases*: there is no counter to drift, so a
-crashed API process cannot leave ghost viewers behind; its leases simply run out. Both
-backends (in-process memory and Redis) implement `Presence` and pass the same test suite.
+A *lease* is one connection (a socket, a REST client renewing it). A *place* is what the
+limit counts: with `Count.USERS` one per person, shared by all of that person's leases;
+with `Count.CONNECTIONS` one per lease. Occupancy is always *the number of places*, and a
+place exists only while a lease of it is live or its grace runs: there is no counter to
+drift, so a crashed API process cannot leave ghost viewers behind; its leases run out,
+their places are held for the grace, then freed.
+
+Reconnect grace: a place whose last lease is lost without a leave (it expired, or its
+socket dropped: `drop`) is kept for its holder for the grace given at admission. The
+same holder admitted again meanwhile takes it back, even when the space is full, and is
+not counted twice; nobody else can take it; a `release` (an explicit leave) frees it at
+once. Both backends (in-process memory and Redis) implement `Presence` and pass the same
+test suite.
 
 A lease id names its resource (`<kind>.<resource id>.<random>`), so any operation on a
 lease touches only that resource's keys: one Redis Cluster hash slot, no global index
@@ -15,6 +25,8 @@ import re
 import secrets
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from headcount.domain.presence import Count
 
 # A kind is a short lowercase word (it becomes part of Redis keys and lease ids, so no
 # dots). Which kinds exist is decided above this engine (`capacity/spaces.py`): presence
@@ -50,24 +62,54 @@ class Lease:
     expires_at: float  # seconds since the epoch (backend clock)
 
 
+class Place:
+    """How an admitted lease came by its place."""
+
+    NEW = "new"  # a free place, taken under the limit
+    SHARED = "shared"  # the holder's place, which another live lease already holds
+    RESUMED = "resumed"  # the holder's place, taken back while it was held in grace
+
+
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """The answer to one admission attempt: a lease, or a refusal with the count that caused it."""
+    """The answer to one admission attempt: a lease, or a refusal with the count that caused it.
+
+    `occupancy` is the places taken (those held in grace included); `in_grace` how many of
+    them are held for someone whose connection was lost.
+    """
 
     lease: Lease | None
     occupancy: int
     closed: bool = False
+    place: str = Place.NEW
+    in_grace: int = 0
 
     @property
     def admitted(self) -> bool:
         return self.lease is not None
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """A resource's places now: `places` taken (the limit counts these), of which
+    `in_grace` are held for a holder who lost their connection; `connections` live leases."""
+
+    places: int = 0
+    in_grace: int = 0
+    connections: int = 0
+
+    @property
+    def active(self) -> int:
+        return self.places - self.in_grace
+
+
 class LeaseState:
-    """Outcomes of renew/release that are not a lease: stable values, not exceptions."""
+    """Outcomes of renew/release/drop that are not a lease: stable values, not exceptions."""
 
     GONE = "gone"  # expired, released, evicted, or lost with a Redis restart
     NOT_HOLDER = "not_holder"
+    # `release` of a lapsed lease whose place was still held in grace: it is freed now.
+    RELINQUISHED = "relinquished"
 
 
 def new_lease_id(resource: Resource) -> str:
@@ -89,9 +131,20 @@ class Presence(Protocol):
     name: str
 
     async def admit(
-        self, resource: Resource, holder: str, *, limit: int | None, ttl: float
+        self,
+        resource: Resource,
+        holder: str,
+        *,
+        limit: int | None,
+        ttl: float,
+        grace: float = 0.0,
+        count: Count = Count.CONNECTIONS,
     ) -> Admission:
-        """Drop expired leases, compare with `limit` (None = unlimited), add: atomically."""
+        """Atomically: drop expired leases and places past their grace; give `holder`
+        back their own place if they have one (live, or held in grace: no limit applies,
+        nothing is counted twice); else compare the places with `limit` (None =
+        unlimited) and take a new one. The lease lives `ttl` seconds unless renewed; its
+        place is kept `grace` seconds after its last lease is lost without a leave."""
         ...
 
     async def renew(self, lease_id: str, holder: str, *, ttl: float) -> Lease | str:
@@ -99,17 +152,31 @@ class Presence(Protocol):
         ...
 
     async def release(self, lease_id: str, holder: str) -> Lease | str:
-        """Remove a live lease held by `holder` at once; else `LeaseState.GONE`/`NOT_HOLDER`."""
+        """Leave: remove a live lease held by `holder` at once, and free its place if no
+        other lease holds it (no grace). A lapsed lease whose place is held in grace for
+        `holder` frees that place: `LeaseState.RELINQUISHED`. Else `GONE`/`NOT_HOLDER`."""
         ...
 
-    async def occupancy(self, resource: Resource) -> int: ...
+    async def drop(self, lease_id: str, holder: str) -> Lease | str:
+        """The lease's connection is lost without a leave: end the lease now, and keep
+        its place for its grace if it was the place's last lease. Else `GONE`/`NOT_HOLDER`."""
+        ...
+
+    async def occupancy(self, resource: Resource) -> int:
+        """Places taken, those held in grace included."""
+        ...
 
     async def occupancies(self, resources: list[Resource]) -> dict[Resource, int]: ...
+
+    async def tallies(self, resources: list[Resource]) -> dict[Resource, Tally]:
+        """Places, places in grace and live leases of each resource, in one round trip."""
+        ...
 
     async def leases(self, resource: Resource) -> list[Lease]: ...
 
     async def close_resource(self, resource: Resource) -> int:
-        """Evict every lease and refuse admissions from now on; returns how many were live."""
+        """Evict every lease and free every place (grace or not), and refuse admissions
+        from now on; returns how many places were taken."""
         ...
 
     async def reopen_resource(self, resource: Resource) -> None: ...

@@ -1,17 +1,25 @@
-"""Redis presence: leases in a sorted set per resource, admitted by one Lua script.
+"""Redis presence: leases and the places they hold, admitted by one Lua script.
 
 Keys of one resource share a hash tag, `{<kind>.<id>}`, so every script touches one
 Redis Cluster slot:
 
 * `<prefix>:presence:{r}:leases` — ZSET, member = lease id, score = expiry (ms, Redis clock)
 * `<prefix>:presence:{r}:holders` — HASH, lease id → holder (the user who may renew/leave)
+* `<prefix>:presence:{r}:places` — ZSET, member = place (`u:<holder>` when the space counts
+  users, `c:<lease id>` when it counts connections), score = while a lease holds it, at
+  least that lease's expiry; once none does, the end of its grace
+* `<prefix>:presence:{r}:idle` — ZSET of the places held in grace, ordered by holder
+* `<prefix>:presence:{r}:meta` — HASH, per place: live leases, holder, grace (ms)
 * `<prefix>:presence:{r}:closed` — flag set when an organizer closes the resource
 
-Every script starts by dropping expired leases and reads the time from Redis itself
-(`TIME`), so API processes with skewed clocks still agree on who is live. Admission is
-"drop expired, count, compare with the limit, add" in one script: Redis runs scripts one
-at a time, so no two admissions can both see the last free place. The keys expire a
-minute after their newest lease, so abandoned resources leave nothing behind.
+Every script starts by dropping expired leases (a place losing its last one starts its
+grace) and places whose grace is over, and reads the time from Redis itself (`TIME`), so
+API processes with skewed clocks still agree on who is live. Admission is "drop what
+lapsed, give the holder back their own place or compare the places with the limit, add"
+in one script: Redis runs scripts one at a time, so no two admissions can both see the
+last free place, and no newcomer can see a place held in grace as free. The keys expire
+a minute after their newest lease's expiry plus its grace, so abandoned resources leave
+nothing behind.
 
 Failures to reach Redis become `ServiceUnavailable` (503). A command is retried once on a
 fresh connection (pooled sockets die with a Redis restart); a lost reply to an admission
@@ -27,6 +35,7 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import (
     BusyLoadingError,
     ReadOnlyError,
@@ -35,11 +44,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headcount.domain.errors import ServiceUnavailable
+from headcount.domain.presence import Count
 from headcount.presence.base import (
     Admission,
     Lease,
     LeaseState,
+    Place,
     Resource,
+    Tally,
     new_lease_id,
     parse_lease_id,
 )
@@ -59,95 +71,215 @@ _UNREACHABLE = (
 # "expired" rather than nothing, small enough that dead resources vanish.
 _KEY_GRACE_MS = 60_000
 _CLOSED_FLAG_SECONDS = 7 * 24 * 3600
+_KEY_NAMES = ("leases", "holders", "places", "idle", "meta", "closed")
+# The admit script's `how` → `Place`.
+_HOW = {0: Place.NEW, 1: Place.RESUMED, 2: Place.SHARED}
 
-# KEYS[1] = leases zset, KEYS[2] = holders hash. Sets `now` (ms) and drops expired leases.
+# KEYS: 1 leases ZSET (lease id → expiry ms), 2 holders HASH (lease id → holder),
+# 3 places ZSET (place → ms: while a lease holds it, at least that lease's expiry; once
+# none does, when its grace ends), 4 idle ZSET (the places held in grace, by holder),
+# 5 meta HASH (`n|p` live leases of place p, `h|p` its holder, `g|p` its grace in ms),
+# 6 closed flag. Sets `now` (ms), drops expired leases (a place losing its last one starts
+# its grace from that lease's expiry), then drops places whose grace is over.
 _PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-if #expired > 0 then
-  for i = 1, #expired, 500 do
-    redis.call('HDEL', KEYS[2], unpack(expired, i, math.min(i + 499, #expired)))
-  end
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local LEASES, HOLDERS, PLACES, IDLE, META = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function user_place(holder) return 'u:' .. holder end
+local function connection_place(lease) return 'c:' .. lease end
+-- Members of IDLE are '<length>:<holder><place>' (all scored 0): one ZRANGEBYLEX finds a
+-- holder's places in grace, and no holder's prefix is another holder's.
+local function idle_prefix(holder) return #holder .. ':' .. holder end
+local function place_of(lease, holder)
+  local own = connection_place(lease)
+  if redis.call('ZSCORE', PLACES, own) then return own end
+  return user_place(holder)
 end
-local function keep_keys(ttl_ms)
-  local wanted = ttl_ms + tonumber(ARGV[#ARGV])
-  if redis.call('PTTL', KEYS[1]) < wanted then
-    redis.call('PEXPIRE', KEYS[1], wanted)
-    redis.call('PEXPIRE', KEYS[2], wanted)
+local function forget(place, holder)
+  redis.call('ZREM', PLACES, place)
+  redis.call('ZREM', IDLE, idle_prefix(holder) .. place)
+  redis.call('HDEL', META, 'n|' .. place, 'h|' .. place, 'g|' .. place)
+end
+-- A live lease is gone without a leave at `at` (ms): if it was its place's last, the
+-- place is held for its holder until its grace has passed.
+local function disconnect(lease, holder, at)
+  local place = place_of(lease, holder)
+  if not redis.call('ZSCORE', PLACES, place) then return end
+  if redis.call('HINCRBY', META, 'n|' .. place, -1) <= 0 then
+    local grace = tonumber(redis.call('HGET', META, 'g|' .. place) or '0')
+    redis.call('ZADD', PLACES, at + grace, place)
+    redis.call('ZADD', IDLE, 0, idle_prefix(holder) .. place)
+    -- A new IDLE key (made here, maybe by a read) lives as long as PLACES.
+    local keep = redis.call('PTTL', PLACES)
+    if keep > 0 and redis.call('PTTL', IDLE) < 0 then redis.call('PEXPIRE', IDLE, keep) end
+  end
+end
+local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', now, 'WITHSCORES')
+if #expired > 0 then
+  for i = 1, #expired, 2 do
+    local holder = redis.call('HGET', HOLDERS, expired[i])
+    if holder then disconnect(expired[i], holder, tonumber(expired[i + 1])) end
+    redis.call('HDEL', HOLDERS, expired[i])
+  end
+  redis.call('ZREMRANGEBYSCORE', LEASES, '-inf', now)
+end
+local lapsed = redis.call('ZRANGEBYSCORE', PLACES, '-inf', now)
+for i = 1, #lapsed do
+  forget(lapsed[i], redis.call('HGET', META, 'h|' .. lapsed[i]) or '')
+end
+-- Keys outlive what they hold (`ms` from now) by the key grace (ARGV[#ARGV]); they are
+-- extended by twice that at once, so most calls only read two TTLs. A key is never
+-- shortened (several graces may share a resource).
+local function keep_keys(ms)
+  local wanted = ms + tonumber(ARGV[#ARGV])
+  if redis.call('PTTL', LEASES) >= wanted and redis.call('PTTL', PLACES) >= wanted then
+    return
+  end
+  for i = 1, 5 do
+    if redis.call('PTTL', KEYS[i]) < wanted then
+      redis.call('PEXPIRE', KEYS[i], wanted + tonumber(ARGV[#ARGV]))
+    end
   end
 end
 """
 
-# KEYS[3] = closed flag. ARGV: ttl_ms, limit (-1 = none), lease id, holder, grace.
-# Returns {1, count, expires} admitted · {0, count} full · {-1, count} closed.
+# ARGV: ttl_ms, limit (-1 = none), lease id, holder, grace_ms, count, key grace.
+# Returns {1, places, expires, how, in grace} admitted (how: 0 a new place, 1 the
+# holder's place taken back from grace, 2 shared with the holder's live lease) ·
+# {0, places, in grace} full · {-1, places, in grace} closed.
+# The holder's own place is looked for before the limit: it is theirs, full or not.
 _ADMIT = (
     _PRELUDE
     + """
-local count = redis.call('ZCARD', KEYS[1])
-if redis.call('EXISTS', KEYS[3]) == 1 then return {-1, count} end
-local limit = tonumber(ARGV[2])
-if limit >= 0 and count >= limit then return {0, count} end
-local expires = now + tonumber(ARGV[1])
-redis.call('ZADD', KEYS[1], expires, ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-keep_keys(tonumber(ARGV[1]))
-return {1, count + 1, expires}
+local ttl, limit, lease, holder = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
+local grace = tonumber(ARGV[5])
+if redis.call('EXISTS', KEYS[6]) == 1 then
+  return {-1, redis.call('ZCARD', PLACES), redis.call('ZCARD', IDLE)}
+end
+local taken = redis.call('ZCARD', PLACES)
+local place, how = nil, 0
+if ARGV[6] == 'users' then
+  local own = user_place(holder)
+  if redis.call('ZSCORE', PLACES, own) then
+    place = own
+    if tonumber(redis.call('HGET', META, 'n|' .. own) or '0') > 0 then how = 2 else how = 1 end
+  end
+else
+  local prefix = idle_prefix(holder)
+  local held = redis.call('ZRANGEBYLEX', IDLE, '[' .. prefix, '[' .. prefix .. '\\255',
+                          'LIMIT', 0, 1)
+  if #held > 0 then
+    -- The held place is renamed after the lease taking it back.
+    forget(string.sub(held[1], #prefix + 1), holder)
+    place, how = connection_place(lease), 1
+  end
+end
+if not place then
+  if limit >= 0 and taken >= limit then return {0, taken, redis.call('ZCARD', IDLE)} end
+  if ARGV[6] == 'users' then place = user_place(holder) else place = connection_place(lease) end
+  taken = taken + 1
+end
+if how == 1 then redis.call('ZREM', IDLE, idle_prefix(holder) .. place) end
+local expires = now + ttl
+redis.call('ZADD', LEASES, expires, lease)
+redis.call('HSET', HOLDERS, lease, holder)
+redis.call('ZADD', PLACES, 'GT', expires, place)
+redis.call('HINCRBY', META, 'n|' .. place, 1)
+redis.call('HSET', META, 'h|' .. place, holder, 'g|' .. place, grace)
+keep_keys(ttl + grace)
+return {1, taken, expires, how, redis.call('ZCARD', IDLE)}
 """
 )
 
-# ARGV: ttl_ms, lease id, holder, grace. Returns {1, expires} · {0} gone · {-1} not holder.
+# ARGV: ttl_ms, lease id, holder, key grace. Returns {1, expires} · {0} gone · {-1} not holder.
 _RENEW = (
     _PRELUDE
     + """
-if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return {0} end
-if redis.call('HGET', KEYS[2], ARGV[2]) ~= ARGV[3] then return {-1} end
-local expires = now + tonumber(ARGV[1])
-redis.call('ZADD', KEYS[1], 'XX', expires, ARGV[2])
-keep_keys(tonumber(ARGV[1]))
+local ttl, lease, holder = tonumber(ARGV[1]), ARGV[2], ARGV[3]
+if not redis.call('ZSCORE', LEASES, lease) then return {0} end
+if redis.call('HGET', HOLDERS, lease) ~= holder then return {-1} end
+local expires = now + ttl
+redis.call('ZADD', LEASES, 'XX', expires, lease)
+local place = place_of(lease, holder)
+redis.call('ZADD', PLACES, 'XX', 'GT', expires, place)
+keep_keys(ttl + tonumber(redis.call('HGET', META, 'g|' .. place) or '0'))
 return {1, expires}
 """
 )
 
-# ARGV: lease id, holder, grace. Returns {1, expires} · {0} gone · {-1} not holder.
+# ARGV: lease id, holder, key grace. Returns {1, expires} left (the place is freed unless
+# another live lease holds it: a leave starts no grace) · {2} the lease had lapsed and its
+# place, held in grace for the holder, is freed · {0} gone · {-1} not holder.
 _RELEASE = (
     _PRELUDE
     + """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local lease, holder = ARGV[1], ARGV[2]
+local score = redis.call('ZSCORE', LEASES, lease)
+if score then
+  if redis.call('HGET', HOLDERS, lease) ~= holder then return {-1} end
+  local place = place_of(lease, holder)
+  redis.call('ZREM', LEASES, lease)
+  redis.call('HDEL', HOLDERS, lease)
+  if redis.call('HINCRBY', META, 'n|' .. place, -1) <= 0 then forget(place, holder) end
+  return {1, score}
+end
+for _, place in ipairs({connection_place(lease), user_place(holder)}) do
+  if redis.call('ZSCORE', IDLE, idle_prefix(holder) .. place) then
+    forget(place, holder)
+    return {2}
+  end
+end
+return {0}
+"""
+)
+
+# ARGV: lease id, holder, key grace. Returns {1, expires} · {0} gone · {-1} not holder.
+_DROP = (
+    _PRELUDE
+    + """
+local lease, holder = ARGV[1], ARGV[2]
+local score = redis.call('ZSCORE', LEASES, lease)
 if not score then return {0} end
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return {-1} end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
+if redis.call('HGET', HOLDERS, lease) ~= holder then return {-1} end
+redis.call('ZREM', LEASES, lease)
+redis.call('HDEL', HOLDERS, lease)
+disconnect(lease, holder, now)
+keep_keys(tonumber(redis.call('HGET', META, 'g|' .. place_of(lease, holder)) or '0'))
 return {1, score}
 """
 )
 
-# ARGV: grace. Returns the live count.
-_COUNT = _PRELUDE + "\nreturn redis.call('ZCARD', KEYS[1])\n"
+# ARGV: key grace. Returns {places, in grace, live leases}.
+_COUNT = (
+    _PRELUDE
+    + """
+return {redis.call('ZCARD', PLACES), redis.call('ZCARD', IDLE), redis.call('ZCARD', LEASES)}
+"""
+)
 
-# ARGV: grace. Returns {lease id, expires, holder, …}.
+# ARGV: key grace. Returns {lease id, expires, holder, …}.
 _LIST = (
     _PRELUDE
     + """
-local rows = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+local rows = redis.call('ZRANGE', LEASES, 0, -1, 'WITHSCORES')
 local out = {}
 for i = 1, #rows, 2 do
   out[#out + 1] = rows[i]
   out[#out + 1] = rows[i + 1]
-  out[#out + 1] = redis.call('HGET', KEYS[2], rows[i]) or ''
+  out[#out + 1] = redis.call('HGET', HOLDERS, rows[i]) or ''
 end
 return out
 """
 )
 
-# KEYS[3] = closed flag. ARGV: flag seconds, grace. Returns how many live leases were evicted.
+# ARGV: flag seconds, key grace. Evicts every lease and place (grace or not); returns how
+# many places were taken.
 _CLOSE = (
     _PRELUDE
     + """
-local count = redis.call('ZCARD', KEYS[1])
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SET', KEYS[3], '1', 'EX', tonumber(ARGV[1]))
+local count = redis.call('ZCARD', PLACES)
+redis.call('DEL', LEASES, HOLDERS, PLACES, IDLE, META)
+redis.call('SET', KEYS[6], '1', 'EX', tonumber(ARGV[1]))
 return count
 """
 )
@@ -171,18 +303,17 @@ class RedisPresence:
         self._admit = self._redis.register_script(_ADMIT)
         self._renew = self._redis.register_script(_RENEW)
         self._release = self._redis.register_script(_RELEASE)
+        self._drop = self._redis.register_script(_DROP)
         self._count = self._redis.register_script(_COUNT)
         self._list = self._redis.register_script(_LIST)
         self._close = self._redis.register_script(_CLOSE)
         # Joins, heartbeats, leaves and counts of one loop turn share a pipeline.
         self._batch = ScriptBatcher(self._redis)
 
-    def _keys(self, resource: Resource, *, flag: bool = False) -> list[str]:
+    def _keys(self, resource: Resource) -> list[str]:
+        """Every script gets all six keys of its resource, in this order (see _PRELUDE)."""
         base = f"{self._prefix}:presence:{{{resource.key}}}"
-        keys = [f"{base}:leases", f"{base}:holders"]
-        if flag:
-            keys.append(f"{base}:closed")
-        return keys
+        return [f"{base}:{name}" for name in _KEY_NAMES]
 
     async def _call(self, work: Callable[[], Awaitable[T]]) -> T:
         try:
@@ -193,7 +324,14 @@ class RedisPresence:
             ) from exc
 
     async def admit(
-        self, resource: Resource, holder: str, *, limit: int | None, ttl: float
+        self,
+        resource: Resource,
+        holder: str,
+        *,
+        limit: int | None,
+        ttl: float,
+        grace: float = 0.0,
+        count: Count = Count.CONNECTIONS,
     ) -> Admission:
         lease_id = new_lease_id(resource)
         args: list[Arg] = [
@@ -201,14 +339,17 @@ class RedisPresence:
             -1 if limit is None else limit,
             lease_id,
             holder,
+            _grace_ms(grace),
+            count.value,
             _KEY_GRACE_MS,
         ]
-        keys = self._keys(resource, flag=True)
+        keys = self._keys(resource)
         reply: list[Any] = await self._call(lambda: self._batch.run(self._admit, keys, args))
-        status, count = int(reply[0]), int(reply[1])
+        status, taken = int(reply[0]), int(reply[1])
         if status == 1:
-            return Admission(Lease(lease_id, resource, holder, int(reply[2]) / 1000), count)
-        return Admission(None, count, closed=status == -1)
+            lease = Lease(lease_id, resource, holder, int(reply[2]) / 1000)
+            return Admission(lease, taken, place=_HOW[int(reply[3])], in_grace=int(reply[4]))
+        return Admission(None, taken, closed=status == -1, in_grace=int(reply[2]))
 
     async def renew(self, lease_id: str, holder: str, *, ttl: float) -> Lease | str:
         resource = parse_lease_id(lease_id)
@@ -220,22 +361,35 @@ class RedisPresence:
         return _lease_or_state(reply, lease_id, resource, holder)
 
     async def release(self, lease_id: str, holder: str) -> Lease | str:
+        return await self._end(self._release, lease_id, holder)
+
+    async def drop(self, lease_id: str, holder: str) -> Lease | str:
+        return await self._end(self._drop, lease_id, holder)
+
+    async def _end(self, script: AsyncScript, lease_id: str, holder: str) -> Lease | str:
         resource = parse_lease_id(lease_id)
         if resource is None:
             return LeaseState.GONE
         args: list[Arg] = [lease_id, holder, _KEY_GRACE_MS]
         keys = self._keys(resource)
-        reply: list[Any] = await self._call(lambda: self._batch.run(self._release, keys, args))
+        reply: list[Any] = await self._call(lambda: self._batch.run(script, keys, args))
         return _lease_or_state(reply, lease_id, resource, holder)
 
     async def occupancy(self, resource: Resource) -> int:
-        keys = self._keys(resource)
-        count: int = await self._call(lambda: self._batch.run(self._count, keys, [_KEY_GRACE_MS]))
-        return int(count)
+        return (await self.tallies([resource]))[resource].places
 
     async def occupancies(self, resources: list[Resource]) -> dict[Resource, int]:
+        return {r: tally.places for r, tally in (await self.tallies(resources)).items()}
+
+    async def tallies(self, resources: list[Resource]) -> dict[Resource, Tally]:
         if not resources:
             return {}
+        if len(resources) == 1:
+            keys = self._keys(resources[0])
+            one: list[Any] = await self._call(
+                lambda: self._batch.run(self._count, keys, [_KEY_GRACE_MS])
+            )
+            return {resources[0]: _tally(one)}
 
         async def run() -> list[Any]:
             pipe = self._redis.pipeline(transaction=False)
@@ -244,8 +398,8 @@ class RedisPresence:
             result: list[Any] = await pipe.execute()
             return result
 
-        counts = await self._call(run)
-        return {r: int(c) for r, c in zip(resources, counts, strict=True)}
+        replies = await self._call(run)
+        return {r: _tally(reply) for r, reply in zip(resources, replies, strict=True)}
 
     async def leases(self, resource: Resource) -> list[Lease]:
         keys = self._keys(resource)
@@ -256,13 +410,13 @@ class RedisPresence:
         ]
 
     async def close_resource(self, resource: Resource) -> int:
-        keys = self._keys(resource, flag=True)
+        keys = self._keys(resource)
         args: list[Arg] = [_CLOSED_FLAG_SECONDS, _KEY_GRACE_MS]
         evicted: int = await self._call(lambda: self._close(keys=keys, args=args))
         return int(evicted)
 
     async def reopen_resource(self, resource: Resource) -> None:
-        flag = self._keys(resource, flag=True)[2]
+        flag = self._keys(resource)[-1]
         await self._call(lambda: self._redis.delete(flag))
 
     async def ping(self) -> None:
@@ -276,10 +430,20 @@ def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
 
+def _grace_ms(seconds: float) -> int:
+    return max(0, round(seconds * 1000))
+
+
+def _tally(reply: list[Any]) -> Tally:
+    return Tally(places=int(reply[0]), in_grace=int(reply[1]), connections=int(reply[2]))
+
+
 def _lease_or_state(
     reply: list[Any], lease_id: str, resource: Resource, holder: str
 ) -> Lease | str:
     status = int(reply[0])
     if status == 1:
         return Lease(lease_id, resource, holder, int(float(reply[1])) / 1000)
+    if status == 2:
+        return LeaseState.RELINQUISHED
     return LeaseState.NOT_HOLDER if status == -1 else LeaseState.GONE

@@ -4,12 +4,17 @@ Protocol (JSON text frames):
 
 * server → `{"type": "joined", "lease": {…}, "viewers": n, "limit": m}` once admitted
   (again, with `"rejoined": true`, if the lease was lost, e.g. in a Redis restart, and a
-  place was still free);
+  place was still free, or still the viewer's); `viewers` counts places taken, those
+  held in grace included, and `lease.place` says `resumed` when the viewer's place was
+  given back;
 * server → `{"type": "error", "code": "viewer_limit_reached", …}` then close 4409;
 * client → `{"type": "ping"}` renews the lease; server → `{"type": "pong", …}`;
-* client → `{"type": "leave"}` frees the place; server → `{"type": "left"}`, close 1000;
-* closing the socket frees the place at once; a client silent for the whole TTL gets
-  `lease_expired` and close 4410 (its place was already given up by the store).
+* client → `{"type": "leave"}` frees the place at once; server → `{"type": "left"}`,
+  close 1000;
+* a socket that ends without `leave` (closed, dropped, or this server shutting down)
+  keeps its place for the viewer for the stream's grace: connecting again within it
+  takes the place back, even when the stream is full. A client silent for the whole TTL
+  gets `lease_expired` and close 4410; its lease has lapsed and its grace runs from then.
 """
 
 from __future__ import annotations
@@ -73,9 +78,9 @@ async def stream(websocket: WebSocket, event_id: str) -> None:
     try:
         await holder.serve()
     except (WebSocketDisconnect, OSError, RuntimeError):
-        pass  # the client went away mid-send: the finally clause frees its place
+        pass  # the client went away mid-send: the finally clause lets its lease go
     finally:
-        await holder.let_go()
+        await holder.let_go(leaving=False)
 
 
 class _Viewer:
@@ -117,7 +122,7 @@ class _Viewer:
         if kind == "ping":
             await self._renew()
         elif kind == "leave":
-            await self.let_go()
+            await self.let_go(leaving=True)
             await self.websocket.send_json({"type": "left"})
             await self.websocket.close(code=NORMAL_CLOSURE)
         else:
@@ -160,12 +165,15 @@ class _Viewer:
         self.lease = lease
         self.deadline = time.monotonic() + lease.ttl_seconds
 
-    async def let_go(self) -> None:
-        """Free the place now; if the store is unreachable the lease expires on its own."""
+    async def let_go(self, *, leaving: bool) -> None:
+        """End the lease now: a leave frees the place at once; any other end of the
+        socket keeps it for the viewer's return within grace. If the store is unreachable
+        the lease expires on its own (and its grace follows)."""
         lease, self.lease = self.lease, None
         if lease is not None:
+            end = live.release if leaving else live.drop
             with contextlib.suppress(HeadcountError):
-                await live.release(self.rt, self.principal, lease.lease_id)
+                await end(self.rt, self.principal, lease.lease_id)
 
 
 def _message_type(text: str) -> str | None:

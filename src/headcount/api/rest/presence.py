@@ -2,6 +2,8 @@
 
 For clients that cannot hold a WebSocket: a join returns a lease; renew it with
 `POST /leases/{id}/heartbeat` well within `ttl_seconds`; `DELETE /leases/{id}` leaves.
+A lease that runs out unrenewed keeps its place for the holder `grace_seconds` longer:
+joining again meanwhile gives it back (`place: "resumed"`), even when the space is full.
 
 Each kind's routes come from its registry entry (`capacity/spaces.py`), so a new kind
 gets them without a line here: an entry organizers manage gets create and list under its
@@ -86,7 +88,9 @@ VERBS = {
         201,
         (401, 404, 409, 503),
         "join_{kind}",
-        "Take a place: a lease, or 409 {refusals}.",
+        "Take a place: a lease, or 409 {refusals}. The caller's own place is theirs "
+        "whether the {noun} is full or not: another connection of theirs shares it, and "
+        "a place kept in grace after a lost connection is given back.",
     ),
     "holders": Verb(
         "GET",
@@ -207,7 +211,8 @@ async def heartbeat(rt: RuntimeDep, who: PrincipalDep, lease_id: LeaseId) -> Lea
     "/leases/{lease_id}", status_code=204, tags=["leases"], responses=problems(401, 404, 503)
 )
 async def leave(rt: RuntimeDep, who: PrincipalDep, lease_id: LeaseId) -> Response:
-    """Leave now; the place is free at once."""
+    """Leave now: the place is free at once, with no grace (a lease that already ran out
+    gives up the place still held for it)."""
     await live.release(rt, who, lease_id)
     return Response(status_code=204)
 

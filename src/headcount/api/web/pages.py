@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from headcount.api.auth import RuntimeDep
+from headcount.api.web import places
 from headcount.capacity import events, snapshot
 from headcount.domain.errors import NotFound
 
@@ -51,6 +52,9 @@ async def _page(rt: RuntimeDep, request: Request, event_id: str, name: str) -> H
         {
             "event": event,
             "capacity": capacity,
+            "place_kinds": places.kinds(),
+            "place_cards": places.cards(capacity),
+            "place_config": places.described(),
             "poll_ms": POLL_MS,
             "chart_minutes": CHART_MINUTES,
         },

@@ -101,6 +101,8 @@ function renderTicketTable(snap) {
 
 const dash = (v) => (v === null || v === undefined ? "–" : String(v));
 const state = (isFull, extra = "") => (isFull === null ? "unknown" : isFull ? "Full" : extra || "Open");
+// Places kept for people whose connection dropped: they count against the limit too.
+const held = (n) => (n ? ` (+${n} held)` : "");
 
 /** One row per item; the first cell is the row header. */
 const LISTS = {
@@ -108,8 +110,9 @@ const LISTS = {
     p.is_exhausted ? "Exhausted" : "Open"],
   sessions: (s) => [s.title, s.current_attendance, s.max_participants, s.remaining,
     s.waitlist_enabled ? s.waitlist_length : "no waitlist"],
-  booths: (b) => [b.name, dash(b.visitors), dash(b.max_visitors), state(b.is_full)],
-  breakout_rooms: (r) => [r.name, dash(r.participants), r.capacity,
+  booths: (b) => [b.name, dash(b.visitors) + held(b.in_grace), dash(b.max_visitors),
+    state(b.is_full)],
+  breakout_rooms: (r) => [r.name, dash(r.participants) + held(r.in_grace), r.capacity,
     r.status === "open" ? state(r.is_full) : r.status],
   huddles: (h) => [h.name, h.members, h.capacity, state(h.is_full)],
 };
@@ -190,6 +193,7 @@ function render(snap) {
   setText(tiles, "max-attendees", dash(snap.max_attendees));
   setText(tiles, "viewers", dash(snap.viewers && snap.viewers.viewers));
   setText(tiles, "viewer-limit", dash(snap.viewers && snap.viewers.limit));
+  setText(tiles, "viewers-held", held(snap.viewers && snap.viewers.in_grace));
   setText(tiles, "sold", snap.tickets.sold);
   setText(tiles, "reserved", snap.tickets.reserved);
   setText(tiles, "available", snap.tickets.available);

@@ -3,6 +3,7 @@
 import {
   adoptTokenFromUrl, api, bindTokenForm, getToken, setText, watchCapacity,
 } from "./live.js";
+import { livePlaces } from "./places.js";
 
 const main = document.querySelector("main[data-page=event]");
 const eventId = main.dataset.eventId;
@@ -183,8 +184,11 @@ function render(snap) {
   const sessions = snap.sessions || [];
   document.getElementById("sessions").hidden = sessions.length === 0;
   for (const s of sessions) renderSession(s);
+  places.render(snap);
 }
 
+// The stream, booths, breakout rooms and huddles (places.js); `needToken` is hoisted.
+const places = livePlaces(eventId, { say, complain, needToken, refresh: () => watcher.refresh() });
 const watcher = watchCapacity(eventId, Number(main.dataset.pollMs) || 2000, render);
 
 function rerender() {
@@ -412,8 +416,9 @@ setInterval(() => {
 }, QUEUE_CHECK_MS);
 
 adoptTokenFromUrl();
-bindTokenForm(() => {
+bindTokenForm((claims) => {
   loadOrders();
   loadMine();
   loadQueues();
+  places.signedIn(claims);
 });

@@ -34,13 +34,18 @@ export class ApiError extends Error {
     super((problem && problem.detail) || `request failed (HTTP ${status})`);
     this.status = status;
     this.code = problem && problem.code;
+    this.problem = problem || {}; // a refusal's members, e.g. the count and limit it saw
   }
 }
 
-/** Call the REST API; a refusal becomes an ApiError carrying the problem's detail and code. */
-export async function api(method, path, body) {
+/**
+ * Call the REST API; a refusal becomes an ApiError carrying the problem's detail and code.
+ * `as` names the token to use instead of this tab's current one (a place left on signing
+ * out is left as the user who took it).
+ */
+export async function api(method, path, body, as = undefined) {
   const headers = { Accept: "application/json" };
-  const token = getToken();
+  const token = as === undefined ? getToken() : as;
   if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   // A fresh key per click: a network retry of this same request cannot hold twice.
