@@ -17,6 +17,7 @@ from headcount.config import Settings
 from headcount.runtime import Runtime
 from support import services
 from support.databases import BACKENDS, backend_url, postgres_database, sqlite_database
+from support.private_services import PrivateRedisCluster, private_redis_cluster, redis_available
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +74,27 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[PrivateRedisCluster]:
+    """A private Redis Cluster (3 masters, 3 replicas) for the whole session.
+
+    Tests that kill or restart nodes start their own (`private_redis_cluster`).
+    """
+    if not redis_available():
+        services.missing(
+            "redis-server",
+            "redis-server is not installed",
+            skip_reason="redis-server is not installed: the cluster tests need it",
+        )
+    with private_redis_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: PrivateRedisCluster) -> str:
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server-logs")
 
@@ -83,7 +105,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = getattr(item, "fixturenames", ())
         if "postgres_url" in names and "database_url" not in names:
             item.add_marker(pytest.mark.postgres)
-        if "redis_url" in names:
+        if "redis_url" in names or "redis_cluster_url" in names:
             item.add_marker(pytest.mark.redis)
 
 

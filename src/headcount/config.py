@@ -21,8 +21,16 @@ class Settings(BaseSettings):
 
     env: Literal["development", "test", "production"] = "development"
     database_url: str = "sqlite:///./headcount.db"
+    # `redis://`/`rediss://` for one Redis, `redis+cluster://`/`rediss+cluster://` (any
+    # node) for a Redis Cluster; unset = in-process presence (presence/redis.py).
     redis_url: str | None = None
-    redis_key_prefix: str = "hc"
+    redis_key_prefix: str = Field(default="hc", pattern=r"^[^{}]*$")  # braces: hash tags
+    # The failover guard (presence/batching.py): after an admission, `WAIT` this many
+    # milliseconds for `redis_replica_acks` replicas to confirm it before answering, and
+    # refuse with 503 when they do not. 0 = off (a Redis without replicas could never
+    # confirm). Costs a replica round trip per admitting batch; docs/scale-out.md.
+    redis_replica_ack_ms: int = Field(default=0, ge=0, le=10_000)
+    redis_replica_acks: int = Field(default=1, ge=1, le=16)
 
     jwt_secret: str = DEV_JWT_SECRET
     jwt_public_key: str | None = None
