@@ -500,9 +500,9 @@ class PrivateRedisCluster:
         for port in self.ports:
             self.kill_node(port)
 
-    def restart_all(self) -> None:
-        """Every node killed and started again: the layout (nodes.conf) survives, data not."""
-        self.stop()
+    def come_back(self) -> None:
+        """Start every node again after `stop` and wait until the cluster settles: the
+        layout survives in nodes.conf, the data does not."""
         self.start()
         self.wait_healthy()
 
