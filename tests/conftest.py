@@ -12,12 +12,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from headcount.config import Settings
 from headcount.runtime import Runtime
 from support import services
 from support.databases import BACKENDS, backend_url, postgres_database, sqlite_database
-from support.private_services import PrivateRedisCluster, private_redis_cluster, redis_available
+from support.private_services import (
+    PrivatePgBouncer,
+    PrivateRedisCluster,
+    pgbouncer_available,
+    private_pgbouncer,
+    private_redis_cluster,
+    redis_available,
+)
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +79,26 @@ async def http(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
 def redis_url() -> str:
     services.need_redis()
     return services.REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(_postgres_session_url: str) -> Iterator[PrivatePgBouncer]:
+    """A private PgBouncer (transaction mode) in front of the shared PostgreSQL."""
+    if not pgbouncer_available():
+        services.missing(
+            "pgbouncer",
+            "pgbouncer is not installed",
+            skip_reason="pgbouncer is not installed: the pooler tests need it",
+        )
+    port = make_url(_postgres_session_url).port or 5432
+    with private_pgbouncer(port, pool_size=20) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture
+def pgbouncer_url(pgbouncer: PrivatePgBouncer, _postgres_session_url: str) -> str:
+    """The session's PostgreSQL database, through PgBouncer (`?pooler=transaction`)."""
+    return pgbouncer.through(_postgres_session_url)
 
 
 @pytest.fixture(scope="session")

@@ -594,3 +594,135 @@ def _kill_pidfile(pidfile: Path, alive: Callable[[], bool]) -> None:
     _wait(lambda: not alive(), 10)
     with contextlib.suppress(OSError):
         pidfile.unlink()
+
+
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+PSQL = shutil.which("psql") or str(PG_BIN / "psql")
+
+
+def pgbouncer_available() -> bool:
+    return Path(PGBOUNCER).exists()
+
+
+@dataclass
+class PrivatePgBouncer:
+    """PgBouncer in `pool_mode = transaction` in front of one PostgreSQL server."""
+
+    directory: Path
+    port: int
+    upstream_port: int
+    pool_size: int
+    user: str | None
+
+    @property
+    def pidfile(self) -> Path:
+        return self.directory / "pgbouncer.pid"
+
+    @property
+    def log(self) -> Path:
+        return self.directory / "pgbouncer.log"
+
+    def url(self, database: str) -> str:
+        """A database through this pooler, marked so that Headcount knows (ledger/urls.py)."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}?pooler=transaction"
+
+    def through(self, direct_url: str) -> str:
+        """`direct_url`'s database, reached through this pooler."""
+        return self.url(direct_url.rsplit("/", 1)[1].split("?", maxsplit=1)[0])
+
+    def write_config(self) -> None:
+        (self.directory / "userlist.txt").write_text('"postgres" ""\n')
+        (self.directory / "pgbouncer.ini").write_text(
+            f"""[databases]
+* = host=127.0.0.1 port={self.upstream_port}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {self.directory / "userlist.txt"}
+pool_mode = transaction
+default_pool_size = {self.pool_size}
+max_db_connections = {self.pool_size}
+reserve_pool_size = 0
+max_client_conn = 1000
+; transaction mode: nothing of a session survives a transaction, nothing to reset
+server_reset_query =
+; a dead or restarting server is retried every second, not every 15
+server_login_retry = 1
+server_connect_timeout = 2
+query_wait_timeout = 30
+admin_users = postgres
+stats_users = postgres
+logfile = {self.log}
+pidfile = {self.pidfile}
+"""
+        )
+
+    def start(self) -> None:
+        command = [PGBOUNCER, "-d", str(self.directory / "pgbouncer.ini")]
+        if self.user is not None:
+            command[1:1] = ["-u", self.user]  # PgBouncer refuses to run as root
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"pgbouncer failed: {done.stdout}{done.stderr}\n{self.logs()}")
+        if not _wait(self._listening, 10):
+            raise RuntimeError(f"pgbouncer is not listening:\n{self.logs()}")
+
+    def _listening(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), 0.5):
+                return True
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        _kill_pidfile(self.pidfile, self._listening)
+
+    def show(self, what: str) -> list[dict[str, str]]:
+        """`SHOW <what>` on the admin console (simple protocol only: through psql)."""
+        done = subprocess.run(
+            [
+                *(PSQL, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"),
+                *("-A", "-F", "\t", "-P", "footer=off", "-c", f"SHOW {what}", "pgbouncer"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"SHOW {what} failed: {done.stdout}{done.stderr}")
+        header, *rows = done.stdout.strip().splitlines()
+        names = header.split("\t")
+        return [dict(zip(names, row.split("\t"), strict=False)) for row in rows]
+
+    def logs(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+
+@contextlib.contextmanager
+def private_pgbouncer(upstream_port: int, *, pool_size: int = 20) -> Iterator[PrivatePgBouncer]:
+    """PgBouncer (transaction mode, `pool_size` server connections at most) on a free port
+    in front of the PostgreSQL on `upstream_port`; always stopped and deleted."""
+    user = _pg_user()
+    directory = Path(tempfile.mkdtemp(prefix="hc-pgb-", dir="/tmp"))
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(directory, entry.pw_uid, entry.pw_gid)
+    bouncer = PrivatePgBouncer(directory, free_port(), upstream_port, pool_size, user)
+    watcher = _reap_when_we_die(
+        f'kill -9 "$(cat {bouncer.pidfile} 2>/dev/null)"; rm -rf {directory}'
+    )
+    try:
+        bouncer.write_config()
+        bouncer.start()
+        yield bouncer
+    finally:
+        bouncer.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+        _dismiss(watcher)

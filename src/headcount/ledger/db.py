@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import (
 from headcount.config import Settings
 from headcount.domain.errors import InvalidRequest, ServiceUnavailable, Timeout
 from headcount.ledger import changes
-from headcount.ledger.urls import async_url
+from headcount.ledger.urls import async_url, driver_options
+from headcount.ledger.wire import timed_connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -105,18 +106,23 @@ class Database:
             )
             _make_sqlite_transactions_immediate(engine, busy_ms=int(busy * 1000))
             return engine
-        server_settings = {"application_name": "headcount"}
-        connect_args: dict[str, Any] = {"timeout": settings.db_connect_timeout}
+        connect_args: dict[str, Any] = {
+            "timeout": settings.db_connect_timeout,
+            # The one startup parameter PgBouncer passes on besides the encoding.
+            "server_settings": {"application_name": "headcount"},
+            **driver_options(settings.database_url),
+        }
         if settings.db_statement_timeout_ms:
-            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-            server_settings["lock_timeout"] = str(settings.db_statement_timeout_ms)
+            # Statement and lock timeouts travel with every BEGIN (`SET LOCAL`, in the same
+            # message: no extra round trip), not as startup parameters, which a
+            # transaction pooler neither forwards nor keeps per client.
+            connect_args["connection_class"] = timed_connection(settings.db_statement_timeout_ms)
             # The server-side timeouts cannot fire when the server itself stalls (frozen
             # host, network partition): the client must give up too, slightly later, so a
             # request fails fast with 503 instead of waiting forever on a silent socket.
             connect_args["command_timeout"] = (
                 settings.db_statement_timeout_ms / 1000 + CLIENT_TIMEOUT_MARGIN
             )
-        connect_args["server_settings"] = server_settings
         engine = create_async_engine(
             self.url,
             pool_size=settings.db_pool_size,
