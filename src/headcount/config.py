@@ -20,7 +20,18 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEADCOUNT_", extra="ignore")
 
     env: Literal["development", "test", "production"] = "development"
+    # Add `?pooler=transaction` to a PostgreSQL URL that goes through PgBouncer (or any
+    # transaction-mode pooler): ledger/urls.py.
     database_url: str = "sqlite:///./headcount.db"
+    # A streaming replica for reads that may lag (capacity snapshots, listings, the
+    # dashboard): `Database.snapshot(may_lag=True)`. Admissions never read from it.
+    database_read_url: str | None = None
+    read_max_lag: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds a replica may be behind the primary and still serve reads; "
+        "a replica further behind, or unreachable, is skipped and the primary serves",
+    )
     # `redis://`/`rediss://` for one Redis, `redis+cluster://`/`rediss+cluster://` (any
     # node) for a Redis Cluster; unset = in-process presence (presence/redis.py).
     redis_url: str | None = None

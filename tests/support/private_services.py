@@ -726,3 +726,46 @@ def private_pgbouncer(upstream_port: int, *, pool_size: int = 20) -> Iterator[Pr
         bouncer.stop()
         shutil.rmtree(directory, ignore_errors=True)
         _dismiss(watcher)
+
+
+@contextlib.contextmanager
+def private_replica(
+    primary: PrivatePostgres, settings: Mapping[str, str] | None = None
+) -> Iterator[PrivatePostgres]:
+    """A streaming replica of `primary` on a free port: `pg_basebackup -R` (which writes
+    `standby.signal` and the connection to the primary), then started as a hot standby.
+    Every statement it runs is logged with the client's application name (`%a`), so a test
+    can tell who read from it. Always stopped and deleted afterwards."""
+    user = _pg_user()
+    directory = Path(tempfile.mkdtemp(prefix="hc-pgr-", dir="/tmp"))
+    if user is not None:
+        entry = pwd.getpwnam(user)
+        os.chown(directory, entry.pw_uid, entry.pw_gid)
+    standby = {
+        **FAULT_TEST_SETTINGS,
+        "hot_standby": "on",
+        "log_statement": "all",
+        "log_line_prefix": "'app=%a '",
+        **(settings or {}),
+    }
+    replica = PrivatePostgres(directory, free_port(), user, standby)
+    run_as = f"runuser -u {user} -- " if user else ""
+    watcher = _reap_when_we_die(
+        f"{run_as}{PG_BIN / 'pg_ctl'} -D {replica.data} -m immediate stop; rm -rf {directory}"
+    )
+    try:
+        done = replica._run(
+            str(PG_BIN / "pg_basebackup"),
+            *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+            *("-D", str(replica.data), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast"),
+            timeout=120,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed: {done.stdout}{done.stderr}")
+        replica.start()
+        yield replica
+    finally:
+        with contextlib.suppress(Exception):
+            replica.stop("immediate")
+        shutil.rmtree(directory, ignore_errors=True)
+        _dismiss(watcher)

@@ -25,6 +25,8 @@ from headcount.domain.errors import HeadcountError, InvalidRequest
 from headcount.runtime import Runtime
 
 router = APIRouter()
+# When and from how far behind a snapshot was read: not a change of any figure.
+_STAMPS = {"taken_at", "as_of", "replica_lag_ms"}
 DEFAULT_INTERVAL = 1.0
 MIN_INTERVAL, MAX_INTERVAL = 0.25, 30.0
 
@@ -60,7 +62,7 @@ async def capacity(websocket: WebSocket, event_id: str) -> None:
         await refuse(websocket, exc)
         return
     event_id = first.event_id
-    last: dict[str, Any] = first.model_dump(mode="json", exclude={"taken_at"})
+    last: dict[str, Any] = first.model_dump(mode="json", exclude=_STAMPS)
     await websocket.send_json({"type": "snapshot", "snapshot": first.model_dump(mode="json")})
     flag = rt.signals.subscribe(event_id)
     reader = asyncio.create_task(_drain(websocket))
@@ -105,7 +107,7 @@ async def _push_changes(
         except HeadcountError as exc:  # e.g. database briefly down: say so, keep going
             await websocket.send_json(error_message(exc))
             continue
-        figures = current.model_dump(mode="json", exclude={"taken_at"})
+        figures = current.model_dump(mode="json", exclude=_STAMPS)
         if figures != last:
             last = figures
             await websocket.send_json(
