@@ -63,6 +63,7 @@ from headcount.presence.batching import (
     SingleTransport,
     Transport,
 )
+from headcount.presence.shared import RedisSharedValues
 
 T = TypeVar("T")
 Arg = str | int | float
@@ -204,6 +205,8 @@ class RedisPresence:
         # replica when the failover guard is on.
         self._batch = ScriptBatcher(transport, ack=replica_ack)
         self._giving_back: set[asyncio.Task[None]] = set()
+        # Values API processes compute once and share (presence/shared.py).
+        self.shared = RedisSharedValues(self._batch, prefix)
 
     @property
     def clustered(self) -> bool:
