@@ -144,7 +144,7 @@ async def test_a_migrating_slot_follows_ask(
         assert renewed.expires_at >= admitted.lease.expires_at
         assert redirects == ["AskError"]
     finally:
-        for node in (source, target):  # finish the move: the slot goes to the target
+        for node in (target, source):  # finish the move (target first): the slot is the target's
             cli(node.port, "CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
     assert await engine.occupancy(where) == 1  # now through MOVED to the new owner
     assert redirects == ["AskError", "MovedError"]

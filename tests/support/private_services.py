@@ -464,29 +464,41 @@ class PrivateRedisCluster:
         raise RuntimeError(f"no master owns slot {slot}")
 
     def replica_of(self, master_port: int) -> int:
-        layout = self.nodes()
-        master = next(n for n in layout if n.port == master_port)
-        return next(n.port for n in layout if n.master_id == master.node_id)
+        """The master's own word (`INFO replication`), not a peer's gossip, which may lag."""
+        for line in self.command(master_port, "INFO", "replication").splitlines():
+            if line.startswith("slave0:"):
+                fields = dict(part.split("=", 1) for part in line.split(":", 1)[1].split(","))
+                return int(fields["port"].strip())
+        raise RuntimeError(f"master {master_port} has no replica")
 
     def healthy(self) -> bool:
         """Every node up and agreeing: state ok, three masters with slots, each with an
-        online replica."""
+        online replica, and every node's gossip showing the same slot owners."""
         try:
-            for port in self.ports:
-                if not self.ping(port):
-                    return False
-                if "cluster_state:ok" not in self.command(port, "CLUSTER", "INFO"):
-                    return False
-            masters = self.masters()
-            if len(masters) != 3:
-                return False
-            for master in masters:
-                replication = self.command(master.port, "INFO", "replication")
-                if "connected_slaves:1" not in replication or "state=online" not in replication:
-                    return False
+            return self._all_up() and self._masters_replicated() and self._views_agree()
         except Exception:
             return False
-        return True
+
+    def _all_up(self) -> bool:
+        return all(
+            self.ping(port) and "cluster_state:ok" in self.command(port, "CLUSTER", "INFO")
+            for port in self.ports
+        )
+
+    def _masters_replicated(self) -> bool:
+        masters = self.masters()
+        return len(masters) == 3 and all(
+            "connected_slaves:1" in (info := self.command(m.port, "INFO", "replication"))
+            and "state=online" in info
+            for m in masters
+        )
+
+    def _views_agree(self) -> bool:
+        views = {
+            tuple(sorted((n.port, tuple(n.slots)) for n in self.nodes(port) if n.slots))
+            for port in self.ports
+        }
+        return len(views) == 1
 
     def wait_healthy(self, timeout: float = 30) -> None:
         if not _wait(self.healthy, timeout, poll=0.1):

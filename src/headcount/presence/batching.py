@@ -51,6 +51,8 @@ from redis.exceptions import (
     ResponseError,
     TryAgainError,
 )
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Calls per pipeline: bounds the size of one write and of one burst of replies.
 MAX_BATCH = 256
@@ -243,6 +245,7 @@ class ClusterTransport:
 
 
 _RESEND = (AskError, TryAgainError, NoScriptError)  # MovedError is an AskError
+_NODE_DOWN = (ClusterDownError, RedisConnectionError, RedisTimeoutError)
 
 
 class ScriptBatcher:
@@ -323,24 +326,30 @@ class ScriptBatcher:
         acks = replies.pop() if wait else None
         replies = replies[len(load) :][1::2] if asking else replies[len(load) :]
         again: list[tuple[_Call, BaseException]] = []
+        broken: BaseException | None = None
         for call, reply in zip(calls, replies, strict=True):
             if isinstance(reply, _RESEND):
                 again.append((call, reply))
             elif isinstance(reply, BaseException):
                 _fail([call], reply)
-                if isinstance(reply, ClusterDownError):
-                    await self._transport.unreachable(route, reply)
+                if isinstance(reply, _NODE_DOWN):
+                    broken = reply
             else:
                 self._answer(call, reply, acks)
+        if broken is not None:  # the connection died mid-reply, or the slot is down
+            await self._transport.unreachable(route, broken)
         if again:
-            await self._resend(route, again)
+            await self._resend(route, again, asking=asking)
 
-    async def _resend(self, route: Hashable, failed: list[tuple[_Call, BaseException]]) -> None:
+    async def _resend(
+        self, route: Hashable, failed: list[tuple[_Call, BaseException]], *, asking: bool
+    ) -> None:
         """Calls again where their answers sent them, one pipeline per destination.
 
         MOVED: the slot's new owner (the map is fixed first). ASK: the target, each call
-        after `ASKING`. TRYAGAIN: the same owner, 50 ms later. NOSCRIPT: the same node,
-        after loading the scripts it lacked. Each call follows at most MAX_REDIRECTS.
+        after `ASKING`. TRYAGAIN: the same node, 50 ms later. NOSCRIPT: the same node,
+        after loading the scripts it lacked. A call that was sent after `ASKING` keeps it
+        when it goes to the same node again. Each call follows at most MAX_REDIRECTS.
         """
         groups: dict[tuple[Hashable, bool], tuple[list[_Call], set[Script]]] = {}
         if any(isinstance(why, TryAgainError) for _, why in failed):
@@ -353,22 +362,20 @@ class ScriptBatcher:
             try:
                 if isinstance(why, AskError):  # MOVED is an AskError too
                     to = await self._transport.redirected(why)
-                    asking = not isinstance(why, MovedError)
-                elif isinstance(why, TryAgainError):
-                    to, asking = self._transport.route(call.keys), False
-                else:
-                    to, asking = route, False
+                    ask = not isinstance(why, MovedError)
+                else:  # TRYAGAIN, NOSCRIPT: the same node, as it was asked before
+                    to, ask = route, asking
             except BaseException as exc:
                 _fail([call], exc)
                 continue
-            calls, load = groups.setdefault((to, asking), ([], set()))
+            calls, load = groups.setdefault((to, ask), ([], set()))
             calls.append(call)
             if isinstance(why, NoScriptError):
                 load.add(call.script)
         await asyncio.gather(
             *(
-                self._send(to, calls, asking=asking, load=frozenset(load))
-                for (to, asking), (calls, load) in groups.items()
+                self._send(to, calls, asking=ask, load=frozenset(load))
+                for (to, ask), (calls, load) in groups.items()
             )
         )
 
