@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import limits, presence_storm, webhooks
+from bench import fanout, limits, presence_storm, webhooks
 from bench.flash_sale import SaleResult, flash_sale, http_floor
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
@@ -273,14 +273,48 @@ def webhooks_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     return rows
 
 
+def fanout_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    """Capacity sockets watching one event: server CPU and snapshot reads per second."""
+    with (
+        private_postgres() as admin,
+        scratch_postgres_database(server=admin) as url,
+        private_redis() as redis,
+    ):
+        env = {"HEADCOUNT_REDIS_URL": redis.url}
+        with serve(url, workers=2, log=log, extra_env=env) as served:
+            result = fanout.capacity_watchers(
+                served.base,
+                served.pid,
+                url,
+                redis.port,
+                watchers=args.watchers,
+                seconds=max(20.0, args.seconds * 4),
+            )
+    row = Row(
+        f"{result.watchers:,} capacity sockets on one event, 2 processes, 1 s tick",
+        {
+            "server cores": result.server_cores,
+            "snapshot tx/s": result.snapshot_tx_per_s,
+            "Redis cmds/s": result.redis_cmds_per_s,
+            "pushes/s": result.pushes_per_s,
+            "changes": result.changes,
+        },
+    )
+    print(table([row]), flush=True)
+    return [row]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
-        "--suite", choices=["tickets", "sqlite", "presence", "webhooks", "all"], default="all"
+        "--suite",
+        choices=["tickets", "sqlite", "presence", "webhooks", "fanout", "all"],
+        default="all",
     )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--viewers", type=int, default=5000, help="WebSocket viewers to hold")
+    parser.add_argument("--watchers", type=int, default=10_000, help="capacity sockets to hold")
     parser.add_argument("--quick", action="store_true", help="1 repetition of 3 s: a smoke run")
     args = parser.parse_args()
     if args.quick:
@@ -301,6 +335,7 @@ def main() -> None:
         "sqlite": sqlite_suite,
         "presence": presence_suite,
         "webhooks": webhooks_suite,
+        "fanout": fanout_suite,
     }
     for name, suite in suites.items():
         if args.suite in (name, "all"):

@@ -12,11 +12,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
 from headcount.config import Settings
 from headcount.runtime import Runtime
 from support import services
 from support.databases import BACKENDS, backend_url, postgres_database, sqlite_database
+from support.private_services import (
+    PrivatePgBouncer,
+    PrivateRedisCluster,
+    pgbouncer_available,
+    private_pgbouncer,
+    private_redis_cluster,
+    redis_available,
+)
 
 
 @pytest.fixture(scope="session")
@@ -73,6 +82,47 @@ def redis_url() -> str:
 
 
 @pytest.fixture(scope="session")
+def pgbouncer(_postgres_session_url: str) -> Iterator[PrivatePgBouncer]:
+    """A private PgBouncer (transaction mode) in front of the shared PostgreSQL."""
+    if not pgbouncer_available():
+        services.missing(
+            "pgbouncer",
+            "pgbouncer is not installed",
+            skip_reason="pgbouncer is not installed: the pooler tests need it",
+        )
+    port = make_url(_postgres_session_url).port or 5432
+    with private_pgbouncer(port, pool_size=20) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture
+def pgbouncer_url(pgbouncer: PrivatePgBouncer, _postgres_session_url: str) -> str:
+    """The session's PostgreSQL database, through PgBouncer (`?pooler=transaction`)."""
+    return pgbouncer.through(_postgres_session_url)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[PrivateRedisCluster]:
+    """A private Redis Cluster (3 masters, 3 replicas) for the whole session.
+
+    Tests that kill or restart nodes start their own (`private_redis_cluster`).
+    """
+    if not redis_available():
+        services.missing(
+            "redis-server",
+            "redis-server is not installed",
+            skip_reason="redis-server is not installed: the cluster tests need it",
+        )
+    with private_redis_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def redis_cluster_url(redis_cluster: PrivateRedisCluster) -> str:
+    return redis_cluster.url
+
+
+@pytest.fixture(scope="session")
 def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server-logs")
 
@@ -83,7 +133,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         names = getattr(item, "fixturenames", ())
         if "postgres_url" in names and "database_url" not in names:
             item.add_marker(pytest.mark.postgres)
-        if "redis_url" in names:
+        if "redis_url" in names or "redis_cluster_url" in names:
             item.add_marker(pytest.mark.redis)
 
 

@@ -20,9 +20,28 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HEADCOUNT_", extra="ignore")
 
     env: Literal["development", "test", "production"] = "development"
+    # Add `?pooler=transaction` to a PostgreSQL URL that goes through PgBouncer (or any
+    # transaction-mode pooler): ledger/urls.py.
     database_url: str = "sqlite:///./headcount.db"
+    # A streaming replica for reads that may lag (capacity snapshots, listings, the
+    # dashboard): `Database.snapshot(may_lag=True)`. Admissions never read from it.
+    database_read_url: str | None = None
+    read_max_lag: float = Field(
+        default=5.0,
+        gt=0,
+        description="seconds a replica may be behind the primary and still serve reads; "
+        "a replica further behind, or unreachable, is skipped and the primary serves",
+    )
+    # `redis://`/`rediss://` for one Redis, `redis+cluster://`/`rediss+cluster://` (any
+    # node) for a Redis Cluster; unset = in-process presence (presence/redis.py).
     redis_url: str | None = None
-    redis_key_prefix: str = "hc"
+    redis_key_prefix: str = Field(default="hc", pattern=r"^[^{}]*$")  # braces: hash tags
+    # The failover guard (presence/batching.py): after an admission, `WAIT` this many
+    # milliseconds for `redis_replica_acks` replicas to confirm it before answering, and
+    # refuse with 503 when they do not. 0 = off (a Redis without replicas could never
+    # confirm). Costs a replica round trip per admitting batch; docs/scale-out.md.
+    redis_replica_ack_ms: int = Field(default=0, ge=0, le=10_000)
+    redis_replica_acks: int = Field(default=1, ge=1, le=16)
 
     jwt_secret: str = DEV_JWT_SECRET
     jwt_public_key: str | None = None

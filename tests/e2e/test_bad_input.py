@@ -45,7 +45,8 @@ async def state_of(http: httpx.AsyncClient, event_id: str) -> dict[str, Any]:
     event = await http.get(f"/api/v1/events/{event_id}")
     orders = await http.get("/api/v1/orders", params={"event_id": event_id}, headers=ORG)
     snapshot = capacity.json()
-    snapshot.pop("taken_at", None)  # when it was read, not what it says
+    for stamp in ("taken_at", "as_of"):  # when it was read, not what it says
+        snapshot.pop(stamp, None)
     return {
         "capacity": snapshot,
         "types": types.json(),

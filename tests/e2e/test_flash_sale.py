@@ -1,7 +1,8 @@
 """A flash sale against two real server processes sharing one database.
 
 Hundreds of buyers, more demand than stock: exactly `quantity_total` is sold, every order
-is all-or-nothing, the counters equal the order rows, and `headcount reconcile` agrees.
+is all-or-nothing, the counters equal the order rows, and `headcount reconcile` agrees —
+on SQLite, on PostgreSQL, and on PostgreSQL through PgBouncer in transaction mode.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from headcount.domain.identity import Role
 from support.api import client, create_event_with_stock
 from support.auth import bearer
+from support.databases import BACKENDS, PGBOUNCER, backend_url
 from support.ledger_checks import run_reconcile, ticket_rows
 from support.servers import running_servers
 
@@ -29,6 +31,12 @@ pytestmark = pytest.mark.slow
 # may queue longer than the default 10 s for a pooled connection, and a 503 there would be
 # the fail-fast rule working, not an oversell. (tests/e2e/faults covers fail-fast.)
 PATIENT = {"HEADCOUNT_DB_POOL_TIMEOUT": "120", "HEADCOUNT_DB_STATEMENT_TIMEOUT_MS": "60000"}
+
+
+@pytest.fixture(params=[*BACKENDS, PGBOUNCER])
+def shared_database(request: pytest.FixtureRequest) -> str:
+    """The database both server processes use, directly or through the pooler."""
+    return backend_url(request)
 
 
 async def _buy(
@@ -61,6 +69,7 @@ async def test_two_processes_sell_exactly_the_stock(
             statuses = Counter(r.status_code for r in answers)
             codes = Counter(r.json().get("code") for r in answers if r.status_code != 201)
             backend = shared_database.split(":", maxsplit=1)[0]
+            backend += " via pgbouncer" if "pooler=" in shared_database else ""
             print(
                 f"\nflash sale {backend}: {BUYERS} buyers, 2 processes, {elapsed:.2f}s, "
                 f"{BUYERS / elapsed:.0f} orders/s attempted, {dict(statuses)}"

@@ -1,9 +1,11 @@
 """Live presence under load and crashes, through real server processes.
 
 * 1,000 concurrent joins against a limit of 100, spread over two processes sharing Redis
-  (and over one process with the in-process engine): exactly 100 are admitted.
+  or a Redis Cluster (and over one process with the in-process engine): exactly 100 are
+  admitted.
 * SIGKILL one of two processes: the places its clients held (REST leases and open stream
-  sockets) come back within the TTL, while the other process's clients keep theirs.
+  sockets) come back within the TTL, while the other process's clients keep theirs (on
+  one Redis and on a cluster).
 * Racing for the last huddle place over two processes: exactly one winner.
 """
 
@@ -27,6 +29,7 @@ from headcount.tokens import mint
 from support import services
 from support.api import client
 from support.auth import bearer
+from support.redis_backends import REDIS_BACKENDS, redis_backend_url
 from support.servers import Server, running_server, running_servers
 
 pytestmark = pytest.mark.slow
@@ -43,10 +46,12 @@ ORGANIZER = "org-hammer"
 POOL = {"HEADCOUNT_DB_POOL_SIZE": "5", "HEADCOUNT_DB_MAX_OVERFLOW": "5"}
 
 
-def redis_env(ttl: int, grace: float = 15) -> dict[str, str]:
-    services.need_redis()
+def redis_env(ttl: int, url: str | None = None, grace: float = 15) -> dict[str, str]:
+    """Server settings for presence on `url` (default: the shared Redis), keys of its own."""
+    if url is None:
+        services.need_redis()
     return {
-        "HEADCOUNT_REDIS_URL": services.REDIS_URL,
+        "HEADCOUNT_REDIS_URL": url or services.REDIS_URL,
         "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
         "HEADCOUNT_PRESENCE_TTL": str(ttl),
         "HEADCOUNT_PRESENCE_GRACE": str(grace),
@@ -103,12 +108,21 @@ async def live_count(http: httpx.AsyncClient, event_id: str, kind: str) -> int:
 REFUSAL = {"viewers": "viewer_limit_reached", "booths": "booth_full"}
 
 
-@pytest.mark.parametrize("kind", ["viewers", "booths"])
+@pytest.mark.parametrize(
+    ("kind", "backend"),
+    [
+        ("viewers", "redis"),
+        ("booths", "redis"),
+        # Every kind runs the same scripts; one on the cluster keeps CI time in check.
+        pytest.param("viewers", "redis-cluster", id="viewers-redis-cluster"),
+    ],
+)
 async def test_thousand_joins_over_two_processes_admit_exactly_the_limit(
-    kind: str, shared_database: str, log_dir: Path
+    kind: str, backend: str, shared_database: str, log_dir: Path, request: pytest.FixtureRequest
 ) -> None:
+    env = redis_env(HAMMER_TTL, redis_backend_url(request, backend))
     # A long TTL: a lease lapsing mid-hammer would rightly free a place for someone else.
-    with running_servers(2, shared_database, log_dir, redis_env(HAMMER_TTL)) as servers:
+    with running_servers(2, shared_database, log_dir, env) as servers:
         clients = [client(s.base_url, connections=CONNECTIONS) for s in servers]
         try:
             event_id, path = await make_target(clients[0], kind, LIMIT)
@@ -116,7 +130,7 @@ async def test_thousand_joins_over_two_processes_admit_exactly_the_limit(
             statuses = Counter(r.status_code for r in answers)
             codes = Counter(r.json().get("code") for r in answers if r.status_code != 201)
             print(
-                f"\n{kind} redis, 2 processes: {JOINERS} joins in {elapsed:.2f}s = "
+                f"\n{kind} {backend}, 2 processes: {JOINERS} joins in {elapsed:.2f}s = "
                 f"{JOINERS / elapsed:.0f} joins/s, {dict(statuses)}"
             )
             assert statuses == {201: LIMIT, 409: JOINERS - LIMIT}, (statuses, codes)
@@ -159,12 +173,13 @@ async def _keep_alive(http: httpx.AsyncClient, leases: list[tuple[str, str]]) ->
         await asyncio.sleep(TTL / 4)
 
 
+@pytest.mark.parametrize("backend", REDIS_BACKENDS)
 async def test_sigkill_frees_the_dead_process_places_within_the_ttl(
-    shared_database: str, log_dir: Path
+    backend: str, shared_database: str, log_dir: Path, request: pytest.FixtureRequest
 ) -> None:
     # Without a reconnect grace: places go with their leases. With one, they are held for
     # their holders first (tests/e2e/test_presence_grace.py).
-    env = redis_env(TTL, grace=0)
+    env = redis_env(TTL, redis_backend_url(request, backend), grace=0)
     with running_servers(2, shared_database, log_dir, env) as (doomed, survivor):
         async with client(doomed.base_url) as on_doomed, client(survivor.base_url) as on_survivor:
             event_id, path = await make_target(on_survivor, "viewers", 40)

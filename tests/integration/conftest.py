@@ -9,17 +9,19 @@ import pytest
 from headcount.presence import MemoryPresence
 from headcount.presence.redis import RedisPresence
 from headcount.runtime import Runtime
+from support.redis_backends import REDIS_BACKENDS, redis_backend_url
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_BACKENDS])
 def live_runtime(runtime: Runtime, request: pytest.FixtureRequest) -> Runtime:
-    """`runtime` with each presence engine in turn, so both are held to the same behaviour.
+    """`runtime` with each presence engine in turn (in-process memory, one Redis, a Redis
+    Cluster), so all are held to the same behaviour.
 
     The `runtime` fixture closes whichever engine is installed here.
     """
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        runtime.presence = RedisPresence(url, prefix=f"hctest-{secrets.token_hex(6)}")
-    else:
+    if request.param == "memory":
         runtime.presence = MemoryPresence()
+    else:
+        url = redis_backend_url(request, request.param)
+        runtime.presence = RedisPresence(url, prefix=f"hctest-{secrets.token_hex(6)}")
     return runtime

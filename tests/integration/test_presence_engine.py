@@ -1,4 +1,5 @@
-"""One contract, two backends: the same tests run against in-process memory and real Redis."""
+"""One contract, every backend: the same tests run against in-process memory, one real Redis
+and a real Redis Cluster."""
 
 from __future__ import annotations
 
@@ -23,16 +24,17 @@ from headcount.presence import (
     parse_lease_id,
 )
 from headcount.presence.redis import RedisPresence
+from support.redis_backends import REDIS_BACKENDS, redis_backend_url
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", *REDIS_BACKENDS])
 async def presence(request: pytest.FixtureRequest) -> AsyncIterator[Presence]:
     engine: Presence
-    if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        engine = RedisPresence(url, prefix=f"hctest-{secrets.token_hex(6)}")
-    else:
+    if request.param == "memory":
         engine = MemoryPresence()
+    else:
+        url = redis_backend_url(request, request.param)
+        engine = RedisPresence(url, prefix=f"hctest-{secrets.token_hex(6)}")
     try:
         yield engine
     finally:

@@ -20,13 +20,18 @@ BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
     pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
 ]
+# The session's PostgreSQL database reached through a private PgBouncer in transaction
+# mode (`pgbouncer_url` in tests/conftest.py): for the suites production runs that way.
+PGBOUNCER = pytest.param("pgbouncer", id="pgbouncer", marks=pytest.mark.postgres)
 
 
 def backend_url(request: pytest.FixtureRequest) -> str:
-    """The session's database for the backend a fixture parametrized by BACKENDS was given."""
-    if request.param == "postgresql":
+    """The session's database for the backend a fixture parametrized by BACKENDS (or
+    PGBOUNCER) was given."""
+    if request.param in ("postgresql", "pgbouncer"):
         services.need_postgres()
-        url: str = request.getfixturevalue("_postgres_session_url")
+        fixture = "_postgres_session_url" if request.param == "postgresql" else "pgbouncer_url"
+        url: str = request.getfixturevalue(fixture)
     else:
         url = request.getfixturevalue("sqlite_url")
     return url

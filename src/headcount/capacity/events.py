@@ -128,7 +128,7 @@ async def get_event(rt: Runtime, event_id: str) -> EventView:
 async def list_events(
     rt: Runtime, *, organizer_id: str | None = None, limit: int = 100
 ) -> list[EventView]:
-    async with rt.db.snapshot() as tx:
+    async with rt.db.snapshot(may_lag=True) as tx:
         found = await listings.events(tx, organizer_id=organizer_id, limit=limit)
         return [EventView.of(e) for e in found]
 

@@ -164,7 +164,7 @@ def lister(space: Space[V]) -> Callable[[Runtime, str], Awaitable[list[V]]]:
 async def listed(rt: Runtime, space: Space[V], parent_id: str) -> list[V]:
     """The places in a parent (an event's booths, a session's rooms), oldest first."""
     parent = _managed(space).parent
-    async with rt.db.snapshot() as tx:
+    async with rt.db.snapshot(may_lag=True) as tx:
         found = await rows.find(tx, parent.model, parent_id, noun=parent.noun)
         places = await ledger.listed(tx, space.model, parent.column, found.id)
     return await views(rt, space, places)

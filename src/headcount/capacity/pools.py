@@ -153,7 +153,7 @@ async def _attach_checked(
 
 
 async def list_pools(rt: Runtime, event_id: str) -> list[PoolView]:
-    async with rt.db.snapshot() as tx:
+    async with rt.db.snapshot(may_lag=True) as tx:
         event = await load_event(tx, event_id)
         return await pool_views(tx, event.id)
 

@@ -251,7 +251,7 @@ async def my_registration(rt: Runtime, principal: Principal, event_id: str) -> R
 async def list_registrations(
     rt: Runtime, principal: Principal, event_id: str, *, limit: int = 1000
 ) -> list[RegistrationView]:
-    async with rt.db.snapshot() as tx:
+    async with rt.db.snapshot(may_lag=True) as tx:
         event = await load_event(tx, event_id)
         require_manager(principal, event)
         found = await listings.registrations(tx, event.id, limit=limit)
@@ -259,5 +259,5 @@ async def list_registrations(
 
 
 async def get_registration_capacity(rt: Runtime, event_id: str) -> RegistrationCapacity:
-    async with rt.db.snapshot() as tx:
+    async with rt.db.snapshot(may_lag=True) as tx:
         return await registration_capacity(tx, await load_event(tx, event_id))

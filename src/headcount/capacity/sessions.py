@@ -146,7 +146,7 @@ async def get_session(rt: Runtime, session_id: str) -> SessionView:
 
 
 async def list_sessions(rt: Runtime, event_id: str) -> list[SessionView]:
-    async with rt.db.snapshot() as tx:
+    async with rt.db.snapshot(may_lag=True) as tx:
         event = await load_event(tx, event_id)
         return await session_views(tx, event.id)
 

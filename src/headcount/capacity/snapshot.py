@@ -2,13 +2,16 @@
 
 Everything durable is read in one `Database.snapshot()` transaction: REPEATABLE READ and
 READ ONLY on PostgreSQL, a deferred BEGIN on SQLite (WAL), so tickets, pools, the event
-total, registrations, sessions and the live spaces' rows are one point in time, `taken_at`.
+total, registrations, sessions and the live spaces' rows are one point in time, `as_of`
+(`taken_at`, or earlier by `replica_lag_ms` when a read replica served it).
 The read never writes: a hold that lapsed but was not yet swept still counts as reserved
 (docs/guarantees.md, "Reads"). The live counts come from the presence store afterwards,
 outside the transaction, so no database snapshot waits on Redis.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from headcount.capacity.events import load_event
 from headcount.capacity.live_snapshot import live_rows, live_sections
@@ -17,12 +20,15 @@ from headcount.capacity.registrations import registrations_of
 from headcount.capacity.sessions import session_views
 from headcount.capacity.tickets import event_ticket_types
 from headcount.capacity.views import CapacitySnapshot, TicketCapacity
+from headcount.ledger.db import staleness
 from headcount.runtime import Runtime
 
 
 async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
-    async with rt.db.snapshot() as tx:
+    # A dashboard figure may lag a little: a read replica may serve it (ledger/replica.py).
+    async with rt.db.snapshot(may_lag=True) as tx:
         taken_at = rt.clock()  # the first statement below fixes the snapshot
+        lag_ms = staleness(tx).lag_ms
         event = await load_event(tx, event_id)
         ticket_types = await event_ticket_types(tx, event)
         pools = await pool_views(tx, event.id)
@@ -34,6 +40,8 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
     return CapacitySnapshot(
         event_id=event.id,
         taken_at=taken_at,
+        as_of=taken_at - timedelta(milliseconds=lag_ms),
+        replica_lag_ms=lag_ms,
         max_attendees=event.max_attendees,
         tickets=TicketCapacity(
             total=sum(t.quantity_total for t in ticket_types),

@@ -144,7 +144,7 @@ async def get_ticket_type(rt: Runtime, ticket_type_id: str) -> TicketTypeView:
 
 
 async def list_ticket_types(rt: Runtime, event_id: str) -> list[TicketTypeView]:
-    async with rt.db.snapshot() as tx:
+    async with rt.db.snapshot(may_lag=True) as tx:
         return await event_ticket_types(tx, await load_event(tx, event_id))
 
 

@@ -386,6 +386,11 @@ class CapacitySnapshot(View):
 
     event_id: str
     taken_at: datetime
+    # How stale the durable figures may be: read from a replica `replica_lag_ms` behind
+    # the primary, they show the ledger `as_of` (taken_at minus the lag); from the
+    # primary the lag is 0 and `as_of` is `taken_at`. Live counts are always current.
+    as_of: datetime
+    replica_lag_ms: int = 0
     max_attendees: int | None
     tickets: TicketCapacity
     registrations: RegistrationCapacity | None = None

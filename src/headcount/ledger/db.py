@@ -4,6 +4,10 @@ Transactions are owned by service functions through `Database.transaction()`: it
 when the block ends normally and rolls back on any exception, so a refused request
 changes nothing. Connection-level failures become `ServiceUnavailable` (HTTP 503) here,
 once, instead of leaking driver exceptions as 500s.
+
+With `HEADCOUNT_DATABASE_READ_URL`, reads that may lag (`snapshot(may_lag=True)`) go to
+a streaming replica when it is close enough behind (ledger/replica.py); everything else —
+every admission, and a caller's reads of what they just changed — stays on the primary.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import event, text
@@ -29,7 +33,9 @@ from sqlalchemy.ext.asyncio import (
 from headcount.config import Settings
 from headcount.domain.errors import InvalidRequest, ServiceUnavailable, Timeout
 from headcount.ledger import changes
-from headcount.ledger.urls import async_url
+from headcount.ledger.replica import PRIMARY, STALENESS_KEY, ReadReplica, Staleness
+from headcount.ledger.urls import async_url, driver_options
+from headcount.ledger.wire import timed_connection
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,27 +77,47 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and _sqlstate(exc) in RETRYABLE_SQLSTATES
 
 
+def staleness(tx: AsyncSession) -> Staleness:
+    """How far behind the primary the unit of work `tx` reads (primary: not at all)."""
+    found = tx.info.get(STALENESS_KEY)
+    return found if isinstance(found, Staleness) else PRIMARY
+
+
 class Database:
-    """One engine per process. Nothing connects until the first transaction."""
+    """One engine per process (two with a read replica). Nothing connects until the first
+    transaction."""
 
     def __init__(self, settings: Settings) -> None:
         self.url = async_url(settings.database_url)
         self.dialect = self.url.get_backend_name()
-        self.engine: AsyncEngine = self._create_engine(settings)
+        self.engine: AsyncEngine = self._create_engine(settings, settings.database_url)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.snapshots = self._snapshot_sessions(self.engine)
+        self.replica: ReadReplica | None = None
+        if settings.database_read_url and not self.is_sqlite:
+            replica_engine = self._create_engine(
+                settings, settings.database_read_url, application_name="headcount-read"
+            )
+            self.replica = ReadReplica(
+                replica_engine,
+                self._snapshot_sessions(replica_engine),
+                max_lag=settings.read_max_lag,
+            )
+
+    def _snapshot_sessions(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
         # Same pool; each checkout is switched to a read-only snapshot and back on return.
         snapshot: dict[str, Any] = {SNAPSHOT_OPTION: True}
         if not self.is_sqlite:
             snapshot.update(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-        self.snapshots = async_sessionmaker(
-            self.engine.execution_options(**snapshot), expire_on_commit=False
-        )
+        return async_sessionmaker(engine.execution_options(**snapshot), expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
         return self.dialect == "sqlite"
 
-    def _create_engine(self, settings: Settings) -> AsyncEngine:
+    def _create_engine(
+        self, settings: Settings, url: str, *, application_name: str = "headcount"
+    ) -> AsyncEngine:
         if self.is_sqlite:
             # Writers queue on SQLite's lock; how long one may wait is the statement timeout,
             # so a lock held elsewhere becomes a 503 `timeout` within the configured bound.
@@ -105,20 +131,25 @@ class Database:
             )
             _make_sqlite_transactions_immediate(engine, busy_ms=int(busy * 1000))
             return engine
-        server_settings = {"application_name": "headcount"}
-        connect_args: dict[str, Any] = {"timeout": settings.db_connect_timeout}
+        connect_args: dict[str, Any] = {
+            "timeout": settings.db_connect_timeout,
+            # The one startup parameter PgBouncer passes on besides the encoding.
+            "server_settings": {"application_name": application_name},
+            **driver_options(url),
+        }
         if settings.db_statement_timeout_ms:
-            server_settings["statement_timeout"] = str(settings.db_statement_timeout_ms)
-            server_settings["lock_timeout"] = str(settings.db_statement_timeout_ms)
+            # Statement and lock timeouts travel with every BEGIN (`SET LOCAL`, in the same
+            # message: no extra round trip), not as startup parameters, which a
+            # transaction pooler neither forwards nor keeps per client.
+            connect_args["connection_class"] = timed_connection(settings.db_statement_timeout_ms)
             # The server-side timeouts cannot fire when the server itself stalls (frozen
             # host, network partition): the client must give up too, slightly later, so a
             # request fails fast with 503 instead of waiting forever on a silent socket.
             connect_args["command_timeout"] = (
                 settings.db_statement_timeout_ms / 1000 + CLIENT_TIMEOUT_MARGIN
             )
-        connect_args["server_settings"] = server_settings
         engine = create_async_engine(
-            self.url,
+            async_url(url),
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
             pool_timeout=settings.db_pool_timeout,
@@ -131,7 +162,7 @@ class Database:
         """A unit of work: commit on success, roll back on any exception."""
         return self._unit(self.sessions)
 
-    def snapshot(self) -> AbstractAsyncContextManager[AsyncSession]:
+    def snapshot(self, *, may_lag: bool = False) -> AbstractAsyncContextManager[AsyncSession]:
         """A read-only unit of work that sees one point in time, for reads of many rows.
 
         PostgreSQL: `REPEATABLE READ, READ ONLY`, so every statement sees the snapshot
@@ -140,8 +171,23 @@ class Database:
         its first read fixes a snapshot that lasts until COMMIT, and it never queues on
         the write lock, so reads do not wait behind writers and writers not behind reads.
         Admissions, and reads of what the same transaction wrote, use `transaction()`.
+
+        `may_lag=True`: the caller accepts a view up to `HEADCOUNT_READ_MAX_LAG` seconds
+        old (a capacity snapshot, a listing), so a read replica may serve it;
+        `staleness(tx)` says how old it is. A caller reading what it has just changed
+        must not pass it: a replica may not have it yet.
         """
+        if may_lag and self.replica is not None:
+            return self._lagging_snapshot(self.replica)
         return self._unit(self.snapshots)
+
+    @asynccontextmanager
+    async def _lagging_snapshot(self, replica: ReadReplica) -> AsyncIterator[AsyncSession]:
+        async with AsyncExitStack() as stack:
+            tx = await replica.enter(stack, self._unit)
+            if tx is None:  # behind, unreachable, or recently so: the primary serves
+                tx = await stack.enter_async_context(self._unit(self.snapshots))
+            yield tx
 
     @asynccontextmanager
     async def _unit(
@@ -182,6 +228,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.engine.dispose()
 
 
 def _translate(exc: DBAPIError) -> Exception:

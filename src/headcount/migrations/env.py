@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from headcount.config import Settings
 from headcount.ledger.schema import metadata
-from headcount.ledger.urls import async_url
+from headcount.ledger.urls import async_url, driver_options
 
 config = context.config
 url = config.attributes.get("database_url") or Settings().database_url
@@ -32,9 +32,10 @@ async def _run_async() -> None:
     target = async_url(url)
     # A database that is away at boot must fail the migration quickly, not after asyncpg's
     # 60 s default: `serve` then exits with a clear message (cli._migrate).
-    connect_args = {}
+    connect_args: dict[str, object] = {}
     if target.get_backend_name() == "postgresql":
         connect_args["timeout"] = Settings().db_connect_timeout
+        connect_args.update(driver_options(url))  # through a pooler too
     engine = create_async_engine(target, poolclass=pool.NullPool, connect_args=connect_args)
     async with engine.connect() as connection:
         await connection.run_sync(_run)

@@ -32,7 +32,13 @@ __all__ = [
 def build_presence(settings: Settings) -> Presence:
     """Redis when configured (every API process shares it), else this process's memory."""
     if settings.redis_url:
+        from headcount.presence.batching import ReplicaAck
         from headcount.presence.redis import RedisPresence
 
-        return RedisPresence(settings.redis_url, prefix=settings.redis_key_prefix)
+        guard = None
+        if settings.redis_replica_ack_ms:
+            guard = ReplicaAck(settings.redis_replica_acks, settings.redis_replica_ack_ms)
+        return RedisPresence(
+            settings.redis_url, prefix=settings.redis_key_prefix, replica_ack=guard
+        )
     return MemoryPresence()

@@ -25,20 +25,32 @@ Failures to reach Redis become `ServiceUnavailable` (503). A command is retried 
 fresh connection (pooled sockets die with a Redis restart); a lost reply to an admission
 can at worst leave one lease nobody holds, which expires within the TTL — the limit is
 never exceeded.
+
+`redis+cluster://host:port` (or `rediss+cluster://`) names a Redis Cluster by any of its
+nodes: the same scripts run unchanged, each on the master that owns its resource's slot
+(`presence/batching.py` routes, follows MOVED/ASK and reloads scripts a new master lacks).
+With `HEADCOUNT_REDIS_REPLICA_ACK_MS` set, an admission is answered only once a replica
+confirmed it, so a failover cannot forget a place it gave (the failover guard, ibid.).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
 from redis.exceptions import (
+    AskError,
     BusyLoadingError,
+    ClusterError,
     ReadOnlyError,
+    RedisClusterException,
+    TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -55,7 +67,16 @@ from headcount.presence.base import (
     new_lease_id,
     parse_lease_id,
 )
-from headcount.presence.batching import ScriptBatcher
+from headcount.presence.batching import (
+    ClusterTransport,
+    NotReplicated,
+    ReplicaAck,
+    Script,
+    ScriptBatcher,
+    SingleTransport,
+    Transport,
+)
+from headcount.presence.shared import RedisSharedValues
 
 T = TypeVar("T")
 Arg = str | int | float
@@ -66,7 +87,17 @@ _UNREACHABLE = (
     BusyLoadingError,
     ReadOnlyError,
     OSError,
+    # A cluster that is failing over, has uncovered slots, or whose nodes are all down.
+    ClusterError,
+    RedisClusterException,
+    # A slot still migrating, or moving again, after every resend (MAX_REDIRECTS).
+    TryAgainError,
+    AskError,
 )
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+# Connections per Redis node. Batching sends one pipeline per node per loop turn, so a
+# process rarely needs more than a few; the cluster client refuses (503) past this.
+MAX_CONNECTIONS = 64
 # How long keys outlive their newest lease (ms): enough for a late heartbeat to find
 # "expired" rather than nothing, small enough that dead resources vanish.
 _KEY_GRACE_MS = 60_000
@@ -288,27 +319,35 @@ return count
 class RedisPresence:
     name = "redis"
 
-    def __init__(self, url: str, *, prefix: str = "hc", max_connections: int = 64) -> None:
-        pool = aioredis.BlockingConnectionPool.from_url(
-            url,
-            max_connections=max_connections,
-            timeout=5,
-            socket_timeout=2,
-            socket_connect_timeout=1,
-            retry=Retry(NoBackoff(), 1),
-            decode_responses=True,
-        )
-        self._redis = aioredis.Redis(connection_pool=pool)
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "hc",
+        max_connections: int = MAX_CONNECTIONS,
+        replica_ack: ReplicaAck | None = None,
+    ) -> None:
+        if "{" in prefix or "}" in prefix:
+            raise ValueError("the Redis key prefix must not contain braces (hash tags)")
+        self._redis, transport = _connect(url, max_connections)
         self._prefix = prefix
-        self._admit = self._redis.register_script(_ADMIT)
-        self._renew = self._redis.register_script(_RENEW)
-        self._release = self._redis.register_script(_RELEASE)
-        self._drop = self._redis.register_script(_DROP)
-        self._count = self._redis.register_script(_COUNT)
-        self._list = self._redis.register_script(_LIST)
-        self._close = self._redis.register_script(_CLOSE)
-        # Joins, heartbeats, leaves and counts of one loop turn share a pipeline.
-        self._batch = ScriptBatcher(self._redis)
+        self._admit = Script(_ADMIT)
+        self._renew = Script(_RENEW)
+        self._release = Script(_RELEASE)
+        self._drop = Script(_DROP)
+        self._count = Script(_COUNT)
+        self._list = Script(_LIST)
+        self._close = Script(_CLOSE)
+        # Calls of one loop turn share a pipeline per node, and admissions wait for a
+        # replica when the failover guard is on.
+        self._batch = ScriptBatcher(transport, ack=replica_ack)
+        self._giving_back: set[asyncio.Task[None]] = set()
+        # Values API processes compute once and share (presence/shared.py).
+        self.shared = RedisSharedValues(self._batch, prefix)
+
+    @property
+    def clustered(self) -> bool:
+        return isinstance(self._redis, RedisCluster)
 
     def _keys(self, resource: Resource) -> list[str]:
         """Every script gets all six keys of its resource, in this order (see _PRELUDE)."""
@@ -344,12 +383,35 @@ class RedisPresence:
             _KEY_GRACE_MS,
         ]
         keys = self._keys(resource)
-        reply: list[Any] = await self._call(lambda: self._batch.run(self._admit, keys, args))
+        try:
+            reply: list[Any] = await self._call(
+                lambda: self._batch.run(self._admit, keys, args, acknowledged=True)
+            )
+        except NotReplicated as unconfirmed:
+            reply = unconfirmed.reply  # a refusal loses nothing if forgotten: answer it
+            if int(reply[0]) == 1:
+                # Admitted on the master only: a failover now would forget it and give the
+                # place again. Refuse, and give the place back if the master still answers
+                # (else the lease lapses by itself within the TTL).
+                self._give_back(lease_id, holder)
+                raise ServiceUnavailable(
+                    "the presence store could not confirm the admission on a replica "
+                    "in time; try again"
+                ) from unconfirmed
         status, taken = int(reply[0]), int(reply[1])
         if status == 1:
             lease = Lease(lease_id, resource, holder, int(reply[2]) / 1000)
             return Admission(lease, taken, place=_HOW[int(reply[3])], in_grace=int(reply[4]))
         return Admission(None, taken, closed=status == -1, in_grace=int(reply[2]))
+
+    def _give_back(self, lease_id: str, holder: str) -> None:
+        async def release() -> None:
+            with contextlib.suppress(Exception):
+                await self.release(lease_id, holder)
+
+        task = asyncio.ensure_future(release())
+        self._giving_back.add(task)
+        task.add_done_callback(self._giving_back.discard)
 
     async def renew(self, lease_id: str, holder: str, *, ttl: float) -> Lease | str:
         resource = parse_lease_id(lease_id)
@@ -366,7 +428,7 @@ class RedisPresence:
     async def drop(self, lease_id: str, holder: str) -> Lease | str:
         return await self._end(self._drop, lease_id, holder)
 
-    async def _end(self, script: AsyncScript, lease_id: str, holder: str) -> Lease | str:
+    async def _end(self, script: Script, lease_id: str, holder: str) -> Lease | str:
         resource = parse_lease_id(lease_id)
         if resource is None:
             return LeaseState.GONE
@@ -392,18 +454,19 @@ class RedisPresence:
             return {resources[0]: _tally(one)}
 
         async def run() -> list[Any]:
-            pipe = self._redis.pipeline(transaction=False)
-            for resource in resources:
-                await self._count(keys=self._keys(resource), args=[_KEY_GRACE_MS], client=pipe)
-            result: list[Any] = await pipe.execute()
-            return result
+            # Queued in one loop turn: one pipeline per node that owns some of them.
+            return await asyncio.gather(
+                *(self._batch.run(self._count, self._keys(r), [_KEY_GRACE_MS]) for r in resources)
+            )
 
         replies = await self._call(run)
         return {r: _tally(reply) for r, reply in zip(resources, replies, strict=True)}
 
     async def leases(self, resource: Resource) -> list[Lease]:
         keys = self._keys(resource)
-        flat: list[Any] = await self._call(lambda: self._list(keys=keys, args=[_KEY_GRACE_MS]))
+        flat: list[Any] = await self._call(
+            lambda: self._batch.run(self._list, keys, [_KEY_GRACE_MS])
+        )
         return [
             Lease(flat[i], resource, flat[i + 2], int(float(flat[i + 1])) / 1000)
             for i in range(0, len(flat), 3)
@@ -412,7 +475,7 @@ class RedisPresence:
     async def close_resource(self, resource: Resource) -> int:
         keys = self._keys(resource)
         args: list[Arg] = [_CLOSED_FLAG_SECONDS, _KEY_GRACE_MS]
-        evicted: int = await self._call(lambda: self._close(keys=keys, args=args))
+        evicted: int = await self._call(lambda: self._batch.run(self._close, keys, args))
         return int(evicted)
 
     async def reopen_resource(self, resource: Resource) -> None:
@@ -420,10 +483,45 @@ class RedisPresence:
         await self._call(lambda: self._redis.delete(flag))
 
     async def ping(self) -> None:
+        if isinstance(self._redis, RedisCluster):
+            # Every master must answer (each owns slots); a dead replica is no outage.
+            await self._call(lambda: self._redis.ping(target_nodes=RedisCluster.PRIMARIES))
+            return
         await self._call(self._redis.ping)
 
     async def close(self) -> None:
-        await self._redis.aclose(close_connection_pool=True)
+        if isinstance(self._redis, RedisCluster):
+            await self._redis.aclose()
+        else:
+            await self._redis.aclose(close_connection_pool=True)
+
+
+def _connect(url: str, max_connections: int) -> tuple[aioredis.Redis | RedisCluster, Transport]:
+    """The client for `url` and how the batcher reaches it (one server, or a cluster)."""
+    scheme, sep, rest = url.partition("://")
+    # Fail fast: a dead node costs ~1 s to notice, a stalled one 2 s; one retry on a fresh
+    # connection (pooled sockets die with a restart), then the caller answers 503.
+    options: dict[str, Any] = {
+        "socket_timeout": 2,
+        "socket_connect_timeout": 1,
+        "retry": Retry(NoBackoff(), 1),
+        "decode_responses": True,
+    }
+    if sep and scheme.lower() in CLUSTER_SCHEMES:
+        cluster = RedisCluster.from_url(
+            f"{CLUSTER_SCHEMES[scheme.lower()]}://{rest}",
+            max_connections=max_connections,
+            # Sending a call to a node that no longer owns its slot costs one MOVED and
+            # one resend; rereading the whole layout on every one would cost more.
+            reinitialize_steps=25,
+            **options,
+        )
+        return cluster, ClusterTransport(cluster, max_connections=max_connections)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=5, **options
+    )
+    client = aioredis.Redis(connection_pool=pool)
+    return client, SingleTransport(client)
 
 
 def _ms(seconds: float) -> int:

@@ -2,6 +2,8 @@
 
 Session-scoped: started once, stopped and deleted at the end even if tests fail. A test
 that stops a server gets it back running for the next one (`fault_database` restarts it).
+Every test of the database runs twice: straight to PostgreSQL, and through a private
+PgBouncer in transaction mode in front of it, as production may run.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import pytest
 from headcount.ledger.migrate import upgrade
 from support import services
 from support.private_services import (
+    PrivatePgBouncer,
     PrivatePostgres,
     PrivateRedis,
+    pgbouncer_available,
     postgres_available,
+    private_pgbouncer,
     private_postgres,
     private_redis,
     redis_available,
@@ -48,13 +53,25 @@ def private_redis_server() -> Iterator[PrivateRedis]:
         yield server
 
 
-@pytest.fixture
-def fault_database(private_pg: PrivatePostgres) -> str:
-    """A fresh, migrated database on the private server (restarted if a test stopped it)."""
+@pytest.fixture(scope="session")
+def private_bouncer(private_pg: PrivatePostgres) -> Iterator[PrivatePgBouncer]:
+    if not pgbouncer_available():
+        _missing("pgbouncer")
+    with private_pgbouncer(private_pg.port) as bouncer:
+        yield bouncer
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def fault_database(private_pg: PrivatePostgres, request: pytest.FixtureRequest) -> str:
+    """A fresh, migrated database on the private server (restarted if a test stopped it),
+    reached directly or through PgBouncer."""
     if not private_pg.is_running():
         private_pg.start()
     url = private_pg.create_database(f"hc_fault_{secrets.token_hex(4)}")
     upgrade(url)
+    if request.param == "pgbouncer":
+        bouncer: PrivatePgBouncer = request.getfixturevalue("private_bouncer")
+        return bouncer.through(url)
     return url
 
 

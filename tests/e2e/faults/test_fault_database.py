@@ -21,6 +21,7 @@ import psycopg
 import pytest
 
 from headcount.domain.identity import Role
+from headcount.ledger.urls import plain
 from support.api import client, create_event_with_stock
 from support.auth import bearer
 from support.ledger_checks import run_reconcile, ticket_rows
@@ -175,7 +176,7 @@ async def test_a_lock_held_elsewhere_times_out_with_a_clear_problem(
     with running_server(fault_database, log_dir, FAULT_ENV) as server:
         async with client(server.base_url, timeout=30) as http:
             event_id, (tt,) = await create_event_with_stock(http, 10)
-            with psycopg.connect(fault_database) as blocker:
+            with psycopg.connect(plain(fault_database)) as blocker:
                 blocker.execute("SELECT 1 FROM ticket_types WHERE id = %s FOR UPDATE", (tt,))
                 blocked = await asyncio.gather(
                     *(_order(http, n, event_id, tt, 0.0) for n in range(5))

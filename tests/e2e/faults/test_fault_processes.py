@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from headcount.domain.identity import Role
+from headcount.ledger.urls import plain
 from support.api import client, create_event_with_stock
 from support.auth import bearer
 from support.ledger_checks import run_reconcile, ticket_rows
@@ -90,7 +91,7 @@ async def test_sigkill_mid_flash_sale_loses_nothing_and_holds_lapse(
     # Every 201 is durable (and the victim may have committed holds it never answered);
     # all of them lapsed. (More than STOCK 201s is fine when early holds lapsed mid-sale and
     # their stock was sold again: the CHECK constraint keeps sold + reserved <= total.)
-    with psycopg.connect(fault_database) as conn:
+    with psycopg.connect(plain(fault_database)) as conn:
         statuses: dict[str, int] = dict(
             conn.execute(
                 "SELECT status, count(*) FROM orders WHERE event_id = %s GROUP BY status",

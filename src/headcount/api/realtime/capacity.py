@@ -1,28 +1,29 @@
 """`WS /ws/events/{event_id}/capacity`: the event's capacity snapshot, pushed on change.
 
 Server → `{"type": "snapshot", "snapshot": {…}}` on connect, then again whenever any
-figure changes (the `taken_at` stamp alone does not count as a change). How changes are
-noticed: each socket re-reads the snapshot every `interval` seconds (default 1, query
-`?interval=` between 0.25 and 30), and at once when this process admits, releases or
-resizes something of the event. The polling is what makes it work across processes:
-the snapshot is read from the shared database and Redis, so a change made through any
-replica is pushed within one interval. No pub/sub to lose messages or to resubscribe
-after a Redis restart.
+figure changes (the `taken_at`, `as_of` and `replica_lag_ms` stamps alone do not count).
+Changes are noticed every `interval` seconds (default 1, query `?interval=` between 0.25
+and 30), and at once when this process admits, releases or resizes something of the
+event. The polling is what makes it work across processes: the snapshot is read from the
+shared database and Redis, so a change made through any replica is pushed within one
+interval. No pub/sub to lose messages or to resubscribe after a Redis restart.
+
+The sockets do not poll one by one: all sockets of an event (and interval) in a process
+share one feed, and the feeds of all processes share each computed snapshot through
+Redis (capacity/feeds.py), so 10,000 watchers cost one snapshot per change or tick.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from headcount.api.realtime import error_message, refuse, runtime_of
-from headcount.capacity.snapshot import capacity_snapshot
+from headcount.api.realtime import refuse, runtime_of
+from headcount.capacity.feeds import Feed, Feeds, Message, first_message
 from headcount.domain.errors import HeadcountError, InvalidRequest
-from headcount.runtime import Runtime
 
 router = APIRouter()
 DEFAULT_INTERVAL = 1.0
@@ -49,65 +50,53 @@ async def _drain(websocket: WebSocket) -> None:
         pass
 
 
+def feeds_of(websocket: WebSocket) -> Feeds:
+    """This process's feeds (one registry per application, made on first use)."""
+    state = websocket.app.state
+    found: Feeds | None = getattr(state, "capacity_feeds", None)
+    if found is None:
+        found = state.capacity_feeds = Feeds(runtime_of(websocket))
+    return found
+
+
 @router.websocket("/ws/events/{event_id}/capacity")
 async def capacity(websocket: WebSocket, event_id: str) -> None:
-    rt = runtime_of(websocket)
     await websocket.accept()
     try:
         interval = _interval(websocket.query_params.get("interval"))
-        first = await capacity_snapshot(rt, event_id)
     except HeadcountError as exc:
         await refuse(websocket, exc)
         return
-    event_id = first.event_id
-    last: dict[str, Any] = first.model_dump(mode="json", exclude={"taken_at"})
-    await websocket.send_json({"type": "snapshot", "snapshot": first.model_dump(mode="json")})
-    flag = rt.signals.subscribe(event_id)
-    reader = asyncio.create_task(_drain(websocket))
+    feeds = feeds_of(websocket)
+    feed = feeds.watch(event_id, interval)
+    reader: asyncio.Task[None] | None = None
     try:
-        await _push_changes(
-            websocket,
-            rt,
-            event_id=event_id,
-            last=last,
-            flag=flag,
-            reader=reader,
-            interval=interval,
-        )
+        first = await first_message(feed)
+        if first.error is not None and first.snapshot is None:
+            await refuse(websocket, first.error)
+            return
+        await websocket.send_text(first.text)
+        reader = asyncio.create_task(_drain(websocket))
+        await _push_changes(websocket, feed, sent=first, reader=reader)
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass  # the dashboard went away mid-send
     finally:
-        rt.signals.unsubscribe(event_id, flag)
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        feeds.leave(feed)
+        if reader is not None:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
 
 
 async def _push_changes(
-    websocket: WebSocket,
-    rt: Runtime,
-    *,
-    event_id: str,
-    last: dict[str, Any],
-    flag: asyncio.Event,
-    reader: asyncio.Task[None],
-    interval: float,
+    websocket: WebSocket, feed: Feed, *, sent: Message, reader: asyncio.Task[None]
 ) -> None:
+    """Send each message the feed publishes (the latest, if several came meanwhile)."""
     while not reader.done():
-        waker = asyncio.create_task(flag.wait())
-        await asyncio.wait({reader, waker}, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
-        waker.cancel()
-        flag.clear()
-        if reader.done():
-            return
-        try:
-            current = await capacity_snapshot(rt, event_id)
-        except HeadcountError as exc:  # e.g. database briefly down: say so, keep going
-            await websocket.send_json(error_message(exc))
+        if feed.latest is sent:
+            changed = asyncio.create_task(feed.changed().wait())
+            await asyncio.wait({reader, changed}, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
             continue
-        figures = current.model_dump(mode="json", exclude={"taken_at"})
-        if figures != last:
-            last = figures
-            await websocket.send_json(
-                {"type": "snapshot", "snapshot": current.model_dump(mode="json")}
-            )
+        sent = feed.latest if feed.latest is not None else sent
+        await websocket.send_text(sent.text)
