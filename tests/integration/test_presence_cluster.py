@@ -145,7 +145,7 @@ async def test_a_migrating_slot_follows_ask(
         # ends: the caller gets a 503 (a documented limit while resharding), never a 500.
         with pytest.raises(ServiceUnavailable):
             await engine.renew(admitted.lease.lease_id, "ann", ttl=30)
-        assert redirects and set(redirects) == {"AskError"}
+        assert set(redirects) == {"AskError"}
     finally:
         for node in (target, source):  # finish the move (target first): the slot is the target's
             cli(node.port, "CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
