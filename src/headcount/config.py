@@ -55,6 +55,15 @@ class Settings(BaseSettings):
         default=5, ge=0, description="live holds one user may have at once; 0 = no limit"
     )
 
+    change_log: bool = Field(
+        default=True,
+        description="record every decision in the change log; `off` exists only to measure "
+        "what recording costs (the feed, webhooks and reconcile-from-log need it on)",
+    )
+    change_retention_days: float = Field(
+        default=30, gt=0, description="days a change is kept once every consumer has taken it"
+    )
+
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:
         if (

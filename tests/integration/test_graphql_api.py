@@ -286,6 +286,7 @@ async def test_outages_are_errors_with_a_code_and_internals_stay_hidden(
         raise ServiceUnavailable("database unreachable")
 
     monkeypatch.setattr(runtime.db, "transaction", down)
+    monkeypatch.setattr(runtime.db, "snapshot", down)  # reads run in snapshots
     body = (await http.post("/graphql", json={"query": query})).json()
     assert body["errors"][0]["extensions"] == {"code": "service_unavailable"}
     assert body["errors"][0]["message"] == "database unreachable"
@@ -294,6 +295,7 @@ async def test_outages_are_errors_with_a_code_and_internals_stay_hidden(
         raise RuntimeError("secret connection string postgres://user:pw@db")
 
     monkeypatch.setattr(runtime.db, "transaction", broken)
+    monkeypatch.setattr(runtime.db, "snapshot", broken)
     body = (await http.post("/graphql", json={"query": query})).json()
     assert body["errors"][0]["message"] == "Unexpected error."
     assert "secret" not in str(body)

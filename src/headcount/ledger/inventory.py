@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import buckets, draws, locks, rows
+from headcount.ledger import buckets, draws, journal, locks, rows
 from headcount.ledger.models import TicketType
 from headcount.ledger.pools import CapacityPool
 
@@ -46,7 +46,8 @@ _HOLD = (
         bindparam("qty", type_=Integer) <= _AVAILABLE,
     )
     .values(quantity_reserved=TicketType.quantity_reserved + bindparam("qty", type_=Integer))
-    .returning(TicketType.id, TicketType.membership_version)
+    # What is left and whose it is ride along: a sell-out is seen by the statement itself.
+    .returning(TicketType.id, TicketType.membership_version, _AVAILABLE, TicketType.event_id)
     .execution_options(**_NO_SYNC)
 )
 
@@ -59,13 +60,16 @@ async def reserve(
     early: draws.Shares | None = None,
     versions: Mapping[str, int] | None = None,
     bucketed: Collection[str] = (),
-) -> None:
+) -> dict[str, int | None]:
     """Hold stock for every line or raise `SoldOut` naming the first ticket type short.
 
     `early` is the caller's lock-free read of the lines' shares (`ledger/basket.py`), and
     `versions` the membership versions it saw: when the lines draw on no pool or cap and
     every stock UPDATE returns the version read, the memberships are not read again.
     `bucketed` names the hot-inventory types, which skip the row UPDATE (it matches none).
+    Returns each type's own stock left after the hold, as its statement saw it (None for
+    a bucketed type: only its emptied buckets are ever summed). A line that empties its
+    type records `ticket_type.sold_out`.
     """
     if early is None:
         # A first, lock-free read of the committed room: a request that is already short
@@ -75,6 +79,7 @@ async def reserve(
         if (short_now := early.already_short()) is not None:
             raise await refusal(tx, short_now, lines, names)
     unchanged = versions is not None and not early
+    left: dict[str, int | None] = {}
     for line in lines:
         held = (
             None
@@ -93,17 +98,23 @@ async def reserve(
                     ticket_type_id=line.ticket_type_id,
                     requested=line.quantity,
                 )
+            left[line.ticket_type_id] = None
         else:
-            version = held[1]
+            version, left[line.ticket_type_id] = held[1], held[2]
+            if held[2] == 0:
+                journal.stock_moved(
+                    tx, line.ticket_type_id, held[3], available=0, delta=-line.quantity
+                )
         if versions is None or versions.get(line.ticket_type_id) != version:
             unchanged = False
     if unchanged:
-        return
+        return left
     # Memberships read again now that the ticket-type rows are ours: they cannot change
     # until COMMIT (see `draws.shares`).
     short = await draws.draw(tx, lines)
     if short is not None:
         raise await refusal(tx, short, lines)
+    return left
 
 
 async def set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
@@ -117,11 +128,25 @@ async def set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
     """
     values: dict[str, Any] = {"quantity_total": new_total}
     if tt.stock_buckets > 1:
+        before: int = (await buckets.free_units(tx, [tt.id])).get(tt.id, 0)
         await buckets.resize(tx, tt.id, new_total - tt.quantity_total, tt.stock_buckets)
+        await rows.change(tx, TicketType, tt.id, values)
+        after: int | None = (await buckets.free_units(tx, [tt.id])).get(tt.id, 0)
     else:
+        # The caller holds the row (`locks.ticket_types`): what is left cannot move meanwhile.
+        locked = await locks.ticket_type(tx, tt.id)
+        before = locked[0] if locked else 0
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved
         values["quantity_over"] = draws.over_expr(in_use, literal(new_total))
-    await rows.change(tx, TicketType, tt.id, values)
+        after = await tx.scalar(
+            update(TicketType)
+            .where(TicketType.id == tt.id)
+            .values(values)
+            .returning(_AVAILABLE)
+            .execution_options(**_NO_SYNC)
+        )
+    now = int(after or 0)
+    journal.stock_moved(tx, tt.id, tt.event_id, available=now, delta=now - before)
 
 
 async def locked_room(tx: AsyncSession, ticket_type_id: str) -> int | None:
@@ -217,11 +242,16 @@ async def _give_back(tx: AsyncSession, lines: Sequence[OrderLine], counter: Any)
                     TicketType.quantity_over: draws.over_expr(in_use, TicketType.quantity_total),
                 }
             )
-            .returning(TicketType.id)
+            .returning(_AVAILABLE, TicketType.event_id)
             .execution_options(**_NO_SYNC)
         )
-        if given.first() is None:
+        found = given.first()
+        if found is None:
             await buckets.give_line(tx, line.ticket_type_id, line.quantity)
+        else:
+            journal.stock_moved(
+                tx, line.ticket_type_id, found[1], available=found[0], delta=line.quantity
+            )
     await draws.give_back(tx, lines)
 
 
@@ -248,13 +278,16 @@ async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW, line.quantity <= _AVAILABLE)
             .values(quantity_sold=TicketType.quantity_sold + line.quantity)
-            .returning(TicketType.id)
+            .returning(_AVAILABLE, TicketType.event_id)
             .execution_options(**_NO_SYNC)
         )
-        if (
-            sold.first() is None
-            and await buckets.take(tx, line.ticket_type_id, line.quantity) is None
-        ):
+        found = sold.first()
+        if found is not None:
+            if found[0] == 0:
+                journal.stock_moved(
+                    tx, line.ticket_type_id, found[1], available=0, delta=-line.quantity
+                )
+        elif await buckets.take(tx, line.ticket_type_id, line.quantity) is None:
             raise HoldExpired(
                 "the order's hold expired and the tickets were taken by someone else",
                 ticket_type_id=line.ticket_type_id,
