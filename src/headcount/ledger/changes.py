@@ -384,6 +384,16 @@ async def prunable_through(tx: AsyncSession, last_position: int) -> int:
     return through
 
 
+async def retire(tx: AsyncSession, *, older_than: datetime, batch: int) -> int | None:
+    """One retention step: prune up to `batch` changes older than `older_than` that every
+    consumer has taken; None if another replica holds the pruner right now."""
+    if not await locks.singleton(tx, "changes.prune"):
+        return None
+    marks = await watermarks(tx)
+    through = await prunable_through(tx, marks.last_position)
+    return await prune(tx, older_than=older_than, through=through, batch=batch)
+
+
 _OLDEST = (
     select(Change.id, Change.position, Change.occurred_at, Change.type, Change.event_id)
     .add_columns(Change.payload)
