@@ -176,8 +176,9 @@ async def create_order(
 def record_created(tx: Tx, view: OrderView, *, by: origin.Origin | None = None) -> list[Any]:
     """`order.created`, in the order's transaction: no statement of its own, it rides in
     the unit of work's one change INSERT. Recorded before the stock moves, so it comes
-    first among what the order sets off (a sell-out, an offer taken over); returns the
-    payload's items, whose `available` the caller fills in from `inventory.reserve`.
+    before an offer the order takes over (a sell-out it causes comes after it anyway);
+    returns the payload's items, whose `available` the caller fills in from
+    `inventory.reserve`.
 
     A batch placing several callers' orders in one transaction calls this once per
     order, naming that caller's origin (`by`).

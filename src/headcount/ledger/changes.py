@@ -62,6 +62,7 @@ from headcount.ledger.models import Base
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 _PENDING = "headcount.changes"
+_CROSSED = "headcount.changes.crossed"  # thresholds: written after the decisions
 _AT = "headcount.changes.at"
 # Set on a unit of work by `Database` when HEADCOUNT_CHANGE_LOG=off (measurement only).
 OFF = "headcount.changes.off"
@@ -188,42 +189,55 @@ def crossed(
 ) -> None:
     """Record a threshold crossing, or cancel the opposite crossing of the same resource
     made earlier in this unit of work (a release whose stock is offered on at once never
-    left the resource sold out, as far as anyone outside can tell).
+    left the resource sold out, as far as anyone outside can tell). Crossings are written
+    after the unit of work's decisions: first what was decided, then what it crossed.
 
     The deciding statements hold the resource's row lock, so crossings of one resource
     are serialised and what commits alternates: exactly one row per transition.
     """
     if OFF in tx.info:
         return
-    pending: list[Pending] = tx.info.setdefault(_PENDING, [])
+    crossings: list[Pending] = tx.info.setdefault(_CROSSED, [])
     undone = OPPOSITE.get(type_)
-    for n in range(len(pending) - 1, -1, -1):
-        earlier = pending[n]
+    for n in range(len(crossings) - 1, -1, -1):
+        earlier = crossings[n]
         if (earlier.resource_type, earlier.resource_id) != resource:
             continue
         if earlier.type == undone:
-            del pending[n]
+            del crossings[n]
             return
         if earlier.type == type_:
             return  # the same crossing seen twice (two statements judged it): once is enough
-    record(tx, type_, event_id=event_id, resource=resource, payload=payload, at=at, by=by)
+    crossings.append(
+        Pending(
+            type=str(type_),
+            event_id=event_id,
+            resource_type=resource[0],
+            resource_id=resource[1],
+            payload=payload,
+            at=at,
+            origin=by or origin.current(),
+        )
+    )
 
 
 def pending(tx: AsyncSession) -> list[Pending]:
-    """What this unit of work will record (tests, and callers deduplicating thresholds)."""
-    found: list[Pending] = tx.info.get(_PENDING, [])
-    return found
+    """What this unit of work will record, in the order it will be written: its decisions
+    in the order they were made, then the thresholds they crossed (net of any undone)."""
+    decided: list[Pending] = tx.info.get(_PENDING, [])
+    crossings: list[Pending] = tx.info.get(_CROSSED, [])
+    return decided + crossings
 
 
 @asynccontextmanager
 async def savepoint(tx: AsyncSession) -> AsyncIterator[None]:
     """`tx.begin_nested()` whose rollback also forgets what was recorded inside it."""
-    before = list(pending(tx))
+    before = {name: list(tx.info.get(name, [])) for name in (_PENDING, _CROSSED)}
     try:
         async with tx.begin_nested():
             yield
     except BaseException:
-        tx.info[_PENDING] = before
+        tx.info.update(before)
         raise
 
 
@@ -232,7 +246,9 @@ _INSERT = insert(Change.__table__)  # type: ignore[arg-type]
 
 async def flush(tx: AsyncSession) -> int:
     """Insert the recorded changes: one multi-row INSERT, the transaction's last statement."""
-    rows: list[Pending] = tx.info.pop(_PENDING, [])
+    rows = pending(tx)
+    tx.info.pop(_PENDING, None)
+    tx.info.pop(_CROSSED, None)
     if not rows:
         return 0
     await tx.execute(
@@ -258,6 +274,7 @@ async def flush(tx: AsyncSession) -> int:
 def discard(tx: AsyncSession) -> None:
     """Forget recorded changes (the transaction is rolling back)."""
     tx.info.pop(_PENDING, None)
+    tx.info.pop(_CROSSED, None)
 
 
 # --- the sequencer ---------------------------------------------------------------------
