@@ -8,7 +8,7 @@ step recorded: the types, in order, and the payload members docs/changes.md prom
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -66,15 +66,18 @@ async def _event(rt: Runtime, **draft: object) -> tuple[str, Reader]:
         event = await events.create_event(rt, ORG, EventDraft(name="Changes", **draft))  # type: ignore[arg-type]
     log = Reader(rt, event.id)
     created = only(await log.new(), "event.created")
-    assert created.resource_type == "event" and created.resource_id == event.id
-    assert created.actor_sub == ORG.sub and created.actor_role == "organizer"
+    assert (created.resource_type, created.resource_id) == ("event", event.id)
+    assert (created.actor_sub, created.actor_role) == (ORG.sub, "organizer")
     subset(created.payload, event_id=event.id, before=None)
     return event.id, log
 
 
 async def _type(rt: Runtime, event_id: str, total: int, **draft: object) -> str:
     made = await tickets.create_ticket_type(
-        rt, ORG, event_id, TicketTypeDraft(name="GA", quantity_total=total, **draft)  # type: ignore[arg-type]
+        rt,
+        ORG,
+        event_id,
+        TicketTypeDraft(name="GA", quantity_total=total, **draft),  # type: ignore[arg-type]
     )
     return made.id
 
@@ -174,7 +177,7 @@ async def test_an_expired_hold_is_the_systems_doing(runtime: Runtime) -> None:
         "system",
         "req-lazy",
     )
-    assert found[2].request_id == "req-lazy" and found[2].actor_role is None
+    assert (found[2].request_id, found[2].actor_role) == ("req-lazy", None)
     await _no_drift(runtime)
 
 
@@ -192,7 +195,9 @@ async def test_registrations_and_the_event_cap(runtime: Runtime) -> None:
     subset(found[1].payload, event_id=event_id, max_attendees=3, registered=3, tickets=0)
 
     with pytest.raises(EventFull):
-        await registrations.register(runtime, attendee("chg-reg-cid"), event_id, RegistrationDraft())
+        await registrations.register(
+            runtime, attendee("chg-reg-cid"), event_id, RegistrationDraft()
+        )
     with pytest.raises(EventFull):  # a larger party needs room too
         await registrations.register(runtime, bob, event_id, RegistrationDraft(party_size=2))
     await registrations.register(runtime, bob, event_id, RegistrationDraft())  # same again
@@ -276,7 +281,10 @@ async def test_sessions_rsvps_and_their_waitlist(runtime: Runtime) -> None:
     assert await log.types() == ["registration.cancelled", "rsvp.cancelled"]
 
     no_waitlist = await sessions.create_session(
-        runtime, ORG, event_id, SessionDraft(title="Closed", max_participants=0, waitlist_enabled=False)
+        runtime,
+        ORG,
+        event_id,
+        SessionDraft(title="Closed", max_participants=0, waitlist_enabled=False),
     )
     await log.new()
     with pytest.raises(SessionFull):
@@ -339,9 +347,7 @@ async def test_ticket_waitlists_offer_accept_decline_and_lapse(runtime: Runtime)
     await _no_drift(runtime)
 
 
-def waitlists_due(expires_at: str) -> object:
-    from datetime import datetime
-
+def waitlists_due(expires_at: str) -> datetime:
     return datetime.fromisoformat(expires_at) + timedelta(seconds=1)
 
 
@@ -393,7 +399,9 @@ async def test_organizers_changes_carry_before_and_after(runtime: Runtime) -> No
     assert live_limit.payload["before"] == {"virtual_settings": {}}
     assert live_limit.payload["after"] == {"virtual_settings": {"max_concurrent_viewers": 50}}
 
-    ses = await sessions.create_session(runtime, ORG, event_id, SessionDraft(title="S", max_participants=5))
+    ses = await sessions.create_session(
+        runtime, ORG, event_id, SessionDraft(title="S", max_participants=5)
+    )
     await log.new()
     booth = await places.create(runtime, ORG, BOOTH, event_id, BoothDraft(name="B", max_visitors=3))
     subset(only(await log.new(), "booth.created").payload["after"], max_visitors=3, name="B")
