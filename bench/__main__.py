@@ -1,6 +1,6 @@
 """`make bench`: Headcount against this machine's own limits, in one run.
 
-    python -m bench [--quick] [--suite tickets|sqlite|presence|all]
+    python -m bench [--quick] [--suite tickets|changes|sqlite|presence|all]
 
 Every figure is the median of `--reps` runs; every throughput is printed beside the limit
 measured in the same run (pgbench / a raw SQLite loop / redis-benchmark) and their ratio.
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import limits, presence_storm
+from bench import change_log, limits, presence_storm
 from bench.flash_sale import SaleResult, flash_sale, http_floor
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
@@ -152,6 +152,27 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     return rows
 
 
+def changes_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    """The flash sale with the change log on and off, taking turns in one run, and how far
+    the feed trails the sale (bench/change_log.py)."""
+    ensure_tool("wrk", "wrk")
+    rows: list[Row] = []
+    with (
+        private_redis() as redis,
+        private_postgres() as server,
+        scratch_postgres_database(server=server) as url,
+    ):
+        rows += change_log.compare(
+            url,
+            log,
+            {"HEADCOUNT_REDIS_URL": redis.url},
+            reps=args.reps,
+            seconds=args.seconds,
+        )
+        print(table(rows), flush=True)
+    return rows
+
+
 def sqlite_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     ensure_tool("wrk", "wrk")
     rows: list[Row] = []
@@ -249,7 +270,9 @@ def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("--suite", choices=["tickets", "sqlite", "presence", "all"], default="all")
+    parser.add_argument(
+        "--suite", choices=["tickets", "changes", "sqlite", "presence", "all"], default="all"
+    )
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--viewers", type=int, default=5000, help="WebSocket viewers to hold")
@@ -268,7 +291,12 @@ def main() -> None:
     )
     print(header, flush=True)
     rows: list[Row] = []
-    suites = {"tickets": tickets_suite, "sqlite": sqlite_suite, "presence": presence_suite}
+    suites = {
+        "tickets": tickets_suite,
+        "changes": changes_suite,
+        "sqlite": sqlite_suite,
+        "presence": presence_suite,
+    }
     for name, suite in suites.items():
         if args.suite in (name, "all"):
             rows += suite(args, log)

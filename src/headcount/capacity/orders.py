@@ -37,7 +37,7 @@ from headcount.domain.tickets import (
     normalize_lines,
 )
 from headcount.ledger import basket as baskets
-from headcount.ledger import buyer_limits, inventory, journal, listings, offers, rows
+from headcount.ledger import buyer_limits, changes, inventory, journal, listings, offers, rows
 from headcount.ledger.db import Tx
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.models import Event, Order
@@ -162,6 +162,7 @@ async def create_order(
                 early=basket.early,
                 versions=basket.versions,
                 bucketed=basket.bucketed,
+                carrying=created,
             )
         fill_available(created, left)
         return view
@@ -173,17 +174,20 @@ async def create_order(
         )
 
 
-def record_created(tx: Tx, view: OrderView, *, by: origin.Origin | None = None) -> list[Any]:
-    """`order.created`, in the order's transaction: no statement of its own, it rides in
-    the unit of work's one change INSERT. Recorded before the stock moves, so it comes
-    before an offer the order takes over (a sell-out it causes comes after it anyway);
-    returns the payload's items, whose `available` the caller fills in from
-    `inventory.reserve`.
+def record_created(
+    tx: Tx, view: OrderView, *, by: origin.Origin | None = None
+) -> changes.Pending | None:
+    """`order.created`, in the order's transaction, costing no statement of its own: it
+    rides in the hold's statement (a one-line order without shared limits, PostgreSQL),
+    or else in the unit of work's one change INSERT. Recorded before the stock moves, so
+    it comes before an offer the order takes over (a sell-out it causes comes after it
+    anyway); the caller passes it to `inventory.reserve` and fills in `available` from
+    what that returns (`fill_available`).
 
     A batch placing several callers' orders in one transaction calls this once per
     order, naming that caller's origin (`by`).
     """
-    payload = journal.order(
+    return journal.order(
         tx,
         ChangeType.ORDER_CREATED,
         order_id=view.id,
@@ -199,13 +203,14 @@ def record_created(tx: Tx, view: OrderView, *, by: origin.Origin | None = None) 
         by=by,
         expires_at=view.expires_at,
     )
-    items: list[Any] = payload["items"]
-    return items
 
 
-def fill_available(items: list[Any], left: Mapping[str, int | None]) -> None:
-    """Each line's type's own stock right after the hold, as its statement returned it."""
-    for item in items:
+def fill_available(created: changes.Pending | None, left: Mapping[str, int | None]) -> None:
+    """Each line's type's own stock right after the hold, as its statement returned it
+    (a change that rode in the hold got it there already)."""
+    if created is None:
+        return
+    for item in created.payload["items"]:
         item["available"] = left.get(item["ticket_type_id"])
 
 

@@ -60,6 +60,7 @@ from headcount.ledger.models import Base
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid), not a BIGINT one.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
+_POSITIONED = text("position IS NOT NULL")
 
 _PENDING = "headcount.changes"
 _CROSSED = "headcount.changes.crossed"  # thresholds: written after the decisions
@@ -75,7 +76,7 @@ class Change(Base):
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     # NULL until the sequencer runs; then unique and increasing in commit order.
-    position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    position: Mapped[int | None] = mapped_column(BigInteger)
     event_id: Mapped[str] = mapped_column(String(80))
     type: Mapped[str] = mapped_column(String(60))
     resource_type: Mapped[str] = mapped_column(String(40))
@@ -86,12 +87,34 @@ class Change(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     occurred_at: Mapped[datetime]
 
+    # Every index costs each change twice, once written and once positioned, so the
+    # readers' indexes hold positioned rows only: a change is written into the primary
+    # key and the sequencer's index alone, on the order's hot path.
     __table_args__ = (
-        Index("ix_changes_event_id_position", "event_id", "position"),
+        Index(
+            "uq_changes_position",
+            "position",
+            unique=True,
+            postgresql_where=_POSITIONED,
+            sqlite_where=_POSITIONED,
+        ),
+        Index(
+            "ix_changes_event_id_position",
+            "event_id",
+            "position",
+            postgresql_where=_POSITIONED,
+            sqlite_where=_POSITIONED,
+        ),
         # An event's changes of some types (the audit trail, `type=` filters): a few
         # rows among an event's many orders, found without reading the others.
-        Index("ix_changes_event_id_type_position", "event_id", "type", "position"),
-        Index("ix_changes_resource", "resource_type", "resource_id", "position"),
+        Index(
+            "ix_changes_event_id_type_position",
+            "event_id",
+            "type",
+            "position",
+            postgresql_where=_POSITIONED,
+            sqlite_where=_POSITIONED,
+        ),
         # The sequencer's question, "which rows have no position yet", stays tiny.
         Index(
             "ix_changes_unsequenced",
@@ -142,27 +165,52 @@ def record(
     payload: Mapping[str, Any],
     at: datetime,
     by: origin.Origin | None = None,
-) -> None:
+) -> Pending | None:
     """Append a change to this unit of work; it is written just before COMMIT, or never.
 
     `by` defaults to the current request's origin; a batch serving several callers names
-    each caller's own.
+    each caller's own. Returns what was recorded (None while the log is off).
     """
     if OFF in tx.info:
-        return
+        return None
     tx.info[_AT] = at
     pending: list[Pending] = tx.info.setdefault(_PENDING, [])
-    pending.append(
-        Pending(
-            type=str(type_),
-            event_id=event_id,
-            resource_type=resource[0],
-            resource_id=resource[1],
-            payload=payload,
-            at=at,
-            origin=by or origin.current(),
-        )
+    found = Pending(
+        type=str(type_),
+        event_id=event_id,
+        resource_type=resource[0],
+        resource_id=resource[1],
+        payload=payload,
+        at=at,
+        origin=by or origin.current(),
     )
+    pending.append(found)
+    return found
+
+
+def row_of(change: Pending) -> dict[str, Any]:
+    """A recorded change as the columns of its row."""
+    return {
+        "event_id": change.event_id,
+        "type": change.type,
+        "resource_type": change.resource_type,
+        "resource_id": change.resource_id,
+        "actor_sub": change.origin.actor_sub,
+        "actor_role": change.origin.actor_role,
+        "request_id": change.origin.request_id,
+        "payload": change.payload,
+        "occurred_at": change.at,
+    }
+
+
+def written(tx: AsyncSession, change: Pending) -> None:
+    """`change` was inserted by a statement of its own making (it rode in the deciding
+    statement, `inventory.reserve`): `flush` must not insert it again."""
+    pending: list[Pending] = tx.info.get(_PENDING, [])
+    for n, found in enumerate(pending):
+        if found is change:
+            del pending[n]
+            return
 
 
 def stamp(tx: AsyncSession, at: datetime) -> None:
@@ -251,23 +299,9 @@ async def flush(tx: AsyncSession) -> int:
     tx.info.pop(_CROSSED, None)
     if not rows:
         return 0
-    await tx.execute(
-        _INSERT,
-        [
-            {
-                "event_id": r.event_id,
-                "type": r.type,
-                "resource_type": r.resource_type,
-                "resource_id": r.resource_id,
-                "actor_sub": r.origin.actor_sub,
-                "actor_role": r.origin.actor_role,
-                "request_id": r.origin.request_id,
-                "payload": dict(r.payload),
-                "occurred_at": r.at,
-            }
-            for r in rows
-        ],
-    )
+    values = [row_of(r) for r in rows]
+    # One row (an order's) is a plain execute, cheaper than the many-rows path.
+    await tx.execute(_INSERT, values[0] if len(values) == 1 else values)
     return len(rows)
 
 

@@ -52,11 +52,11 @@ def order(
     at: datetime,
     by: origin.Origin | None = None,
     **extra: Any,
-) -> dict[str, Any]:
+) -> changes.Pending | None:
     """An order's step; `items` are `{ticket_type_id, quantity}` (plus what a step adds).
 
-    Returns the payload recorded: it is written at COMMIT, so what the transaction learns
-    later may still be filled in.
+    Returns what was recorded: it is written at COMMIT (or by the statement it rides in),
+    so what the transaction learns later may still be filled in.
     """
     payload = {
         "order_id": order_id,
@@ -66,10 +66,9 @@ def order(
         "items": [plain(item) for item in items],
         **plain(extra),
     }
-    changes.record(
+    return changes.record(
         tx, type_, event_id=event_id, resource=("order", order_id), payload=payload, at=at, by=by
     )
-    return payload
 
 
 def entry(

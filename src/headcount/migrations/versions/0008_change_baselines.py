@@ -6,7 +6,12 @@
   as they are, so a ledger that ran before anything was recorded replays from its state
   at this revision (the log itself was still empty: nothing recorded changes before).
 * `ix_changes_event_id_type_position`: an event's changes of a few types (the audit
-  trail, `?type=` filters) without reading its every order.
+  trail, `?type=` filters) without reading its every order. It replaces
+  `ix_changes_resource`: the audit trail's resource filter narrows those few rows.
+* The readers' indexes (`uq_changes_position`, which replaces the unique constraint,
+  and the event ones) become partial, `WHERE position IS NOT NULL`: every index costs
+  each change twice (written, then positioned), and a change is written on the order's
+  hot path; now only the primary key and the sequencer's index take it there.
 """
 
 import sqlalchemy as sa
@@ -54,8 +59,18 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_change_baselines_event_id"), ["event_id"], unique=False
         )
+    positioned = sa.text("position IS NOT NULL")
+    partial = {"postgresql_where": positioned, "sqlite_where": positioned}
     with op.batch_alter_table("changes", schema=None) as batch_op:
-        batch_op.create_index("ix_changes_event_id_type_position", ["event_id", "type", "position"])
+        batch_op.drop_index("ix_changes_resource")
+        batch_op.drop_index("ix_changes_event_id_position")
+        batch_op.drop_constraint("uq_changes_position", type_="unique")
+    with op.batch_alter_table("changes", schema=None) as batch_op:
+        batch_op.create_index("uq_changes_position", ["position"], unique=True, **partial)
+        batch_op.create_index("ix_changes_event_id_position", ["event_id", "position"], **partial)
+        batch_op.create_index(
+            "ix_changes_event_id_type_position", ["event_id", "type", "position"], **partial
+        )
     for query in _SEED:
         op.execute(f"INSERT INTO change_baselines (counter, event_id, value) {query}")
 
@@ -63,6 +78,12 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("changes", schema=None) as batch_op:
         batch_op.drop_index("ix_changes_event_id_type_position")
+        batch_op.drop_index("ix_changes_event_id_position")
+        batch_op.drop_index("uq_changes_position")
+    with op.batch_alter_table("changes", schema=None) as batch_op:
+        batch_op.create_unique_constraint("uq_changes_position", ["position"])
+        batch_op.create_index("ix_changes_event_id_position", ["event_id", "position"])
+        batch_op.create_index("ix_changes_resource", ["resource_type", "resource_id", "position"])
     with op.batch_alter_table("change_baselines", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_change_baselines_event_id"))
     op.drop_table("change_baselines")
