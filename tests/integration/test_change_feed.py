@@ -4,7 +4,10 @@ paging with cursors, request ids and actors, who may read, bad cursors; and rete
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -15,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from headcount.capacity import events, feed, orders, retention, tickets
+from headcount.capacity import events, feed, orders, retention, sequencer, tickets
 from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.tickets import TicketTypeDraft
@@ -380,3 +383,33 @@ async def test_reconcile_replays_the_log_and_reports_a_tampered_change(runtime: 
     async with runtime.db.transaction() as tx:
         assert [d.basis for d in await reconcile(tx, fix=True)] == ["rows"]
     assert await _no_drift(runtime) == []
+
+
+async def _positioned_within(rt: Runtime, event_id: str, seconds: float) -> float:
+    """Seconds until the event's first change can be read, failing after `seconds`."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        async with rt.db.snapshot() as tx:
+            if await changes.page(tx, after=0, limit=1, event_id=event_id):
+                return time.monotonic() - start
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not positioned within {seconds}s")
+
+
+async def test_the_sequencer_loop_positions_what_commits_here_and_elsewhere(
+    runtime: Runtime, database_url: str
+) -> None:
+    """A commit here wakes this process's loop; one made by another process (here: a
+    second runtime, as the CLI or a replica that died would be) is found by polling."""
+    loop = asyncio.create_task(sequencer.run(runtime))
+    elsewhere = Runtime.from_settings(Settings(database_url=database_url, env="test"))
+    try:
+        here = await events.create_event(runtime, organizer(ORG), EventDraft(name="Here"))
+        assert await _positioned_within(runtime, here.id, 2.0) < 1.0
+        there = await events.create_event(elsewhere, organizer(ORG), EventDraft(name="There"))
+        assert await _positioned_within(runtime, there.id, 2.0) < 1.0
+    finally:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        await elsewhere.close()
