@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
 from headcount.capacity import events, feed, orders, retention, sequencer, tickets
@@ -413,3 +414,33 @@ async def test_the_sequencer_loop_positions_what_commits_here_and_elsewhere(
         with contextlib.suppress(asyncio.CancelledError):
             await loop
         await elsewhere.close()
+
+
+@pytest.mark.postgres
+async def test_a_one_line_orders_change_rides_in_its_hold(postgres_url: str) -> None:
+    """No statement of its own: the change row is inserted by the hold's CTE (PostgreSQL),
+    and the commit still wakes the sequencer."""
+    rt = Runtime.from_settings(Settings(database_url=postgres_url, env="test"))
+    sent: list[str] = []
+
+    def seen(*args: Any) -> None:
+        sent.append(str(args[2]))
+
+    try:
+        org = organizer(ORG)
+        event = await events.create_event(rt, org, EventDraft(name="Ride"))
+        tt = await tickets.create_ticket_type(
+            rt, org, event.id, TicketTypeDraft(name="GA", quantity_total=5)
+        )
+        woken: list[int] = []
+        rt.db.changes_committed = lambda: woken.append(1)
+        sa_event.listen(rt.db.engine.sync_engine, "before_cursor_execute", seen)
+        await _orders(rt, event.id, tt.id, ["ride-a"])
+        assert not [s for s in sent if s.lstrip().upper().startswith("INSERT INTO CHANGES")]
+        assert [s for s in sent if "WITH held AS" in s]
+        assert woken == [1]
+        created = [c for c in await event_changes(rt, event.id) if c.type == "order.created"]
+        assert len(created) == 1
+        assert created[0].payload["items"][0]["available"] == 4
+    finally:
+        await rt.close()

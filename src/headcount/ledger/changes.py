@@ -64,6 +64,7 @@ _POSITIONED = text("position IS NOT NULL")
 
 _PENDING = "headcount.changes"
 _CROSSED = "headcount.changes.crossed"  # thresholds: written after the decisions
+_RODE = "headcount.changes.rode"  # how many rode in a deciding statement (`written`)
 _AT = "headcount.changes.at"
 # Set on a unit of work by `Database` when HEADCOUNT_CHANGE_LOG=off (measurement only).
 OFF = "headcount.changes.off"
@@ -210,6 +211,7 @@ def written(tx: AsyncSession, change: Pending) -> None:
     for n, found in enumerate(pending):
         if found is change:
             del pending[n]
+            tx.info[_RODE] = tx.info.get(_RODE, 0) + 1
             return
 
 
@@ -293,22 +295,27 @@ _INSERT = insert(Change.__table__)  # type: ignore[arg-type]
 
 
 async def flush(tx: AsyncSession) -> int:
-    """Insert the recorded changes: one multi-row INSERT, the transaction's last statement."""
+    """Insert the recorded changes: one multi-row INSERT, the transaction's last statement.
+
+    Returns how many changes this unit of work wrote, those that rode in a deciding
+    statement included (the caller wakes the sequencer for them).
+    """
     rows = pending(tx)
+    rode: int = tx.info.pop(_RODE, 0)
     tx.info.pop(_PENDING, None)
     tx.info.pop(_CROSSED, None)
     if not rows:
-        return 0
+        return rode
     values = [row_of(r) for r in rows]
     # One row (an order's) is a plain execute, cheaper than the many-rows path.
     await tx.execute(_INSERT, values[0] if len(values) == 1 else values)
-    return len(rows)
+    return len(rows) + rode
 
 
 def discard(tx: AsyncSession) -> None:
     """Forget recorded changes (the transaction is rolling back)."""
-    tx.info.pop(_PENDING, None)
-    tx.info.pop(_CROSSED, None)
+    for name in (_PENDING, _CROSSED, _RODE):
+        tx.info.pop(name, None)
 
 
 # --- the sequencer ---------------------------------------------------------------------
