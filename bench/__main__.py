@@ -1,6 +1,6 @@
 """`make bench`: Headcount against this machine's own limits, in one run.
 
-    python -m bench [--quick] [--suite tickets|sqlite|presence|webhooks|all]
+    python -m bench [--quick] [--suite tickets|changes|sqlite|presence|webhooks|fanout|all]
 
 Every figure is the median of `--reps` runs; every throughput is printed beside the limit
 measured in the same run (pgbench / a raw SQLite loop / redis-benchmark) and their ratio.
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import fanout, limits, presence_storm, webhooks
+from bench import change_log, fanout, limits, presence_storm, webhooks
 from bench.flash_sale import SaleResult, flash_sale, http_floor
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
@@ -149,6 +149,27 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     stock_buckets=HOT_BUCKETS,
                     limit_label="pgbench hot row",
                 )
+    return rows
+
+
+def changes_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    """The flash sale with the change log on and off, taking turns in one run, and how far
+    the feed trails the sale (bench/change_log.py)."""
+    ensure_tool("wrk", "wrk")
+    rows: list[Row] = []
+    with (
+        private_redis() as redis,
+        private_postgres() as server,
+        scratch_postgres_database(server=server) as url,
+    ):
+        rows += change_log.compare(
+            url,
+            log,
+            {"HEADCOUNT_REDIS_URL": redis.url},
+            reps=args.reps,
+            seconds=args.seconds,
+        )
+        print(table(rows), flush=True)
     return rows
 
 
@@ -308,7 +329,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
         "--suite",
-        choices=["tickets", "sqlite", "presence", "webhooks", "fanout", "all"],
+        choices=["tickets", "changes", "sqlite", "presence", "webhooks", "fanout", "all"],
         default="all",
     )
     parser.add_argument("--reps", type=int, default=3)
@@ -332,6 +353,7 @@ def main() -> None:
     rows: list[Row] = []
     suites = {
         "tickets": tickets_suite,
+        "changes": changes_suite,
         "sqlite": sqlite_suite,
         "presence": presence_suite,
         "webhooks": webhooks_suite,

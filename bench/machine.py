@@ -119,3 +119,58 @@ def figure(pattern: str, output: str, *, flags: int = 0) -> str:
     if found is None:
         raise RuntimeError(f"no {pattern!r} in the tool's output:\n{output}")
     return found.group(1)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds used so far), for every process (Linux /proc)."""
+    found: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        found[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK)
+    return found
+
+
+def tree_cpu_seconds(*roots: int) -> float:
+    """CPU seconds used by these processes and all their descendants (alive ones)."""
+    table = _processes()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    total, todo, seen = 0.0, list(roots), set()
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid not in table:
+            continue
+        seen.add(pid)
+        total += table[pid][1]
+        todo += children.get(pid, [])
+    return total
+
+
+def postmaster_pid(database_url: str) -> int:
+    """The postmaster serving `database_url`'s port (a private cluster of ours)."""
+    port = re.search(r":(\d+)/", database_url)
+    if port is None:
+        raise RuntimeError(f"no port in {database_url}")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline") as f:
+                command = f.read().split("\0")
+        except OSError:
+            continue
+        server = command[0].endswith("postgres") and "-p" in command
+        if server and command[command.index("-p") + 1] == port.group(1):
+            return int(entry)
+    raise RuntimeError(f"no postmaster on port {port.group(1)}")

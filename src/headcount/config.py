@@ -108,6 +108,14 @@ class Settings(BaseSettings):
     webhook_timeout: float = Field(
         default=10.0, gt=0, le=60, description="seconds one delivery may take, all in"
     )
+    change_log: bool = Field(
+        default=True,
+        description="record every decision in the change log; `off` exists only to measure "
+        "what recording costs (the feed, webhooks and reconcile-from-log need it on)",
+    )
+    change_retention_days: float = Field(
+        default=30, gt=0, description="days a change is kept once every consumer has taken it"
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_secret_in_production(self) -> Settings:

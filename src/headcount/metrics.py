@@ -24,3 +24,12 @@ REQUEST_LATENCY = Histogram(
 WEBHOOK_ATTEMPTS = Counter(
     "headcount_webhook_attempts_total", "Webhook delivery attempts, by outcome", ["outcome"]
 )
+CHANGES_SEQUENCED = Counter(
+    "headcount_changes_sequenced_total", "Changes given a position in the change log"
+)
+CHANGE_LAG = Histogram(
+    "headcount_change_sequence_lag_seconds",
+    "Per sequencer run, from the oldest change's decision to its position (the feed's lag)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CHANGES_PRUNED = Counter("headcount_changes_pruned_total", "Changes removed by retention")

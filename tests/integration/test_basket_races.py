@@ -22,10 +22,11 @@ from headcount.capacity.events import EventDraft, EventPatch
 from headcount.capacity.pools import PoolDraft
 from headcount.capacity.tickets import TicketTypeDraft
 from headcount.config import Settings
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import PoolExhausted
 from headcount.domain.ids import new_id
 from headcount.domain.tickets import OrderLine, OrderStatus
-from headcount.ledger import basket, inventory
+from headcount.ledger import basket, inventory, journal
 from headcount.ledger.attendance import EventCapacity
 from headcount.ledger.models import Order, OrderItem
 from headcount.ledger.reconcile import reconcile
@@ -63,6 +64,17 @@ async def _hold(tx: AsyncSession, event_id: str, lines: list[OrderLine]) -> None
         for li in lines
     )
     await tx.flush()
+    journal.order(
+        tx,
+        ChangeType.ORDER_CREATED,
+        order_id=order.id,
+        event_id=event_id,
+        owner_id=order.owner_id,
+        status=order.status,
+        previous_status=None,
+        items=[{"ticket_type_id": li.ticket_type_id, "quantity": li.quantity} for li in lines],
+        at=now,
+    )
 
 
 async def _balanced(rt: Runtime) -> None:

@@ -48,7 +48,8 @@ def _note(tx: Tx, event_id: str, label: str) -> None:
 
 async def _sequence(rt: Runtime) -> int:
     async with rt.db.transaction() as tx:
-        return await changes.sequence(tx)
+        done = await changes.sequence(tx)
+        return 0 if done is None else done.count
 
 
 async def _by_position(rt: Runtime, event_id: str, after: int) -> list[Change]:

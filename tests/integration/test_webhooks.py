@@ -73,7 +73,11 @@ class Clock:
 
 
 async def event_of(rt: Runtime, organizer_sub: str) -> str:
+    """A new event, its own `event.created` positioned at once: an endpoint registered
+    afterwards starts past it, so it receives only what the test writes."""
     made = await create_event(rt, organizer(organizer_sub), EventDraft(name="Hooked"))
+    async with rt.db.transaction() as tx:
+        await changes.sequence(tx)
     return made.id
 
 
@@ -114,8 +118,10 @@ async def until(check: Callable[[], bool], *, within: float = 30.0) -> None:
 
 
 async def committed(rt: Runtime, event_ids: set[str]) -> list[changes.Change]:
+    """The changes the test wrote (`note`), in position order."""
     async with rt.db.transaction() as tx:
-        return await changes.page(tx, after=0, limit=100_000, event_ids=event_ids)
+        found = await changes.page(tx, after=0, limit=100_000, event_ids=event_ids)
+    return [c for c in found if "label" in c.payload]
 
 
 def labels_by_event(receiver: Receiver) -> dict[str, list[str]]:

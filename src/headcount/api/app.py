@@ -11,18 +11,29 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from headcount import __version__
+from headcount import __version__, origin
 from headcount.api import graphql, problems, web
-from headcount.api.middleware import BodyLimit, Latency
+from headcount.api.middleware import BodyLimit, Latency, RequestId
 from headcount.api.realtime import capacity as capacity_ws
 from headcount.api.realtime import stream as stream_ws
-from headcount.api.rest import events, ops, orders, registrations, sessions, tickets, waitlists
+from headcount.api.rest import (
+    changes,
+    events,
+    ops,
+    orders,
+    registrations,
+    sessions,
+    tickets,
+    waitlists,
+)
 from headcount.api.rest import pools as pools_rest
 from headcount.api.rest import presence as presence_rest
 from headcount.api.rest import webhooks as webhooks_rest
+from headcount.capacity import sequencer
 from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
 from headcount.capacity.relay import run_in_background as run_webhook_relay
+from headcount.capacity.retention import prune_changes
 from headcount.capacity.waitlists import sweep_expired_offers
 from headcount.config import Settings
 from headcount.domain.errors import HeadcountError
@@ -32,10 +43,11 @@ log = logging.getLogger(__name__)
 
 # Background duties run by every replica; each must be safe to run concurrently everywhere.
 Duty = Callable[[Runtime], Awaitable[object]]
-DUTIES: list[Duty] = [sweep_expired_holds, sweep_expired_offers, prune_presence]
+DUTIES: list[Duty] = [sweep_expired_holds, sweep_expired_offers, prune_presence, prune_changes]
 
 
 async def _run_duties(rt: Runtime) -> None:
+    origin.as_system()  # what the duties record is the service's own doing
     while True:
         await asyncio.sleep(rt.settings.sweep_interval)
         for duty in DUTIES:
@@ -71,7 +83,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.create_task(_run_duties(rt), name="headcount-duties")
+        tasks = [
+            asyncio.create_task(_run_duties(rt), name="headcount-duties"),
+            # The change log's sequencer runs in every replica (capacity/sequencer.py).
+            asyncio.create_task(sequencer.run(rt), name="headcount-sequencer"),
+        ]
         # The webhook relay keeps its own, much shorter loop (capacity/relay.py).
         stop_relay = asyncio.Event()
         relay = (
@@ -82,9 +98,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if relay is not None:
                 stop_relay.set()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -108,6 +126,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(presence_rest.router(), prefix=api)
     app.include_router(pools_rest.router, prefix=api)
     app.include_router(webhooks_rest.router, prefix=api)
+    app.include_router(changes.router, prefix=api)
     app.include_router(stream_ws.router)
     app.include_router(capacity_ws.router)
     app.include_router(ops.router)
@@ -115,6 +134,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     web.install(app)
     app.add_middleware(Latency)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    # Outermost: every answer (a 413 too) carries the request id, and what the request
+    # records in the change log is attributed to it.
+    app.add_middleware(RequestId)
     return app
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from headcount import origin
 from headcount.domain.errors import Unauthorized
 from headcount.domain.identity import Principal
 from headcount.runtime import Runtime
@@ -31,7 +32,10 @@ async def optional_principal(
     if credentials is None:
         return None
     rt: Runtime = request.app.state.runtime
-    return verify(credentials.credentials, rt.settings)
+    who = verify(credentials.credentials, rt.settings)
+    # What this request records in the change log is attributed to the caller.
+    origin.set_actor(who.sub, who.role.value)
+    return who
 
 
 async def principal(who: Annotated[Principal | None, Depends(optional_principal)]) -> Principal:

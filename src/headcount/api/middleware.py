@@ -1,14 +1,58 @@
-"""ASGI middleware: request body limit and latency metrics."""
+"""ASGI middleware: request ids, request body limit and latency metrics."""
 
 from __future__ import annotations
 
+import re
 import time
+import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from headcount import metrics
+from headcount import metrics, origin
 from headcount.api.problems import problem
+
+REQUEST_ID = "x-request-id"
+# A caller's id is kept if it looks like one (a UUID, a trace id, a proxy's token): short,
+# printable, no spaces; anything else is replaced, never echoed into headers or the log.
+_SANE_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,100}")
+
+
+class RequestId:
+    """Every request gets an id: the caller's sane `X-Request-Id`, or a new one.
+
+    The id is echoed in the response's `X-Request-Id` and set as the request's origin
+    (`origin.begin_request`), so every change the request records carries it; the auth
+    dependency adds who is asking. Reset when the request ends.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        request_id = ""
+        for name, value in scope.get("headers", []):
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                request_id = given if _SANE_ID.fullmatch(given) else ""
+                break
+        request_id = request_id or uuid.uuid4().hex
+        header = (REQUEST_ID.encode(), request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                kept = [(k, v) for k, v in message.get("headers", []) if k != header[0]]
+                message = {**message, "headers": [*kept, header]}
+            await send(message)
+
+        token = origin.begin_request(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            origin.end_request(token)
 
 
 class _TooLarge(Exception):

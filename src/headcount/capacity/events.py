@@ -9,11 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headcount.capacity.inputs import Patch
 from headcount.capacity.views import EventView
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import Forbidden, InvalidRequest
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.domain.presence import MAX_GRACE_SECONDS
-from headcount.ledger import draws, listings, offers, rows
+from headcount.ledger import draws, journal, listings, locks, offers, rows
 from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
 from headcount.runtime import Runtime
@@ -117,7 +118,28 @@ async def create_event(
         if event.max_attendees is not None:
             # A capped event counts tickets from its first sale on (ledger/draws.py).
             await draws.recount_event_tickets(tx, event.id)
+        journal.organizer(
+            tx,
+            ChangeType.EVENT_CREATED,
+            event_id=event.id,
+            resource=("event", event.id),
+            before=None,
+            after=_definition(event),
+            at=now,
+        )
     return EventView.of(event)
+
+
+def _definition(event: Event) -> dict[str, object]:
+    """What an organizer sets on an event, as the audit trail shows it."""
+    return {
+        "name": event.name,
+        "description": event.description,
+        "starts_at": event.starts_at,
+        "ends_at": event.ends_at,
+        "max_attendees": event.max_attendees,
+        "virtual_settings": dict(event.virtual_settings or {}),
+    }
 
 
 async def get_event(rt: Runtime, event_id: str) -> EventView:
@@ -149,17 +171,23 @@ async def update_event(
         check_patched_window(
             changes.get("starts_at", event.starts_at), changes.get("ends_at", event.ends_at)
         )
-        capped_before = event.max_attendees is not None
+        before = _definition(event)
+        cap_before = event.max_attendees
         for name, value in changes.items():
             setattr(event, name, value)
         event.updated_at = rt.clock()
-        if "max_attendees" in changes and capped_before != (event.max_attendees is not None):
-            # The ticket counter is kept only while a cap is set: rebuild it when one appears,
-            # zero it when it goes. The event row lock taken above makes buyers wait
-            # (ledger/draws.py reads it FOR KEY SHARE), so no sale slips between.
-            await rows.save(tx)
-            capped = event.max_attendees is not None
-            await draws.recount_event_tickets(tx, event.id, keep=capped)
+        journal.stamp(tx, event.updated_at)
+        if "max_attendees" in changes:
+            await _move_cap(tx, event, cap_before)
+        journal.organizer(
+            tx,
+            ChangeType.EVENT_CHANGED,
+            event_id=event.id,
+            resource=("event", event.id),
+            before=before,
+            after=_definition(event),
+            at=event.updated_at,
+        )
         return EventView.of(event)
 
     # Retried whole on deadlock: this is the one path that takes the event row FOR UPDATE
@@ -171,6 +199,40 @@ async def update_event(
         # holds the event row FOR UPDATE (buyers hold it FOR KEY SHARE, then ticket types).
         await rt.db.atomically(lambda tx: _settle_queues(rt, tx, view.id))
     return view
+
+
+async def _move_cap(tx: Tx, event: Event, cap_before: int | None) -> None:
+    """A new `max_attendees` on the locked event row: keep the ticket counter, and record
+    `event.full` / `event.reopened` if the new cap moved the event across its limit.
+
+    The counter row is locked (step 7, after the event row) before it is read, so the
+    count judged is one no admission can move before COMMIT; admissions judge their own
+    crossings against the cap their statement reads, which is this one once we commit.
+    """
+    counted = await locks.event_counter(tx, event.id)
+    registered, tickets = counted or (0, 0)
+    was_full = journal.full(registered + tickets, cap_before)
+    if (cap_before is not None) != (event.max_attendees is not None):
+        # The ticket counter is kept only while a cap is set: rebuild it when one appears,
+        # zero it when it goes. The event row lock taken above makes buyers wait
+        # (ledger/draws.py reads it FOR KEY SHARE), so no sale slips between.
+        await rows.save(tx)
+        tickets = await draws.recount_event_tickets(
+            tx, event.id, keep=event.max_attendees is not None
+        )
+    journal.limit_moved(
+        tx,
+        journal.EVENT,
+        event_id=event.id,
+        resource=("event", event.id),
+        was_full=was_full,
+        figures={
+            "max_attendees": event.max_attendees,
+            "registered": registered,
+            "tickets": tickets,
+        },
+        is_full=journal.full(registered + tickets, event.max_attendees),
+    )
 
 
 async def _settle_queues(rt: Runtime, tx: Tx, event_id: str) -> None:

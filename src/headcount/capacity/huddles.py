@@ -23,10 +23,11 @@ from headcount.capacity import places
 from headcount.capacity.events import load_event
 from headcount.capacity.spaces import HUDDLE, HuddleDraft, HuddlePatch
 from headcount.capacity.views import HuddleMembershipView, HuddleView
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import Forbidden, Timeout
 from headcount.domain.identity import Principal
 from headcount.domain.presence import HUDDLE_JOIN_ATTEMPTS, backoff_delays
-from headcount.ledger import rows
+from headcount.ledger import journal, rows
 from headcount.ledger import spaces as ledger
 from headcount.ledger.spaces import Huddle
 from headcount.runtime import Runtime
@@ -112,16 +113,37 @@ async def _try_join(
         if huddle.members >= huddle.capacity:
             metrics.ADMISSIONS.labels(HUDDLE.kind, "refused").inc()
             raise HUDDLE.refuse(huddle.id, huddle.capacity, huddle.members)
-        if not await ledger.claim(tx, huddle, principal.sub, rt.clock()):
+        now = rt.clock()
+        if not await ledger.claim(tx, huddle, principal.sub, now):
             return None
-        return _membership(True, await rows.find(tx, Huddle, huddle.id, noun=HUDDLE.noun))
+        joined = await rows.find(tx, Huddle, huddle.id, noun=HUDDLE.noun)
+        journal.membership(
+            tx,
+            ChangeType.HUDDLE_JOINED,
+            event_id=joined.event_id,
+            huddle_id=joined.id,
+            user_id=principal.sub,
+            members=joined.members,
+            at=now,
+        )
+        return _membership(True, joined)
 
 
 async def leave_huddle(rt: Runtime, principal: Principal, huddle_id: str) -> HuddleMembershipView:
     """Leave and free the place in one transaction; leaving twice is harmless."""
     async with rt.db.transaction() as tx:
+        now = rt.clock()
         huddle = await rows.find(tx, Huddle, huddle_id, noun=HUDDLE.noun)
-        if await ledger.give_back(tx, huddle.id, principal.sub, rt.clock()):
+        if await ledger.give_back(tx, huddle.id, principal.sub, now):
             huddle = await rows.find(tx, Huddle, huddle.id, noun=HUDDLE.noun)
+            journal.membership(
+                tx,
+                ChangeType.HUDDLE_LEFT,
+                event_id=huddle.event_id,
+                huddle_id=huddle.id,
+                user_id=principal.sub,
+                members=huddle.members,
+                at=now,
+            )
     rt.signals.notify(huddle.event_id)
     return _membership(False, huddle)

@@ -22,6 +22,7 @@ so a join racing a close cannot slip in after the eviction.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,12 +31,15 @@ from headcount.capacity import keyed
 from headcount.capacity.places import require_organizer, view_of
 from headcount.capacity.spaces import Space, V, live_space
 from headcount.capacity.views import LeaseView
-from headcount.domain.errors import InvalidRequest, LeaseExpired, NotFound
+from headcount.domain.errors import HeadcountError, InvalidRequest, LeaseExpired, NotFound
 from headcount.domain.identity import Principal
-from headcount.ledger import rows
+from headcount.ledger import changes, journal, rows
 from headcount.ledger import spaces as ledger
-from headcount.presence import Lease, LeaseState, Resource, parse_lease_id
+from headcount.ledger.models import Event
+from headcount.presence import Lease, LeaseState, Place, Resource, parse_lease_id
 from headcount.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 def lease_view(
@@ -95,6 +99,7 @@ async def join(
         raise space.refuse_closed(row.id)
     resource, limit, event_id = Resource(space.kind, row.id), space.limit(row), space.event_of(row)
     grace = grace_of(rt, space, row)
+    filled: list[LeaseView] = []
 
     async def admit() -> LeaseView:
         admission = await rt.presence.admit(
@@ -112,7 +117,7 @@ async def join(
             raise space.refuse(row.id, limit, admission.occupancy)
         metrics.ADMISSIONS.labels(space.kind, "admitted").inc()
         rt.signals.notify(event_id)
-        return lease_view(
+        view = lease_view(
             rt,
             admission.lease,
             occupancy=admission.occupancy,
@@ -120,9 +125,14 @@ async def join(
             grace=grace,
             place=admission.place,
         )
+        if limit is not None and admission.occupancy == limit and admission.place == Place.NEW:
+            # This admission took the last free place (not a replay, not a second device
+            # of someone already in, not a place taken back within its grace).
+            filled.append(view)
+        return view
 
     scope = f"{space.kind}.join:{row.id}"
-    return await keyed.once(
+    answer = await keyed.once(
         rt,
         principal,
         scope=scope,
@@ -131,6 +141,40 @@ async def join(
         answer=LeaseView,
         outside=admit,
     )
+    if filled:
+        await _record_full(rt, space, event_id, filled[0])
+    return answer
+
+
+async def _record_full(rt: Runtime, space: Space[Any], event_id: str, lease: LeaseView) -> None:
+    """`<space>.full`: this admission took the last place, in a transaction of its own.
+
+    Presence decided it, not the ledger, so there is no deciding transaction to ride in;
+    only the join that fills the space pays for one (after its key's transaction, if it
+    had one: on SQLite a second transaction inside it would wait for its own lock). Each
+    admission that reaches the limit is a transition from room to full (occupancy was
+    below the limit, or it would have been refused), so there is one row per filling.
+    If the database cannot take the row the join still stands: live limits are recorded
+    at most once per transition, not at least once (docs/changes.md).
+    """
+    try:
+        async with rt.db.transaction() as tx:
+            changes.record(
+                tx,
+                f"{space.change_kind}.full",
+                event_id=event_id,
+                resource=(space.change_kind, lease.resource_id),
+                payload={
+                    ("event_id" if space.model is Event else f"{space.change_kind}_id"): (
+                        lease.resource_id
+                    ),
+                    "limit": lease.limit,
+                    "occupancy": lease.occupancy,
+                },
+                at=rt.clock(),
+            )
+    except HeadcountError as exc:
+        log.warning("%s.full of %s not recorded: %s", space.change_kind, lease.resource_id, exc)
 
 
 def _leased(lease_id: str) -> tuple[Space[Any], Resource]:
@@ -228,8 +272,18 @@ async def close(rt: Runtime, principal: Principal, space: Space[V], place_id: st
         row = await rows.find(tx, space.model, place_id, noun=space.noun)
         await require_organizer(tx, principal, row, space.event_of(row))
         if not space.is_closed(row):
-            await ledger.close(tx, space.model, row.id, rt.clock())
+            now = rt.clock()
+            await ledger.close(tx, space.model, row.id, now)
             row = await rows.find(tx, space.model, row.id, noun=space.noun)
+            journal.organizer(
+                tx,
+                f"{space.change_kind}.closed",
+                event_id=space.event_of(row),
+                resource=(space.change_kind, row.id),
+                before={"status": "open"},
+                after={"status": row.status, "closed_at": row.closed_at},
+                at=now,
+            )
     # After the commit: any join that read "open" before it is refused by the store now.
     await rt.presence.close_resource(Resource(space.kind, row.id))
     rt.signals.notify(space.event_of(row))

@@ -8,16 +8,17 @@ shortfall raises and the whole transaction rolls back, so orders are all-or-noth
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from headcount import metrics
+from headcount import metrics, origin
 from headcount.capacity import keyed
 from headcount.capacity.events import load_event
 from headcount.capacity.views import OrderItemView, OrderView
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import (
     Conflict,
     EventFull,
@@ -36,7 +37,7 @@ from headcount.domain.tickets import (
     normalize_lines,
 )
 from headcount.ledger import basket as baskets
-from headcount.ledger import buyer_limits, inventory, listings, offers, rows
+from headcount.ledger import buyer_limits, changes, inventory, journal, listings, offers, rows
 from headcount.ledger.db import Tx
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.models import Event, Order
@@ -141,22 +142,29 @@ async def create_order(
             quota=quota,
             owner_locked=True,
         )
+        created = record_created(tx, view)
         if basket.offered:
             # The buyer's live waitlist offers pay for their lines (the order takes them over).
-            taken = await offers.reserve_with_offers(
-                tx, lines, names, owner=principal.sub, now=now, offer_ttl=rt.settings.offer_ttl
+            left = await offers.reserve_with_offers(
+                tx,
+                lines,
+                names,
+                owner=principal.sub,
+                order_id=view.id,
+                now=now,
+                offer_ttl=rt.settings.offer_ttl,
             )
-            if taken:
-                await offers.mark_accepted(tx, taken, view.id)
         else:
-            await inventory.reserve(
+            left = await inventory.reserve(
                 tx,
                 lines,
                 names,
                 early=basket.early,
                 versions=basket.versions,
                 bucketed=basket.bucketed,
+                carrying=created,
             )
+        fill_available(created, left)
         return view
 
     payload = draft.model_dump(mode="json")
@@ -164,6 +172,46 @@ async def create_order(
         return await _create(
             rt, principal, payload=payload, lines=lines, key=idempotency_key, work=work
         )
+
+
+def record_created(
+    tx: Tx, view: OrderView, *, by: origin.Origin | None = None
+) -> changes.Pending | None:
+    """`order.created`, in the order's transaction, costing no statement of its own: it
+    rides in the hold's statement (a one-line order without shared limits, PostgreSQL),
+    or else in the unit of work's one change INSERT. Recorded before the stock moves, so
+    it comes before an offer the order takes over (a sell-out it causes comes after it
+    anyway); the caller passes it to `inventory.reserve` and fills in `available` from
+    what that returns (`fill_available`).
+
+    A batch placing several callers' orders in one transaction calls this once per
+    order, naming that caller's origin (`by`).
+    """
+    return journal.order(
+        tx,
+        ChangeType.ORDER_CREATED,
+        order_id=view.id,
+        event_id=view.event_id,
+        owner_id=view.owner_id,
+        status=view.status.value,
+        previous_status=None,
+        items=[
+            {"ticket_type_id": i.ticket_type_id, "quantity": i.quantity, "available": None}
+            for i in view.items
+        ],
+        at=view.created_at,
+        by=by,
+        expires_at=view.expires_at,
+    )
+
+
+def fill_available(created: changes.Pending | None, left: Mapping[str, int | None]) -> None:
+    """Each line's type's own stock right after the hold, as its statement returned it
+    (a change that rode in the hold got it there already)."""
+    if created is None:
+        return
+    for item in created.payload["items"]:
+        item["available"] = left.get(item["ticket_type_id"])
 
 
 async def _create(
@@ -206,6 +254,7 @@ async def _expire_now(rt: Runtime, ticket_type_ids: list[str]) -> int:
     """Release lapsed holds and waitlist offers on these ticket types; how many lapsed."""
     async with rt.db.transaction() as tx:
         now, ttl = rt.clock(), rt.settings.offer_ttl
+        journal.stamp(tx, now)
         expired = await expire_due_holds(tx, now, ticket_type_ids=ticket_type_ids, offer_ttl=ttl)
         lapsed = 0
         if due := await offers.due_ticket_types(tx, now, among=ticket_type_ids):
@@ -259,14 +308,15 @@ async def confirm_order(
         status = OrderStatus(order.status)
         if status is OrderStatus.PAID:
             return None
-        if status is OrderStatus.PENDING:
-            await inventory.convert_hold(tx, lines_of(order))
-        elif status is OrderStatus.EXPIRED:
-            await inventory.sell_again(tx, lines_of(order))
-        else:
+        if status not in (OrderStatus.PENDING, OrderStatus.EXPIRED):
             raise Conflict(
                 f"order is {status.value}; it cannot be confirmed", order_status=status.value
             )
+        _record_step(tx, order, OrderStatus.PAID, rt.clock())
+        if status is OrderStatus.PENDING:
+            await inventory.convert_hold(tx, lines_of(order))
+        else:
+            await inventory.sell_again(tx, lines_of(order))
         return OrderStatus.PAID
 
     view = await _change(rt, principal, order_id, idempotency_key, step="confirm", change=confirm)
@@ -282,13 +332,15 @@ async def cancel_order(
     async def cancel(tx: Tx, order: Order, event: Event) -> OrderStatus | None:
         status = OrderStatus(order.status)
         if status is OrderStatus.PENDING:
-            await inventory.release_hold(tx, lines_of(order))
             ended = OrderStatus.CANCELLED
+            _record_step(tx, order, ended, rt.clock())
+            await inventory.release_hold(tx, lines_of(order))
         elif status is OrderStatus.PAID:
             if not principal.manages(event.organizer_id):
                 raise Forbidden("a paid order is refunded by the organizer")
-            await inventory.refund(tx, lines_of(order))
             ended = OrderStatus.REFUNDED
+            _record_step(tx, order, ended, rt.clock())
+            await inventory.refund(tx, lines_of(order))
         else:
             return None  # already cancelled, expired or refunded: nothing is held
         # The freed stock goes to the ticket types' waitlists before anyone else sees it.
@@ -301,6 +353,27 @@ async def cancel_order(
 
 # Decides an order's next status, having moved its stock; None leaves it as it is.
 Change = Callable[[Tx, Order, Event], Awaitable[OrderStatus | None]]
+
+_STEPS = {
+    OrderStatus.PAID: ChangeType.ORDER_CONFIRMED,
+    OrderStatus.CANCELLED: ChangeType.ORDER_CANCELLED,
+    OrderStatus.REFUNDED: ChangeType.ORDER_REFUNDED,
+}
+
+
+def _record_step(tx: Tx, order: Order, status: OrderStatus, now: datetime) -> None:
+    """An order's confirm, cancel or refund, recorded before the stock it moves."""
+    journal.order(
+        tx,
+        _STEPS[status],
+        order_id=order.id,
+        event_id=order.event_id,
+        owner_id=order.owner_id,
+        status=status.value,
+        previous_status=order.status,
+        items=[{"ticket_type_id": i.ticket_type_id, "quantity": i.quantity} for i in order.items],
+        at=now,
+    )
 
 
 async def _change(
@@ -334,9 +407,9 @@ async def sweep_expired_holds(rt: Runtime, *, batch: int = 500) -> int:
     total = 0
     while True:
         async with rt.db.transaction() as tx:
-            expired = await expire_due_holds(
-                tx, rt.clock(), limit=batch, offer_ttl=rt.settings.offer_ttl
-            )
+            now = rt.clock()
+            journal.stamp(tx, now)
+            expired = await expire_due_holds(tx, now, limit=batch, offer_ttl=rt.settings.offer_ttl)
         total += len(expired)
         metrics.HOLDS_EXPIRED.inc(len(expired))
         if len(expired) < batch:

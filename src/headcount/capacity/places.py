@@ -23,7 +23,7 @@ from headcount.capacity.spaces import Managed, Space, V
 from headcount.domain.errors import InvalidRequest, ServiceUnavailable
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
-from headcount.ledger import rows
+from headcount.ledger import journal, rows
 from headcount.ledger import spaces as ledger
 from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
@@ -133,6 +133,15 @@ async def create(
             updated_at=now,
         )
         await ledger.add(tx, row)
+        journal.organizer(
+            tx,
+            f"{space.change_kind}.created",
+            event_id=event_id,
+            resource=(space.change_kind, row.id),
+            before=None,
+            after={parent.column: found.id, **draft.model_dump()},
+            at=now,
+        )
     rt.signals.notify(event_id)
     return view_of(space, row, 0)
 
@@ -182,7 +191,18 @@ async def update(
         row = await rows.find(tx, space.model, place_id, noun=space.noun)
         await require_organizer(tx, principal, row, space.event_of(row))
         if changes:
-            await ledger.change(tx, space.model, row.id, {**changes, "updated_at": rt.clock()})
+            now = rt.clock()
+            before = {name: getattr(row, name) for name in changes}
+            await ledger.change(tx, space.model, row.id, {**changes, "updated_at": now})
             row = await rows.find(tx, space.model, row.id, noun=space.noun)
+            journal.organizer(
+                tx,
+                f"{space.change_kind}.changed",
+                event_id=space.event_of(row),
+                resource=(space.change_kind, row.id),
+                before=before,
+                after=changes,
+                at=now,
+            )
     rt.signals.notify(space.event_of(row))
     return (await views(rt, space, [row]))[0]

@@ -15,6 +15,7 @@ Rules chosen here (docs/concurrency.md, "Pools", has the locking side):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,11 +26,12 @@ from headcount.capacity.pool_membership import load_pool, set_pools
 from headcount.capacity.tickets import load_ticket_type
 from headcount.capacity.views import EventTotalView, PoolView
 from headcount.domain import pools as rules
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import InvalidRequest
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY
-from headcount.ledger import draws, listings, locks, offers, registrations, rows
+from headcount.ledger import draws, journal, listings, locks, offers, registrations, rows
 from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
 from headcount.ledger.pools import CapacityPool
@@ -115,6 +117,7 @@ async def create_pool(
 ) -> PoolView:
     now = rt.clock()
     async with rt.db.transaction() as tx:
+        journal.stamp(tx, now)
         event = await load_event(tx, event_id)
         require_manager(principal, event)
         pool = CapacityPool(
@@ -136,7 +139,37 @@ async def create_pool(
         await locks.ticket_types(tx, [tt.id for tt in chosen])
         for tt in chosen:
             await _attach_checked(tx, tt.id, tt.event_id, pool)
-        return await _view(tx, pool.id)
+        view = await _view(tx, pool.id)
+        _audit(tx, ChangeType.POOL_CREATED, None, view, now)
+        return view
+
+
+def _definition(view: PoolView) -> dict[str, object]:
+    """What an organizer sets on a pool, as the audit trail shows it."""
+    return view.model_dump(
+        include={
+            "name",
+            "capacity",
+            "overbook_ratio",
+            "admission_limit",
+            "max_per_customer",
+            "ticket_type_ids",
+        }
+    )
+
+
+def _audit(
+    tx: Tx, type_: ChangeType, before: PoolView | None, after: PoolView, now: datetime
+) -> None:
+    journal.organizer(
+        tx,
+        type_,
+        event_id=after.event_id,
+        resource=("pool", after.id),
+        before=None if before is None else _definition(before),
+        after=_definition(after),
+        at=now,
+    )
 
 
 async def _attach_checked(
@@ -170,9 +203,11 @@ async def update_pool(
     changes = patch.changes()
     now = rt.clock()
     async with rt.db.transaction() as tx:
+        journal.stamp(tx, now)
         pool = await load_pool(tx, pool_id)
         require_manager(principal, await load_event(tx, pool.event_id))
         members = await _members(tx, pool.id)
+        before = pool_view(pool, members)
         limits_change = "capacity" in changes or "overbook_ratio" in changes
         if limits_change:
             # Member ticket types first: the waitlist promotion below reserves through them,
@@ -184,18 +219,25 @@ async def update_pool(
         await draws.change_pool(tx, pool.id, {**changes, "updated_at": now})
         if limits_change and members:
             await offers.settle(tx, members, now, rt.settings.offer_ttl)
-        return await _view(tx, pool.id)
+        view = await _view(tx, pool.id)
+        _audit(tx, ChangeType.POOL_CHANGED, before, view, now)
+        return view
 
 
 async def attach_ticket_type(
     rt: Runtime, principal: Principal, pool_id: str, ticket_type_id: str
 ) -> PoolView:
     async with rt.db.transaction() as tx:
+        now = rt.clock()
+        journal.stamp(tx, now)
         pool = await load_pool(tx, pool_id)
         require_manager(principal, await load_event(tx, pool.event_id))
         tt = await load_ticket_type(tx, ticket_type_id)
+        before = pool_view(pool, await _members(tx, pool.id))
         await _attach_checked(tx, tt.id, tt.event_id, pool)
-        return await _view(tx, pool.id)
+        view = await _view(tx, pool.id)
+        _audit(tx, ChangeType.POOL_CHANGED, before, view, now)
+        return view
 
 
 async def detach_ticket_type(
@@ -204,14 +246,18 @@ async def detach_ticket_type(
     """The pool's room grows by the type's use: the other members' waitlists get it."""
     now = rt.clock()
     async with rt.db.transaction() as tx:
+        journal.stamp(tx, now)
         pool = await load_pool(tx, pool_id)
         require_manager(principal, await load_event(tx, pool.event_id))
         tt = await load_ticket_type(tx, ticket_type_id)
         members = await _members(tx, pool.id)
+        before = pool_view(pool, members)
         await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, {*members, tt.id}))
         if await draws.detach(tx, tt.id, pool.id):
             await offers.settle(tx, members, now, rt.settings.offer_ttl)
-        return await _view(tx, pool.id)
+        view = await _view(tx, pool.id)
+        _audit(tx, ChangeType.POOL_CHANGED, before, view, now)
+        return view
 
 
 __all__ = [

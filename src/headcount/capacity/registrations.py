@@ -28,10 +28,11 @@ from headcount.capacity.pools import event_total_view
 from headcount.capacity.views import EventTotalView, RegistrationCapacity, RegistrationView, View
 from headcount.domain import attendance
 from headcount.domain.attendance import RegistrationStatus
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import Conflict, EventFull, NotFound
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
-from headcount.ledger import draws, listings, locks, offers, registrations, rows, seats
+from headcount.ledger import draws, journal, listings, locks, offers, registrations, rows, seats
 from headcount.ledger.attendance import Registration
 from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
@@ -107,6 +108,7 @@ async def register(
 
     async def work(tx: Tx) -> Registered:
         now = rt.clock()
+        journal.stamp(tx, now)
         event = await load_event(tx, event_id)
         queued = await _lock_queued_ticket_types(tx, event)
         await registrations.ensure_counter(tx, event.id)
@@ -122,6 +124,15 @@ async def register(
             party_size=party,
             now=now,
         ):
+            _record(
+                tx,
+                ChangeType.REGISTRATION_CREATED,
+                reg_id,
+                event_id=event.id,
+                attendee_id=principal.sub,
+                party_size=party,
+                now=now,
+            )
             if await registrations.admit(tx, event.id, party) is None:
                 await _refuse(tx, event, party)
             view = RegistrationView(
@@ -140,6 +151,17 @@ async def register(
             raise Conflict("your registration changed while registering; try again")
         if reg.status == RegistrationStatus.ACTIVE:
             delta = party - reg.party_size
+            if delta:
+                _record(
+                    tx,
+                    ChangeType.REGISTRATION_UPDATED,
+                    reg.id,
+                    event_id=event.id,
+                    attendee_id=principal.sub,
+                    party_size=party,
+                    now=now,
+                    previous_party_size=reg.party_size,
+                )
             if delta > 0 and await registrations.admit(tx, event.id, delta) is None:
                 await _refuse(tx, event, delta)
             if delta < 0:
@@ -148,6 +170,15 @@ async def register(
             if delta:
                 await _mark(tx, reg, now, party_size=party)
             return Registered(registration=registration_view(reg), created=False)
+        _record(
+            tx,
+            ChangeType.REGISTRATION_CREATED,
+            reg.id,
+            event_id=event.id,
+            attendee_id=principal.sub,
+            party_size=party,
+            now=now,
+        )
         if await registrations.admit(tx, event.id, party) is None:
             await _refuse(tx, event, party)
         await _mark(tx, reg, now, status=RegistrationStatus.ACTIVE, party_size=party)
@@ -163,6 +194,34 @@ async def register(
         work=work,
     )
     return done.registration, done.created
+
+
+def _record(
+    tx: Tx,
+    type_: ChangeType,
+    registration_id: str,
+    *,
+    event_id: str,
+    attendee_id: str,
+    party_size: int,
+    now: datetime,
+    **extra: int,
+) -> None:
+    """A registration's step, recorded before the counter moves (which may fill the event)."""
+    status = RegistrationStatus.CANCELLED
+    if type_ is not ChangeType.REGISTRATION_CANCELLED:
+        status = RegistrationStatus.ACTIVE
+    journal.registration(
+        tx,
+        type_,
+        registration_id=registration_id,
+        event_id=event_id,
+        attendee_id=attendee_id,
+        party_size=party_size,
+        status=status.value,
+        at=now,
+        **extra,
+    )
 
 
 async def _mark(
@@ -214,6 +273,7 @@ async def cancel_registration(
 
     async def work(tx: Tx) -> RegistrationView:
         now = rt.clock()
+        journal.stamp(tx, now)
         event = await load_event(tx, event_id)
         queued = await _lock_queued_ticket_types(tx, event)
         reg = await registrations.own(tx, event.id, principal.sub, lock=True)
@@ -221,6 +281,15 @@ async def cancel_registration(
             raise NotFound(f"you are not registered for event {event_id!r}")
         if reg.status == RegistrationStatus.CANCELLED:
             return registration_view(reg)
+        _record(
+            tx,
+            ChangeType.REGISTRATION_CANCELLED,
+            reg.id,
+            event_id=event.id,
+            attendee_id=reg.attendee_id,
+            party_size=reg.party_size,
+            now=now,
+        )
         await registrations.release(tx, event.id, reg.party_size)
         # Places under the cap are shared with tickets: queued buyers get them first.
         await offers.settle(tx, queued, now, rt.settings.offer_ttl)

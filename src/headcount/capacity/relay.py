@@ -127,7 +127,8 @@ class Relay:
         async with self.rt.db.transaction() as tx:
             if not await changes.has_unsequenced(tx):
                 return 0
-            return await changes.sequence(tx)
+            done = await changes.sequence(tx)
+            return done.count if done is not None else 0
 
     async def fan_out(self) -> int:
         async with self.rt.db.transaction() as tx:

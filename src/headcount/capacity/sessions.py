@@ -34,10 +34,11 @@ from headcount.capacity.registrations import is_registered
 from headcount.capacity.views import RsvpView, SessionView, WaitlistEntryView, WaitlistView
 from headcount.capacity.waitlists import entry_view, waitlist_view
 from headcount.domain.attendance import EntryStatus, RsvpStatus, SeatSource, SeatStatus
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import Conflict, NotFound, NotRegistered, SessionFull
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
-from headcount.ledger import listings, locks, rows, seats, waitlist
+from headcount.ledger import journal, listings, locks, rows, seats, waitlist
 from headcount.ledger.attendance import Session, SessionCapacity
 from headcount.ledger.db import Tx
 from headcount.runtime import Runtime
@@ -137,6 +138,15 @@ async def create_session(
             session_id=session.id, maximum_capacity=draft.max_participants, current_attendance=0
         )
         await rows.add(tx, session, capacity)
+        journal.organizer(
+            tx,
+            ChangeType.SESSION_CREATED,
+            event_id=event.id,
+            resource=("session", session.id),
+            before=None,
+            after=draft.model_dump(),
+            at=now,
+        )
         return await _view(tx, session)
 
 
@@ -157,16 +167,20 @@ async def update_session(
     changes = patch.changes()
     async with rt.db.transaction() as tx:
         now = rt.clock()
+        journal.stamp(tx, now)
         session = await load_session(tx, session_id)
         event = await load_event(tx, session.event_id)
         require_manager(principal, event)
         check_patched_window(
             changes.get("starts_at", session.starts_at), changes.get("ends_at", session.ends_at)
         )
+        before = _definition(session, await seats.capacity(tx, session.id))
         maximum = changes.pop("max_participants", None)
         if changes:
             await rows.change(tx, Session, session.id, {**changes, "updated_at": now})
         if maximum is not None:
+            # The counter row first (step 8): the limit replaced is the one judged by.
+            await locks.session_counters(tx, [session.id])
             if not await seats.set_maximum(tx, session.id, maximum):
                 cap = await seats.capacity(tx, session.id)
                 taken = cap.current_attendance if cap else 0
@@ -177,7 +191,33 @@ async def update_session(
                 )
             # More seats: the waitlist gets them in this transaction, before any newcomer.
             await seats.promote(tx, session.id, now)
-        return await _view(tx, await load_session(tx, session.id))
+        session = await load_session(tx, session.id)
+        journal.organizer(
+            tx,
+            ChangeType.SESSION_CHANGED,
+            event_id=session.event_id,
+            resource=("session", session.id),
+            before=before,
+            after={**before, **changes, **_maximum(maximum)},
+            at=now,
+        )
+        return await _view(tx, session)
+
+
+def _maximum(maximum: int | None) -> dict[str, object]:
+    return {} if maximum is None else {"max_participants": maximum}
+
+
+def _definition(session: Session, cap: SessionCapacity | None) -> dict[str, object]:
+    """What an organizer sets on a session, as the audit trail shows it."""
+    return {
+        "title": session.title,
+        "description": session.description,
+        "starts_at": session.starts_at,
+        "ends_at": session.ends_at,
+        "max_participants": cap.maximum_capacity if cap else None,
+        "waitlist_enabled": session.waitlist_enabled,
+    }
 
 
 async def _rsvp_view(
@@ -211,6 +251,7 @@ async def rsvp(
 
     async def work(tx: Tx) -> RsvpView:
         now = rt.clock()
+        journal.stamp(tx, now)
         session = await _locked_session(tx, session_id)
         if not await is_registered(tx, session.event_id, principal.sub):
             raise NotRegistered(
@@ -220,16 +261,27 @@ async def rsvp(
         current = await _rsvp_view(tx, session.id, principal.sub, now)
         if current.status is not RsvpStatus.NONE:
             return current
-        if await seats.admit(tx, session.id):
+        if (seated := await seats.admit(tx, session.id)) is not None:
             await seats.occupy(tx, session.id, principal.sub, SeatSource.RSVP, now)
+            journal.seat(
+                tx,
+                ChangeType.RSVP_CONFIRMED,
+                event_id=session.event_id,
+                session_id=session.id,
+                attendee_id=principal.sub,
+                via=SeatSource.RSVP.value,
+                attendance=seated[0],
+                at=now,
+            )
         elif session.waitlist_enabled:
-            await waitlist.join(
+            entry = await waitlist.join(
                 tx,
                 event_id=session.event_id,
                 attendee_id=principal.sub,
                 now=now,
                 session_id=session.id,
             )
+            journal.entry(tx, ChangeType.RSVP_WAITLISTED, entry, now)
         else:
             cap = await seats.capacity(tx, session.id)
             raise SessionFull(
@@ -252,6 +304,7 @@ async def leave(
 
     async def work(tx: Tx) -> RsvpView:
         now = rt.clock()
+        journal.stamp(tx, now)
         session = await _locked_session(tx, session_id)
         seat = await seats.seat_of(tx, session.id, principal.sub)
         if seat is not None and seat.status == SeatStatus.CONFIRMED:

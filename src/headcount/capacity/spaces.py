@@ -118,6 +118,9 @@ class Space(Generic[V]):
 
     kind: str  # registry key; for a live space, its lease kind
     noun: str  # how errors and API docs name one
+    # Its resource type in the change log (`<resource>.created`, `.full`, …); the kind
+    # if not given.
+    resource: str | None = None
     model: type[Any]  # the ledger row that defines one (the event itself, for the stream)
     path: str  # REST path of one: "/booths/{booth_id}"
     tag: str  # OpenAPI tag of its routes
@@ -155,6 +158,10 @@ class Space(Generic[V]):
         if own is not None:
             return own
         return default if self.grace is None else self.grace
+
+    @property
+    def change_kind(self) -> str:
+        return self.resource or self.kind
 
     def is_closed(self, row: Any) -> bool:
         return self.closed is not None and row.status == CLOSED
@@ -276,6 +283,7 @@ IN_SESSION = Parent(
 VIEWERS = register(
     Space(
         kind="viewers",
+        resource="stream",
         noun="event",
         model=Event,
         path=IN_EVENT.path,
@@ -299,6 +307,7 @@ VIEWERS = register(
 BOOTH = register(
     Space(
         kind="booth",
+        resource="booth",
         noun="booth",
         model=Booth,
         path="/booths/{booth_id}",
@@ -328,6 +337,7 @@ BOOTH = register(
 BREAKOUT_ROOM = register(
     Space(
         kind="room",
+        resource="breakout_room",
         noun="breakout room",
         model=BreakoutRoom,
         path="/breakout-rooms/{room_id}",
@@ -362,6 +372,7 @@ BREAKOUT_ROOM = register(
 HUDDLE = register(
     Space(
         kind="huddle",
+        resource="huddle",
         noun="huddle",
         model=Huddle,
         path="/huddles/{huddle_id}",

@@ -12,11 +12,12 @@ from headcount.capacity import pool_membership
 from headcount.capacity.events import load_event, require_manager
 from headcount.capacity.inputs import Patch
 from headcount.capacity.views import TicketTypeView
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import InvalidRequest
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY
-from headcount.ledger import buckets, draws, inventory, listings, locks, offers, rows
+from headcount.ledger import buckets, draws, inventory, journal, listings, locks, offers, rows
 from headcount.ledger.db import Tx
 from headcount.ledger.models import Event, TicketType
 from headcount.runtime import Runtime
@@ -93,6 +94,7 @@ async def create_ticket_type(
 ) -> TicketTypeView:
     now = rt.clock()
     async with rt.db.transaction() as tx:
+        journal.stamp(tx, now)
         event = await load_event(tx, event_id)
         require_manager(principal, event)
         tt = TicketType(
@@ -117,7 +119,34 @@ async def create_ticket_type(
             await buckets.create(tx, tt.id, draft.quantity_total, draft.stock_buckets)
         if draft.pool_ids:
             await pool_membership.set_pools(tx, tt, draft.pool_ids, now)
-        return (await ticket_type_views(tx, [tt]))[0]
+        view = (await ticket_type_views(tx, [tt]))[0]
+        journal.organizer(
+            tx,
+            ChangeType.TICKET_TYPE_CREATED,
+            event_id=event.id,
+            resource=("ticket_type", tt.id),
+            before=None,
+            after=_definition(view),
+            at=now,
+        )
+        return view
+
+
+def _definition(view: TicketTypeView) -> dict[str, object]:
+    """What an organizer sets on a ticket type, as the audit trail shows it."""
+    return view.model_dump(
+        include={
+            "name",
+            "quantity_total",
+            "max_per_order",
+            "min_per_order",
+            "max_per_customer",
+            "sales_start",
+            "sales_end",
+            "pool_ids",
+            "stock_buckets",
+        }
+    )
 
 
 async def ticket_type_views(tx: Tx, types: Sequence[TicketType]) -> list[TicketTypeView]:
@@ -159,9 +188,12 @@ async def update_ticket_type(
     changes = patch.changes()
     pool_ids = changes.pop("pool_ids", None)
     async with rt.db.transaction() as tx:
+        now = rt.clock()
+        journal.stamp(tx, now)
         tt = await load_ticket_type(tx, ticket_type_id)
         event = await load_event(tx, tt.event_id)
         require_manager(principal, event)
+        before = _definition((await ticket_type_views(tx, [tt]))[0])
         start = changes.get("sales_start", tt.sales_start)
         end = changes.get("sales_end", tt.sales_end)
         try:
@@ -187,5 +219,15 @@ async def update_ticket_type(
             # A larger total frees stock: the waitlist gets it before anyone else can.
             await offers.settle(tx, [tt.id], rt.clock(), rt.settings.offer_ttl)
         if changes:
-            await rows.change(tx, TicketType, tt.id, {**changes, "updated_at": rt.clock()})
-        return (await ticket_type_views(tx, [await load_ticket_type(tx, tt.id)]))[0]
+            await rows.change(tx, TicketType, tt.id, {**changes, "updated_at": now})
+        view = (await ticket_type_views(tx, [await load_ticket_type(tx, tt.id)]))[0]
+        journal.organizer(
+            tx,
+            ChangeType.TICKET_TYPE_CHANGED,
+            event_id=tt.event_id,
+            resource=("ticket_type", tt.id),
+            before=before,
+            after=_definition(view),
+            at=now,
+        )
+        return view

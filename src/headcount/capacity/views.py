@@ -451,3 +451,58 @@ class WebhookDeliveryView(View):
     created_at: datetime
     delivered_at: datetime | None
     body: dict[str, Any] = Field(description="exactly what is signed and sent")
+
+
+# The change log: the feed and the audit trail (capacity/feed.py, docs/changes.md).
+
+
+class ChangeView(View):
+    """One durable decision, in commit order. `payload` has the shape its `type` names
+    (docs/changes.md); `cursor` resumes the feed right after this change."""
+
+    id: str
+    cursor: str
+    type: str
+    event_id: str
+    resource_type: str
+    resource_id: str
+    actor_sub: str | None = Field(description="Who decided it (`headcount` for the service).")
+    actor_role: str | None = Field(description="attendee, organizer, service, or system.")
+    request_id: str | None = Field(description="The request that made it (X-Request-Id).")
+    occurred_at: datetime
+    payload: dict[str, Any]
+
+
+class ChangePage(View):
+    """Changes after the cursor asked for, in position order. Pass `next` as `after` to
+    go on: it moves past what this page returned, and past every position known to hold
+    nothing for this query."""
+
+    changes: list[ChangeView]
+    next: str
+    has_more: bool
+
+
+class AuditEntry(View):
+    """An organizer's change to a capacity: who, when, from what (`before`, null when it
+    was created) to what (`after`), only the fields that moved."""
+
+    id: str
+    cursor: str
+    type: str
+    resource_type: str
+    resource_id: str
+    actor_sub: str | None
+    actor_role: str | None
+    request_id: str | None
+    occurred_at: datetime
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+
+
+class AuditPage(View):
+    """Audit entries in the order they were made; `next` continues after this page."""
+
+    entries: list[AuditEntry]
+    next: str
+    has_more: bool

@@ -25,9 +25,10 @@ from headcount.capacity.tickets import load_ticket_type
 from headcount.capacity.views import WaitlistEntryView, WaitlistView
 from headcount.domain import attendance
 from headcount.domain.attendance import EntryStatus
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import NotFound
 from headcount.domain.identity import Principal
-from headcount.ledger import draws, listings, locks, offers, waitlist
+from headcount.ledger import draws, journal, listings, locks, offers, waitlist
 from headcount.ledger.attendance import WaitlistEntry
 from headcount.ledger.db import Tx
 from headcount.ledger.expiry import expire_due_holds
@@ -107,6 +108,7 @@ async def join_ticket_waitlist(
 
     async def work(tx: Tx) -> WaitlistEntryView:
         now, ttl = rt.clock(), rt.settings.offer_ttl
+        journal.stamp(tx, now)
         tt = await load_ticket_type(tx, ticket_type_id)
         attendance.check_waitlist_quantity(draft.quantity, tt.max_per_order)
         # Lock order: orders → ticket type → entries (ledger/locks.py).
@@ -122,6 +124,7 @@ async def join_ticket_waitlist(
                 quantity=draft.quantity,
                 ticket_type_id=tt.id,
             )
+            journal.entry(tx, ChangeType.WAITLIST_JOINED, mine, now)
             await offers.settle(tx, [tt.id], now, ttl)
         return await entry_view(tx, mine, now)
 
@@ -138,6 +141,7 @@ async def leave_ticket_waitlist(
 
     async def work(tx: Tx) -> WaitlistEntryView:
         now, ttl = rt.clock(), rt.settings.offer_ttl
+        journal.stamp(tx, now)
         tt = await load_ticket_type(tx, ticket_type_id)
         # With the event's other queued types: a declined offer frees shared room.
         await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, [tt.id]))
@@ -211,6 +215,7 @@ async def sweep_expired_offers(rt: Runtime, *, batch: int = 100) -> int:
     total = 0
     while True:
         async with rt.db.transaction() as tx:
+            journal.stamp(tx, rt.clock())
             due = await offers.due_ticket_types(tx, rt.clock(), limit=batch)
             lapsed = await offers.settle(tx, due, rt.clock(), rt.settings.offer_ttl)
         total += lapsed

@@ -36,7 +36,8 @@ class ChangeType(StrEnum):
     WAITLIST_DECLINED = "waitlist.declined"
     WAITLIST_ACCEPTED = "waitlist.accepted"
 
-    # An organizer changed a capacity: the payload holds `before` and `after`.
+    # An organizer made or changed something: `.changed` payloads hold `before` and `after`.
+    EVENT_CREATED = "event.created"
     EVENT_CHANGED = "event.changed"
     TICKET_TYPE_CREATED = "ticket_type.created"
     TICKET_TYPE_CHANGED = "ticket_type.changed"
@@ -54,15 +55,53 @@ class ChangeType(StrEnum):
     HUDDLE_JOINED = "huddle.joined"
     HUDDLE_LEFT = "huddle.left"
 
-    # Thresholds people act on, recorded once per transition by the statement that crossed it.
+    # Thresholds people act on, recorded once per transition by the statement that crossed
+    # it. Ledger thresholds come in pairs (`OPPOSITE`), which alternate per resource.
     TICKET_TYPE_SOLD_OUT = "ticket_type.sold_out"
     TICKET_TYPE_BACK_IN_STOCK = "ticket_type.back_in_stock"
     POOL_EXHAUSTED = "pool.exhausted"
+    POOL_REPLENISHED = "pool.replenished"
     EVENT_FULL = "event.full"
+    EVENT_REOPENED = "event.reopened"
     SESSION_FULL = "session.full"
+    SESSION_REOPENED = "session.reopened"
+    # Live spaces: an admission that took the last place. Leaving is not recorded (leases
+    # also lapse silently), so these have no opposite; at most one per filling.
     STREAM_FULL = "stream.full"
     BOOTH_FULL = "booth.full"
     BREAKOUT_ROOM_FULL = "breakout_room.full"
+
+
+# Each ledger threshold and the one that undoes it. Within one transaction a crossing and
+# its undoing cancel out (ledger/changes.crossed), so what commits alternates.
+OPPOSITE: dict[ChangeType, ChangeType] = {
+    ChangeType.TICKET_TYPE_SOLD_OUT: ChangeType.TICKET_TYPE_BACK_IN_STOCK,
+    ChangeType.POOL_EXHAUSTED: ChangeType.POOL_REPLENISHED,
+    ChangeType.EVENT_FULL: ChangeType.EVENT_REOPENED,
+    ChangeType.SESSION_FULL: ChangeType.SESSION_REOPENED,
+}
+OPPOSITE.update({after: before for before, after in list(OPPOSITE.items())})
+
+# What an organizer did to the definition of a capacity: the audit trail's rows.
+ORGANIZER_TYPES: frozenset[ChangeType] = frozenset(
+    {
+        ChangeType.EVENT_CREATED,
+        ChangeType.EVENT_CHANGED,
+        ChangeType.TICKET_TYPE_CREATED,
+        ChangeType.TICKET_TYPE_CHANGED,
+        ChangeType.POOL_CREATED,
+        ChangeType.POOL_CHANGED,
+        ChangeType.SESSION_CREATED,
+        ChangeType.SESSION_CHANGED,
+        ChangeType.BOOTH_CREATED,
+        ChangeType.BOOTH_CHANGED,
+        ChangeType.BREAKOUT_ROOM_CREATED,
+        ChangeType.BREAKOUT_ROOM_CHANGED,
+        ChangeType.BREAKOUT_ROOM_CLOSED,
+        ChangeType.HUDDLE_CREATED,
+        ChangeType.HUDDLE_CHANGED,
+    }
+)
 
 
 CURSOR_PREFIX = "chg1."

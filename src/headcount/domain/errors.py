@@ -242,6 +242,24 @@ class LeaseExpired(
     lease_id: str | None
 
 
+class InvalidCursor(
+    HeadcountError, code="invalid_cursor", status=422, title="The cursor is not one we handed out"
+):
+    """A change-feed cursor that is malformed, tampered with, or ahead of the log."""
+
+
+class CursorExpired(
+    HeadcountError,
+    code="cursor_expired",
+    status=410,
+    title="The changes after this cursor are no longer kept",
+):
+    """Retention removed changes the cursor had not reached; `resume_after` is the cursor
+    of the oldest position still complete (the changes in between are gone)."""
+
+    resume_after: str | None
+
+
 class RateLimited(HeadcountError, code="rate_limited", status=429, title="Too many requests"):
     max_pending_orders: int | None
 

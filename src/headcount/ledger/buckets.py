@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.errors import Conflict
-from headcount.ledger import locks, usage
+from headcount.ledger import journal, locks, usage
 from headcount.ledger.models import Base, TicketType
 
 MAX_BUCKETS = 64
@@ -86,7 +86,7 @@ _TAKE_FROM = (
         StockBucket.quantity_free >= bindparam("n", type_=Integer),
     )
     .values(quantity_free=StockBucket.quantity_free - bindparam("n", type_=Integer))
-    .returning(StockBucket.bucket)
+    .returning(StockBucket.quantity_free)
     .execution_options(**_NO_SYNC)
 )
 _FREE_BY_BUCKET = locks.shared(
@@ -98,8 +98,32 @@ _FREE_BY_BUCKET = locks.shared(
 
 
 async def _take_from(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> bool:
-    taken = await tx.execute(_TAKE_FROM, {"tid": ticket_type_id, "b_bucket": bucket, "n": n})
-    return taken.first() is not None
+    taken = (
+        await tx.execute(_TAKE_FROM, {"tid": ticket_type_id, "b_bucket": bucket, "n": n})
+    ).first()
+    if taken is None:
+        return False
+    if taken[0] == 0:
+        # This bucket is empty now; the type is sold out only if every other one is too.
+        # Buyers emptying two last buckets at once would each see the other's still full:
+        # the edge lock orders their judgments, and the second sees the first's commit.
+        await locks.stock_edge(tx, ticket_type_id)
+        await _judge(tx, ticket_type_id, delta=-n)
+    return True
+
+
+async def _judge(tx: AsyncSession, ticket_type_id: str, *, delta: int) -> None:
+    """Whether the type's free units (summed now) crossed zero by this unit's `delta`."""
+    found = (
+        await tx.execute(
+            select(func.sum(StockBucket.quantity_free), TicketType.event_id)
+            .join(TicketType, TicketType.id == StockBucket.ticket_type_id)
+            .where(StockBucket.ticket_type_id == ticket_type_id)
+            .group_by(TicketType.event_id)
+        )
+    ).first()
+    if found is not None:
+        journal.stock_moved(tx, ticket_type_id, found[1], available=int(found[0]), delta=delta)
 
 
 async def _free_by_bucket(tx: AsyncSession, ticket_type_id: str) -> tuple[dict[int, int], int]:
@@ -138,6 +162,9 @@ async def take(tx: AsyncSession, ticket_type_id: str, n: int) -> int | None:
     if sum(free for _, free in rows) < n:
         return None
     await _take_in_order(tx, ticket_type_id, rows, n)
+    if sum(free for _, free in rows) == n:
+        # Every bucket is ours and now empty: sold out, judged under their locks.
+        await _judge(tx, ticket_type_id, delta=-n)
     return version
 
 
@@ -189,12 +216,17 @@ async def set_free(tx: AsyncSession, ticket_type_id: str, bucket: int, free: int
 
 
 async def give_to(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> None:
-    await tx.execute(
+    """Return units to a bucket. Releasers hold the type's row exclusively (buyers share
+    it), so the sum read when this bucket was empty cannot move under the judgment."""
+    free = await tx.scalar(
         update(StockBucket)
         .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
         .values(quantity_free=StockBucket.quantity_free + n)
+        .returning(StockBucket.quantity_free)
         .execution_options(**_NO_SYNC)
     )
+    if n > 0 and free == n:
+        await _judge(tx, ticket_type_id, delta=n)
 
 
 async def withdraw(tx: AsyncSession, ticket_type_id: str, n: int) -> int:

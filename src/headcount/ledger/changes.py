@@ -18,13 +18,17 @@ Changes of unrelated resources in one sequencer run are ordered by id.
 
 Positions survive pruning: `change_log_state.last_position` is the high-water mark, and
 `pruned_through` is the last position that may be gone (an older cursor answers 410).
+Pruning deletes a prefix of the log and folds what it deletes into `change_baselines`
+(per counter, `domain/replay.py`), so replaying the baselines and what is left still
+gives the ledger's counters (`reconcile`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -34,23 +38,36 @@ from sqlalchemy import (
     Integer,
     String,
     bindparam,
+    cast,
     delete,
+    func,
     insert,
+    null,
     select,
     text,
+    union_all,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount import origin
+from headcount.domain import replay
+from headcount.domain.changes import OPPOSITE, ChangeType
 from headcount.ledger import locks
 from headcount.ledger.models import Base
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid), not a BIGINT one.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
+_POSITIONED = text("position IS NOT NULL")
 
 _PENDING = "headcount.changes"
+_CROSSED = "headcount.changes.crossed"  # thresholds: written after the decisions
+_RODE = "headcount.changes.rode"  # how many rode in a deciding statement (`written`)
+_AT = "headcount.changes.at"
+# Set on a unit of work by `Database` when HEADCOUNT_CHANGE_LOG=off (measurement only).
+OFF = "headcount.changes.off"
 # Rows one sequencer run positions: bounds its transaction; the next run takes the rest.
 SEQUENCE_BATCH = 5_000
 
@@ -60,7 +77,7 @@ class Change(Base):
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
     # NULL until the sequencer runs; then unique and increasing in commit order.
-    position: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    position: Mapped[int | None] = mapped_column(BigInteger)
     event_id: Mapped[str] = mapped_column(String(80))
     type: Mapped[str] = mapped_column(String(60))
     resource_type: Mapped[str] = mapped_column(String(40))
@@ -71,9 +88,34 @@ class Change(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     occurred_at: Mapped[datetime]
 
+    # Every index costs each change twice, once written and once positioned, so the
+    # readers' indexes hold positioned rows only: a change is written into the primary
+    # key and the sequencer's index alone, on the order's hot path.
     __table_args__ = (
-        Index("ix_changes_event_id_position", "event_id", "position"),
-        Index("ix_changes_resource", "resource_type", "resource_id", "position"),
+        Index(
+            "uq_changes_position",
+            "position",
+            unique=True,
+            postgresql_where=_POSITIONED,
+            sqlite_where=_POSITIONED,
+        ),
+        Index(
+            "ix_changes_event_id_position",
+            "event_id",
+            "position",
+            postgresql_where=_POSITIONED,
+            sqlite_where=_POSITIONED,
+        ),
+        # An event's changes of some types (the audit trail, `type=` filters): a few
+        # rows among an event's many orders, found without reading the others.
+        Index(
+            "ix_changes_event_id_type_position",
+            "event_id",
+            "type",
+            "position",
+            postgresql_where=_POSITIONED,
+            sqlite_where=_POSITIONED,
+        ),
         # The sequencer's question, "which rows have no position yet", stays tiny.
         Index(
             "ix_changes_unsequenced",
@@ -92,6 +134,16 @@ class ChangeLogState(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_position: Mapped[int] = mapped_column(BigInteger)
     pruned_through: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChangeBaseline(Base):
+    """A counter's value folded from pruned changes (`domain/replay.py` keys)."""
+
+    __tablename__ = "change_baselines"
+
+    counter: Mapped[str] = mapped_column(String(200), primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(80), index=True)
+    value: Mapped[int] = mapped_column(BigInteger)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +166,99 @@ def record(
     payload: Mapping[str, Any],
     at: datetime,
     by: origin.Origin | None = None,
-) -> None:
+) -> Pending | None:
     """Append a change to this unit of work; it is written just before COMMIT, or never.
 
     `by` defaults to the current request's origin; a batch serving several callers names
-    each caller's own.
+    each caller's own. Returns what was recorded (None while the log is off).
     """
+    if OFF in tx.info:
+        return None
+    tx.info[_AT] = at
     pending: list[Pending] = tx.info.setdefault(_PENDING, [])
-    pending.append(
+    found = Pending(
+        type=str(type_),
+        event_id=event_id,
+        resource_type=resource[0],
+        resource_id=resource[1],
+        payload=payload,
+        at=at,
+        origin=by or origin.current(),
+    )
+    pending.append(found)
+    return found
+
+
+def row_of(change: Pending) -> dict[str, Any]:
+    """A recorded change as the columns of its row."""
+    return {
+        "event_id": change.event_id,
+        "type": change.type,
+        "resource_type": change.resource_type,
+        "resource_id": change.resource_id,
+        "actor_sub": change.origin.actor_sub,
+        "actor_role": change.origin.actor_role,
+        "request_id": change.origin.request_id,
+        "payload": change.payload,
+        "occurred_at": change.at,
+    }
+
+
+def written(tx: AsyncSession, change: Pending) -> None:
+    """`change` was inserted by a statement of its own making (it rode in the deciding
+    statement, `inventory.reserve`): `flush` must not insert it again."""
+    pending: list[Pending] = tx.info.get(_PENDING, [])
+    for n, found in enumerate(pending):
+        if found is change:
+            del pending[n]
+            tx.info[_RODE] = tx.info.get(_RODE, 0) + 1
+            return
+
+
+def stamp(tx: AsyncSession, at: datetime) -> None:
+    """When this unit of work's decisions are made (the use case's clock), for the changes
+    ledger statements record deep inside it (`now`)."""
+    tx.info[_AT] = at
+
+
+def now(tx: AsyncSession) -> datetime:
+    """The unit of work's decision time: its `stamp`, or its latest recorded change's."""
+    found = tx.info.get(_AT)
+    return found if isinstance(found, datetime) else datetime.now(UTC)
+
+
+def crossed(
+    tx: AsyncSession,
+    type_: ChangeType,
+    *,
+    event_id: str,
+    resource: tuple[str, str],
+    payload: Mapping[str, Any],
+    at: datetime,
+    by: origin.Origin | None = None,
+) -> None:
+    """Record a threshold crossing, or cancel the opposite crossing of the same resource
+    made earlier in this unit of work (a release whose stock is offered on at once never
+    left the resource sold out, as far as anyone outside can tell). Crossings are written
+    after the unit of work's decisions: first what was decided, then what it crossed.
+
+    The deciding statements hold the resource's row lock, so crossings of one resource
+    are serialised and what commits alternates: exactly one row per transition.
+    """
+    if OFF in tx.info:
+        return
+    crossings: list[Pending] = tx.info.setdefault(_CROSSED, [])
+    undone = OPPOSITE.get(type_)
+    for n in range(len(crossings) - 1, -1, -1):
+        earlier = crossings[n]
+        if (earlier.resource_type, earlier.resource_id) != resource:
+            continue
+        if earlier.type == undone:
+            del crossings[n]
+            return
+        if earlier.type == type_:
+            return  # the same crossing seen twice (two statements judged it): once is enough
+    crossings.append(
         Pending(
             type=str(type_),
             event_id=event_id,
@@ -135,85 +272,106 @@ def record(
 
 
 def pending(tx: AsyncSession) -> list[Pending]:
-    """What this unit of work will record (tests, and callers deduplicating thresholds)."""
-    found: list[Pending] = tx.info.get(_PENDING, [])
-    return found
+    """What this unit of work will record, in the order it will be written: its decisions
+    in the order they were made, then the thresholds they crossed (net of any undone)."""
+    decided: list[Pending] = tx.info.get(_PENDING, [])
+    crossings: list[Pending] = tx.info.get(_CROSSED, [])
+    return decided + crossings
+
+
+@asynccontextmanager
+async def savepoint(tx: AsyncSession) -> AsyncIterator[None]:
+    """`tx.begin_nested()` whose rollback also forgets what was recorded inside it."""
+    before = {name: list(tx.info.get(name, [])) for name in (_PENDING, _CROSSED)}
+    try:
+        async with tx.begin_nested():
+            yield
+    except BaseException:
+        tx.info.update(before)
+        raise
 
 
 _INSERT = insert(Change.__table__)  # type: ignore[arg-type]
 
 
 async def flush(tx: AsyncSession) -> int:
-    """Insert the recorded changes: one multi-row INSERT, the transaction's last statement."""
-    rows: list[Pending] = tx.info.pop(_PENDING, [])
+    """Insert the recorded changes: one multi-row INSERT, the transaction's last statement.
+
+    Returns how many changes this unit of work wrote, those that rode in a deciding
+    statement included (the caller wakes the sequencer for them).
+    """
+    rows = pending(tx)
+    rode: int = tx.info.pop(_RODE, 0)
+    tx.info.pop(_PENDING, None)
+    tx.info.pop(_CROSSED, None)
     if not rows:
-        return 0
-    await tx.execute(
-        _INSERT,
-        [
-            {
-                "event_id": r.event_id,
-                "type": r.type,
-                "resource_type": r.resource_type,
-                "resource_id": r.resource_id,
-                "actor_sub": r.origin.actor_sub,
-                "actor_role": r.origin.actor_role,
-                "request_id": r.origin.request_id,
-                "payload": dict(r.payload),
-                "occurred_at": r.at,
-            }
-            for r in rows
-        ],
-    )
-    return len(rows)
+        return rode
+    values = [row_of(r) for r in rows]
+    # One row (an order's) is a plain execute, cheaper than the many-rows path.
+    await tx.execute(_INSERT, values[0] if len(values) == 1 else values)
+    return len(rows) + rode
 
 
 def discard(tx: AsyncSession) -> None:
     """Forget recorded changes (the transaction is rolling back)."""
-    tx.info.pop(_PENDING, None)
+    for name in (_PENDING, _CROSSED, _RODE):
+        tx.info.pop(name, None)
 
+
+# --- the sequencer ---------------------------------------------------------------------
 
 _CLAIM_SEQUENCER = locks.claimed(select(ChangeLogState.last_position).where(ChangeLogState.id == 1))
-_UNSEQUENCED = (
-    select(Change.id).where(Change.position.is_(None)).order_by(Change.id).limit(bindparam("batch"))
+_NEXT = (
+    select(Change.id, func.row_number().over(order_by=Change.id).label("n"))
+    .where(Change.position.is_(None))
+    .order_by(Change.id)
+    .limit(bindparam("batch", type_=Integer))
+    .subquery()
 )
+# One statement positions the whole batch: the ids are chosen by its subquery, which runs
+# after the sequencer's lock was taken and so sees every change committed before.
 _POSITION = (
-    update(Change.__table__)  # type: ignore[arg-type]
-    .where(Change.__table__.c.id == bindparam("change_id"))
-    .values(position=bindparam("new_position"))
+    update(Change)
+    .where(Change.id == _NEXT.c.id)
+    .values(position=bindparam("last", type_=BigInteger) + _NEXT.c.n)
+    .returning(Change.occurred_at)
+    .execution_options(synchronize_session=False)
+)
+_ADVANCE = (
+    update(ChangeLogState)
+    .where(ChangeLogState.id == 1)
+    .values(last_position=bindparam("last_position", type_=BigInteger))
+    .execution_options(synchronize_session=False)
 )
 
 
-async def sequence(tx: AsyncSession, *, batch: int = SEQUENCE_BATCH) -> int:
-    """Give positions to committed, unpositioned changes; returns how many got one.
+@dataclass(frozen=True, slots=True)
+class Sequenced:
+    count: int
+    oldest: datetime | None  # the earliest `occurred_at` positioned (the run's worst lag)
+
+
+async def sequence(tx: AsyncSession, *, batch: int = SEQUENCE_BATCH) -> Sequenced | None:
+    """Give positions to committed, unpositioned changes; None if another sequencer runs.
 
     Safe on every replica at once: whoever holds the state row's lock sequences, the
-    others skip (SKIP LOCKED) instead of queueing. The rows are chosen by a statement that
-    runs *after* the lock was taken, so it sees every row committed before.
+    others skip (SKIP LOCKED) instead of queueing.
     """
     last = await tx.scalar(_CLAIM_SEQUENCER)
     if last is None:
-        return 0  # another replica is sequencing right now
-    ids = list(await tx.scalars(_UNSEQUENCED, {"batch": batch}))
-    if not ids:
-        return 0
-    await tx.execute(
-        _POSITION,
-        [{"change_id": cid, "new_position": last + n} for n, cid in enumerate(ids, start=1)],
-    )
-    await tx.execute(
-        update(ChangeLogState)
-        .where(ChangeLogState.id == 1)
-        .values(last_position=last + len(ids))
-        .execution_options(synchronize_session=False)
-    )
-    return len(ids)
+        return None  # another replica is sequencing right now
+    stamps = list(await tx.scalars(_POSITION, {"last": last, "batch": batch}))
+    if stamps:
+        await tx.execute(_ADVANCE, {"last_position": last + len(stamps)})
+    return Sequenced(len(stamps), min(stamps) if stamps else None)
+
+
+_ANY_UNSEQUENCED = select(Change.id).where(Change.position.is_(None)).limit(1)
 
 
 async def has_unsequenced(tx: AsyncSession) -> bool:
-    return (
-        await tx.scalar(select(Change.id).where(Change.position.is_(None)).limit(1))
-    ) is not None
+    """The idle sequencer's one read: a probe of the partial index on unpositioned rows."""
+    return (await tx.scalar(_ANY_UNSEQUENCED)) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +397,11 @@ async def page(
     types: Collection[str] | None = None,
     resource: tuple[str, str | None] | None = None,
 ) -> list[Change]:
-    """Positioned changes after `after`, in position order, optionally narrowed."""
+    """Positioned changes after `after`, in position order, optionally narrowed.
+
+    Read it in the same transaction as `watermarks` (a `Database.snapshot()`), so that a
+    cursor older than `pruned_through` is refused rather than silently skipping.
+    """
     query = select(Change).where(Change.position > after)
     if event_id is not None:
         query = query.where(Change.event_id == event_id)
@@ -254,30 +416,127 @@ async def page(
     return list(await tx.scalars(query.order_by(Change.position).limit(limit)))
 
 
+# --- retention -------------------------------------------------------------------------
+
+# Consumers that page the log on their own (webhook endpoints) say which position they
+# still need; retention keeps it. Each returns the lowest position it has not yet taken
+# (None: it needs nothing more), read in the pruning transaction.
+Retainer = Callable[[AsyncSession], Awaitable[int | None]]
+RETAINERS: list[Retainer] = []
+
+
+def retain_for(retainer: Retainer) -> Retainer:
+    """Register a consumer's `Retainer` (usable as a decorator); prune never passes it."""
+    if retainer not in RETAINERS:
+        RETAINERS.append(retainer)
+    return retainer
+
+
+async def prunable_through(tx: AsyncSession, last_position: int) -> int:
+    """The highest position every registered consumer has taken (at most `last_position`)."""
+    through = last_position
+    for retainer in RETAINERS:
+        needed = await retainer(tx)
+        if needed is not None:
+            through = min(through, needed - 1)
+    return through
+
+
+async def retire(tx: AsyncSession, *, older_than: datetime, batch: int) -> int | None:
+    """One retention step: prune up to `batch` changes older than `older_than` that every
+    consumer has taken; None if another replica holds the pruner right now."""
+    if not await locks.singleton(tx, "changes.prune"):
+        return None
+    marks = await watermarks(tx)
+    through = await prunable_through(tx, marks.last_position)
+    return await prune(tx, older_than=older_than, through=through, batch=batch)
+
+
+_OLDEST = (
+    select(Change.id, Change.position, Change.occurred_at, Change.type, Change.event_id)
+    .add_columns(Change.payload)
+    .where(Change.position.is_not(None), Change.position > bindparam("pruned", type_=BigInteger))
+    .order_by(Change.position)
+    .limit(bindparam("batch", type_=Integer))
+)
+
+
 async def prune(tx: AsyncSession, *, older_than: datetime, through: int, batch: int) -> int:
-    """Delete up to `batch` oldest positioned changes older than `older_than`, at most up to
-    position `through` (what every consumer has taken); returns how many went."""
-    doomed: list[tuple[int, int]] = [
-        (int(cid), int(position or 0))
-        for cid, position in await tx.execute(
-            select(Change.id, Change.position)
-            .where(
-                Change.position.is_not(None),
-                Change.position <= through,
-                Change.occurred_at < older_than,
-            )
-            .order_by(Change.position)
-            .limit(batch)
-        )
-    ]
+    """Delete the oldest positioned changes, up to `batch`, as long as each is older than
+    `older_than` and at most at `through` (what every consumer has taken); fold them into
+    the baselines; returns how many went.
+
+    Only a prefix of the log goes (the first young or still needed change stops it), so
+    every position after `pruned_through` is still there. The caller makes sure one
+    pruner runs at a time (`locks.singleton`).
+    """
+    marks = await watermarks(tx)
+    doomed: list[tuple[int, int, str, str, dict[str, Any]]] = []
+    for cid, position, at, type_name, event_id, payload in await tx.execute(
+        _OLDEST, {"pruned": marks.pruned_through, "batch": batch}
+    ):
+        if position > through or at >= older_than:
+            break
+        doomed.append((int(cid), int(position), type_name, event_id, payload))
     if not doomed:
         return 0
-    await tx.execute(delete(Change).where(Change.id.in_([cid for cid, _ in doomed])))
-    newest = max(position for _, position in doomed)
+    await _fold_into_baselines(tx, [(t, e, p) for _, _, t, e, p in doomed])
+    await tx.execute(delete(Change).where(Change.id.in_([d[0] for d in doomed])))
     await tx.execute(
         update(ChangeLogState)
-        .where(ChangeLogState.id == 1, ChangeLogState.pruned_through < newest)
-        .values(pruned_through=newest)
+        .where(ChangeLogState.id == 1, ChangeLogState.pruned_through < doomed[-1][1])
+        .values(pruned_through=doomed[-1][1])
         .execution_options(synchronize_session=False)
     )
     return len(doomed)
+
+
+async def _fold_into_baselines(
+    tx: AsyncSession, folded: list[tuple[str, str, Mapping[str, Any]]]
+) -> None:
+    moves: dict[str, tuple[str, int]] = {}
+    for type_name, event_id, payload in folded:
+        for counter, delta in replay.effects(type_name, event_id, payload):
+            moves[counter] = (event_id, moves.get(counter, (event_id, 0))[1] + delta)
+    if not moves:
+        return
+    factory = postgresql.insert if tx.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = factory(ChangeBaseline)
+    await tx.execute(
+        statement.on_conflict_do_update(
+            index_elements=["counter"],
+            set_={"value": ChangeBaseline.value + statement.excluded.value},
+        ),
+        [
+            {"counter": counter, "event_id": event_id, "value": delta}
+            for counter, (event_id, delta) in sorted(moves.items())
+        ],
+    )
+
+
+# --- replay ----------------------------------------------------------------------------
+
+# Baselines and every change left, in one statement: one snapshot even under READ
+# COMMITTED, so a prune committing meanwhile can neither hide nor double-count a change.
+_REPLAY = union_all(
+    select(
+        ChangeBaseline.counter.label("counter"),
+        ChangeBaseline.event_id.label("event_id"),
+        ChangeBaseline.value.label("value"),
+        cast(null(), JSON).label("payload"),
+    ),
+    select(Change.type, Change.event_id, cast(null(), BigInteger), Change.payload),
+)
+
+
+async def replayed(tx: AsyncSession) -> dict[str, int]:
+    """Every counter the log accounts for: baselines plus the effects of every change
+    left (unpositioned ones too: they are committed). A sum, so order does not matter."""
+    counters: dict[str, int] = {}
+    result = await tx.stream(_REPLAY)
+    async for name, event_id, value, payload in result:
+        if value is not None:
+            counters[name] = counters.get(name, 0) + int(value)
+        else:
+            replay.fold([(name, event_id, payload or {})], counters)
+    return counters

@@ -103,6 +103,11 @@ class Database:
                 self._snapshot_sessions(replica_engine),
                 max_lag=settings.read_max_lag,
             )
+        # HEADCOUNT_CHANGE_LOG=off: record nothing (only to measure what recording costs).
+        self.records_changes = settings.change_log
+        # Called after a unit of work that recorded changes commits: wakes this process's
+        # sequencer (capacity/sequencer.py), so a change is positioned within milliseconds.
+        self.changes_committed: Callable[[], None] = _nothing
 
     def _snapshot_sessions(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
         # Same pool; each checkout is switched to a read-only snapshot and back on return.
@@ -193,12 +198,15 @@ class Database:
     async def _unit(
         self, sessions: async_sessionmaker[AsyncSession]
     ) -> AsyncIterator[AsyncSession]:
+        recorded = 0
         try:
             async with sessions() as tx, tx.begin():
+                if not self.records_changes:
+                    tx.info[changes.OFF] = True
                 yield tx
                 # The decisions recorded in this unit of work, as its last statement: they
                 # commit with it or not at all (ledger/changes.py).
-                await changes.flush(tx)
+                recorded = await changes.flush(tx)
         except DBAPIError as exc:
             translated = _translate(exc)
             if translated is exc:
@@ -206,6 +214,8 @@ class Database:
             raise translated from exc
         except (TimeoutError, OSError, PoolTimeout) as exc:
             raise ServiceUnavailable(f"database unreachable: {type(exc).__name__}") from exc
+        if recorded:
+            self.changes_committed()
 
     async def atomically(
         self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 4
@@ -230,6 +240,10 @@ class Database:
         await self.engine.dispose()
         if self.replica is not None:
             await self.replica.engine.dispose()
+
+
+def _nothing() -> None:
+    pass
 
 
 def _translate(exc: DBAPIError) -> Exception:

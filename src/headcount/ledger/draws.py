@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import locks, usage
+from headcount.ledger import journal, locks, usage
 from headcount.ledger import rows as row_writes
 from headcount.ledger.attendance import EventCapacity, WaitlistEntry
 from headcount.ledger.models import Event, TicketType
@@ -183,15 +183,55 @@ async def take(tx: AsyncSession, found: Shares) -> Shortfall | None:
                 ),
             )
             .values(quantity_used=CapacityPool.quantity_used + n)
-            .returning(CapacityPool.id)
+            .returning(*_POOL_FIGURES)
             .execution_options(**_NO_SYNC)
         )
-        if taken.first() is None:
+        row = taken.first()
+        if row is None:
             return Shortfall(pool_id=pool_id)
+        pool_moved(tx, pool_id, row, delta=n)
     for event_id, n in sorted(found.events.items()):
         if not await _admit_tickets(tx, event_id, n):
             return Shortfall(event_id=event_id)
     return None
+
+
+# What a pool UPDATE returns so that it sees its own threshold: use, limit, event.
+_POOL_FIGURES = (CapacityPool.quantity_used, CapacityPool.admission_limit, CapacityPool.event_id)
+
+
+def pool_moved(tx: AsyncSession, pool_id: str, found: Sequence[Any], *, delta: int) -> None:
+    """A pool's use moved by `delta` to `found` (`_POOL_FIGURES`): exhausted, or not?"""
+    used, limit, event_id = int(found[0]), found[1], found[2]
+    journal.limit_moved(
+        tx,
+        journal.POOL,
+        event_id=event_id,
+        resource=("pool", pool_id),
+        was_full=journal.full(used - delta, limit),
+        figures={"quantity_used": used, "admission_limit": limit},
+        is_full=journal.full(used, limit),
+    )
+
+
+# What an event counter UPDATE returns so that it sees its own threshold.
+def _people_figures(event_id: str) -> tuple[Any, ...]:
+    cap = select(Event.max_attendees).where(Event.id == event_id).scalar_subquery()
+    return (EventCapacity.registered, EventCapacity.tickets, cap)
+
+
+def people_moved(tx: AsyncSession, event_id: str, found: Sequence[Any], *, delta: int) -> None:
+    """The people an event counts moved by `delta` to `found` (registered, tickets, cap)."""
+    people, cap = int(found[0]) + int(found[1]), found[2]
+    journal.limit_moved(
+        tx,
+        journal.EVENT,
+        event_id=event_id,
+        resource=("event", event_id),
+        was_full=journal.full(people - delta, cap),
+        figures={"max_attendees": cap, "registered": int(found[0]), "tickets": int(found[1])},
+        is_full=journal.full(people, cap),
+    )
 
 
 async def queued_ticket_types(tx: AsyncSession, event_id: str) -> list[str]:
@@ -236,20 +276,26 @@ async def give_back(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     found = await shares(tx, lines)
     for pool_id, n in sorted(found.pools.items()):
         used = CapacityPool.quantity_used - n
-        await tx.execute(
+        given = await tx.execute(
             update(CapacityPool)
             .where(CapacityPool.id == pool_id)
             # The overhang shrinks with use, so the CHECK stays as tight as it can be.
             .values(quantity_used=used, quantity_over=over_expr(used, CapacityPool.admission_limit))
+            .returning(*_POOL_FIGURES)
             .execution_options(**_NO_SYNC)
         )
+        if (row := given.first()) is not None:
+            pool_moved(tx, pool_id, row, delta=-n)
     for event_id, n in sorted(found.events.items()):
-        await tx.execute(
+        given = await tx.execute(
             update(EventCapacity)
             .where(EventCapacity.event_id == event_id)
             .values(tickets=EventCapacity.tickets - n)
+            .returning(*_people_figures(event_id))
             .execution_options(**_NO_SYNC)
         )
+        if (row := given.first()) is not None:
+            people_moved(tx, event_id, row, delta=-n)
 
 
 async def _admit_tickets(tx: AsyncSession, event_id: str, n: int) -> bool:
@@ -265,16 +311,18 @@ async def _admit_tickets(tx: AsyncSession, event_id: str, n: int) -> bool:
             ),
         )
         .values(tickets=EventCapacity.tickets + n)
-        .returning(EventCapacity.event_id)
+        .returning(EventCapacity.registered, EventCapacity.tickets, cap)
         .execution_options(**_NO_SYNC)
     )
-    if (await tx.execute(statement)).first() is not None:
-        return True
+    found = (await tx.execute(statement)).first()
     # Refused, or the counter row is missing (an event capped before it had one): make
     # sure it exists and ask once more. Only the refusal path pays for this.
-    if await ensure_event_counter(tx, event_id):
-        return (await tx.execute(statement)).first() is not None
-    return False
+    if found is None and await ensure_event_counter(tx, event_id):
+        found = (await tx.execute(statement)).first()
+    if found is None:
+        return False
+    people_moved(tx, event_id, found, delta=n)
+    return True
 
 
 async def ensure_event_counter(tx: AsyncSession, event_id: str) -> bool:
@@ -352,11 +400,32 @@ async def change_pool(tx: AsyncSession, pool_id: str, values: dict[str, Any]) ->
     A new `admission_limit` recomputes the overhang in the same statement, from the use
     committed at that moment, so the CHECK `used <= limit + over` holds whatever the limit.
     """
-    if "admission_limit" in values:
-        limit = values["admission_limit"]
-        over = 0 if limit is None else over_expr(CapacityPool.quantity_used, literal(limit))
-        values = {**values, "quantity_over": over}
-    await row_writes.change(tx, CapacityPool, pool_id, values)
+    if "admission_limit" not in values:
+        await row_writes.change(tx, CapacityPool, pool_id, values)
+        return
+    limit = values["admission_limit"]
+    over = 0 if limit is None else over_expr(CapacityPool.quantity_used, literal(limit))
+    before = (
+        await tx.execute(locks.exclusive(select(*_POOL_FIGURES).where(CapacityPool.id == pool_id)))
+    ).one()
+    after = (
+        await tx.execute(
+            update(CapacityPool)
+            .where(CapacityPool.id == pool_id)
+            .values({**values, "quantity_over": over})
+            .returning(*_POOL_FIGURES)
+            .execution_options(**_NO_SYNC)
+        )
+    ).one()
+    journal.limit_moved(
+        tx,
+        journal.POOL,
+        event_id=after[2],
+        resource=("pool", pool_id),
+        was_full=journal.full(int(before[0]), before[1]),
+        figures={"quantity_used": int(after[0]), "admission_limit": after[1]},
+        is_full=journal.full(int(after[0]), after[1]),
+    )
 
 
 async def pool_ids_of(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict[str, list[str]]:
@@ -445,9 +514,12 @@ async def _type_use(tx: AsyncSession, ticket_type_id: str) -> int:
 async def _move_pool(tx: AsyncSession, pool_id: str, delta: int) -> None:
     """Unconditional: a membership change never refuses; going over shows as overhang."""
     used = CapacityPool.quantity_used + delta
-    await tx.execute(
+    moved = await tx.execute(
         update(CapacityPool)
         .where(CapacityPool.id == pool_id)
         .values(quantity_used=used, quantity_over=over_expr(used, CapacityPool.admission_limit))
+        .returning(*_POOL_FIGURES)
         .execution_options(**_NO_SYNC)
     )
+    if (row := moved.first()) is not None:
+        pool_moved(tx, pool_id, row, delta=delta)

@@ -7,15 +7,19 @@ orders first, then ticket types in ascending id, the same order confirm/cancel u
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount import origin
 from headcount.config import Settings
+from headcount.domain.changes import ChangeType
 from headcount.domain.tickets import OrderLine, OrderStatus
-from headcount.ledger import inventory, locks, offers
+from headcount.ledger import inventory, journal, locks, offers
 from headcount.ledger.models import Order, OrderItem
 
 
@@ -46,19 +50,47 @@ async def expire_due_holds(
     order_ids = list((await tx.scalars(locks.claimed(due))).all())
     if not order_ids:
         return []
-    totals = await tx.execute(
-        select(OrderItem.ticket_type_id, func.sum(OrderItem.quantity))
+    items = await tx.execute(
+        select(
+            OrderItem.order_id,
+            OrderItem.ticket_type_id,
+            OrderItem.quantity,
+            Order.event_id,
+            Order.owner_id,
+            Order.expires_at,
+        )
+        .join(Order, Order.id == OrderItem.order_id)
         .where(OrderItem.order_id.in_(order_ids))
-        .group_by(OrderItem.ticket_type_id)
-        .order_by(OrderItem.ticket_type_id)
+        .order_by(OrderItem.order_id, OrderItem.ticket_type_id)
     )
-    lines = [OrderLine(tid, int(qty)) for tid, qty in totals.all()]
+    totals: dict[str, int] = defaultdict(int)
+    expired: dict[str, tuple[str, str, datetime, list[dict[str, Any]]]] = {}
+    for order_id, tid, qty, event_id, owner_id, expires_at in items.all():
+        totals[tid] += int(qty)
+        found = expired.setdefault(order_id, (event_id, owner_id, expires_at, []))
+        found[3].append({"ticket_type_id": tid, "quantity": int(qty)})
+    lines = [OrderLine(tid, qty) for tid, qty in sorted(totals.items())]
     await tx.execute(
         update(Order)
         .where(Order.id.in_(order_ids), Order.status == OrderStatus.PENDING)
         .values(status=OrderStatus.EXPIRED, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+    lapsing = origin.system_within()  # the hold ran out; whoever noticed did not decide it
+    for order_id, (event_id, owner_id, expires_at, order_items) in expired.items():
+        journal.order(
+            tx,
+            ChangeType.ORDER_EXPIRED,
+            order_id=order_id,
+            event_id=event_id,
+            owner_id=owner_id,
+            status=OrderStatus.EXPIRED.value,
+            previous_status=OrderStatus.PENDING.value,
+            items=order_items,
+            at=now,
+            by=lapsing,
+            expires_at=expires_at,
+        )
     await inventory.release_hold(tx, lines)
     await offers.settle(tx, [line.ticket_type_id for line in lines], now, offer_ttl)
     return order_ids

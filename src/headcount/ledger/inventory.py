@@ -18,17 +18,19 @@ sold both count as used.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, literal, select, update
+from sqlalchemy import Integer, String, bindparam, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import buckets, draws, locks, rows
+from headcount.ledger import buckets, changes, draws, journal, locks, rows
 from headcount.ledger.models import TicketType
 from headcount.ledger.pools import CapacityPool
+from headcount.ledger.types import UTCDateTime
 
 _NO_SYNC = {"synchronize_session": False}
 _AVAILABLE = TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved
@@ -46,9 +48,105 @@ _HOLD = (
         bindparam("qty", type_=Integer) <= _AVAILABLE,
     )
     .values(quantity_reserved=TicketType.quantity_reserved + bindparam("qty", type_=Integer))
-    .returning(TicketType.id, TicketType.membership_version)
+    # What is left and whose it is ride along: a sell-out is seen by the statement itself.
+    .returning(TicketType.id, TicketType.membership_version, _AVAILABLE, TicketType.event_id)
     .execution_options(**_NO_SYNC)
 )
+
+
+# The hold of a one-line order that draws on no pool and no event cap, with its
+# `order.created` riding along (PostgreSQL). The change row is inserted by the statement
+# that takes the ticket type's row lock, and that is the transaction's last lock: so, as
+# with a row inserted just before COMMIT, a later transaction on the same ticket type
+# gets a larger id (ledger/changes.py), and the order costs no statement for its change.
+# The INSERT is skipped (and the change left to `flush`) if the membership moved since
+# the early read: then pools may be locked after it.
+_HOLD_RIDING = text(
+    """
+    WITH held AS (
+        UPDATE ticket_types
+           SET quantity_reserved = quantity_reserved + :qty
+         WHERE id = :tid AND stock_buckets = 1
+           AND :qty <= quantity_total - quantity_sold - quantity_reserved
+     RETURNING id, membership_version,
+               quantity_total - quantity_sold - quantity_reserved AS available, event_id
+    ), logged AS (
+        INSERT INTO changes (event_id, type, resource_type, resource_id, actor_sub,
+                             actor_role, request_id, payload, occurred_at)
+        SELECT :event_id, :type, :resource_type, :resource_id, :actor_sub, :actor_role,
+               :request_id,
+               jsonb_set(CAST(:payload AS jsonb), '{items,0,available}',
+                         to_jsonb(held.available))::json,
+               :occurred_at
+          FROM held WHERE held.membership_version = :version
+     RETURNING id
+    )
+    SELECT held.id, held.membership_version, held.available, held.event_id,
+           (SELECT count(*) FROM logged) AS logged
+      FROM held
+    """
+).bindparams(
+    bindparam("qty", type_=Integer),
+    bindparam("version", type_=Integer),
+    bindparam("payload", type_=String),
+    bindparam("occurred_at", type_=UTCDateTime()),
+)
+
+
+def _riding_version(
+    tx: AsyncSession,
+    lines: Sequence[OrderLine],
+    *,
+    carrying: changes.Pending | None,
+    versions: Mapping[str, int] | None,
+    early: draws.Shares,
+    bucketed: Collection[str],
+) -> int | None:
+    """The membership version a riding hold must still find, or None: no ride."""
+    if carrying is None or len(lines) != 1 or versions is None or early:
+        return None
+    tid = lines[0].ticket_type_id
+    if tid in bucketed or tid not in versions or tx.get_bind().dialect.name != "postgresql":
+        return None
+    return versions[tid]
+
+
+async def _hold(
+    tx: AsyncSession,
+    line: OrderLine,
+    *,
+    bucketed: Collection[str],
+    ride: int | None,
+    carrying: changes.Pending | None,
+) -> Any:
+    """The line's row hold: (id, membership version, available, event id), or None (a
+    bucketed type, or too little left)."""
+    if ride is not None and carrying is not None:
+        return await _hold_riding(tx, line, ride, carrying)
+    if line.ticket_type_id in bucketed:
+        return None
+    return (await tx.execute(_HOLD, {"tid": line.ticket_type_id, "qty": line.quantity})).first()
+
+
+async def _hold_riding(
+    tx: AsyncSession, line: OrderLine, version: int, carrying: changes.Pending
+) -> Any:
+    row = changes.row_of(carrying)
+    found = (
+        await tx.execute(
+            _HOLD_RIDING,
+            {
+                **row,
+                "payload": json.dumps(row["payload"]),
+                "tid": line.ticket_type_id,
+                "qty": line.quantity,
+                "version": version,
+            },
+        )
+    ).first()
+    if found is not None and found[4]:
+        changes.written(tx, carrying)
+    return found
 
 
 async def reserve(
@@ -59,13 +157,18 @@ async def reserve(
     early: draws.Shares | None = None,
     versions: Mapping[str, int] | None = None,
     bucketed: Collection[str] = (),
-) -> None:
+    carrying: changes.Pending | None = None,
+) -> dict[str, int | None]:
     """Hold stock for every line or raise `SoldOut` naming the first ticket type short.
 
     `early` is the caller's lock-free read of the lines' shares (`ledger/basket.py`), and
     `versions` the membership versions it saw: when the lines draw on no pool or cap and
     every stock UPDATE returns the version read, the memberships are not read again.
     `bucketed` names the hot-inventory types, which skip the row UPDATE (it matches none).
+    Returns each type's own stock left after the hold, as its statement saw it (None for
+    a bucketed type: only its emptied buckets are ever summed). A line that empties its
+    type records `ticket_type.sold_out`. `carrying`: the order's `order.created`, which
+    may ride in the hold itself (`_HOLD_RIDING`).
     """
     if early is None:
         # A first, lock-free read of the committed room: a request that is already short
@@ -75,14 +178,12 @@ async def reserve(
         if (short_now := early.already_short()) is not None:
             raise await refusal(tx, short_now, lines, names)
     unchanged = versions is not None and not early
+    left: dict[str, int | None] = {}
+    ride = _riding_version(
+        tx, lines, carrying=carrying, versions=versions, early=early, bucketed=bucketed
+    )
     for line in lines:
-        held = (
-            None
-            if line.ticket_type_id in bucketed
-            else (
-                await tx.execute(_HOLD, {"tid": line.ticket_type_id, "qty": line.quantity})
-            ).first()
-        )
+        held = await _hold(tx, line, bucketed=bucketed, ride=ride, carrying=carrying)
         if held is None:
             # Bucket mode: the take holds the type's row SHARE and reads the version there.
             version = await buckets.take(tx, line.ticket_type_id, line.quantity)
@@ -93,17 +194,23 @@ async def reserve(
                     ticket_type_id=line.ticket_type_id,
                     requested=line.quantity,
                 )
+            left[line.ticket_type_id] = None
         else:
-            version = held[1]
+            version, left[line.ticket_type_id] = held[1], held[2]
+            if held[2] == 0:
+                journal.stock_moved(
+                    tx, line.ticket_type_id, held[3], available=0, delta=-line.quantity
+                )
         if versions is None or versions.get(line.ticket_type_id) != version:
             unchanged = False
     if unchanged:
-        return
+        return left
     # Memberships read again now that the ticket-type rows are ours: they cannot change
     # until COMMIT (see `draws.shares`).
     short = await draws.draw(tx, lines)
     if short is not None:
         raise await refusal(tx, short, lines)
+    return left
 
 
 async def set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
@@ -117,11 +224,25 @@ async def set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
     """
     values: dict[str, Any] = {"quantity_total": new_total}
     if tt.stock_buckets > 1:
+        before: int = (await buckets.free_units(tx, [tt.id])).get(tt.id, 0)
         await buckets.resize(tx, tt.id, new_total - tt.quantity_total, tt.stock_buckets)
+        await rows.change(tx, TicketType, tt.id, values)
+        after: int | None = (await buckets.free_units(tx, [tt.id])).get(tt.id, 0)
     else:
+        # The caller holds the row (`locks.ticket_types`): what is left cannot move meanwhile.
+        locked = await locks.ticket_type(tx, tt.id)
+        before = locked[0] if locked else 0
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved
         values["quantity_over"] = draws.over_expr(in_use, literal(new_total))
-    await rows.change(tx, TicketType, tt.id, values)
+        after = await tx.scalar(
+            update(TicketType)
+            .where(TicketType.id == tt.id)
+            .values(values)
+            .returning(_AVAILABLE)
+            .execution_options(**_NO_SYNC)
+        )
+    now = int(after or 0)
+    journal.stock_moved(tx, tt.id, tt.event_id, available=now, delta=now - before)
 
 
 async def locked_room(tx: AsyncSession, ticket_type_id: str) -> int | None:
@@ -217,11 +338,16 @@ async def _give_back(tx: AsyncSession, lines: Sequence[OrderLine], counter: Any)
                     TicketType.quantity_over: draws.over_expr(in_use, TicketType.quantity_total),
                 }
             )
-            .returning(TicketType.id)
+            .returning(_AVAILABLE, TicketType.event_id)
             .execution_options(**_NO_SYNC)
         )
-        if given.first() is None:
+        found = given.first()
+        if found is None:
             await buckets.give_line(tx, line.ticket_type_id, line.quantity)
+        else:
+            journal.stock_moved(
+                tx, line.ticket_type_id, found[1], available=found[0], delta=line.quantity
+            )
     await draws.give_back(tx, lines)
 
 
@@ -248,13 +374,16 @@ async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
             update(TicketType)
             .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW, line.quantity <= _AVAILABLE)
             .values(quantity_sold=TicketType.quantity_sold + line.quantity)
-            .returning(TicketType.id)
+            .returning(_AVAILABLE, TicketType.event_id)
             .execution_options(**_NO_SYNC)
         )
-        if (
-            sold.first() is None
-            and await buckets.take(tx, line.ticket_type_id, line.quantity) is None
-        ):
+        found = sold.first()
+        if found is not None:
+            if found[0] == 0:
+                journal.stock_moved(
+                    tx, line.ticket_type_id, found[1], available=0, delta=-line.quantity
+                )
+        elif await buckets.take(tx, line.ticket_type_id, line.quantity) is None:
             raise HoldExpired(
                 "the order's hold expired and the tickets were taken by someone else",
                 ticket_type_id=line.ticket_type_id,

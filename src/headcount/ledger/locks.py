@@ -23,7 +23,8 @@ deadlock) can form:
 4. Ticket-type rows, in ascending id: `ticket_types` / `ticket_type`, or the stock UPDATE
    itself (both NO KEY UPDATE, so inserting an order item, whose foreign key takes KEY
    SHARE, never waits on them); `shared` by buyers of a bucketed type. Then that type's
-   stock buckets in ascending number (`no_key_exclusive`, the bucket slow path).
+   stock buckets in ascending number (`no_key_exclusive`, the bucket slow path), then,
+   if a bucket it took from hit zero, that type's `stock_edge` advisory lock.
 5. The attendee's registration row: `exclusive`.
 6. Capacity pool rows, in ascending id: their conditional UPDATEs.
 7. The event's counter row (`event_capacity`): its conditional UPDATE.
@@ -31,6 +32,10 @@ deadlock) can form:
 9. Waitlist entries and seats of one resource: `exclusive`, or `claimed` for lapsed
    offers; only while holding that resource's row (4 or 8), so they never wait on anyone
    the resource's lock did not already order.
+
+Duties that must run on one replica at a time (retention) take a `singleton` advisory
+lock first, without waiting; the sequencer claims its state row `claimed` and takes no
+other lock.
 
 One path runs against the order: giving registration places back (cancel, a smaller
 party) releases the event's counter row (7) and then offers the place to ticket queues,
@@ -54,14 +59,17 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Select, String, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from headcount.ledger.attendance import SessionCapacity
+from headcount.ledger.attendance import EventCapacity, SessionCapacity
 from headcount.ledger.models import Base, TicketType
 
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 # First key of the two-int advisory lock: keeps our locks apart from anyone else's.
 _ADVISORY_NAMESPACE = 0x4843  # "HC"
+_STOCK_EDGE_NAMESPACE = 0x4845  # "HE"
+_SINGLETON_NAMESPACE = 0x4853  # "HS"
 _LOCK_USER = text("SELECT pg_advisory_xact_lock(:ns, hashtext(:owner))")
+_TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:name))")
 
 
 # Clauses: a statement's lock, added where the statement is built.
@@ -112,6 +120,28 @@ async def user(tx: AsyncSession, owner_id: str) -> None:
         await tx.execute(_LOCK_USER, {"ns": _ADVISORY_NAMESPACE, "owner": owner_id})
 
 
+async def stock_edge(tx: AsyncSession, ticket_type_id: str) -> None:
+    """A bucketed type's free stock may have crossed zero: serialise the judgment (step 4).
+
+    Buyers of a bucketed type take different buckets in parallel (they share the type's
+    row), so two of them can empty the last two buckets at once, each seeing the other's
+    bucket still full. Those whose bucket hit zero take this lock, after their bucket and
+    before reading the buckets' sum; the second then sees the first's commit, so exactly
+    one of them finds the type sold out. Releases need none: they hold the type's row
+    exclusively. PostgreSQL only; SQLite serialises whole transactions.
+    """
+    if tx.get_bind().dialect.name == "postgresql":
+        await tx.execute(_LOCK_USER, {"ns": _STOCK_EDGE_NAMESPACE, "owner": ticket_type_id})
+
+
+async def singleton(tx: AsyncSession, name: str) -> bool:
+    """Whether this transaction is the one holder of the duty `name` until it ends; never
+    waits (a replica that loses simply skips its turn). Taken before any row lock."""
+    if tx.get_bind().dialect.name != "postgresql":
+        return True  # BEGIN IMMEDIATE: only one writer runs at all
+    return bool(await tx.scalar(_TRY_LOCK, {"ns": _SINGLETON_NAMESPACE, "name": name}))
+
+
 async def ticket_types(tx: AsyncSession, ticket_type_ids: Iterable[str]) -> None:
     """Lock ticket-type rows one by one in ascending id (step 4), before any pool row.
 
@@ -129,6 +159,24 @@ async def ticket_type(tx: AsyncSession, ticket_type_id: str) -> tuple[int, int] 
     use); `inventory.locked_room` adds its buckets and shared limits.
     """
     found = (await tx.execute(_TICKET_TYPE_ROOM, {"tid": ticket_type_id})).first()
+    return None if found is None else (int(found[0]), int(found[1]))
+
+
+async def event_counter(tx: AsyncSession, event_id: str) -> tuple[int, int] | None:
+    """Lock the event's counter row (step 7): (registered, tickets), or None without one.
+
+    Taken by an organizer changing the cap, so that whether the event is full before and
+    after is judged against a count no admission can move meanwhile.
+    """
+    found = (
+        await tx.execute(
+            exclusive(
+                select(EventCapacity.registered, EventCapacity.tickets).where(
+                    EventCapacity.event_id == event_id
+                )
+            )
+        )
+    ).first()
     return None if found is None else (int(found[0]), int(found[1]))
 
 

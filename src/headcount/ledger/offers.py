@@ -19,10 +19,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount import origin
 from headcount.domain.attendance import EntryStatus, offer_size
+from headcount.domain.changes import ChangeType
 from headcount.domain.errors import EventFull, SoldOut
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import draws, inventory, locks, waitlist
+from headcount.ledger import changes, draws, inventory, journal, locks, waitlist
 from headcount.ledger.attendance import WaitlistEntry
 
 
@@ -60,10 +62,12 @@ async def _expire_due(tx: AsyncSession, ticket_type_id: str, now: datetime) -> i
     if not due:
         return 0
     freed = 0
+    lapsing = origin.system_within()  # the offer ran out; whoever noticed did not decide it
     for entry in due:
         freed += entry.offered_quantity or 0
         entry.status = EntryStatus.EXPIRED.value
         entry.updated_at = now
+        journal.entry(tx, ChangeType.WAITLIST_OFFER_EXPIRED, entry, now, by=lapsing)
     await tx.flush()
     await inventory.release_hold(tx, [OrderLine(ticket_type_id, freed)])
     return len(due)
@@ -85,7 +89,7 @@ async def _promote(
         try:
             # A savepoint: the pool or event room read above is not locked, and a racing
             # buyer may take it first; then this offer is undone, never the caller's work.
-            async with tx.begin_nested():
+            async with changes.savepoint(tx):
                 await inventory.reserve(tx, [OrderLine(ticket_type_id, size)])
         except (SoldOut, EventFull):
             races += 1
@@ -97,6 +101,7 @@ async def _promote(
         first.offer_expires_at = now + timedelta(seconds=offer_ttl)
         first.updated_at = now
         await tx.flush()
+        journal.entry(tx, ChangeType.WAITLIST_OFFERED, first, now)
         offered.append(first)
 
 
@@ -110,6 +115,8 @@ async def give_back(
     entry.status = status.value
     entry.updated_at = now
     await tx.flush()
+    said = ChangeType.WAITLIST_DECLINED if was_offered else ChangeType.WAITLIST_LEFT
+    journal.entry(tx, said, entry, now)
     if was_offered and held:
         await inventory.release_hold(tx, [OrderLine(entry.ticket_type_id, held)])
         await _promote(tx, entry.ticket_type_id, now, ttl)
@@ -121,24 +128,25 @@ async def reserve_with_offers(
     names: Mapping[str, str],
     *,
     owner: str,
+    order_id: str,
     now: datetime,
     offer_ttl: float,
-) -> list[WaitlistEntry]:
+) -> dict[str, int | None]:
     """`inventory.reserve`, except that the owner's live offers pay for their lines.
 
     Lines are taken in ascending ticket-type order (the caller normalised them). An offer
     covers up to its size; the rest of the line is reserved normally (and may be sold
-    out); an unused part of an offer is released and passed on. Returns the offers taken,
-    for the caller to mark with the order id.
+    out); an unused part of an offer is released and passed on. Each offer taken becomes
+    `accepted` by order `order_id`. Returns what `inventory.reserve` returns (None for a
+    line an offer paid for: no stock statement ran).
     """
-    taken: list[WaitlistEntry] = []
+    left: dict[str, int | None] = {}
     mine_by_line = [
         await waitlist.live_entry(tx, owner, ticket_type_id=line.ticket_type_id) for line in lines
     ]
     if all(m is None or m.status != EntryStatus.OFFERED for m in mine_by_line):
         # The common case: one call, so every ticket-type row is locked before any pool.
-        await inventory.reserve(tx, lines, names)
-        return taken
+        return await inventory.reserve(tx, lines, names)
     # Settling a lapsed offer below promotes the event's other queues too: lock them now.
     await locks.ticket_types(
         tx, await draws.waitlisted_neighbours(tx, [li.ticket_type_id for li in lines])
@@ -146,7 +154,7 @@ async def reserve_with_offers(
     for line, mine in zip(lines, mine_by_line, strict=True):
         tid = line.ticket_type_id
         if mine is None or mine.status != EntryStatus.OFFERED:
-            await inventory.reserve(tx, [line], names)
+            left.update(await inventory.reserve(tx, [line], names))
             continue
         await locks.ticket_type(tx, tid)
         offer = await waitlist.live_entry(tx, owner, ticket_type_id=tid, lock=True)
@@ -158,26 +166,22 @@ async def reserve_with_offers(
         ):
             # Lapsed: it passes to the next person first; this line then asks like anyone.
             await settle(tx, [tid], now, offer_ttl)
-            await inventory.reserve(tx, [line], names)
+            left.update(await inventory.reserve(tx, [line], names))
             continue
         size = offer.offered_quantity or 0
         used = min(size, line.quantity)
+        left[tid] = None
         if line.quantity > used:
-            await inventory.reserve(tx, [OrderLine(tid, line.quantity - used)], names)
+            left.update(await inventory.reserve(tx, [OrderLine(tid, line.quantity - used)], names))
         offer.status = EntryStatus.ACCEPTED.value
+        offer.order_id = order_id
         offer.updated_at = now
         await tx.flush()
+        journal.entry(tx, ChangeType.WAITLIST_ACCEPTED, offer, now, used_quantity=used)
         if size > used:
             await inventory.release_hold(tx, [OrderLine(tid, size - used)])
             await _promote(tx, tid, now, offer_ttl)
-        taken.append(offer)
-    return taken
-
-
-async def mark_accepted(tx: AsyncSession, offers: Sequence[WaitlistEntry], order_id: str) -> None:
-    for offer in offers:
-        offer.order_id = order_id
-    await tx.flush()
+    return left
 
 
 async def due_ticket_types(

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from headcount.config import Settings
+from headcount.domain import replay
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
-from headcount.ledger import buckets, draws, inventory, offers, rows, seats, usage
+from headcount.ledger import buckets, changes, draws, inventory, offers, rows, seats, usage
 from headcount.ledger.attendance import (
     EventCapacity,
     Registration,
@@ -37,11 +38,14 @@ class Drift:
     column: str
     counter: int
     from_rows: int
+    # What the counter was checked against: its rows, or the change log replayed (which
+    # `--fix` cannot rewrite: a decision path that did not record, or a tampered row).
+    basis: str = "rows"
 
     def __str__(self) -> str:
         return (
             f"{self.table}.{self.column} of {self.row_id}: counter {self.counter}, "
-            f"rows say {self.from_rows}"
+            f"{self.basis} say{'' if self.basis == 'rows' else 's'} {self.from_rows}"
         )
 
 
@@ -269,9 +273,96 @@ async def stock_buckets(tx: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
+async def change_log(tx: AsyncSession, _fix: bool) -> list[Drift]:
+    """Replaying the change log (baselines, then every change left) gives the counters.
+
+    Per ticket type held, offered and sold units; per event its registered people and,
+    while capped, its tickets; per session its seats; per pool its use (the sum of its
+    member types' use); per huddle its members. Compared with the counters as they stand
+    after the checks above (which `--fix` may have just rebuilt from their rows), and for
+    bucketed types with the rows, which are their counters. Run it while the ledger is
+    quiet, like every check here. Drift here is never fixed: the log is history.
+    """
+    log = await changes.replayed(tx)
+    # With what `--fix` decided above in this transaction (a missed promotion run now).
+    replay.fold([(c.type, c.event_id, c.payload) for c in changes.pending(tx)], log)
+
+    def logged(kind: str, row_id: str, counter: str) -> int:
+        return log.get(replay.key(kind, row_id, counter), 0)
+
+    def check(table: str, row_id: str, column: str, counter: int, from_log: int) -> None:
+        if counter != from_log:
+            drifts.append(Drift(table, row_id, column, counter, from_log, basis="change log"))
+
+    drifts: list[Drift] = []
+    orders = await usage.ordered(tx)
+    offered = await usage.offered(tx)
+    use: dict[str, int] = {}
+    found = await tx.execute(
+        select(
+            TicketType.id,
+            TicketType.quantity_reserved,
+            TicketType.quantity_sold,
+            TicketType.stock_buckets,
+        ).order_by(TicketType.id)
+    )
+    for tid, reserved, sold, stock_buckets in found.all():
+        held_log = logged("ticket_type", tid, replay.HELD)
+        offered_log = logged("ticket_type", tid, replay.OFFERED)
+        sold_log = logged("ticket_type", tid, replay.SOLD)
+        use[tid] = held_log + offered_log + sold_log
+        check("ticket_types", tid, "offered", offered.get(tid, 0), offered_log)
+        if stock_buckets > 1:  # no counters on the row: its rows are the counters
+            pending, paid = orders.get(tid, (0, 0))
+            check("ticket_types", tid, "held", pending, held_log)
+            check("ticket_types", tid, "sold", paid, sold_log)
+        else:
+            check("ticket_types", tid, "quantity_reserved", reserved, held_log + offered_log)
+            check("ticket_types", tid, "quantity_sold", sold, sold_log)
+    counted = await tx.execute(
+        select(EventCapacity.event_id, EventCapacity.registered, EventCapacity.tickets)
+    )
+    capped = set(await tx.scalars(select(Event.id).where(Event.max_attendees.is_not(None))))
+    per_event: dict[str, int] = {}
+    for tid, event_id in (await tx.execute(select(TicketType.id, TicketType.event_id))).all():
+        per_event[event_id] = per_event.get(event_id, 0) + use.get(tid, 0)
+    for event_id, registered, tickets in counted.all():
+        check(
+            "event_capacity",
+            event_id,
+            "registered",
+            registered,
+            logged("event", event_id, replay.REGISTERED),
+        )
+        expected = per_event.get(event_id, 0) if event_id in capped else 0
+        check("event_capacity", event_id, "tickets", tickets, expected)
+    seated = await tx.execute(
+        select(SessionCapacity.session_id, SessionCapacity.current_attendance)
+    )
+    for sid, attendance in seated.all():
+        check(
+            "session_capacity",
+            sid,
+            "current_attendance",
+            attendance,
+            logged("session", sid, replay.ATTENDANCE),
+        )
+    members = await draws.members(tx, list(await tx.scalars(select(CapacityPool.id))))
+    for pool_id, used in (
+        await tx.execute(select(CapacityPool.id, CapacityPool.quantity_used))
+    ).all():
+        from_log = sum(use.get(tid, 0) for tid in members.get(pool_id, []))
+        check("capacity_pools", pool_id, "quantity_used", used, from_log)
+    for hid, joined in (await tx.execute(select(Huddle.id, Huddle.members))).all():
+        check("huddles", hid, "members", joined, logged("huddle", hid, replay.MEMBERS))
+    return drifts
+
+
 CHECKS: list[Check] = [ticket_types, stock_buckets, huddles]
 CHECKS += [registrations, session_attendance, waitlists]
 CHECKS += [pools, event_tickets]
+# Last: after `--fix` rebuilt counters from their rows, the log is checked against them.
+CHECKS += [change_log]
 
 
 async def reconcile(tx: AsyncSession, *, fix: bool = False) -> list[Drift]:

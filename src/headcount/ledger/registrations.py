@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import RegistrationStatus
-from headcount.ledger import locks
+from headcount.ledger import draws, locks
 from headcount.ledger.attendance import EventCapacity, Registration
 from headcount.ledger.models import Event
 
@@ -22,7 +22,11 @@ _NO_SYNC = {"synchronize_session": False}
 
 
 async def admit(tx: AsyncSession, event_id: str, heads: int) -> int | None:
-    """Count `heads` more people in if the cap allows; returns the new total or None."""
+    """Count `heads` more people in if the cap allows; returns the new total or None.
+
+    The statement returns the counts and the cap it judged by, so the admission that
+    fills the event records `event.full` itself.
+    """
     cap = select(Event.max_attendees).where(Event.id == event_id).scalar_subquery()
     row = await tx.execute(
         update(EventCapacity)
@@ -32,11 +36,14 @@ async def admit(tx: AsyncSession, event_id: str, heads: int) -> int | None:
             or_(cap.is_(None), EventCapacity.registered + EventCapacity.tickets + heads <= cap),
         )
         .values(registered=EventCapacity.registered + heads)
-        .returning(EventCapacity.registered)
+        .returning(EventCapacity.registered, EventCapacity.tickets, cap)
         .execution_options(**_NO_SYNC)
     )
     found = row.first()
-    return None if found is None else int(found[0])
+    if found is None:
+        return None
+    draws.people_moved(tx, event_id, found, delta=heads)
+    return int(found[0])
 
 
 async def insert_new(
@@ -75,12 +82,18 @@ async def insert_new(
 
 async def release(tx: AsyncSession, event_id: str, heads: int) -> None:
     """People leave. The CHECK constraint forbids going below zero."""
-    await tx.execute(
-        update(EventCapacity)
-        .where(EventCapacity.event_id == event_id)
-        .values(registered=EventCapacity.registered - heads)
-        .execution_options(**_NO_SYNC)
-    )
+    cap = select(Event.max_attendees).where(Event.id == event_id).scalar_subquery()
+    found = (
+        await tx.execute(
+            update(EventCapacity)
+            .where(EventCapacity.event_id == event_id)
+            .values(registered=EventCapacity.registered - heads)
+            .returning(EventCapacity.registered, EventCapacity.tickets, cap)
+            .execution_options(**_NO_SYNC)
+        )
+    ).first()
+    if found is not None:
+        draws.people_moved(tx, event_id, found, delta=-heads)
 
 
 async def people(tx: AsyncSession, event_id: str) -> tuple[int, int]:

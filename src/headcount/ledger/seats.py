@@ -8,19 +8,42 @@ newcomer can never take a freed seat ahead of someone waiting: they would need t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus, SeatSource, SeatStatus
-from headcount.ledger import locks, waitlist
+from headcount.domain.changes import ChangeType
+from headcount.ledger import journal, locks, waitlist
 from headcount.ledger.attendance import Session, SessionCapacity, SessionSeat, WaitlistEntry
 
 _NO_SYNC = {"synchronize_session": False}
 
 
-async def admit(tx: AsyncSession, session_id: str) -> bool:
+def _figures(session_id: str) -> tuple[Any, ...]:
+    """What a counter UPDATE returns so that it sees its own threshold."""
+    event = select(Session.event_id).where(Session.id == session_id).scalar_subquery()
+    return (SessionCapacity.current_attendance, SessionCapacity.maximum_capacity, event)
+
+
+def _moved(tx: AsyncSession, session_id: str, found: Sequence[Any], *, was_full: bool) -> None:
+    attendance, maximum, event_id = int(found[0]), int(found[1]), found[2]
+    journal.limit_moved(
+        tx,
+        journal.SESSION,
+        event_id=event_id,
+        resource=("session", session_id),
+        was_full=was_full,
+        figures={"current_attendance": attendance, "max_participants": maximum},
+        is_full=attendance >= maximum,
+    )
+
+
+async def admit(tx: AsyncSession, session_id: str) -> tuple[int, str] | None:
+    """Take a seat if one is free: (attendance after, event id), or None (full)."""
     row = await tx.execute(
         update(SessionCapacity)
         .where(
@@ -28,24 +51,38 @@ async def admit(tx: AsyncSession, session_id: str) -> bool:
             SessionCapacity.current_attendance < SessionCapacity.maximum_capacity,
         )
         .values(current_attendance=SessionCapacity.current_attendance + 1)
-        .returning(SessionCapacity.current_attendance)
+        .returning(*_figures(session_id))
         .execution_options(**_NO_SYNC)
     )
-    return row.first() is not None
+    found = row.first()
+    if found is None:
+        return None
+    _moved(tx, session_id, found, was_full=False)  # it admitted, so it had room
+    return int(found[0]), found[2]
 
 
-async def vacate(tx: AsyncSession, session_id: str) -> None:
-    """A seat is given up. The CHECK constraint forbids going below zero."""
-    await tx.execute(
-        update(SessionCapacity)
-        .where(SessionCapacity.session_id == session_id)
-        .values(current_attendance=SessionCapacity.current_attendance - 1)
-        .execution_options(**_NO_SYNC)
-    )
+async def vacate(tx: AsyncSession, session_id: str) -> tuple[int, str]:
+    """A seat is given up (the CHECK forbids going below zero): (attendance after, event)."""
+    found = (
+        await tx.execute(
+            update(SessionCapacity)
+            .where(SessionCapacity.session_id == session_id)
+            .values(current_attendance=SessionCapacity.current_attendance - 1)
+            .returning(*_figures(session_id))
+            .execution_options(**_NO_SYNC)
+        )
+    ).one()
+    _moved(tx, session_id, found, was_full=int(found[0]) + 1 >= int(found[1]))
+    return int(found[0]), found[2]
 
 
 async def set_maximum(tx: AsyncSession, session_id: str, maximum: int) -> bool:
-    """Atomic: a new limit applies only if it still covers every confirmed seat."""
+    """Atomic: a new limit applies only if it still covers every confirmed seat.
+
+    The caller holds the counter row (`locks.session_counters`), so the limit read here
+    is the one the change replaces.
+    """
+    before = await capacity(tx, session_id)
     row = await tx.execute(
         update(SessionCapacity)
         .where(
@@ -53,10 +90,16 @@ async def set_maximum(tx: AsyncSession, session_id: str, maximum: int) -> bool:
             SessionCapacity.current_attendance <= maximum,
         )
         .values(maximum_capacity=maximum)
-        .returning(SessionCapacity.session_id)
+        .returning(*_figures(session_id))
         .execution_options(**_NO_SYNC)
     )
-    return row.first() is not None
+    found = row.first()
+    if found is None:
+        return False
+    if before is not None:
+        was_full = before.current_attendance >= before.maximum_capacity
+        _moved(tx, session_id, found, was_full=was_full)
+    return True
 
 
 async def capacity(tx: AsyncSession, session_id: str) -> SessionCapacity | None:
@@ -108,7 +151,17 @@ async def give_up(tx: AsyncSession, seat: SessionSeat, now: datetime) -> list[Wa
     seat.status = SeatStatus.LEFT.value
     seat.updated_at = now
     await tx.flush()
-    await vacate(tx, seat.session_id)
+    attendance, event_id = await vacate(tx, seat.session_id)
+    journal.seat(
+        tx,
+        ChangeType.RSVP_CANCELLED,
+        event_id=event_id,
+        session_id=seat.session_id,
+        attendee_id=seat.attendee_id,
+        via=seat.via,
+        attendance=attendance,
+        at=now,
+    )
     return await promote(tx, seat.session_id, now)
 
 
@@ -144,9 +197,13 @@ async def promote(tx: AsyncSession, session_id: str, now: datetime) -> list[Wait
     promoted: list[WaitlistEntry] = []
     while True:
         first = await waitlist.head(tx, session_id=session_id)
-        if first is None or not await admit(tx, session_id):
+        if first is None:
+            return promoted
+        seated = await admit(tx, session_id)
+        if seated is None:
             return promoted
         first.status = EntryStatus.PROMOTED.value
         first.updated_at = now
         await occupy(tx, session_id, first.attendee_id, SeatSource.WAITLIST, now)
+        journal.entry(tx, ChangeType.WAITLIST_PROMOTED, first, now, current_attendance=seated[0])
         promoted.append(first)

@@ -15,8 +15,9 @@ from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus
+from headcount.domain.changes import ChangeType
 from headcount.domain.ids import new_id
-from headcount.ledger import locks
+from headcount.ledger import journal, locks
 from headcount.ledger.attendance import WaitlistEntry
 
 LIVE = (EntryStatus.WAITING.value, EntryStatus.OFFERED.value)
@@ -103,6 +104,7 @@ async def leave(tx: AsyncSession, left: Sequence[WaitlistEntry], now: datetime) 
     for entry in left:
         entry.status = EntryStatus.LEFT.value
         entry.updated_at = now
+        journal.entry(tx, ChangeType.WAITLIST_LEFT, entry, now)
     await tx.flush()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from strawberry.fastapi import BaseContext
 
+from headcount import origin
 from headcount.domain.errors import Unauthorized
 from headcount.domain.identity import Principal
 from headcount.runtime import Runtime
@@ -23,13 +24,18 @@ class Context(BaseContext):
         self._principal: Principal | None = None
 
     def optional_principal(self) -> Principal | None:
-        """None without a header; raises Unauthorized for a header that does not verify."""
-        if self._principal is not None or not self._authorization:
-            return self._principal
-        scheme, _, token = self._authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise Unauthorized("send Authorization: Bearer <jwt>")
-        self._principal = verify(token.strip(), self.runtime.settings)
+        """None without a header; raises Unauthorized for a header that does not verify.
+
+        Sets the caller as the origin of what the resolver records, each time: resolvers
+        of one query may run in tasks of their own, each with its own copy of the origin.
+        """
+        if self._principal is None and self._authorization:
+            scheme, _, token = self._authorization.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("send Authorization: Bearer <jwt>")
+            self._principal = verify(token.strip(), self.runtime.settings)
+        if self._principal is not None:
+            origin.set_actor(self._principal.sub, self._principal.role.value)
         return self._principal
 
     def principal(self) -> Principal:

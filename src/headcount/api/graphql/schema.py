@@ -6,6 +6,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
+from headcount.api.graphql.changes import ChangeQuery
 from headcount.api.graphql.mutations import OrderMutation
 from headcount.api.graphql.presence import PresenceMutation, PresenceQuery
 from headcount.api.graphql.queries import EventQuery
@@ -27,7 +28,7 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 @strawberry.type(name="Query")
-class Query(EventQuery, RegistrationQuery, SessionQuery, WaitlistQuery, PresenceQuery):
+class Query(EventQuery, RegistrationQuery, SessionQuery, WaitlistQuery, PresenceQuery, ChangeQuery):
     pass
 
 

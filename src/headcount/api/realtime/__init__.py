@@ -11,6 +11,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
+from headcount import origin
 from headcount.domain.errors import HeadcountError, Unauthorized
 from headcount.domain.identity import Principal
 from headcount.runtime import Runtime
@@ -33,7 +34,9 @@ def authenticate(websocket: WebSocket, rt: Runtime) -> Principal:
         token = value.strip() if scheme.lower() == "bearer" else ""
     if not token:
         raise Unauthorized("send ?token=<jwt> or Authorization: Bearer <jwt>")
-    return verify(token, rt.settings)
+    who = verify(token, rt.settings)
+    origin.set_actor(who.sub, who.role.value)  # a stream it fills is recorded as theirs
+    return who
 
 
 def error_message(exc: HeadcountError) -> dict[str, Any]:

@@ -1,0 +1,286 @@
+"""What each decision writes in the change log: one function per shape of change.
+
+Payload shapes are a public contract (docs/changes.md): integrators read them without
+calling back, and `reconcile` replays them (domain/replay.py), so each shape is written
+once, here, and every path that makes that decision calls the same function. Values are
+JSON: times as RFC 3339 strings, enums as their values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from headcount import origin
+from headcount.domain.changes import ChangeType
+from headcount.ledger import changes
+from headcount.ledger.attendance import WaitlistEntry
+
+
+def stamp(tx: AsyncSession, at: datetime) -> None:
+    """The unit of work's decision time, for thresholds its statements record."""
+    changes.stamp(tx, at)
+
+
+def plain(value: Any) -> Any:
+    """A value as the JSON payload holds it."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def order(
+    tx: AsyncSession,
+    type_: ChangeType,
+    *,
+    order_id: str,
+    event_id: str,
+    owner_id: str,
+    status: str,
+    previous_status: str | None,
+    items: Sequence[Mapping[str, Any]],
+    at: datetime,
+    by: origin.Origin | None = None,
+    **extra: Any,
+) -> changes.Pending | None:
+    """An order's step; `items` are `{ticket_type_id, quantity}` (plus what a step adds).
+
+    Returns what was recorded: it is written at COMMIT (or by the statement it rides in),
+    so what the transaction learns later may still be filled in.
+    """
+    payload = {
+        "order_id": order_id,
+        "owner_id": owner_id,
+        "status": status,
+        "previous_status": previous_status,
+        "items": [plain(item) for item in items],
+        **plain(extra),
+    }
+    return changes.record(
+        tx, type_, event_id=event_id, resource=("order", order_id), payload=payload, at=at, by=by
+    )
+
+
+def entry(
+    tx: AsyncSession,
+    type_: ChangeType,
+    found: WaitlistEntry,
+    at: datetime,
+    *,
+    by: origin.Origin | None = None,
+    **extra: Any,
+) -> None:
+    """A waitlist entry's step (or an RSVP that became one), as the entry now stands."""
+    payload: dict[str, Any] = {
+        "entry_id": found.id,
+        "attendee_id": found.attendee_id,
+        "seq": found.seq,
+        "quantity": found.quantity,
+        "status": found.status,
+    }
+    if found.session_id is not None:
+        payload["session_id"] = found.session_id
+    else:
+        payload["ticket_type_id"] = found.ticket_type_id
+        payload["offered_quantity"] = found.offered_quantity
+        payload["offer_expires_at"] = plain(found.offer_expires_at)
+        payload["order_id"] = found.order_id
+    payload.update(plain(extra))
+    changes.record(
+        tx,
+        type_,
+        event_id=found.event_id,
+        resource=("waitlist_entry", found.id),
+        payload=payload,
+        at=at,
+        by=by,
+    )
+
+
+def seat(
+    tx: AsyncSession,
+    type_: ChangeType,
+    *,
+    event_id: str,
+    session_id: str,
+    attendee_id: str,
+    via: str,
+    attendance: int | None,
+    at: datetime,
+) -> None:
+    """A session seat taken or given up (`rsvp.confirmed`, `rsvp.cancelled`)."""
+    changes.record(
+        tx,
+        type_,
+        event_id=event_id,
+        resource=("session", session_id),
+        payload={
+            "session_id": session_id,
+            "attendee_id": attendee_id,
+            "via": via,
+            "current_attendance": attendance,
+        },
+        at=at,
+    )
+
+
+def registration(
+    tx: AsyncSession,
+    type_: ChangeType,
+    *,
+    registration_id: str,
+    event_id: str,
+    attendee_id: str,
+    party_size: int,
+    status: str,
+    at: datetime,
+    **extra: Any,
+) -> None:
+    changes.record(
+        tx,
+        type_,
+        event_id=event_id,
+        resource=("registration", registration_id),
+        payload={
+            "registration_id": registration_id,
+            "attendee_id": attendee_id,
+            "party_size": party_size,
+            "status": status,
+            **plain(extra),
+        },
+        at=at,
+    )
+
+
+def membership(
+    tx: AsyncSession,
+    type_: ChangeType,
+    *,
+    event_id: str,
+    huddle_id: str,
+    user_id: str,
+    members: int,
+    at: datetime,
+) -> None:
+    """A huddle joined or left: `members` is the count right after."""
+    changes.record(
+        tx,
+        type_,
+        event_id=event_id,
+        resource=("huddle", huddle_id),
+        payload={"huddle_id": huddle_id, "user_id": user_id, "members": members},
+        at=at,
+    )
+
+
+def threshold(
+    tx: AsyncSession,
+    type_: ChangeType,
+    *,
+    event_id: str,
+    resource: tuple[str, str],
+    figures: Mapping[str, Any],
+    at: datetime | None = None,
+) -> None:
+    """A ledger threshold crossed (`changes.crossed`: once per transition), by default at
+    the unit of work's decision time."""
+    id_field = "event_id" if resource[0] == "event" else f"{resource[0]}_id"
+    changes.crossed(
+        tx,
+        type_,
+        event_id=event_id,
+        resource=resource,
+        payload={id_field: resource[1], **plain(figures)},
+        at=at or changes.now(tx),
+    )
+
+
+def organizer(
+    tx: AsyncSession,
+    type_: str,
+    *,
+    event_id: str,
+    resource: tuple[str, str],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+    at: datetime,
+) -> None:
+    """An organizer made (`before` None) or changed something: the audit trail's rows.
+
+    A change records only the fields whose value moved; nothing moved, nothing recorded.
+    """
+    if before is not None:
+        moved = sorted(k for k in after if plain(after[k]) != plain(before.get(k)))
+        if not moved:
+            return
+        before, after = {k: before.get(k) for k in moved}, {k: after[k] for k in moved}
+    id_field = "event_id" if resource[0] == "event" else f"{resource[0]}_id"
+    changes.record(
+        tx,
+        type_,
+        event_id=event_id,
+        resource=resource,
+        payload={
+            id_field: resource[1],
+            "before": None if before is None else plain(before),
+            "after": plain(after),
+        },
+        at=at,
+    )
+
+
+def full(used: int, limit: int | None) -> bool:
+    """A limited capacity is full (sold out, exhausted) once use reaches its limit."""
+    return limit is not None and used >= limit
+
+
+def limit_moved(
+    tx: AsyncSession,
+    types: tuple[ChangeType, ChangeType],
+    *,
+    event_id: str,
+    resource: tuple[str, str],
+    was_full: bool,
+    figures: Mapping[str, Any],
+    is_full: bool,
+) -> None:
+    """Record `types[0]` (became full) or `types[1]` (has room again) if fullness moved."""
+    if was_full != is_full:
+        threshold(
+            tx,
+            types[0] if is_full else types[1],
+            event_id=event_id,
+            resource=resource,
+            figures=figures,
+        )
+
+
+SOLD_OUT = (ChangeType.TICKET_TYPE_SOLD_OUT, ChangeType.TICKET_TYPE_BACK_IN_STOCK)
+POOL = (ChangeType.POOL_EXHAUSTED, ChangeType.POOL_REPLENISHED)
+EVENT = (ChangeType.EVENT_FULL, ChangeType.EVENT_REOPENED)
+SESSION = (ChangeType.SESSION_FULL, ChangeType.SESSION_REOPENED)
+
+
+def stock_moved(
+    tx: AsyncSession, ticket_type_id: str, event_id: str, *, available: int, delta: int
+) -> None:
+    """A ticket type's own stock moved by `delta` (negative: taken) to `available`."""
+    limit_moved(
+        tx,
+        SOLD_OUT,
+        event_id=event_id,
+        resource=("ticket_type", ticket_type_id),
+        was_full=available - delta <= 0,
+        figures={"available": max(0, available)},
+        is_full=available <= 0,
+    )
