@@ -689,6 +689,9 @@ pidfile = {self.pidfile}
         except OSError:
             return False
 
+    def is_running(self) -> bool:
+        return self._listening()
+
     def stop(self) -> None:
         _kill_pidfile(self.pidfile, self._listening)
 

@@ -71,6 +71,8 @@ def fault_database(private_pg: PrivatePostgres, request: pytest.FixtureRequest) 
     upgrade(url)
     if request.param == "pgbouncer":
         bouncer: PrivatePgBouncer = request.getfixturevalue("private_bouncer")
+        if not bouncer.is_running():  # a fault test may have taken it down with the server
+            bouncer.start()
         return bouncer.through(url)
     return url
 

@@ -141,6 +141,15 @@ async def test_postgres_restart_under_load_fails_fast_and_recovers(
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
 
 
+async def _recovered(http: httpx.AsyncClient, event_id: str, tt: str, within: float = 15.0) -> None:
+    deadline = time.monotonic() + within
+    n = 300
+    while (await _order(http, n, event_id, tt, 0.0)).status != 201:
+        assert time.monotonic() < deadline, "the server did not recover after PostgreSQL thawed"
+        n += 1
+        await asyncio.sleep(0.2)
+
+
 async def test_frozen_postgres_cannot_hang_requests(
     fault_database: str, private_pg: PrivatePostgres, log_dir: Path
 ) -> None:
@@ -157,6 +166,9 @@ async def test_frozen_postgres_cannot_hang_requests(
                     *(_order(http, n, event_id, tt, 0.0) for n in range(100, 112))
                 )
                 ready = await http.get("/readyz")
+            # Thawed: the pool's connections that timed out are replaced (through a pooler
+            # also its server connections), so allow a moment, then every order succeeds.
+            await _recovered(http, event_id, tt)
             after = await asyncio.gather(
                 *(_order(http, n, event_id, tt, 0.0) for n in range(200, 204))
             )
