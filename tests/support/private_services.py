@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -673,6 +674,11 @@ pidfile = {self.pidfile}
         )
 
     def start(self) -> None:
+        if not self._listening():
+            # A crashed PgBouncer leaves its pidfile (and, unreaped, a zombie that still
+            # answers kill -0): a new one would refuse to start beside it.
+            with contextlib.suppress(OSError):
+                self.pidfile.unlink()
         command = [PGBOUNCER, "-d", str(self.directory / "pgbouncer.ini")]
         if self.user is not None:
             command[1:1] = ["-u", self.user]  # PgBouncer refuses to run as root
@@ -691,6 +697,30 @@ pidfile = {self.pidfile}
 
     def is_running(self) -> bool:
         return self._listening()
+
+    @contextlib.contextmanager
+    def supervised(self, every: float = 0.2) -> Iterator[list[float]]:
+        """Restart PgBouncer whenever it dies, as systemd's `Restart=always` would; yields
+        the times of the restarts. Debian's PgBouncer 1.18 can crash (SIGSEGV) when clients
+        cancel queries while the server is stalled (pgbouncer issue #822, fixed in 1.19):
+        the tests hold Headcount to answering 503 meanwhile and recovering after."""
+        restarts: list[float] = []
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.wait(every):
+                if not self._listening() and not done.is_set():
+                    with contextlib.suppress(RuntimeError):
+                        self.start()
+                        restarts.append(time.monotonic())
+
+        watcher = threading.Thread(target=watch, name="pgbouncer-supervisor", daemon=True)
+        watcher.start()
+        try:
+            yield restarts
+        finally:
+            done.set()
+            watcher.join(5)
 
     def stop(self) -> None:
         _kill_pidfile(self.pidfile, self._listening)

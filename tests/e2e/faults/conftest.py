@@ -57,7 +57,7 @@ def private_redis_server() -> Iterator[PrivateRedis]:
 def private_bouncer(private_pg: PrivatePostgres) -> Iterator[PrivatePgBouncer]:
     if not pgbouncer_available():
         _missing("pgbouncer")
-    with private_pgbouncer(private_pg.port) as bouncer:
+    with private_pgbouncer(private_pg.port) as bouncer, bouncer.supervised():
         yield bouncer
 
 
@@ -71,8 +71,6 @@ def fault_database(private_pg: PrivatePostgres, request: pytest.FixtureRequest) 
     upgrade(url)
     if request.param == "pgbouncer":
         bouncer: PrivatePgBouncer = request.getfixturevalue("private_bouncer")
-        if not bouncer.is_running():  # a fault test may have taken it down with the server
-            bouncer.start()
         return bouncer.through(url)
     return url
 

@@ -144,8 +144,10 @@ async def test_postgres_restart_under_load_fails_fast_and_recovers(
 async def _recovered(http: httpx.AsyncClient, event_id: str, tt: str, within: float = 15.0) -> None:
     deadline = time.monotonic() + within
     n = 300
-    while (await _order(http, n, event_id, tt, 0.0)).status != 201:
-        assert time.monotonic() < deadline, "the server did not recover after PostgreSQL thawed"
+    seen: Counter[tuple[int, str | None]] = Counter()
+    while (attempt := await _order(http, n, event_id, tt, 0.0)).status != 201:
+        seen[attempt.status, attempt.code] += 1
+        assert time.monotonic() < deadline, f"no recovery after PostgreSQL thawed: {seen}"
         n += 1
         await asyncio.sleep(0.2)
 
