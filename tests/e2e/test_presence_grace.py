@@ -116,7 +116,7 @@ async def until(what: Any, want: tuple[int, int], within: float) -> float:
 async def test_drop_and_return_over_the_websocket_across_two_processes(
     shared_database: str, log_dir: Path
 ) -> None:
-    limit, grace = 200, 12.0
+    limit, grace = 200, 20.0
     async with two_servers(shared_database, log_dir, grace_env(60, grace)) as (servers, https):
         event_id = await stream_event(https[0], limit)
         viewers = [f"v{n}" for n in range(limit)]
