@@ -371,6 +371,34 @@ class PoolView(View):
     updated_at: datetime
 
 
+class OrganizerHoldView(View):
+    """Stock an organizer set aside by name (sponsors, press, staff): out of sale, counted in
+    its ticket type's `quantity_reserved`, its pools and the event cap, until split off,
+    released to the public or redeemed as orders."""
+
+    id: str
+    event_id: str
+    ticket_type_id: str
+    name: str
+    quantity: int = Field(description="Units the hold still sets aside.")
+    redemption_code: str | None = Field(
+        description="Anyone with this code may redeem the hold; null: the organizer only."
+    )
+    release_at: datetime | None = Field(
+        description="When what is left goes back on sale by itself (waitlists first)."
+    )
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrganizerHoldSplit(View):
+    """A split: the hold the units came from, and the new hold they now make up."""
+
+    source: OrganizerHoldView
+    split: OrganizerHoldView
+
+
 class EventTotalView(View):
     """`max_attendees` caps people: registrations (with guests) plus tickets held or sold."""
 
