@@ -22,8 +22,8 @@ from headcount.capacity.allotments import (
 from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.pools import PoolDraft
-from headcount.capacity.views import OrganizerHoldView, TicketTypeView
 from headcount.capacity.tickets import TicketTypeDraft
+from headcount.capacity.views import OrganizerHoldView, TicketTypeView
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import (
@@ -115,12 +115,12 @@ async def test_bad_requests_are_refused_and_change_nothing(runtime: Runtime) -> 
     other = await make_stock(runtime, 10)
     made = await hold(runtime, tt, 5, redemption_code="PRESS-2026")
     before = await counters(runtime, tt)
+    mine = HoldDraft(name="x", ticket_type_id=tt.id, quantity=1)
     with pytest.raises(Forbidden):
-        draft = HoldDraft(name="x", ticket_type_id=tt.id, quantity=1)
-        await allotments.create_hold(runtime, attendee("eve"), tt.event_id, draft)
+        await allotments.create_hold(runtime, attendee("eve"), tt.event_id, mine)
+    theirs = HoldDraft(name="x", ticket_type_id=other.id, quantity=1)
     with pytest.raises(InvalidRequest):
-        draft = HoldDraft(name="x", ticket_type_id=other.id, quantity=1)
-        await allotments.create_hold(runtime, ORG, tt.event_id, draft)
+        await allotments.create_hold(runtime, ORG, tt.event_id, theirs)
     with pytest.raises(InvalidRequest):
         await hold(runtime, tt, 1, release_at=runtime.clock() - timedelta(minutes=1))
     with pytest.raises(HoldShort):
