@@ -23,6 +23,7 @@ from headcount.domain.errors import (
     HoldCodeRefused,
     HoldShort,
     IdempotencyKeyReused,
+    InvalidQuantity,
     PoolExhausted,
     SoldOut,
 )
@@ -40,19 +41,25 @@ CreateOrganizerHoldResult: Any = result_union(
     SoldOut,
     PoolExhausted,
     EventFull,
+    InvalidQuantity,
     IdempotencyKeyReused,
 )
 SplitOrganizerHoldResult: Any = result_union(
-    "SplitOrganizerHoldResult", OrganizerHoldSplit, HoldShort, IdempotencyKeyReused
+    "SplitOrganizerHoldResult", OrganizerHoldSplit, HoldShort, InvalidQuantity, IdempotencyKeyReused
 )
 ReleaseOrganizerHoldResult: Any = result_union(
-    "ReleaseOrganizerHoldResult", OrganizerHoldView, HoldShort, IdempotencyKeyReused
+    "ReleaseOrganizerHoldResult",
+    OrganizerHoldView,
+    HoldShort,
+    InvalidQuantity,
+    IdempotencyKeyReused,
 )
 RedeemOrganizerHoldResult: Any = result_union(
     "RedeemOrganizerHoldResult",
     OrderView,
     HoldShort,
     HoldCodeRefused,
+    InvalidQuantity,
     IdempotencyKeyReused,
 )
 
