@@ -158,14 +158,13 @@ REFUSAL = "... on Refusal { code }"
 
 async def test_graphql_create_split_release_redeem_and_refusals(http: httpx.AsyncClient) -> None:
     event_id, tt_id = await _stock(http)
-    org = {"as_user": "org-holds-http", "role": Role.ORGANIZER}
     made = await gql(
         http,
         f"""mutation($e: ID!, $t: ID!) {{ createOrganizerHold(input: {{eventId: $e,
             ticketTypeId: $t, name: "VIP", quantity: 5, redemptionCode: "V"}})
             {{ {HOLD_FIELDS} {REFUSAL} }} }}""",
         {"e": event_id, "t": tt_id},
-        **org,
+        headers=ORG,
     )
     hold = made["createOrganizerHold"]
     assert hold["quantity"] == 5
@@ -175,7 +174,7 @@ async def test_graphql_create_split_release_redeem_and_refusals(http: httpx.Asyn
             quantity: 2}}) {{ ... on OrganizerHoldSplit {{ source {{ quantity }}
             split {{ id quantity }} }} {REFUSAL} }} }}""",
         {"h": hold["id"]},
-        **org,
+        headers=ORG,
     )
     assert split["splitOrganizerHold"]["source"]["quantity"] == 3
     short = await gql(
@@ -183,14 +182,14 @@ async def test_graphql_create_split_release_redeem_and_refusals(http: httpx.Asyn
         f"""mutation($h: ID!) {{ releaseOrganizerHold(id: $h, quantity: 9)
             {{ __typename {REFUSAL} }} }}""",
         {"h": hold["id"]},
-        **org,
+        headers=ORG,
     )
     assert short["releaseOrganizerHold"] == {"__typename": "HoldShort", "code": "hold_short"}
     released = await gql(
         http,
         f"mutation($h: ID!) {{ releaseOrganizerHold(id: $h, quantity: 1) {{ {HOLD_FIELDS} }} }}",
         {"h": hold["id"]},
-        **org,
+        headers=ORG,
     )
     assert released["releaseOrganizerHold"]["quantity"] == 2
     wrong = await gql(
@@ -226,7 +225,7 @@ async def test_graphql_create_split_release_redeem_and_refusals(http: httpx.Asyn
         """query($e: ID!) { organizerHolds(eventId: $e)
             { ... on OrganizerHoldList { holds { name quantity } } } }""",
         {"e": event_id},
-        **org,
+        headers=ORG,
     )
     assert listed["organizerHolds"]["holds"] == [
         {"name": "VIP", "quantity": 0},
