@@ -22,6 +22,7 @@ from headcount.capacity.allotments import (
 from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.pools import PoolDraft
+from headcount.capacity.snapshot import capacity_snapshot
 from headcount.capacity.tickets import TicketTypeDraft
 from headcount.capacity.views import OrganizerHoldView, TicketTypeView
 from headcount.capacity.waitlists import TicketWaitlistDraft
@@ -89,6 +90,8 @@ async def test_a_hold_takes_stock_pool_and_event_cap_like_an_order(runtime: Runt
     assert await counters(runtime, tt) == (4, 0, 2)  # the pool has 2 left
     [pool] = await pools.list_pools(runtime, tt.event_id)
     assert pool.quantity_used == 4
+    shown = await capacity_snapshot(runtime, tt.event_id)
+    assert (shown.tickets.reserved, shown.tickets.held_by_organizer) == (4, 4)
     # The pool (6) has 2 left: the flash sale sees the hold's units as taken.
     with pytest.raises(PoolExhausted):
         await buy(runtime, "ann", tt, 3)

@@ -164,6 +164,9 @@ class TicketCapacity(View):
     available: int
     is_sold_out: bool
     ticket_types: list[TicketTypeView]
+    held_by_organizer: int = Field(
+        default=0, description="Of `reserved`, the units set aside in organizer holds."
+    )
 
 
 # Event registrations, sessions and waitlists (capacity/registrations.py, sessions.py,
