@@ -56,20 +56,8 @@ def _aware(value: datetime | None) -> datetime | None:
     return value
 
 
-class HoldDraft(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=300)
-    ticket_type_id: str = Field(min_length=1, max_length=80)
-    quantity: int = Field(strict=True, ge=1, le=MAX_QUANTITY)
-    redemption_code: str | None = Code
-    release_at: datetime | None = None
-
-    _release_at = field_validator("release_at")(_aware)
-
-
 class HoldSplitDraft(BaseModel):
-    """The new hold's name, size, and its own code and release time (none inherited)."""
+    """A new hold's name, size, and its own code and release time (a split inherits none)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -79,6 +67,10 @@ class HoldSplitDraft(BaseModel):
     release_at: datetime | None = None
 
     _release_at = field_validator("release_at")(_aware)
+
+
+class HoldDraft(HoldSplitDraft):
+    ticket_type_id: str = Field(min_length=1, max_length=80)
 
 
 class HoldReleaseDraft(BaseModel):
@@ -134,21 +126,9 @@ async def create_hold(
             raise InvalidRequest(
                 f"ticket type {tt.id} belongs to another event", ticket_type_id=tt.id
             )
-        hold = OrganizerHold(
-            id=new_id("hold"),
-            event_id=event.id,
-            ticket_type_id=tt.id,
-            name=draft.name,
-            quantity=draft.quantity,
-            redemption_code=draft.redemption_code,
-            release_at=draft.release_at,
-            created_by=principal.sub,
-            created_at=now,
-            updated_at=now,
-        )
         # Rows first, stock last (ledger/orders.py): the ticket-type row lock the stock
         # UPDATE takes is then held only until COMMIT.
-        await rows.add(tx, hold)
+        hold = await _add(tx, draft, of=(event.id, tt.id), by=principal, now=now)
         _record(
             tx,
             ChangeType.ORGANIZER_HOLD_CREATED,
@@ -205,19 +185,8 @@ async def split_hold(
         hold = await _managed(tx, principal, hold_id, event_id, lock=True)
         rules.check_release_at(draft.release_at, now)
         left = await _take(tx, hold, draft.quantity, now)
-        split = OrganizerHold(
-            id=new_id("hold"),
-            event_id=hold.event_id,
-            ticket_type_id=hold.ticket_type_id,
-            name=draft.name,
-            quantity=draft.quantity,
-            redemption_code=draft.redemption_code,
-            release_at=draft.release_at,
-            created_by=principal.sub,
-            created_at=now,
-            updated_at=now,
-        )
-        await rows.add(tx, split)
+        of = (hold.event_id, hold.ticket_type_id)
+        split = await _add(tx, draft, of=of, by=principal, now=now)
         _record(
             tx,
             ChangeType.ORGANIZER_HOLD_SPLIT,
@@ -325,17 +294,10 @@ async def redeem_hold(
             paid_at=None,
             items=[OrderItemView(ticket_type_id=hold.ticket_type_id, quantity=draft.quantity)],
         )
+        row = view.model_dump(include={"id", "event_id", "owner_id", "expires_at"})
         await place(
             tx,
-            {
-                "id": view.id,
-                "event_id": view.event_id,
-                "owner_id": view.owner_id,
-                "status": view.status.value,
-                "expires_at": view.expires_at,
-                "created_at": now,
-                "updated_at": now,
-            },
+            {**row, "status": view.status.value, "created_at": now, "updated_at": now},
             lines,
             quota=rt.settings.max_pending_orders_per_user,
             owner_locked=True,
@@ -396,6 +358,27 @@ async def sweep_due_holds(rt: Runtime, *, batch: int = 100) -> int:
         total += len(due)
         if len(due) < batch:
             return total
+
+
+async def _add(
+    tx: Tx, draft: HoldSplitDraft, *, of: tuple[str, str], by: Principal, now: datetime
+) -> OrganizerHold:
+    """A new hold row of `draft` on (event, ticket type); its units are the caller's to
+    account for (taken from stock, or split off another hold)."""
+    hold = OrganizerHold(
+        id=new_id("hold"),
+        event_id=of[0],
+        ticket_type_id=of[1],
+        name=draft.name,
+        quantity=draft.quantity,
+        redemption_code=draft.redemption_code,
+        release_at=draft.release_at,
+        created_by=by.sub,
+        created_at=now,
+        updated_at=now,
+    )
+    await rows.add(tx, hold)
+    return hold
 
 
 async def _found(tx: Tx, hold_id: str, event_id: str | None, *, lock: bool) -> OrganizerHold:
