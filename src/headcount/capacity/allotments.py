@@ -20,7 +20,9 @@ supported: the ledger proves every pool's use from its member types' rows.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -116,8 +118,7 @@ async def create_hold(
     """Take the units out of sale now, or refuse as an order would (`sold_out`, …)."""
 
     async def work(tx: Tx) -> OrganizerHoldView:
-        now = rt.clock()
-        journal.stamp(tx, now)
+        now = _now(rt, tx)
         event = await load_event(tx, event_id)
         require_manager(principal, event)
         rules.check_release_at(draft.release_at, now)
@@ -142,12 +143,12 @@ async def create_hold(
         await inventory.reserve(tx, [OrderLine(tt.id, draft.quantity)], {tt.id: tt.name})
         return hold_view(hold)
 
-    return await keyed.once(
+    return await _once(
         rt,
         principal,
-        scope=f"holds.create:{event_id}",
+        f"create:{event_id}",
         key=idempotency_key,
-        payload=draft.model_dump(mode="json"),
+        draft=draft,
         answer=OrganizerHoldView,
         work=work,
     )
@@ -180,8 +181,7 @@ async def split_hold(
     """Move units into a new hold; stock, pools and the event cap do not move."""
 
     async def work(tx: Tx) -> OrganizerHoldSplit:
-        now = rt.clock()
-        journal.stamp(tx, now)
+        now = _now(rt, tx)
         hold = await _managed(tx, principal, hold_id, event_id, lock=True)
         rules.check_release_at(draft.release_at, now)
         left = await _take(tx, hold, draft.quantity, now)
@@ -201,12 +201,12 @@ async def split_hold(
             source=hold_view(hold, quantity=left, updated_at=now), split=hold_view(split)
         )
 
-    return await keyed.once(
+    return await _once(
         rt,
         principal,
-        scope=f"holds.split:{hold_id}",
+        f"split:{hold_id}",
         key=idempotency_key,
-        payload=draft.model_dump(mode="json"),
+        draft=draft,
         answer=OrganizerHoldSplit,
         work=work,
     )
@@ -224,8 +224,7 @@ async def release_hold(
     """Give units back to sale: the ticket type's waitlist head is offered them first."""
 
     async def work(tx: Tx) -> OrganizerHoldView:
-        now = rt.clock()
-        journal.stamp(tx, now)
+        now = _now(rt, tx)
         hold = await _managed(tx, principal, hold_id, event_id, lock=True)
         n = hold.quantity if draft.quantity is None else draft.quantity
         if n == 0:
@@ -243,12 +242,12 @@ async def release_hold(
         await _to_public(rt, tx, [OrderLine(hold.ticket_type_id, n)], now)
         return hold_view(hold, quantity=left, updated_at=now)
 
-    return await keyed.once(
+    return await _once(
         rt,
         principal,
-        scope=f"holds.release:{hold_id}",
+        f"release:{hold_id}",
         key=idempotency_key,
-        payload=draft.model_dump(mode="json"),
+        draft=draft,
         answer=OrganizerHoldView,
         work=work,
     )
@@ -271,8 +270,7 @@ async def redeem_hold(
     """
 
     async def work(tx: Tx) -> OrderView:
-        now = rt.clock()
-        journal.stamp(tx, now)
+        now = _now(rt, tx)
         # Step 1 of the lock order (ledger/locks.py): the buyer's lock before any row.
         await locks.user(tx, principal.sub)
         hold = await _found(tx, hold_id, event_id, lock=True)
@@ -315,13 +313,12 @@ async def redeem_hold(
         record_created(tx, view)
         return view
 
-    payload = draft.model_dump(mode="json")
-    return await keyed.once(
+    return await _once(
         rt,
         principal,
-        scope=f"holds.redeem:{hold_id}",
+        f"redeem:{hold_id}",
         key=idempotency_key,
-        payload=payload,
+        draft=draft,
         answer=OrderView,
         work=work,
     )
@@ -358,6 +355,34 @@ async def sweep_due_holds(rt: Runtime, *, batch: int = 100) -> int:
         total += len(due)
         if len(due) < batch:
             return total
+
+
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+async def _once(
+    rt: Runtime,
+    principal: Principal,
+    step: str,
+    *,
+    key: str | None,
+    draft: BaseModel,
+    answer: type[Answer],
+    work: Callable[[Tx], Awaitable[Answer]],
+) -> Answer:
+    """One transaction, at most once per Idempotency-Key (`holds.<step>:<target>`)."""
+    payload = draft.model_dump(mode="json")
+    scope = f"holds.{step}"
+    return await keyed.once(
+        rt, principal, scope=scope, key=key, payload=payload, answer=answer, work=work
+    )
+
+
+def _now(rt: Runtime, tx: Tx) -> datetime:
+    """The decision's time, stamped on what this transaction records."""
+    now = rt.clock()
+    journal.stamp(tx, now)
+    return now
 
 
 async def _add(
