@@ -250,3 +250,24 @@ async def test_a_hold_releases_itself_when_its_time_comes(runtime: Runtime) -> N
     assert bo.status == "offered"
     assert await counters(runtime, tt) == (1, 0, 1)
     await assert_no_drift(runtime)
+
+
+async def test_holds_on_a_hot_inventory_type_take_and_give_back_its_buckets(
+    runtime: Runtime,
+) -> None:
+    event = await events.create_event(runtime, ORG, EventDraft(name="Hot holds"))
+    tt = await tickets.create_ticket_type(
+        runtime, ORG, event.id, TicketTypeDraft(name="Hot", quantity_total=8, stock_buckets=4)
+    )
+    made = await hold(runtime, tt, 5)
+    assert (await tickets.get_ticket_type(runtime, tt.id)).quantity_available == 3
+    await buy(runtime, "ann", tt, 3)
+    with pytest.raises(SoldOut):
+        await buy(runtime, "bo", tt)
+    await assert_no_drift(runtime)
+    await allotments.release_hold(runtime, ORG, made.id, HoldReleaseDraft(quantity=2))
+    await buy(runtime, "bo", tt, 2)
+    order = await allotments.redeem_hold(runtime, ORG, made.id, HoldRedeemDraft(quantity=3))
+    await orders.confirm_order(runtime, ORG, order.id)
+    assert (await tickets.get_ticket_type(runtime, tt.id)).quantity_available == 0
+    await assert_no_drift(runtime)
