@@ -329,8 +329,7 @@ async def sweep_due_holds(rt: Runtime, *, batch: int = 100) -> int:
     total = 0
     while True:
         async with rt.db.transaction() as tx:
-            now = rt.clock()
-            journal.stamp(tx, now)
+            now = _now(rt, tx)
             due = await allotments.due(tx, now, limit=batch)
             units: dict[str, int] = defaultdict(int)
             due_by = origin.system_within()  # the time came; nobody decided it just now
