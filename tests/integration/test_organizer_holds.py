@@ -118,6 +118,8 @@ async def test_bad_requests_are_refused_and_change_nothing(runtime: Runtime) -> 
     other = await make_stock(runtime, 10)
     made = await hold(runtime, tt, 5, redemption_code="PRESS-2026")
     before = await counters(runtime, tt)
+    reader = Reader(runtime, tt.event_id)
+    await reader.new()
     mine = HoldDraft(name="x", ticket_type_id=tt.id, quantity=1)
     with pytest.raises(Forbidden):
         await allotments.create_hold(runtime, attendee("eve"), tt.event_id, mine)
@@ -150,6 +152,7 @@ async def test_bad_requests_are_refused_and_change_nothing(runtime: Runtime) -> 
     [still] = await allotments.list_holds(runtime, ORG, tt.event_id)
     assert still.quantity == 5
     assert await orders.list_orders(runtime, attendee("eve")) == []
+    assert await reader.new() == []  # nothing refused was recorded
     await assert_no_drift(runtime)
 
 
