@@ -8,6 +8,7 @@ nothing changed.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -40,7 +41,7 @@ from headcount.domain.errors import (
 from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
-from support.changes import Reader, types_of
+from support.changes import Reader, event_changes, only, subset, types_of
 
 ORG = organizer("org-holds")
 
@@ -228,6 +229,10 @@ async def test_redeeming_turns_held_units_into_an_order_without_taking_stock(
     await orders.confirm_order(runtime, ORG, order.id)
     await orders.confirm_order(runtime, ORG, comp.id)
     assert await counters(runtime, tt) == (2, 3, 0)
+    logged = await event_changes(runtime, tt.event_id)
+    created = only(logged, ChangeType.ORGANIZER_HOLD_CREATED)
+    subset(created.payload, hold_id=made.id, quantity=3, remaining=3, with_code=True)
+    assert "SPONSOR" not in json.dumps([c.payload for c in logged])  # the code stays private
     await assert_no_drift(runtime)
 
 
