@@ -35,7 +35,8 @@ REGISTRATION_FIELDS = "id eventId attendeeId partySize status createdAt updatedA
 ENTRY_FIELDS = """id eventId sessionId ticketTypeId attendeeId quantity seq status position
   offeredQuantity offerExpiresAt orderId joinedAt updatedAt"""
 CAPACITY_FIELDS = f"""eventId maxAttendees replicaLagMs
-  tickets {{ total sold reserved available isSoldOut ticketTypes {{ {TICKET_TYPE_FIELDS} }} }}
+  tickets {{ total sold reserved available isSoldOut heldByOrganizer
+    ticketTypes {{ {TICKET_TYPE_FIELDS} }} }}
   registrations {{ maxAttendees registered remaining isFull }}
   sessions {{ {SESSION_FIELDS} }}
   viewers {{ limit viewers inGrace available isFull }}

@@ -16,6 +16,7 @@ from headcount.api import graphql, problems, web
 from headcount.api.middleware import BodyLimit, Latency, RequestId
 from headcount.api.realtime import capacity as capacity_ws
 from headcount.api.realtime import stream as stream_ws
+from headcount.api.rest import allotments as allotments_rest
 from headcount.api.rest import (
     changes,
     events,
@@ -30,6 +31,7 @@ from headcount.api.rest import pools as pools_rest
 from headcount.api.rest import presence as presence_rest
 from headcount.api.rest import webhooks as webhooks_rest
 from headcount.capacity import sequencer
+from headcount.capacity.allotments import sweep_due_holds
 from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
 from headcount.capacity.relay import run_in_background as run_webhook_relay
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 # Background duties run by every replica; each must be safe to run concurrently everywhere.
 Duty = Callable[[Runtime], Awaitable[object]]
 DUTIES: list[Duty] = [sweep_expired_holds, sweep_expired_offers, prune_presence, prune_changes]
+DUTIES.append(sweep_due_holds)  # organizer holds whose release time came
 
 
 async def _run_duties(rt: Runtime) -> None:
@@ -125,6 +128,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         app.include_router(router, prefix=api)
     app.include_router(presence_rest.router(), prefix=api)
     app.include_router(pools_rest.router, prefix=api)
+    app.include_router(allotments_rest.router, prefix=api)
     app.include_router(webhooks_rest.router, prefix=api)
     app.include_router(changes.router, prefix=api)
     app.include_router(stream_ws.router)

@@ -20,6 +20,7 @@ from headcount.capacity.registrations import registrations_of
 from headcount.capacity.sessions import session_views
 from headcount.capacity.tickets import event_ticket_types
 from headcount.capacity.views import CapacitySnapshot, TicketCapacity
+from headcount.ledger import allotments
 from headcount.ledger.db import staleness
 from headcount.runtime import Runtime
 
@@ -31,6 +32,7 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         lag_ms = staleness(tx).lag_ms
         event = await load_event(tx, event_id)
         ticket_types = await event_ticket_types(tx, event)
+        set_aside = await allotments.held(tx, [t.id for t in ticket_types])
         pools = await pool_views(tx, event.id)
         event_total = await event_total_view(tx, event)
         sessions = await session_views(tx, event.id)
@@ -50,6 +52,7 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
             available=available,
             is_sold_out=available == 0,
             ticket_types=ticket_types,
+            held_by_organizer=sum(set_aside.values()),
         ),
         registrations=registrations_of(event_total),
         sessions=sessions,

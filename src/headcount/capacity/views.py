@@ -164,6 +164,9 @@ class TicketCapacity(View):
     available: int
     is_sold_out: bool
     ticket_types: list[TicketTypeView]
+    held_by_organizer: int = Field(
+        default=0, description="Of `reserved`, the units set aside in organizer holds."
+    )
 
 
 # Event registrations, sessions and waitlists (capacity/registrations.py, sessions.py,
@@ -369,6 +372,34 @@ class PoolView(View):
     ticket_type_ids: list[str]
     created_at: datetime
     updated_at: datetime
+
+
+class OrganizerHoldView(View):
+    """Stock an organizer set aside by name (sponsors, press, staff): out of sale, counted in
+    its ticket type's `quantity_reserved`, its pools and the event cap, until split off,
+    released to the public or redeemed as orders."""
+
+    id: str
+    event_id: str
+    ticket_type_id: str
+    name: str
+    quantity: int = Field(description="Units the hold still sets aside.")
+    redemption_code: str | None = Field(
+        description="Anyone with this code may redeem the hold; null: the organizer only."
+    )
+    release_at: datetime | None = Field(
+        description="When what is left goes back on sale by itself (waitlists first)."
+    )
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrganizerHoldSplit(View):
+    """A split: the hold the units came from, and the new hold they now make up."""
+
+    source: OrganizerHoldView
+    split: OrganizerHoldView
 
 
 class EventTotalView(View):

@@ -20,6 +20,12 @@ class ChangeType(StrEnum):
     ORDER_EXPIRED = "order.expired"
     ORDER_REFUNDED = "order.refunded"
 
+    # Organizer holds (allotments): stock set aside by name, out of sale like a hold.
+    ORGANIZER_HOLD_CREATED = "organizer_hold.created"
+    ORGANIZER_HOLD_SPLIT = "organizer_hold.split"
+    ORGANIZER_HOLD_RELEASED = "organizer_hold.released"
+    ORGANIZER_HOLD_REDEEMED = "organizer_hold.redeemed"
+
     REGISTRATION_CREATED = "registration.created"
     REGISTRATION_UPDATED = "registration.updated"
     REGISTRATION_CANCELLED = "registration.cancelled"

@@ -164,6 +164,28 @@ class SalesClosed(HeadcountError, code="sales_closed", status=409, title="Sales 
     ticket_type_id: str | None
 
 
+class HoldShort(
+    HeadcountError,
+    code="hold_short",
+    status=409,
+    title="The organizer hold has fewer units than asked",
+):
+    """A split, release or redemption asked for more units than the organizer hold has."""
+
+    hold_id: str | None
+    remaining: int | None
+    requested: int | None
+
+
+class HoldCodeRefused(
+    HeadcountError,
+    code="hold_code_refused",
+    status=403,
+    title="The organizer hold's redemption code was not given or does not match",
+):
+    pass
+
+
 class HoldExpired(
     HeadcountError, code="hold_expired", status=409, title="The hold expired and the stock is gone"
 ):

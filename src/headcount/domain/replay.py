@@ -55,6 +55,16 @@ def _order(type_: ChangeType, payload: Mapping[str, Any]) -> Iterator[Effect]:
         yield from _items(payload, SOLD, -1)
 
 
+# An organizer hold is held stock: made, it holds its units; released or redeemed, it
+# gives them up (a redemption's own `order.created` holds them again). A split moves
+# units between two holds and nothing else.
+_ALLOTMENT_HELD = {
+    ChangeType.ORGANIZER_HOLD_CREATED: +1,
+    ChangeType.ORGANIZER_HOLD_RELEASED: -1,
+    ChangeType.ORGANIZER_HOLD_REDEEMED: -1,
+}
+
+
 _OFFER_ENDS = (
     ChangeType.WAITLIST_OFFER_EXPIRED,
     ChangeType.WAITLIST_DECLINED,
@@ -70,6 +80,8 @@ def effects(type_name: str, event_id: str, payload: Mapping[str, Any]) -> list[E
         return []  # a type this version does not know moves nothing it keeps
     if type_.value.startswith("order."):
         return list(_order(type_, payload))
+    if type_ in _ALLOTMENT_HELD:
+        return list(_items(payload, HELD, _ALLOTMENT_HELD[type_]))
     found: list[Effect] = []
     if type_ is ChangeType.WAITLIST_OFFERED:
         found.append((key("ticket_type", payload["ticket_type_id"], OFFERED), _n(payload)))

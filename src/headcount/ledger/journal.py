@@ -71,6 +71,42 @@ def order(
     )
 
 
+def allotment(
+    tx: AsyncSession,
+    type_: ChangeType,
+    *,
+    hold_id: str,
+    event_id: str,
+    name: str,
+    ticket_type_id: str,
+    moved: int,
+    remaining: int,
+    at: datetime,
+    by: origin.Origin | None = None,
+    **extra: Any,
+) -> None:
+    """An organizer hold's step: `moved` units made, split off, released or redeemed, and
+    the hold's `remaining` units after it. `items` carries the units replay folds."""
+    payload = {
+        "hold_id": hold_id,
+        "name": name,
+        "ticket_type_id": ticket_type_id,
+        "quantity": moved,
+        "remaining": remaining,
+        "items": [{"ticket_type_id": ticket_type_id, "quantity": moved}],
+        **plain(extra),
+    }
+    changes.record(
+        tx,
+        type_,
+        event_id=event_id,
+        resource=("organizer_hold", hold_id),
+        payload=payload,
+        at=at,
+        by=by,
+    )
+
+
 def entry(
     tx: AsyncSession,
     type_: ChangeType,

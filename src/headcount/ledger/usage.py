@@ -1,6 +1,7 @@
 """What the rows say is in use, per ticket type: the truth every stock counter is checked by.
 
-Held = items of pending orders plus live waitlist offers; sold = items of paid orders.
+Held = items of pending orders, organizer holds' units (ledger/allotments.py) and live
+waitlist offers; sold = items of paid orders.
 Pending orders count until the sweeper expires them (a lapsed hold is still a row), the
 same rule the counters follow. Used where no counter is kept (bucketed types, the event
 cap being switched on) and by `reconcile`.
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus
 from headcount.domain.tickets import OrderStatus
+from headcount.ledger import allotments
 from headcount.ledger.attendance import WaitlistEntry
 from headcount.ledger.models import Order, OrderItem
 
@@ -27,7 +29,8 @@ def _quantity_of(status: OrderStatus) -> ColumnElement[int]:
 async def ordered(
     tx: AsyncSession, ticket_type_ids: Collection[str] | None = None
 ) -> dict[str, tuple[int, int]]:
-    """(held by pending orders, sold) per ticket type; types without orders are absent."""
+    """(held by pending orders and organizer holds, sold) per ticket type; types with
+    neither are absent."""
     query = (
         select(
             OrderItem.ticket_type_id,
@@ -40,7 +43,11 @@ async def ordered(
     if ticket_type_ids is not None:
         query = query.where(OrderItem.ticket_type_id.in_(sorted(set(ticket_type_ids))))
     found = await tx.execute(query)
-    return {tid: (int(held), int(sold)) for tid, held, sold in found.all()}
+    use = {tid: (int(held), int(sold)) for tid, held, sold in found.all()}
+    for tid, units in (await allotments.held(tx, ticket_type_ids)).items():
+        held, sold = use.get(tid, (0, 0))
+        use[tid] = (held + units, sold)
+    return use
 
 
 async def offered(

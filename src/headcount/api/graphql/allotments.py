@@ -1,0 +1,138 @@
+"""Organizer holds: the same service calls as `api/rest/allotments.py`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+from pydantic import BaseModel
+
+from headcount.api.graphql.operations import change, checked_key, field, mine
+from headcount.api.graphql.refusals import result_union
+from headcount.capacity import allotments
+from headcount.capacity.allotments import (
+    HoldDraft,
+    HoldRedeemDraft,
+    HoldReleaseDraft,
+    HoldSplitDraft,
+)
+from headcount.capacity.views import OrderView, OrganizerHoldSplit, OrganizerHoldView
+from headcount.domain.errors import (
+    EventFull,
+    HoldCodeRefused,
+    HoldShort,
+    IdempotencyKeyReused,
+    InvalidQuantity,
+    PoolExhausted,
+    SoldOut,
+)
+
+
+class OrganizerHoldList(BaseModel):
+    holds: list[OrganizerHoldView]
+
+
+OrganizerHoldResult: Any = result_union("OrganizerHoldResult", OrganizerHoldView)
+OrganizerHoldListResult: Any = result_union("OrganizerHoldListResult", OrganizerHoldList)
+CreateOrganizerHoldResult: Any = result_union(
+    "CreateOrganizerHoldResult",
+    OrganizerHoldView,
+    SoldOut,
+    PoolExhausted,
+    EventFull,
+    InvalidQuantity,
+    IdempotencyKeyReused,
+)
+SplitOrganizerHoldResult: Any = result_union(
+    "SplitOrganizerHoldResult", OrganizerHoldSplit, HoldShort, InvalidQuantity, IdempotencyKeyReused
+)
+ReleaseOrganizerHoldResult: Any = result_union(
+    "ReleaseOrganizerHoldResult",
+    OrganizerHoldView,
+    HoldShort,
+    InvalidQuantity,
+    IdempotencyKeyReused,
+)
+RedeemOrganizerHoldResult: Any = result_union(
+    "RedeemOrganizerHoldResult",
+    OrderView,
+    HoldShort,
+    HoldCodeRefused,
+    InvalidQuantity,
+    IdempotencyKeyReused,
+)
+
+
+@strawberry.input
+class CreateOrganizerHoldInput:
+    event_id: strawberry.ID
+    name: str
+    ticket_type_id: strawberry.ID
+    quantity: int
+    redemption_code: str | None = None
+    release_at: datetime | None = None
+
+
+@strawberry.input
+class SplitOrganizerHoldInput:
+    id: strawberry.ID = strawberry.field(description="The hold the units come from.")
+    name: str
+    quantity: int
+    redemption_code: str | None = None
+    release_at: datetime | None = None
+
+
+@strawberry.type
+class OrganizerHoldQuery:
+    @mine(allotments.list_holds, wrap=lambda found: OrganizerHoldList(holds=found))
+    def organizer_holds(self, event_id: strawberry.ID) -> OrganizerHoldListResult:
+        """The event's organizer holds, oldest first (the event's organizer only)."""
+
+    @mine(allotments.get_hold)
+    def organizer_hold(self, id: strawberry.ID) -> OrganizerHoldResult:
+        """One organizer hold (the event's organizer only)."""
+
+
+@strawberry.type
+class OrganizerHoldMutation:
+    @field(mutation=True)
+    async def create_organizer_hold(
+        self,
+        info: strawberry.Info,
+        input: CreateOrganizerHoldInput,
+        idempotency_key: str | None = None,
+    ) -> CreateOrganizerHoldResult:
+        """Set `quantity` of a ticket type aside by name, out of sale; it counts in the
+        type's pools and the event cap like an order."""
+        who = info.context.principal()  # who is asking is settled before what is asked
+        fields = vars(input)
+        draft = HoldDraft.model_validate({k: v for k, v in fields.items() if k != "event_id"})
+        key = checked_key(idempotency_key)
+        return await allotments.create_hold(
+            info.context.runtime, who, input.event_id, draft, idempotency_key=key
+        )
+
+    @field(mutation=True)
+    async def split_organizer_hold(
+        self,
+        info: strawberry.Info,
+        input: SplitOrganizerHoldInput,
+        idempotency_key: str | None = None,
+    ) -> SplitOrganizerHoldResult:
+        """Move `quantity` units into a new named hold; nothing goes back on sale."""
+        who = info.context.principal()
+        draft = HoldSplitDraft.model_validate({k: v for k, v in vars(input).items() if k != "id"})
+        key = checked_key(idempotency_key)
+        return await allotments.split_hold(
+            info.context.runtime, who, input.id, draft, idempotency_key=key
+        )
+
+    @change(allotments.release_hold, draft=HoldReleaseDraft)
+    def release_organizer_hold(self, id: strawberry.ID) -> ReleaseOrganizerHoldResult:
+        """Back on sale (all, or `quantity`): the waitlist head is offered the units first."""
+
+    @change(allotments.redeem_hold, draft=HoldRedeemDraft)
+    def redeem_organizer_hold(self, id: strawberry.ID) -> RedeemOrganizerHoldResult:
+        """A pending order for the caller out of the hold, with its `code` (or by the
+        organizer)."""

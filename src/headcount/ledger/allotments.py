@@ -1,0 +1,97 @@
+"""Organizer holds ("allotments"): their rows and the statements that move their units.
+
+An allotment's units are held stock: the ticket type's `quantity_reserved` (or its
+buckets), its pools and its event's cap count them exactly as they count a pending
+order's items, because they are taken and given back by the same statements
+(`inventory.reserve`, `inventory.release_hold`). This module keeps only the allotment's
+own row; `usage.ordered` adds the units to what the rows say is held, so `reconcile`
+and the event-cap recount see them.
+
+Lock order (ledger/locks.py): an allotment row sits with the order rows (step 3). Its
+units are taken by one conditional UPDATE on the row (`take_units`), which also takes
+the row lock; the ticket-type, pool and event rows a release moves come after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from headcount.ledger import locks, rows
+from headcount.ledger.models import Base
+
+
+class OrganizerHold(Base):
+    __tablename__ = "organizer_holds"
+
+    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), index=True)
+    name: Mapped[str] = mapped_column(String(300))
+    # Units still set aside; only ever shrinks after creation (split, release, redeem).
+    quantity: Mapped[int] = mapped_column(Integer)
+    redemption_code: Mapped[str | None] = mapped_column(String(100))
+    release_at: Mapped[datetime | None]
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (
+        CheckConstraint("quantity >= 0", name="quantity_non_negative"),
+        # The sweeper's query: holds whose release time came, soonest first.
+        Index("ix_organizer_holds_release_at", "release_at"),
+    )
+
+
+async def find(tx: AsyncSession, hold_id: str, *, lock: bool = False) -> OrganizerHold:
+    return await rows.find(tx, OrganizerHold, hold_id, noun="hold", lock=lock)
+
+
+async def of_event(tx: AsyncSession, event_id: str) -> list[OrganizerHold]:
+    found = await tx.scalars(
+        select(OrganizerHold)
+        .where(OrganizerHold.event_id == event_id)
+        .order_by(OrganizerHold.created_at, OrganizerHold.id)
+    )
+    return list(found.all())
+
+
+async def take_units(tx: AsyncSession, hold_id: str, n: int, now: datetime) -> int | None:
+    """Take `n` units off the hold in one conditional UPDATE: what is left, or None if the
+    hold has fewer (a racing split or release took them first; nothing changed)."""
+    left = await tx.scalar(
+        update(OrganizerHold)
+        .where(OrganizerHold.id == hold_id, OrganizerHold.quantity >= n)
+        .values(quantity=OrganizerHold.quantity - n, updated_at=now)
+        .returning(OrganizerHold.quantity)
+        .execution_options(synchronize_session=False)
+    )
+    return None if left is None else int(left)
+
+
+async def due(tx: AsyncSession, now: datetime, *, limit: int) -> list[OrganizerHold]:
+    """Holds whose release time came and that still hold units, claimed (SKIP LOCKED):
+    sweepers on every replica never wait on, or release twice, the same hold."""
+    query = (
+        select(OrganizerHold)
+        .where(OrganizerHold.release_at <= now, OrganizerHold.quantity > 0)
+        .order_by(OrganizerHold.release_at, OrganizerHold.id)
+        .limit(limit)
+    )
+    return list((await tx.scalars(locks.claimed(query))).all())
+
+
+async def held(tx: AsyncSession, ticket_type_ids: Collection[str] | None = None) -> dict[str, int]:
+    """Units set aside per ticket type, from the rows; types without holds are absent."""
+    query = (
+        select(OrganizerHold.ticket_type_id, func.sum(OrganizerHold.quantity))
+        .where(OrganizerHold.quantity > 0)
+        .group_by(OrganizerHold.ticket_type_id)
+    )
+    if ticket_type_ids is not None:
+        query = query.where(OrganizerHold.ticket_type_id.in_(sorted(set(ticket_type_ids))))
+    return {tid: int(n or 0) for tid, n in (await tx.execute(query)).all()}
