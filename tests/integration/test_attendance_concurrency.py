@@ -37,6 +37,7 @@ from support.attendance_checks import (
     ticket_rows,
 )
 from support.auth import attendee, organizer
+from support.seed import event_with_session
 
 pytestmark = pytest.mark.slow
 ORG = organizer("org-conc")
@@ -92,18 +93,17 @@ async def test_register_at_the_cap(runtime: Runtime, database_url: str) -> None:
 async def _session_with_registered(
     rt: Runtime, seats: int, people: int, *, waitlist: bool = True
 ) -> tuple[str, list[str]]:
-    event = await events.create_event(rt, ORG, EventDraft(name="RSVP"))
-    made = await sessions.create_session(
+    event_id, session_id = await event_with_session(
         rt,
         ORG,
-        event.id,
+        EventDraft(name="RSVP"),
         SessionDraft(title="Small room", max_participants=seats, waitlist_enabled=waitlist),
     )
     who = [f"s{n}" for n in range(people)]
     await asyncio.gather(
-        *(registrations.register(rt, attendee(w), event.id, RegistrationDraft()) for w in who)
+        *(registrations.register(rt, attendee(w), event_id, RegistrationDraft()) for w in who)
     )
-    return made.id, who
+    return session_id, who
 
 
 async def test_rsvp_at_the_cap_with_waitlist(runtime: Runtime, database_url: str) -> None:
