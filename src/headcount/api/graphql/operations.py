@@ -34,7 +34,7 @@ from headcount.runtime import Runtime
 
 Declaration = Callable[..., Any]
 Public = Callable[[Runtime, str], Awaitable[Any]]
-Callers = Callable[[Runtime, Principal, str], Awaitable[Any]]
+Callers = Callable[..., Awaitable[Any]]  # (runtime, principal, target id, **arguments)
 Wrap = Callable[[Any], Any]
 
 
@@ -123,10 +123,11 @@ def read(call: Public, *, wrap: Wrap | None = None) -> Callable[[Declaration], A
 def mine(
     call: Callers, *, wrap: Wrap | None = None, mutation: bool = False
 ) -> Callable[[Declaration], Any]:
-    """The caller's read (or, as a mutation, change) of one thing (e.g. `myRsvp(sessionId)`)."""
+    """The caller's read (or, as a mutation, change) of one thing (e.g. `myRsvp(sessionId)`);
+    the declaration's other arguments go to the call by name (e.g. a feed's `after`)."""
 
-    async def answer(info: strawberry.Info, target: str, _: dict[str, Any]) -> Any:
-        return await call(info.context.runtime, info.context.principal(), target)
+    async def answer(info: strawberry.Info, target: str, args: dict[str, Any]) -> Any:
+        return await call(info.context.runtime, info.context.principal(), target, **args)
 
     return _answered_by(answer, wrap=wrap, mutation=mutation)
 
