@@ -20,7 +20,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.inputs import Patch
 from headcount.capacity.pool_membership import load_pool, set_pools
 from headcount.capacity.tickets import load_ticket_type
@@ -61,21 +61,12 @@ class PoolPatch(Patch):
 
 def pool_view(pool: CapacityPool, ticket_type_ids: Sequence[str]) -> PoolView:
     left = rules.remaining(pool.quantity_used, pool.admission_limit)
-    return PoolView(
-        id=pool.id,
-        event_id=pool.event_id,
-        name=pool.name,
-        capacity=pool.capacity,
-        overbook_ratio=pool.overbook_ratio,
-        admission_limit=pool.admission_limit,
-        max_per_customer=pool.max_per_customer,
-        quantity_used=pool.quantity_used,
+    return PoolView.from_row(
+        pool,
         quantity_available=left,
         over_capacity_by=rules.over_by(pool.quantity_used, pool.admission_limit),
         is_exhausted=left == 0,
         ticket_type_ids=sorted(ticket_type_ids),
-        created_at=pool.created_at,
-        updated_at=pool.updated_at,
     )
 
 
@@ -118,20 +109,16 @@ async def create_pool(
     now = rt.clock()
     async with rt.db.transaction() as tx:
         journal.stamp(tx, now)
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
-        pool = CapacityPool(
+        event = await managed_event(tx, principal, event_id)
+        pool = rows.new(
+            CapacityPool,
+            draft.model_dump(),
+            now,
             id=pool_id or new_id("pool"),
             event_id=event.id,
-            name=draft.name,
-            capacity=draft.capacity,
-            overbook_ratio=draft.overbook_ratio,
             admission_limit=rules.admission_limit(draft.capacity, draft.overbook_ratio),
-            max_per_customer=draft.max_per_customer,
             quantity_used=0,
             quantity_over=0,
-            created_at=now,
-            updated_at=now,
         )
         await rows.add(tx, pool)
         chosen = [await load_ticket_type(tx, t) for t in sorted(set(draft.ticket_type_ids))]
@@ -205,7 +192,7 @@ async def update_pool(
     async with rt.db.transaction() as tx:
         journal.stamp(tx, now)
         pool = await load_pool(tx, pool_id)
-        require_manager(principal, await load_event(tx, pool.event_id))
+        await managed_event(tx, principal, pool.event_id)
         members = await _members(tx, pool.id)
         before = pool_view(pool, members)
         limits_change = "capacity" in changes or "overbook_ratio" in changes
@@ -231,7 +218,7 @@ async def attach_ticket_type(
         now = rt.clock()
         journal.stamp(tx, now)
         pool = await load_pool(tx, pool_id)
-        require_manager(principal, await load_event(tx, pool.event_id))
+        await managed_event(tx, principal, pool.event_id)
         tt = await load_ticket_type(tx, ticket_type_id)
         before = pool_view(pool, await _members(tx, pool.id))
         await _attach_checked(tx, tt.id, tt.event_id, pool)
@@ -248,7 +235,7 @@ async def detach_ticket_type(
     async with rt.db.transaction() as tx:
         journal.stamp(tx, now)
         pool = await load_pool(tx, pool_id)
-        require_manager(principal, await load_event(tx, pool.event_id))
+        await managed_event(tx, principal, pool.event_id)
         tt = await load_ticket_type(tx, ticket_type_id)
         members = await _members(tx, pool.id)
         before = pool_view(pool, members)

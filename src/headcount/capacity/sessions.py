@@ -27,7 +27,7 @@ from headcount.capacity.events import (
     check_patched_window,
     check_window,
     load_event,
-    require_manager,
+    managed_event,
 )
 from headcount.capacity.inputs import Patch
 from headcount.capacity.registrations import is_registered
@@ -89,21 +89,13 @@ async def _locked_session(tx: Tx, session_id: str) -> Session:
 async def _view(tx: Tx, session: Session) -> SessionView:
     cap = await seats.capacity(tx, session.id)
     assert cap is not None
-    return SessionView(
-        id=session.id,
-        event_id=session.event_id,
-        title=session.title,
-        description=session.description,
-        starts_at=session.starts_at,
-        ends_at=session.ends_at,
+    return SessionView.from_row(
+        session,
         max_participants=cap.maximum_capacity,
         current_attendance=cap.current_attendance,
         remaining=max(0, cap.maximum_capacity - cap.current_attendance),
         is_full=cap.current_attendance >= cap.maximum_capacity,
-        waitlist_enabled=session.waitlist_enabled,
         waitlist_length=await waitlist.waiting_count(tx, session_id=session.id),
-        created_at=session.created_at,
-        updated_at=session.updated_at,
     )
 
 
@@ -121,18 +113,9 @@ async def create_session(
 ) -> SessionView:
     now = rt.clock()
     async with rt.db.transaction() as tx:
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
-        session = Session(
-            id=session_id or new_id("ses"),
-            event_id=event.id,
-            title=draft.title,
-            description=draft.description,
-            starts_at=draft.starts_at,
-            ends_at=draft.ends_at,
-            waitlist_enabled=draft.waitlist_enabled,
-            created_at=now,
-            updated_at=now,
+        event = await managed_event(tx, principal, event_id)
+        session = rows.new(
+            Session, draft.model_dump(), now, id=session_id or new_id("ses"), event_id=event.id
         )
         capacity = SessionCapacity(
             session_id=session.id, maximum_capacity=draft.max_participants, current_attendance=0
@@ -169,8 +152,7 @@ async def update_session(
         now = rt.clock()
         journal.stamp(tx, now)
         session = await load_session(tx, session_id)
-        event = await load_event(tx, session.event_id)
-        require_manager(principal, event)
+        await managed_event(tx, principal, session.event_id)
         check_patched_window(
             changes.get("starts_at", session.starts_at), changes.get("ends_at", session.ends_at)
         )
@@ -340,7 +322,7 @@ async def my_waitlist_entry(
 async def session_waitlist(rt: Runtime, principal: Principal, session_id: str) -> WaitlistView:
     async with rt.db.snapshot() as tx:
         session = await load_session(tx, session_id)
-        require_manager(principal, await load_event(tx, session.event_id))
+        await managed_event(tx, principal, session.event_id)
         return await waitlist_view(tx, rt.clock(), session_id=session.id)
 
 

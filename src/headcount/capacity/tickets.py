@@ -9,7 +9,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headcount.capacity import pool_membership
-from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.inputs import Patch
 from headcount.capacity.views import TicketTypeView
 from headcount.domain.changes import ChangeType
@@ -95,24 +95,16 @@ async def create_ticket_type(
     now = rt.clock()
     async with rt.db.transaction() as tx:
         journal.stamp(tx, now)
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
-        tt = TicketType(
+        event = await managed_event(tx, principal, event_id)
+        tt = rows.new(
+            TicketType,
+            draft.model_dump(),
+            now,
             id=ticket_type_id or new_id("tt"),
             event_id=event.id,
-            name=draft.name,
-            quantity_total=draft.quantity_total,
             quantity_sold=0,
             quantity_reserved=0,
-            max_per_order=draft.max_per_order,
-            min_per_order=draft.min_per_order,
-            max_per_customer=draft.max_per_customer,
             quantity_over=0,
-            stock_buckets=draft.stock_buckets,
-            sales_start=draft.sales_start,
-            sales_end=draft.sales_end,
-            created_at=now,
-            updated_at=now,
         )
         await rows.add(tx, tt)
         if draft.stock_buckets > 1:
@@ -191,8 +183,7 @@ async def update_ticket_type(
         now = rt.clock()
         journal.stamp(tx, now)
         tt = await load_ticket_type(tx, ticket_type_id)
-        event = await load_event(tx, tt.event_id)
-        require_manager(principal, event)
+        await managed_event(tx, principal, tt.event_id)
         before = _definition((await ticket_type_views(tx, [tt]))[0])
         start = changes.get("sales_start", tt.sales_start)
         end = changes.get("sales_end", tt.sales_end)
