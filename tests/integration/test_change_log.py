@@ -20,19 +20,13 @@ from headcount.ledger import changes
 from headcount.ledger.changes import Change
 from headcount.ledger.db import Tx
 from headcount.runtime import Runtime
+from support.changes import note
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def _note(tx: Tx, event_id: str, label: str) -> None:
-    changes.record(
-        tx,
-        "order.created",
-        event_id=event_id,
-        resource=("order", label),
-        payload={"label": label},
-        at=NOW,
-    )
+    note(tx, event_id, label, NOW)
 
 
 async def _sequence(rt: Runtime) -> int:

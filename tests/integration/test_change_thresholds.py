@@ -98,9 +98,24 @@ def transitions(
     return seen
 
 
-def alternates(seen: list[str], types: tuple[str, str]) -> None:
+async def crossed(
+    rt: Runtime,
+    event_id: str,
+    resource: tuple[str, str],
+    *,
+    limit: int,
+    count: Counted,
+    types: tuple[str, str],
+) -> list[str]:
+    """After a hammer: the event's log owes no threshold of `resource` (`transitions`), they
+    alternate, and the ledger has not drifted. Returns the thresholds in order."""
+    seen = transitions(
+        await event_changes(rt, event_id), resource, limit=limit, count=count, types=types
+    )
     assert seen, "the hammer never filled the capacity"
     assert seen == [types[n % 2] for n in range(len(seen))], seen
+    await _no_drift(rt)
+    return seen
 
 
 async def _no_drift(rt: Runtime) -> None:
@@ -130,17 +145,15 @@ async def test_sold_out_and_back_in_stock_once_per_transition(wide: Runtime, buc
                     await orders.cancel_order(rt, who, held.id)
 
     await asyncio.gather(*(buyer(n) for n in range(200)))
-    found = await event_changes(rt, event.id)
 
     def in_use(counters: dict[str, int]) -> int:
         return sum(counters.get(replay.key("ticket_type", tt.id, c), 0) for c in ("held", "sold"))
 
     types = ("ticket_type.sold_out", "ticket_type.back_in_stock")
-    seen = transitions(found, ("ticket_type", tt.id), limit=50, count=in_use, types=types)
-    alternates(seen, types)
+    resource = ("ticket_type", tt.id)
+    seen = await crossed(rt, event.id, resource, limit=50, count=in_use, types=types)
     left = (await tickets.get_ticket_type(rt, tt.id)).quantity_available
     assert (seen[-1] == types[0]) == (left == 0)
-    await _no_drift(rt)
 
 
 async def test_event_full_and_reopened_once_per_transition(wide: Runtime) -> None:
@@ -160,15 +173,12 @@ async def test_event_full_and_reopened_once_per_transition(wide: Runtime) -> Non
                     await registrations.cancel_registration(rt, who, event.id)
 
     await asyncio.gather(*(registrant(n) for n in range(100)))
-    found = await event_changes(rt, event.id)
-    types = ("event.full", "event.reopened")
 
     def people(counters: dict[str, int]) -> int:
         return counters.get(replay.key("event", event.id, replay.REGISTERED), 0)
 
-    seen = transitions(found, ("event", event.id), limit=30, count=people, types=types)
-    alternates(seen, types)
-    await _no_drift(rt)
+    types = ("event.full", "event.reopened")
+    await crossed(rt, event.id, ("event", event.id), limit=30, count=people, types=types)
 
 
 async def test_session_full_and_reopened_once_per_transition(wide: Runtime) -> None:
@@ -192,15 +202,12 @@ async def test_session_full_and_reopened_once_per_transition(wide: Runtime) -> N
                     await sessions.leave(rt, who, made.id)
 
     await asyncio.gather(*(guest(n) for n in range(80)))
-    found = await event_changes(rt, event.id)
-    types = ("session.full", "session.reopened")
 
     def seated(counters: dict[str, int]) -> int:
         return counters.get(replay.key("session", made.id, replay.ATTENDANCE), 0)
 
-    seen = transitions(found, ("session", made.id), limit=20, count=seated, types=types)
-    alternates(seen, types)
-    await _no_drift(rt)
+    types = ("session.full", "session.reopened")
+    await crossed(rt, event.id, ("session", made.id), limit=20, count=seated, types=types)
 
 
 @pytest.mark.postgres
