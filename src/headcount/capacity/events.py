@@ -124,14 +124,8 @@ async def create_event(
         if event.max_attendees is not None:
             # A capped event counts tickets from its first sale on (ledger/draws.py).
             await draws.recount_event_tickets(tx, event.id)
-        journal.organizer(
-            tx,
-            ChangeType.EVENT_CREATED,
-            event_id=event.id,
-            resource=("event", event.id),
-            before=None,
-            after=_definition(event),
-            at=now,
+        journal.audit(
+            tx, ChangeType.EVENT_CREATED, ("event", event), None, _definition(event), at=now
         )
     return EventView.of(event)
 
@@ -184,13 +178,12 @@ async def update_event(
         journal.stamp(tx, event.updated_at)
         if "max_attendees" in changes:
             await _move_cap(tx, event, cap_before)
-        journal.organizer(
+        journal.audit(
             tx,
             ChangeType.EVENT_CHANGED,
-            event_id=event.id,
-            resource=("event", event.id),
-            before=before,
-            after=_definition(event),
+            ("event", event),
+            before,
+            _definition(event),
             at=event.updated_at,
         )
         return EventView.of(event)

@@ -148,13 +148,12 @@ def _definition(view: PoolView) -> dict[str, object]:
 def _audit(
     tx: Tx, type_: ChangeType, before: PoolView | None, after: PoolView, now: datetime
 ) -> None:
-    journal.organizer(
+    journal.audit(
         tx,
         type_,
-        event_id=after.event_id,
-        resource=("pool", after.id),
-        before=None if before is None else _definition(before),
-        after=_definition(after),
+        ("pool", after),
+        None if before is None else _definition(before),
+        _definition(after),
         at=now,
     )
 

@@ -121,14 +121,8 @@ async def create_session(
             session_id=session.id, maximum_capacity=draft.max_participants, current_attendance=0
         )
         await rows.add(tx, session, capacity)
-        journal.organizer(
-            tx,
-            ChangeType.SESSION_CREATED,
-            event_id=event.id,
-            resource=("session", session.id),
-            before=None,
-            after=draft.model_dump(),
-            at=now,
+        journal.audit(
+            tx, ChangeType.SESSION_CREATED, ("session", session), None, draft.model_dump(), at=now
         )
         return await _view(tx, session)
 
@@ -174,13 +168,12 @@ async def update_session(
             # More seats: the waitlist gets them in this transaction, before any newcomer.
             await seats.promote(tx, session.id, now)
         session = await load_session(tx, session.id)
-        journal.organizer(
+        journal.audit(
             tx,
             ChangeType.SESSION_CHANGED,
-            event_id=session.event_id,
-            resource=("session", session.id),
-            before=before,
-            after={**before, **changes, **_maximum(maximum)},
+            ("session", session),
+            before,
+            {**before, **changes, **_maximum(maximum)},
             at=now,
         )
         return await _view(tx, session)

@@ -112,14 +112,8 @@ async def create_ticket_type(
         if draft.pool_ids:
             await pool_membership.set_pools(tx, tt, draft.pool_ids, now)
         view = (await ticket_type_views(tx, [tt]))[0]
-        journal.organizer(
-            tx,
-            ChangeType.TICKET_TYPE_CREATED,
-            event_id=event.id,
-            resource=("ticket_type", tt.id),
-            before=None,
-            after=_definition(view),
-            at=now,
+        journal.audit(
+            tx, ChangeType.TICKET_TYPE_CREATED, ("ticket_type", tt), None, _definition(view), at=now
         )
         return view
 
@@ -212,13 +206,12 @@ async def update_ticket_type(
         if changes:
             await rows.change(tx, TicketType, tt.id, {**changes, "updated_at": now})
         view = (await ticket_type_views(tx, [await load_ticket_type(tx, tt.id)]))[0]
-        journal.organizer(
+        journal.audit(
             tx,
             ChangeType.TICKET_TYPE_CHANGED,
-            event_id=tt.event_id,
-            resource=("ticket_type", tt.id),
-            before=before,
-            after=_definition(view),
+            ("ticket_type", tt),
+            before,
+            _definition(view),
             at=now,
         )
         return view

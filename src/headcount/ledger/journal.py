@@ -216,6 +216,24 @@ def threshold(
     )
 
 
+def audit(
+    tx: AsyncSession,
+    type_: str,
+    subject: tuple[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+    *,
+    at: datetime,
+) -> None:
+    """`organizer` for a subject given as (kind, its row or view): the resource and its
+    event are read off it the one way (an event is its own), not spelled at each call."""
+    kind, row = subject
+    event_id: str = row.id if kind == "event" else row.event_id
+    organizer(
+        tx, type_, event_id=event_id, resource=(kind, row.id), before=before, after=after, at=at
+    )
+
+
 def organizer(
     tx: AsyncSession,
     type_: str,
