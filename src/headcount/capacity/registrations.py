@@ -97,9 +97,7 @@ async def register(
     party = draft.party_size
     attendance.check_party_size(party)
 
-    async def work(tx: Tx) -> Registered:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> Registered:
         event = await load_event(tx, event_id)
         queued = await _lock_queued_ticket_types(tx, event)
         await registrations.ensure_counter(tx, event.id)
@@ -146,14 +144,9 @@ async def register(
         await _mark(tx, reg, now, status=RegistrationStatus.ACTIVE, party_size=party)
         return Registered(registration=registration_view(reg), created=True)
 
-    done = await keyed.once(
-        rt,
-        principal,
-        scope=f"registrations.create:{event_id}",
-        key=idempotency_key,
-        payload={"event_id": event_id, "party_size": party},
-        answer=Registered,
-        work=work,
+    scope, payload = f"registrations.create:{event_id}", {"event_id": event_id, "party_size": party}
+    done = await keyed.decided(
+        rt, principal, scope, payload, key=idempotency_key, answer=Registered, work=work
     )
     return done.registration, done.created
 
@@ -263,9 +256,7 @@ async def cancel_registration(
 ) -> RegistrationView:
     """Cancel the caller's registration (again: a no-op) and give up their session places."""
 
-    async def work(tx: Tx) -> RegistrationView:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> RegistrationView:
         event = await load_event(tx, event_id)
         queued = await _lock_queued_ticket_types(tx, event)
         reg = await registrations.own(tx, event.id, principal.sub, lock=True)
@@ -289,14 +280,9 @@ async def cancel_registration(
         await seats.leave_event(tx, event.id, principal.sub, now)
         return registration_view(reg)
 
-    return await keyed.once(
-        rt,
-        principal,
-        scope=f"registrations.cancel:{event_id}",
-        key=idempotency_key,
-        payload={"event_id": event_id},
-        answer=RegistrationView,
-        work=work,
+    scope, payload = f"registrations.cancel:{event_id}", {"event_id": event_id}
+    return await keyed.decided(
+        rt, principal, scope, payload, key=idempotency_key, answer=RegistrationView, work=work
     )
 
 

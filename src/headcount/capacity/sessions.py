@@ -16,6 +16,7 @@ Rules chosen here:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import ClassVar
 
@@ -224,9 +225,7 @@ async def rsvp(
 ) -> RsvpView:
     """Take a seat, or a place in the queue, or be refused with `session_full`."""
 
-    async def work(tx: Tx) -> RsvpView:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> RsvpView:
         session = await _locked_session(tx, session_id)
         if not await is_registered(tx, session.event_id, principal.sub):
             raise NotRegistered(
@@ -266,10 +265,7 @@ async def rsvp(
             )
         return await _rsvp_view(tx, session.id, principal.sub, now)
 
-    scope, payload = f"sessions.rsvp:{session_id}", {"session_id": session_id}
-    return await keyed.once(
-        rt, principal, scope=scope, key=idempotency_key, payload=payload, answer=RsvpView, work=work
-    )
+    return await _keyed(rt, principal, "sessions.rsvp", session_id, work, key=idempotency_key)
 
 
 async def leave(
@@ -277,9 +273,7 @@ async def leave(
 ) -> RsvpView:
     """Give up a seat (the head of the waitlist gets it) or a place in the queue."""
 
-    async def work(tx: Tx) -> RsvpView:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> RsvpView:
         session = await _locked_session(tx, session_id)
         seat = await seats.seat_of(tx, session.id, principal.sub)
         if seat is not None and seat.status == SeatStatus.CONFIRMED:
@@ -288,9 +282,27 @@ async def leave(
             await waitlist.leave(tx, [entry], now)
         return await _rsvp_view(tx, session.id, principal.sub, now, include_past=True)
 
-    scope, payload = f"sessions.leave:{session_id}", {"session_id": session_id}
-    return await keyed.once(
-        rt, principal, scope=scope, key=idempotency_key, payload=payload, answer=RsvpView, work=work
+    return await _keyed(rt, principal, "sessions.leave", session_id, work, key=idempotency_key)
+
+
+def _keyed(
+    rt: Runtime,
+    principal: Principal,
+    operation: str,
+    session_id: str,
+    work: Callable[[Tx, datetime], Awaitable[RsvpView]],
+    *,
+    key: str | None,
+) -> Awaitable[RsvpView]:
+    """One session's RSVP or leave, decided once per Idempotency-Key."""
+    return keyed.decided(
+        rt,
+        principal,
+        f"{operation}:{session_id}",
+        {"session_id": session_id},
+        key=key,
+        answer=RsvpView,
+        work=work,
     )
 
 

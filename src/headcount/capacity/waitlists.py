@@ -91,9 +91,8 @@ async def join_ticket_waitlist(
 ) -> WaitlistEntryView:
     """Queue for a ticket type; already queued (or holding an offer) answers the same entry."""
 
-    async def work(tx: Tx) -> WaitlistEntryView:
-        now, ttl = rt.clock(), rt.settings.offer_ttl
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> WaitlistEntryView:
+        ttl = rt.settings.offer_ttl
         tt = await load_ticket_type(tx, ticket_type_id)
         attendance.check_waitlist_quantity(draft.quantity, tt.max_per_order)
         # Lock order: orders → ticket type → entries (ledger/locks.py).
@@ -124,9 +123,8 @@ async def leave_ticket_waitlist(
 ) -> WaitlistEntryView:
     """Leave the queue, or decline a live offer (its stock goes to the next person)."""
 
-    async def work(tx: Tx) -> WaitlistEntryView:
-        now, ttl = rt.clock(), rt.settings.offer_ttl
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> WaitlistEntryView:
+        ttl = rt.settings.offer_ttl
         tt = await load_ticket_type(tx, ticket_type_id)
         # With the event's other queued types: a declined offer frees shared room.
         await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, [tt.id]))
@@ -148,7 +146,7 @@ async def leave_ticket_waitlist(
 def _keyed(
     rt: Runtime,
     principal: Principal,
-    work: Callable[[Tx], Awaitable[WaitlistEntryView]],
+    work: Callable[[Tx, datetime], Awaitable[WaitlistEntryView]],
     *,
     operation: str,
     payload: Mapping[str, object],
@@ -156,8 +154,8 @@ def _keyed(
 ) -> Awaitable[WaitlistEntryView]:
     """One ticket waitlist's join or leave, at most once per Idempotency-Key."""
     scope = f"{operation}:{payload['ticket_type_id']}"
-    return keyed.once(
-        rt, principal, scope=scope, key=key, payload=payload, answer=WaitlistEntryView, work=work
+    return keyed.decided(
+        rt, principal, scope, payload, key=key, answer=WaitlistEntryView, work=work
     )
 
 
