@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from headcount.domain.identity import Role
-from support.api import client, create_event_with_stock
+from support.api import client, create_event_with_stock, create_session
 from support.auth import bearer
 from support.servers import Server
 
@@ -58,13 +58,7 @@ async def state_of(http: httpx.AsyncClient, event_id: str) -> dict[str, Any]:
 async def test_bad_counts_on_every_mutation_that_takes_one(server: Server) -> None:
     async with client(server.base_url) as http:
         event_id, (tt,) = await create_event_with_stock(http, 10)
-        agenda = await http.post(
-            f"/api/v1/events/{event_id}/sessions",
-            json={"title": "Talk", "max_participants": 5},
-            headers=ORG,
-        )
-        assert agenda.status_code == 201, agenda.text
-        session_id = agenda.json()["id"]
+        session_id = await create_session(http, event_id, ORG, title="Talk", max_participants=5)
         buyer = bearer("counts-buyer")
 
         Mutation = tuple[str, str, dict[str, Any], dict[str, str], bool]

@@ -77,3 +77,13 @@ async def hold_order(
     assert made.status_code == 201, made.text
     order_id: str = made.json()["id"]
     return order_id
+
+
+async def create_session(
+    http: httpx.AsyncClient, event_id: str, headers: dict[str, str], **session: Any
+) -> str:
+    """An agenda session of the event (`title`, `max_participants`, …); returns its id."""
+    made = await http.post(f"/api/v1/events/{event_id}/sessions", json=session, headers=headers)
+    assert made.status_code == 201, made.text
+    session_id: str = made.json()["id"]
+    return session_id

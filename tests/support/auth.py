@@ -23,9 +23,10 @@ def attendee(sub: str) -> Principal:
     return Principal(sub=sub, role=Role.ATTENDEE)
 
 
-def claims(sub: str, **overrides: object) -> dict[str, object]:
-    """A valid attendee token's claims for `sub`, five minutes from expiry; an override of
-    None leaves that claim out, to build the tokens that must be refused."""
+def claims(sub: str, /, **overrides: object) -> dict[str, object]:
+    """A valid attendee token's claims for `sub`, five minutes from expiry; overrides
+    replace any claim (`sub` too), and None leaves it out, to build the tokens that must
+    be refused."""
     base: dict[str, object] = {
         "sub": sub,
         "role": "attendee",
