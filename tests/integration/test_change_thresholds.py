@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -23,9 +24,11 @@ from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.registrations import RegistrationDraft
 from headcount.capacity.sessions import SessionDraft
 from headcount.capacity.tickets import TicketTypeDraft
+from headcount.capacity.views import OrderView
 from headcount.config import Settings
 from headcount.domain import replay
-from headcount.domain.errors import EventFull, SessionFull, SoldOut
+from headcount.domain.errors import EventFull, HeadcountError, SessionFull, SoldOut
+from headcount.domain.identity import Principal
 from headcount.ledger import buckets, locks
 from headcount.ledger.changes import Change
 from headcount.ledger.db import Tx
@@ -98,6 +101,27 @@ def transitions(
     return seen
 
 
+async def churn(
+    racers: list[Principal],
+    refusal: type[HeadcountError],
+    take: Callable[[Principal, int], Awaitable[Any]],
+    undo: Callable[[Principal, Any], Awaitable[object]],
+) -> None:
+    """Every racer takes at once (`refusal` when nothing is left); every third one that
+    got in gives it back at once. Each step is a request of its own, so a threshold one
+    owes must be recorded before the next request's changes."""
+
+    async def racer(n: int, who: Principal) -> None:
+        with contextlib.suppress(refusal):
+            with acting(who, f"take-{n}"):
+                got = await take(who, n)
+            if n % 3 == 0:
+                with acting(who, f"undo-{n}"):
+                    await undo(who, got)
+
+    await asyncio.gather(*(racer(n, who) for n, who in enumerate(racers)))
+
+
 async def crossed(
     rt: Runtime,
     event_id: str,
@@ -132,19 +156,15 @@ async def test_sold_out_and_back_in_stock_once_per_transition(wide: Runtime, buc
         rt, ORG, event.id, TicketTypeDraft(name="GA", quantity_total=50, stock_buckets=buckets)
     )
 
-    async def buyer(n: int) -> None:
-        who = attendee(f"thr-buyer-{buckets}-{n}")
-        draft = OrderDraft(
-            event_id=event.id, items=[OrderItemInput(ticket_type_id=tt.id, quantity=1 + n % 2)]
-        )
-        with contextlib.suppress(SoldOut):
-            with acting(who, f"buy-{n}"):
-                held = await orders.create_order(rt, who, draft)
-            if n % 3 == 0:
-                with acting(who, f"cancel-{n}"):
-                    await orders.cancel_order(rt, who, held.id)
+    async def buy(who: Principal, n: int) -> OrderView:
+        line = OrderItemInput(ticket_type_id=tt.id, quantity=1 + n % 2)
+        return await orders.create_order(rt, who, OrderDraft(event_id=event.id, items=[line]))
 
-    await asyncio.gather(*(buyer(n) for n in range(200)))
+    async def cancel(who: Principal, held: OrderView) -> None:
+        await orders.cancel_order(rt, who, held.id)
+
+    buyers = [attendee(f"thr-buyer-{buckets}-{n}") for n in range(200)]
+    await churn(buyers, SoldOut, buy, cancel)
 
     def in_use(counters: dict[str, int]) -> int:
         return sum(counters.get(replay.key("ticket_type", tt.id, c), 0) for c in ("held", "sold"))
@@ -161,18 +181,16 @@ async def test_event_full_and_reopened_once_per_transition(wide: Runtime) -> Non
     rt = wide
     event = await events.create_event(rt, ORG, EventDraft(name="Hammer", max_attendees=30))
 
-    async def registrant(n: int) -> None:
-        who = attendee(f"thr-reg-{n}")
-        with contextlib.suppress(EventFull):
-            with acting(who, f"reg-{n}"):
-                await registrations.register(
-                    rt, who, event.id, RegistrationDraft(party_size=1 + n % 2)
-                )
-            if n % 3 == 0:
-                with acting(who, f"unreg-{n}"):
-                    await registrations.cancel_registration(rt, who, event.id)
+    async def register(who: Principal, n: int) -> object:
+        return await registrations.register(
+            rt, who, event.id, RegistrationDraft(party_size=1 + n % 2)
+        )
 
-    await asyncio.gather(*(registrant(n) for n in range(100)))
+    async def unregister(who: Principal, _: object) -> None:
+        await registrations.cancel_registration(rt, who, event.id)
+
+    registrants = [attendee(f"thr-reg-{n}") for n in range(100)]
+    await churn(registrants, EventFull, register, unregister)
 
     def people(counters: dict[str, int]) -> int:
         return counters.get(replay.key("event", event.id, replay.REGISTERED), 0)
@@ -192,16 +210,13 @@ async def test_session_full_and_reopened_once_per_transition(wide: Runtime) -> N
     for who in people:
         await registrations.register(rt, who, event.id, RegistrationDraft())
 
-    async def guest(n: int) -> None:
-        who = people[n]
-        with contextlib.suppress(SessionFull):
-            with acting(who, f"rsvp-{n}"):
-                await sessions.rsvp(rt, who, made.id)
-            if n % 3 == 0:
-                with acting(who, f"leave-{n}"):
-                    await sessions.leave(rt, who, made.id)
+    async def rsvp(who: Principal, _: int) -> object:
+        return await sessions.rsvp(rt, who, made.id)
 
-    await asyncio.gather(*(guest(n) for n in range(80)))
+    async def leave(who: Principal, _: object) -> None:
+        await sessions.leave(rt, who, made.id)
+
+    await churn(people, SessionFull, rsvp, leave)
 
     def seated(counters: dict[str, int]) -> int:
         return counters.get(replay.key("session", made.id, replay.ATTENDANCE), 0)

@@ -20,6 +20,7 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from headcount.capacity.decisions import decision, under_event
 from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.inputs import Patch
 from headcount.capacity.pool_membership import load_pool, set_pools
@@ -106,10 +107,7 @@ async def create_pool(
     *,
     pool_id: str | None = None,
 ) -> PoolView:
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        journal.stamp(tx, now)
-        event = await managed_event(tx, principal, event_id)
+    async with under_event(rt, principal, event_id) as (tx, event, now):
         pool = rows.new(
             CapacityPool,
             draft.model_dump(),
@@ -187,9 +185,7 @@ async def update_pool(
 ) -> PoolView:
     """Capacity changes are one UPDATE that also recomputes the overhang; never refused."""
     changes = patch.changes()
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        journal.stamp(tx, now)
+    async with decision(rt) as (tx, now):
         pool = await load_pool(tx, pool_id)
         await managed_event(tx, principal, pool.event_id)
         members = await _members(tx, pool.id)
@@ -213,9 +209,7 @@ async def update_pool(
 async def attach_ticket_type(
     rt: Runtime, principal: Principal, pool_id: str, ticket_type_id: str
 ) -> PoolView:
-    async with rt.db.transaction() as tx:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async with decision(rt) as (tx, now):
         pool = await load_pool(tx, pool_id)
         await managed_event(tx, principal, pool.event_id)
         tt = await load_ticket_type(tx, ticket_type_id)
@@ -230,9 +224,7 @@ async def detach_ticket_type(
     rt: Runtime, principal: Principal, pool_id: str, ticket_type_id: str
 ) -> PoolView:
     """The pool's room grows by the type's use: the other members' waitlists get it."""
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        journal.stamp(tx, now)
+    async with decision(rt) as (tx, now):
         pool = await load_pool(tx, pool_id)
         await managed_event(tx, principal, pool.event_id)
         tt = await load_ticket_type(tx, ticket_type_id)

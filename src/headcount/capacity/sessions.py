@@ -23,6 +23,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headcount.capacity import keyed
+from headcount.capacity.decisions import decision, under_event
 from headcount.capacity.events import (
     MAX_LIMIT,
     check_patched_window,
@@ -112,9 +113,7 @@ async def create_session(
     *,
     session_id: str | None = None,
 ) -> SessionView:
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        event = await managed_event(tx, principal, event_id)
+    async with under_event(rt, principal, event_id) as (tx, event, now):
         session = rows.new(
             Session, draft.model_dump(), now, id=session_id or new_id("ses"), event_id=event.id
         )
@@ -143,9 +142,7 @@ async def update_session(
     rt: Runtime, principal: Principal, session_id: str, patch: SessionPatch
 ) -> SessionView:
     changes = patch.changes()
-    async with rt.db.transaction() as tx:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async with decision(rt) as (tx, now):
         session = await load_session(tx, session_id)
         await managed_event(tx, principal, session.event_id)
         check_patched_window(

@@ -9,6 +9,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headcount.capacity import pool_membership
+from headcount.capacity.decisions import decision, under_event
 from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.inputs import Patch
 from headcount.capacity.views import TicketTypeView
@@ -92,10 +93,7 @@ async def create_ticket_type(
     *,
     ticket_type_id: str | None = None,
 ) -> TicketTypeView:
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        journal.stamp(tx, now)
-        event = await managed_event(tx, principal, event_id)
+    async with under_event(rt, principal, event_id) as (tx, event, now):
         tt = rows.new(
             TicketType,
             draft.model_dump(),
@@ -173,9 +171,7 @@ async def update_ticket_type(
 ) -> TicketTypeView:
     changes = patch.changes()
     pool_ids = changes.pop("pool_ids", None)
-    async with rt.db.transaction() as tx:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async with decision(rt) as (tx, now):
         tt = await load_ticket_type(tx, ticket_type_id)
         await managed_event(tx, principal, tt.event_id)
         before = _definition((await ticket_type_views(tx, [tt]))[0])
