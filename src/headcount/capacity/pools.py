@@ -14,7 +14,7 @@ Rules chosen here (docs/concurrency.md, "Pools", has the locking side):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import ClassVar
 
@@ -34,7 +34,7 @@ from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY
 from headcount.ledger import draws, journal, listings, locks, offers, registrations, rows
 from headcount.ledger.db import Tx
-from headcount.ledger.models import Event
+from headcount.ledger.models import Event, TicketType
 from headcount.ledger.pools import CapacityPool
 from headcount.runtime import Runtime
 
@@ -209,30 +209,46 @@ async def update_pool(
 async def attach_ticket_type(
     rt: Runtime, principal: Principal, pool_id: str, ticket_type_id: str
 ) -> PoolView:
-    async with decision(rt) as (tx, now):
-        pool = await load_pool(tx, pool_id)
-        await managed_event(tx, principal, pool.event_id)
-        tt = await load_ticket_type(tx, ticket_type_id)
-        before = pool_view(pool, await _members(tx, pool.id))
+    async def attach(
+        tx: Tx, pool: CapacityPool, tt: TicketType, _: list[str], __: datetime
+    ) -> None:
         await _attach_checked(tx, tt.id, tt.event_id, pool)
-        view = await _view(tx, pool.id)
-        _audit(tx, ChangeType.POOL_CHANGED, before, view, now)
-        return view
+
+    return await _membership_change(rt, principal, pool_id, ticket_type_id, attach)
 
 
 async def detach_ticket_type(
     rt: Runtime, principal: Principal, pool_id: str, ticket_type_id: str
 ) -> PoolView:
     """The pool's room grows by the type's use: the other members' waitlists get it."""
+
+    async def detach(
+        tx: Tx, pool: CapacityPool, tt: TicketType, members: list[str], now: datetime
+    ) -> None:
+        await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, {*members, tt.id}))
+        if await draws.detach(tx, tt.id, pool.id):
+            await offers.settle(tx, members, now, rt.settings.offer_ttl)
+
+    return await _membership_change(rt, principal, pool_id, ticket_type_id, detach)
+
+
+async def _membership_change(
+    rt: Runtime,
+    principal: Principal,
+    pool_id: str,
+    ticket_type_id: str,
+    move: Callable[[Tx, CapacityPool, TicketType, list[str], datetime], Awaitable[None]],
+) -> PoolView:
+    """A ticket type attached to or detached from a pool by its organizer: `move` gets the
+    pool, the type, the members before and the moment; the audit row shows the pool
+    before and after."""
     async with decision(rt) as (tx, now):
         pool = await load_pool(tx, pool_id)
         await managed_event(tx, principal, pool.event_id)
         tt = await load_ticket_type(tx, ticket_type_id)
         members = await _members(tx, pool.id)
         before = pool_view(pool, members)
-        await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, {*members, tt.id}))
-        if await draws.detach(tx, tt.id, pool.id):
-            await offers.settle(tx, members, now, rt.settings.offer_ttl)
+        await move(tx, pool, tt, members, now)
         view = await _view(tx, pool.id)
         _audit(tx, ChangeType.POOL_CHANGED, before, view, now)
         return view
