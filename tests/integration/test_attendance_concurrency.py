@@ -27,7 +27,6 @@ from headcount.capacity.tickets import TicketTypeDraft
 from headcount.capacity.views import OrderView
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.domain.errors import EventFull, HeadcountError, SessionFull, SoldOut
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.attendance_checks import (
     assert_session_invariants,
@@ -37,6 +36,7 @@ from support.attendance_checks import (
     ticket_rows,
 )
 from support.auth import attendee, organizer
+from support.ledger_checks import assert_no_drift
 from support.seed import event_with_session
 
 pytestmark = pytest.mark.slow
@@ -49,11 +49,6 @@ async def outcome(call: Awaitable[T]) -> T | HeadcountError:
         return await call
     except HeadcountError as exc:
         return exc
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def timed(label: str, calls: list[Callable[[], Awaitable[T]]]) -> list[T | HeadcountError]:

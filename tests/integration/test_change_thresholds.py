@@ -32,10 +32,10 @@ from headcount.domain.identity import Principal
 from headcount.ledger import buckets, locks
 from headcount.ledger.changes import Change
 from headcount.ledger.db import Tx
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 from support.changes import acting, event_changes
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-thresholds")
 Counted = Callable[[dict[str, int]], int]
@@ -138,13 +138,8 @@ async def crossed(
     )
     assert seen, "the hammer never filled the capacity"
     assert seen == [types[n % 2] for n in range(len(seen))], seen
-    await _no_drift(rt)
+    await assert_no_drift(rt)
     return seen
-
-
-async def _no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 @pytest.mark.parametrize("buckets", [1, 8])

@@ -25,10 +25,10 @@ from headcount.domain.errors import (
 )
 from headcount.domain.identity import Principal, Role
 from headcount.ledger.models import Order
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 from support.clock import past_hold
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-orders")
 
@@ -52,11 +52,6 @@ def draft(event_id: str, *lines: tuple[str, int]) -> OrderDraft:
     return OrderDraft(
         event_id=event_id, items=[OrderItemInput(ticket_type_id=t, quantity=q) for t, q in lines]
     )
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def test_create_holds_stock_and_confirm_sells_it(runtime: Runtime) -> None:

@@ -36,6 +36,7 @@ from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 from support.clock import past_hold
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-pools")
 
@@ -84,11 +85,6 @@ async def buy(rt: Runtime, who: str, event_id: str, *lines: tuple[TicketTypeView
         ),
     )
     return order.id
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def used(rt: Runtime, pool_id: str) -> int:

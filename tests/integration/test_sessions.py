@@ -15,9 +15,9 @@ from headcount.domain.errors import (
     NotRegistered,
     SessionFull,
 )
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
+from support.ledger_checks import assert_no_drift
 from support.seed import event_with_session
 
 ORG = organizer("org-ses")
@@ -35,11 +35,6 @@ async def make_session(
     for n in range(people):
         await registrations.register(rt, attendee(f"p{n}"), event_id, RegistrationDraft())
     return event_id, session_id
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def test_rsvp_confirms_then_waitlists_in_order(runtime: Runtime) -> None:

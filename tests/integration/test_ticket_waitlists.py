@@ -13,10 +13,10 @@ from headcount.capacity.tickets import TicketTypeDraft, TicketTypePatch
 from headcount.capacity.views import TicketTypeView
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.domain.errors import Forbidden, InvalidQuantity, NotFound, SoldOut
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 from support.clock import past_hold
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-wl")
 
@@ -52,11 +52,6 @@ async def join(rt: Runtime, who: str, tt: TicketTypeView, qty: int = 1) -> str:
 async def status(rt: Runtime, who: str, tt: TicketTypeView) -> tuple[str, int | None, int | None]:
     entry = await waitlists.my_ticket_waitlist_entry(rt, attendee(who), tt.id)
     return entry.status, entry.position, entry.offered_quantity
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def test_cancel_offers_the_stock_to_the_head_not_to_a_newcomer(runtime: Runtime) -> None:

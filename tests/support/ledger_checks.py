@@ -9,7 +9,9 @@ from contextlib import contextmanager
 
 from sqlalchemy import Connection, create_engine, text
 
+from headcount.ledger.reconcile import reconcile
 from headcount.ledger.urls import async_url
+from headcount.runtime import Runtime
 from support.servers import server_env
 
 
@@ -75,3 +77,10 @@ def run_reconcile(database_url: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+async def assert_no_drift(rt: Runtime) -> None:
+    """Every counter still equals what its rows and the change log explain (`reconcile`,
+    read-only), in the test's own runtime."""
+    async with rt.db.transaction() as tx:
+        assert [str(d) for d in await reconcile(tx)] == []
