@@ -14,7 +14,6 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from headcount.config import Settings
 from headcount.runtime import Runtime
 from support import services
 from support.databases import BACKENDS, backend_url, postgres_database, sqlite_database
@@ -26,6 +25,7 @@ from support.private_services import (
     private_redis_cluster,
     redis_available,
 )
+from support.runtimes import open_runtime
 
 
 @pytest.fixture(scope="session")
@@ -53,11 +53,8 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
-    rt = Runtime.from_settings(Settings(database_url=database_url, env="test"))
-    try:
+    async with open_runtime(database_url) as rt:
         yield rt
-    finally:
-        await rt.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from support import services
 from support.databases import BACKENDS, backend_url
 from support.servers import Server, running_server
 
@@ -16,6 +17,15 @@ def server(request: pytest.FixtureRequest, log_dir: Path) -> Iterator[Server]:
     """One server process per backend, shared by the tests of a module."""
     with running_server(backend_url(request), log_dir) as srv:
         yield srv
+
+
+@pytest.fixture
+def shared_postgres(request: pytest.FixtureRequest) -> str:
+    """The session's PostgreSQL database, for server processes that must share one
+    (several processes cannot share a SQLite file's writes at load)."""
+    services.need_postgres()
+    url: str = request.getfixturevalue("_postgres_session_url")
+    return url
 
 
 @pytest.fixture(params=BACKENDS)

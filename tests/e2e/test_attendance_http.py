@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from headcount.domain.identity import Role
-from support.api import client
+from support.api import client, create_session
 from support.auth import bearer
 from support.servers import Server
 
@@ -81,13 +81,7 @@ async def test_sessions_rsvp_waitlist_and_idempotency_over_http(
     http: httpx.AsyncClient,
 ) -> None:
     event_id = await make_event(http)
-    made = await http.post(
-        f"/api/v1/events/{event_id}/sessions",
-        json={"title": "Lab", "max_participants": 1},
-        headers=ORG,
-    )
-    assert made.status_code == 201, made.text
-    sid = made.json()["id"]
+    sid = await create_session(http, event_id, ORG, title="Lab", max_participants=1)
     rsvp = f"/api/v1/sessions/{sid}/rsvp"
     assert_problem(await http.post(rsvp, headers=bearer("sa")), 403, "not_registered")
     for who in ("sa", "sb", "sc"):

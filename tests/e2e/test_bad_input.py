@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from headcount.domain.identity import Role
-from support.api import client, create_event_with_stock
+from support.api import client, create_event_with_stock, create_session
 from support.auth import bearer
 from support.servers import Server
 
@@ -58,92 +58,66 @@ async def state_of(http: httpx.AsyncClient, event_id: str) -> dict[str, Any]:
 async def test_bad_counts_on_every_mutation_that_takes_one(server: Server) -> None:
     async with client(server.base_url) as http:
         event_id, (tt,) = await create_event_with_stock(http, 10)
-        agenda = await http.post(
-            f"/api/v1/events/{event_id}/sessions",
-            json={"title": "Talk", "max_participants": 5},
-            headers=ORG,
-        )
-        assert agenda.status_code == 201, agenda.text
-        session_id = agenda.json()["id"]
+        session_id = await create_session(http, event_id, ORG, title="Talk", max_participants=5)
         buyer = bearer("counts-buyer")
 
+        Mutation = tuple[str, str, dict[str, Any], dict[str, str], bool]
+
+        def asked(method: str, path: str, body: dict[str, Any]) -> Mutation:
+            """An amount a buyer asks for: every bad amount is tried."""
+            return method, path, body, buyer, True
+
+        def limit(method: str, path: str, body: dict[str, Any]) -> Mutation:
+            """A limit an organizer sets: only the values no limit may take are tried."""
+            return method, path, body, ORG, False
+
         # (method, path, body with the count in it, who asks, is it an amount asked for)
-        def mutations(bad: Any) -> list[tuple[str, str, dict[str, Any], dict[str, str], bool]]:
+        def mutations(bad: Any) -> list[Mutation]:
             return [
-                (
+                asked(
                     "POST",
                     "/api/v1/orders",
                     {"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": bad}]},
-                    buyer,
-                    True,
                 ),
-                (
-                    "POST",
-                    f"/api/v1/events/{event_id}/registrations",
-                    {"party_size": bad},
-                    buyer,
-                    True,
-                ),
-                ("POST", f"/api/v1/ticket-types/{tt}/waitlist", {"quantity": bad}, buyer, True),
-                (
+                asked("POST", f"/api/v1/events/{event_id}/registrations", {"party_size": bad}),
+                asked("POST", f"/api/v1/ticket-types/{tt}/waitlist", {"quantity": bad}),
+                limit(
                     "POST",
                     f"/api/v1/events/{event_id}/ticket-types",
                     {"name": "Bad", "quantity_total": bad},
-                    ORG,
-                    False,
                 ),
-                ("PATCH", f"/api/v1/ticket-types/{tt}", {"quantity_total": bad}, ORG, False),
-                ("PATCH", f"/api/v1/ticket-types/{tt}", {"max_per_order": bad}, ORG, False),
-                ("PATCH", f"/api/v1/events/{event_id}", {"max_attendees": bad}, ORG, False),
-                (
+                limit("PATCH", f"/api/v1/ticket-types/{tt}", {"quantity_total": bad}),
+                limit("PATCH", f"/api/v1/ticket-types/{tt}", {"max_per_order": bad}),
+                limit("PATCH", f"/api/v1/events/{event_id}", {"max_attendees": bad}),
+                limit(
                     "PATCH",
                     f"/api/v1/events/{event_id}",
                     {"virtual_settings": {"max_concurrent_viewers": bad}},
-                    ORG,
-                    False,
                 ),
-                (
+                limit(
                     "PATCH",
                     f"/api/v1/events/{event_id}",
                     {"virtual_settings": {"reconnect_grace_seconds": bad}},
-                    ORG,
-                    False,
                 ),
-                ("POST", "/api/v1/events", {"name": "Bad", "max_attendees": bad}, ORG, False),
-                (
-                    "PATCH",
-                    f"/api/v1/sessions/{session_id}",
-                    {"max_participants": bad},
-                    ORG,
-                    False,
-                ),
-                (
+                limit("POST", "/api/v1/events", {"name": "Bad", "max_attendees": bad}),
+                limit("PATCH", f"/api/v1/sessions/{session_id}", {"max_participants": bad}),
+                limit(
                     "POST",
                     f"/api/v1/events/{event_id}/sessions",
                     {"title": "Bad", "max_participants": bad},
-                    ORG,
-                    False,
                 ),
-                (
+                limit(
                     "POST",
                     f"/api/v1/events/{event_id}/booths",
                     {"name": "Bad", "max_visitors": bad},
-                    ORG,
-                    False,
                 ),
-                (
-                    "POST",
-                    f"/api/v1/events/{event_id}/huddles",
-                    {"name": "Bad", "capacity": bad},
-                    ORG,
-                    False,
+                limit(
+                    "POST", f"/api/v1/events/{event_id}/huddles", {"name": "Bad", "capacity": bad}
                 ),
-                (
+                limit(
                     "POST",
                     f"/api/v1/sessions/{session_id}/breakout-rooms",
                     {"name": "Bad", "capacity": bad},
-                    ORG,
-                    False,
                 ),
             ]
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from headcount.domain.changes import decode_cursor
 from headcount.domain.identity import Role
 from support.api import client, create_event_with_stock
 from support.auth import bearer
-from support.ledger_checks import run_reconcile, sync_url
+from support.ledger_checks import direct_connection, run_reconcile
 from support.servers import running_servers
 
 pytestmark = pytest.mark.slow
@@ -48,14 +48,10 @@ PATIENT = {
 
 def _committed_ids(database_url: str, event_id: str) -> tuple[set[str], int]:
     """(ids of the event's changes, how many have no position yet), from the database."""
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT id, position FROM changes WHERE event_id = :e"), {"e": event_id}
-            ).all()
-    finally:
-        engine.dispose()
+    with direct_connection(database_url) as conn:
+        rows = conn.execute(
+            text("SELECT id, position FROM changes WHERE event_id = :e"), {"e": event_id}
+        ).all()
     return {f"chg_{r[0]}" for r in rows}, sum(r[1] is None for r in rows)
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from headcount.domain.identity import Role
 from support.api import create_event_with_stock
 from support.auth import bearer
-from support.ledger_checks import run_reconcile, sync_url
+from support.ledger_checks import direct_connection, run_reconcile
 from support.servers import Server, running_servers
 
 BUYERS = 300
@@ -60,55 +60,49 @@ async def _pool(
 
 def _books(database_url: str, event_id: str) -> dict[str, list[tuple[object, ...]]]:
     """Counters beside the sums of the rows that should explain them."""
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as conn:
-            types = conn.execute(
+    with direct_connection(database_url) as conn:
+        types = conn.execute(
+            text(
+                "SELECT id, quantity_total, quantity_sold + quantity_reserved "
+                "FROM ticket_types WHERE event_id = :e ORDER BY id"
+            ),
+            {"e": event_id},
+        ).all()
+        held: dict[str, int] = dict(
+            conn.execute(
                 text(
-                    "SELECT id, quantity_total, quantity_sold + quantity_reserved "
-                    "FROM ticket_types WHERE event_id = :e ORDER BY id"
-                ),
-                {"e": event_id},
+                    "SELECT i.ticket_type_id, SUM(i.quantity) FROM order_items i "
+                    "JOIN orders o ON o.id = i.order_id "
+                    "WHERE o.status IN ('pending', 'paid') GROUP BY i.ticket_type_id"
+                )
             ).all()
-            held: dict[str, int] = dict(
-                conn.execute(
-                    text(
-                        "SELECT i.ticket_type_id, SUM(i.quantity) FROM order_items i "
-                        "JOIN orders o ON o.id = i.order_id "
-                        "WHERE o.status IN ('pending', 'paid') GROUP BY i.ticket_type_id"
-                    )
-                ).all()
-            )
-            offered: dict[str, int] = dict(
-                conn.execute(
-                    text(
-                        "SELECT ticket_type_id, SUM(offered_quantity) FROM waitlist_entries "
-                        "WHERE status = 'offered' AND ticket_type_id IS NOT NULL "
-                        "GROUP BY ticket_type_id"
-                    )
-                ).all()
-            )
-            pools = conn.execute(
+        )
+        offered: dict[str, int] = dict(
+            conn.execute(
                 text(
-                    "SELECT id, admission_limit, quantity_used FROM capacity_pools "
-                    "WHERE event_id = :e ORDER BY id"
-                ),
-                {"e": event_id},
+                    "SELECT ticket_type_id, SUM(offered_quantity) FROM waitlist_entries "
+                    "WHERE status = 'offered' AND ticket_type_id IS NOT NULL "
+                    "GROUP BY ticket_type_id"
+                )
             ).all()
-            members = conn.execute(
-                text("SELECT pool_id, ticket_type_id FROM ticket_type_pools")
-            ).all()
-            event = conn.execute(
-                text(
-                    "SELECT e.max_attendees, c.registered, c.tickets, "
-                    "(SELECT COALESCE(SUM(r.party_size), 0) FROM registrations r "
-                    " WHERE r.event_id = e.id AND r.status = 'active') "
-                    "FROM events e JOIN event_capacity c ON c.event_id = e.id WHERE e.id = :e"
-                ),
-                {"e": event_id},
-            ).one()
-    finally:
-        engine.dispose()
+        )
+        pools = conn.execute(
+            text(
+                "SELECT id, admission_limit, quantity_used FROM capacity_pools "
+                "WHERE event_id = :e ORDER BY id"
+            ),
+            {"e": event_id},
+        ).all()
+        members = conn.execute(text("SELECT pool_id, ticket_type_id FROM ticket_type_pools")).all()
+        event = conn.execute(
+            text(
+                "SELECT e.max_attendees, c.registered, c.tickets, "
+                "(SELECT COALESCE(SUM(r.party_size), 0) FROM registrations r "
+                " WHERE r.event_id = e.id AND r.status = 'active') "
+                "FROM events e JOIN event_capacity c ON c.event_id = e.id WHERE e.id = :e"
+            ),
+            {"e": event_id},
+        ).one()
     use = {tid: int(held.get(tid, 0) or 0) + int(offered.get(tid, 0) or 0) for tid, *_ in types}
     pool_rows = {pid: 0 for pid, *_ in pools}
     for pid, tid in members:

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import random
-import secrets
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -31,33 +30,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.tokens import mint
-from support import services
-from support.api import client
+from support.api import client, create_stream_event
 from support.auth import bearer
-from support.servers import Server, running_servers
+from support.servers import Server, presence_env, running_servers
 
 pytestmark = pytest.mark.slow
 
 ORGANIZER = "org-grace"
-POOL = {"HEADCOUNT_DB_POOL_SIZE": "5", "HEADCOUNT_DB_MAX_OVERFLOW": "5"}
-
-
-def grace_env(ttl: float, grace: float) -> dict[str, str]:
-    services.need_redis()
-    return {
-        "HEADCOUNT_REDIS_URL": services.REDIS_URL,
-        "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
-        "HEADCOUNT_PRESENCE_TTL": str(ttl),
-        "HEADCOUNT_PRESENCE_GRACE": str(grace),
-        **POOL,
-    }
-
-
-@pytest.fixture
-def shared_database(request: pytest.FixtureRequest) -> str:
-    services.need_postgres()
-    url: str = request.getfixturevalue("_postgres_session_url")
-    return url
 
 
 @contextlib.asynccontextmanager
@@ -74,14 +53,9 @@ async def two_servers(
 
 
 async def stream_event(http: httpx.AsyncClient, cap: int) -> str:
-    made = await http.post(
-        "/api/v1/events",
-        json={"name": "Grace", "virtual_settings": {"max_concurrent_viewers": cap}},
-        headers=bearer(ORGANIZER, Role.ORGANIZER),
+    return await create_stream_event(
+        http, cap, headers=bearer(ORGANIZER, Role.ORGANIZER), name="Grace"
     )
-    assert made.status_code == 201, made.text
-    event_id: str = made.json()["id"]
-    return event_id
 
 
 def stream_url(server: Server, event_id: str, sub: str) -> str:
@@ -114,10 +88,13 @@ async def until(what: Any, want: tuple[int, int], within: float) -> float:
 
 
 async def test_drop_and_return_over_the_websocket_across_two_processes(
-    shared_database: str, log_dir: Path
+    shared_postgres: str, log_dir: Path
 ) -> None:
     limit, grace = 200, 20.0
-    async with two_servers(shared_database, log_dir, grace_env(60, grace)) as (servers, https):
+    async with two_servers(shared_postgres, log_dir, presence_env(60, grace=grace)) as (
+        servers,
+        https,
+    ):
         event_id = await stream_event(https[0], limit)
         viewers = [f"v{n}" for n in range(limit)]
         sockets: dict[str, ClientConnection] = {}
@@ -238,10 +215,13 @@ async def _renew(http: httpx.AsyncClient, leases: list[tuple[str, str]], every: 
 
 
 async def test_sigkill_holds_the_dead_process_viewers_places_for_the_grace_then_frees_them(
-    shared_database: str, log_dir: Path
+    shared_postgres: str, log_dir: Path
 ) -> None:
     ttl, grace, cap = 2, 4.0, 10
-    async with two_servers(shared_database, log_dir, grace_env(ttl, grace)) as (servers, https):
+    async with two_servers(shared_postgres, log_dir, presence_env(ttl, grace=grace)) as (
+        servers,
+        https,
+    ):
         doomed, survivor = servers
         on_survivor = https[1]
         event_id = await stream_event(on_survivor, cap)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import secrets
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,10 +26,10 @@ from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.tokens import mint
 from support import services
-from support.api import client
+from support.api import client, create_stream_event
 from support.auth import bearer
 from support.redis_backends import REDIS_BACKENDS, redis_backend_url
-from support.servers import Server, running_server, running_servers
+from support.servers import SMALL_POOL, Server, presence_env, running_server, running_servers
 
 pytestmark = pytest.mark.slow
 
@@ -42,41 +41,13 @@ HAMMER_TTL = 60
 # connections per process (more sockets only add accept/scheduling overhead on 2 cores).
 CONNECTIONS = 50
 ORGANIZER = "org-hammer"
-# Small pools: other suites share this PostgreSQL; joins hold a connection for one read.
-POOL = {"HEADCOUNT_DB_POOL_SIZE": "5", "HEADCOUNT_DB_MAX_OVERFLOW": "5"}
-
-
-def redis_env(ttl: int, url: str | None = None, grace: float = 15) -> dict[str, str]:
-    """Server settings for presence on `url` (default: the shared Redis), keys of its own."""
-    if url is None:
-        services.need_redis()
-    return {
-        "HEADCOUNT_REDIS_URL": url or services.REDIS_URL,
-        "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
-        "HEADCOUNT_PRESENCE_TTL": str(ttl),
-        "HEADCOUNT_PRESENCE_GRACE": str(grace),
-        **POOL,
-    }
-
-
-@pytest.fixture
-def shared_database(request: pytest.FixtureRequest) -> str:
-    services.need_postgres()
-    url: str = request.getfixturevalue("_postgres_session_url")
-    return url
 
 
 async def make_target(http: httpx.AsyncClient, kind: str, limit: int) -> tuple[str, str]:
     """An event (and booth); returns (event_id, join path)."""
     org = bearer(ORGANIZER, Role.ORGANIZER)
     cap = limit if kind == "viewers" else None
-    made = await http.post(
-        "/api/v1/events",
-        json={"name": "Hammer", "virtual_settings": {"max_concurrent_viewers": cap}},
-        headers=org,
-    )
-    assert made.status_code == 201, made.text
-    event_id: str = made.json()["id"]
+    event_id = await create_stream_event(http, cap, headers=org, name="Hammer")
     if kind == "viewers":
         return event_id, f"/api/v1/events/{event_id}/viewers"
     booth = await http.post(
@@ -118,11 +89,11 @@ REFUSAL = {"viewers": "viewer_limit_reached", "booths": "booth_full"}
     ],
 )
 async def test_thousand_joins_over_two_processes_admit_exactly_the_limit(
-    kind: str, backend: str, shared_database: str, log_dir: Path, request: pytest.FixtureRequest
+    kind: str, backend: str, shared_postgres: str, log_dir: Path, request: pytest.FixtureRequest
 ) -> None:
-    env = redis_env(HAMMER_TTL, redis_backend_url(request, backend))
+    env = presence_env(HAMMER_TTL, redis_backend_url(request, backend))
     # A long TTL: a lease lapsing mid-hammer would rightly free a place for someone else.
-    with running_servers(2, shared_database, log_dir, env) as servers:
+    with running_servers(2, shared_postgres, log_dir, env) as servers:
         clients = [client(s.base_url, connections=CONNECTIONS) for s in servers]
         try:
             event_id, path = await make_target(clients[0], kind, LIMIT)
@@ -175,12 +146,12 @@ async def _keep_alive(http: httpx.AsyncClient, leases: list[tuple[str, str]]) ->
 
 @pytest.mark.parametrize("backend", REDIS_BACKENDS)
 async def test_sigkill_frees_the_dead_process_places_within_the_ttl(
-    backend: str, shared_database: str, log_dir: Path, request: pytest.FixtureRequest
+    backend: str, shared_postgres: str, log_dir: Path, request: pytest.FixtureRequest
 ) -> None:
     # Without a reconnect grace: places go with their leases. With one, they are held for
     # their holders first (tests/e2e/test_presence_grace.py).
-    env = redis_env(TTL, redis_backend_url(request, backend), grace=0)
-    with running_servers(2, shared_database, log_dir, env) as (doomed, survivor):
+    env = presence_env(TTL, redis_backend_url(request, backend), grace=0)
+    with running_servers(2, shared_postgres, log_dir, env) as (doomed, survivor):
         async with client(doomed.base_url) as on_doomed, client(survivor.base_url) as on_survivor:
             event_id, path = await make_target(on_survivor, "viewers", 40)
             # Every client renews while its process lives (lists grow as clients join).
@@ -264,7 +235,7 @@ async def test_huddle_last_place_race_over_two_processes(
         "_postgres_session_url" if backend == "postgresql" else "sqlite_url"
     )
     racers = 60
-    with running_servers(2, url, log_dir, POOL) as servers:
+    with running_servers(2, url, log_dir, SMALL_POOL) as servers:
         clients = [client(s.base_url) for s in servers]
         try:
             org = bearer(ORGANIZER, Role.ORGANIZER)

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from headcount.domain.identity import Role
+from support.api import create_stream_event
 from support.auth import bearer
 from support.servers import Server
 
@@ -21,14 +22,7 @@ async def http(server: Server) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def event_with(http: httpx.AsyncClient, viewers: int | None = None) -> str:
-    made = await http.post(
-        "/events",
-        json={"name": "HTTP", "virtual_settings": {"max_concurrent_viewers": viewers}},
-        headers=ORG,
-    )
-    assert made.status_code == 201, made.text
-    event_id: str = made.json()["id"]
-    return event_id
+    return await create_stream_event(http, viewers, headers=ORG, name="HTTP", path="/events")
 
 
 def assert_problem(answer: httpx.Response, status: int, code: str) -> dict[str, object]:

@@ -24,6 +24,7 @@ from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.tokens import mint
 from support import services
+from support.api import create_stream_event
 from support.auth import bearer
 from support.servers import Server, running_server
 
@@ -59,14 +60,9 @@ def ws_url(server: Server, path: str, sub: str | None = None) -> str:
 
 
 async def make_event(http: httpx.AsyncClient, cap: int | None) -> str:
-    made = await http.post(
-        "/api/v1/events",
-        json={"name": "WS", "virtual_settings": {"max_concurrent_viewers": cap}},
-        headers=bearer(ORGANIZER, Role.ORGANIZER),
+    return await create_stream_event(
+        http, cap, headers=bearer(ORGANIZER, Role.ORGANIZER), name="WS"
     )
-    assert made.status_code == 201, made.text
-    event_id: str = made.json()["id"]
-    return event_id
 
 
 async def viewers(http: httpx.AsyncClient, event_id: str) -> int:

@@ -26,8 +26,9 @@ import pytest
 from headcount.config import DEV_JWT_SECRET, Settings
 from headcount.domain.identity import Role
 from headcount.tokens import mint
-from support.api import client, create_event_with_stock
+from support.api import client, create_event_with_stock, hold_order
 from support.auth import bearer
+from support.auth import claims as token_claims
 from support.servers import Server, _wait_ready, free_port, running_server, server_env
 
 PROBLEM = "application/problem+json"
@@ -43,13 +44,7 @@ def assert_problem(response: httpx.Response, status: int, code: str | None = Non
 
 
 def _claims(**overrides: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "sub": "mallory",
-        "role": "attendee",
-        "exp": datetime.now(UTC) + timedelta(minutes=5),
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+    return token_claims("mallory", **overrides)
 
 
 def _unsigned(claims: dict[str, object]) -> str:
@@ -133,12 +128,7 @@ async def test_attendees_cannot_touch_each_others_things(server: Server) -> None
     async with client(server.base_url) as http:
         event_id, (tt,) = await create_event_with_stock(http, 5)
         alice, eve = bearer("alice-sec"), bearer("eve-sec")
-        order = await http.post(
-            "/api/v1/orders",
-            json={"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": 2}]},
-            headers=alice,
-        )
-        order_id = order.json()["id"]
+        order_id = await hold_order(http, event_id, tt, alice, 2)
         # Orders: invisible to Eve (404, not 403: existence does not leak), unchangeable.
         assert_problem(await http.get(f"/api/v1/orders/{order_id}", headers=eve), 404)
         assert_problem(await http.post(f"/api/v1/orders/{order_id}/cancel", headers=eve), 404)
@@ -197,12 +187,7 @@ async def test_attendees_cannot_touch_each_others_things(server: Server) -> None
 async def test_organizers_cannot_touch_events_that_are_not_theirs(server: Server) -> None:
     async with client(server.base_url) as http:
         event_id, (tt,) = await create_event_with_stock(http, 5)
-        order = await http.post(
-            "/api/v1/orders",
-            json={"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": 1}]},
-            headers=bearer("buyer-sec"),
-        )
-        order_id = order.json()["id"]
+        order_id = await hold_order(http, event_id, tt, bearer("buyer-sec"))
         attempts: list[tuple[str, str, dict[str, Any] | None]] = [
             ("PATCH", f"/api/v1/events/{event_id}", {"max_attendees": 0}),
             ("POST", f"/api/v1/events/{event_id}/ticket-types", {"name": "X", "quantity_total": 9}),
@@ -303,12 +288,7 @@ async def test_graphql_enforces_the_same_rules(server: Server) -> None:
     """GraphQL calls the same services: a stranger's order is NotFound, a forged token fails."""
     async with client(server.base_url) as http:
         event_id, (tt,) = await create_event_with_stock(http, 5)
-        order = await http.post(
-            "/api/v1/orders",
-            json={"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": 1}]},
-            headers=bearer("alice-gql"),
-        )
-        order_id = order.json()["id"]
+        order_id = await hold_order(http, event_id, tt, bearer("alice-gql"))
 
         async def graphql(query: str, headers: dict[str, str]) -> dict[str, Any]:
             answer = await http.post("/graphql", json={"query": query}, headers=headers)

@@ -28,28 +28,17 @@ async def _count(http: httpx.AsyncClient, path: str) -> int:
 async def test_counts_must_be_integers(server: Server, value: object) -> None:
     async with client(server.base_url) as http:
         event_id, _ = await create_event_with_stock(http, 1)
-        cases = [
+        # What an event holds is created and listed at the same path.
+        held = {
+            "ticket-types": {"name": "T", "quantity_total": value},
+            "sessions": {"title": "S", "max_participants": value},
+            "huddles": {"name": "H", "capacity": value},
+            "pools": {"name": "P", "capacity": value},
+        }
+        under = [f"/api/v1/events/{event_id}/{kind}" for kind in held]
+        cases: list[tuple[str, dict[str, object], str | None]] = [
             ("/api/v1/events", {"name": "E", "max_attendees": value}, None),
-            (
-                f"/api/v1/events/{event_id}/ticket-types",
-                {"name": "T", "quantity_total": value},
-                f"/api/v1/events/{event_id}/ticket-types",
-            ),
-            (
-                f"/api/v1/events/{event_id}/sessions",
-                {"title": "S", "max_participants": value},
-                f"/api/v1/events/{event_id}/sessions",
-            ),
-            (
-                f"/api/v1/events/{event_id}/huddles",
-                {"name": "H", "capacity": value},
-                f"/api/v1/events/{event_id}/huddles",
-            ),
-            (
-                f"/api/v1/events/{event_id}/pools",
-                {"name": "P", "capacity": value},
-                f"/api/v1/events/{event_id}/pools",
-            ),
+            *((path, body, path) for path, body in zip(under, held.values(), strict=True)),
         ]
         for path, body, listing in cases:
             before = await _count(http, listing) if listing else None

@@ -27,7 +27,6 @@ from headcount.capacity.tickets import TicketTypeDraft
 from headcount.capacity.views import OrderView
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.domain.errors import EventFull, HeadcountError, SessionFull, SoldOut
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.attendance_checks import (
     assert_session_invariants,
@@ -37,6 +36,8 @@ from support.attendance_checks import (
     ticket_rows,
 )
 from support.auth import attendee, organizer
+from support.ledger_checks import assert_no_drift
+from support.seed import event_with_session
 
 pytestmark = pytest.mark.slow
 ORG = organizer("org-conc")
@@ -48,11 +49,6 @@ async def outcome(call: Awaitable[T]) -> T | HeadcountError:
         return await call
     except HeadcountError as exc:
         return exc
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def timed(label: str, calls: list[Callable[[], Awaitable[T]]]) -> list[T | HeadcountError]:
@@ -92,18 +88,17 @@ async def test_register_at_the_cap(runtime: Runtime, database_url: str) -> None:
 async def _session_with_registered(
     rt: Runtime, seats: int, people: int, *, waitlist: bool = True
 ) -> tuple[str, list[str]]:
-    event = await events.create_event(rt, ORG, EventDraft(name="RSVP"))
-    made = await sessions.create_session(
+    event_id, session_id = await event_with_session(
         rt,
         ORG,
-        event.id,
+        EventDraft(name="RSVP"),
         SessionDraft(title="Small room", max_participants=seats, waitlist_enabled=waitlist),
     )
     who = [f"s{n}" for n in range(people)]
     await asyncio.gather(
-        *(registrations.register(rt, attendee(w), event.id, RegistrationDraft()) for w in who)
+        *(registrations.register(rt, attendee(w), event_id, RegistrationDraft()) for w in who)
     )
-    return made.id, who
+    return session_id, who
 
 
 async def test_rsvp_at_the_cap_with_waitlist(runtime: Runtime, database_url: str) -> None:

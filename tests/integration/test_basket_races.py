@@ -10,7 +10,6 @@ order, because the read holds the event row `FOR KEY SHARE`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,7 +20,6 @@ from headcount.capacity import events, pools, tickets
 from headcount.capacity.events import EventDraft, EventPatch
 from headcount.capacity.pools import PoolDraft
 from headcount.capacity.tickets import TicketTypeDraft
-from headcount.config import Settings
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import PoolExhausted
 from headcount.domain.ids import new_id
@@ -32,18 +30,9 @@ from headcount.ledger.models import Order, OrderItem
 from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import organizer
+from support.seed import event_with_ticket_type
 
 ORG = organizer("org-basket")
-
-
-@pytest.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Runtime]:
-    """PostgreSQL only: on SQLite the second writer would wait for the first's file lock."""
-    rt = Runtime.from_settings(Settings(database_url=postgres_url, env="test"))
-    try:
-        yield rt
-    finally:
-        await rt.close()
 
 
 async def _hold(tx: AsyncSession, event_id: str, lines: list[OrderLine]) -> None:
@@ -83,14 +72,12 @@ async def _balanced(rt: Runtime) -> None:
 
 
 async def _event_and_type(rt: Runtime, total: int = 10, buckets: int = 1) -> tuple[str, str]:
-    event = await events.create_event(rt, ORG, EventDraft(name="Basket races"))
-    tt = await tickets.create_ticket_type(
+    return await event_with_ticket_type(
         rt,
         ORG,
-        event.id,
+        EventDraft(name="Basket races"),
         TicketTypeDraft(name="GA", quantity_total=total, stock_buckets=buckets),
     )
-    return event.id, tt.id
 
 
 @pytest.mark.parametrize("buckets", [1, 4], ids=["one-row", "bucketed"])

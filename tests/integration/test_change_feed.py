@@ -37,6 +37,7 @@ from support.auth import attendee, bearer, organizer
 from support.changes import event_changes, positioned
 from support.databases import postgres_database, sqlite_database
 from support.graphql import gql
+from support.runtimes import open_runtime
 from support.services import need_postgres
 
 ORG = "org-feed"
@@ -274,11 +275,8 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 async def fresh(fresh_url: str) -> AsyncIterator[Runtime]:
-    rt = Runtime.from_settings(Settings(database_url=fresh_url, env="test"))
-    try:
+    async with open_runtime(fresh_url) as rt:
         yield rt
-    finally:
-        await rt.close()
 
 
 async def _orders(rt: Runtime, event_id: str, tt: str, names: list[str]) -> None:

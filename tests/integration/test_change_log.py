@@ -9,41 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
-from headcount.config import Settings
 from headcount.domain.changes import BadCursor, decode_cursor, encode_cursor
 from headcount.domain.ids import new_id
 from headcount.ledger import changes
 from headcount.ledger.changes import Change
 from headcount.ledger.db import Tx
 from headcount.runtime import Runtime
+from support.changes import note
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def pg(postgres_url: str) -> AsyncIterator[Runtime]:
-    rt = Runtime.from_settings(Settings(database_url=postgres_url, env="test"))
-    try:
-        yield rt
-    finally:
-        await rt.close()
-
-
 def _note(tx: Tx, event_id: str, label: str) -> None:
-    changes.record(
-        tx,
-        "order.created",
-        event_id=event_id,
-        resource=("order", label),
-        payload={"label": label},
-        at=NOW,
-    )
+    note(tx, event_id, label, NOW)
 
 
 async def _sequence(rt: Runtime) -> int:

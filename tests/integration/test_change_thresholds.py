@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -23,16 +24,18 @@ from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.registrations import RegistrationDraft
 from headcount.capacity.sessions import SessionDraft
 from headcount.capacity.tickets import TicketTypeDraft
+from headcount.capacity.views import OrderView
 from headcount.config import Settings
 from headcount.domain import replay
-from headcount.domain.errors import EventFull, SessionFull, SoldOut
+from headcount.domain.errors import EventFull, HeadcountError, SessionFull, SoldOut
+from headcount.domain.identity import Principal
 from headcount.ledger import buckets, locks
 from headcount.ledger.changes import Change
 from headcount.ledger.db import Tx
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 from support.changes import acting, event_changes
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-thresholds")
 Counted = Callable[[dict[str, int]], int]
@@ -98,14 +101,45 @@ def transitions(
     return seen
 
 
-def alternates(seen: list[str], types: tuple[str, str]) -> None:
+async def churn(
+    racers: list[Principal],
+    refusal: type[HeadcountError],
+    take: Callable[[Principal, int], Awaitable[Any]],
+    undo: Callable[[Principal, Any], Awaitable[object]],
+) -> None:
+    """Every racer takes at once (`refusal` when nothing is left); every third one that
+    got in gives it back at once. Each step is a request of its own, so a threshold one
+    owes must be recorded before the next request's changes."""
+
+    async def racer(n: int, who: Principal) -> None:
+        with contextlib.suppress(refusal):
+            with acting(who, f"take-{n}"):
+                got = await take(who, n)
+            if n % 3 == 0:
+                with acting(who, f"undo-{n}"):
+                    await undo(who, got)
+
+    await asyncio.gather(*(racer(n, who) for n, who in enumerate(racers)))
+
+
+async def crossed(
+    rt: Runtime,
+    event_id: str,
+    resource: tuple[str, str],
+    *,
+    limit: int,
+    count: Counted,
+    types: tuple[str, str],
+) -> list[str]:
+    """After a hammer: the event's log owes no threshold of `resource` (`transitions`), they
+    alternate, and the ledger has not drifted. Returns the thresholds in order."""
+    seen = transitions(
+        await event_changes(rt, event_id), resource, limit=limit, count=count, types=types
+    )
     assert seen, "the hammer never filled the capacity"
     assert seen == [types[n % 2] for n in range(len(seen))], seen
-
-
-async def _no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
+    await assert_no_drift(rt)
+    return seen
 
 
 @pytest.mark.parametrize("buckets", [1, 8])
@@ -117,30 +151,24 @@ async def test_sold_out_and_back_in_stock_once_per_transition(wide: Runtime, buc
         rt, ORG, event.id, TicketTypeDraft(name="GA", quantity_total=50, stock_buckets=buckets)
     )
 
-    async def buyer(n: int) -> None:
-        who = attendee(f"thr-buyer-{buckets}-{n}")
-        draft = OrderDraft(
-            event_id=event.id, items=[OrderItemInput(ticket_type_id=tt.id, quantity=1 + n % 2)]
-        )
-        with contextlib.suppress(SoldOut):
-            with acting(who, f"buy-{n}"):
-                held = await orders.create_order(rt, who, draft)
-            if n % 3 == 0:
-                with acting(who, f"cancel-{n}"):
-                    await orders.cancel_order(rt, who, held.id)
+    async def buy(who: Principal, n: int) -> OrderView:
+        line = OrderItemInput(ticket_type_id=tt.id, quantity=1 + n % 2)
+        return await orders.create_order(rt, who, OrderDraft(event_id=event.id, items=[line]))
 
-    await asyncio.gather(*(buyer(n) for n in range(200)))
-    found = await event_changes(rt, event.id)
+    async def cancel(who: Principal, held: OrderView) -> None:
+        await orders.cancel_order(rt, who, held.id)
+
+    buyers = [attendee(f"thr-buyer-{buckets}-{n}") for n in range(200)]
+    await churn(buyers, SoldOut, buy, cancel)
 
     def in_use(counters: dict[str, int]) -> int:
         return sum(counters.get(replay.key("ticket_type", tt.id, c), 0) for c in ("held", "sold"))
 
     types = ("ticket_type.sold_out", "ticket_type.back_in_stock")
-    seen = transitions(found, ("ticket_type", tt.id), limit=50, count=in_use, types=types)
-    alternates(seen, types)
+    resource = ("ticket_type", tt.id)
+    seen = await crossed(rt, event.id, resource, limit=50, count=in_use, types=types)
     left = (await tickets.get_ticket_type(rt, tt.id)).quantity_available
     assert (seen[-1] == types[0]) == (left == 0)
-    await _no_drift(rt)
 
 
 async def test_event_full_and_reopened_once_per_transition(wide: Runtime) -> None:
@@ -148,27 +176,22 @@ async def test_event_full_and_reopened_once_per_transition(wide: Runtime) -> Non
     rt = wide
     event = await events.create_event(rt, ORG, EventDraft(name="Hammer", max_attendees=30))
 
-    async def registrant(n: int) -> None:
-        who = attendee(f"thr-reg-{n}")
-        with contextlib.suppress(EventFull):
-            with acting(who, f"reg-{n}"):
-                await registrations.register(
-                    rt, who, event.id, RegistrationDraft(party_size=1 + n % 2)
-                )
-            if n % 3 == 0:
-                with acting(who, f"unreg-{n}"):
-                    await registrations.cancel_registration(rt, who, event.id)
+    async def register(who: Principal, n: int) -> object:
+        return await registrations.register(
+            rt, who, event.id, RegistrationDraft(party_size=1 + n % 2)
+        )
 
-    await asyncio.gather(*(registrant(n) for n in range(100)))
-    found = await event_changes(rt, event.id)
-    types = ("event.full", "event.reopened")
+    async def unregister(who: Principal, _: object) -> None:
+        await registrations.cancel_registration(rt, who, event.id)
+
+    registrants = [attendee(f"thr-reg-{n}") for n in range(100)]
+    await churn(registrants, EventFull, register, unregister)
 
     def people(counters: dict[str, int]) -> int:
         return counters.get(replay.key("event", event.id, replay.REGISTERED), 0)
 
-    seen = transitions(found, ("event", event.id), limit=30, count=people, types=types)
-    alternates(seen, types)
-    await _no_drift(rt)
+    types = ("event.full", "event.reopened")
+    await crossed(rt, event.id, ("event", event.id), limit=30, count=people, types=types)
 
 
 async def test_session_full_and_reopened_once_per_transition(wide: Runtime) -> None:
@@ -182,25 +205,19 @@ async def test_session_full_and_reopened_once_per_transition(wide: Runtime) -> N
     for who in people:
         await registrations.register(rt, who, event.id, RegistrationDraft())
 
-    async def guest(n: int) -> None:
-        who = people[n]
-        with contextlib.suppress(SessionFull):
-            with acting(who, f"rsvp-{n}"):
-                await sessions.rsvp(rt, who, made.id)
-            if n % 3 == 0:
-                with acting(who, f"leave-{n}"):
-                    await sessions.leave(rt, who, made.id)
+    async def rsvp(who: Principal, _: int) -> object:
+        return await sessions.rsvp(rt, who, made.id)
 
-    await asyncio.gather(*(guest(n) for n in range(80)))
-    found = await event_changes(rt, event.id)
-    types = ("session.full", "session.reopened")
+    async def leave(who: Principal, _: object) -> None:
+        await sessions.leave(rt, who, made.id)
+
+    await churn(people, SessionFull, rsvp, leave)
 
     def seated(counters: dict[str, int]) -> int:
         return counters.get(replay.key("session", made.id, replay.ATTENDANCE), 0)
 
-    seen = transitions(found, ("session", made.id), limit=20, count=seated, types=types)
-    alternates(seen, types)
-    await _no_drift(rt)
+    types = ("session.full", "session.reopened")
+    await crossed(rt, event.id, ("session", made.id), limit=20, count=seated, types=types)
 
 
 @pytest.mark.postgres

@@ -53,10 +53,10 @@ from headcount.domain.errors import (
     SessionFull,
     SoldOut,
 )
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 from support.changes import Reader, acting, only, subset, types_of
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-changes")
 
@@ -87,11 +87,6 @@ def _order(event_id: str, ticket_type_id: str, quantity: int) -> OrderDraft:
         event_id=event_id,
         items=[OrderItemInput(ticket_type_id=ticket_type_id, quantity=quantity)],
     )
-
-
-async def _no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def test_an_order_records_each_step_and_its_thresholds(runtime: Runtime) -> None:
@@ -145,7 +140,7 @@ async def test_an_order_records_each_step_and_its_thresholds(runtime: Runtime) -
     assert types_of(found) == ["order.refunded"]  # it was not sold out: no threshold
     subset(found[0].payload, status="refunded", previous_status="paid")
     assert found[0].payload["items"] == [{"ticket_type_id": tt, "quantity": 2}]
-    await _no_drift(runtime)
+    await assert_no_drift(runtime)
 
 
 async def test_an_expired_hold_is_the_systems_doing(runtime: Runtime) -> None:
@@ -178,7 +173,7 @@ async def test_an_expired_hold_is_the_systems_doing(runtime: Runtime) -> None:
         "req-lazy",
     )
     assert (found[2].request_id, found[2].actor_role) == ("req-lazy", None)
-    await _no_drift(runtime)
+    await assert_no_drift(runtime)
 
 
 async def test_registrations_and_the_event_cap(runtime: Runtime) -> None:
@@ -222,7 +217,7 @@ async def test_registrations_and_the_event_cap(runtime: Runtime) -> None:
     assert (changed["before"], changed["after"]) == ({"max_attendees": 3}, {"max_attendees": 1})
     await events.update_event(runtime, ORG, event_id, EventPatch(max_attendees=None))
     assert await log.types() == ["event.changed", "event.reopened"]
-    await _no_drift(runtime)
+    await assert_no_drift(runtime)
 
 
 async def test_sessions_rsvps_and_their_waitlist(runtime: Runtime) -> None:
@@ -290,7 +285,7 @@ async def test_sessions_rsvps_and_their_waitlist(runtime: Runtime) -> None:
     with pytest.raises(SessionFull):
         await sessions.rsvp(runtime, people[2], no_waitlist.id)
     assert await log.new() == []
-    await _no_drift(runtime)
+    await assert_no_drift(runtime)
 
 
 async def test_ticket_waitlists_offer_accept_decline_and_lapse(runtime: Runtime) -> None:
@@ -344,7 +339,7 @@ async def test_ticket_waitlists_offer_accept_decline_and_lapse(runtime: Runtime)
     await waitlists.leave_ticket_waitlist(runtime, dan, tt)
     left = only(await log.new(), "waitlist.left")
     subset(left.payload, attendee_id=dan.sub, status="left")
-    await _no_drift(runtime)
+    await assert_no_drift(runtime)
 
 
 def waitlists_due(expires_at: str) -> datetime:
@@ -427,7 +422,7 @@ async def test_organizers_changes_carry_before_and_after(runtime: Runtime) -> No
     assert await log.types() == ["huddle.created"]
     await places.update(runtime, ORG, HUDDLE, huddle.id, HuddlePatch(capacity=2))
     assert await log.types() == ["huddle.changed"]
-    await _no_drift(runtime)
+    await assert_no_drift(runtime)
 
 
 async def test_huddles_and_live_spaces(live_runtime: Runtime) -> None:

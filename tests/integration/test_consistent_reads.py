@@ -24,9 +24,9 @@ from headcount.capacity.views import TicketTypeView
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.config import Settings
 from headcount.ledger.attendance import WaitlistEntry
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-reads")
 
@@ -43,11 +43,6 @@ async def buy(rt: Runtime, who: str, tt: TicketTypeView, qty: int = 1) -> str:
         event_id=tt.event_id, items=[OrderItemInput(ticket_type_id=tt.id, quantity=qty)]
     )
     return (await orders.create_order(rt, attendee(who), draft)).id
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def test_the_capacity_snapshot_is_one_point_in_time(

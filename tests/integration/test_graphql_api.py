@@ -7,13 +7,13 @@ from typing import Any
 import httpx
 import pytest
 
-from headcount.capacity import events, tickets
 from headcount.capacity.events import EventDraft
 from headcount.capacity.tickets import TicketTypeDraft
 from headcount.domain.identity import Role
 from headcount.runtime import Runtime
 from support.auth import organizer
 from support.graphql import gql
+from support.seed import event_with_ticket_type
 
 ORG = organizer("org-gql")
 
@@ -50,14 +50,12 @@ query Stock($id: ID!) {
 
 
 async def stock(rt: Runtime, total: int, *, max_per_order: int | None = None) -> tuple[str, str]:
-    event = await events.create_event(rt, ORG, EventDraft(name="GraphQL test", max_attendees=9))
-    tt = await tickets.create_ticket_type(
+    return await event_with_ticket_type(
         rt,
         ORG,
-        event.id,
+        EventDraft(name="GraphQL test", max_attendees=9),
         TicketTypeDraft(name="GA", quantity_total=total, max_per_order=max_per_order),
     )
-    return event.id, tt.id
 
 
 def order_input(event_id: str, tt_id: str, quantity: int) -> dict[str, Any]:

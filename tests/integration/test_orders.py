@@ -25,9 +25,10 @@ from headcount.domain.errors import (
 )
 from headcount.domain.identity import Principal, Role
 from headcount.ledger.models import Order
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
+from support.clock import past_hold
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-orders")
 
@@ -51,11 +52,6 @@ def draft(event_id: str, *lines: tuple[str, int]) -> OrderDraft:
     return OrderDraft(
         event_id=event_id, items=[OrderItemInput(ticket_type_id=t, quantity=q) for t, q in lines]
     )
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def test_create_holds_stock_and_confirm_sells_it(runtime: Runtime) -> None:
@@ -151,31 +147,31 @@ async def test_a_lapsed_hold_reads_expired_without_a_write_and_the_sweep_frees_i
 async def test_buying_past_a_lapsed_hold_expires_it_first(runtime: Runtime) -> None:
     (tt,) = await make_stock(runtime, 1)
     first = await orders.create_order(runtime, attendee("ed"), draft(tt.event_id, (tt.id, 1)))
-    runtime.clock = lambda: first.expires_at + timedelta(seconds=1)
-    second = await orders.create_order(runtime, attendee("fi"), draft(tt.event_id, (tt.id, 1)))
-    assert second.status == "pending"
-    assert (await orders.get_order(runtime, attendee("ed"), first.id)).status == "expired"
+    with past_hold(runtime, first):
+        second = await orders.create_order(runtime, attendee("fi"), draft(tt.event_id, (tt.id, 1)))
+        assert second.status == "pending"
+        assert (await orders.get_order(runtime, attendee("ed"), first.id)).status == "expired"
     await assert_no_drift(runtime)
 
 
 async def test_confirming_an_expired_order_resells_if_stock_allows(runtime: Runtime) -> None:
     (tt,) = await make_stock(runtime, 1)
     order = await orders.create_order(runtime, attendee("gu"), draft(tt.event_id, (tt.id, 1)))
-    runtime.clock = lambda: order.expires_at + timedelta(seconds=1)
-    assert await orders.sweep_expired_holds(runtime) >= 1
-    assert (await orders.confirm_order(runtime, ORG, order.id)).status == "paid"
+    with past_hold(runtime, order):
+        assert await orders.sweep_expired_holds(runtime) >= 1
+        assert (await orders.confirm_order(runtime, ORG, order.id)).status == "paid"
     await assert_no_drift(runtime)
 
 
 async def test_confirming_an_expired_order_fails_when_stock_is_gone(runtime: Runtime) -> None:
     (tt,) = await make_stock(runtime, 1)
     order = await orders.create_order(runtime, attendee("ha"), draft(tt.event_id, (tt.id, 1)))
-    runtime.clock = lambda: order.expires_at + timedelta(seconds=1)
-    taker = await orders.create_order(runtime, attendee("ik"), draft(tt.event_id, (tt.id, 1)))
-    with pytest.raises(HoldExpired):
-        await orders.confirm_order(runtime, ORG, order.id)
-    assert (await orders.get_order(runtime, ORG, order.id)).status == "expired"
-    assert (await orders.get_order(runtime, ORG, taker.id)).status == "pending"
+    with past_hold(runtime, order):
+        taker = await orders.create_order(runtime, attendee("ik"), draft(tt.event_id, (tt.id, 1)))
+        with pytest.raises(HoldExpired):
+            await orders.confirm_order(runtime, ORG, order.id)
+        assert (await orders.get_order(runtime, ORG, order.id)).status == "expired"
+        assert (await orders.get_order(runtime, ORG, taker.id)).status == "pending"
     await assert_no_drift(runtime)
 
 

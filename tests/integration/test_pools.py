@@ -6,7 +6,6 @@ Every test runs on SQLite and PostgreSQL and ends by proving the counters equal 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -36,6 +35,8 @@ from headcount.ledger.pools import CapacityPool
 from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
+from support.clock import past_hold
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-pools")
 
@@ -84,11 +85,6 @@ async def buy(rt: Runtime, who: str, event_id: str, *lines: tuple[TicketTypeView
         ),
     )
     return order.id
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def used(rt: Runtime, pool_id: str) -> int:
@@ -148,12 +144,8 @@ async def test_cancel_refund_and_expiry_give_back_to_every_pool(runtime: Runtime
     await orders.cancel_order(runtime, ORG, paid)  # refund
     assert (await used(runtime, wide.id), await used(runtime, only_b.id)) == (3, 1)
     order = await orders.get_order(runtime, attendee("l"), lapsing)
-    base = runtime.clock
-    runtime.clock = lambda: order.expires_at + timedelta(seconds=1)
-    try:
+    with past_hold(runtime, order):
         await orders.sweep_expired_holds(runtime)
-    finally:
-        runtime.clock = base
     assert (await used(runtime, wide.id), await used(runtime, only_b.id)) == (0, 0)
     await assert_no_drift(runtime)
 
@@ -164,15 +156,11 @@ async def test_confirming_a_lapsed_order_needs_pool_room_again(runtime: Runtime)
     hall = await make_pool(runtime, event_id, 2, a, b)
     first = await buy(runtime, "f", event_id, (a, 2))
     order = await orders.get_order(runtime, attendee("f"), first)
-    base = runtime.clock
-    runtime.clock = lambda: order.expires_at + timedelta(seconds=1)
-    try:
+    with past_hold(runtime, order):
         await orders.sweep_expired_holds(runtime)
         await buy(runtime, "s", event_id, (b, 1))
         with pytest.raises(HoldExpired):  # the pool has 1 left, the order needs 2
             await orders.confirm_order(runtime, ORG, first)
-    finally:
-        runtime.clock = base
     assert await used(runtime, hall.id) == 1
     await assert_no_drift(runtime)
 
@@ -316,12 +304,8 @@ async def test_max_per_customer_counts_pending_and_paid_not_lapsed(runtime: Runt
         await buy(runtime, "fan", event_id, (limited, 1))
     await buy(runtime, "friend", event_id, (limited, 3))  # per customer, not per type
     order = await orders.get_order(runtime, attendee("fan"), held)
-    base = runtime.clock
-    runtime.clock = lambda: order.expires_at + timedelta(seconds=1)
-    try:
+    with past_hold(runtime, order):
         await buy(runtime, "fan", event_id, (limited, 1))  # the lapsed hold holds nothing
-    finally:
-        runtime.clock = base
     await assert_no_drift(runtime)
 
 

@@ -21,7 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 from headcount.presence import Resource
 from headcount.presence.batching import Command
 from headcount.presence.redis import RedisPresence
-from support.redis_backends import REDIS_BACKENDS, redis_backend_url
+from support.redis_backends import REDIS_BACKENDS, redis_backend_url, redis_engine
 
 
 @pytest.fixture(params=REDIS_BACKENDS)
@@ -31,11 +31,8 @@ def url(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 async def engine(url: str) -> AsyncIterator[RedisPresence]:
-    found = RedisPresence(url, prefix=f"hcbatch-{secrets.token_hex(6)}")
-    try:
+    async with redis_engine(url, "hcbatch") as found:
         yield found
-    finally:
-        await found.close()
 
 
 def _count_pipelines(engine: RedisPresence, monkeypatch: pytest.MonkeyPatch) -> list[int]:

@@ -24,15 +24,13 @@ from headcount.presence import Resource
 from headcount.presence.batching import Command, Script
 from headcount.presence.redis import RedisPresence
 from support.private_services import PrivateRedisCluster
+from support.redis_backends import redis_engine
 
 
 @pytest.fixture
 async def engine(redis_cluster_url: str) -> AsyncIterator[RedisPresence]:
-    found = RedisPresence(redis_cluster_url, prefix=f"hccl-{secrets.token_hex(4)}")
-    try:
+    async with redis_engine(redis_cluster_url, "hccl") as found:
         yield found
-    finally:
-        await found.close()
 
 
 def _resources(count: int) -> list[Resource]:

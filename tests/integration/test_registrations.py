@@ -15,9 +15,9 @@ from headcount.domain.errors import (
     InvalidQuantity,
     NotFound,
 )
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-reg")
 
@@ -27,11 +27,6 @@ async def make_event(rt: Runtime, max_attendees: int | None) -> str:
         rt, ORG, EventDraft(name="Registration test", max_attendees=max_attendees)
     )
     return event.id
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
 
 
 async def summary(rt: Runtime, event_id: str) -> tuple[int | None, int, int | None, bool]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from headcount.capacity import events, registrations, sessions
+from headcount.capacity import registrations, sessions
 from headcount.capacity.events import EventDraft
 from headcount.capacity.registrations import RegistrationDraft
 from headcount.capacity.sessions import SessionDraft, SessionPatch
@@ -15,9 +15,10 @@ from headcount.domain.errors import (
     NotRegistered,
     SessionFull,
 )
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
+from support.ledger_checks import assert_no_drift
+from support.seed import event_with_session
 
 ORG = organizer("org-ses")
 
@@ -25,21 +26,15 @@ ORG = organizer("org-ses")
 async def make_session(
     rt: Runtime, seats: int, *, waitlist: bool = True, people: int = 0
 ) -> tuple[str, str]:
-    event = await events.create_event(rt, ORG, EventDraft(name="Sessions test"))
-    made = await sessions.create_session(
+    event_id, session_id = await event_with_session(
         rt,
         ORG,
-        event.id,
+        EventDraft(name="Sessions test"),
         SessionDraft(title="Workshop", max_participants=seats, waitlist_enabled=waitlist),
     )
     for n in range(people):
-        await registrations.register(rt, attendee(f"p{n}"), event.id, RegistrationDraft())
-    return event.id, made.id
-
-
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
+        await registrations.register(rt, attendee(f"p{n}"), event_id, RegistrationDraft())
+    return event_id, session_id
 
 
 async def test_rsvp_confirms_then_waitlists_in_order(runtime: Runtime) -> None:

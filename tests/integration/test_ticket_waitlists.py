@@ -13,9 +13,10 @@ from headcount.capacity.tickets import TicketTypeDraft, TicketTypePatch
 from headcount.capacity.views import TicketTypeView
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.domain.errors import Forbidden, InvalidQuantity, NotFound, SoldOut
-from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
+from support.clock import past_hold
+from support.ledger_checks import assert_no_drift
 
 ORG = organizer("org-wl")
 
@@ -53,11 +54,6 @@ async def status(rt: Runtime, who: str, tt: TicketTypeView) -> tuple[str, int | 
     return entry.status, entry.position, entry.offered_quantity
 
 
-async def assert_no_drift(rt: Runtime) -> None:
-    async with rt.db.transaction() as tx:
-        assert [str(d) for d in await reconcile(tx)] == []
-
-
 async def test_cancel_offers_the_stock_to_the_head_not_to_a_newcomer(runtime: Runtime) -> None:
     tt = await make_stock(runtime, 1)
     held = await buy(runtime, "ann", tt)
@@ -82,12 +78,19 @@ async def test_cancel_offers_the_stock_to_the_head_not_to_a_newcomer(runtime: Ru
     await assert_no_drift(runtime)
 
 
+async def offered_to_bo_before_cy(rt: Runtime) -> TicketTypeView:
+    """The one ticket ann held is cancelled: bo, first in the queue, is offered it, and
+    cy waits behind."""
+    tt = await make_stock(rt, 1)
+    held = await buy(rt, "ann", tt)
+    await join(rt, "bo", tt)
+    await join(rt, "cy", tt)
+    await orders.cancel_order(rt, attendee("ann"), held)
+    return tt
+
+
 async def test_lapsed_offer_passes_to_the_next_person(runtime: Runtime) -> None:
-    tt = await make_stock(runtime, 1)
-    held = await buy(runtime, "ann", tt)
-    await join(runtime, "bo", tt)
-    await join(runtime, "cy", tt)
-    await orders.cancel_order(runtime, attendee("ann"), held)
+    tt = await offered_to_bo_before_cy(runtime)
     offer = await waitlists.my_ticket_waitlist_entry(runtime, attendee("bo"), tt.id)
     assert offer.offer_expires_at is not None
     assert offer.offer_expires_at - offer.updated_at == timedelta(
@@ -107,11 +110,7 @@ async def test_lapsed_offer_passes_to_the_next_person(runtime: Runtime) -> None:
 
 
 async def test_declining_passes_the_offer_on(runtime: Runtime) -> None:
-    tt = await make_stock(runtime, 1)
-    held = await buy(runtime, "ann", tt)
-    await join(runtime, "bo", tt)
-    await join(runtime, "cy", tt)
-    await orders.cancel_order(runtime, attendee("ann"), held)
+    tt = await offered_to_bo_before_cy(runtime)
     declined = await waitlists.leave_ticket_waitlist(runtime, attendee("bo"), tt.id)
     assert declined.status == "declined"
     assert await status(runtime, "cy", tt) == ("offered", None, 1)
@@ -127,11 +126,9 @@ async def test_hold_expiry_refund_and_a_larger_total_all_promote(runtime: Runtim
         await join(runtime, who, tt)
     # Hold expiry (the sweeper).
     order = await orders.get_order(runtime, attendee("ann"), first)
-    base = runtime.clock
-    runtime.clock = lambda: order.expires_at + timedelta(seconds=1)
-    await orders.sweep_expired_holds(runtime)
-    assert (await status(runtime, "w1", tt))[0] == "offered"
-    runtime.clock = base
+    with past_hold(runtime, order):
+        await orders.sweep_expired_holds(runtime)
+        assert (await status(runtime, "w1", tt))[0] == "offered"
     # Refund of a paid order.
     await orders.cancel_order(runtime, ORG, paid)
     assert (await status(runtime, "w2", tt))[0] == "offered"

@@ -43,3 +43,47 @@ async def create_event_with_stock(
         assert tt.status_code == 201, tt.text
         ids.append(tt.json()["id"])
     return event_id, ids
+
+
+async def create_stream_event(
+    http: httpx.AsyncClient,
+    viewers: int | None,
+    *,
+    headers: dict[str, str],
+    name: str = "Stream",
+    path: str = "/api/v1/events",
+) -> str:
+    """An event whose stream admits `viewers` at once (None: no limit); returns its id."""
+    settings = {"max_concurrent_viewers": viewers}
+    made = await http.post(path, json={"name": name, "virtual_settings": settings}, headers=headers)
+    assert made.status_code == 201, made.text
+    event_id: str = made.json()["id"]
+    return event_id
+
+
+async def hold_order(
+    http: httpx.AsyncClient,
+    event_id: str,
+    ticket_type_id: str,
+    headers: dict[str, str],
+    quantity: int = 1,
+) -> str:
+    """A pending order for `quantity` of one ticket type, held by the caller of `headers`;
+    returns its id."""
+    items = [{"ticket_type_id": ticket_type_id, "quantity": quantity}]
+    made = await http.post(
+        "/api/v1/orders", json={"event_id": event_id, "items": items}, headers=headers
+    )
+    assert made.status_code == 201, made.text
+    order_id: str = made.json()["id"]
+    return order_id
+
+
+async def create_session(
+    http: httpx.AsyncClient, event_id: str, headers: dict[str, str], **session: Any
+) -> str:
+    """An agenda session of the event (`title`, `max_participants`, …); returns its id."""
+    made = await http.post(f"/api/v1/events/{event_id}/sessions", json=session, headers=headers)
+    assert made.status_code == 201, made.text
+    session_id: str = made.json()["id"]
+    return session_id

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
-from support.ledger_checks import sync_url
+from support.ledger_checks import direct_connection
 
 
 @dataclass(frozen=True)
@@ -44,25 +44,21 @@ class TicketRows:
 
 
 def registration_rows(database_url: str, event_id: str) -> RegistrationRows:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as conn:
-            cap = conn.execute(
-                text("SELECT max_attendees FROM events WHERE id = :id"), {"id": event_id}
-            ).scalar_one()
-            counter = conn.execute(
-                text("SELECT registered FROM event_capacity WHERE event_id = :id"),
-                {"id": event_id},
-            ).scalar()
-            active = conn.execute(
-                text(
-                    "SELECT attendee_id, party_size FROM registrations "
-                    "WHERE event_id = :id AND status = 'active' ORDER BY attendee_id"
-                ),
-                {"id": event_id},
-            ).all()
-    finally:
-        engine.dispose()
+    with direct_connection(database_url) as conn:
+        cap = conn.execute(
+            text("SELECT max_attendees FROM events WHERE id = :id"), {"id": event_id}
+        ).scalar_one()
+        counter = conn.execute(
+            text("SELECT registered FROM event_capacity WHERE event_id = :id"),
+            {"id": event_id},
+        ).scalar()
+        active = conn.execute(
+            text(
+                "SELECT attendee_id, party_size FROM registrations "
+                "WHERE event_id = :id AND status = 'active' ORDER BY attendee_id"
+            ),
+            {"id": event_id},
+        ).all()
     return RegistrationRows(
         max_attendees=cap,
         registered=int(counter or 0),
@@ -72,32 +68,28 @@ def registration_rows(database_url: str, event_id: str) -> RegistrationRows:
 
 
 def session_rows(database_url: str, session_id: str) -> SessionRows:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as conn:
-            maximum, attendance = conn.execute(
-                text(
-                    "SELECT maximum_capacity, current_attendance FROM session_capacity "
-                    "WHERE session_id = :id"
-                ),
-                {"id": session_id},
-            ).one()
-            confirmed = conn.execute(
-                text(
-                    "SELECT attendee_id FROM session_seats "
-                    "WHERE session_id = :id AND status = 'confirmed' ORDER BY attendee_id"
-                ),
-                {"id": session_id},
-            ).all()
-            entries = conn.execute(
-                text(
-                    "SELECT attendee_id, seq, status FROM waitlist_entries "
-                    "WHERE session_id = :id ORDER BY seq"
-                ),
-                {"id": session_id},
-            ).all()
-    finally:
-        engine.dispose()
+    with direct_connection(database_url) as conn:
+        maximum, attendance = conn.execute(
+            text(
+                "SELECT maximum_capacity, current_attendance FROM session_capacity "
+                "WHERE session_id = :id"
+            ),
+            {"id": session_id},
+        ).one()
+        confirmed = conn.execute(
+            text(
+                "SELECT attendee_id FROM session_seats "
+                "WHERE session_id = :id AND status = 'confirmed' ORDER BY attendee_id"
+            ),
+            {"id": session_id},
+        ).all()
+        entries = conn.execute(
+            text(
+                "SELECT attendee_id, seq, status FROM waitlist_entries "
+                "WHERE session_id = :id ORDER BY seq"
+            ),
+            {"id": session_id},
+        ).all()
 
     def of(status: str) -> list[tuple[str, int]]:
         return [(a, int(s)) for a, s, st in entries if st == status]
@@ -113,34 +105,30 @@ def session_rows(database_url: str, session_id: str) -> SessionRows:
 
 
 def ticket_rows(database_url: str, ticket_type_id: str) -> TicketRows:
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as conn:
-            total, sold, reserved = conn.execute(
-                text(
-                    "SELECT quantity_total, quantity_sold, quantity_reserved FROM ticket_types "
-                    "WHERE id = :id"
-                ),
-                {"id": ticket_type_id},
-            ).one()
-            pending, paid = conn.execute(
-                text(
-                    "SELECT COALESCE(SUM(CASE WHEN o.status = 'pending' THEN i.quantity END), 0),"
-                    " COALESCE(SUM(CASE WHEN o.status = 'paid' THEN i.quantity END), 0) "
-                    "FROM order_items i JOIN orders o ON o.id = i.order_id "
-                    "WHERE i.ticket_type_id = :id"
-                ),
-                {"id": ticket_type_id},
-            ).one()
-            entries = conn.execute(
-                text(
-                    "SELECT attendee_id, seq, status, offered_quantity FROM waitlist_entries "
-                    "WHERE ticket_type_id = :id ORDER BY seq"
-                ),
-                {"id": ticket_type_id},
-            ).all()
-    finally:
-        engine.dispose()
+    with direct_connection(database_url) as conn:
+        total, sold, reserved = conn.execute(
+            text(
+                "SELECT quantity_total, quantity_sold, quantity_reserved FROM ticket_types "
+                "WHERE id = :id"
+            ),
+            {"id": ticket_type_id},
+        ).one()
+        pending, paid = conn.execute(
+            text(
+                "SELECT COALESCE(SUM(CASE WHEN o.status = 'pending' THEN i.quantity END), 0),"
+                " COALESCE(SUM(CASE WHEN o.status = 'paid' THEN i.quantity END), 0) "
+                "FROM order_items i JOIN orders o ON o.id = i.order_id "
+                "WHERE i.ticket_type_id = :id"
+            ),
+            {"id": ticket_type_id},
+        ).one()
+        entries = conn.execute(
+            text(
+                "SELECT attendee_id, seq, status, offered_quantity FROM waitlist_entries "
+                "WHERE ticket_type_id = :id ORDER BY seq"
+            ),
+            {"id": ticket_type_id},
+        ).all()
     return TicketRows(
         total=int(total),
         sold=int(sold),

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount import origin
 from headcount.capacity import sequencer
@@ -18,6 +21,19 @@ from headcount.domain.identity import Principal
 from headcount.ledger import changes
 from headcount.ledger.changes import Change
 from headcount.runtime import Runtime
+
+
+def note(tx: AsyncSession, event_id: str, label: str, at: datetime) -> None:
+    """A placeholder change the log must keep or drop with its transaction: named by
+    `label` so a test can tell which transaction's change it sees."""
+    changes.record(
+        tx,
+        "order.created",
+        event_id=event_id,
+        resource=("order", label),
+        payload={"label": label},
+        at=at,
+    )
 
 
 async def positioned(rt: Runtime) -> None:

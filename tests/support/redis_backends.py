@@ -8,7 +8,13 @@ beforehand.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
+
+from headcount.presence.redis import RedisPresence
 
 REDIS_BACKENDS = [
     pytest.param("redis", id="redis", marks=pytest.mark.redis),
@@ -22,3 +28,14 @@ def redis_backend_url(request: pytest.FixtureRequest, backend: str) -> str:
         "redis_cluster_url" if backend == "redis-cluster" else "redis_url"
     )
     return url
+
+
+@asynccontextmanager
+async def redis_engine(url: str, prefix: str) -> AsyncIterator[RedisPresence]:
+    """A Redis presence engine under a key prefix of its own (`<prefix>-<random>`, so
+    parallel runs never meet), closed afterwards."""
+    engine = RedisPresence(url, prefix=f"{prefix}-{secrets.token_hex(6)}")
+    try:
+        yield engine
+    finally:
+        await engine.close()

@@ -8,6 +8,7 @@ the same readiness probe and the same shutdown.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from support import services
 
 # Two or three test servers plus the test process share one PostgreSQL with
 # max_connections = 100: cap each server at 16 connections (requests queue in the pool
@@ -147,3 +150,21 @@ def running_servers(
 
 def _wait_ready(server: Server, timeout: float = 30.0) -> None:
     wait_ready(server.process, server.base_url, timeout=timeout, poll=0.1, explain=server.log)
+
+
+# Small pools: other suites share this PostgreSQL; joins hold a connection for one read.
+SMALL_POOL = {"HEADCOUNT_DB_POOL_SIZE": "5", "HEADCOUNT_DB_MAX_OVERFLOW": "5"}
+
+
+def presence_env(ttl: float, url: str | None = None, grace: float = 15) -> dict[str, str]:
+    """Server settings for presence on Redis `url` (default: the shared one, which must be
+    there), under a key prefix of its own so parallel runs never meet, on small pools."""
+    if url is None:
+        services.need_redis()
+    return {
+        "HEADCOUNT_REDIS_URL": url or services.REDIS_URL,
+        "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
+        "HEADCOUNT_PRESENCE_TTL": str(ttl),
+        "HEADCOUNT_PRESENCE_GRACE": str(grace),
+        **SMALL_POOL,
+    }

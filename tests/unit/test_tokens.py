@@ -13,6 +13,7 @@ from headcount.config import DEV_JWT_SECRET, Settings
 from headcount.domain.errors import Unauthorized
 from headcount.domain.identity import Role
 from headcount.tokens import mint, verify
+from support.auth import claims as token_claims
 
 SETTINGS = Settings(jwt_secret="s3cret-for-tests-that-is-long-enough-32b", env="test")
 
@@ -26,13 +27,7 @@ def sign(
 
 
 def claims(**overrides: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "sub": "alice",
-        "role": "attendee",
-        "exp": datetime.now(UTC) + timedelta(minutes=5),
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+    return token_claims("alice", **overrides)
 
 
 def test_minted_token_round_trips() -> None:

@@ -90,6 +90,16 @@ async def load_event(tx: Tx, event_id: str, *, lock: bool = False) -> Event:
     return await rows.find(tx, Event, event_id, noun="event", lock=lock)
 
 
+async def managed_event(
+    tx: Tx, principal: Principal, event_id: str, *, lock: bool = False
+) -> Event:
+    """The event, if `principal` may manage it: where every organizer's write and private
+    read begins. Loaded first, so a missing event is a 404 before any 403."""
+    event = await load_event(tx, event_id, lock=lock)
+    require_manager(principal, event)
+    return event
+
+
 def require_manager(principal: Principal, event: Event) -> None:
     if not principal.manages(event.organizer_id):
         raise Forbidden("only the event's organizer may do this")
@@ -101,31 +111,21 @@ async def create_event(
     if not (principal.is_organizer or principal.is_service):
         raise Forbidden("only organizers create events")
     now = rt.clock()
-    event = Event(
+    event = rows.new(
+        Event,
+        draft.model_dump(),
+        now,
         id=event_id or new_id("evt"),
         organizer_id=principal.sub,
-        name=draft.name,
-        description=draft.description,
-        starts_at=draft.starts_at,
-        ends_at=draft.ends_at,
-        max_attendees=draft.max_attendees,
         virtual_settings=draft.virtual_settings.model_dump(exclude_none=True),
-        created_at=now,
-        updated_at=now,
     )
     async with rt.db.transaction() as tx:
         await rows.add(tx, event)
         if event.max_attendees is not None:
             # A capped event counts tickets from its first sale on (ledger/draws.py).
             await draws.recount_event_tickets(tx, event.id)
-        journal.organizer(
-            tx,
-            ChangeType.EVENT_CREATED,
-            event_id=event.id,
-            resource=("event", event.id),
-            before=None,
-            after=_definition(event),
-            at=now,
+        journal.audit(
+            tx, ChangeType.EVENT_CREATED, ("event", event), None, _definition(event), at=now
         )
     return EventView.of(event)
 
@@ -166,8 +166,7 @@ async def update_event(
         )
 
     async def work(tx: Tx) -> EventView:
-        event = await load_event(tx, event_id, lock=True)
-        require_manager(principal, event)
+        event = await managed_event(tx, principal, event_id, lock=True)
         check_patched_window(
             changes.get("starts_at", event.starts_at), changes.get("ends_at", event.ends_at)
         )
@@ -179,13 +178,12 @@ async def update_event(
         journal.stamp(tx, event.updated_at)
         if "max_attendees" in changes:
             await _move_cap(tx, event, cap_before)
-        journal.organizer(
+        journal.audit(
             tx,
             ChangeType.EVENT_CHANGED,
-            event_id=event.id,
-            resource=("event", event.id),
-            before=before,
-            after=_definition(event),
+            ("event", event),
+            before,
+            _definition(event),
             at=event.updated_at,
         )
         return EventView.of(event)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Sequence
 
-from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.views import AuditEntry, AuditPage, ChangePage, ChangeView
 from headcount.domain.changes import (
     ORGANIZER_TYPES,
@@ -67,19 +67,7 @@ def _checked_limit(limit: int) -> int:
 
 def change_view(change: Change) -> ChangeView:
     assert change.position is not None
-    return ChangeView(
-        id=f"chg_{change.id}",
-        cursor=encode_cursor(change.position),
-        type=change.type,
-        event_id=change.event_id,
-        resource_type=change.resource_type,
-        resource_id=change.resource_id,
-        actor_sub=change.actor_sub,
-        actor_role=change.actor_role,
-        request_id=change.request_id,
-        occurred_at=change.occurred_at,
-        payload=change.payload,
-    )
+    return ChangeView.from_row(change, id=f"chg_{change.id}", cursor=encode_cursor(change.position))
 
 
 async def _read(
@@ -191,8 +179,7 @@ async def audit(
     """Who changed which capacity of the event, when, from what to what (its organizer)."""
     resource = _resource(resource_type, resource_id)
     async with rt.db.snapshot() as tx:
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
+        event = await managed_event(tx, principal, event_id)
         found, next_, more = await _read(
             tx, after, limit, event_id=event.id, types=sorted(ORGANIZER_TYPES), resource=resource
         )

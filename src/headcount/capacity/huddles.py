@@ -117,15 +117,7 @@ async def _try_join(
         if not await ledger.claim(tx, huddle, principal.sub, now):
             return None
         joined = await rows.find(tx, Huddle, huddle.id, noun=HUDDLE.noun)
-        journal.membership(
-            tx,
-            ChangeType.HUDDLE_JOINED,
-            event_id=joined.event_id,
-            huddle_id=joined.id,
-            user_id=principal.sub,
-            members=joined.members,
-            at=now,
-        )
+        journal.membership(tx, ChangeType.HUDDLE_JOINED, joined, principal.sub, now)
         return _membership(True, joined)
 
 
@@ -136,14 +128,6 @@ async def leave_huddle(rt: Runtime, principal: Principal, huddle_id: str) -> Hud
         huddle = await rows.find(tx, Huddle, huddle_id, noun=HUDDLE.noun)
         if await ledger.give_back(tx, huddle.id, principal.sub, now):
             huddle = await rows.find(tx, Huddle, huddle.id, noun=HUDDLE.noun)
-            journal.membership(
-                tx,
-                ChangeType.HUDDLE_LEFT,
-                event_id=huddle.event_id,
-                huddle_id=huddle.id,
-                user_id=principal.sub,
-                members=huddle.members,
-                at=now,
-            )
+            journal.membership(tx, ChangeType.HUDDLE_LEFT, huddle, principal.sub, now)
     rt.signals.notify(huddle.event_id)
     return _membership(False, huddle)

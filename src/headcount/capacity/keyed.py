@@ -14,12 +14,14 @@ replays its answer; without a key it runs with no transaction at all. A join to 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from headcount.domain.identity import Principal
+from headcount.ledger import journal
 from headcount.ledger.db import Tx
 from headcount.ledger.idempotency import run_idempotent
 from headcount.runtime import Runtime
@@ -57,6 +59,30 @@ async def once(
         work=stored,
     )
     return answer.model_validate(first)
+
+
+async def decided(
+    rt: Runtime,
+    principal: Principal,
+    scope: str,
+    payload: Mapping[str, object],
+    *,
+    key: str | None,
+    answer: type[Answer],
+    work: Callable[[Tx, datetime], Awaitable[Answer]],
+) -> Answer:
+    """`once` for a change decided at one moment: `work` gets its transaction and that
+    moment, already stamped on the transaction for the thresholds its statements record
+    (a retry after a deadlock decides again, at its own moment)."""
+
+    async def stamped(tx: Tx) -> Answer:
+        now = rt.clock()
+        journal.stamp(tx, now)
+        return await work(tx, now)
+
+    return await once(
+        rt, principal, scope=scope, key=key, payload=payload, answer=answer, work=stamped
+    )
 
 
 def _body(

@@ -14,13 +14,14 @@ Rules chosen here (docs/concurrency.md, "Pools", has the locking side):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.decisions import decision, under_event
+from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.inputs import Patch
 from headcount.capacity.pool_membership import load_pool, set_pools
 from headcount.capacity.tickets import load_ticket_type
@@ -33,7 +34,7 @@ from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY
 from headcount.ledger import draws, journal, listings, locks, offers, registrations, rows
 from headcount.ledger.db import Tx
-from headcount.ledger.models import Event
+from headcount.ledger.models import Event, TicketType
 from headcount.ledger.pools import CapacityPool
 from headcount.runtime import Runtime
 
@@ -61,21 +62,12 @@ class PoolPatch(Patch):
 
 def pool_view(pool: CapacityPool, ticket_type_ids: Sequence[str]) -> PoolView:
     left = rules.remaining(pool.quantity_used, pool.admission_limit)
-    return PoolView(
-        id=pool.id,
-        event_id=pool.event_id,
-        name=pool.name,
-        capacity=pool.capacity,
-        overbook_ratio=pool.overbook_ratio,
-        admission_limit=pool.admission_limit,
-        max_per_customer=pool.max_per_customer,
-        quantity_used=pool.quantity_used,
+    return PoolView.from_row(
+        pool,
         quantity_available=left,
         over_capacity_by=rules.over_by(pool.quantity_used, pool.admission_limit),
         is_exhausted=left == 0,
         ticket_type_ids=sorted(ticket_type_ids),
-        created_at=pool.created_at,
-        updated_at=pool.updated_at,
     )
 
 
@@ -115,23 +107,16 @@ async def create_pool(
     *,
     pool_id: str | None = None,
 ) -> PoolView:
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        journal.stamp(tx, now)
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
-        pool = CapacityPool(
+    async with under_event(rt, principal, event_id) as (tx, event, now):
+        pool = rows.new(
+            CapacityPool,
+            draft.model_dump(),
+            now,
             id=pool_id or new_id("pool"),
             event_id=event.id,
-            name=draft.name,
-            capacity=draft.capacity,
-            overbook_ratio=draft.overbook_ratio,
             admission_limit=rules.admission_limit(draft.capacity, draft.overbook_ratio),
-            max_per_customer=draft.max_per_customer,
             quantity_used=0,
             quantity_over=0,
-            created_at=now,
-            updated_at=now,
         )
         await rows.add(tx, pool)
         chosen = [await load_ticket_type(tx, t) for t in sorted(set(draft.ticket_type_ids))]
@@ -161,13 +146,12 @@ def _definition(view: PoolView) -> dict[str, object]:
 def _audit(
     tx: Tx, type_: ChangeType, before: PoolView | None, after: PoolView, now: datetime
 ) -> None:
-    journal.organizer(
+    journal.audit(
         tx,
         type_,
-        event_id=after.event_id,
-        resource=("pool", after.id),
-        before=None if before is None else _definition(before),
-        after=_definition(after),
+        ("pool", after),
+        None if before is None else _definition(before),
+        _definition(after),
         at=now,
     )
 
@@ -201,11 +185,9 @@ async def update_pool(
 ) -> PoolView:
     """Capacity changes are one UPDATE that also recomputes the overhang; never refused."""
     changes = patch.changes()
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        journal.stamp(tx, now)
+    async with decision(rt) as (tx, now):
         pool = await load_pool(tx, pool_id)
-        require_manager(principal, await load_event(tx, pool.event_id))
+        await managed_event(tx, principal, pool.event_id)
         members = await _members(tx, pool.id)
         before = pool_view(pool, members)
         limits_change = "capacity" in changes or "overbook_ratio" in changes
@@ -227,34 +209,46 @@ async def update_pool(
 async def attach_ticket_type(
     rt: Runtime, principal: Principal, pool_id: str, ticket_type_id: str
 ) -> PoolView:
-    async with rt.db.transaction() as tx:
-        now = rt.clock()
-        journal.stamp(tx, now)
-        pool = await load_pool(tx, pool_id)
-        require_manager(principal, await load_event(tx, pool.event_id))
-        tt = await load_ticket_type(tx, ticket_type_id)
-        before = pool_view(pool, await _members(tx, pool.id))
+    async def attach(
+        tx: Tx, pool: CapacityPool, tt: TicketType, _: list[str], __: datetime
+    ) -> None:
         await _attach_checked(tx, tt.id, tt.event_id, pool)
-        view = await _view(tx, pool.id)
-        _audit(tx, ChangeType.POOL_CHANGED, before, view, now)
-        return view
+
+    return await _membership_change(rt, principal, pool_id, ticket_type_id, attach)
 
 
 async def detach_ticket_type(
     rt: Runtime, principal: Principal, pool_id: str, ticket_type_id: str
 ) -> PoolView:
     """The pool's room grows by the type's use: the other members' waitlists get it."""
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        journal.stamp(tx, now)
-        pool = await load_pool(tx, pool_id)
-        require_manager(principal, await load_event(tx, pool.event_id))
-        tt = await load_ticket_type(tx, ticket_type_id)
-        members = await _members(tx, pool.id)
-        before = pool_view(pool, members)
+
+    async def detach(
+        tx: Tx, pool: CapacityPool, tt: TicketType, members: list[str], now: datetime
+    ) -> None:
         await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, {*members, tt.id}))
         if await draws.detach(tx, tt.id, pool.id):
             await offers.settle(tx, members, now, rt.settings.offer_ttl)
+
+    return await _membership_change(rt, principal, pool_id, ticket_type_id, detach)
+
+
+async def _membership_change(
+    rt: Runtime,
+    principal: Principal,
+    pool_id: str,
+    ticket_type_id: str,
+    move: Callable[[Tx, CapacityPool, TicketType, list[str], datetime], Awaitable[None]],
+) -> PoolView:
+    """A ticket type attached to or detached from a pool by its organizer: `move` gets the
+    pool, the type, the members before and the moment; the audit row shows the pool
+    before and after."""
+    async with decision(rt) as (tx, now):
+        pool = await load_pool(tx, pool_id)
+        await managed_event(tx, principal, pool.event_id)
+        tt = await load_ticket_type(tx, ticket_type_id)
+        members = await _members(tx, pool.id)
+        before = pool_view(pool, members)
+        await move(tx, pool, tt, members, now)
         view = await _view(tx, pool.id)
         _audit(tx, ChangeType.POOL_CHANGED, before, view, now)
         return view

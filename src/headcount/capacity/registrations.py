@@ -23,7 +23,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from headcount.capacity import keyed
-from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.pools import event_total_view
 from headcount.capacity.views import EventTotalView, RegistrationCapacity, RegistrationView, View
 from headcount.domain import attendance
@@ -62,16 +62,7 @@ class Registered(View):
 
 
 def registration_view(reg: Registration) -> RegistrationView:
-    return RegistrationView(
-        id=reg.id,
-        event_id=reg.event_id,
-        attendee_id=reg.attendee_id,
-        party_size=reg.party_size,
-        status=RegistrationStatus(reg.status),
-        created_at=reg.created_at,
-        updated_at=reg.updated_at,
-        cancelled_at=reg.cancelled_at,
-    )
+    return RegistrationView.from_row(reg, status=RegistrationStatus(reg.status))
 
 
 def registrations_of(total: EventTotalView) -> RegistrationCapacity:
@@ -106,9 +97,7 @@ async def register(
     party = draft.party_size
     attendance.check_party_size(party)
 
-    async def work(tx: Tx) -> Registered:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> Registered:
         event = await load_event(tx, event_id)
         queued = await _lock_queued_ticket_types(tx, event)
         await registrations.ensure_counter(tx, event.id)
@@ -124,17 +113,7 @@ async def register(
             party_size=party,
             now=now,
         ):
-            _record(
-                tx,
-                ChangeType.REGISTRATION_CREATED,
-                reg_id,
-                event_id=event.id,
-                attendee_id=principal.sub,
-                party_size=party,
-                now=now,
-            )
-            if await registrations.admit(tx, event.id, party) is None:
-                await _refuse(tx, event, party)
+            await _admit(tx, event, reg_id, principal.sub, party, now=now)
             view = RegistrationView(
                 id=reg_id,
                 event_id=event.id,
@@ -152,46 +131,22 @@ async def register(
         if reg.status == RegistrationStatus.ACTIVE:
             delta = party - reg.party_size
             if delta:
-                _record(
-                    tx,
-                    ChangeType.REGISTRATION_UPDATED,
-                    reg.id,
-                    event_id=event.id,
-                    attendee_id=principal.sub,
-                    party_size=party,
-                    now=now,
-                    previous_party_size=reg.party_size,
+                await _admit(
+                    tx, event, reg.id, principal.sub, party, now=now, previous=reg.party_size
                 )
-            if delta > 0 and await registrations.admit(tx, event.id, delta) is None:
-                await _refuse(tx, event, delta)
             if delta < 0:
                 await registrations.release(tx, event.id, -delta)
                 await offers.settle(tx, queued, now, rt.settings.offer_ttl)
             if delta:
                 await _mark(tx, reg, now, party_size=party)
             return Registered(registration=registration_view(reg), created=False)
-        _record(
-            tx,
-            ChangeType.REGISTRATION_CREATED,
-            reg.id,
-            event_id=event.id,
-            attendee_id=principal.sub,
-            party_size=party,
-            now=now,
-        )
-        if await registrations.admit(tx, event.id, party) is None:
-            await _refuse(tx, event, party)
+        await _admit(tx, event, reg.id, principal.sub, party, now=now)
         await _mark(tx, reg, now, status=RegistrationStatus.ACTIVE, party_size=party)
         return Registered(registration=registration_view(reg), created=True)
 
-    done = await keyed.once(
-        rt,
-        principal,
-        scope=f"registrations.create:{event_id}",
-        key=idempotency_key,
-        payload={"event_id": event_id, "party_size": party},
-        answer=Registered,
-        work=work,
+    scope, payload = f"registrations.create:{event_id}", {"event_id": event_id, "party_size": party}
+    done = await keyed.decided(
+        rt, principal, scope, payload, key=idempotency_key, answer=Registered, work=work
     )
     return done.registration, done.created
 
@@ -222,6 +177,36 @@ def _record(
         at=now,
         **extra,
     )
+
+
+async def _admit(
+    tx: Tx,
+    event: Event,
+    registration_id: str,
+    attendee_id: str,
+    party: int,
+    *,
+    now: datetime,
+    previous: int | None = None,
+) -> None:
+    """A registration made active (or resized from `previous`) to `party`: recorded, then
+    the places it grew by taken under the event's cap. Recorded first, since the admission
+    may fill the event; a refusal rolls both back."""
+    extra = {} if previous is None else {"previous_party_size": previous}
+    type_ = ChangeType.REGISTRATION_CREATED if previous is None else ChangeType.REGISTRATION_UPDATED
+    _record(
+        tx,
+        type_,
+        registration_id,
+        event_id=event.id,
+        attendee_id=attendee_id,
+        party_size=party,
+        now=now,
+        **extra,
+    )
+    grown = party - (previous or 0)
+    if grown > 0 and await registrations.admit(tx, event.id, grown) is None:
+        await _refuse(tx, event, grown)
 
 
 async def _mark(
@@ -271,9 +256,7 @@ async def cancel_registration(
 ) -> RegistrationView:
     """Cancel the caller's registration (again: a no-op) and give up their session places."""
 
-    async def work(tx: Tx) -> RegistrationView:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> RegistrationView:
         event = await load_event(tx, event_id)
         queued = await _lock_queued_ticket_types(tx, event)
         reg = await registrations.own(tx, event.id, principal.sub, lock=True)
@@ -297,14 +280,9 @@ async def cancel_registration(
         await seats.leave_event(tx, event.id, principal.sub, now)
         return registration_view(reg)
 
-    return await keyed.once(
-        rt,
-        principal,
-        scope=f"registrations.cancel:{event_id}",
-        key=idempotency_key,
-        payload={"event_id": event_id},
-        answer=RegistrationView,
-        work=work,
+    scope, payload = f"registrations.cancel:{event_id}", {"event_id": event_id}
+    return await keyed.decided(
+        rt, principal, scope, payload, key=idempotency_key, answer=RegistrationView, work=work
     )
 
 
@@ -321,8 +299,7 @@ async def list_registrations(
     rt: Runtime, principal: Principal, event_id: str, *, limit: int = 1000
 ) -> list[RegistrationView]:
     async with rt.db.snapshot(may_lag=True) as tx:
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
+        event = await managed_event(tx, principal, event_id)
         found = await listings.registrations(tx, event.id, limit=limit)
         return [registration_view(r) for r in found]
 

@@ -16,18 +16,20 @@ Rules chosen here:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headcount.capacity import keyed
+from headcount.capacity.decisions import decision, under_event
 from headcount.capacity.events import (
     MAX_LIMIT,
     check_patched_window,
     check_window,
     load_event,
-    require_manager,
+    managed_event,
 )
 from headcount.capacity.inputs import Patch
 from headcount.capacity.registrations import is_registered
@@ -89,21 +91,13 @@ async def _locked_session(tx: Tx, session_id: str) -> Session:
 async def _view(tx: Tx, session: Session) -> SessionView:
     cap = await seats.capacity(tx, session.id)
     assert cap is not None
-    return SessionView(
-        id=session.id,
-        event_id=session.event_id,
-        title=session.title,
-        description=session.description,
-        starts_at=session.starts_at,
-        ends_at=session.ends_at,
+    return SessionView.from_row(
+        session,
         max_participants=cap.maximum_capacity,
         current_attendance=cap.current_attendance,
         remaining=max(0, cap.maximum_capacity - cap.current_attendance),
         is_full=cap.current_attendance >= cap.maximum_capacity,
-        waitlist_enabled=session.waitlist_enabled,
         waitlist_length=await waitlist.waiting_count(tx, session_id=session.id),
-        created_at=session.created_at,
-        updated_at=session.updated_at,
     )
 
 
@@ -119,33 +113,16 @@ async def create_session(
     *,
     session_id: str | None = None,
 ) -> SessionView:
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
-        session = Session(
-            id=session_id or new_id("ses"),
-            event_id=event.id,
-            title=draft.title,
-            description=draft.description,
-            starts_at=draft.starts_at,
-            ends_at=draft.ends_at,
-            waitlist_enabled=draft.waitlist_enabled,
-            created_at=now,
-            updated_at=now,
+    async with under_event(rt, principal, event_id) as (tx, event, now):
+        session = rows.new(
+            Session, draft.model_dump(), now, id=session_id or new_id("ses"), event_id=event.id
         )
         capacity = SessionCapacity(
             session_id=session.id, maximum_capacity=draft.max_participants, current_attendance=0
         )
         await rows.add(tx, session, capacity)
-        journal.organizer(
-            tx,
-            ChangeType.SESSION_CREATED,
-            event_id=event.id,
-            resource=("session", session.id),
-            before=None,
-            after=draft.model_dump(),
-            at=now,
+        journal.audit(
+            tx, ChangeType.SESSION_CREATED, ("session", session), None, draft.model_dump(), at=now
         )
         return await _view(tx, session)
 
@@ -165,12 +142,9 @@ async def update_session(
     rt: Runtime, principal: Principal, session_id: str, patch: SessionPatch
 ) -> SessionView:
     changes = patch.changes()
-    async with rt.db.transaction() as tx:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async with decision(rt) as (tx, now):
         session = await load_session(tx, session_id)
-        event = await load_event(tx, session.event_id)
-        require_manager(principal, event)
+        await managed_event(tx, principal, session.event_id)
         check_patched_window(
             changes.get("starts_at", session.starts_at), changes.get("ends_at", session.ends_at)
         )
@@ -192,13 +166,12 @@ async def update_session(
             # More seats: the waitlist gets them in this transaction, before any newcomer.
             await seats.promote(tx, session.id, now)
         session = await load_session(tx, session.id)
-        journal.organizer(
+        journal.audit(
             tx,
             ChangeType.SESSION_CHANGED,
-            event_id=session.event_id,
-            resource=("session", session.id),
-            before=before,
-            after={**before, **changes, **_maximum(maximum)},
+            ("session", session),
+            before,
+            {**before, **changes, **_maximum(maximum)},
             at=now,
         )
         return await _view(tx, session)
@@ -249,9 +222,7 @@ async def rsvp(
 ) -> RsvpView:
     """Take a seat, or a place in the queue, or be refused with `session_full`."""
 
-    async def work(tx: Tx) -> RsvpView:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> RsvpView:
         session = await _locked_session(tx, session_id)
         if not await is_registered(tx, session.event_id, principal.sub):
             raise NotRegistered(
@@ -291,10 +262,7 @@ async def rsvp(
             )
         return await _rsvp_view(tx, session.id, principal.sub, now)
 
-    scope, payload = f"sessions.rsvp:{session_id}", {"session_id": session_id}
-    return await keyed.once(
-        rt, principal, scope=scope, key=idempotency_key, payload=payload, answer=RsvpView, work=work
-    )
+    return await _keyed(rt, principal, "sessions.rsvp", session_id, work, key=idempotency_key)
 
 
 async def leave(
@@ -302,9 +270,7 @@ async def leave(
 ) -> RsvpView:
     """Give up a seat (the head of the waitlist gets it) or a place in the queue."""
 
-    async def work(tx: Tx) -> RsvpView:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> RsvpView:
         session = await _locked_session(tx, session_id)
         seat = await seats.seat_of(tx, session.id, principal.sub)
         if seat is not None and seat.status == SeatStatus.CONFIRMED:
@@ -313,9 +279,27 @@ async def leave(
             await waitlist.leave(tx, [entry], now)
         return await _rsvp_view(tx, session.id, principal.sub, now, include_past=True)
 
-    scope, payload = f"sessions.leave:{session_id}", {"session_id": session_id}
-    return await keyed.once(
-        rt, principal, scope=scope, key=idempotency_key, payload=payload, answer=RsvpView, work=work
+    return await _keyed(rt, principal, "sessions.leave", session_id, work, key=idempotency_key)
+
+
+def _keyed(
+    rt: Runtime,
+    principal: Principal,
+    operation: str,
+    session_id: str,
+    work: Callable[[Tx, datetime], Awaitable[RsvpView]],
+    *,
+    key: str | None,
+) -> Awaitable[RsvpView]:
+    """One session's RSVP or leave, decided once per Idempotency-Key."""
+    return keyed.decided(
+        rt,
+        principal,
+        f"{operation}:{session_id}",
+        {"session_id": session_id},
+        key=key,
+        answer=RsvpView,
+        work=work,
     )
 
 
@@ -340,7 +324,7 @@ async def my_waitlist_entry(
 async def session_waitlist(rt: Runtime, principal: Principal, session_id: str) -> WaitlistView:
     async with rt.db.snapshot() as tx:
         session = await load_session(tx, session_id)
-        require_manager(principal, await load_event(tx, session.event_id))
+        await managed_event(tx, principal, session.event_id)
         return await waitlist_view(tx, rt.clock(), session_id=session.id)
 
 

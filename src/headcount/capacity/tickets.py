@@ -9,7 +9,8 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headcount.capacity import pool_membership
-from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.decisions import decision, under_event
+from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.inputs import Patch
 from headcount.capacity.views import TicketTypeView
 from headcount.domain.changes import ChangeType
@@ -92,27 +93,16 @@ async def create_ticket_type(
     *,
     ticket_type_id: str | None = None,
 ) -> TicketTypeView:
-    now = rt.clock()
-    async with rt.db.transaction() as tx:
-        journal.stamp(tx, now)
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
-        tt = TicketType(
+    async with under_event(rt, principal, event_id) as (tx, event, now):
+        tt = rows.new(
+            TicketType,
+            draft.model_dump(),
+            now,
             id=ticket_type_id or new_id("tt"),
             event_id=event.id,
-            name=draft.name,
-            quantity_total=draft.quantity_total,
             quantity_sold=0,
             quantity_reserved=0,
-            max_per_order=draft.max_per_order,
-            min_per_order=draft.min_per_order,
-            max_per_customer=draft.max_per_customer,
             quantity_over=0,
-            stock_buckets=draft.stock_buckets,
-            sales_start=draft.sales_start,
-            sales_end=draft.sales_end,
-            created_at=now,
-            updated_at=now,
         )
         await rows.add(tx, tt)
         if draft.stock_buckets > 1:
@@ -120,14 +110,8 @@ async def create_ticket_type(
         if draft.pool_ids:
             await pool_membership.set_pools(tx, tt, draft.pool_ids, now)
         view = (await ticket_type_views(tx, [tt]))[0]
-        journal.organizer(
-            tx,
-            ChangeType.TICKET_TYPE_CREATED,
-            event_id=event.id,
-            resource=("ticket_type", tt.id),
-            before=None,
-            after=_definition(view),
-            at=now,
+        journal.audit(
+            tx, ChangeType.TICKET_TYPE_CREATED, ("ticket_type", tt), None, _definition(view), at=now
         )
         return view
 
@@ -187,12 +171,9 @@ async def update_ticket_type(
 ) -> TicketTypeView:
     changes = patch.changes()
     pool_ids = changes.pop("pool_ids", None)
-    async with rt.db.transaction() as tx:
-        now = rt.clock()
-        journal.stamp(tx, now)
+    async with decision(rt) as (tx, now):
         tt = await load_ticket_type(tx, ticket_type_id)
-        event = await load_event(tx, tt.event_id)
-        require_manager(principal, event)
+        await managed_event(tx, principal, tt.event_id)
         before = _definition((await ticket_type_views(tx, [tt]))[0])
         start = changes.get("sales_start", tt.sales_start)
         end = changes.get("sales_end", tt.sales_end)
@@ -221,13 +202,12 @@ async def update_ticket_type(
         if changes:
             await rows.change(tx, TicketType, tt.id, {**changes, "updated_at": now})
         view = (await ticket_type_views(tx, [await load_ticket_type(tx, tt.id)]))[0]
-        journal.organizer(
+        journal.audit(
             tx,
             ChangeType.TICKET_TYPE_CHANGED,
-            event_id=tt.event_id,
-            resource=("ticket_type", tt.id),
-            before=before,
-            after=_definition(view),
+            ("ticket_type", tt),
+            before,
+            _definition(view),
             at=now,
         )
         return view

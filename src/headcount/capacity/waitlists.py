@@ -20,7 +20,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from headcount.capacity import keyed
-from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.tickets import load_ticket_type
 from headcount.capacity.views import WaitlistEntryView, WaitlistView
 from headcount.domain import attendance
@@ -54,22 +54,7 @@ def shown_status(entry: WaitlistEntry, now: datetime) -> EntryStatus:
 
 
 def _plain_view(entry: WaitlistEntry, now: datetime, position: int | None) -> WaitlistEntryView:
-    return WaitlistEntryView(
-        id=entry.id,
-        event_id=entry.event_id,
-        session_id=entry.session_id,
-        ticket_type_id=entry.ticket_type_id,
-        attendee_id=entry.attendee_id,
-        quantity=entry.quantity,
-        seq=entry.seq,
-        status=shown_status(entry, now),
-        position=position,
-        offered_quantity=entry.offered_quantity,
-        offer_expires_at=entry.offer_expires_at,
-        order_id=entry.order_id,
-        joined_at=entry.joined_at,
-        updated_at=entry.updated_at,
-    )
+    return WaitlistEntryView.from_row(entry, status=shown_status(entry, now), position=position)
 
 
 async def entry_view(tx: Tx, entry: WaitlistEntry, now: datetime) -> WaitlistEntryView:
@@ -106,9 +91,8 @@ async def join_ticket_waitlist(
 ) -> WaitlistEntryView:
     """Queue for a ticket type; already queued (or holding an offer) answers the same entry."""
 
-    async def work(tx: Tx) -> WaitlistEntryView:
-        now, ttl = rt.clock(), rt.settings.offer_ttl
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> WaitlistEntryView:
+        ttl = rt.settings.offer_ttl
         tt = await load_ticket_type(tx, ticket_type_id)
         attendance.check_waitlist_quantity(draft.quantity, tt.max_per_order)
         # Lock order: orders → ticket type → entries (ledger/locks.py).
@@ -139,9 +123,8 @@ async def leave_ticket_waitlist(
 ) -> WaitlistEntryView:
     """Leave the queue, or decline a live offer (its stock goes to the next person)."""
 
-    async def work(tx: Tx) -> WaitlistEntryView:
-        now, ttl = rt.clock(), rt.settings.offer_ttl
-        journal.stamp(tx, now)
+    async def work(tx: Tx, now: datetime) -> WaitlistEntryView:
+        ttl = rt.settings.offer_ttl
         tt = await load_ticket_type(tx, ticket_type_id)
         # With the event's other queued types: a declined offer frees shared room.
         await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, [tt.id]))
@@ -163,7 +146,7 @@ async def leave_ticket_waitlist(
 def _keyed(
     rt: Runtime,
     principal: Principal,
-    work: Callable[[Tx], Awaitable[WaitlistEntryView]],
+    work: Callable[[Tx, datetime], Awaitable[WaitlistEntryView]],
     *,
     operation: str,
     payload: Mapping[str, object],
@@ -171,8 +154,8 @@ def _keyed(
 ) -> Awaitable[WaitlistEntryView]:
     """One ticket waitlist's join or leave, at most once per Idempotency-Key."""
     scope = f"{operation}:{payload['ticket_type_id']}"
-    return keyed.once(
-        rt, principal, scope=scope, key=key, payload=payload, answer=WaitlistEntryView, work=work
+    return keyed.decided(
+        rt, principal, scope, payload, key=key, answer=WaitlistEntryView, work=work
     )
 
 
@@ -197,7 +180,7 @@ async def my_ticket_waitlist_entry(
 async def ticket_waitlist(rt: Runtime, principal: Principal, ticket_type_id: str) -> WaitlistView:
     async with rt.db.snapshot() as tx:
         tt = await load_ticket_type(tx, ticket_type_id)
-        require_manager(principal, await load_event(tx, tt.event_id))
+        await managed_event(tx, principal, tt.event_id)
         return await waitlist_view(tx, rt.clock(), ticket_type_id=tt.id)
 
 

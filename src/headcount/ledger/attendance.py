@@ -125,6 +125,20 @@ class SessionSeat(Base):
     )
 
 
+def _one_live_entry(resource: str) -> Index:
+    """At most one live waitlist entry per attendee in the queue of one `resource` (a
+    session or a ticket type): a partial unique index, on both backends."""
+    live = text(f"{resource}_id IS NOT NULL AND {LIVE_ENTRY}")
+    return Index(
+        f"uq_waitlist_entries_live_{resource}",
+        f"{resource}_id",
+        "attendee_id",
+        unique=True,
+        postgresql_where=live,
+        sqlite_where=live,
+    )
+
+
 class WaitlistEntry(Base):
     """A place in the queue of a session or a ticket type, and what became of it.
 
@@ -170,22 +184,8 @@ class WaitlistEntry(Base):
         UniqueConstraint("session_id", "seq", name="uq_waitlist_entries_session_seq"),
         UniqueConstraint("ticket_type_id", "seq", name="uq_waitlist_entries_ticket_type_seq"),
         # One live entry per attendee and resource (partial unique indexes).
-        Index(
-            "uq_waitlist_entries_live_session",
-            "session_id",
-            "attendee_id",
-            unique=True,
-            postgresql_where=text(f"session_id IS NOT NULL AND {LIVE_ENTRY}"),
-            sqlite_where=text(f"session_id IS NOT NULL AND {LIVE_ENTRY}"),
-        ),
-        Index(
-            "uq_waitlist_entries_live_ticket_type",
-            "ticket_type_id",
-            "attendee_id",
-            unique=True,
-            postgresql_where=text(f"ticket_type_id IS NOT NULL AND {LIVE_ENTRY}"),
-            sqlite_where=text(f"ticket_type_id IS NOT NULL AND {LIVE_ENTRY}"),
-        ),
+        _one_live_entry("session"),
+        _one_live_entry("ticket_type"),
         # The sweeper's query: due offers, oldest first.
         Index("ix_waitlist_entries_status_offer_expires_at", "status", "offer_expires_at"),
     )

@@ -275,17 +275,7 @@ async def give_back(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
     """Return the lines' quantities to their pools and event counter (never refused)."""
     found = await shares(tx, lines)
     for pool_id, n in sorted(found.pools.items()):
-        used = CapacityPool.quantity_used - n
-        given = await tx.execute(
-            update(CapacityPool)
-            .where(CapacityPool.id == pool_id)
-            # The overhang shrinks with use, so the CHECK stays as tight as it can be.
-            .values(quantity_used=used, quantity_over=over_expr(used, CapacityPool.admission_limit))
-            .returning(*_POOL_FIGURES)
-            .execution_options(**_NO_SYNC)
-        )
-        if (row := given.first()) is not None:
-            pool_moved(tx, pool_id, row, delta=-n)
+        await _move_pool(tx, pool_id, -n)
     for event_id, n in sorted(found.events.items()):
         given = await tx.execute(
             update(EventCapacity)
@@ -512,7 +502,8 @@ async def _type_use(tx: AsyncSession, ticket_type_id: str) -> int:
 
 
 async def _move_pool(tx: AsyncSession, pool_id: str, delta: int) -> None:
-    """Unconditional: a membership change never refuses; going over shows as overhang."""
+    """Unconditional: a membership change or a give-back never refuses; going over shows as
+    overhang, which shrinks with use, so the CHECK stays as tight as it can be."""
     used = CapacityPool.quantity_used + delta
     moved = await tx.execute(
         update(CapacityPool)

@@ -19,6 +19,7 @@ from headcount import origin
 from headcount.domain.changes import ChangeType
 from headcount.ledger import changes
 from headcount.ledger.attendance import WaitlistEntry
+from headcount.ledger.spaces import Huddle
 
 
 def stamp(tx: AsyncSession, at: datetime) -> None:
@@ -155,18 +156,15 @@ def seat(
     at: datetime,
 ) -> None:
     """A session seat taken or given up (`rsvp.confirmed`, `rsvp.cancelled`)."""
-    changes.record(
+    _about(
         tx,
         type_,
+        ("session", session_id),
         event_id=event_id,
-        resource=("session", session_id),
-        payload={
-            "session_id": session_id,
-            "attendee_id": attendee_id,
-            "via": via,
-            "current_attendance": attendance,
-        },
         at=at,
+        attendee_id=attendee_id,
+        via=via,
+        current_attendance=attendance,
     )
 
 
@@ -182,39 +180,52 @@ def registration(
     at: datetime,
     **extra: Any,
 ) -> None:
-    changes.record(
+    _about(
         tx,
         type_,
+        ("registration", registration_id),
         event_id=event_id,
-        resource=("registration", registration_id),
-        payload={
-            "registration_id": registration_id,
-            "attendee_id": attendee_id,
-            "party_size": party_size,
-            "status": status,
-            **plain(extra),
-        },
         at=at,
+        attendee_id=attendee_id,
+        party_size=party_size,
+        status=status,
+        **plain(extra),
     )
 
 
 def membership(
+    tx: AsyncSession, type_: ChangeType, huddle: Huddle, user_id: str, at: datetime
+) -> None:
+    """A huddle joined or left, as the row stands right after (`members` counts them)."""
+    _about(
+        tx,
+        type_,
+        ("huddle", huddle.id),
+        event_id=huddle.event_id,
+        at=at,
+        user_id=user_id,
+        members=huddle.members,
+    )
+
+
+def _about(
     tx: AsyncSession,
     type_: ChangeType,
+    resource: tuple[str, str],
     *,
     event_id: str,
-    huddle_id: str,
-    user_id: str,
-    members: int,
     at: datetime,
+    **payload: Any,
 ) -> None:
-    """A huddle joined or left: `members` is the count right after."""
+    """A change about one resource, whose payload names it first as `<kind>_id` (the
+    contract integrators key on), then says what happened to it."""
+    kind, id_ = resource
     changes.record(
         tx,
         type_,
         event_id=event_id,
-        resource=("huddle", huddle_id),
-        payload={"huddle_id": huddle_id, "user_id": user_id, "members": members},
+        resource=resource,
+        payload={f"{kind}_id": id_, **payload},
         at=at,
     )
 
@@ -238,6 +249,24 @@ def threshold(
         resource=resource,
         payload={id_field: resource[1], **plain(figures)},
         at=at or changes.now(tx),
+    )
+
+
+def audit(
+    tx: AsyncSession,
+    type_: str,
+    subject: tuple[str, Any],
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+    *,
+    at: datetime,
+) -> None:
+    """`organizer` for a subject given as (kind, its row or view): the resource and its
+    event are read off it the one way (an event is its own), not spelled at each call."""
+    kind, row = subject
+    event_id: str = row.id if kind == "event" else row.event_id
+    organizer(
+        tx, type_, event_id=event_id, resource=(kind, row.id), before=before, after=after, at=at
     )
 
 

@@ -6,12 +6,12 @@ writes the recomputed values. Features add their checks to `CHECKS`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, func, literal, select
+from sqlalchemy import ColumnElement, Row, and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -75,8 +75,9 @@ async def _compare(
     return drifts
 
 
-async def ticket_types(tx: AsyncSession, fix: bool) -> list[Drift]:
-    """Reserved = pending items plus live offers, sold = paid items (0 for bucketed types)."""
+async def _ticket_counters(tx: AsyncSession) -> Sequence[Row[str, int, int, int]]:
+    """(id, reserved, sold, buckets) of every ticket type: what both the row-sum and the
+    change-log checks hold the ledger's counters against."""
     found = await tx.execute(
         select(
             TicketType.id,
@@ -85,10 +86,16 @@ async def ticket_types(tx: AsyncSession, fix: bool) -> list[Drift]:
             TicketType.stock_buckets,
         ).order_by(TicketType.id)
     )
+    return found.all()
+
+
+async def ticket_types(tx: AsyncSession, fix: bool) -> list[Drift]:
+    """Reserved = pending items plus live offers, sold = paid items (0 for bucketed types)."""
+    found = await _ticket_counters(tx)
     orders = await usage.ordered(tx)
     offered = await usage.offered(tx)
     drifts: list[Drift] = []
-    for tid, reserved, sold_counter, stock_buckets in found.all():
+    for tid, reserved, sold_counter, stock_buckets in found:
         pending, paid = orders.get(tid, (0, 0))
         held_rows, sold_rows = pending + offered.get(tid, 0), paid
         if stock_buckets > 1:
@@ -298,15 +305,7 @@ async def change_log(tx: AsyncSession, _fix: bool) -> list[Drift]:
     orders = await usage.ordered(tx)
     offered = await usage.offered(tx)
     use: dict[str, int] = {}
-    found = await tx.execute(
-        select(
-            TicketType.id,
-            TicketType.quantity_reserved,
-            TicketType.quantity_sold,
-            TicketType.stock_buckets,
-        ).order_by(TicketType.id)
-    )
-    for tid, reserved, sold, stock_buckets in found.all():
+    for tid, reserved, sold, stock_buckets in await _ticket_counters(tx):
         held_log = logged("ticket_type", tid, replay.HELD)
         offered_log = logged("ticket_type", tid, replay.OFFERED)
         sold_log = logged("ticket_type", tid, replay.SOLD)

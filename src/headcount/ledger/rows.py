@@ -13,6 +13,8 @@ statements of their own modules (`inventory`, `draws`, `registrations`, `seats`,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update
@@ -43,6 +45,15 @@ async def find(
     if row is None:
         raise NotFound(f"no {noun} {row_id!r}")
     return row
+
+
+def new(model: type[Row], fields: Mapping[str, Any], now: datetime, **values: Any) -> Row:
+    """A row made by a create request: the request's `fields` that `model` has a column
+    for, then what the service decided (`values` win), created and updated `now`. Fields a
+    request carries for other rows (a session's seat count, a type's pools) are left out."""
+    columns = model.__table__.columns.keys()
+    taken = {name: value for name, value in fields.items() if name in columns}
+    return model(**{**taken, "created_at": now, "updated_at": now, **values})
 
 
 async def add(tx: AsyncSession, *new: Base) -> None:

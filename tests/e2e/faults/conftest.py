@@ -9,8 +9,7 @@ PgBouncer in transaction mode in front of it, as production may run.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -29,34 +28,33 @@ from support.private_services import (
 )
 
 
-def _missing(what: str) -> NoReturn:
-    services.missing(
-        what,
-        f"{what} is not installed",
-        skip_reason=f"{what} is not installed: fault tests need their own instance",
-    )
+def _installed(available: Callable[[], bool], what: str) -> None:
+    """Fail (in CI) or skip a fault test whose private server is not installed here."""
+    if not available():
+        services.missing(
+            what,
+            f"{what} is not installed",
+            skip_reason=f"{what} is not installed: fault tests need their own instance",
+        )
 
 
 @pytest.fixture(scope="session")
 def private_pg() -> Iterator[PrivatePostgres]:
-    if not postgres_available():
-        _missing("PostgreSQL server binaries (initdb, pg_ctl)")
+    _installed(postgres_available, "PostgreSQL server binaries (initdb, pg_ctl)")
     with private_postgres() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def private_redis_server() -> Iterator[PrivateRedis]:
-    if not redis_available():
-        _missing("redis-server")
+    _installed(redis_available, "redis-server")
     with private_redis() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
 def private_bouncer(private_pg: PrivatePostgres) -> Iterator[PrivatePgBouncer]:
-    if not pgbouncer_available():
-        _missing("pgbouncer")
+    _installed(pgbouncer_available, "pgbouncer")
     with private_pgbouncer(private_pg.port) as bouncer, bouncer.supervised():
         yield bouncer
 

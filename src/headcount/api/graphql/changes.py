@@ -6,7 +6,7 @@ from typing import Any
 
 import strawberry
 
-from headcount.api.graphql.operations import field
+from headcount.api.graphql.operations import mine, page
 from headcount.api.graphql.refusals import result_union
 from headcount.capacity import feed
 from headcount.capacity.views import AuditPage, ChangePage
@@ -18,43 +18,18 @@ AuditPageResult: Any = result_union("AuditPageResult", AuditPage, InvalidCursor,
 
 @strawberry.type
 class ChangeQuery:
-    @field()
-    async def changes(
-        self,
-        info: strawberry.Info,
-        event_id: strawberry.ID,
-        after: str | None = None,
-        limit: int = feed.DEFAULT_LIMIT,
-        types: list[str] | None = None,
-    ) -> ChangePageResult:
+    @mine(feed.event_changes, extra=page(feed.DEFAULT_LIMIT))
+    def changes(self, event_id: strawberry.ID) -> ChangePageResult:
         """The event's changes in commit order after the cursor `after` (its organizer, or
         the platform service); go on with the page's `next`."""
-        return await feed.event_changes(
-            info.context.runtime,
-            info.context.principal(),
-            event_id,
-            after=after,
-            limit=limit,
-            types=types,
-        )
 
-    @field()
-    async def all_changes(
-        self,
-        info: strawberry.Info,
-        after: str | None = None,
-        limit: int = feed.DEFAULT_LIMIT,
-        types: list[str] | None = None,
-    ) -> ChangePageResult:
+    @mine(feed.all_changes, extra=page(feed.DEFAULT_LIMIT))
+    def all_changes(self) -> ChangePageResult:
         """Every event's changes in commit order: for the platform service."""
-        return await feed.all_changes(
-            info.context.runtime, info.context.principal(), after=after, limit=limit, types=types
-        )
 
-    @field()
-    async def audit(
+    @mine(feed.audit)
+    def audit(
         self,
-        info: strawberry.Info,
         event_id: strawberry.ID,
         *,
         resource_type: str | None = None,
@@ -63,12 +38,3 @@ class ChangeQuery:
         limit: int = feed.DEFAULT_LIMIT,
     ) -> AuditPageResult:
         """Who changed which capacity of the event, when, from what to what (its organizer)."""
-        return await feed.audit(
-            info.context.runtime,
-            info.context.principal(),
-            event_id,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            after=after,
-            limit=limit,
-        )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, get_type_hints
 
 import strawberry
@@ -34,7 +34,7 @@ from headcount.runtime import Runtime
 
 Declaration = Callable[..., Any]
 Public = Callable[[Runtime, str], Awaitable[Any]]
-Callers = Callable[[Runtime, Principal, str], Awaitable[Any]]
+Callers = Callable[..., Awaitable[Any]]  # (runtime, principal, target id, **arguments)
 Wrap = Callable[[Any], Any]
 
 
@@ -65,6 +65,7 @@ MAX_KEY_LENGTH = 200
 _INFO = inspect.Parameter(
     "info", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=strawberry.Info
 )
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
 _KEY = inspect.Parameter(
     "idempotency_key", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=str | None
 )
@@ -121,14 +122,32 @@ def read(call: Public, *, wrap: Wrap | None = None) -> Callable[[Declaration], A
 
 
 def mine(
-    call: Callers, *, wrap: Wrap | None = None, mutation: bool = False
+    call: Callers,
+    *,
+    wrap: Wrap | None = None,
+    mutation: bool = False,
+    extra: Sequence[inspect.Parameter] = (),
 ) -> Callable[[Declaration], Any]:
-    """The caller's read (or, as a mutation, change) of one thing (e.g. `myRsvp(sessionId)`)."""
+    """The caller's read (or, as a mutation, change) of one thing (e.g. `myRsvp(sessionId)`),
+    or of no one thing when the declaration takes no argument (e.g. `allChanges`). The
+    declaration's other arguments, and `extra` ones shared by several fields (e.g. a feed's
+    `PAGE`), go to the call by name."""
 
-    async def answer(info: strawberry.Info, target: str, _: dict[str, Any]) -> Any:
-        return await call(info.context.runtime, info.context.principal(), target)
+    async def answer(info: strawberry.Info, target: str | None, args: dict[str, Any]) -> Any:
+        about = () if target is None else (target,)
+        return await call(info.context.runtime, info.context.principal(), *about, **args)
 
-    return _answered_by(answer, wrap=wrap, mutation=mutation)
+    return _answered_by(answer, wrap=wrap, mutation=mutation, extra=list(extra))
+
+
+def page(default_limit: int) -> list[inspect.Parameter]:
+    """The arguments of a page of a feed, declared once for every field that reads one:
+    `after` (a cursor), `limit`, and the change `types` to keep."""
+    return [
+        inspect.Parameter("after", _KEYWORD, default=None, annotation=str | None),
+        inspect.Parameter("limit", _KEYWORD, default=default_limit, annotation=int),
+        inspect.Parameter("types", _KEYWORD, default=None, annotation=list[str] | None),
+    ]
 
 
 def change(
@@ -169,26 +188,27 @@ def _argument(name: str, model_field: FieldInfo) -> inspect.Parameter:
 
 
 def _answered_by(
-    answer: Callable[[strawberry.Info, str, dict[str, Any]], Awaitable[Any]],
+    answer: Callable[[strawberry.Info, Any, dict[str, Any]], Awaitable[Any]],
     *,
     wrap: Wrap | None,
     mutation: bool = False,
     extra: list[inspect.Parameter] | None = None,
 ) -> Callable[[Declaration], Any]:
     """The declaration's field (with `extra` arguments), resolved by `answer(info, first
-    argument, the others)`."""
+    argument or None without one, the others)`."""
 
     def declare(declaration: Declaration) -> Any:
         signature = inspect.signature(declaration)
-        own, target, *others = signature.parameters.values()
+        own, *declared = signature.parameters.values()
+        target = declared[0].name if declared else None
 
         @functools.wraps(declaration)
         async def resolve(self: Any, info: strawberry.Info, **args: Any) -> Any:
-            found = await answer(info, args.pop(target.name), args)
+            found = await answer(info, args.pop(target) if target else None, args)
             return wrap(found) if wrap else found
 
         resolve.__dict__["__signature__"] = signature.replace(
-            parameters=[own, _INFO, target, *others, *(extra or [])]
+            parameters=[own, _INFO, *declared, *(extra or [])]
         )
         return field(mutation=mutation)(resolve)
 

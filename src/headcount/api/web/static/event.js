@@ -1,7 +1,7 @@
 // The attendee event page: keep availability and buttons true to the latest snapshot, and
 // act through the REST API, showing refusals (e.g. someone took the last seat) as they are.
 import {
-  adoptTokenFromUrl, api, bindTokenForm, getToken, setText, watchCapacity,
+  adoptTokenFromUrl, api, bindTokenForm, cardParts, getToken, setText, watchCapacity,
 } from "./live.js";
 import { livePlaces } from "./places.js";
 
@@ -103,28 +103,17 @@ function sessionCard(s) {
   const li = document.createElement("li");
   li.className = "card session";
   li.dataset.sessionId = s.id;
-  const h3 = document.createElement("h3");
-  h3.id = `session-${s.id}`;
-  h3.textContent = s.title;
-  const p = document.createElement("p");
-  p.className = "availability";
-  p.innerHTML = '<span data-field="seats"></span><span data-field="waitlist"></span>';
-  const note = document.createElement("p");
-  note.className = "mine muted";
-  note.dataset.field = "mine";
-  note.hidden = true;
-  const actions = document.createElement("div");
-  actions.className = "actions";
+  const parts = cardParts("h3", `session-${s.id}`, s.title, ["seats", "waitlist"]);
   for (const [action, label, cls] of [["rsvp", "RSVP", ""], ["leave", "Leave", "secondary"]]) {
     const b = document.createElement("button");
     b.type = "button";
     b.dataset.action = action;
     b.textContent = label;
     if (cls) b.className = cls;
-    b.setAttribute("aria-describedby", h3.id);
-    actions.append(b);
+    b.setAttribute("aria-describedby", parts.heading.id);
+    parts.actions.append(b);
   }
-  li.append(h3, p, note, actions);
+  li.append(parts.heading, parts.availability, parts.mine, parts.actions);
   return li;
 }
 

@@ -108,13 +108,7 @@ export function watchCapacity(eventId, intervalMs, onSnapshot, onHealth = () => 
     } catch {
       return;
     }
-    socket.addEventListener("message", (event) => {
-      let message;
-      try {
-        message = JSON.parse(event.data);
-      } catch {
-        return;
-      }
+    onMessage(socket, (message) => {
       if (message.type === "snapshot" && message.snapshot) {
         if (!pushing) {
           pushing = true;
@@ -174,6 +168,38 @@ export function bindTokenForm(onChange) {
     input.focus();
   });
   show();
+}
+
+/** Calls `handle` with each JSON message `socket` receives; a frame that is not JSON is
+ * ignored, as a newer server's extension would be. */
+export function onMessage(socket, handle) {
+  socket.addEventListener("message", (event) => {
+    let message;
+    try {
+      message = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    handle(message);
+  });
+}
+
+/** What every live card holds under its heading: an availability line of `fields`, the
+ * caller's own note (hidden until there is one), and a row for its buttons. */
+export function cardParts(headingTag, headingId, title, fields) {
+  const heading = document.createElement(headingTag);
+  heading.id = headingId;
+  heading.textContent = title;
+  const availability = document.createElement("p");
+  availability.className = "availability";
+  availability.innerHTML = fields.map((f) => `<span data-field="${f}"></span>`).join("");
+  const mine = document.createElement("p");
+  mine.className = "mine muted";
+  mine.dataset.field = "mine";
+  mine.hidden = true;
+  const actions = document.createElement("div");
+  actions.className = "actions";
+  return { heading, availability, mine, actions };
 }
 
 export function setText(root, field, value) {

@@ -6,7 +6,7 @@
 // A place joined here is remembered in this tab (sessionStorage), and a reload or a lost
 // connection joins again at once: within the server's grace the place is given back, even
 // when the space is full. Only "Leave" gives it up at once.
-import { ApiError, api, getToken, setText } from "./live.js";
+import { ApiError, api, cardParts, getToken, onMessage, setText } from "./live.js";
 
 const STORE = "headcount.places.";
 
@@ -57,24 +57,14 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
     li.className = "card place";
     li.dataset.kind = kind.kind;
     li.dataset.placeId = id;
-    const h4 = document.createElement("h4");
-    h4.id = `place-${kind.kind}-${id}`;
-    h4.textContent = kind.single ? kind.title : view.name;
-    const p = document.createElement("p");
-    p.className = "availability";
-    p.innerHTML = '<span data-field="heads"></span><span data-field="held"></span>';
-    const mine = document.createElement("p");
-    mine.className = "mine muted";
-    mine.dataset.field = "mine";
-    mine.hidden = true;
-    const actions = document.createElement("div");
-    actions.className = "actions";
+    const title = kind.single ? kind.title : view.name;
+    const parts = cardParts("h4", `place-${kind.kind}-${id}`, title, ["heads", "held"]);
     const button = document.createElement("button");
     button.type = "button";
     button.dataset.action = "place";
-    button.setAttribute("aria-describedby", h4.id);
-    actions.append(button);
-    li.append(h4, p, mine, actions);
+    button.setAttribute("aria-describedby", parts.heading.id);
+    parts.actions.append(button);
+    li.append(parts.heading, parts.availability, parts.mine, parts.actions);
     return li;
   }
 
@@ -166,13 +156,7 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
       entry.socket = socket;
       let admitted = false;
       let refusal = null;
-      socket.addEventListener("message", (event) => {
-        let message;
-        try {
-          message = JSON.parse(event.data);
-        } catch {
-          return;
-        }
+      onMessage(socket, (message) => {
         if (message.type === "joined") {
           admitted = true;
           entry.lease = message.lease;
