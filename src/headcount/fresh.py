@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Key = TypeVar("Key", bound=Hashable)
 Value = TypeVar("Value")
@@ -64,7 +64,7 @@ class FreshReads(Generic[Key, Value]):
                 left[0].cancel()
 
 
-def _retrieved(done: asyncio.Future[object]) -> None:
+def _retrieved(done: asyncio.Future[Any]) -> None:
     """Waiters may all be gone: mark an error as seen so asyncio does not log it."""
     if not done.cancelled():
         done.exception()
