@@ -176,14 +176,15 @@ def _herd(
     base: str,
     targets: list[str],
     *,
+    limit: int,
     within: float,
     procs: int,
     http_body: bool,
     server_pid: int,
     count: Callable[[], int],
-) -> tuple[list[Answer], int, float, float]:
-    """Run the schedule across `procs` client processes; (answers, server count while
-    all are held, seconds from first start to last answer, server cores)."""
+) -> HerdResult:
+    """Run the schedule across `procs` client processes; `count()` is the server's count
+    read while every admitted socket is held."""
     host, port = base.removeprefix("http://").split(":")
     spacing = within / len(targets)
     start_at = time.time() + 1.0  # every process is up and waiting by then
@@ -211,7 +212,10 @@ def _herd(
         release.set()
         for child in children:
             child.join(30)
-    return answers, counted, last - first, cores / max(last - first, 1e-9)
+    seconds = max(last - first, 1e-9)
+    return _summary(
+        answers, limit=limit, counted=counted, seconds=seconds, within=within, cores=cores / seconds
+    )
 
 
 def _pct(values: list[float], pct: int) -> float:
@@ -272,17 +276,15 @@ def ws_herd(
         snap = httpx.get(f"{base}/api/v1/events/{event_id}/capacity", timeout=30).json()
         return int(_viewers_in(snap))
 
-    answers, counted, seconds, cores = _herd(
+    return _herd(
         base,
         paths,
+        limit=limit,
         within=within,
         procs=procs,
         http_body=False,
         server_pid=server_pid,
         count=count,
-    )
-    return _summary(
-        answers, limit=limit, counted=counted, seconds=seconds, within=within, cores=cores
     )
 
 
@@ -327,17 +329,15 @@ def http_herd(
             taken += int(httpx.get(f"{base}/api/v1{path}", timeout=30).json()[field])
         return taken
 
-    answers, counted, seconds, cores = _herd(
+    return _herd(
         base,
         targets,
+        limit=half * 2,
         within=within,
         procs=procs,
         http_body=True,
         server_pid=server_pid,
         count=count,
-    )
-    return _summary(
-        answers, limit=half * 2, counted=counted, seconds=seconds, within=within, cores=cores
     )
 
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -39,13 +38,7 @@ LIMIT_REACHED = 4409
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, log_dir: Path, sqlite_url: str) -> Iterator[Server]:
-    env = {"HEADCOUNT_PRESENCE_TTL": "120"}
-    if request.param == "redis":
-        services.need_redis()
-        env |= {
-            "HEADCOUNT_REDIS_URL": services.REDIS_URL,
-            "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
-        }
+    env = {"HEADCOUNT_PRESENCE_TTL": "120"} | services.presence_env(request.param)
     with running_server(sqlite_url, log_dir, env) as srv:
         yield srv
 
@@ -79,8 +72,12 @@ class Herd:
 
     def __init__(self, server: Server, event_id: str, held: AsyncExitStack) -> None:
         self.url = server.base_url.replace("http://", "ws://") + f"/ws/events/{event_id}/stream"
+        self.event_id = event_id
         self.held = held
         self.settings = Settings()
+
+    async def open_all(self, prefix: str, count: int) -> list[tuple[str, float]]:
+        return await asyncio.gather(*(self.open(f"{prefix}{i}") for i in range(count)))
 
     async def open(self, who: str) -> tuple[str, float]:
         """('joined' or the close code, when the handshake started)."""
@@ -98,26 +95,30 @@ class Herd:
         return str(ws.close_code), started
 
 
+@asynccontextmanager
+async def herd_on(server: Server, http: httpx.AsyncClient, cap: int) -> AsyncIterator[Herd]:
+    """A stream limited to `cap`, and a herd whose sockets close when the block ends."""
+    event_id = await make_event(http, cap)
+    async with AsyncExitStack() as held:
+        yield Herd(server, event_id, held)
+
+
 async def test_five_hundred_at_once_admit_exactly_the_limit(
     server: Server, http: httpx.AsyncClient
 ) -> None:
-    event_id = await make_event(http, 200)
-    async with AsyncExitStack() as held:
-        herd = Herd(server, event_id, held)
-        answers = await asyncio.gather(*(herd.open(f"h{i}") for i in range(500)))
-        outcomes = [outcome for outcome, _ in answers]
+    async with herd_on(server, http, 200) as herd:
+        outcomes = [outcome for outcome, _ in await herd.open_all("h", 500)]
         assert outcomes.count("joined") == 200
         assert outcomes.count(str(LIMIT_REACHED)) == 300
-        assert await counted(http, event_id) == 200  # never over: the store agrees
+        assert await counted(http, herd.event_id) == 200  # never over: the store agrees
 
 
 async def test_a_limit_lowered_during_a_herd_binds_every_later_join(
     server: Server, http: httpx.AsyncClient
 ) -> None:
-    event_id = await make_event(http, 400)
-    async with AsyncExitStack() as held:
-        herd = Herd(server, event_id, held)
-        first = await asyncio.gather(*(herd.open(f"a{i}") for i in range(150)))
+    async with herd_on(server, http, 400) as herd:
+        event_id = herd.event_id
+        first = await herd.open_all("a", 150)
         assert [o for o, _ in first].count("joined") == 150
 
         async def trickle(start: int) -> list[tuple[str, float]]:
@@ -136,7 +137,7 @@ async def test_a_limit_lowered_during_a_herd_binds_every_later_join(
         )
         assert lowered.status_code == 200, lowered.text
         patched = time.monotonic()
-        after = await asyncio.gather(*(herd.open(f"c{i}") for i in range(100)))
+        after = await herd.open_all("c", 100)
         during = [answer for batch in await asyncio.gather(*joining) for answer in batch]
         late = [outcome for outcome, started in during + after if started > patched]
         assert len(late) >= 100
