@@ -103,7 +103,10 @@ def _signed_claims(token: str, secret: str) -> dict[str, Any] | None:
 
 def _plain_and_current(claims: dict[str, Any]) -> bool:
     """Only the claims Headcount reads, well typed, valid now under PyJWT's own rules."""
-    if not claims.keys() <= _PLAIN_CLAIMS or not {"sub", "role", "exp"} <= claims.keys():
+    if not claims.keys() <= _PLAIN_CLAIMS or any(
+        claims.get(name) is None
+        for name in ("sub", "role", "exp")  # PyJWT: missing
+    ):
         return False
     times = {name: claims[name] for name in ("exp", "iat", "nbf") if name in claims}
     if not isinstance(claims["sub"], str) or any(

@@ -55,7 +55,7 @@ TIMES = st.one_of(
 )
 VALUES = {
     "sub": st.one_of(st.text(max_size=8), st.integers(), st.none()),
-    "role": st.one_of(st.sampled_from([r.value for r in Role]), st.text(max_size=5)),
+    "role": st.one_of(st.sampled_from([r.value for r in Role]), st.text(max_size=5), st.none()),
     "exp": TIMES,
     "iat": TIMES,
     "nbf": TIMES,
@@ -113,6 +113,7 @@ def test_a_minted_token_takes_the_fast_path_with_pyjwts_claims() -> None:
         forge({"alg": "HS256"}, {"sub": "a", "role": "attendee", "exp": now() + 60, "aud": "x"}),
         forge({"alg": "HS256"}, {"sub": 7, "role": "attendee", "exp": now() + 60}),
         forge({"alg": "HS256"}, {"role": "attendee", "exp": now() + 60}),
+        forge({"alg": "HS256"}, {"sub": "a", "role": None, "exp": now() + 60}),
         forge({"alg": "HS512"}, {"sub": "a", "role": "attendee", "exp": now() + 60}),
         "a.b",
         "...",
