@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import change_log, fanout, limits, presence_storm, webhooks
+from bench import change_log, fanout, herd, limits, presence_storm, webhooks
 from bench.flash_sale import SaleResult, flash_sale, http_floor
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
@@ -268,6 +268,81 @@ def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     return rows
 
 
+def herd_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    """The stream-start herd on one process (bench/herd.py), beside redis-benchmark running
+    the admission script in the same run."""
+    ensure_tool("redis-benchmark", "redis-tools")
+    rows: list[Row] = []
+    with private_redis() as redis, tempfile.TemporaryDirectory() as tmp:
+        limit = median(
+            [
+                presence_storm.redis_benchmark_admit(redis.url, clients=64, requests=200_000)
+                for _ in range(args.reps)
+            ]
+        )
+        url = f"sqlite:///{tmp}/herd.db"
+        upgrade(url)
+        env = {"HEADCOUNT_REDIS_URL": redis.url, "HEADCOUNT_PRESENCE_TTL": "120"}
+        with serve(url, workers=1, log=log, extra_env=env) as served:
+            viewers, cap = args.viewers, args.viewers * 4 // 5
+            for within in (5.0, 2.0):
+                runs = [
+                    herd.ws_herd(served.base, served.pid, viewers=viewers, limit=cap, within=within)
+                    for _ in range(args.reps)
+                ]
+                rows.append(
+                    _herd_row(
+                        f"WS herd: {viewers:,} viewers within {within:.0f} s, limit {cap:,}, 1 process",
+                        runs,
+                        limit,
+                    )
+                )
+                print(table(rows[-1:]), flush=True)
+            attendees = args.viewers * 2 // 5
+            runs = [
+                herd.http_herd(
+                    served.base,
+                    served.pid,
+                    attendees=attendees,
+                    limit=attendees * 4 // 5,
+                    within=1.0,
+                )
+                for _ in range(args.reps)
+            ]
+            rows.append(
+                _herd_row(
+                    f"HTTP herd: {attendees:,} booth visits + room joins within 1 s, 1 process",
+                    runs,
+                    limit,
+                )
+            )
+            print(table(rows[-1:]), flush=True)
+    return rows
+
+
+def _herd_row(label: str, runs: list[herd.HerdResult], limit: float) -> Row:
+    rate = median([r.joins_per_s for r in runs])
+    return Row(
+        label,
+        {
+            "exact": "yes" if all(r.exact for r in runs) else "NO",
+            "admitted": min(r.admitted for r in runs),
+            "refused 4409/409": min(r.refused_4409 for r in runs),
+            "other": "; ".join(f"{k}: {v}" for r in runs for k, v in r.other.items()) or "0",
+            "server count": max(r.counted_by_server for r in runs),
+            "offered/s": median([r.offered_per_s for r in runs]),
+            "joins/s": rate,
+            "p50 ms": median([r.p50_ms for r in runs]),
+            "p99 ms": median([r.p99_ms for r in runs]),
+            "max ms": max(r.max_ms for r in runs),
+            "server cores": median([r.server_cores for r in runs]),
+            "server CPU ms/join": median([r.server_cpu_ms for r in runs]),
+            "redis-benchmark/s": limit,
+            "joins/limit": round(rate / limit, 3) if limit else 0.0,
+        },
+    )
+
+
 def webhooks_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     """Commit → delivery through one `headcount relay` at 500 changes/s (target p99 < 1 s)."""
     rows: list[Row] = []
@@ -329,7 +404,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
         "--suite",
-        choices=["tickets", "changes", "sqlite", "presence", "webhooks", "fanout", "all"],
+        choices=["tickets", "changes", "sqlite", "presence", "herd", "webhooks", "fanout", "all"],
         default="all",
     )
     parser.add_argument("--reps", type=int, default=3)
@@ -356,6 +431,7 @@ def main() -> None:
         "changes": changes_suite,
         "sqlite": sqlite_suite,
         "presence": presence_suite,
+        "herd": herd_suite,
         "webhooks": webhooks_suite,
         "fanout": fanout_suite,
     }

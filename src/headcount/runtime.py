@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from headcount.config import Settings
 from headcount.domain.errors import ServiceUnavailable, Timeout
+from headcount.fresh import FreshReads
 from headcount.gates import Gates
 from headcount.ledger.db import Database
 from headcount.presence import MemoryPresence, Presence, Resource, build_presence
@@ -36,6 +37,9 @@ class Runtime:
     displayed_limits: RecentReads[Resource, tuple[str, int | None, float]] = field(
         default_factory=RecentReads
     )
+    # A live place's row as joins read it: shared by joins that arrive together, never
+    # begun before the join asked (fresh.py).
+    join_reads: FreshReads[Resource, object] = field(default_factory=FreshReads)
     # In-process queues in front of hot ticket-type rows (gates.py).
     hold_gates: Gates = field(init=False)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -36,13 +35,7 @@ ORGANIZER = "org-ws"
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, log_dir: Path, sqlite_url: str) -> Iterator[Server]:
     env = {"HEADCOUNT_PRESENCE_TTL": str(TTL), "HEADCOUNT_PRESENCE_GRACE": str(GRACE)}
-    if request.param == "redis":
-        services.need_redis()
-        env |= {
-            "HEADCOUNT_REDIS_URL": services.REDIS_URL,
-            "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
-        }
-    with running_server(sqlite_url, log_dir, env) as srv:
+    with running_server(sqlite_url, log_dir, env | services.presence_env(request.param)) as srv:
         yield srv
 
 

@@ -7,6 +7,7 @@ tests that need it; otherwise they are skipped and the run's summary names them.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from typing import NoReturn
 from urllib.parse import urlsplit
@@ -62,3 +63,15 @@ def need_postgres() -> None:
 
 def need_redis() -> None:
     need("Redis", REDIS_URL, 6379)
+
+
+def presence_env(engine: str) -> dict[str, str]:
+    """Server settings for presence on `engine`: "memory" (in-process) or "redis" (the
+    shared server, under a key prefix of its own)."""
+    if engine != "redis":
+        return {}
+    need_redis()
+    return {
+        "HEADCOUNT_REDIS_URL": REDIS_URL,
+        "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
+    }

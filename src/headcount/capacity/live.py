@@ -75,6 +75,14 @@ async def _read(rt: Runtime, space: Space[Any], place_id: str) -> Any:
         return await rows.find(tx, space.model, place_id, noun=space.noun)
 
 
+async def _read_for_join(rt: Runtime, space: Space[Any], place_id: str) -> Any:
+    """The row as a join must see it: read after the join arrived (its limit, closed or
+    not, its grace), in a read shared with the joins that arrived with it (fresh.py)."""
+    return await rt.join_reads.get(
+        Resource(space.kind, place_id), lambda: _read(rt, space, place_id)
+    )
+
+
 async def join(
     rt: Runtime,
     principal: Principal,
@@ -93,7 +101,7 @@ async def join(
         raise InvalidRequest(f"a {space.noun} is not joined with a lease")
     # Read before (not inside) the key's transaction: on SQLite a second transaction
     # inside it would wait for the write lock the first one holds.
-    row = await _read(rt, space, place_id)
+    row = await _read_for_join(rt, space, place_id)
     space.may_join(principal, row)
     if space.is_closed(row):
         raise space.refuse_closed(row.id)
