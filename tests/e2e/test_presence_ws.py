@@ -35,7 +35,7 @@ ORGANIZER = "org-ws"
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, log_dir: Path, sqlite_url: str) -> Iterator[Server]:
     env = {"HEADCOUNT_PRESENCE_TTL": str(TTL), "HEADCOUNT_PRESENCE_GRACE": str(GRACE)}
-    with running_server(sqlite_url, log_dir, env | services.presence_env(request.param)) as srv:
+    with running_server(sqlite_url, log_dir, env | services.engine_env(request.param)) as srv:
         yield srv
 
 

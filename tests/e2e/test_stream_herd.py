@@ -38,7 +38,7 @@ LIMIT_REACHED = 4409
 
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, log_dir: Path, sqlite_url: str) -> Iterator[Server]:
-    env = {"HEADCOUNT_PRESENCE_TTL": "120"} | services.presence_env(request.param)
+    env = {"HEADCOUNT_PRESENCE_TTL": "120"} | services.engine_env(request.param)
     with running_server(sqlite_url, log_dir, env) as srv:
         yield srv
 

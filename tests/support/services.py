@@ -65,7 +65,7 @@ def need_redis() -> None:
     need("Redis", REDIS_URL, 6379)
 
 
-def presence_env(engine: str) -> dict[str, str]:
+def engine_env(engine: str) -> dict[str, str]:
     """Server settings for presence on `engine`: "memory" (in-process) or "redis" (the
     shared server, under a key prefix of its own)."""
     if engine != "redis":
