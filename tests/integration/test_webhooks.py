@@ -335,9 +335,6 @@ async def test_sustained_failure_disables_and_reenabling_loses_nothing(
         await relay.step()
         await relay.drain()
     await relay.aclose()
-    for d in await webhooks.list_deliveries(rt, SERVICE, hook):
-        print("DBG", d.status, d.attempts, d.next_attempt_at, d.last_error, rt.clock())
-    print("DBG", receiver.rejected, (await webhooks.get_webhook(rt, SERVICE, hook)))
     assert labels_by_event(receiver)[event_id] == ["d0", "d1", "d2", "d3"]
     view = await webhooks.get_webhook(rt, SERVICE, hook)
     assert view.enabled

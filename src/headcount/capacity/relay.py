@@ -30,8 +30,6 @@ import socket
 import time
 from datetime import timedelta
 
-import httpx
-
 from headcount import metrics, origin, outbound
 from headcount.domain import webhooks as rules
 from headcount.domain.errors import HeadcountError
@@ -71,7 +69,7 @@ class Relay:
         self.interval = settings.webhook_poll_interval
         self.retry_cap = settings.webhook_retry_cap
         self.lease = timedelta(seconds=self.timeout * 2 + LEASE_MARGIN_SECONDS)
-        self.http = outbound.client(
+        self.http = outbound.Sender(
             allow_private=settings.webhook_allow_private,
             timeout=self.timeout,
             connections=max(self.concurrency, 4),
@@ -196,18 +194,17 @@ class Relay:
         response: str | None = None
         error: str | None = None
         try:
-            status, response = await outbound.post(
-                self.http,
+            status, response = await self.http.post(
                 claimed.url,
-                delivery.body,
+                delivery.body.encode(),
                 headers,
                 total=self.timeout,
                 keep=ledger.RESPONSE_SNIPPET,
             )
         except TimeoutError:
             error = f"no complete answer within {self.timeout:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        except outbound.SendFailed as exc:
+            error = str(exc)
         ok = status is not None and 200 <= status < 300
         if status is not None and not ok:
             error = f"HTTP {status}" + (
