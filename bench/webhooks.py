@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.fanout import _tree_cpu_seconds
 from headcount.config import Settings
 from headcount.runtime import Runtime
 from support.servers import clean_env, free_port, stop
@@ -62,6 +63,13 @@ class Latency:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    # Where the time went (p50 / p99 ms): commit → fanned out (sequenced and turned into a
+    # delivery), fanned out → delivered (claimed, sent, settled).
+    to_fan_out: tuple[float, float]
+    to_delivered: tuple[float, float]
+    # CPU per delivered change (utime + stime from /proc), ms: what a loaded box rations.
+    relay_cpu_ms: float
+    receiver_cpu_ms: float
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -97,6 +105,28 @@ async def _write(url: str, events: list[str], rate: float, seconds: float) -> di
     await asyncio.gather(*tasks)
     await pool.close()
     return committed
+
+
+async def _stages(url: str, events: list[str]) -> tuple[tuple[float, float], ...]:
+    import asyncpg
+
+    db = await asyncpg.connect(url.replace("+asyncpg", ""))
+    try:
+        rows = await db.fetch(
+            "SELECT extract(epoch FROM d.created_at - c.occurred_at) * 1000 AS fan,"
+            " extract(epoch FROM d.delivered_at - d.created_at) * 1000 AS send"
+            " FROM webhook_deliveries d JOIN changes c ON c.position = d.position"
+            " WHERE d.event_id = ANY($1::text[]) AND d.delivered_at IS NOT NULL",
+            events,
+        )
+    finally:
+        await db.close()
+    fan = [float(r["fan"]) for r in rows]
+    send = [float(r["send"]) for r in rows]
+    return (
+        (_percentile(fan, 0.5), _percentile(fan, 0.99)),
+        (_percentile(send, 0.5), _percentile(send, 0.99)),
+    )
 
 
 async def _setup(url: str, receiver_url: str, events: int) -> list[str]:
@@ -146,6 +176,8 @@ def commit_to_delivery(
                     stderr=subprocess.STDOUT,
                 )
             time.sleep(2)
+            relay_cpu = _tree_cpu_seconds(relay.pid)
+            receiver_cpu = _tree_cpu_seconds(receiver.pid)
             began = time.monotonic()
             committed = asyncio.run(_write(url, event_ids, rate, seconds))
             achieved = len(committed) / (time.monotonic() - began)
@@ -159,6 +191,9 @@ def commit_to_delivery(
                 if len(seen) >= len(committed):
                     break
                 time.sleep(0.5)
+            relay_cpu = _tree_cpu_seconds(relay.pid) - relay_cpu
+            receiver_cpu = _tree_cpu_seconds(receiver.pid) - receiver_cpu
+            to_fan_out, to_delivered = asyncio.run(_stages(url, event_ids))
         finally:
             if relay is not None:
                 stop(relay, grace=10)
@@ -174,6 +209,10 @@ def commit_to_delivery(
         p50_ms=_percentile(lags, 0.50),
         p99_ms=_percentile(lags, 0.99),
         max_ms=max(lags, default=0.0),
+        to_fan_out=to_fan_out,
+        to_delivered=to_delivered,
+        relay_cpu_ms=relay_cpu * 1000 / max(1, len(lags)),
+        receiver_cpu_ms=receiver_cpu * 1000 / max(1, len(lags)),
     )
 
 
