@@ -74,6 +74,7 @@ class Relay:
             timeout=self.timeout,
             connections=max(self.concurrency, 4),
         )
+        self.settler = Settler(rt)
         self.inflight: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
         self.next_prune = 0.0
@@ -165,25 +166,57 @@ class Relay:
 
     async def aclose(self) -> None:
         await self.drain()
+        await self.settler.drain()
         await self.http.aclose()
 
     # Sending one group.
 
     async def deliver(self, claimed: Claimed) -> None:
-        """Send the group in order, stopping at the first failure, and record it; while it
-        has a backlog, go on with the next batch the settling transaction leased to us."""
+        """Send the group in order, stopping at the first failure.
+
+        While a batch is being sent, its group's next due deliveries are leased behind it
+        (`ledger.lease_behind`); once the whole batch got 2xx answers, its outcome goes to
+        the settler and the next batch is sent at once, so neither the settling nor the
+        next lease waits on the other. The task ends once its last outcome is recorded:
+        only then may the group's next head be claimed (`_done` wakes the loop).
+        """
         current: Claimed | None = claimed
+        settled: asyncio.Future[None] | None = None
         while current is not None:
-            attempts: list[Attempt] = []
-            for delivery in current.queue:
-                left = (current.leased_until - self.rt.clock()).total_seconds()
-                if left < self.timeout + LEASE_MARGIN_SECONDS / 2:
-                    break  # the rest waits for the next claim: never send past our lease
-                attempt = await self.attempt(current, delivery)
-                attempts.append(attempt)
-                if not attempt.ok:
-                    break
-            current = await self._settle(current, attempts)
+            ahead = asyncio.create_task(self._lease_behind(current))
+            attempts = await self._send(current)
+            settled = self.settler.submit(current, attempts)
+            following = await ahead
+            whole = len(attempts) == len(current.queue) and all(a.ok for a in attempts)
+            if not whole and following is not None:
+                settled = self.settler.submit(following, [])  # not sent: give it back
+                following = None
+            current = following
+        if settled is not None:
+            await settled
+
+    async def _send(self, claimed: Claimed) -> list[Attempt]:
+        attempts: list[Attempt] = []
+        for delivery in claimed.queue:
+            left = (claimed.leased_until - self.rt.clock()).total_seconds()
+            if left < self.timeout + LEASE_MARGIN_SECONDS / 2:
+                break  # the rest waits for the next claim: never send past our lease
+            attempt = await self.attempt(claimed, delivery)
+            attempts.append(attempt)
+            if not attempt.ok:
+                break
+        return attempts
+
+    async def _lease_behind(self, claimed: Claimed) -> Claimed | None:
+        try:
+            now = self.rt.clock()
+            async with self.rt.db.transaction() as tx:
+                return await ledger.lease_behind(
+                    tx, claimed, now=now, follow=FOLLOW, leased_until=now + self.lease
+                )
+        except Exception as exc:  # the next claim takes them instead
+            log.warning("could not lease a webhook group's next batch: %r", exc)
+            return None
 
     async def attempt(self, claimed: Claimed, delivery: Outgoing) -> Attempt:
         at = self.rt.clock()
@@ -221,30 +254,6 @@ class Relay:
             retry_in=0.0 if ok else rules.retry_delay(delivery.attempts + 1, cap=self.retry_cap),
         )
 
-    async def _settle(self, claimed: Claimed, attempts: list[Attempt]) -> Claimed | None:
-        """Record the outcome (and lease the group's next batch); if the database is away,
-        retry a while, then leave it to the lease (the group is sent again once the lease
-        lapses: at least once)."""
-        deadline = time.monotonic() + SETTLE_PATIENCE_SECONDS
-        pause = 0.2
-        while True:
-            try:
-                now = self.rt.clock()
-                async with self.rt.db.transaction() as tx:
-                    given_up, following = await ledger.settle(
-                        tx, claimed, attempts, now=now, follow=FOLLOW, leased_until=now + self.lease
-                    )
-                break
-            except Exception as exc:
-                if time.monotonic() + pause > deadline:
-                    log.warning("could not record webhook attempts (%r); the lease will lapse", exc)
-                    return None
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, 2.0)
-        for delivery_id in given_up:
-            log.warning("webhook delivery %s given up after the retry window", delivery_id)
-        return following
-
     async def _prune_now_and_then(self) -> None:
         if time.monotonic() < self.next_prune:
             return
@@ -253,6 +262,66 @@ class Relay:
             await ledger.prune_log(
                 tx, older_than=self.rt.clock() - LOG_RETENTION, batch=PRUNE_BATCH
             )
+
+
+class Settler:
+    """Records what the senders did, every group's outcome since the last run in one
+    transaction: one commit per round rather than one per batch, and off the senders' path.
+
+    Runs while there is something to record (a task started by `submit`, which ends once
+    it has nothing left). If the database is away it retries a while, then leaves the
+    outcome to the lease: the group is sent again once the lease lapses (at least once).
+    """
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.waiting: list[tuple[Claimed, list[Attempt], asyncio.Future[None]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def submit(self, claimed: Claimed, attempts: list[Attempt]) -> asyncio.Future[None]:
+        """Record `attempts` of `claimed` (none: just release its lease); done once recorded
+        or given up on."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((claimed, attempts, done))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run(), name="webhook-settler")
+        return done
+
+    async def drain(self) -> None:
+        if self.task is not None:
+            await asyncio.gather(self.task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting, []
+            try:
+                await self._record(batch)
+            finally:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    async def _record(
+        self, batch: list[tuple[Claimed, list[Attempt], asyncio.Future[None]]]
+    ) -> None:
+        deadline = time.monotonic() + SETTLE_PATIENCE_SECONDS
+        pause = 0.2
+        while True:
+            try:
+                now = self.rt.clock()
+                given_up: list[str] = []
+                async with self.rt.db.transaction() as tx:
+                    for claimed, attempts, _ in batch:
+                        given_up += await ledger.settle(tx, claimed, attempts, now=now)
+                break
+            except Exception as exc:
+                if time.monotonic() + pause > deadline:
+                    log.warning("could not record webhook attempts (%r); the lease will lapse", exc)
+                    return
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
+        for delivery_id in given_up:
+            log.warning("webhook delivery %s given up after the retry window", delivery_id)
 
 
 async def run_in_background(rt: Runtime, stop: asyncio.Event) -> None:

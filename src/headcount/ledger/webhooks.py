@@ -475,18 +475,13 @@ async def settle(
     attempts: Sequence[Attempt],
     *,
     now: datetime,
-    follow: int = 0,
-    leased_until: datetime | None = None,
-) -> tuple[list[str], Claimed | None]:
+) -> list[str]:
     """Record the attempts of one claim, in the order they were made; release its lease.
 
     A claim's sends stop at the first failure, so `attempts` is successes and at most one
     failure, last. A success is recorded whoever holds the lease now (it was delivered); a
     failure only while our lease still holds: if it lapsed, another relay owns the retry.
-    Returns the ids given up (status `failed`), and — when every attempt succeeded, the
-    whole queue was sent and `follow` > 0 — the group's next due deliveries, leased to us
-    in this same transaction (so no other relay can take the new head in between): a
-    backlog drains without a claim per batch.
+    Returns the ids given up (status `failed`).
     """
     given_up: list[str] = []
     sent = [a for a in attempts if a.ok]
@@ -535,25 +530,28 @@ async def settle(
             )
             .execution_options(synchronize_session=False)
         )
-    await release(tx, claimed)
-    whole = len(attempts) == len(claimed.queue) and all(a.ok for a in attempts)
-    if not (whole and follow > 0 and leased_until is not None and attempts):
-        return given_up, None
-    return given_up, await _continue(
-        tx, claimed, last=attempts[-1].delivery, now=now, follow=follow, leased_until=leased_until
-    )
+    if len(attempts) < len(claimed.queue):
+        await release(tx, claimed)  # the rest was not sent: anyone may take it now
+    return given_up
 
 
-async def _continue(
+async def lease_behind(
     tx: AsyncSession,
     claimed: Claimed,
     *,
-    last: Outgoing,
     now: datetime,
     follow: int,
     leased_until: datetime,
 ) -> Claimed | None:
-    """Lease the next due deliveries of the group `last` belonged to, if nobody holds them."""
+    """Lease the next due deliveries of `claimed`'s group, behind its last one, while
+    `claimed` is still pending and leased to the caller (so its group has no head anybody
+    else can claim, and nobody else can take these in between).
+
+    The caller sends them only after every delivery of `claimed` succeeded, and releases
+    them (`release`) if one failed: a sender can go on with its group's next batch while
+    the previous one is being settled, and a backlog drains without a claim per batch.
+    """
+    last = claimed.queue[-1]
     rows = list(
         await tx.execute(
             locks.claimed(
@@ -617,10 +615,13 @@ def _snippet(response: str | None) -> str | None:
 
 
 async def release(tx: AsyncSession, claimed: Claimed) -> None:
-    """Give back a lease that is still ours (nothing was sent, or all of it was settled)."""
+    """Give back what is still leased to `claimed` (what was not sent)."""
     await tx.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.lease_token == claimed.lease_token)
+        .where(
+            WebhookDelivery.id.in_([d.id for d in claimed.queue]),
+            WebhookDelivery.lease_token == claimed.lease_token,
+        )
         .values(leased_until=None, lease_token=None)
         .execution_options(synchronize_session=False)
     )
