@@ -290,6 +290,10 @@ def webhooks_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     {
                         "committed/s": median([r.rate for r in runs]),
                         "delivered/s": median([r.delivered_per_s for r in runs]),
+                        "HTTP floor req/s (8 ordered chains)": median(
+                            [r.floor_per_s for r in runs]
+                        ),
+                        "floor round trip p50 ms": median([r.floor_trip_ms for r in runs]),
                         "delivered": min(r.delivered for r in runs),
                         "sent": min(r.sent for r in runs),
                         "p50 ms": median([r.p50_ms for r in runs]),

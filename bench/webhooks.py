@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs
+
 from bench.fanout import _tree_cpu_seconds
 from headcount.config import Settings
 from headcount.runtime import Runtime
@@ -67,6 +69,9 @@ class Latency:
     # delivery), fanned out → delivered (claimed, sent, settled).
     to_fan_out: tuple[float, float]
     to_delivered: tuple[float, float]
+    # The same-run limit of ordered sends: one chain per event, no database.
+    floor_per_s: float
+    floor_trip_ms: float
     # CPU per delivered change (utime + stime from /proc), ms: what a loaded box rations.
     relay_cpu_ms: float
     receiver_cpu_ms: float
@@ -79,8 +84,6 @@ def _percentile(values: list[float], share: float) -> float:
 
 async def _write(url: str, events: list[str], rate: float, seconds: float) -> dict[str, float]:
     """Commit `rate` changes per second for `seconds`; label → wall time COMMIT returned."""
-    import asyncpg
-
     pool = await asyncpg.create_pool(url.replace("+asyncpg", ""), min_size=16, max_size=16)
     committed: dict[str, float] = {}
 
@@ -107,9 +110,31 @@ async def _write(url: str, events: list[str], rate: float, seconds: float) -> di
     return committed
 
 
-async def _stages(url: str, events: list[str]) -> tuple[tuple[float, float], ...]:
-    import asyncpg
+async def _http_floor(url: str, chains: int, seconds: float) -> tuple[float, float]:
+    """The same-run physical limit: `chains` ordered chains of POSTs (one per event, as the
+    relay's order allows) straight to the receiver with the relay's HTTP client, no
+    database; (requests/s, round trip p50 ms)."""
+    from headcount import outbound
 
+    sender = outbound.Sender(allow_private=True, timeout=10.0, connections=chains)
+    body = json.dumps({"payload": {}}).encode()
+    trips: list[float] = []
+    end = time.monotonic() + seconds
+
+    async def chain() -> None:
+        while time.monotonic() < end:
+            began = time.monotonic()
+            await sender.post(url, body, {"webhook-id": "floor"}, total=10.0, keep=100)
+            trips.append((time.monotonic() - began) * 1000)
+
+    started = time.monotonic()
+    await asyncio.gather(*(chain() for _ in range(chains)))
+    elapsed = time.monotonic() - started
+    await sender.aclose()
+    return len(trips) / elapsed, _percentile(trips, 0.5)
+
+
+async def _stages(url: str, events: list[str]) -> tuple[tuple[float, float], ...]:
     db = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         rows = await db.fetch(
@@ -159,6 +184,7 @@ def commit_to_delivery(
         relay = None
         try:
             time.sleep(1.5)
+            floor, trip_ms = asyncio.run(_http_floor(f"http://127.0.0.1:{port}/floor", events, 3.0))
             event_ids = asyncio.run(_setup(url, f"http://127.0.0.1:{port}/hooks", events))
             env = clean_env(
                 url,
@@ -211,6 +237,8 @@ def commit_to_delivery(
         max_ms=max(lags, default=0.0),
         to_fan_out=to_fan_out,
         to_delivered=to_delivered,
+        floor_per_s=floor,
+        floor_trip_ms=trip_ms,
         relay_cpu_ms=relay_cpu * 1000 / max(1, len(lags)),
         receiver_cpu_ms=receiver_cpu * 1000 / max(1, len(lags)),
     )
