@@ -75,7 +75,7 @@ class Relay:
             timeout=self.timeout,
             connections=max(self.concurrency, 4),
         )
-        self.settler = Settler(rt)
+        self.books = Bookkeeper(rt, self.lease)
         self.inflight: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
         self.next_prune = 0.0
@@ -176,7 +176,7 @@ class Relay:
 
     async def aclose(self) -> None:
         await self.drain()
-        await self.settler.drain()
+        await self.books.drain()
         await self.http.aclose()
 
     # Sending one group.
@@ -186,20 +186,20 @@ class Relay:
 
         While a batch is being sent, its group's next due deliveries are leased behind it
         (`ledger.lease_behind`); once the whole batch got 2xx answers, its outcome goes to
-        the settler and the next batch is sent at once, so neither the settling nor the
-        next lease waits on the other. The task ends once its last outcome is recorded:
+        the bookkeeper and the next batch is sent at once: the sends do not wait for
+        the settling. The task ends once its last outcome is recorded:
         only then may the group's next head be claimed (`_done` wakes the loop).
         """
         current: Claimed | None = claimed
         settled: asyncio.Future[None] | None = None
         while current is not None:
-            ahead = asyncio.create_task(self._lease_behind(current))
+            ahead = self.books.lease_behind(current)
             attempts = await self._send(current)
-            settled = self.settler.submit(current, attempts)
+            settled = self.books.settle(current, attempts)
             following = await ahead
             whole = len(attempts) == len(current.queue) and all(a.ok for a in attempts)
             if not whole and following is not None:
-                settled = self.settler.submit(following, [])  # not sent: give it back
+                settled = self.books.settle(following, [])  # not sent: give it back
                 following = None
             current = following
         if settled is not None:
@@ -216,17 +216,6 @@ class Relay:
             if not attempt.ok:
                 break
         return attempts
-
-    async def _lease_behind(self, claimed: Claimed) -> Claimed | None:
-        try:
-            now = self.rt.clock()
-            async with self.rt.db.transaction() as tx:
-                return await ledger.lease_behind(
-                    tx, claimed, now=now, follow=FOLLOW, leased_until=now + self.lease
-                )
-        except Exception as exc:  # the next claim takes them instead
-            log.warning("could not lease a webhook group's next batch: %r", exc)
-            return None
 
     async def attempt(self, claimed: Claimed, delivery: Outgoing) -> Attempt:
         at = self.rt.clock()
@@ -274,45 +263,71 @@ class Relay:
             )
 
 
-class Settler:
-    """Records what the senders did, every group's outcome since the last run in one
-    transaction: one commit per round rather than one per batch, and off the senders' path.
+class Bookkeeper:
+    """The senders' database work, every group's since the last round in one transaction:
+    recording what was sent (`settle`) and leasing a group's next batch (`lease_behind`).
 
-    Runs while there is something to record (a task started by `submit`, which ends once
-    it has nothing left). If the database is away it retries a while, then leaves the
-    outcome to the lease: the group is sent again once the lease lapses (at least once).
+    One commit per round rather than one per batch and kind, off the senders' path: under
+    load, round trips to the database are what a delivery waits for. A group asks for its
+    next batch before it asks to record the current one, so the lease is taken in the same
+    round as the settling or an earlier one, never later: while nobody else can claim the
+    group (its batch pending and leased to us, or settled in this very transaction).
+
+    Runs while there is work (a task started by `settle`/`lease_behind`, which ends once it
+    has nothing left). If the database is away, leases are not taken (the next claim takes
+    the group) and records are retried a while, then left to the lease: the group is sent
+    again once the lease lapses (at least once).
     """
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, lease: timedelta) -> None:
         self.rt = rt
-        self.waiting: list[tuple[Claimed, list[Attempt], asyncio.Future[None]]] = []
+        self.lease = lease
+        self.records: list[tuple[Claimed, list[Attempt], asyncio.Future[None]]] = []
+        self.leases: list[tuple[Claimed, asyncio.Future[Claimed | None]]] = []
         self.task: asyncio.Task[None] | None = None
 
-    def submit(self, claimed: Claimed, attempts: list[Attempt]) -> asyncio.Future[None]:
-        """Record `attempts` of `claimed` (none: just release its lease); done once recorded
+    def settle(self, claimed: Claimed, attempts: list[Attempt]) -> asyncio.Future[None]:
+        """Record `attempts` of `claimed` (none: just give back its lease); done once recorded
         or given up on."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting.append((claimed, attempts, done))
-        if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self._run(), name="webhook-settler")
+        self.records.append((claimed, attempts, done))
+        self._wake()
         return done
+
+    def lease_behind(self, claimed: Claimed) -> asyncio.Future[Claimed | None]:
+        """The group's next due batch behind `claimed`, leased to us (None: nothing, or the
+        database was away). Ask while `claimed` is still pending."""
+        found: asyncio.Future[Claimed | None] = asyncio.get_running_loop().create_future()
+        self.leases.append((claimed, found))
+        self._wake()
+        return found
+
+    def _wake(self) -> None:
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._run(), name="webhook-bookkeeper")
 
     async def drain(self) -> None:
         if self.task is not None:
             await asyncio.gather(self.task, return_exceptions=True)
 
     async def _run(self) -> None:
-        while self.waiting:
-            batch, self.waiting = self.waiting, []
+        while self.records or self.leases:
+            records, self.records = self.records, []
+            leases, self.leases = self.leases, []
             try:
-                await self._record(batch)
+                await self._round(records, leases)
             finally:
-                for _, _, done in batch:
+                for _, _, done in records:
                     if not done.done():
                         done.set_result(None)
+                for _, found in leases:
+                    if not found.done():
+                        found.set_result(None)
 
-    async def _record(
-        self, batch: list[tuple[Claimed, list[Attempt], asyncio.Future[None]]]
+    async def _round(
+        self,
+        records: list[tuple[Claimed, list[Attempt], asyncio.Future[None]]],
+        leases: list[tuple[Claimed, asyncio.Future[Claimed | None]]],
     ) -> None:
         deadline = time.monotonic() + SETTLE_PATIENCE_SECONDS
         pause = 0.2
@@ -320,16 +335,26 @@ class Settler:
             try:
                 now = self.rt.clock()
                 given_up: list[str] = []
+                leased: list[Claimed | None] = []
                 async with self.rt.db.transaction() as tx:
-                    for claimed, attempts, _ in batch:
+                    for claimed, _ in leases:
+                        leased.append(
+                            await ledger.lease_behind(
+                                tx, claimed, now=now, follow=FOLLOW, leased_until=now + self.lease
+                            )
+                        )
+                    for claimed, attempts, _ in records:
                         given_up += await ledger.settle(tx, claimed, attempts, now=now)
                 break
             except Exception as exc:
+                leases = []  # left to the next claim; a retry may be past their moment
                 if time.monotonic() + pause > deadline:
                     log.warning("could not record webhook attempts (%r); the lease will lapse", exc)
                     return
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 2.0)
+        for (_, found), batch in zip(leases, leased, strict=True):
+            found.set_result(batch)
         for delivery_id in given_up:
             log.warning("webhook delivery %s given up after the retry window", delivery_id)
 
