@@ -14,7 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import func, select
 
+from headcount.capacity import relay as relay_module
 from headcount.capacity import webhooks
 from headcount.capacity.events import EventDraft, create_event
 from headcount.capacity.relay import Relay
@@ -546,3 +548,56 @@ async def test_who_may_manage_what(rt: Runtime, receiver: Receiver) -> None:
     await webhooks.delete_webhook(rt, SERVICE, hook)
     with pytest.raises(NotFound):
         await webhooks.get_webhook(rt, organizer("org-m"), hook)
+
+
+async def test_a_refusal_mid_backlog_gives_back_the_batch_leased_behind_it(
+    rt: Runtime, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of 4, each next one leased while the current one is sent (capacity/relay.py):
+    a refusal stops its event there, the batch already leased behind it is given back
+    unsent, and the event resumes in order once the refused message gets through."""
+    monkeypatch.setattr(relay_module, "FOLLOW", 3)
+    first, second = await event_of(rt, "org-b"), await event_of(rt, "org-b")
+    hook = await register(rt, receiver, organizer("org-b"))
+    refusals = {"a9": 2}
+
+    def answer(body: dict[str, Any]) -> int:
+        label = body["payload"]["label"]
+        if refusals.get(label, 0) > 0:
+            refusals[label] -= 1
+            return 503
+        return 200
+
+    receiver.answer = answer
+    labels = [f"a{n}" for n in range(20)]
+    for label in labels:
+        await note(rt, first, label)
+    for n in range(6):
+        await note(rt, second, f"b{n}")
+    clock = Clock()
+    rt.clock = clock
+    relay = Relay(rt)
+    await relay.step()
+    await relay.drain()
+    got = labels_by_event(receiver)
+    assert got[first] == labels[:9], "nothing behind the refused message was sent"
+    assert got[second] == [f"b{n}" for n in range(6)]
+    held = await webhooks.list_deliveries(rt, SERVICE, hook)
+    assert [d for d in held if d.status == "pending"], "a9 and what follows wait"
+    async with rt.db.snapshot() as tx:
+        leased = await tx.scalar(
+            select(func.count())
+            .select_from(ledger.WebhookDelivery)
+            .where(ledger.WebhookDelivery.lease_token.is_not(None))
+        )
+    assert leased == 0, "the batch leased behind the refused one was given back"
+    for _ in range(10):
+        if labels_by_event(receiver).get(first) == labels:
+            break
+        clock.advance(seconds=5)  # past any retry delay
+        await relay.step()
+        await relay.drain()
+    await relay.aclose()
+    assert labels_by_event(receiver)[first] == labels
+    assert refusals["a9"] == 0
+    assert all(d.status == "delivered" for d in await webhooks.list_deliveries(rt, SERVICE, hook))
