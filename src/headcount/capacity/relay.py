@@ -1,6 +1,7 @@
 """The webhook relay: positions changes, fans them out, and sends them, in every replica.
 
-One loop per process (started by `serve`, or alone by `headcount relay`):
+One loop per process (started by `serve`, or alone by `headcount relay`), each round in
+one transaction:
 
 1. **sequence** the committed changes (ledger/changes.py; SKIP LOCKED, so one replica at
    a time does it and the others move on);
@@ -9,7 +10,10 @@ One loop per process (started by `serve`, or alone by `headcount relay`):
    (`HEADCOUNT_WEBHOOK_CONCURRENCY`), and send each group in its own task: the head, then
    the deliveries queued behind it, each only after the previous one got a 2xx, so an
    endpoint sees the changes of an event in position order. A failure stops the group
-   and schedules the retry (full-jitter backoff, domain/webhooks.py).
+   and schedules the retry (full-jitter backoff, domain/webhooks.py). While a batch is
+   sent, the group's next one is leased behind it, and the `Bookkeeper` records every
+   group's outcomes and takes every group's next lease in one transaction per round:
+   under load, round trips to the database are what a delivery waits for.
 
 The loop runs again at once while there is work, and otherwise waits
 `HEADCOUNT_WEBHOOK_POLL_INTERVAL` (or less: a finished group wakes it, since the next
