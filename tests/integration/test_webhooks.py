@@ -180,10 +180,8 @@ async def _settled(rt: Runtime, event_ids: set[str]) -> list[changes.Change]:
     return await committed(rt, event_ids)
 
 
-async def test_a_failing_head_holds_back_its_event_only(rt: Runtime, receiver: Receiver) -> None:
-    first, second = await event_of(rt, "org-h"), await event_of(rt, "org-h")
-    await register(rt, receiver, organizer("org-h"))
-    refusals = {"a1": 3}
+def refusing(refusals: dict[str, int]) -> Callable[[dict[str, Any]], int]:
+    """An answer that refuses each label (503) as many times as `refusals` says, counting down."""
 
     def answer(body: dict[str, Any]) -> int:
         label = body["payload"]["label"]
@@ -192,7 +190,14 @@ async def test_a_failing_head_holds_back_its_event_only(rt: Runtime, receiver: R
             return 503
         return 200
 
-    receiver.answer = answer
+    return answer
+
+
+async def test_a_failing_head_holds_back_its_event_only(rt: Runtime, receiver: Receiver) -> None:
+    first, second = await event_of(rt, "org-h"), await event_of(rt, "org-h")
+    await register(rt, receiver, organizer("org-h"))
+    refusals = {"a1": 3}
+    receiver.answer = refusing(refusals)
     for label in ("a1", "a2", "a3"):
         await note(rt, first, label)
     for label in ("b1", "b2"):
@@ -560,15 +565,7 @@ async def test_a_refusal_mid_backlog_gives_back_the_batch_leased_behind_it(
     first, second = await event_of(rt, "org-b"), await event_of(rt, "org-b")
     hook = await register(rt, receiver, organizer("org-b"))
     refusals = {"a9": 2}
-
-    def answer(body: dict[str, Any]) -> int:
-        label = body["payload"]["label"]
-        if refusals.get(label, 0) > 0:
-            refusals[label] -= 1
-            return 503
-        return 200
-
-    receiver.answer = answer
+    receiver.answer = refusing(refusals)
     labels = [f"a{n}" for n in range(20)]
     for label in labels:
         await note(rt, first, label)
