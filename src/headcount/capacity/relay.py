@@ -65,10 +65,14 @@ def relay_name() -> str:
 
 
 class Relay:
-    def __init__(self, rt: Runtime, *, name: str | None = None) -> None:
+    def __init__(self, rt: Runtime, *, name: str | None = None, sequences: bool = True) -> None:
+        """`sequences`: position committed changes itself, each round. Inside `serve` the
+        sequencer loop does (capacity/sequencer.py), throttled so that the sale it follows
+        hardly notices; a relay that also sequenced in every busy round would undo that."""
         settings = rt.settings
         self.rt = rt
         self.name = name
+        self.sequences = sequences
         self.concurrency = settings.webhook_concurrency
         self.timeout = settings.webhook_timeout
         self.interval = settings.webhook_poll_interval
@@ -129,7 +133,7 @@ class Relay:
         free = self.concurrency - len(self.inflight)
         now = self.rt.clock()
         async with self.rt.db.transaction() as tx:
-            sequenced = await self._sequence(tx)
+            sequenced = await self._sequence(tx) if self.sequences else 0
             fanned = await ledger.fan_out(tx, now=now)
             claims = await self._claim(tx, now, free) if free > 0 else []
         self._start(claims)
@@ -363,9 +367,9 @@ class Bookkeeper:
             log.warning("webhook delivery %s given up after the retry window", delivery_id)
 
 
-async def run_in_background(rt: Runtime, stop: asyncio.Event) -> None:
-    """The relay as `serve` runs it (a duty of every replica)."""
-    relay = Relay(rt)
+async def run_in_background(rt: Runtime, stop: asyncio.Event, *, sequences: bool = False) -> None:
+    """The relay as `serve` runs it (a duty of every replica, beside the sequencer loop)."""
+    relay = Relay(rt, sequences=sequences)
     try:
         await relay.run(stop)
     finally:
@@ -380,5 +384,5 @@ async def run_until_signalled(rt: Runtime) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     log.info("webhook relay started")
-    await run_in_background(rt, stop)
+    await run_in_background(rt, stop, sequences=True)  # no sequencer loop runs beside it
     log.info("webhook relay stopped")
