@@ -342,17 +342,17 @@ class Bookkeeper:
         while True:
             try:
                 now = self.rt.clock()
-                given_up: list[str] = []
-                leased: list[Claimed | None] = []
                 async with self.rt.db.transaction() as tx:
-                    for claimed, _ in leases:
-                        leased.append(
-                            await ledger.lease_behind(
-                                tx, claimed, now=now, follow=FOLLOW, leased_until=now + self.lease
-                            )
-                        )
-                    for claimed, attempts, _ in records:
-                        given_up += await ledger.settle(tx, claimed, attempts, now=now)
+                    leased = await ledger.lease_behind_many(
+                        tx,
+                        [claimed for claimed, _ in leases],
+                        now=now,
+                        follow=FOLLOW,
+                        leased_until=now + self.lease,
+                    )
+                    given_up = await ledger.settle_many(
+                        tx, [(claimed, attempts) for claimed, attempts, _ in records], now=now
+                    )
                 break
             except Exception as exc:
                 leases = []  # left to the next claim; a retry may be past their moment
