@@ -87,6 +87,9 @@ class Relay:
         self.inflight: set[asyncio.Task[None]] = set()
         self.wake = asyncio.Event()
         self.next_prune = 0.0
+        # Set once the relay is told to stop: a group finishes the batch it holds and
+        # leases no more, so that stopping takes one batch, not a whole backlog.
+        self.stopping = False
 
     # The loop.
 
@@ -112,6 +115,7 @@ class Relay:
                 pause = self.interval * 2**errors if errors else self.interval
                 await self._idle(stop, min(pause, MAX_ERROR_PAUSE_SECONDS))
         finally:
+            self.stopping = True
             await self.drain()
 
     async def _idle(self, stop: asyncio.Event, seconds: float) -> None:
@@ -193,7 +197,7 @@ class Relay:
         """Send the group in order, stopping at the first failure.
 
         While a batch is being sent, its group's next due deliveries are leased behind it
-        (`ledger.lease_behind`); once the whole batch got 2xx answers, its outcome goes to
+        (`ledger.lease_behind_many`); once the whole batch got 2xx answers, its outcome goes to
         the bookkeeper and the next batch is sent at once: the sends do not wait for
         the settling. The task ends once its last outcome is recorded:
         only then may the group's next head be claimed (`_done` wakes the loop).
@@ -201,10 +205,10 @@ class Relay:
         current: Claimed | None = claimed
         settled: asyncio.Future[None] | None = None
         while current is not None:
-            ahead = self.books.lease_behind(current)
+            ahead = None if self.stopping else self.books.lease_behind(current)
             attempts = await self._send(current)
             settled = self.books.settle(current, attempts)
-            following = await ahead
+            following = await ahead if ahead is not None else None
             whole = len(attempts) == len(current.queue) and all(a.ok for a in attempts)
             if not whole and following is not None:
                 settled = self.books.settle(following, [])  # not sent: give it back

@@ -475,17 +475,6 @@ class Attempt:
     retry_in: float  # seconds until the next attempt, if it failed
 
 
-async def settle(
-    tx: AsyncSession,
-    claimed: Claimed,
-    attempts: Sequence[Attempt],
-    *,
-    now: datetime,
-) -> list[str]:
-    """Record the attempts of one claim (`settle_many`)."""
-    return await settle_many(tx, [(claimed, attempts)], now=now)
-
-
 async def settle_many(
     tx: AsyncSession,
     records: Sequence[tuple[Claimed, Sequence[Attempt]]],
@@ -566,21 +555,6 @@ async def _record_failure(
         .execution_options(synchronize_session=False)
     )
     return [attempt.delivery.id] if give_up else []
-
-
-async def lease_behind(
-    tx: AsyncSession,
-    claimed: Claimed,
-    *,
-    now: datetime,
-    follow: int,
-    leased_until: datetime,
-) -> Claimed | None:
-    """The next due deliveries of one group (`lease_behind_many`)."""
-    (found,) = await lease_behind_many(
-        tx, [claimed], now=now, follow=follow, leased_until=leased_until
-    )
-    return found
 
 
 async def lease_behind_many(
