@@ -403,10 +403,12 @@ async def test_a_refused_message_is_given_up_after_the_window_then_redelivered(
 
 async def test_scope_and_type_filters(rt: Runtime, receiver: Receiver) -> None:
     listed, unlisted = await event_of(rt, "org-s"), await event_of(rt, "org-s")
-    await register(rt, receiver, organizer("org-s"), event_ids=[listed], types=["rsvp.*"])
+    await register(rt, receiver, organizer("org-s"), event_ids=[listed], types=["session.*"])
+    # Types whose replay moves no counter: the database is shared with tests that
+    # reconcile it from the log (an `rsvp.*` without its session would break them).
     for event_id in (listed, unlisted):
         async with rt.db.transaction() as tx:
-            for kind in ("order.created", "rsvp.confirmed", "rsvp.cancelled"):
+            for kind in ("order.created", "session.full", "session.reopened"):
                 changes.record(
                     tx,
                     kind,
@@ -420,7 +422,7 @@ async def test_scope_and_type_filters(rt: Runtime, receiver: Receiver) -> None:
         await relay.step()
         await relay.drain()
     await relay.aclose()
-    assert labels_by_event(receiver) == {listed: ["rsvp.confirmed", "rsvp.cancelled"]}
+    assert labels_by_event(receiver) == {listed: ["session.full", "session.reopened"]}
 
 
 async def test_a_new_endpoint_starts_at_the_head_and_holds_back_pruning(
