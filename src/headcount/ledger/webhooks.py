@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -629,16 +629,7 @@ async def lease_behind_many(
             continue
         token = secrets.token_hex(8)
         params += [{"delivery_id": d.id, "until": leased_until, "token": token} for d in queue]
-        leased.append(
-            Claimed(
-                endpoint_id=c.endpoint_id,
-                url=c.url,
-                secrets=c.secrets,
-                leased_until=leased_until,
-                lease_token=token,
-                queue=queue,
-            )
-        )
+        leased.append(replace(c, leased_until=leased_until, lease_token=token, queue=queue))
     if params:
         await tx.execute(_LEASED, params)
     return leased
