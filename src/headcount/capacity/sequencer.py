@@ -66,10 +66,6 @@ async def sequence_pending(rt: Runtime, *, probe: bool = True) -> int:
 
 async def run(rt: Runtime) -> None:
     """The loop (a task of the app's lifespan, on every replica); runs until cancelled."""
-    import os
-
-    if os.environ.get("HC_NOSEQ"):
-        return
     origin.as_system()
     woken = asyncio.Event()
     rt.db.changes_committed = woken.set

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -40,22 +40,28 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
+    Select,
     String,
     Text,
     UniqueConstraint,
     and_,
     bindparam,
+    column,
     delete,
     exists,
     func,
     insert,
+    literal,
     or_,
     select,
     text,
+    true,
     update,
+    values,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, aliased, mapped_column
@@ -469,27 +475,22 @@ class Attempt:
     retry_in: float  # seconds until the next attempt, if it failed
 
 
-async def settle(
+async def settle_many(
     tx: AsyncSession,
-    claimed: Claimed,
-    attempts: Sequence[Attempt],
+    records: Sequence[tuple[Claimed, Sequence[Attempt]]],
     *,
     now: datetime,
-    follow: int = 0,
-    leased_until: datetime | None = None,
-) -> tuple[list[str], Claimed | None]:
-    """Record the attempts of one claim, in the order they were made; release its lease.
+) -> list[str]:
+    """Record the attempts of claims, each in the order they were made; release their
+    leases. The successes of all of them take one statement, whatever their number.
 
-    A claim's sends stop at the first failure, so `attempts` is successes and at most one
-    failure, last. A success is recorded whoever holds the lease now (it was delivered); a
-    failure only while our lease still holds: if it lapsed, another relay owns the retry.
-    Returns the ids given up (status `failed`), and — when every attempt succeeded, the
-    whole queue was sent and `follow` > 0 — the group's next due deliveries, leased to us
-    in this same transaction (so no other relay can take the new head in between): a
-    backlog drains without a claim per batch.
+    A claim's sends stop at the first failure, so its attempts are successes and at most
+    one failure, last. A success is recorded whoever holds the lease now (it was
+    delivered); a failure only while our lease still holds: if it lapsed, another relay
+    owns the retry. Returns the ids given up (status `failed`).
     """
     given_up: list[str] = []
-    sent = [a for a in attempts if a.ok]
+    sent = [a for _, attempts in records for a in attempts if a.ok]
     if sent:
         await tx.execute(
             _DELIVERED,
@@ -503,96 +504,165 @@ async def settle(
                 for a in sent
             ],
         )
+        last_success: dict[str, datetime] = {}
+        for claimed, attempts in records:
+            for attempt in attempts:
+                if attempt.ok:
+                    last_success[claimed.endpoint_id] = max(
+                        attempt.at, last_success.get(claimed.endpoint_id, attempt.at)
+                    )
         await tx.execute(
-            update(WebhookEndpoint)
-            .where(WebhookEndpoint.id == claimed.endpoint_id)
-            .values(failing_since=None, failures_in_a_row=0, last_success_at=sent[-1].at)
-            .execution_options(synchronize_session=False)
+            _SUCCEEDED, [{"endpoint_id": e, "at": at} for e, at in sorted(last_success.items())]
         )
-    for attempt in attempts:
-        if attempt.ok:
-            continue
-        disabled = await _count_failure(tx, claimed.endpoint_id, attempt.at, now)
-        give_up = not disabled and rules.gives_up(attempt.delivery.retrying_since, now)
-        if give_up:
-            given_up.append(attempt.delivery.id)
-        await tx.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id == attempt.delivery.id,
-                WebhookDelivery.lease_token == claimed.lease_token,
-            )
-            .values(
-                status=DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING,
-                next_attempt_at=now + timedelta(seconds=attempt.retry_in),
-                attempts=WebhookDelivery.attempts + 1,
-                last_attempt_at=attempt.at,
-                last_status_code=attempt.status_code,
-                last_error=(attempt.error or "failed")[:ERROR_LENGTH],
-                last_response=_snippet(attempt.response),
-                leased_until=None,
-                lease_token=None,
-            )
-            .execution_options(synchronize_session=False)
+    for claimed, attempts in records:
+        for attempt in attempts:
+            if not attempt.ok:
+                given_up += await _record_failure(tx, claimed, attempt, now)
+        if len(attempts) < len(claimed.queue):
+            await release(tx, claimed)  # the rest was not sent: anyone may take it now
+    return given_up
+
+
+_SUCCEEDED = (
+    update(WebhookEndpoint.__table__)  # type: ignore[arg-type]
+    .where(WebhookEndpoint.__table__.c.id == bindparam("endpoint_id"))
+    .values(failing_since=None, failures_in_a_row=0, last_success_at=bindparam("at"))
+)
+
+
+async def _record_failure(
+    tx: AsyncSession, claimed: Claimed, attempt: Attempt, now: datetime
+) -> list[str]:
+    disabled = await _count_failure(tx, claimed.endpoint_id, attempt.at, now)
+    give_up = not disabled and rules.gives_up(attempt.delivery.retrying_since, now)
+    await tx.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id == attempt.delivery.id,
+            WebhookDelivery.lease_token == claimed.lease_token,
         )
-    await release(tx, claimed)
-    whole = len(attempts) == len(claimed.queue) and all(a.ok for a in attempts)
-    if not (whole and follow > 0 and leased_until is not None and attempts):
-        return given_up, None
-    return given_up, await _continue(
-        tx, claimed, last=attempts[-1].delivery, now=now, follow=follow, leased_until=leased_until
+        .values(
+            status=DeliveryStatus.FAILED if give_up else DeliveryStatus.PENDING,
+            next_attempt_at=now + timedelta(seconds=attempt.retry_in),
+            attempts=WebhookDelivery.attempts + 1,
+            last_attempt_at=attempt.at,
+            last_status_code=attempt.status_code,
+            last_error=(attempt.error or "failed")[:ERROR_LENGTH],
+            last_response=_snippet(attempt.response),
+            leased_until=None,
+            lease_token=None,
+        )
+        .execution_options(synchronize_session=False)
     )
+    return [attempt.delivery.id] if give_up else []
 
 
-async def _continue(
+async def lease_behind_many(
     tx: AsyncSession,
-    claimed: Claimed,
+    claims: Sequence[Claimed],
     *,
-    last: Outgoing,
     now: datetime,
     follow: int,
     leased_until: datetime,
-) -> Claimed | None:
-    """Lease the next due deliveries of the group `last` belonged to, if nobody holds them."""
-    rows = list(
-        await tx.execute(
-            locks.claimed(
-                select(*_OUTGOING)
-                .where(
-                    WebhookDelivery.endpoint_id == claimed.endpoint_id,
-                    WebhookDelivery.event_id == last.event_id,
-                    WebhookDelivery.status == DeliveryStatus.PENDING,
-                    WebhookDelivery.position > last.position,
-                    or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now),
-                    WebhookDelivery.endpoint_id.in_(_ENABLED),
-                )
-                .order_by(WebhookDelivery.position)
-                .limit(follow)
-            )
+) -> list[Claimed | None]:
+    """Lease the next due deliveries of each claim's group, behind its last one, while the
+    claim is still pending and leased to the caller (so its group has no head anybody else
+    can claim, and nobody else can take these in between).
+
+    The caller sends them only after every delivery of the claim succeeded, and releases
+    them (`release`) if one failed: a sender can go on with its group's next batch while
+    the previous one is being settled, and a backlog drains without a claim per batch.
+    On PostgreSQL every group is read by one LATERAL query and leased by one statement.
+    """
+    if not claims:
+        return []
+    rows_of: dict[int, list[Any]] = {n: [] for n in range(len(claims))}
+    if tx.get_bind().dialect.name == "postgresql":
+        groups = values(
+            column("n", Integer),
+            column("endpoint_id", String),
+            column("event_id", String),
+            column("after", BigInteger),
+            name="groups",
+        ).data(
+            [
+                (n, c.endpoint_id, c.queue[-1].event_id, c.queue[-1].position)
+                for n, c in enumerate(claims)
+            ]
         )
+        behind = (
+            locks.claimed(
+                _behind_query(groups.c.endpoint_id, groups.c.event_id, groups.c.after, now, follow)
+            )
+        ).lateral("behind")
+        found = await tx.execute(
+            select(groups.c.n, behind)
+            .select_from(groups.join(behind, true()))
+            .order_by(groups.c.n, behind.c.position)
+        )
+        for row in found:
+            rows_of[int(row.n)].append(row)
+    else:  # SQLite: one writer at a time and no round trips; a query per group
+        for n, c in enumerate(claims):
+            last = c.queue[-1]
+            rows_of[n] = list(
+                await tx.execute(
+                    _behind_query(
+                        literal(c.endpoint_id),
+                        literal(last.event_id),
+                        literal(last.position),
+                        now,
+                        follow,
+                    )
+                )
+            )
+    leased: list[Claimed | None] = []
+    params: list[dict[str, Any]] = []
+    for n, c in enumerate(claims):
+        queue: list[Outgoing] = []
+        for row in rows_of[n]:
+            if row.next_attempt_at > now:
+                break
+            queue.append(_outgoing(row))
+        if not queue:
+            leased.append(None)
+            continue
+        token = secrets.token_hex(8)
+        params += [{"delivery_id": d.id, "until": leased_until, "token": token} for d in queue]
+        leased.append(replace(c, leased_until=leased_until, lease_token=token, queue=queue))
+    if params:
+        await tx.execute(_LEASED, params)
+    return leased
+
+
+def _behind_query(
+    endpoint_id: ColumnElement[Any],
+    event_id: ColumnElement[Any],
+    after: ColumnElement[Any],
+    now: datetime,
+    follow: int,
+) -> Select[*tuple[Any, ...]]:
+    """A group's pending deliveries after a position that nobody holds, in order."""
+    return (
+        select(*_OUTGOING)
+        .where(
+            WebhookDelivery.endpoint_id == endpoint_id,
+            WebhookDelivery.event_id == event_id,
+            WebhookDelivery.status == DeliveryStatus.PENDING,
+            WebhookDelivery.position > after,
+            or_(WebhookDelivery.leased_until.is_(None), WebhookDelivery.leased_until < now),
+            WebhookDelivery.endpoint_id.in_(_ENABLED),
+        )
+        .order_by(WebhookDelivery.position)
+        .limit(follow)
     )
-    queue: list[Outgoing] = []
-    for row in rows:
-        if row.next_attempt_at > now:
-            break
-        queue.append(_outgoing(row))
-    if not queue:
-        return None
-    token = secrets.token_hex(8)
-    await tx.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_([d.id for d in queue]))
-        .values(leased_until=leased_until, lease_token=token)
-        .execution_options(synchronize_session=False)
-    )
-    return Claimed(
-        endpoint_id=claimed.endpoint_id,
-        url=claimed.url,
-        secrets=claimed.secrets,
-        leased_until=leased_until,
-        lease_token=token,
-        queue=queue,
-    )
+
+
+_LEASED = (
+    update(WebhookDelivery.__table__)  # type: ignore[arg-type]
+    .where(WebhookDelivery.__table__.c.id == bindparam("delivery_id"))
+    .values(leased_until=bindparam("until"), lease_token=bindparam("token"))
+)
 
 
 _DELIVERED = (
@@ -617,10 +687,13 @@ def _snippet(response: str | None) -> str | None:
 
 
 async def release(tx: AsyncSession, claimed: Claimed) -> None:
-    """Give back a lease that is still ours (nothing was sent, or all of it was settled)."""
+    """Give back what is still leased to `claimed` (what was not sent)."""
     await tx.execute(
         update(WebhookDelivery)
-        .where(WebhookDelivery.lease_token == claimed.lease_token)
+        .where(
+            WebhookDelivery.id.in_([d.id for d in claimed.queue]),
+            WebhookDelivery.lease_token == claimed.lease_token,
+        )
         .values(leased_until=None, lease_token=None)
         .execution_options(synchronize_session=False)
     )
