@@ -2,7 +2,8 @@
 
 Rows are claimed with `FOR UPDATE SKIP LOCKED`, so two sweepers (or a sweeper and a
 buyer's lazy sweep) never wait on, or double-release, the same order. Lock order is
-orders first, then ticket types in ascending id, the same order confirm/cancel use.
+orders first, then, one event at a time in ascending event id, that event's ticket types
+in ascending id, the same order confirm/cancel use.
 """
 
 from __future__ import annotations
@@ -101,9 +102,9 @@ async def expire_due_holds(
             by=lapsing,
             expires_at=expires_at,
         )
+    # One event at a time, in ascending id: the lock order across events (ledger/locks.py).
     for of_event, by_type in sorted(totals.items()):
         lines = [OrderLine(tid, qty) for tid, qty in sorted(by_type.items())]
         await inventory.release_hold(tx, lines, event_id=of_event)
-    for of_event, by_type in sorted(totals.items()):
         await offers.settle(tx, sorted(by_type), now, offer_ttl, event_id=of_event)
     return order_ids

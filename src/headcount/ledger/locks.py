@@ -33,6 +33,12 @@ deadlock) can form:
    offers; only while holding that resource's row (4 or 8), so they never wait on anyone
    the resource's lock did not already order.
 
+Across events. Rows of two events are never the same rows, and every statement names its
+event (docs/scale-out.md). The transactions that span events (the hold and offer
+sweepers) take the claims of step 3 first, then work one event at a
+time in ascending event id, taking steps 4-9 for that event before the next: so the
+order is (event, step, row) and still no cycle can form.
+
 Duties that must run on one replica at a time (retention) take a `singleton` advisory
 lock first, without waiting; the sequencer claims its state row `claimed` and takes no
 other lock.
