@@ -273,6 +273,11 @@ def cluster_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     the same run; then `--http-leases` of them through 4 `headcount serve` workers."""
     rows: list[Row] = []
     runs: list[tuple[str, str, cluster_leases.LeaseRun]] = []
+
+    def record(path: str, store: str, run: cluster_leases.LeaseRun) -> None:
+        runs.append((path, store, run))
+        print(f"{path} on {store}: {run}", flush=True)  # kept if a later leg fails
+
     per = args.leases // args.booths
     http_per = args.http_leases // args.booths
     with private_redis_cluster() as cluster:
@@ -281,63 +286,55 @@ def cluster_suite(args: argparse.Namespace, log: Path) -> list[Row]:
         def master_of(tag: str) -> str:
             return master[cluster.master_for(tag)]
 
-        runs.append(
-            (
-                "engine",
-                "3+3 Redis Cluster",
-                cluster_leases.engine_storm(
-                    cluster.url,
-                    processes=args.processes,
-                    resources=args.booths,
-                    per_resource=per,
-                    master_of=master_of,
-                ),
-            )
+        record(
+            "engine",
+            "3+3 Redis Cluster",
+            cluster_leases.engine_storm(
+                cluster.url,
+                processes=args.processes,
+                resources=args.booths,
+                per_resource=per,
+                master_of=master_of,
+            ),
         )
         if http_per:
             # PostgreSQL, not SQLite: a join reads its booth in a transaction, and four
             # processes taking SQLite's write lock in turn would measure the file lock.
             with private_postgres() as server, scratch_postgres_database(server=server) as url:
-                runs.append(
-                    (
-                        "HTTP",
-                        "3+3 Redis Cluster",
-                        cluster_leases.lease_storm(
-                            url,
-                            redis_url=cluster.url,
-                            log=log,
-                            processes=args.processes,
-                            booths=args.booths,
-                            per_booth=http_per,
-                            master_of=master_of,
-                        ),
-                    )
+                record(
+                    "HTTP",
+                    "3+3 Redis Cluster",
+                    cluster_leases.lease_storm(
+                        url,
+                        redis_url=cluster.url,
+                        log=log,
+                        processes=args.processes,
+                        booths=args.booths,
+                        per_booth=http_per,
+                        master_of=master_of,
+                    ),
                 )
     with private_redis() as redis:
-        runs.append(
-            (
-                "engine",
-                "one Redis",
-                cluster_leases.engine_storm(
-                    redis.url, processes=args.processes, resources=args.booths, per_resource=per
-                ),
-            )
+        record(
+            "engine",
+            "one Redis",
+            cluster_leases.engine_storm(
+                redis.url, processes=args.processes, resources=args.booths, per_resource=per
+            ),
         )
         if http_per:
             with private_postgres() as server, scratch_postgres_database(server=server) as url:
-                runs.append(
-                    (
-                        "HTTP",
-                        "one Redis",
-                        cluster_leases.lease_storm(
-                            url,
-                            redis_url=redis.url,
-                            log=log,
-                            processes=args.processes,
-                            booths=args.booths,
-                            per_booth=http_per,
-                        ),
-                    )
+                record(
+                    "HTTP",
+                    "one Redis",
+                    cluster_leases.lease_storm(
+                        url,
+                        redis_url=redis.url,
+                        log=log,
+                        processes=args.processes,
+                        booths=args.booths,
+                        per_booth=http_per,
+                    ),
                 )
     single = {path: run.joins_per_s for path, store, run in runs if store == "one Redis"}
     for path, store, run in runs:

@@ -42,14 +42,21 @@ from headcount.capacity import (
     tickets,
     waitlists,
 )
-from headcount.capacity.events import EventDraft
+from headcount.capacity.events import EventDraft, EventPatch
 from headcount.capacity.orders import OrderDraft, OrderItemInput
-from headcount.capacity.pools import PoolDraft
+from headcount.capacity.pools import PoolDraft, PoolPatch
 from headcount.capacity.registrations import RegistrationDraft
 from headcount.capacity.sequencer import sequence_pending
-from headcount.capacity.sessions import SessionDraft
-from headcount.capacity.spaces import BOOTH, BoothDraft, HuddleDraft
-from headcount.capacity.tickets import TicketTypeDraft
+from headcount.capacity.sessions import SessionDraft, SessionPatch
+from headcount.capacity.spaces import (
+    BOOTH,
+    BREAKOUT_ROOM,
+    BoothDraft,
+    BoothPatch,
+    BreakoutRoomDraft,
+    HuddleDraft,
+)
+from headcount.capacity.tickets import TicketTypeDraft, TicketTypePatch
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.domain.errors import HeadcountError
 from headcount.ledger.distribution import event_column
@@ -279,6 +286,59 @@ async def test_every_hot_path_write_names_its_event(runtime: Runtime) -> None:
         "UPDATE huddles",
         "DELETE FROM huddle_members",
         "INSERT INTO changes",
+    ):
+        assert any(s.startswith(needle) for s in seen), needle
+    wrong = sorted(set(violations(statements)))
+    assert wrong == [], "\n".join(wrong)
+
+
+async def every_organizer_edit(rt: Runtime) -> None:
+    """Not the hot path, but writes all the same: limits and memberships changed while
+    people hold and wait, so the edits release, promote and offer too."""
+    eid = (await events.create_event(rt, ORG, EventDraft(name="Edited"))).id
+    plain = await tickets.create_ticket_type(
+        rt, ORG, eid, TicketTypeDraft(name="Plain", quantity_total=1)
+    )
+    hot = await tickets.create_ticket_type(
+        rt, ORG, eid, TicketTypeDraft(name="Hot", quantity_total=4, stock_buckets=2)
+    )
+    pool = await pools.create_pool(rt, ORG, eid, PoolDraft(name="Hall", capacity=1))
+    session = await sessions.create_session(
+        rt, ORG, eid, SessionDraft(title="Talk", max_participants=1)
+    )
+    booth = await places.create(rt, ORG, BOOTH, eid, BoothDraft(name="B", max_visitors=1))
+    ann, bo = attendee("edit-ann"), attendee("edit-bo")
+    await orders.create_order(rt, ann, _order(eid, (plain.id, 1)))
+    await waitlists.join_ticket_waitlist(rt, bo, plain.id, TicketWaitlistDraft(quantity=1))
+    for who in (ann, bo):
+        await registrations.register(rt, who, eid, RegistrationDraft(party_size=1))
+        await sessions.rsvp(rt, who, session.id)
+    await tickets.update_ticket_type(rt, ORG, plain.id, TicketTypePatch(quantity_total=2))
+    await tickets.update_ticket_type(rt, ORG, hot.id, TicketTypePatch(quantity_total=3))
+    await tickets.update_ticket_type(rt, ORG, plain.id, TicketTypePatch(pool_ids=[pool.id]))
+    await pools.update_pool(rt, ORG, pool.id, PoolPatch(capacity=3))
+    await pools.detach_ticket_type(rt, ORG, pool.id, plain.id)
+    await pools.attach_ticket_type(rt, ORG, pool.id, hot.id)
+    await sessions.update_session(rt, ORG, session.id, SessionPatch(max_participants=2))
+    await events.update_event(rt, ORG, eid, EventPatch(max_attendees=30))
+    await events.update_event(rt, ORG, eid, EventPatch(max_attendees=None))
+    await places.update(rt, ORG, BOOTH, booth.id, BoothPatch(max_visitors=2))
+    room = await places.create(
+        rt, ORG, BREAKOUT_ROOM, session.id, BreakoutRoomDraft(name="R", capacity=2)
+    )
+    await live.close(rt, ORG, BREAKOUT_ROOM, room.id)
+
+
+async def test_every_organizer_edit_names_its_event(runtime: Runtime) -> None:
+    with captured(runtime) as statements:
+        await every_organizer_edit(runtime)
+    seen = [s.flat for s in statements]
+    for needle in (
+        "UPDATE capacity_pools",
+        "INSERT INTO ticket_type_pools",
+        "DELETE FROM ticket_type_pools",
+        "UPDATE booths",
+        "UPDATE breakout_rooms",
     ):
         assert any(s.startswith(needle) for s in seen), needle
     wrong = sorted(set(violations(statements)))
