@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import change_log, cluster_leases, fanout, limits, presence_storm, webhooks
@@ -280,62 +281,37 @@ def cluster_suite(args: argparse.Namespace, log: Path) -> list[Row]:
 
     per = args.leases // args.booths
     http_per = args.http_leases // args.booths
+
+    def legs(store: str, redis_url: str, master_of: Callable[[str], str] | None) -> None:
+        engine = cluster_leases.engine_storm(
+            redis_url,
+            processes=args.processes,
+            resources=args.booths,
+            per_resource=per,
+            master_of=master_of,
+        )
+        record("engine", store, engine)
+        if not http_per:
+            return
+        # PostgreSQL, not SQLite: a join reads its booth in a transaction, and four
+        # processes taking SQLite's write lock in turn would measure the file lock.
+        with private_postgres() as server, scratch_postgres_database(server=server) as url:
+            served = cluster_leases.lease_storm(
+                url,
+                redis_url=redis_url,
+                log=log,
+                processes=args.processes,
+                booths=args.booths,
+                per_booth=http_per,
+                master_of=master_of,
+            )
+        record("HTTP", store, served)
+
     with private_redis_cluster() as cluster:
         master = {n.port: f":{n.port}" for n in cluster.masters()}
-
-        def master_of(tag: str) -> str:
-            return master[cluster.master_for(tag)]
-
-        record(
-            "engine",
-            "3+3 Redis Cluster",
-            cluster_leases.engine_storm(
-                cluster.url,
-                processes=args.processes,
-                resources=args.booths,
-                per_resource=per,
-                master_of=master_of,
-            ),
-        )
-        if http_per:
-            # PostgreSQL, not SQLite: a join reads its booth in a transaction, and four
-            # processes taking SQLite's write lock in turn would measure the file lock.
-            with private_postgres() as server, scratch_postgres_database(server=server) as url:
-                record(
-                    "HTTP",
-                    "3+3 Redis Cluster",
-                    cluster_leases.lease_storm(
-                        url,
-                        redis_url=cluster.url,
-                        log=log,
-                        processes=args.processes,
-                        booths=args.booths,
-                        per_booth=http_per,
-                        master_of=master_of,
-                    ),
-                )
+        legs("3+3 Redis Cluster", cluster.url, lambda tag: master[cluster.master_for(tag)])
     with private_redis() as redis:
-        record(
-            "engine",
-            "one Redis",
-            cluster_leases.engine_storm(
-                redis.url, processes=args.processes, resources=args.booths, per_resource=per
-            ),
-        )
-        if http_per:
-            with private_postgres() as server, scratch_postgres_database(server=server) as url:
-                record(
-                    "HTTP",
-                    "one Redis",
-                    cluster_leases.lease_storm(
-                        url,
-                        redis_url=redis.url,
-                        log=log,
-                        processes=args.processes,
-                        booths=args.booths,
-                        per_booth=http_per,
-                    ),
-                )
+        legs("one Redis", redis.url, None)
     single = {path: run.joins_per_s for path, store, run in runs if store == "one Redis"}
     for path, store, run in runs:
         rows.append(

@@ -197,7 +197,8 @@ def _engine_share(job: _Job) -> _Share:
     from headcount.presence.redis import RedisPresence
 
     async def run() -> _Share:
-        engine = RedisPresence(job.url, prefix=job.prefix, max_connections=64)
+        # A connection per admission in flight: the pool is not what is measured.
+        engine = RedisPresence(job.url, prefix=job.prefix, max_connections=IN_FLIGHT)
         plan = [(rid, f"h-{rid}-{i}") for i in range(job.tries) for rid in job.resources]
         plan = plan[job.worker :: job.workers]
         admitted: dict[str, list[str]] = {rid: [] for rid in job.resources}
@@ -212,8 +213,10 @@ def _engine_share(job: _Job) -> _Share:
                     got = await engine.admit(
                         Resource("booth", rid), holder, limit=job.limit, ttl=1800.0
                     )
-                except Exception:
+                except Exception as exc:  # counted, and the first one shown
                     errors += 1
+                    if errors == 1:
+                        print(f"process {job.worker}: {exc!r}", flush=True)
                     return
             if got.lease is None:
                 refused[rid] += 1

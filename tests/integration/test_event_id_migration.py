@@ -17,20 +17,14 @@ from alembic import command
 from sqlalchemy import Engine, column, create_engine, inspect, select, table
 from sqlalchemy.engine import make_url
 
+from headcount.ledger.distribution import COPIED
 from headcount.ledger.migrate import alembic_config, upgrade
 from support import services
 from support.databases import BACKENDS, postgres_database, sqlite_database
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
-# table → (its parent's id column, the prefix of the parent ids `_rows_of` writes)
-CHILDREN = {
-    "order_items": ("order_id", "ord"),
-    "ticket_stock_buckets": ("ticket_type_id", "tt"),
-    "ticket_type_pools": ("ticket_type_id", "tt"),
-    "session_capacity": ("session_id", "ses"),
-    "session_seats": ("session_id", "ses"),
-    "huddle_members": ("huddle_id", "hud"),
-}
+# The prefix of the parent ids `_rows_of` writes, per parent table.
+PREFIX = {"orders": "ord", "ticket_types": "tt", "sessions": "ses", "huddles": "hud"}
 EVENTS = ("evt_a", "evt_b")
 
 
@@ -86,7 +80,7 @@ def test_upgrade_copies_each_rows_event_from_its_parent(fresh_url: str) -> None:
     try:
         assert all(
             "event_id" not in {c["name"] for c in inspect(engine).get_columns(name)}
-            for name in CHILDREN
+            for name in COPIED
         )
         with engine.begin() as conn:
             for event in EVENTS:
@@ -94,12 +88,13 @@ def test_upgrade_copies_each_rows_event_from_its_parent(fresh_url: str) -> None:
                     conn.execute(table(name, *(column(c) for c in row)).insert().values(**row))
         upgrade(fresh_url)
         with engine.connect() as conn:
-            for name, (parent, prefix) in CHILDREN.items():
-                child = table(name, column(parent), column("event_id"))
-                rows = conn.execute(select(child.c[parent], child.c.event_id)).all()
-                assert sorted(tuple(r) for r in rows) == [(f"{prefix}_{e}", e) for e in EVENTS]
+            for name, (parent_id, parent) in COPIED.items():
+                child = table(name, column(parent_id), column("event_id"))
+                rows = conn.execute(select(child.c[parent_id], child.c.event_id)).all()
+                expected = [(f"{PREFIX[parent]}_{e}", e) for e in EVENTS]
+                assert sorted(tuple(r) for r in rows) == expected, name
         inspector = inspect(engine)
-        for name in CHILDREN:
+        for name in COPIED:
             found = next(c for c in inspector.get_columns(name) if c["name"] == "event_id")
             assert found["nullable"] is False, name
     finally:

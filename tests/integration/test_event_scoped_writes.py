@@ -59,7 +59,7 @@ from headcount.capacity.spaces import (
 from headcount.capacity.tickets import TicketTypeDraft, TicketTypePatch
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.domain.errors import HeadcountError
-from headcount.ledger.distribution import event_column
+from headcount.ledger.distribution import COPIED, event_column
 from headcount.ledger.schema import metadata
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
@@ -270,24 +270,32 @@ async def every_hot_path(rt: Runtime) -> None:
 async def test_every_hot_path_write_names_its_event(runtime: Runtime) -> None:
     with captured(runtime) as statements:
         await every_hot_path(runtime)
-    seen = [s.flat for s in statements]
     # The run reached what it is meant to check (so a silent path cannot pass vacuously).
-    for needle in (
-        "UPDATE ticket_types",
-        "UPDATE ticket_stock_buckets",
-        "UPDATE capacity_pools",
-        "UPDATE orders",
-        "INSERT INTO order_items",
-        "UPDATE waitlist_entries",
-        "UPDATE event_capacity",
-        "UPDATE registrations",
-        "UPDATE session_capacity",
-        "INSERT INTO session_seats",
-        "UPDATE huddles",
-        "DELETE FROM huddle_members",
-        "INSERT INTO changes",
-    ):
-        assert any(s.startswith(needle) for s in seen), needle
+    assert_scoped(
+        statements,
+        reached=(
+            "UPDATE ticket_types",
+            "UPDATE ticket_stock_buckets",
+            "UPDATE capacity_pools",
+            "UPDATE orders",
+            "INSERT INTO order_items",
+            "UPDATE waitlist_entries",
+            "UPDATE event_capacity",
+            "UPDATE registrations",
+            "UPDATE session_capacity",
+            "INSERT INTO session_seats",
+            "UPDATE huddles",
+            "DELETE FROM huddle_members",
+            "INSERT INTO changes",
+        ),
+    )
+
+
+def assert_scoped(statements: list[Statement], *, reached: tuple[str, ...]) -> None:
+    """Every statement names its event, and the run did write what it should have."""
+    seen = [s.flat for s in statements]
+    for needle in reached:
+        assert any(s.startswith(needle) for s in seen), f"the run never ran {needle}"
     wrong = sorted(set(violations(statements)))
     assert wrong == [], "\n".join(wrong)
 
@@ -332,32 +340,23 @@ async def every_organizer_edit(rt: Runtime) -> None:
 async def test_every_organizer_edit_names_its_event(runtime: Runtime) -> None:
     with captured(runtime) as statements:
         await every_organizer_edit(runtime)
-    seen = [s.flat for s in statements]
-    for needle in (
-        "UPDATE capacity_pools",
-        "INSERT INTO ticket_type_pools",
-        "DELETE FROM ticket_type_pools",
-        "UPDATE booths",
-        "UPDATE breakout_rooms",
-    ):
-        assert any(s.startswith(needle) for s in seen), needle
-    wrong = sorted(set(violations(statements)))
-    assert wrong == [], "\n".join(wrong)
+    assert_scoped(
+        statements,
+        reached=(
+            "UPDATE capacity_pools",
+            "INSERT INTO ticket_type_pools",
+            "DELETE FROM ticket_type_pools",
+            "UPDATE booths",
+            "UPDATE breakout_rooms",
+        ),
+    )
 
 
 async def test_copied_event_ids_match_their_parents(runtime: Runtime) -> None:
     """A child's `event_id` is a copy: it must be its parent's, or it would route wrongly."""
     await every_hot_path(runtime)
-    pairs = {
-        "order_items": ("order_id", "orders"),
-        "ticket_stock_buckets": ("ticket_type_id", "ticket_types"),
-        "ticket_type_pools": ("ticket_type_id", "ticket_types"),
-        "session_capacity": ("session_id", "sessions"),
-        "session_seats": ("session_id", "sessions"),
-        "huddle_members": ("huddle_id", "huddles"),
-    }
     async with runtime.db.transaction() as tx:
-        for name, (parent_id, parent_name) in pairs.items():
+        for name, (parent_id, parent_name) in COPIED.items():
             child, parent = metadata.tables[name], metadata.tables[parent_name]
             total = await tx.scalar(select(func.count()).select_from(child))
             assert total, f"the run wrote no {name}"

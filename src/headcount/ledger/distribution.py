@@ -15,6 +15,17 @@ from sqlalchemy import Table
 
 EVENT_COLUMN = "event_id"
 
+# Tables whose `event_id` is a copy of their parent's: (parent id column, parent table).
+# Revision 0010 backfilled them; the copy must always equal the parent's.
+COPIED: Mapping[str, tuple[str, str]] = {
+    "order_items": ("order_id", "orders"),
+    "ticket_stock_buckets": ("ticket_type_id", "ticket_types"),
+    "ticket_type_pools": ("ticket_type_id", "ticket_types"),
+    "session_capacity": ("session_id", "sessions"),
+    "session_seats": ("session_id", "sessions"),
+    "huddle_members": ("huddle_id", "huddles"),
+}
+
 # A table whose own key is the event.
 _KEYED_BY_EVENT: Mapping[str, str] = {"events": "id"}
 
