@@ -1,6 +1,6 @@
 """`make bench`: Headcount against this machine's own limits, in one run.
 
-    python -m bench [--quick] [--suite tickets|changes|sqlite|presence|webhooks|fanout|all]
+    python -m bench [--quick] [--suite tickets|changes|sqlite|presence|herd|cluster|webhooks|fanout|all]
 
 Every figure is the median of `--reps` runs; every throughput is printed beside the limit
 measured in the same run (pgbench / a raw SQLite loop / redis-benchmark) and their ratio.
@@ -13,15 +13,16 @@ import argparse
 import datetime as dt
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-from bench import change_log, fanout, herd, limits, presence_storm, webhooks
+from bench import change_log, cluster_leases, fanout, herd, limits, presence_storm, webhooks
 from bench.flash_sale import SaleResult, flash_sale, http_floor
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
 from bench.servers import serve
 from headcount.ledger.migrate import upgrade
-from support.private_services import private_redis
+from support.private_services import private_redis, private_redis_cluster
 
 OUT = Path(__file__).parent / "out"
 HOT_BUCKETS = 16
@@ -343,6 +344,77 @@ def _herd_row(label: str, runs: list[herd.HerdResult], limit: float) -> Row:
     )
 
 
+def cluster_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    """`--leases` leases held by 4 processes on a 3+3 Redis Cluster and on one Redis, in
+    the same run; then `--http-leases` of them through 4 `headcount serve` workers."""
+    rows: list[Row] = []
+    runs: list[tuple[str, str, cluster_leases.LeaseRun]] = []
+
+    def record(path: str, store: str, run: cluster_leases.LeaseRun) -> None:
+        runs.append((path, store, run))
+        print(f"{path} on {store}: {run}", flush=True)  # kept if a later leg fails
+
+    per = args.leases // args.booths
+    http_per = args.http_leases // args.booths
+
+    def legs(store: str, redis_url: str, master_of: Callable[[str], str] | None) -> None:
+        engine = cluster_leases.engine_storm(
+            redis_url,
+            processes=args.processes,
+            resources=args.booths,
+            per_resource=per,
+            master_of=master_of,
+        )
+        record("engine", store, engine)
+        if not http_per:
+            return
+        # PostgreSQL, not SQLite: a join reads its booth in a transaction, and four
+        # processes taking SQLite's write lock in turn would measure the file lock.
+        with private_postgres() as server, scratch_postgres_database(server=server) as url:
+            served = cluster_leases.lease_storm(
+                url,
+                redis_url=redis_url,
+                log=log,
+                processes=args.processes,
+                booths=args.booths,
+                per_booth=http_per,
+                master_of=master_of,
+            )
+        record("HTTP", store, served)
+
+    with private_redis_cluster() as cluster:
+        master = {n.port: f":{n.port}" for n in cluster.masters()}
+        legs("3+3 Redis Cluster", cluster.url, lambda tag: master[cluster.master_for(tag)])
+    with private_redis() as redis:
+        legs("one Redis", redis.url, None)
+    single = {path: run.joins_per_s for path, store, run in runs if store == "one Redis"}
+    for path, store, run in runs:
+        rows.append(
+            Row(
+                f"{run.processes} processes ({path}), {run.booths} booths x {run.per_booth} "
+                f"leases, {store}",
+                {
+                    "leases held": run.live,
+                    "admitted": run.admitted,
+                    "refused": run.refused,
+                    "errors": run.failed,
+                    "exact booths": f"{run.exact_booths}/{run.booths}",
+                    "joins/s": run.joins_per_s,
+                    "attempts/s": run.attempts_per_s,
+                    "joins/s / one Redis": round(run.joins_per_s / single[path], 2),
+                    "booths per master": ", ".join(
+                        f"{name} {n}" for name, n in sorted(run.booths_per_master.items())
+                    ),
+                },
+            )
+        )
+        print(table(rows[-1:]), flush=True)
+    wrong = [f"{path} on {store}" for path, store, run in runs if not run.exact]
+    if wrong:
+        raise SystemExit(f"the counts are not exact: {wrong}")
+    return rows
+
+
 def webhooks_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     """Commit → delivery through one `headcount relay` at fixed offered rates (the target:
     p99 < 1 s at 500 changes/s)."""
@@ -422,7 +494,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
         "--suite",
-        choices=["tickets", "changes", "sqlite", "presence", "herd", "webhooks", "fanout", "all"],
+        choices=[
+            "tickets",
+            "changes",
+            "sqlite",
+            "presence",
+            "herd",
+            "cluster",
+            "webhooks",
+            "fanout",
+            "all",
+        ],
         default="all",
     )
     parser.add_argument("--reps", type=int, default=3)
@@ -432,6 +514,12 @@ def main() -> None:
     )
     parser.add_argument("--viewers", type=int, default=5000, help="WebSocket viewers to hold")
     parser.add_argument("--watchers", type=int, default=10_000, help="capacity sockets to hold")
+    parser.add_argument("--leases", type=int, default=50_000, help="leases held (cluster)")
+    parser.add_argument("--booths", type=int, default=50, help="booths they spread over")
+    parser.add_argument(
+        "--http-leases", type=int, default=2_000, help="leases taken over HTTP (cluster)"
+    )
+    parser.add_argument("--processes", type=int, default=4, help="API processes (cluster)")
     parser.add_argument("--quick", action="store_true", help="1 repetition of 3 s: a smoke run")
     args = parser.parse_args()
     if args.quick:
@@ -453,6 +541,7 @@ def main() -> None:
         "sqlite": sqlite_suite,
         "presence": presence_suite,
         "herd": herd_suite,
+        "cluster": cluster_suite,
         "webhooks": webhooks_suite,
         "fanout": fanout_suite,
     }

@@ -41,7 +41,7 @@ async def _scenario(rt: Runtime) -> str:
 async def test_without_promotion_the_checks_fail(
     runtime: Runtime, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def no_promotion(*_: object) -> list[WaitlistEntry]:
+    async def no_promotion(*_: object, **__: object) -> list[WaitlistEntry]:
         return []
 
     monkeypatch.setattr(seats, "promote", no_promotion)
@@ -78,7 +78,7 @@ async def test_reconcile_fix_runs_the_missed_promotion(
 ) -> None:
     real_promote = seats.promote
 
-    async def no_promotion(*_: object) -> list[WaitlistEntry]:
+    async def no_promotion(*_: object, **__: object) -> list[WaitlistEntry]:
         return []
 
     monkeypatch.setattr(seats, "promote", no_promotion)

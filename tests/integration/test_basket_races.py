@@ -49,7 +49,12 @@ async def _hold(tx: AsyncSession, event_id: str, lines: list[OrderLine]) -> None
     )
     tx.add(order)
     tx.add_all(
-        OrderItem(order_id=order.id, ticket_type_id=li.ticket_type_id, quantity=li.quantity)
+        OrderItem(
+            order_id=order.id,
+            ticket_type_id=li.ticket_type_id,
+            event_id=order.event_id,
+            quantity=li.quantity,
+        )
         for li in lines
     )
     await tx.flush()
@@ -95,7 +100,12 @@ async def test_a_pool_attached_after_the_read_is_still_drawn_on(pg: Runtime, buc
             await pools.attach_ticket_type(runtime, ORG, full.id, tt_id)
             await _hold(tx, event_id, lines)
             await inventory.reserve(
-                tx, lines, early=seen.early, versions=seen.versions, bucketed=seen.bucketed
+                tx,
+                lines,
+                event_id=event_id,
+                early=seen.early,
+                versions=seen.versions,
+                bucketed=seen.bucketed,
             )
 
     with pytest.raises(PoolExhausted):  # raised out of the transaction: it rolls back
@@ -111,7 +121,9 @@ async def test_an_unchanged_membership_skips_nothing_that_matters(runtime: Runti
         async with runtime.db.transaction() as tx:
             seen = await basket.read(tx, event_id, "buyer", lines)
             await _hold(tx, event_id, lines)
-            await inventory.reserve(tx, lines, early=seen.early, versions=seen.versions)
+            await inventory.reserve(
+                tx, lines, event_id=event_id, early=seen.early, versions=seen.versions
+            )
     view = await tickets.get_ticket_type(runtime, tt_id)
     assert (view.quantity_reserved, view.quantity_available) == (2, 0)
     await _balanced(runtime)
@@ -130,7 +142,9 @@ async def test_switching_the_event_cap_on_waits_for_orders_that_read_it_off(pg: 
         await asyncio.sleep(0.5)
         assert not capping.done(), "the cap changed under an order that read it off"
         await _hold(tx, event_id, lines)
-        await inventory.reserve(tx, lines, early=seen.early, versions=seen.versions)
+        await inventory.reserve(
+            tx, lines, event_id=event_id, early=seen.early, versions=seen.versions
+        )
     await asyncio.wait_for(capping, 10)
     # The counter the cap is enforced with includes the 3 held while it was being switched.
     async with runtime.db.transaction() as tx:

@@ -202,12 +202,12 @@ async def _naive_release(rt: Runtime, hold_id: str, n: int) -> None:
         assert found is not None
         if found.quantity < n:
             raise HoldShort("not enough")
-        units, tid = found.quantity, found.ticket_type_id
+        units, tid, event_id = found.quantity, found.ticket_type_id, found.event_id
         await asyncio.sleep(0.05)  # the application's time between its read and its write
         await tx.execute(
             update(OrganizerHold).where(OrganizerHold.id == hold_id).values(quantity=units - n)
         )
-        await inventory.release_hold(tx, [OrderLine(tid, n)])
+        await inventory.release_hold(tx, [OrderLine(tid, n)], event_id=event_id)
 
 
 async def _real_release(rt: Runtime, hold_id: str, n: int) -> None:

@@ -50,11 +50,11 @@ async def naive_reserve(rt: Runtime, tt_id: str) -> None:
 
 async def atomic_reserve(rt: Runtime, tt_id: str) -> None:
     async with rt.db.transaction() as tx:
-        await inventory.reserve(tx, [OrderLine(tt_id, 1)])
-        await asyncio.sleep(0.005)  # same think time, now after the atomic step
         event_id = (
             await tx.execute(select(TicketType.event_id).where(TicketType.id == tt_id))
         ).scalar_one()
+        await inventory.reserve(tx, [OrderLine(tt_id, 1)], event_id=event_id)
+        await asyncio.sleep(0.005)  # same think time, now after the atomic step
         await _add_order(rt, tx, event_id, tt_id)
 
 
@@ -71,7 +71,7 @@ async def _add_order(rt: Runtime, tx: Tx, event_id: str, tt_id: str) -> None:
         paid_at=None,
     )
     tx.add(order)
-    tx.add(OrderItem(order_id=order.id, ticket_type_id=tt_id, quantity=1))
+    tx.add(OrderItem(order_id=order.id, ticket_type_id=tt_id, event_id=event_id, quantity=1))
 
 
 async def _flash_sale(rt: Runtime, reserve: Reserve) -> tuple[int, int]:

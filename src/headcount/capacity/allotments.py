@@ -140,7 +140,8 @@ async def create_hold(
             release_at=draft.release_at,
             with_code=draft.redemption_code is not None,  # the code itself stays private
         )
-        await inventory.reserve(tx, [OrderLine(tt.id, draft.quantity)], {tt.id: tt.name})
+        lines = [OrderLine(tt.id, draft.quantity)]
+        await inventory.reserve(tx, lines, {tt.id: tt.name}, event_id=tt.event_id)
         return hold_view(hold)
 
     return await _once(
@@ -239,7 +240,7 @@ async def release_hold(
             now=now,
             automatic=False,
         )
-        await _to_public(rt, tx, [OrderLine(hold.ticket_type_id, n)], now)
+        await _to_public(rt, tx, [OrderLine(hold.ticket_type_id, n)], now, hold.event_id)
         return hold_view(hold, quantity=left, updated_at=now)
 
     return await _once(
@@ -331,13 +332,13 @@ async def sweep_due_holds(rt: Runtime, *, batch: int = 100) -> int:
         async with rt.db.transaction() as tx:
             now = _now(rt, tx)
             due = await allotments.due(tx, now, limit=batch)
-            units: dict[str, int] = defaultdict(int)
+            units: dict[tuple[str, str], int] = defaultdict(int)
             due_by = origin.system_within()  # the time came; nobody decided it just now
             for hold in due:
                 n = hold.quantity
-                if await allotments.take_units(tx, hold.id, n, now) is None:
+                if await allotments.take_units(tx, hold.id, n, now, event_id=hold.event_id) is None:
                     continue  # cannot happen under the claim; never give back twice
-                units[hold.ticket_type_id] += n
+                units[hold.event_id, hold.ticket_type_id] += n
                 _record(
                     tx,
                     ChangeType.ORGANIZER_HOLD_RELEASED,
@@ -348,9 +349,10 @@ async def sweep_due_holds(rt: Runtime, *, batch: int = 100) -> int:
                     by=due_by,
                     automatic=True,
                 )
-            lines = [OrderLine(tid, n) for tid, n in sorted(units.items())]
-            if lines:
-                await _to_public(rt, tx, lines, now)
+            # One event at a time, in ascending id: the sweepers' lock order across events.
+            for event_id in sorted({event for event, _ in units}):
+                lines = [OrderLine(t, n) for (e, t), n in sorted(units.items()) if e == event_id]
+                await _to_public(rt, tx, lines, now, event_id)
         total += len(due)
         if len(due) < batch:
             return total
@@ -424,16 +426,19 @@ async def _managed(
 async def _take(tx: Tx, hold: OrganizerHold, n: int, now: datetime) -> int:
     """Take `n` units off the (locked) hold: what is left, or `hold_short`."""
     rules.take(hold.id, hold.quantity, n)
-    left = await allotments.take_units(tx, hold.id, n, now)
+    left = await allotments.take_units(tx, hold.id, n, now, event_id=hold.event_id)
     if left is None:  # the row lock makes this unreachable; the UPDATE still re-checks
         raise HoldShort("the hold changed meanwhile", hold_id=hold.id, requested=n)
     return left
 
 
-async def _to_public(rt: Runtime, tx: Tx, lines: list[OrderLine], now: datetime) -> None:
+async def _to_public(
+    rt: Runtime, tx: Tx, lines: list[OrderLine], now: datetime, event_id: str
+) -> None:
     """Units back on sale, through the path a cancelled order's take: waitlists first."""
-    await inventory.release_hold(tx, lines)
-    await offers.settle(tx, [li.ticket_type_id for li in lines], now, rt.settings.offer_ttl)
+    await inventory.release_hold(tx, lines, event_id=event_id)
+    types = [li.ticket_type_id for li in lines]
+    await offers.settle(tx, types, now, rt.settings.offer_ttl, event_id=event_id)
 
 
 def _record(

@@ -235,4 +235,4 @@ async def _move_cap(tx: Tx, event: Event, cap_before: int | None) -> None:
 
 async def _settle_queues(rt: Runtime, tx: Tx, event_id: str) -> None:
     if queued := await draws.queued_ticket_types(tx, event_id):
-        await offers.settle(tx, queued, rt.clock(), rt.settings.offer_ttl)
+        await offers.settle(tx, queued, rt.clock(), rt.settings.offer_ttl, event_id=event_id)

@@ -126,7 +126,7 @@ async def leave_huddle(rt: Runtime, principal: Principal, huddle_id: str) -> Hud
     async with rt.db.transaction() as tx:
         now = rt.clock()
         huddle = await rows.find(tx, Huddle, huddle_id, noun=HUDDLE.noun)
-        if await ledger.give_back(tx, huddle.id, principal.sub, now):
+        if await ledger.give_back(tx, huddle.id, principal.sub, now, event_id=huddle.event_id):
             huddle = await rows.find(tx, Huddle, huddle.id, noun=HUDDLE.noun)
             journal.membership(tx, ChangeType.HUDDLE_LEFT, huddle, principal.sub, now)
     rt.signals.notify(huddle.event_id)

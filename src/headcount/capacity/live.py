@@ -281,7 +281,7 @@ async def close(rt: Runtime, principal: Principal, space: Space[V], place_id: st
         await require_organizer(tx, principal, row, space.event_of(row))
         if not space.is_closed(row):
             now = rt.clock()
-            await ledger.close(tx, space.model, row.id, now)
+            await ledger.close(tx, space.model, row.id, now, event_id=space.event_of(row))
             row = await rows.find(tx, space.model, row.id, noun=space.noun)
             journal.organizer(
                 tx,

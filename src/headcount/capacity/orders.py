@@ -38,6 +38,7 @@ from headcount.domain.tickets import (
 )
 from headcount.ledger import basket as baskets
 from headcount.ledger import buyer_limits, changes, inventory, journal, listings, offers, rows
+from headcount.ledger import orders as orders_ledger
 from headcount.ledger.db import Tx
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.models import Event, Order
@@ -149,6 +150,7 @@ async def create_order(
                 tx,
                 lines,
                 names,
+                event_id=draft.event_id,
                 owner=principal.sub,
                 order_id=view.id,
                 now=now,
@@ -159,6 +161,7 @@ async def create_order(
                 tx,
                 lines,
                 names,
+                event_id=draft.event_id,
                 early=basket.early,
                 versions=basket.versions,
                 bucketed=basket.bucketed,
@@ -170,7 +173,13 @@ async def create_order(
     payload = draft.model_dump(mode="json")
     async with rt.hold_gates.through(line.ticket_type_id for line in lines):
         return await _create(
-            rt, principal, payload=payload, lines=lines, key=idempotency_key, work=work
+            rt,
+            principal,
+            event_id=draft.event_id,
+            payload=payload,
+            lines=lines,
+            key=idempotency_key,
+            work=work,
         )
 
 
@@ -218,6 +227,7 @@ async def _create(
     rt: Runtime,
     principal: Principal,
     *,
+    event_id: str,
     lines: Sequence[OrderLine],
     payload: dict[str, Any],
     key: str | None,
@@ -240,7 +250,7 @@ async def _create(
         except (SoldOut, EventFull):
             # Lapsed holds may still be counted as reserved until a sweeper runs: release
             # the ones on these ticket types, then ask once more.
-            if not await _expire_now(rt, [line.ticket_type_id for line in lines]):
+            if not await _expire_now(rt, event_id, [line.ticket_type_id for line in lines]):
                 raise
             view = await attempt()
     except HeadcountError as exc:
@@ -250,21 +260,30 @@ async def _create(
     return view
 
 
-async def _expire_now(rt: Runtime, ticket_type_ids: list[str]) -> int:
+async def _expire_now(rt: Runtime, event_id: str, ticket_type_ids: list[str]) -> int:
     """Release lapsed holds and waitlist offers on these ticket types; how many lapsed."""
     async with rt.db.transaction() as tx:
         now, ttl = rt.clock(), rt.settings.offer_ttl
         journal.stamp(tx, now)
-        expired = await expire_due_holds(tx, now, ticket_type_ids=ticket_type_ids, offer_ttl=ttl)
+        expired = await expire_due_holds(
+            tx, now, event_id=event_id, ticket_type_ids=ticket_type_ids, offer_ttl=ttl
+        )
         lapsed = 0
         if due := await offers.due_ticket_types(tx, now, among=ticket_type_ids):
-            lapsed = await offers.settle(tx, due, now, ttl)
+            lapsed = await offers.settle_each_event(tx, due, now, ttl)
     metrics.HOLDS_EXPIRED.inc(len(expired))
     return len(expired) + lapsed
 
 
 async def _load_order(tx: Tx, order_id: str, *, lock: bool = False) -> Order:
-    return await rows.find(tx, Order, order_id, noun="order", lock=lock)
+    if not lock:
+        return await rows.find(tx, Order, order_id, noun="order")
+    # The locking read names the order's event (docs/scale-out.md); the route names only
+    # the order, so its event is looked up first.
+    event_id = await orders_ledger.event_of(tx, order_id)
+    if event_id is None:
+        raise NotFound(f"no order {order_id!r}")
+    return await rows.find(tx, Order, order_id, noun="order", lock=True, event_id=event_id)
 
 
 def _can_see(principal: Principal, order: Order, event: Event) -> bool:
@@ -314,9 +333,9 @@ async def confirm_order(
             )
         _record_step(tx, order, OrderStatus.PAID, rt.clock())
         if status is OrderStatus.PENDING:
-            await inventory.convert_hold(tx, lines_of(order))
+            await inventory.convert_hold(tx, lines_of(order), event_id=order.event_id)
         else:
-            await inventory.sell_again(tx, lines_of(order))
+            await inventory.sell_again(tx, lines_of(order), event_id=order.event_id)
         return OrderStatus.PAID
 
     view = await _change(rt, principal, order_id, idempotency_key, step="confirm", change=confirm)
@@ -334,18 +353,18 @@ async def cancel_order(
         if status is OrderStatus.PENDING:
             ended = OrderStatus.CANCELLED
             _record_step(tx, order, ended, rt.clock())
-            await inventory.release_hold(tx, lines_of(order))
+            await inventory.release_hold(tx, lines_of(order), event_id=order.event_id)
         elif status is OrderStatus.PAID:
             if not principal.manages(event.organizer_id):
                 raise Forbidden("a paid order is refunded by the organizer")
             ended = OrderStatus.REFUNDED
             _record_step(tx, order, ended, rt.clock())
-            await inventory.refund(tx, lines_of(order))
+            await inventory.refund(tx, lines_of(order), event_id=order.event_id)
         else:
             return None  # already cancelled, expired or refunded: nothing is held
         # The freed stock goes to the ticket types' waitlists before anyone else sees it.
         types = [li.ticket_type_id for li in order.items]
-        await offers.settle(tx, types, rt.clock(), rt.settings.offer_ttl)
+        await offers.settle(tx, types, rt.clock(), rt.settings.offer_ttl, event_id=order.event_id)
         return ended
 
     return await _change(rt, principal, order_id, idempotency_key, step="cancel", change=cancel)

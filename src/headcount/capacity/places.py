@@ -193,7 +193,13 @@ async def update(
         if changes:
             now = rt.clock()
             before = {name: getattr(row, name) for name in changes}
-            await ledger.change(tx, space.model, row.id, {**changes, "updated_at": now})
+            await ledger.change(
+                tx,
+                space.model,
+                row.id,
+                {**changes, "updated_at": now},
+                event_id=space.event_of(row),
+            )
             row = await rows.find(tx, space.model, row.id, noun=space.noun)
             journal.organizer(
                 tx,

@@ -34,14 +34,15 @@ async def set_pools(tx: Tx, tt: TicketType, pool_ids: Sequence[str], now: dateti
             )
     # The type and every queued type of its event: the caller settles them afterwards, and
     # no ticket-type row may be locked after the pool rows moved below.
-    await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, [tt.id]))
+    queued = await draws.waitlisted_neighbours(tx, [tt.id], event_id=tt.event_id)
+    await locks.ticket_types(tx, queued, event_id=tt.event_id)
     current = set((await draws.pool_ids_of(tx, [tt.id])).get(tt.id, []))
     changed = False
     for pool_id in sorted(wanted ^ current):
         if pool_id in wanted:
-            changed |= await draws.attach(tx, tt.id, pool_id)
+            changed |= await draws.attach(tx, tt.id, pool_id, event_id=tt.event_id)
         else:
-            changed |= await draws.detach(tx, tt.id, pool_id)
+            changed |= await draws.detach(tx, tt.id, pool_id, event_id=tt.event_id)
     if changed:
-        await rows.change(tx, TicketType, tt.id, {"updated_at": now})
+        await rows.change(tx, TicketType, tt.id, {"updated_at": now}, event_id=tt.event_id)
     return changed

@@ -121,7 +121,7 @@ async def create_pool(
         await rows.add(tx, pool)
         chosen = [await load_ticket_type(tx, t) for t in sorted(set(draft.ticket_type_ids))]
         # Every ticket-type row before the pool row the first attach moves.
-        await locks.ticket_types(tx, [tt.id for tt in chosen])
+        await locks.ticket_types(tx, [tt.id for tt in chosen], event_id=pool.event_id)
         for tt in chosen:
             await _attach_checked(tx, tt.id, tt.event_id, pool)
         view = await _view(tx, pool.id)
@@ -165,8 +165,8 @@ async def _attach_checked(
             ticket_type_id=ticket_type_id,
             pool_id=pool.id,
         )
-    await locks.ticket_types(tx, [ticket_type_id])
-    await draws.attach(tx, ticket_type_id, pool.id)
+    await locks.ticket_types(tx, [ticket_type_id], event_id=pool.event_id)
+    await draws.attach(tx, ticket_type_id, pool.id, event_id=pool.event_id)
 
 
 async def list_pools(rt: Runtime, event_id: str) -> list[PoolView]:
@@ -194,13 +194,14 @@ async def update_pool(
         if limits_change:
             # Member ticket types first: the waitlist promotion below reserves through them,
             # and no ticket-type row may be locked after a pool row.
-            await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, members))
+            queued = await draws.waitlisted_neighbours(tx, members, event_id=pool.event_id)
+            await locks.ticket_types(tx, queued, event_id=pool.event_id)
             capacity = changes.get("capacity", pool.capacity)
             ratio = changes.get("overbook_ratio", pool.overbook_ratio)
             changes["admission_limit"] = rules.admission_limit(capacity, ratio)
-        await draws.change_pool(tx, pool.id, {**changes, "updated_at": now})
+        await draws.change_pool(tx, pool.id, {**changes, "updated_at": now}, event_id=pool.event_id)
         if limits_change and members:
-            await offers.settle(tx, members, now, rt.settings.offer_ttl)
+            await offers.settle(tx, members, now, rt.settings.offer_ttl, event_id=pool.event_id)
         view = await _view(tx, pool.id)
         _audit(tx, ChangeType.POOL_CHANGED, before, view, now)
         return view
@@ -225,9 +226,11 @@ async def detach_ticket_type(
     async def detach(
         tx: Tx, pool: CapacityPool, tt: TicketType, members: list[str], now: datetime
     ) -> None:
-        await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, {*members, tt.id}))
-        if await draws.detach(tx, tt.id, pool.id):
-            await offers.settle(tx, members, now, rt.settings.offer_ttl)
+        event_id = pool.event_id
+        queued = await draws.waitlisted_neighbours(tx, {*members, tt.id}, event_id=event_id)
+        await locks.ticket_types(tx, queued, event_id=event_id)
+        if await draws.detach(tx, tt.id, pool.id, event_id=event_id):
+            await offers.settle(tx, members, now, rt.settings.offer_ttl, event_id=event_id)
 
     return await _membership_change(rt, principal, pool_id, ticket_type_id, detach)
 

@@ -136,7 +136,7 @@ async def register(
                 )
             if delta < 0:
                 await registrations.release(tx, event.id, -delta)
-                await offers.settle(tx, queued, now, rt.settings.offer_ttl)
+                await offers.settle(tx, queued, now, rt.settings.offer_ttl, event_id=event.id)
             if delta:
                 await _mark(tx, reg, now, party_size=party)
             return Registered(registration=registration_view(reg), created=False)
@@ -247,7 +247,7 @@ async def _lock_queued_ticket_types(tx: Tx, event: Event) -> list[str]:
     if event.max_attendees is None:
         return []
     queued = await draws.queued_ticket_types(tx, event.id)
-    await locks.ticket_types(tx, queued)
+    await locks.ticket_types(tx, queued, event_id=event.id)
     return queued
 
 
@@ -275,7 +275,7 @@ async def cancel_registration(
         )
         await registrations.release(tx, event.id, reg.party_size)
         # Places under the cap are shared with tickets: queued buyers get them first.
-        await offers.settle(tx, queued, now, rt.settings.offer_ttl)
+        await offers.settle(tx, queued, now, rt.settings.offer_ttl, event_id=event.id)
         await _mark(tx, reg, now, status=RegistrationStatus.CANCELLED)
         await seats.leave_event(tx, event.id, principal.sub, now)
         return registration_view(reg)

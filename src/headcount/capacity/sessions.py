@@ -84,7 +84,7 @@ async def _locked_session(tx: Tx, session_id: str) -> Session:
     """The session, with its counter row locked first (step 8 of ledger/locks.py): every
     transaction that could change this attendee's seat or queue place waits on it."""
     session = await load_session(tx, session_id)
-    await locks.session_counters(tx, [session.id])
+    await locks.session_counters(tx, [session.id], event_id=session.event_id)
     return session
 
 
@@ -118,7 +118,10 @@ async def create_session(
             Session, draft.model_dump(), now, id=session_id or new_id("ses"), event_id=event.id
         )
         capacity = SessionCapacity(
-            session_id=session.id, maximum_capacity=draft.max_participants, current_attendance=0
+            session_id=session.id,
+            event_id=event.id,
+            maximum_capacity=draft.max_participants,
+            current_attendance=0,
         )
         await rows.add(tx, session, capacity)
         journal.audit(
@@ -151,11 +154,13 @@ async def update_session(
         before = _definition(session, await seats.capacity(tx, session.id))
         maximum = changes.pop("max_participants", None)
         if changes:
-            await rows.change(tx, Session, session.id, {**changes, "updated_at": now})
+            await rows.change(
+                tx, Session, session.id, {**changes, "updated_at": now}, event_id=session.event_id
+            )
         if maximum is not None:
             # The counter row first (step 8): the limit replaced is the one judged by.
-            await locks.session_counters(tx, [session.id])
-            if not await seats.set_maximum(tx, session.id, maximum):
+            await locks.session_counters(tx, [session.id], event_id=session.event_id)
+            if not await seats.set_maximum(tx, session.id, maximum, event_id=session.event_id):
                 cap = await seats.capacity(tx, session.id)
                 taken = cap.current_attendance if cap else 0
                 raise Conflict(
@@ -164,7 +169,7 @@ async def update_session(
                     current_attendance=taken,
                 )
             # More seats: the waitlist gets them in this transaction, before any newcomer.
-            await seats.promote(tx, session.id, now)
+            await seats.promote(tx, session.id, now, event_id=session.event_id)
         session = await load_session(tx, session.id)
         journal.audit(
             tx,
@@ -232,8 +237,10 @@ async def rsvp(
         current = await _rsvp_view(tx, session.id, principal.sub, now)
         if current.status is not RsvpStatus.NONE:
             return current
-        if (seated := await seats.admit(tx, session.id)) is not None:
-            await seats.occupy(tx, session.id, principal.sub, SeatSource.RSVP, now)
+        if (seated := await seats.admit(tx, session.id, event_id=session.event_id)) is not None:
+            await seats.occupy(
+                tx, session.id, principal.sub, SeatSource.RSVP, now, event_id=session.event_id
+            )
             journal.seat(
                 tx,
                 ChangeType.RSVP_CONFIRMED,
@@ -275,7 +282,9 @@ async def leave(
         seat = await seats.seat_of(tx, session.id, principal.sub)
         if seat is not None and seat.status == SeatStatus.CONFIRMED:
             await seats.give_up(tx, seat, now)
-        elif entry := await waitlist.live_entry(tx, principal.sub, session_id=session.id):
+        elif entry := await waitlist.live_entry(
+            tx, principal.sub, event_id=session.event_id, session_id=session.id
+        ):
             await waitlist.leave(tx, [entry], now)
         return await _rsvp_view(tx, session.id, principal.sub, now, include_past=True)
 

@@ -106,7 +106,7 @@ async def create_ticket_type(
         )
         await rows.add(tx, tt)
         if draft.stock_buckets > 1:
-            await buckets.create(tx, tt.id, draft.quantity_total, draft.stock_buckets)
+            await buckets.create(tx, tt.id, tt.event_id, draft.quantity_total, draft.stock_buckets)
         if draft.pool_ids:
             await pool_membership.set_pools(tx, tt, draft.pool_ids, now)
         view = (await ticket_type_views(tx, [tt]))[0]
@@ -188,8 +188,8 @@ async def update_ticket_type(
         if pool_ids is not None or changes.get("quantity_total") is not None:
             # The settle below promotes this type's event's queues: their rows first, in
             # order, before any pool row moves (docs/concurrency.md, "Pools").
-            queued = await draws.waitlisted_neighbours(tx, [tt.id])
-            await locks.ticket_types(tx, queued)
+            queued = await draws.waitlisted_neighbours(tx, [tt.id], event_id=tt.event_id)
+            await locks.ticket_types(tx, queued, event_id=tt.event_id)
         if pool_ids is not None:
             # Detaching frees pool room: the settle below offers it to this type's queue.
             await pool_membership.set_pools(tx, tt, pool_ids, rt.clock())
@@ -198,9 +198,12 @@ async def update_ticket_type(
             await inventory.set_total(tx, tt, new_total)
         if new_total is not None or pool_ids is not None:
             # A larger total frees stock: the waitlist gets it before anyone else can.
-            await offers.settle(tx, [tt.id], rt.clock(), rt.settings.offer_ttl)
+            ttl = rt.settings.offer_ttl
+            await offers.settle(tx, [tt.id], rt.clock(), ttl, event_id=tt.event_id)
         if changes:
-            await rows.change(tx, TicketType, tt.id, {**changes, "updated_at": now})
+            await rows.change(
+                tx, TicketType, tt.id, {**changes, "updated_at": now}, event_id=tt.event_id
+            )
         view = (await ticket_type_views(tx, [await load_ticket_type(tx, tt.id)]))[0]
         journal.audit(
             tx,

@@ -96,9 +96,13 @@ async def join_ticket_waitlist(
         tt = await load_ticket_type(tx, ticket_type_id)
         attendance.check_waitlist_quantity(draft.quantity, tt.max_per_order)
         # Lock order: orders → ticket type → entries (ledger/locks.py).
-        await expire_due_holds(tx, now, ticket_type_ids=[tt.id], offer_ttl=ttl)
-        await offers.settle(tx, [tt.id], now, ttl)
-        mine = await waitlist.live_entry(tx, principal.sub, ticket_type_id=tt.id)
+        await expire_due_holds(
+            tx, now, event_id=tt.event_id, ticket_type_ids=[tt.id], offer_ttl=ttl
+        )
+        await offers.settle(tx, [tt.id], now, ttl, event_id=tt.event_id)
+        mine = await waitlist.live_entry(
+            tx, principal.sub, event_id=tt.event_id, ticket_type_id=tt.id
+        )
         if mine is None:
             mine = await waitlist.join(
                 tx,
@@ -109,7 +113,7 @@ async def join_ticket_waitlist(
                 ticket_type_id=tt.id,
             )
             journal.entry(tx, ChangeType.WAITLIST_JOINED, mine, now)
-            await offers.settle(tx, [tt.id], now, ttl)
+            await offers.settle(tx, [tt.id], now, ttl, event_id=tt.event_id)
         return await entry_view(tx, mine, now)
 
     payload = {"ticket_type_id": ticket_type_id, "quantity": draft.quantity}
@@ -127,11 +131,14 @@ async def leave_ticket_waitlist(
         ttl = rt.settings.offer_ttl
         tt = await load_ticket_type(tx, ticket_type_id)
         # With the event's other queued types: a declined offer frees shared room.
-        await locks.ticket_types(tx, await draws.waitlisted_neighbours(tx, [tt.id]))
-        mine = await waitlist.live_entry(tx, principal.sub, ticket_type_id=tt.id, lock=True)
+        queued = await draws.waitlisted_neighbours(tx, [tt.id], event_id=tt.event_id)
+        await locks.ticket_types(tx, queued, event_id=tt.event_id)
+        mine = await waitlist.live_entry(
+            tx, principal.sub, event_id=tt.event_id, ticket_type_id=tt.id, lock=True
+        )
         if mine is not None:
             if shown_status(mine, now) is EntryStatus.EXPIRED:
-                await offers.settle(tx, [tt.id], now, ttl)
+                await offers.settle(tx, [tt.id], now, ttl, event_id=tt.event_id)
             else:
                 gone = EntryStatus.DECLINED if mine.status == EntryStatus.OFFERED else None
                 await offers.give_back(tx, mine, gone or EntryStatus.LEFT, now, ttl)
@@ -200,7 +207,7 @@ async def sweep_expired_offers(rt: Runtime, *, batch: int = 100) -> int:
         async with rt.db.transaction() as tx:
             journal.stamp(tx, rt.clock())
             due = await offers.due_ticket_types(tx, rt.clock(), limit=batch)
-            lapsed = await offers.settle(tx, due, rt.clock(), rt.settings.offer_ttl)
+            lapsed = await offers.settle_each_event(tx, due, rt.clock(), rt.settings.offer_ttl)
         total += lapsed
         if len(due) < batch:
             return total

@@ -267,7 +267,9 @@ async def update_webhook(
                 disabled_reason=None, disabled_at=None, failing_since=None, failures_in_a_row=0
             )
             await ledger.resume(tx, endpoint.id, now)
-        await rows.change(tx, WebhookEndpoint, endpoint.id, {**changes, "updated_at": now})
+        await rows.change(
+            tx, WebhookEndpoint, endpoint.id, {**changes, "updated_at": now}, event_id=None
+        )
         return await _view(tx, await _load(tx, principal, endpoint_id))
 
 
@@ -290,6 +292,7 @@ async def rotate_secret(
                 "previous_secret_until": now + rules.ROTATION_OVERLAP,
                 "updated_at": now,
             },
+            event_id=None,  # a reference table (ledger/distribution.py)
         )
         shown = await _view(tx, await _load(tx, principal, endpoint_id))
     return WebhookWithSecretView(**shown.model_dump(), secret=secret)

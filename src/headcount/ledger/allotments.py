@@ -60,12 +60,18 @@ async def of_event(tx: AsyncSession, event_id: str) -> list[OrganizerHold]:
     return list(found.all())
 
 
-async def take_units(tx: AsyncSession, hold_id: str, n: int, now: datetime) -> int | None:
+async def take_units(
+    tx: AsyncSession, hold_id: str, n: int, now: datetime, *, event_id: str
+) -> int | None:
     """Take `n` units off the hold in one conditional UPDATE: what is left, or None if the
     hold has fewer (a racing split or release took them first; nothing changed)."""
     left = await tx.scalar(
         update(OrganizerHold)
-        .where(OrganizerHold.id == hold_id, OrganizerHold.quantity >= n)
+        .where(
+            OrganizerHold.id == hold_id,
+            OrganizerHold.event_id == event_id,
+            OrganizerHold.quantity >= n,
+        )
         .values(quantity=OrganizerHold.quantity - n, updated_at=now)
         .returning(OrganizerHold.quantity)
         .execution_options(synchronize_session=False)

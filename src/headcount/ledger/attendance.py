@@ -96,6 +96,8 @@ class SessionCapacity(Base):
     __tablename__ = "session_capacity"
 
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    # The session's event, copied so the row can live on its event's shard.
+    event_id: Mapped[str] = mapped_column(String(80))
     maximum_capacity: Mapped[int] = mapped_column(Integer)
     current_attendance: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -113,6 +115,8 @@ class SessionSeat(Base):
 
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
     attendee_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    # The session's event, copied so the row can live on its event's shard.
+    event_id: Mapped[str] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(20))
     via: Mapped[str] = mapped_column(String(20))
     confirmed_at: Mapped[datetime]

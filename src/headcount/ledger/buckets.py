@@ -29,9 +29,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Integer,
     String,
+    and_,
     bindparam,
     func,
     insert,
@@ -56,6 +58,8 @@ class StockBucket(Base):
 
     ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The ticket type's event, copied so the row can live on its event's shard.
+    event_id: Mapped[str] = mapped_column(String(80))
     quantity_free: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (CheckConstraint("quantity_free >= 0", name="free_non_negative"),)
@@ -67,11 +71,18 @@ def split(total: int, buckets: int) -> list[int]:
     return [base + (1 if b < extra else 0) for b in range(buckets)]
 
 
-async def create(tx: AsyncSession, ticket_type_id: str, total: int, buckets: int) -> None:
+async def create(
+    tx: AsyncSession, ticket_type_id: str, event_id: str, total: int, buckets: int
+) -> None:
     await tx.execute(
         insert(StockBucket),
         [
-            {"ticket_type_id": ticket_type_id, "bucket": b, "quantity_free": free}
+            {
+                "ticket_type_id": ticket_type_id,
+                "bucket": b,
+                "event_id": event_id,
+                "quantity_free": free,
+            }
             for b, free in enumerate(split(total, buckets))
         ],
     )
@@ -82,6 +93,7 @@ _TAKE_FROM = (
     update(StockBucket)
     .where(
         StockBucket.ticket_type_id == bindparam("tid", type_=String),
+        StockBucket.event_id == bindparam("eid", type_=String),
         StockBucket.bucket == bindparam("b_bucket", type_=Integer),
         StockBucket.quantity_free >= bindparam("n", type_=Integer),
     )
@@ -92,14 +104,22 @@ _TAKE_FROM = (
 _FREE_BY_BUCKET = locks.shared(
     select(StockBucket.bucket, StockBucket.quantity_free, TicketType.membership_version)
     .join(TicketType, TicketType.id == StockBucket.ticket_type_id)
-    .where(StockBucket.ticket_type_id == bindparam("tid", type_=String)),
+    .where(
+        StockBucket.ticket_type_id == bindparam("tid", type_=String),
+        StockBucket.event_id == bindparam("eid", type_=String),
+        TicketType.event_id == bindparam("eid", type_=String),
+    ),
     of=TicketType,
 )
 
 
-async def _take_from(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> bool:
+async def _take_from(
+    tx: AsyncSession, ticket_type_id: str, event_id: str, bucket: int, n: int
+) -> bool:
     taken = (
-        await tx.execute(_TAKE_FROM, {"tid": ticket_type_id, "b_bucket": bucket, "n": n})
+        await tx.execute(
+            _TAKE_FROM, {"tid": ticket_type_id, "eid": event_id, "b_bucket": bucket, "n": n}
+        )
     ).first()
     if taken is None:
         return False
@@ -126,7 +146,9 @@ async def _judge(tx: AsyncSession, ticket_type_id: str, *, delta: int) -> None:
         journal.stock_moved(tx, ticket_type_id, found[1], available=int(found[0]), delta=delta)
 
 
-async def _free_by_bucket(tx: AsyncSession, ticket_type_id: str) -> tuple[dict[int, int], int]:
+async def _free_by_bucket(
+    tx: AsyncSession, ticket_type_id: str, event_id: str
+) -> tuple[dict[int, int], int]:
     """The buckets' free units, read without locking them, under a SHARE lock on the type.
 
     The SHARE lock on the ticket-type row is what the one-row path's UPDATE lock gives
@@ -135,12 +157,12 @@ async def _free_by_bucket(tx: AsyncSession, ticket_type_id: str) -> tuple[dict[i
     bucketed type still run in parallel. Also returns the type's `membership_version`
     as of that lock, which `inventory.reserve` compares with its early read.
     """
-    rows = (await tx.execute(_FREE_BY_BUCKET, {"tid": ticket_type_id})).all()
+    rows = (await tx.execute(_FREE_BY_BUCKET, {"tid": ticket_type_id, "eid": event_id})).all()
     version = int(rows[0][2]) if rows else -1
     return {int(bucket): int(free) for bucket, free, _ in rows}, version
 
 
-async def take(tx: AsyncSession, ticket_type_id: str, n: int) -> int | None:
+async def take(tx: AsyncSession, ticket_type_id: str, n: int, *, event_id: str) -> int | None:
     """Take `n` free units and return the type's membership version, or None (sold out, or
     not bucketed) having taken nothing.
 
@@ -149,31 +171,31 @@ async def take(tx: AsyncSession, ticket_type_id: str, n: int) -> int | None:
     this read is for the next request), and which buckets are worth trying. The decision
     itself is still each bucket's conditional UPDATE.
     """
-    spread, version = await _free_by_bucket(tx, ticket_type_id)
+    spread, version = await _free_by_bucket(tx, ticket_type_id, event_id)
     if sum(spread.values()) < n:
         return None
     candidates = [bucket for bucket, units in spread.items() if units >= n]
     for bucket in random.sample(candidates, min(_FAST_TRIES, len(candidates))):
-        if await _take_from(tx, ticket_type_id, bucket, n):
+        if await _take_from(tx, ticket_type_id, event_id, bucket, n):
             return version
     # Slow path, near sell-out or for a large line: lock every bucket in order, take from
     # several. Exact: it sees every free unit of the ticket type.
-    rows = await _lock_all(tx, ticket_type_id)
+    rows = await _lock_all(tx, ticket_type_id, event_id)
     if sum(free for _, free in rows) < n:
         return None
-    await _take_in_order(tx, ticket_type_id, rows, n)
+    await _take_in_order(tx, ticket_type_id, event_id, rows, n)
     if sum(free for _, free in rows) == n:
         # Every bucket is ours and now empty: sold out, judged under their locks.
         await _judge(tx, ticket_type_id, delta=-n)
     return version
 
 
-async def _lock_all(tx: AsyncSession, ticket_type_id: str) -> list[tuple[int, int]]:
+async def _lock_all(tx: AsyncSession, ticket_type_id: str, event_id: str) -> list[tuple[int, int]]:
     """Every bucket of the type as (bucket, free), locked in ascending bucket number."""
     rows = await tx.execute(
         locks.no_key_exclusive(
             select(StockBucket.bucket, StockBucket.quantity_free)
-            .where(StockBucket.ticket_type_id == ticket_type_id)
+            .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.event_id == event_id)
             .order_by(StockBucket.bucket)
         )
     )
@@ -181,7 +203,7 @@ async def _lock_all(tx: AsyncSession, ticket_type_id: str) -> list[tuple[int, in
 
 
 async def _take_in_order(
-    tx: AsyncSession, ticket_type_id: str, rows: list[tuple[int, int]], n: int
+    tx: AsyncSession, ticket_type_id: str, event_id: str, rows: list[tuple[int, int]], n: int
 ) -> int:
     """Take up to `n` units from locked buckets, first bucket first; returns how many."""
     left = n
@@ -192,7 +214,7 @@ async def _take_in_order(
         if part:
             await tx.execute(
                 update(StockBucket)
-                .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
+                .where(_bucket(ticket_type_id, event_id, bucket))
                 .values(quantity_free=StockBucket.quantity_free - part)
                 .execution_options(**_NO_SYNC)
             )
@@ -200,27 +222,41 @@ async def _take_in_order(
     return n - left
 
 
-async def give(tx: AsyncSession, ticket_type_id: str, buckets: int, n: int) -> None:
+async def give(
+    tx: AsyncSession, ticket_type_id: str, buckets: int, n: int, *, event_id: str
+) -> None:
     """Return `n` units to a random bucket (they are fungible)."""
-    await give_to(tx, ticket_type_id, random.randrange(buckets), n)
+    await give_to(tx, ticket_type_id, random.randrange(buckets), n, event_id=event_id)
 
 
-async def set_free(tx: AsyncSession, ticket_type_id: str, bucket: int, free: int) -> None:
+def _bucket(ticket_type_id: str, event_id: str, bucket: int) -> ColumnElement[bool]:
+    return and_(
+        StockBucket.ticket_type_id == ticket_type_id,
+        StockBucket.event_id == event_id,
+        StockBucket.bucket == bucket,
+    )
+
+
+async def set_free(
+    tx: AsyncSession, ticket_type_id: str, bucket: int, free: int, *, event_id: str
+) -> None:
     """Overwrite a bucket's free units (reconcile's fix; admission never does this)."""
     await tx.execute(
         update(StockBucket)
-        .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
+        .where(_bucket(ticket_type_id, event_id, bucket))
         .values(quantity_free=free)
         .execution_options(**_NO_SYNC)
     )
 
 
-async def give_to(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) -> None:
+async def give_to(
+    tx: AsyncSession, ticket_type_id: str, bucket: int, n: int, *, event_id: str
+) -> None:
     """Return units to a bucket. Releasers hold the type's row exclusively (buyers share
     it), so the sum read when this bucket was empty cannot move under the judgment."""
     free = await tx.scalar(
         update(StockBucket)
-        .where(StockBucket.ticket_type_id == ticket_type_id, StockBucket.bucket == bucket)
+        .where(_bucket(ticket_type_id, event_id, bucket))
         .values(quantity_free=StockBucket.quantity_free + n)
         .returning(StockBucket.quantity_free)
         .execution_options(**_NO_SYNC)
@@ -229,12 +265,15 @@ async def give_to(tx: AsyncSession, ticket_type_id: str, bucket: int, n: int) ->
         await _judge(tx, ticket_type_id, delta=n)
 
 
-async def withdraw(tx: AsyncSession, ticket_type_id: str, n: int) -> int:
+async def withdraw(tx: AsyncSession, ticket_type_id: str, n: int, *, event_id: str) -> int:
     """Remove up to `n` free units (a lowered total); returns how many could be removed."""
-    return await _take_in_order(tx, ticket_type_id, await _lock_all(tx, ticket_type_id), n)
+    locked = await _lock_all(tx, ticket_type_id, event_id)
+    return await _take_in_order(tx, ticket_type_id, event_id, locked, n)
 
 
-async def resize(tx: AsyncSession, ticket_type_id: str, delta: int, buckets: int) -> None:
+async def resize(
+    tx: AsyncSession, ticket_type_id: str, delta: int, buckets: int, *, event_id: str
+) -> None:
     """Add `delta` units to the type's total (or remove them, if negative).
 
     Raising spreads the new units over the buckets. Lowering withdraws free units under
@@ -244,9 +283,9 @@ async def resize(tx: AsyncSession, ticket_type_id: str, delta: int, buckets: int
     if delta > 0:
         for bucket, extra in enumerate(split(delta, buckets)):
             if extra:
-                await give_to(tx, ticket_type_id, bucket, extra)
+                await give_to(tx, ticket_type_id, bucket, extra, event_id=event_id)
     elif delta < 0:
-        removed = await withdraw(tx, ticket_type_id, -delta)
+        removed = await withdraw(tx, ticket_type_id, -delta, event_id=event_id)
         if removed < -delta:
             raise Conflict(
                 f"only {removed} of the {-delta} units to remove are free; a hot-inventory "
@@ -267,19 +306,23 @@ async def free_units(tx: AsyncSession, ticket_type_ids: Collection[str]) -> dict
     return {tid: int(free) for tid, free in rows.all()}
 
 
-async def _count(tx: AsyncSession, ticket_type_id: str) -> int:
+async def _count(tx: AsyncSession, ticket_type_id: str, event_id: str) -> int:
     """The type's bucket count, under a SHARE lock on its row (see `_free_by_bucket`)."""
     value = await tx.scalar(
-        locks.shared(select(TicketType.stock_buckets).where(TicketType.id == ticket_type_id))
+        locks.shared(
+            select(TicketType.stock_buckets).where(
+                TicketType.id == ticket_type_id, TicketType.event_id == event_id
+            )
+        )
     )
     return int(value or 1)
 
 
-async def give_line(tx: AsyncSession, ticket_type_id: str, n: int) -> None:
+async def give_line(tx: AsyncSession, ticket_type_id: str, n: int, *, event_id: str) -> None:
     """The bucket path of a release; a no-op for a type that is not bucketed."""
-    count = await _count(tx, ticket_type_id)
+    count = await _count(tx, ticket_type_id, event_id)
     if count > 1:
-        await give(tx, ticket_type_id, count, n)
+        await give(tx, ticket_type_id, count, n, event_id=event_id)
 
 
 @dataclass(frozen=True, slots=True)

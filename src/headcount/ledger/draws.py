@@ -111,7 +111,11 @@ def _shares_query(*, lock_event: bool) -> Select[*tuple[Any, ...]]:
         .outerjoin(EventCapacity, EventCapacity.event_id == Event.id)
         .outerjoin(TicketTypePool, TicketTypePool.ticket_type_id == TicketType.id)
         .outerjoin(CapacityPool, CapacityPool.id == TicketTypePool.pool_id)
-        .where(TicketType.id.in_(bindparam("ids", expanding=True)))
+        .where(
+            Event.id == bindparam("eid"),
+            TicketType.event_id == bindparam("eid"),
+            TicketType.id.in_(bindparam("ids", expanding=True)),
+        )
     )
     return locks.key_shared(query, of=Event) if lock_event else query
 
@@ -122,7 +126,7 @@ _SHARES_LOCKING_EVENT = _shares_query(lock_event=True)
 
 
 async def shares(
-    tx: AsyncSession, lines: Sequence[OrderLine], *, lock_event: bool = True
+    tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: str, lock_event: bool = True
 ) -> Shares:
     """One SELECT: the pools of these ticket types, their event's cap, and the room left.
 
@@ -138,7 +142,8 @@ async def shares(
         return Shares()
     locking = lock_event and tx.get_bind().dialect.name == "postgresql"
     query = _SHARES_LOCKING_EVENT if locking else _SHARES
-    return fold_shares((await tx.execute(query, {"ids": list(qty)})).all(), qty)
+    found = await tx.execute(query, {"ids": list(qty), "eid": event_id})
+    return fold_shares(found.all(), qty)
 
 
 def fold_shares(rows: Iterable[Sequence[Any]], qty: Mapping[str, int]) -> Shares:
@@ -162,12 +167,12 @@ def fold_shares(rows: Iterable[Sequence[Any]], qty: Mapping[str, int]) -> Shares
     return Shares(dict(pools), events, pool_room, event_room, type_short)
 
 
-async def draw(tx: AsyncSession, lines: Sequence[OrderLine]) -> Shortfall | None:
+async def draw(tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: str) -> Shortfall | None:
     """Take the lines' quantities from their pools and event cap, or name the first short."""
-    return await take(tx, await shares(tx, lines))
+    return await take(tx, await shares(tx, lines, event_id=event_id), event_id=event_id)
 
 
-async def take(tx: AsyncSession, found: Shares) -> Shortfall | None:
+async def take(tx: AsyncSession, found: Shares, *, event_id: str) -> Shortfall | None:
     """The deciding UPDATEs, pools in ascending id then the event counter.
 
     The caller raises on a shortfall, which rolls back the whole transaction.
@@ -177,6 +182,7 @@ async def take(tx: AsyncSession, found: Shares) -> Shortfall | None:
             update(CapacityPool)
             .where(
                 CapacityPool.id == pool_id,
+                CapacityPool.event_id == event_id,
                 or_(
                     CapacityPool.admission_limit.is_(None),
                     CapacityPool.quantity_used + n <= CapacityPool.admission_limit,
@@ -190,9 +196,9 @@ async def take(tx: AsyncSession, found: Shares) -> Shortfall | None:
         if row is None:
             return Shortfall(pool_id=pool_id)
         pool_moved(tx, pool_id, row, delta=n)
-    for event_id, n in sorted(found.events.items()):
-        if not await _admit_tickets(tx, event_id, n):
-            return Shortfall(event_id=event_id)
+    for capped, n in sorted(found.events.items()):
+        if not await _admit_tickets(tx, capped, n):
+            return Shortfall(event_id=capped)
     return None
 
 
@@ -248,8 +254,10 @@ async def queued_ticket_types(tx: AsyncSession, event_id: str) -> list[str]:
     return sorted(tid for tid in rows.all() if tid is not None)
 
 
-async def waitlisted_neighbours(tx: AsyncSession, ticket_type_ids: Collection[str]) -> list[str]:
-    """These types plus every type of the same events with a live waitlist entry.
+async def waitlisted_neighbours(
+    tx: AsyncSession, ticket_type_ids: Collection[str], *, event_id: str
+) -> list[str]:
+    """These types (of `event_id`) plus every type of the event with a live waitlist entry.
 
     Room freed on one type can open a pool or the event cap for another type's queue, so
     releasing transactions lock these too (ascending, before any pool row) and settle them.
@@ -257,11 +265,10 @@ async def waitlisted_neighbours(tx: AsyncSession, ticket_type_ids: Collection[st
     ids = set(ticket_type_ids)
     if not ids:
         return []
-    same_event = select(TicketType.event_id).where(TicketType.id.in_(sorted(ids)))
     queued = await tx.scalars(
         select(WaitlistEntry.ticket_type_id)
         .where(
-            WaitlistEntry.event_id.in_(same_event),
+            WaitlistEntry.event_id == event_id,
             WaitlistEntry.ticket_type_id.is_not(None),
             WaitlistEntry.status.in_([EntryStatus.WAITING, EntryStatus.OFFERED]),
         )
@@ -271,21 +278,21 @@ async def waitlisted_neighbours(tx: AsyncSession, ticket_type_ids: Collection[st
     return sorted(ids)
 
 
-async def give_back(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def give_back(tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: str) -> None:
     """Return the lines' quantities to their pools and event counter (never refused)."""
-    found = await shares(tx, lines)
+    found = await shares(tx, lines, event_id=event_id)
     for pool_id, n in sorted(found.pools.items()):
-        await _move_pool(tx, pool_id, -n)
-    for event_id, n in sorted(found.events.items()):
+        await _move_pool(tx, pool_id, -n, event_id)
+    for capped, n in sorted(found.events.items()):
         given = await tx.execute(
             update(EventCapacity)
-            .where(EventCapacity.event_id == event_id)
+            .where(EventCapacity.event_id == capped)
             .values(tickets=EventCapacity.tickets - n)
-            .returning(*_people_figures(event_id))
+            .returning(*_people_figures(capped))
             .execution_options(**_NO_SYNC)
         )
         if (row := given.first()) is not None:
-            people_moved(tx, event_id, row, delta=-n)
+            people_moved(tx, capped, row, delta=-n)
 
 
 async def _admit_tickets(tx: AsyncSession, event_id: str, n: int) -> bool:
@@ -384,24 +391,25 @@ async def members(tx: AsyncSession, pool_ids: Collection[str]) -> dict[str, list
     return dict(found)
 
 
-async def change_pool(tx: AsyncSession, pool_id: str, values: dict[str, Any]) -> None:
+async def change_pool(
+    tx: AsyncSession, pool_id: str, values: dict[str, Any], *, event_id: str
+) -> None:
     """Change a pool's columns in one UPDATE; never refused.
 
     A new `admission_limit` recomputes the overhang in the same statement, from the use
     committed at that moment, so the CHECK `used <= limit + over` holds whatever the limit.
     """
     if "admission_limit" not in values:
-        await row_writes.change(tx, CapacityPool, pool_id, values)
+        await row_writes.change(tx, CapacityPool, pool_id, values, event_id=event_id)
         return
     limit = values["admission_limit"]
     over = 0 if limit is None else over_expr(CapacityPool.quantity_used, literal(limit))
-    before = (
-        await tx.execute(locks.exclusive(select(*_POOL_FIGURES).where(CapacityPool.id == pool_id)))
-    ).one()
+    this_pool = (CapacityPool.id == pool_id, CapacityPool.event_id == event_id)
+    before = (await tx.execute(locks.exclusive(select(*_POOL_FIGURES).where(*this_pool)))).one()
     after = (
         await tx.execute(
             update(CapacityPool)
-            .where(CapacityPool.id == pool_id)
+            .where(*this_pool)
             .values({**values, "quantity_over": over})
             .returning(*_POOL_FIGURES)
             .execution_options(**_NO_SYNC)
@@ -452,7 +460,7 @@ async def recount_event_tickets(tx: AsyncSession, event_id: str, *, keep: bool =
 # type's use cannot move while its pool is credited or debited.
 
 
-async def attach(tx: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
+async def attach(tx: AsyncSession, ticket_type_id: str, pool_id: str, *, event_id: str) -> bool:
     """Attach a type to a pool: its current use starts counting there. False if attached."""
     known = await tx.scalar(
         select(TicketTypePool.pool_id).where(
@@ -462,14 +470,14 @@ async def attach(tx: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
     if known is not None:
         return False
     use = await _type_use(tx, ticket_type_id)
-    tx.add(TicketTypePool(ticket_type_id=ticket_type_id, pool_id=pool_id))
+    tx.add(TicketTypePool(ticket_type_id=ticket_type_id, pool_id=pool_id, event_id=event_id))
     await tx.flush()
-    await _move_pool(tx, pool_id, use)
-    await _bump_membership(tx, ticket_type_id)
+    await _move_pool(tx, pool_id, use, event_id)
+    await _bump_membership(tx, ticket_type_id, event_id)
     return True
 
 
-async def detach(tx: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
+async def detach(tx: AsyncSession, ticket_type_id: str, pool_id: str, *, event_id: str) -> bool:
     """Detach a type from a pool: its use stops counting there. False if not attached."""
     row = await tx.get(TicketTypePool, (ticket_type_id, pool_id))
     if row is None:
@@ -477,16 +485,16 @@ async def detach(tx: AsyncSession, ticket_type_id: str, pool_id: str) -> bool:
     use = await _type_use(tx, ticket_type_id)
     await tx.delete(row)
     await tx.flush()
-    await _move_pool(tx, pool_id, -use)
-    await _bump_membership(tx, ticket_type_id)
+    await _move_pool(tx, pool_id, -use, event_id)
+    await _bump_membership(tx, ticket_type_id, event_id)
     return True
 
 
-async def _bump_membership(tx: AsyncSession, ticket_type_id: str) -> None:
+async def _bump_membership(tx: AsyncSession, ticket_type_id: str, event_id: str) -> None:
     """Tell in-flight orders that read the old membership to read it again (`reserve`)."""
     await tx.execute(
         update(TicketType)
-        .where(TicketType.id == ticket_type_id)
+        .where(TicketType.id == ticket_type_id, TicketType.event_id == event_id)
         .values(membership_version=TicketType.membership_version + 1)
         .execution_options(**_NO_SYNC)
     )
@@ -501,13 +509,13 @@ async def _type_use(tx: AsyncSession, ticket_type_id: str) -> int:
     return int(value or 0)
 
 
-async def _move_pool(tx: AsyncSession, pool_id: str, delta: int) -> None:
+async def _move_pool(tx: AsyncSession, pool_id: str, delta: int, event_id: str) -> None:
     """Unconditional: a membership change or a give-back never refuses; going over shows as
     overhang, which shrinks with use, so the CHECK stays as tight as it can be."""
     used = CapacityPool.quantity_used + delta
     moved = await tx.execute(
         update(CapacityPool)
-        .where(CapacityPool.id == pool_id)
+        .where(CapacityPool.id == pool_id, CapacityPool.event_id == event_id)
         .values(quantity_used=used, quantity_over=over_expr(used, CapacityPool.admission_limit))
         .returning(*_POOL_FIGURES)
         .execution_options(**_NO_SYNC)

@@ -2,7 +2,8 @@
 
 Rows are claimed with `FOR UPDATE SKIP LOCKED`, so two sweepers (or a sweeper and a
 buyer's lazy sweep) never wait on, or double-release, the same order. Lock order is
-orders first, then ticket types in ascending id, the same order confirm/cancel use.
+orders first, then, one event at a time in ascending event id, that event's ticket types
+in ascending id, the same order confirm/cancel use.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ async def expire_due_holds(
     tx: AsyncSession,
     now: datetime,
     *,
+    event_id: str | None = None,
     ticket_type_ids: Collection[str] | None = None,
     limit: int = 500,
     offer_ttl: float = Settings.model_fields["offer_ttl"].default,
@@ -34,6 +36,9 @@ async def expire_due_holds(
     """Mark due pending orders expired and release their stock; return their ids.
 
     Released stock is offered to the ticket types' waitlists in this same transaction.
+    `event_id` (with `ticket_type_ids`: a buyer's lazy sweep) keeps the search in one event;
+    the background sweep looks in all of them, then writes one event at a time, in
+    ascending event id, each statement naming its event (docs/scale-out.md).
     """
     due = (
         select(Order.id)
@@ -41,6 +46,8 @@ async def expire_due_holds(
         .order_by(Order.expires_at)
         .limit(limit)
     )
+    if event_id is not None:
+        due = due.where(Order.event_id == event_id)
     if ticket_type_ids is not None:
         due = due.where(
             Order.id.in_(
@@ -63,26 +70,30 @@ async def expire_due_holds(
         .where(OrderItem.order_id.in_(order_ids))
         .order_by(OrderItem.order_id, OrderItem.ticket_type_id)
     )
-    totals: dict[str, int] = defaultdict(int)
+    totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     expired: dict[str, tuple[str, str, datetime, list[dict[str, Any]]]] = {}
-    for order_id, tid, qty, event_id, owner_id, expires_at in items.all():
-        totals[tid] += int(qty)
-        found = expired.setdefault(order_id, (event_id, owner_id, expires_at, []))
+    for order_id, tid, qty, of_event, owner_id, expires_at in items.all():
+        totals[of_event][tid] += int(qty)
+        found = expired.setdefault(order_id, (of_event, owner_id, expires_at, []))
         found[3].append({"ticket_type_id": tid, "quantity": int(qty)})
-    lines = [OrderLine(tid, qty) for tid, qty in sorted(totals.items())]
-    await tx.execute(
-        update(Order)
-        .where(Order.id.in_(order_ids), Order.status == OrderStatus.PENDING)
-        .values(status=OrderStatus.EXPIRED, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    for of_event in sorted(totals):
+        await tx.execute(
+            update(Order)
+            .where(
+                Order.id.in_([oid for oid, found in expired.items() if found[0] == of_event]),
+                Order.event_id == of_event,
+                Order.status == OrderStatus.PENDING,
+            )
+            .values(status=OrderStatus.EXPIRED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
     lapsing = origin.system_within()  # the hold ran out; whoever noticed did not decide it
-    for order_id, (event_id, owner_id, expires_at, order_items) in expired.items():
+    for order_id, (of_event, owner_id, expires_at, order_items) in expired.items():
         journal.order(
             tx,
             ChangeType.ORDER_EXPIRED,
             order_id=order_id,
-            event_id=event_id,
+            event_id=of_event,
             owner_id=owner_id,
             status=OrderStatus.EXPIRED.value,
             previous_status=OrderStatus.PENDING.value,
@@ -91,6 +102,9 @@ async def expire_due_holds(
             by=lapsing,
             expires_at=expires_at,
         )
-    await inventory.release_hold(tx, lines)
-    await offers.settle(tx, [line.ticket_type_id for line in lines], now, offer_ttl)
+    # One event at a time, in ascending id: the lock order across events (ledger/locks.py).
+    for of_event, by_type in sorted(totals.items()):
+        lines = [OrderLine(tid, qty) for tid, qty in sorted(by_type.items())]
+        await inventory.release_hold(tx, lines, event_id=of_event)
+        await offers.settle(tx, sorted(by_type), now, offer_ttl, event_id=of_event)
     return order_ids

@@ -44,6 +44,7 @@ _HOLD = (
     update(TicketType)
     .where(
         TicketType.id == bindparam("tid", type_=String),
+        TicketType.event_id == bindparam("eid", type_=String),
         _SINGLE_ROW,
         bindparam("qty", type_=Integer) <= _AVAILABLE,
     )
@@ -66,7 +67,7 @@ _HOLD_RIDING = text(
     WITH held AS (
         UPDATE ticket_types
            SET quantity_reserved = quantity_reserved + :qty
-         WHERE id = :tid AND stock_buckets = 1
+         WHERE id = :tid AND event_id = :event_id AND stock_buckets = 1
            AND :qty <= quantity_total - quantity_sold - quantity_reserved
      RETURNING id, membership_version,
                quantity_total - quantity_sold - quantity_reserved AS available, event_id
@@ -115,6 +116,7 @@ async def _hold(
     tx: AsyncSession,
     line: OrderLine,
     *,
+    event_id: str,
     bucketed: Collection[str],
     ride: int | None,
     carrying: changes.Pending | None,
@@ -125,7 +127,8 @@ async def _hold(
         return await _hold_riding(tx, line, ride, carrying)
     if line.ticket_type_id in bucketed:
         return None
-    return (await tx.execute(_HOLD, {"tid": line.ticket_type_id, "qty": line.quantity})).first()
+    held = {"tid": line.ticket_type_id, "eid": event_id, "qty": line.quantity}
+    return (await tx.execute(_HOLD, held)).first()
 
 
 async def _hold_riding(
@@ -154,6 +157,7 @@ async def reserve(
     lines: Sequence[OrderLine],
     names: Mapping[str, str] | None = None,
     *,
+    event_id: str,
     early: draws.Shares | None = None,
     versions: Mapping[str, int] | None = None,
     bucketed: Collection[str] = (),
@@ -173,7 +177,7 @@ async def reserve(
     if early is None:
         # A first, lock-free read of the committed room: a request that is already short
         # is refused before it queues behind anyone's row lock (admission is the UPDATEs).
-        early = await draws.shares(tx, lines, lock_event=False)
+        early = await draws.shares(tx, lines, event_id=event_id, lock_event=False)
         versions = None
         if (short_now := early.already_short()) is not None:
             raise await refusal(tx, short_now, lines, names)
@@ -183,10 +187,12 @@ async def reserve(
         tx, lines, carrying=carrying, versions=versions, early=early, bucketed=bucketed
     )
     for line in lines:
-        held = await _hold(tx, line, bucketed=bucketed, ride=ride, carrying=carrying)
+        held = await _hold(
+            tx, line, event_id=event_id, bucketed=bucketed, ride=ride, carrying=carrying
+        )
         if held is None:
             # Bucket mode: the take holds the type's row SHARE and reads the version there.
-            version = await buckets.take(tx, line.ticket_type_id, line.quantity)
+            version = await buckets.take(tx, line.ticket_type_id, line.quantity, event_id=event_id)
             if version is None:
                 name = (names or {}).get(line.ticket_type_id, line.ticket_type_id)
                 raise SoldOut(
@@ -207,7 +213,7 @@ async def reserve(
         return left
     # Memberships read again now that the ticket-type rows are ours: they cannot change
     # until COMMIT (see `draws.shares`).
-    short = await draws.draw(tx, lines)
+    short = await draws.draw(tx, lines, event_id=event_id)
     if short is not None:
         raise await refusal(tx, short, lines)
     return left
@@ -225,18 +231,20 @@ async def set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
     values: dict[str, Any] = {"quantity_total": new_total}
     if tt.stock_buckets > 1:
         before: int = (await buckets.free_units(tx, [tt.id])).get(tt.id, 0)
-        await buckets.resize(tx, tt.id, new_total - tt.quantity_total, tt.stock_buckets)
-        await rows.change(tx, TicketType, tt.id, values)
+        await buckets.resize(
+            tx, tt.id, new_total - tt.quantity_total, tt.stock_buckets, event_id=tt.event_id
+        )
+        await rows.change(tx, TicketType, tt.id, values, event_id=tt.event_id)
         after: int | None = (await buckets.free_units(tx, [tt.id])).get(tt.id, 0)
     else:
         # The caller holds the row (`locks.ticket_types`): what is left cannot move meanwhile.
-        locked = await locks.ticket_type(tx, tt.id)
+        locked = await locks.ticket_type(tx, tt.id, event_id=tt.event_id)
         before = locked[0] if locked else 0
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved
         values["quantity_over"] = draws.over_expr(in_use, literal(new_total))
         after = await tx.scalar(
             update(TicketType)
-            .where(TicketType.id == tt.id)
+            .where(TicketType.id == tt.id, TicketType.event_id == tt.event_id)
             .values(values)
             .returning(_AVAILABLE)
             .execution_options(**_NO_SYNC)
@@ -245,7 +253,7 @@ async def set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
     journal.stock_moved(tx, tt.id, tt.event_id, available=now, delta=now - before)
 
 
-async def locked_room(tx: AsyncSession, ticket_type_id: str) -> int | None:
+async def locked_room(tx: AsyncSession, ticket_type_id: str, *, event_id: str) -> int | None:
     """Lock one ticket-type row; returns the stock an offer could take (None: no such row).
 
     The least of the type's own stock (its buckets', for a hot-inventory type) and the room
@@ -253,7 +261,7 @@ async def locked_room(tx: AsyncSession, ticket_type_id: str) -> int | None:
     can still take that room first, so callers reserving it must handle `PoolExhausted` /
     `EventFull`.
     """
-    found = await locks.ticket_type(tx, ticket_type_id)
+    found = await locks.ticket_type(tx, ticket_type_id, event_id=event_id)
     if found is None:
         return None
     own = max(0, found[0])  # negative after a total was lowered below use
@@ -263,11 +271,11 @@ async def locked_room(tx: AsyncSession, ticket_type_id: str) -> int | None:
     return own if shared is None else min(own, shared)
 
 
-async def _lock_neighbours(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def _lock_neighbours(tx: AsyncSession, lines: Sequence[OrderLine], event_id: str) -> None:
     """Releases free room that other types' queues may now take: lock them first, in order."""
-    await locks.ticket_types(
-        tx, await draws.waitlisted_neighbours(tx, [li.ticket_type_id for li in lines])
-    )
+    ids = [li.ticket_type_id for li in lines]
+    neighbours = await draws.waitlisted_neighbours(tx, ids, event_id=event_id)
+    await locks.ticket_types(tx, neighbours, event_id=event_id)
 
 
 async def refusal(
@@ -310,28 +318,32 @@ async def refusal(
     )
 
 
-async def release_hold(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def release_hold(tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: str) -> None:
     """Give held stock back (cancel or expiry). The CHECK constraint forbids going below 0."""
-    await _give_back(tx, lines, TicketType.quantity_reserved)
+    await _give_back(tx, lines, TicketType.quantity_reserved, event_id)
 
 
-async def refund(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def refund(tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: str) -> None:
     """A paid order refunded: its tickets go back on sale."""
-    await _give_back(tx, lines, TicketType.quantity_sold)
+    await _give_back(tx, lines, TicketType.quantity_sold, event_id)
 
 
-async def _give_back(tx: AsyncSession, lines: Sequence[OrderLine], counter: Any) -> None:
+async def _give_back(
+    tx: AsyncSession, lines: Sequence[OrderLine], counter: Any, event_id: str
+) -> None:
     """Lower `counter` (held or sold) by each line, to the type's row or its buckets.
 
     The overhang shrinks in the same UPDATE, so the CHECK stays as tight as it can be;
     then the pools and the event counter get the lines back.
     """
-    await _lock_neighbours(tx, lines)
+    await _lock_neighbours(tx, lines, event_id)
     for line in lines:
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
         given = await tx.execute(
             update(TicketType)
-            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
+            .where(
+                TicketType.id == line.ticket_type_id, TicketType.event_id == event_id, _SINGLE_ROW
+            )
             .values(
                 {
                     counter: counter - line.quantity,
@@ -343,22 +355,24 @@ async def _give_back(tx: AsyncSession, lines: Sequence[OrderLine], counter: Any)
         )
         found = given.first()
         if found is None:
-            await buckets.give_line(tx, line.ticket_type_id, line.quantity)
+            await buckets.give_line(tx, line.ticket_type_id, line.quantity, event_id=event_id)
         else:
             journal.stock_moved(
                 tx, line.ticket_type_id, found[1], available=found[0], delta=line.quantity
             )
-    await draws.give_back(tx, lines)
+    await draws.give_back(tx, lines, event_id=event_id)
 
 
-async def convert_hold(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def convert_hold(tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: str) -> None:
     """Payment confirmed: held stock becomes sold, the total in use does not change."""
     for line in lines:
         # A bucketed type keeps no counters on its row: held and sold both leave its
         # buckets alone, so confirming changes nothing there.
         await tx.execute(
             update(TicketType)
-            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW)
+            .where(
+                TicketType.id == line.ticket_type_id, TicketType.event_id == event_id, _SINGLE_ROW
+            )
             .values(
                 quantity_reserved=TicketType.quantity_reserved - line.quantity,
                 quantity_sold=TicketType.quantity_sold + line.quantity,
@@ -367,12 +381,17 @@ async def convert_hold(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
         )
 
 
-async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
+async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: str) -> None:
     """Confirm an order whose hold already expired: sell only if stock still allows."""
     for line in lines:
         sold = await tx.execute(
             update(TicketType)
-            .where(TicketType.id == line.ticket_type_id, _SINGLE_ROW, line.quantity <= _AVAILABLE)
+            .where(
+                TicketType.id == line.ticket_type_id,
+                TicketType.event_id == event_id,
+                _SINGLE_ROW,
+                line.quantity <= _AVAILABLE,
+            )
             .values(quantity_sold=TicketType.quantity_sold + line.quantity)
             .returning(_AVAILABLE, TicketType.event_id)
             .execution_options(**_NO_SYNC)
@@ -383,12 +402,12 @@ async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
                 journal.stock_moved(
                     tx, line.ticket_type_id, found[1], available=0, delta=-line.quantity
                 )
-        elif await buckets.take(tx, line.ticket_type_id, line.quantity) is None:
+        elif await buckets.take(tx, line.ticket_type_id, line.quantity, event_id=event_id) is None:
             raise HoldExpired(
                 "the order's hold expired and the tickets were taken by someone else",
                 ticket_type_id=line.ticket_type_id,
             )
-    short = await draws.draw(tx, lines)
+    short = await draws.draw(tx, lines, event_id=event_id)
     if short is not None:
         refused = await refusal(tx, short, lines)
         raise HoldExpired(

@@ -33,6 +33,12 @@ deadlock) can form:
    offers; only while holding that resource's row (4 or 8), so they never wait on anyone
    the resource's lock did not already order.
 
+Across events. Rows of two events are never the same rows, and every statement names its
+event (docs/scale-out.md). The transactions that span events (the hold and offer
+sweepers) take the claims of step 3 first, then work one event at a
+time in ascending event id, taking steps 4-9 for that event before the next: so the
+order is (event, step, row) and still no cycle can form.
+
 Duties that must run on one replica at a time (retention) take a `singleton` advisory
 lock first, without waiting; the sequencer claims its state row `claimed` and takes no
 other lock.
@@ -142,23 +148,25 @@ async def singleton(tx: AsyncSession, name: str) -> bool:
     return bool(await tx.scalar(_TRY_LOCK, {"ns": _SINGLETON_NAMESPACE, "name": name}))
 
 
-async def ticket_types(tx: AsyncSession, ticket_type_ids: Iterable[str]) -> None:
+async def ticket_types(tx: AsyncSession, ticket_type_ids: Iterable[str], *, event_id: str) -> None:
     """Lock ticket-type rows one by one in ascending id (step 4), before any pool row.
 
     Not `FOR UPDATE`: that would also wait for the KEY SHARE locks in-flight orders take on
     every type of their basket when inserting items, and could close a cycle with them.
     """
     for tid in sorted(set(ticket_type_ids)):
-        await tx.execute(_TICKET_TYPE, {"tid": tid})
+        await tx.execute(_TICKET_TYPE, {"tid": tid, "eid": event_id})
 
 
-async def ticket_type(tx: AsyncSession, ticket_type_id: str) -> tuple[int, int] | None:
+async def ticket_type(
+    tx: AsyncSession, ticket_type_id: str, *, event_id: str
+) -> tuple[int, int] | None:
     """Lock one ticket-type row (step 4): its own room and its `stock_buckets`, or None.
 
     The room is the type's row counters only (negative after a total was lowered below
     use); `inventory.locked_room` adds its buckets and shared limits.
     """
-    found = (await tx.execute(_TICKET_TYPE_ROOM, {"tid": ticket_type_id})).first()
+    found = (await tx.execute(_TICKET_TYPE_ROOM, {"tid": ticket_type_id, "eid": event_id})).first()
     return None if found is None else (int(found[0]), int(found[1]))
 
 
@@ -180,25 +188,28 @@ async def event_counter(tx: AsyncSession, event_id: str) -> tuple[int, int] | No
     return None if found is None else (int(found[0]), int(found[1]))
 
 
-async def session_counters(tx: AsyncSession, session_ids: Iterable[str]) -> None:
-    """Lock session counter rows in ascending id (step 8), in one statement."""
+async def session_counters(tx: AsyncSession, session_ids: Iterable[str], *, event_id: str) -> None:
+    """Lock session counter rows of one event in ascending id (step 8), in one statement."""
     ids = sorted(set(session_ids))
     if ids:
         await tx.execute(
             exclusive(
                 select(SessionCapacity.session_id)
-                .where(SessionCapacity.session_id.in_(ids))
+                .where(SessionCapacity.event_id == event_id, SessionCapacity.session_id.in_(ids))
                 .order_by(SessionCapacity.session_id)
             )
         )
 
 
-_TICKET_TYPE = no_key_exclusive(
-    select(TicketType.id).where(TicketType.id == bindparam("tid", type_=String))
+# Every statement names the event as well as the row (docs/scale-out.md).
+_ONE_TYPE = (
+    TicketType.id == bindparam("tid", type_=String),
+    TicketType.event_id == bindparam("eid", type_=String),
 )
+_TICKET_TYPE = no_key_exclusive(select(TicketType.id).where(*_ONE_TYPE))
 _TICKET_TYPE_ROOM = no_key_exclusive(
     select(
         TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
         TicketType.stock_buckets,
-    ).where(TicketType.id == bindparam("tid", type_=String))
+    ).where(*_ONE_TYPE)
 )

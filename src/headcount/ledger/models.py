@@ -20,7 +20,7 @@ from sqlalchemy import (
     String,
     Text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
 from headcount.ledger.types import UTCDateTime
 
@@ -36,6 +36,20 @@ NAMING = {
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        """A row's `event_id` rides in the WHERE clause of every UPDATE and DELETE the
+        unit of work writes for it, as in the statements the ledger spells out, so a
+        ledger distributed by event routes them to one shard (docs/scale-out.md).
+
+        SQLAlchemy's version column does exactly that; with no generator it never changes
+        the value, and a row's event never changes, so the "version check" only names it.
+        """
+        table = cls.__dict__.get("__table__")
+        if table is None or "event_id" not in table.c:
+            return {}
+        return {"version_id_col": table.c.event_id, "version_id_generator": False}
 
 
 class Event(Base):
@@ -142,6 +156,8 @@ class OrderItem(Base):
     ticket_type_id: Mapped[str] = mapped_column(
         ForeignKey("ticket_types.id"), primary_key=True, index=True
     )
+    # The order's event, copied so the row can live on its event's shard (docs/scale-out.md).
+    event_id: Mapped[str] = mapped_column(String(80))
     quantity: Mapped[int] = mapped_column(Integer)
 
     order: Mapped[Order] = relationship(back_populates="items")

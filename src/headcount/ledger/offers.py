@@ -29,28 +29,47 @@ from headcount.ledger.attendance import WaitlistEntry
 
 
 async def settle(
-    tx: AsyncSession, ticket_type_ids: Collection[str], now: datetime, offer_ttl: float
+    tx: AsyncSession,
+    ticket_type_ids: Collection[str],
+    now: datetime,
+    offer_ttl: float,
+    *,
+    event_id: str,
 ) -> int:
-    """Expire lapsed offers and offer free stock to the queues; returns how many lapsed."""
+    """Expire lapsed offers and offer free stock to the queues of these types of
+    `event_id`; returns how many lapsed."""
     lapsed = 0
     # Room freed on one type may open a shared pool or event cap for another type's queue:
-    # settle every queued type of the same events. Every ticket-type row is locked first:
+    # settle every queued type of the same event. Every ticket-type row is locked first:
     # promoting moves pool rows, and no ticket-type row may be locked after a pool row
     # (docs/concurrency.md, "Pools").
-    ticket_type_ids = await draws.waitlisted_neighbours(tx, ticket_type_ids)
-    await locks.ticket_types(tx, ticket_type_ids)
+    ticket_type_ids = await draws.waitlisted_neighbours(tx, ticket_type_ids, event_id=event_id)
+    await locks.ticket_types(tx, ticket_type_ids, event_id=event_id)
     for tid in ticket_type_ids:
-        if await locks.ticket_type(tx, tid) is None:
+        if await locks.ticket_type(tx, tid, event_id=event_id) is None:
             continue  # no such ticket type
-        lapsed += await _expire_due(tx, tid, now)
-        await _promote(tx, tid, now, offer_ttl)
+        lapsed += await _expire_due(tx, tid, now, event_id)
+        await _promote(tx, tid, now, offer_ttl, event_id)
     return lapsed
 
 
-async def _expire_due(tx: AsyncSession, ticket_type_id: str, now: datetime) -> int:
+async def settle_each_event(
+    tx: AsyncSession, due: Collection[tuple[str, str]], now: datetime, offer_ttl: float
+) -> int:
+    """`settle` the (event, ticket type) pairs of several events, one event at a time in
+    ascending id (the order every transaction spanning events locks them in)."""
+    lapsed = 0
+    for event_id in sorted({event_id for event_id, _ in due}):
+        mine = [tid for eid, tid in due if eid == event_id]
+        lapsed += await settle(tx, mine, now, offer_ttl, event_id=event_id)
+    return lapsed
+
+
+async def _expire_due(tx: AsyncSession, ticket_type_id: str, now: datetime, event_id: str) -> int:
     lapsed = (
         select(WaitlistEntry)
         .where(
+            WaitlistEntry.event_id == event_id,
             WaitlistEntry.ticket_type_id == ticket_type_id,
             WaitlistEntry.status == EntryStatus.OFFERED,
             WaitlistEntry.offer_expires_at <= now,
@@ -69,20 +88,20 @@ async def _expire_due(tx: AsyncSession, ticket_type_id: str, now: datetime) -> i
         entry.updated_at = now
         journal.entry(tx, ChangeType.WAITLIST_OFFER_EXPIRED, entry, now, by=lapsing)
     await tx.flush()
-    await inventory.release_hold(tx, [OrderLine(ticket_type_id, freed)])
+    await inventory.release_hold(tx, [OrderLine(ticket_type_id, freed)], event_id=event_id)
     return len(due)
 
 
 async def _promote(
-    tx: AsyncSession, ticket_type_id: str, now: datetime, offer_ttl: float
+    tx: AsyncSession, ticket_type_id: str, now: datetime, offer_ttl: float, event_id: str
 ) -> list[WaitlistEntry]:
     offered: list[WaitlistEntry] = []
     races = 0
     while True:
-        available = await inventory.locked_room(tx, ticket_type_id)
+        available = await inventory.locked_room(tx, ticket_type_id, event_id=event_id)
         if not available:
             return offered
-        first = await waitlist.head(tx, ticket_type_id=ticket_type_id)
+        first = await waitlist.head(tx, event_id=event_id, ticket_type_id=ticket_type_id)
         if first is None:
             return offered
         size = offer_size(first.quantity, available)
@@ -90,7 +109,7 @@ async def _promote(
             # A savepoint: the pool or event room read above is not locked, and a racing
             # buyer may take it first; then this offer is undone, never the caller's work.
             async with changes.savepoint(tx):
-                await inventory.reserve(tx, [OrderLine(ticket_type_id, size)])
+                await inventory.reserve(tx, [OrderLine(ticket_type_id, size)], event_id=event_id)
         except (SoldOut, EventFull):
             races += 1
             if races >= 3:
@@ -118,8 +137,9 @@ async def give_back(
     said = ChangeType.WAITLIST_DECLINED if was_offered else ChangeType.WAITLIST_LEFT
     journal.entry(tx, said, entry, now)
     if was_offered and held:
-        await inventory.release_hold(tx, [OrderLine(entry.ticket_type_id, held)])
-        await _promote(tx, entry.ticket_type_id, now, ttl)
+        lines = [OrderLine(entry.ticket_type_id, held)]
+        await inventory.release_hold(tx, lines, event_id=entry.event_id)
+        await _promote(tx, entry.ticket_type_id, now, ttl, entry.event_id)
 
 
 async def reserve_with_offers(
@@ -127,6 +147,7 @@ async def reserve_with_offers(
     lines: Sequence[OrderLine],
     names: Mapping[str, str],
     *,
+    event_id: str,
     owner: str,
     order_id: str,
     now: datetime,
@@ -142,22 +163,25 @@ async def reserve_with_offers(
     """
     left: dict[str, int | None] = {}
     mine_by_line = [
-        await waitlist.live_entry(tx, owner, ticket_type_id=line.ticket_type_id) for line in lines
+        await waitlist.live_entry(tx, owner, event_id=event_id, ticket_type_id=line.ticket_type_id)
+        for line in lines
     ]
     if all(m is None or m.status != EntryStatus.OFFERED for m in mine_by_line):
         # The common case: one call, so every ticket-type row is locked before any pool.
-        return await inventory.reserve(tx, lines, names)
+        return await inventory.reserve(tx, lines, names, event_id=event_id)
     # Settling a lapsed offer below promotes the event's other queues too: lock them now.
-    await locks.ticket_types(
-        tx, await draws.waitlisted_neighbours(tx, [li.ticket_type_id for li in lines])
-    )
+    ids = [li.ticket_type_id for li in lines]
+    neighbours = await draws.waitlisted_neighbours(tx, ids, event_id=event_id)
+    await locks.ticket_types(tx, neighbours, event_id=event_id)
     for line, mine in zip(lines, mine_by_line, strict=True):
         tid = line.ticket_type_id
         if mine is None or mine.status != EntryStatus.OFFERED:
-            left.update(await inventory.reserve(tx, [line], names))
+            left.update(await inventory.reserve(tx, [line], names, event_id=event_id))
             continue
-        await locks.ticket_type(tx, tid)
-        offer = await waitlist.live_entry(tx, owner, ticket_type_id=tid, lock=True)
+        await locks.ticket_type(tx, tid, event_id=event_id)
+        offer = await waitlist.live_entry(
+            tx, owner, event_id=event_id, ticket_type_id=tid, lock=True
+        )
         if (
             offer is None
             or offer.status != EntryStatus.OFFERED
@@ -165,22 +189,24 @@ async def reserve_with_offers(
             or offer.offer_expires_at <= now
         ):
             # Lapsed: it passes to the next person first; this line then asks like anyone.
-            await settle(tx, [tid], now, offer_ttl)
-            left.update(await inventory.reserve(tx, [line], names))
+            await settle(tx, [tid], now, offer_ttl, event_id=event_id)
+            left.update(await inventory.reserve(tx, [line], names, event_id=event_id))
             continue
         size = offer.offered_quantity or 0
         used = min(size, line.quantity)
         left[tid] = None
         if line.quantity > used:
-            left.update(await inventory.reserve(tx, [OrderLine(tid, line.quantity - used)], names))
+            rest = [OrderLine(tid, line.quantity - used)]
+            left.update(await inventory.reserve(tx, rest, names, event_id=event_id))
         offer.status = EntryStatus.ACCEPTED.value
         offer.order_id = order_id
         offer.updated_at = now
         await tx.flush()
         journal.entry(tx, ChangeType.WAITLIST_ACCEPTED, offer, now, used_quantity=used)
         if size > used:
-            await inventory.release_hold(tx, [OrderLine(tid, size - used)])
-            await _promote(tx, tid, now, offer_ttl)
+            unused = [OrderLine(tid, size - used)]
+            await inventory.release_hold(tx, unused, event_id=event_id)
+            await _promote(tx, tid, now, offer_ttl, event_id)
     return left
 
 
@@ -190,14 +216,15 @@ async def due_ticket_types(
     *,
     among: Collection[str] | None = None,
     limit: int = 500,
-) -> list[str]:
-    """Ticket types with lapsed offers (a cheap, lock-free look before `settle`)."""
-    query = select(WaitlistEntry.ticket_type_id).where(
+) -> list[tuple[str, str]]:
+    """(event, ticket type) pairs with lapsed offers (a cheap, lock-free look before
+    `settle_each_event`)."""
+    query = select(WaitlistEntry.event_id, WaitlistEntry.ticket_type_id).where(
         WaitlistEntry.status == EntryStatus.OFFERED,
         WaitlistEntry.offer_expires_at <= now,
         WaitlistEntry.ticket_type_id.is_not(None),
     )
     if among is not None:
         query = query.where(WaitlistEntry.ticket_type_id.in_(list(among)))
-    rows = await tx.scalars(query.distinct().limit(limit))
-    return sorted(tid for tid in rows.all() if tid is not None)
+    rows = await tx.execute(query.distinct().limit(limit))
+    return sorted((eid, tid) for eid, tid in rows.all() if tid is not None)

@@ -11,14 +11,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from headcount.domain.ids import is_well_formed
 from headcount.domain.tickets import OrderLine
 from headcount.ledger import quotas
-from headcount.ledger.models import OrderItem
+from headcount.ledger.models import Order, OrderItem
 
 _INSERT_ITEM = insert(OrderItem.__table__)  # type: ignore[arg-type]
+
+
+async def event_of(tx: AsyncSession, order_id: str) -> str | None:
+    """The order's event (None: no such order), for routes that name only the order: the
+    statements that lock and change it then name the event too (docs/scale-out.md)."""
+    if not is_well_formed(order_id):
+        return None
+    found = await tx.scalar(select(Order.event_id).where(Order.id == order_id))
+    return None if found is None else str(found)
 
 
 async def place(
@@ -38,7 +48,12 @@ async def place(
     await tx.execute(
         _INSERT_ITEM,
         [
-            {"order_id": order["id"], "ticket_type_id": li.ticket_type_id, "quantity": li.quantity}
+            {
+                "order_id": order["id"],
+                "ticket_type_id": li.ticket_type_id,
+                "event_id": order["event_id"],
+                "quantity": li.quantity,
+            }
             for li in lines
         ],
     )

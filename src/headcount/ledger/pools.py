@@ -66,3 +66,6 @@ class TicketTypePool(Base):
     pool_id: Mapped[str] = mapped_column(
         ForeignKey("capacity_pools.id"), primary_key=True, index=True
     )
+    # The event of both (a pool and its types belong to one event), copied so the row can
+    # live on its event's shard.
+    event_id: Mapped[str] = mapped_column(String(80))

@@ -71,7 +71,8 @@ async def _compare(
             drifts.append(Drift(model.__tablename__, row_id, column, counter, from_rows))
             if fix:
                 extra = also(from_rows) if also else {}
-                await rows.change(tx, model, row_id, {column: from_rows, **extra})
+                # A repair across events: by key alone.
+                await rows.change(tx, model, row_id, {column: from_rows, **extra}, event_id=None)
     return drifts
 
 
@@ -108,7 +109,7 @@ async def ticket_types(tx: AsyncSession, fix: bool) -> list[Drift]:
             drifts.append(Drift("ticket_types", tid, "quantity_sold", sold_counter, sold_rows))
         if fix and (reserved != held_rows or sold_counter != sold_rows):
             counters = {"quantity_reserved": held_rows, "quantity_sold": sold_rows}
-            await rows.change(tx, TicketType, tid, counters)
+            await rows.change(tx, TicketType, tid, counters, event_id=None)
     return drifts
 
 
@@ -182,6 +183,7 @@ async def waitlists(tx: AsyncSession, fix: bool) -> list[Drift]:
             SessionCapacity.session_id,
             SessionCapacity.maximum_capacity - SessionCapacity.current_attendance,
             waiting.c.waiting,
+            SessionCapacity.event_id,
         )
         .join(waiting, waiting.c.session_id == SessionCapacity.session_id)
         .where(SessionCapacity.current_attendance < SessionCapacity.maximum_capacity)
@@ -192,29 +194,33 @@ async def waitlists(tx: AsyncSession, fix: bool) -> list[Drift]:
             TicketType.id,
             TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved,
             waiting.c.waiting,
+            TicketType.event_id,
         )
         .join(waiting, waiting.c.ticket_type_id == TicketType.id)
         .where(TicketType.quantity_sold + TicketType.quantity_reserved < TicketType.quantity_total)
         .order_by(TicketType.id)
     )
-    drifts = [
-        Drift("session_capacity", sid, "free_seats_while_waiting", free, queued)
-        for sid, free, queued in idle_seats.all()
-    ]
+    event_of: dict[str, str] = {}
+    drifts: list[Drift] = []
+    for sid, free, queued, event_id in idle_seats.all():
+        drifts.append(Drift("session_capacity", sid, "free_seats_while_waiting", free, queued))
+        event_of[sid] = event_id
     stock: list[Drift] = []
-    for tid, _own_free, queued in idle_stock.all():
+    for tid, _own_free, queued, event_id in idle_stock.all():
         # The stock an offer could really take: the type's own, bounded by any shared
         # limit (pools, the event's cap) — the same figure promotion itself uses.
-        free = await inventory.locked_room(tx, tid)
+        free = await inventory.locked_room(tx, tid, event_id=event_id)
+        event_of[tid] = event_id
         if free:
             stock.append(Drift("ticket_types", tid, "free_stock_while_waiting", free, queued))
     if fix:
         now = datetime.now(UTC)
         for drift in drifts:
-            await seats.promote(tx, drift.row_id, now)
-        if stock:
-            ttl = Settings.model_fields["offer_ttl"].default
-            await offers.settle(tx, [d.row_id for d in stock], now, ttl)
+            await seats.promote(tx, drift.row_id, now, event_id=event_of[drift.row_id])
+        ttl = Settings.model_fields["offer_ttl"].default
+        for event_id in sorted({event_of[d.row_id] for d in stock}):
+            mine = [d.row_id for d in stock if event_of[d.row_id] == event_id]
+            await offers.settle(tx, mine, now, ttl, event_id=event_id)
     return drifts + stock
 
 
@@ -259,15 +265,18 @@ async def stock_buckets(tx: AsyncSession, fix: bool) -> list[Drift]:
     hot = list(
         (
             await tx.execute(
-                select(TicketType.id, TicketType.quantity_total, TicketType.stock_buckets).where(
-                    TicketType.stock_buckets > 1
-                )
+                select(
+                    TicketType.id,
+                    TicketType.quantity_total,
+                    TicketType.stock_buckets,
+                    TicketType.event_id,
+                ).where(TicketType.stock_buckets > 1)
             )
         ).all()
     )
-    found = await buckets.levels(tx, [tid for tid, _, _ in hot])
+    found = await buckets.levels(tx, [tid for tid, _, _, _ in hot])
     drifts: list[Drift] = []
-    for tid, total, count in hot:
+    for tid, total, count, event_id in hot:
         level = found.get(tid, buckets.Levels(0, 0, 0))
         should_be_free = total - level.held - level.sold
         if level.free != should_be_free:
@@ -276,7 +285,7 @@ async def stock_buckets(tx: AsyncSession, fix: bool) -> list[Drift]:
             )
             if fix:
                 for bucket, free in enumerate(buckets.split(max(0, should_be_free), count)):
-                    await buckets.set_free(tx, tid, bucket, free)
+                    await buckets.set_free(tx, tid, bucket, free, event_id=event_id)
     return drifts
 
 

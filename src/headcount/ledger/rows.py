@@ -17,28 +17,45 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import NotFound
 from headcount.domain.ids import is_well_formed
 from headcount.ledger import locks
+from headcount.ledger.distribution import event_column
 from headcount.ledger.models import Base
 
 Row = TypeVar("Row", bound=Base)
 
 
+def the_row(model: type[Base], row_id: str, event_id: str | None) -> ColumnElement[bool]:
+    """The row by its key, and by its event when known (docs/scale-out.md)."""
+    by_key = model.__mapper__.primary_key[0] == row_id
+    column = event_column(model.__table__)  # type: ignore[arg-type]
+    if event_id is None or column is None:
+        return by_key
+    return and_(by_key, model.__table__.c[column] == event_id)
+
+
 async def find(
-    tx: AsyncSession, model: type[Row], row_id: str, *, noun: str, lock: bool = False
+    tx: AsyncSession,
+    model: type[Row],
+    row_id: str,
+    *,
+    noun: str,
+    lock: bool = False,
+    event_id: str | None = None,
 ) -> Row:
     """The row of `model` with primary key `row_id`, or `NotFound("no <noun> '<id>'")`.
 
     `lock=True` takes the row `locks.exclusive` (FOR UPDATE on PostgreSQL; SQLite's
-    `BEGIN IMMEDIATE` already serialises writers).
+    `BEGIN IMMEDIATE` already serialises writers). `event_id`, when the caller knows it,
+    is named in the statement too (a row of another event is not found).
     """
     if not is_well_formed(row_id):
         raise NotFound(f"no {noun} {row_id!r}")
-    query: Any = select(model).where(model.__mapper__.primary_key[0] == row_id)
+    query: Any = select(model).where(the_row(model, row_id, event_id))
     if lock:
         query = locks.exclusive(query)
     row: Row | None = (await tx.scalars(query.execution_options(populate_existing=True))).first()
@@ -68,15 +85,24 @@ async def save(tx: AsyncSession) -> None:
     await tx.flush()
 
 
-async def change(tx: AsyncSession, model: type[Base], row_id: str, values: dict[str, Any]) -> None:
-    """`UPDATE <model> SET <values> WHERE id = :row_id`: one statement, no read first.
+async def change(
+    tx: AsyncSession,
+    model: type[Base],
+    row_id: str,
+    values: dict[str, Any],
+    *,
+    event_id: str | None,
+) -> None:
+    """`UPDATE <model> SET <values> WHERE id = :row_id [AND event_id = :event_id]`: one
+    statement, no read first. `event_id` is None only for a table no event owns (or a
+    repair across events, like reconcile's).
 
     Values may be SQL expressions over the row's own columns (computed by the database
     from the current row, e.g. an overhang from the committed use).
     """
     await tx.execute(
         update(model)
-        .where(model.__mapper__.primary_key[0] == row_id)
+        .where(the_row(model, row_id, event_id))
         .values(**values)
         .execution_options(synchronize_session=False)
     )

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus, SeatSource, SeatStatus
@@ -23,10 +23,16 @@ from headcount.ledger.attendance import Session, SessionCapacity, SessionSeat, W
 _NO_SYNC = {"synchronize_session": False}
 
 
-def _figures(session_id: str) -> tuple[Any, ...]:
-    """What a counter UPDATE returns so that it sees its own threshold."""
-    event = select(Session.event_id).where(Session.id == session_id).scalar_subquery()
-    return (SessionCapacity.current_attendance, SessionCapacity.maximum_capacity, event)
+# What a counter UPDATE returns so that it sees its own threshold.
+_FIGURES = (
+    SessionCapacity.current_attendance,
+    SessionCapacity.maximum_capacity,
+    SessionCapacity.event_id,
+)
+
+
+def _counter(session_id: str, event_id: str) -> tuple[ColumnElement[bool], ...]:
+    return (SessionCapacity.session_id == session_id, SessionCapacity.event_id == event_id)
 
 
 def _moved(tx: AsyncSession, session_id: str, found: Sequence[Any], *, was_full: bool) -> None:
@@ -42,16 +48,16 @@ def _moved(tx: AsyncSession, session_id: str, found: Sequence[Any], *, was_full:
     )
 
 
-async def admit(tx: AsyncSession, session_id: str) -> tuple[int, str] | None:
+async def admit(tx: AsyncSession, session_id: str, *, event_id: str) -> tuple[int, str] | None:
     """Take a seat if one is free: (attendance after, event id), or None (full)."""
     row = await tx.execute(
         update(SessionCapacity)
         .where(
-            SessionCapacity.session_id == session_id,
+            *_counter(session_id, event_id),
             SessionCapacity.current_attendance < SessionCapacity.maximum_capacity,
         )
         .values(current_attendance=SessionCapacity.current_attendance + 1)
-        .returning(*_figures(session_id))
+        .returning(*_FIGURES)
         .execution_options(**_NO_SYNC)
     )
     found = row.first()
@@ -61,14 +67,14 @@ async def admit(tx: AsyncSession, session_id: str) -> tuple[int, str] | None:
     return int(found[0]), found[2]
 
 
-async def vacate(tx: AsyncSession, session_id: str) -> tuple[int, str]:
+async def vacate(tx: AsyncSession, session_id: str, *, event_id: str) -> tuple[int, str]:
     """A seat is given up (the CHECK forbids going below zero): (attendance after, event)."""
     found = (
         await tx.execute(
             update(SessionCapacity)
-            .where(SessionCapacity.session_id == session_id)
+            .where(*_counter(session_id, event_id))
             .values(current_attendance=SessionCapacity.current_attendance - 1)
-            .returning(*_figures(session_id))
+            .returning(*_FIGURES)
             .execution_options(**_NO_SYNC)
         )
     ).one()
@@ -76,7 +82,7 @@ async def vacate(tx: AsyncSession, session_id: str) -> tuple[int, str]:
     return int(found[0]), found[2]
 
 
-async def set_maximum(tx: AsyncSession, session_id: str, maximum: int) -> bool:
+async def set_maximum(tx: AsyncSession, session_id: str, maximum: int, *, event_id: str) -> bool:
     """Atomic: a new limit applies only if it still covers every confirmed seat.
 
     The caller holds the counter row (`locks.session_counters`), so the limit read here
@@ -86,11 +92,11 @@ async def set_maximum(tx: AsyncSession, session_id: str, maximum: int) -> bool:
     row = await tx.execute(
         update(SessionCapacity)
         .where(
-            SessionCapacity.session_id == session_id,
+            *_counter(session_id, event_id),
             SessionCapacity.current_attendance <= maximum,
         )
         .values(maximum_capacity=maximum)
-        .returning(*_figures(session_id))
+        .returning(*_FIGURES)
         .execution_options(**_NO_SYNC)
     )
     found = row.first()
@@ -123,13 +129,20 @@ async def seat_of(tx: AsyncSession, session_id: str, attendee_id: str) -> Sessio
 
 
 async def occupy(
-    tx: AsyncSession, session_id: str, attendee_id: str, via: SeatSource, now: datetime
+    tx: AsyncSession,
+    session_id: str,
+    attendee_id: str,
+    via: SeatSource,
+    now: datetime,
+    *,
+    event_id: str,
 ) -> SessionSeat:
     """Write the seat row for a place `admit` already counted."""
     seat = await seat_of(tx, session_id, attendee_id)
     if seat is None:
         seat = SessionSeat(
             session_id=session_id,
+            event_id=event_id,
             attendee_id=attendee_id,
             status=SeatStatus.CONFIRMED.value,
             via=via.value,
@@ -151,7 +164,7 @@ async def give_up(tx: AsyncSession, seat: SessionSeat, now: datetime) -> list[Wa
     seat.status = SeatStatus.LEFT.value
     seat.updated_at = now
     await tx.flush()
-    attendance, event_id = await vacate(tx, seat.session_id)
+    attendance, event_id = await vacate(tx, seat.session_id, event_id=seat.event_id)
     journal.seat(
         tx,
         ChangeType.RSVP_CANCELLED,
@@ -162,7 +175,7 @@ async def give_up(tx: AsyncSession, seat: SessionSeat, now: datetime) -> list[Wa
         attendance=attendance,
         at=now,
     )
-    return await promote(tx, seat.session_id, now)
+    return await promote(tx, seat.session_id, now, event_id=event_id)
 
 
 async def leave_event(tx: AsyncSession, event_id: str, attendee_id: str, now: datetime) -> None:
@@ -174,7 +187,7 @@ async def leave_event(tx: AsyncSession, event_id: str, attendee_id: str, now: da
     go to the sessions' waitlists in this transaction.
     """
     session_ids = list(await tx.scalars(select(Session.id).where(Session.event_id == event_id)))
-    await locks.session_counters(tx, session_ids)
+    await locks.session_counters(tx, session_ids, event_id=event_id)
     if not session_ids:
         return
     held = await tx.scalars(
@@ -192,18 +205,22 @@ async def leave_event(tx: AsyncSession, event_id: str, attendee_id: str, now: da
     await waitlist.leave(tx, await waitlist.waiting_in(tx, attendee_id, session_ids), now)
 
 
-async def promote(tx: AsyncSession, session_id: str, now: datetime) -> list[WaitlistEntry]:
+async def promote(
+    tx: AsyncSession, session_id: str, now: datetime, *, event_id: str
+) -> list[WaitlistEntry]:
     """Confirm waitlist heads, in seq order, while seats are free."""
     promoted: list[WaitlistEntry] = []
     while True:
-        first = await waitlist.head(tx, session_id=session_id)
+        first = await waitlist.head(tx, event_id=event_id, session_id=session_id)
         if first is None:
             return promoted
-        seated = await admit(tx, session_id)
+        seated = await admit(tx, session_id, event_id=event_id)
         if seated is None:
             return promoted
         first.status = EntryStatus.PROMOTED.value
         first.updated_at = now
-        await occupy(tx, session_id, first.attendee_id, SeatSource.WAITLIST, now)
+        await occupy(
+            tx, session_id, first.attendee_id, SeatSource.WAITLIST, now, event_id=first.event_id
+        )
         journal.entry(tx, ChangeType.WAITLIST_PROMOTED, first, now, current_attendance=seated[0])
         promoted.append(first)

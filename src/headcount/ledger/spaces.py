@@ -35,6 +35,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.errors import Conflict
 from headcount.ledger.models import Base, Event
+from headcount.ledger.rows import the_row
 
 OPEN, CLOSED = "open", "closed"
 
@@ -104,6 +105,8 @@ class HuddleMember(Base):
 
     huddle_id: Mapped[str] = mapped_column(ForeignKey("huddles.id"), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
+    # The huddle's event, copied so the row can live on its event's shard.
+    event_id: Mapped[str] = mapped_column(String(80))
     joined_at: Mapped[datetime]
 
 
@@ -132,21 +135,24 @@ async def of_event(tx: AsyncSession, model: type[Any], event: Event) -> list[Any
 
 
 async def change(
-    tx: AsyncSession, model: type[Any], row_id: str, values: Mapping[str, Any]
+    tx: AsyncSession, model: type[Any], row_id: str, values: Mapping[str, Any], *, event_id: str
 ) -> None:
     """Set `values` on one row; a versioned row's `version` moves too, so a racing
     optimistic writer that read the old row retries against the new one."""
     bump = {"version": model.version + 1} if "version" in model.__table__.c else {}
     await tx.execute(
         update(model)
-        .where(model.id == row_id)
+        .where(the_row(model, row_id, event_id))
         .values(**values, **bump)
         .execution_options(synchronize_session=False)
     )
 
 
-async def close(tx: AsyncSession, model: type[Any], row_id: str, now: datetime) -> None:
-    await change(tx, model, row_id, {"status": CLOSED, "closed_at": now, "updated_at": now})
+async def close(
+    tx: AsyncSession, model: type[Any], row_id: str, now: datetime, *, event_id: str
+) -> None:
+    closed = {"status": CLOSED, "closed_at": now, "updated_at": now}
+    await change(tx, model, row_id, closed, event_id=event_id)
 
 
 # Huddle membership: the counter and its rows change in one transaction.
@@ -165,6 +171,7 @@ async def claim(tx: AsyncSession, huddle: Huddle, user_id: str, now: datetime) -
         update(Huddle)
         .where(
             Huddle.id == huddle.id,
+            Huddle.event_id == huddle.event_id,
             Huddle.version == huddle.version,
             Huddle.members < Huddle.capacity,
         )
@@ -174,15 +181,24 @@ async def claim(tx: AsyncSession, huddle: Huddle, user_id: str, now: datetime) -
     )
     if claimed.first() is None:
         return False
-    await add(tx, HuddleMember(huddle_id=huddle.id, user_id=user_id, joined_at=now))
+    await add(
+        tx,
+        HuddleMember(huddle_id=huddle.id, user_id=user_id, event_id=huddle.event_id, joined_at=now),
+    )
     return True
 
 
-async def give_back(tx: AsyncSession, huddle_id: str, user_id: str, now: datetime) -> bool:
+async def give_back(
+    tx: AsyncSession, huddle_id: str, user_id: str, now: datetime, *, event_id: str
+) -> bool:
     """Remove the membership and free its place; False if `user_id` was not a member."""
     gone = await tx.execute(
         delete(HuddleMember)
-        .where(HuddleMember.huddle_id == huddle_id, HuddleMember.user_id == user_id)
+        .where(
+            HuddleMember.huddle_id == huddle_id,
+            HuddleMember.event_id == event_id,
+            HuddleMember.user_id == user_id,
+        )
         .returning(HuddleMember.user_id)
         .execution_options(synchronize_session=False)
     )
@@ -190,7 +206,7 @@ async def give_back(tx: AsyncSession, huddle_id: str, user_id: str, now: datetim
         return False
     freed = await tx.execute(
         update(Huddle)
-        .where(Huddle.id == huddle_id, Huddle.members > 0)
+        .where(Huddle.id == huddle_id, Huddle.event_id == event_id, Huddle.members > 0)
         .values(members=Huddle.members - 1, version=Huddle.version + 1, updated_at=now)
         .returning(Huddle.id)
         .execution_options(synchronize_session=False)

@@ -69,6 +69,7 @@ async def live_entry(
     tx: AsyncSession,
     attendee_id: str,
     *,
+    event_id: str,
     session_id: str | None = None,
     ticket_type_id: str | None = None,
     lock: bool = False,
@@ -76,6 +77,7 @@ async def live_entry(
     query = (
         select(WaitlistEntry)
         .where(
+            WaitlistEntry.event_id == event_id,
             _of(session_id, ticket_type_id),
             WaitlistEntry.attendee_id == attendee_id,
             WaitlistEntry.status.in_(LIVE),
@@ -128,11 +130,19 @@ async def latest_entry(
 
 
 async def head(
-    tx: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
+    tx: AsyncSession,
+    *,
+    event_id: str,
+    session_id: str | None = None,
+    ticket_type_id: str | None = None,
 ) -> WaitlistEntry | None:
     query = (
         select(WaitlistEntry)
-        .where(_of(session_id, ticket_type_id), WaitlistEntry.status == EntryStatus.WAITING)
+        .where(
+            WaitlistEntry.event_id == event_id,
+            _of(session_id, ticket_type_id),
+            WaitlistEntry.status == EntryStatus.WAITING,
+        )
         .order_by(WaitlistEntry.seq)
         .limit(1)
         .execution_options(populate_existing=True)
