@@ -74,6 +74,12 @@ CROSS_EVENT: list[tuple[re.Pattern[str], str]] = [
         "the hold sweeper's search for due holds in every event",
     ),
     (
+        re.compile(
+            r"^SELECT .* FROM organizer_holds WHERE organizer_holds\.release_at <= .* SKIP LOCKED"
+        ),
+        "the organizer-hold sweeper's search for holds whose release time came",
+    ),
+    (
         re.compile(r"^UPDATE changes SET position="),
         "the sequencer: positions order all events' changes (one log, on the coordinator)",
     ),
