@@ -8,9 +8,10 @@ shortfall raises and the whole transaction rolls back, so orders are all-or-noth
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -87,6 +88,8 @@ async def create_order(
         max_items=rt.settings.max_items_per_order,
     )
 
+    seen: list[baskets.Basket] = []  # what each attempt read: a refusal may mark the type
+
     async def work(tx: Tx) -> OrderView:
         now = rt.clock()
         if not is_well_formed(draft.event_id):
@@ -95,6 +98,7 @@ async def create_order(
         # (ledger/basket.py); the checks below keep the order of the refusals.
         quota = rt.settings.max_pending_orders_per_user
         basket = await baskets.read(tx, draft.event_id, principal.sub, lines, lock_owner=quota > 0)
+        seen.append(basket)
         if not basket.event_found:
             raise NotFound(f"no event {draft.event_id!r}")
         for line in lines:
@@ -168,10 +172,58 @@ async def create_order(
         return view
 
     payload = draft.model_dump(mode="json")
-    async with rt.hold_gates.through(line.ticket_type_id for line in lines):
-        return await _create(
-            rt, principal, payload=payload, lines=lines, key=idempotency_key, work=work
+    if idempotency_key is None:
+        refused = rt.sold_out.refusal(draft.event_id, lines, rt.clock())
+        if refused is not None:
+            metrics.ORDERS_REFUSED.labels(refused.code).inc()
+            raise refused
+
+    def keyed_once() -> Awaitable[OrderView]:
+        return keyed.once(
+            rt,
+            principal,
+            scope="orders.create",
+            key=idempotency_key,
+            payload=payload,
+            answer=OrderView,
+            work=work,
         )
+
+    if len(lines) != 1:
+        async with rt.hold_gates.through(line.ticket_type_id for line in lines):
+            return await _create(rt, lines, keyed_once)
+    tid = lines[0].ticket_type_id
+
+    async def attempt() -> OrderView:
+        if not rt.hold_batches.enabled:
+            async with rt.hold_gates.through([tid]):
+                return await keyed_once()
+        # Arrival order within this process: every order for the type queues here, those
+        # with a key served alone in their turn (capacity/batching.py).
+        if idempotency_key is not None:
+            return cast(OrderView, await rt.hold_batches.alone(tid, keyed_once))
+        return cast(OrderView, await rt.hold_batches.hold(tid, principal.sub, work))
+
+    try:
+        return await _create(rt, lines, attempt)
+    except (SoldOut, EventFull) as exc:
+        if idempotency_key is None and seen:
+            await _mark_sold_out(rt, lines[0], draft.event_id, seen[-1], exc)
+        raise
+
+
+async def _mark_sold_out(
+    rt: Runtime, line: OrderLine, event_id: str, basket: baskets.Basket, refused: HeadcountError
+) -> None:
+    """After a refusal for stock: if no room is left at all, mark the type (soldout.py)."""
+    terms = basket.terms.get(line.ticket_type_id)
+    if terms is None or basket.customer_limits or basket.offered or rt.sold_out.ttl <= 0:
+        return
+    read_at = time.monotonic()
+    async with rt.db.snapshot() as tx:
+        if not await inventory.no_room_at_all(tx, line.ticket_type_id):
+            return
+    rt.sold_out.mark(line, event_id, terms, refused, read_at=read_at)
 
 
 def record_created(
@@ -215,25 +267,8 @@ def fill_available(created: changes.Pending | None, left: Mapping[str, int | Non
 
 
 async def _create(
-    rt: Runtime,
-    principal: Principal,
-    *,
-    lines: Sequence[OrderLine],
-    payload: dict[str, Any],
-    key: str | None,
-    work: Callable[[Tx], Awaitable[OrderView]],
+    rt: Runtime, lines: Sequence[OrderLine], attempt: Callable[[], Awaitable[OrderView]]
 ) -> OrderView:
-    def attempt() -> Awaitable[OrderView]:
-        return keyed.once(
-            rt,
-            principal,
-            scope="orders.create",
-            key=key,
-            payload=payload,
-            answer=OrderView,
-            work=work,
-        )
-
     try:
         try:
             view = await attempt()
@@ -260,6 +295,8 @@ async def _expire_now(rt: Runtime, ticket_type_ids: list[str]) -> int:
         if due := await offers.due_ticket_types(tx, now, among=ticket_type_ids):
             lapsed = await offers.settle(tx, due, now, ttl)
     metrics.HOLDS_EXPIRED.inc(len(expired))
+    if expired or lapsed:
+        rt.sold_out.forget(ticket_type_ids)
     return len(expired) + lapsed
 
 
@@ -348,7 +385,9 @@ async def cancel_order(
         await offers.settle(tx, types, rt.clock(), rt.settings.offer_ttl)
         return ended
 
-    return await _change(rt, principal, order_id, idempotency_key, step="cancel", change=cancel)
+    view = await _change(rt, principal, order_id, idempotency_key, step="cancel", change=cancel)
+    rt.sold_out.forget(item.ticket_type_id for item in view.items)
+    return view
 
 
 # Decides an order's next status, having moved its stock; None leaves it as it is.
@@ -412,5 +451,7 @@ async def sweep_expired_holds(rt: Runtime, *, batch: int = 500) -> int:
             expired = await expire_due_holds(tx, now, limit=batch, offer_ttl=rt.settings.offer_ttl)
         total += len(expired)
         metrics.HOLDS_EXPIRED.inc(len(expired))
+        if expired:
+            rt.sold_out.forget()
         if len(expired) < batch:
             return total

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import buckets, changes, draws, journal, locks, rows
+from headcount.ledger import buckets, changes, draws, journal, locks, rows, usage
 from headcount.ledger.models import TicketType
 from headcount.ledger.pools import CapacityPool
 from headcount.ledger.types import UTCDateTime
@@ -396,3 +396,23 @@ async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine]) -> None:
             + refused.detail,
             **refused.extra,
         )
+
+
+async def no_room_at_all(tx: AsyncSession, ticket_type_id: str) -> bool:
+    """Whether not even one ticket of this type could be held now: its own stock (its
+    buckets', if bucketed), its pools or its event's cap is spent, and no live waitlist
+    offer holds any of it for a buyer. Read without locks (a sold-out mark's evidence,
+    `capacity/soldout.py`): a release after this read is the mark's bounded moment."""
+    found = await tx.execute(
+        select(_AVAILABLE, TicketType.stock_buckets).where(TicketType.id == ticket_type_id)
+    )
+    row = found.first()
+    if row is None:
+        return False
+    own = int(row[0])
+    if row[1] > 1:
+        own = (await buckets.free_units(tx, [ticket_type_id])).get(ticket_type_id, 0)
+    shared = (await draws.headroom(tx, [ticket_type_id])).get(ticket_type_id)
+    if own > 0 and (shared is None or shared > 0):
+        return False
+    return not await usage.offered(tx, [ticket_type_id])
