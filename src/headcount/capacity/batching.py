@@ -47,11 +47,17 @@ Body = Callable[[Tx], Awaitable[Any]]
 Alone = Callable[[], Awaitable[Any]]
 
 
+# Checked when the order's batch starts, before its savepoint: a refusal known without
+# the database by then (a sold-out mark set while it queued), or None.
+Recheck = Callable[[], Exception | None]
+
+
 @dataclass(slots=True)
 class _Waiting:
     owner: str
     body: Body | None
     alone: Alone | None
+    recheck: Recheck | None = None
     answer: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -68,6 +74,7 @@ class HoldBatches:
         self._isolate = isolate
         self._queues: dict[str, deque[_Waiting]] = {}
         self._draining: dict[str, asyncio.Task[None]] = {}
+        self._shared: dict[str, asyncio.Future[Any]] = {}
         self.batches = 0  # committed batches, for tests and the bench
         self.largest = 0
 
@@ -75,9 +82,24 @@ class HoldBatches:
     def enabled(self) -> bool:
         return self.max_batch > 0
 
-    async def hold(self, key: str, owner: str, body: Body) -> Any:
+    async def hold(
+        self, key: str, owner: str, body: Body, *, recheck: Recheck | None = None
+    ) -> Any:
         """Run `body` for `owner` in the next batch on `key`; its answer or its refusal."""
-        return await self._enqueue(key, _Waiting(owner, body, None))
+        return await self._enqueue(key, _Waiting(owner, body, None, recheck))
+
+    async def shared(self, key: str, run: Alone) -> Any:
+        """`run`'s answer, shared by every caller asking for `key` while one is in flight.
+
+        A batch refuses its orders together; what each refusal does next (release lapsed
+        holds, read whether anything is left) is then done once, not once per order.
+        """
+        found = self._shared.get(key)
+        if found is None:
+            found = asyncio.ensure_future(run())
+            self._shared[key] = found
+            found.add_done_callback(lambda _: self._shared.pop(key, None))
+        return await asyncio.shield(found)
 
     async def alone(self, key: str, run: Alone) -> Any:
         """Run `run` on its own, in its arrival turn among `key`'s batches."""
@@ -138,6 +160,8 @@ class HoldBatches:
 
     async def _one(self, tx: Tx, waiting: _Waiting) -> tuple[bool, Any]:
         assert waiting.body is not None
+        if waiting.recheck is not None and (known := waiting.recheck()) is not None:
+            return False, known
         if not self._isolate:
             try:
                 return True, await waiting.body(tx)

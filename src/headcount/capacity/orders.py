@@ -202,13 +202,25 @@ async def create_order(
         # with a key served alone in their turn (capacity/batching.py).
         if idempotency_key is not None:
             return cast(OrderView, await rt.hold_batches.alone(tid, keyed_once))
-        return cast(OrderView, await rt.hold_batches.hold(tid, principal.sub, work))
+        return cast(
+            OrderView,
+            await rt.hold_batches.hold(
+                tid,
+                principal.sub,
+                work,
+                recheck=lambda: rt.sold_out.refusal(draft.event_id, lines, rt.clock()),
+            ),
+        )
 
     try:
         return await _create(rt, lines, attempt)
     except (SoldOut, EventFull) as exc:
         if idempotency_key is None and seen:
-            await _mark_sold_out(rt, lines[0], draft.event_id, seen[-1], exc)
+            basket, line, refused = seen[-1], lines[0], exc
+            await rt.hold_batches.shared(
+                f"mark:{line.ticket_type_id}:{line.quantity}",
+                lambda: _mark_sold_out(rt, line, draft.event_id, basket, refused),
+            )
         raise
 
 
@@ -275,7 +287,11 @@ async def _create(
         except (SoldOut, EventFull):
             # Lapsed holds may still be counted as reserved until a sweeper runs: release
             # the ones on these ticket types, then ask once more.
-            if not await _expire_now(rt, [line.ticket_type_id for line in lines]):
+            types = [line.ticket_type_id for line in lines]
+            lapsed = await rt.hold_batches.shared(
+                "expire:" + ",".join(types), lambda: _expire_now(rt, types)
+            )
+            if not lapsed:
                 raise
             view = await attempt()
     except HeadcountError as exc:
