@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from headcount import origin
 from headcount.capacity import events, orders, tickets
 from headcount.capacity.batching import HoldBatches
 from headcount.capacity.events import EventDraft
@@ -27,6 +28,7 @@ from headcount.config import Settings
 from headcount.domain.errors import HeadcountError, InvalidQuantity, RateLimited, SoldOut
 from headcount.domain.tickets import OrderStatus
 from headcount.ledger import inventory
+from headcount.ledger.changes import Change
 from headcount.ledger.models import Order, OrderItem
 from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
@@ -265,3 +267,31 @@ async def test_a_keyed_retry_after_sell_out_replays_its_order(rt: Runtime) -> No
         await orders.create_order(rt, attendee("other"), draft(tt))
     again = await orders.create_order(rt, attendee("k"), draft(tt), idempotency_key="key-1")
     assert again.id == first.id
+
+
+async def test_each_order_in_a_batch_is_recorded_as_its_callers(rt: Runtime) -> None:
+    """The batch runs in whoever started it; each order's `order.created` still names its
+    own request and buyer."""
+    tt = await stock(rt, 20)
+
+    async def buy(n: int) -> OrderView:
+        token = origin.begin_request(f"req-{n}")
+        origin.set_actor(f"who-{n}", "attendee")
+        try:
+            return await orders.create_order(rt, attendee(f"who-{n}"), draft(tt))
+        finally:
+            origin.end_request(token)
+
+    bought = await asyncio.gather(*(buy(n) for n in range(10)))
+    assert rt.hold_batches.largest > 1
+    async with rt.db.snapshot() as tx:
+        rows = (
+            await tx.execute(
+                select(Change.resource_id, Change.request_id, Change.actor_sub).where(
+                    Change.type == "order.created", Change.event_id == tt.event_id
+                )
+            )
+        ).all()
+    by_order = {rid: (req, sub) for rid, req, sub in rows}
+    for n, view in enumerate(bought):
+        assert by_order[view.id] == (f"req-{n}", f"who-{n}")

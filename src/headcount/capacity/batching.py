@@ -32,8 +32,9 @@ that error, as the orders queued behind a failed one in a gate do.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ from headcount.ledger import changes, locks
 from headcount.ledger.db import Database, Tx
 
 # An order's body in a batch's transaction, and its answer.
-Body = Callable[[Tx], Awaitable[Any]]
+Body = Callable[[Tx], Coroutine[Any, Any, Any]]
 # A batch of one served outside the batch's transaction (a keyed order).
 Alone = Callable[[], Awaitable[Any]]
 
@@ -58,6 +59,9 @@ class _Waiting:
     body: Body | None
     alone: Alone | None
     recheck: Recheck | None = None
+    # The caller's context (its request's origin, `origin.current()`): its order's change
+    # rows name that caller, not whoever started the batch.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
     answer: asyncio.Future[Any] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -162,14 +166,15 @@ class HoldBatches:
         assert waiting.body is not None
         if waiting.recheck is not None and (known := waiting.recheck()) is not None:
             return False, known
+        body = waiting.body
         if not self._isolate:
             try:
-                return True, await waiting.body(tx)
+                return True, await asyncio.create_task(body(tx), context=waiting.context)
             except HeadcountError as exc:
                 return False, exc
         try:
             async with changes.savepoint(tx):
-                return True, await waiting.body(tx)
+                return True, await asyncio.create_task(body(tx), context=waiting.context)
         except HeadcountError as exc:
             return False, exc
 
