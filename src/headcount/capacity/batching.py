@@ -48,6 +48,15 @@ Body = Callable[[Tx], Coroutine[Any, Any, Any]]
 Alone = Callable[[], Awaitable[Any]]
 
 
+# A whole batch of plain orders at once: each order's (admitted, answer or refusal), or
+# `NotPlain` raised (the batch is rolled back and run one savepoint per order instead).
+Together = Callable[[Tx, list[Any]], Coroutine[Any, Any, list[tuple[bool, Any]]]]
+
+
+class NotPlain(Exception):
+    """The batch's orders are not of the shape `Together` takes (pools, offers, limits…)."""
+
+
 # Checked when the order's batch starts, before its savepoint: a refusal known without
 # the database by then (a sold-out mark set while it queued), or None.
 Recheck = Callable[[], Exception | None]
@@ -59,6 +68,8 @@ class _Waiting:
     body: Body | None
     alone: Alone | None
     recheck: Recheck | None = None
+    together: Together | None = None
+    plain: Any = None  # what `together` needs of this order
     # The caller's context (its request's origin, `origin.current()`): its order's change
     # rows name that caller, not whoever started the batch.
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
@@ -87,10 +98,24 @@ class HoldBatches:
         return self.max_batch > 0
 
     async def hold(
-        self, key: str, owner: str, body: Body, *, recheck: Recheck | None = None
+        self,
+        key: str,
+        owner: str,
+        body: Body,
+        *,
+        recheck: Recheck | None = None,
+        together: tuple[Together, Any] | None = None,
     ) -> Any:
-        """Run `body` for `owner` in the next batch on `key`; its answer or its refusal."""
-        return await self._enqueue(key, _Waiting(owner, body, None, recheck))
+        """Run `body` for `owner` in the next batch on `key`; its answer or its refusal.
+
+        `together`: a function applying a whole batch of such orders at once, and this
+        order's part of its input; tried first when every order of the batch has the
+        same one (`NotPlain`: the batch runs body by body instead).
+        """
+        waiting = _Waiting(owner, body, None, recheck)
+        if together is not None:
+            waiting.together, waiting.plain = together
+        return await self._enqueue(key, waiting)
 
     async def shared(self, key: str, run: Alone) -> Any:
         """`run`'s answer, shared by every caller asking for `key` while one is in flight.
@@ -136,15 +161,25 @@ class HoldBatches:
             await _settle(first, first.alone())
             return
         outcomes: list[tuple[bool, Any]] = []
+        together = first.together
+        if any(w.together is not together for w in taken):
+            together = None
 
         async def batch(tx: Tx) -> None:
             outcomes.clear()
             await locks.users(tx, sorted({w.owner for w in taken}))
+            if together is not None:
+                outcomes.extend(await self._together(tx, together, taken))
+                return
             for waiting in taken:
                 outcomes.append(await self._one(tx, waiting))
 
         try:
-            await self.db.atomically(batch)
+            try:
+                await self.db.atomically(batch)
+            except NotPlain:
+                together = None  # rolled back: one savepoint per order instead
+                await self.db.atomically(batch)
         except BaseException as exc:
             for waiting in taken:
                 if not waiting.answer.done():
@@ -161,6 +196,19 @@ class HoldBatches:
                 waiting.answer.set_result(value)
             else:
                 waiting.answer.set_exception(value)
+
+    async def _together(
+        self, tx: Tx, together: Together, taken: list[_Waiting]
+    ) -> list[tuple[bool, Any]]:
+        found: list[tuple[bool, Any] | None] = []
+        going: list[_Waiting] = []
+        for waiting in taken:
+            known = waiting.recheck() if waiting.recheck is not None else None
+            found.append(None if known is None else (False, known))
+            if known is None:
+                going.append(waiting)
+        answers = iter(await together(tx, [w.plain for w in going]) if going else [])
+        return [f if f is not None else next(answers) for f in found]
 
     async def _one(self, tx: Tx, waiting: _Waiting) -> tuple[bool, Any]:
         assert waiting.body is not None

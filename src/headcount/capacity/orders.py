@@ -10,13 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from headcount import metrics, origin
 from headcount.capacity import keyed
+from headcount.capacity.batching import NotPlain
 from headcount.capacity.events import load_event
 from headcount.capacity.views import OrderItemView, OrderView
 from headcount.domain.changes import ChangeType
@@ -38,11 +40,20 @@ from headcount.domain.tickets import (
     normalize_lines,
 )
 from headcount.ledger import basket as baskets
-from headcount.ledger import buyer_limits, changes, inventory, journal, listings, offers, rows
+from headcount.ledger import (
+    buyer_limits,
+    changes,
+    inventory,
+    journal,
+    listings,
+    offers,
+    quotas,
+    rows,
+)
 from headcount.ledger.db import Tx
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.models import Event, Order
-from headcount.ledger.orders import place
+from headcount.ledger.orders import place, place_together
 from headcount.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -115,37 +126,11 @@ async def create_order(
         if not basket.offered and (short := basket.early.already_short()) is not None:
             # Already short before queueing on any lock: refused without writing a row.
             raise await inventory.refusal(tx, short, lines, names)
-        view = OrderView(
-            id=new_id("ord"),
-            event_id=draft.event_id,
-            owner_id=principal.sub,
-            status=OrderStatus.PENDING,
-            expires_at=now + timedelta(seconds=rt.settings.hold_ttl),
-            created_at=now,
-            paid_at=None,
-            items=[
-                OrderItemView(ticket_type_id=li.ticket_type_id, quantity=li.quantity)
-                for li in lines
-            ],
-        )
+        view = _pending_view(rt, principal.sub, draft.event_id, lines, now)
         # Rows first, stock last (ledger/orders.py). One client must not hold a whole stock
         # (ledger/quotas.py; 429 rate_limited): the order row goes in only while its owner
         # holds fewer live orders than the quota.
-        await place(
-            tx,
-            {
-                "id": view.id,
-                "event_id": view.event_id,
-                "owner_id": view.owner_id,
-                "status": view.status.value,
-                "expires_at": view.expires_at,
-                "created_at": now,
-                "updated_at": now,
-            },
-            lines,
-            quota=quota,
-            owner_locked=True,
-        )
+        await place(tx, _order_row(view, now), lines, quota=quota, owner_locked=True)
         created = record_created(tx, view)
         if basket.offered:
             # The buyer's live waitlist offers pay for their lines (the order takes them over).
@@ -209,6 +194,10 @@ async def create_order(
                 principal.sub,
                 work,
                 recheck=lambda: rt.sold_out.refusal(draft.event_id, lines, rt.clock()),
+                together=(
+                    _hold_together,
+                    _Plain(rt, principal.sub, draft.event_id, lines[0], origin.current()),
+                ),
             ),
         )
 
@@ -222,6 +211,110 @@ async def create_order(
                 lambda: _mark_sold_out(rt, line, draft.event_id, basket, refused),
             )
         raise
+
+
+def _pending_view(
+    rt: Runtime, owner: str, event_id: str, lines: Sequence[OrderLine], now: datetime
+) -> OrderView:
+    return OrderView(
+        id=new_id("ord"),
+        event_id=event_id,
+        owner_id=owner,
+        status=OrderStatus.PENDING,
+        expires_at=now + timedelta(seconds=rt.settings.hold_ttl),
+        created_at=now,
+        paid_at=None,
+        items=[
+            OrderItemView(ticket_type_id=li.ticket_type_id, quantity=li.quantity) for li in lines
+        ],
+    )
+
+
+def _order_row(view: OrderView, now: datetime) -> dict[str, Any]:
+    """The order row's columns."""
+    return {
+        "id": view.id,
+        "event_id": view.event_id,
+        "owner_id": view.owner_id,
+        "status": view.status.value,
+        "expires_at": view.expires_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    """A batched order's part in `_hold_together`."""
+
+    rt: Runtime
+    owner: str
+    event_id: str
+    line: OrderLine
+    by: origin.Origin  # its caller, named on its change rows
+
+
+async def _hold_together(tx: Tx, plain: list[_Plain]) -> list[tuple[bool, Any]]:
+    """A batch of single-line orders for one one-row ticket type, statement by batch
+    rather than by order: one basket read, one offer read, one quota count (the batch
+    holds every buyer's lock), one locked read of the stock, one guarded UPDATE by what
+    the granted orders take, two multi-row INSERTs, and the change rows in the unit of
+    work's one INSERT. Decided per order, in arrival order, in the single path's order
+    of refusals: terms, then stock, then the hold limit. Any other shape (pools, an event
+    cap, `max_per_customer`, a waitlist offer, buckets, a membership that moved) raises
+    `NotPlain`, and the batch runs order by order instead.
+    """
+    first = plain[0]
+    rt, tid, event_id = first.rt, first.line.ticket_type_id, first.event_id
+    if any(p.event_id != event_id for p in plain) or not is_well_formed(event_id):
+        raise NotPlain
+    now = rt.clock()
+    basket = await baskets.read(tx, event_id, first.owner, [first.line])
+    terms = basket.terms.get(tid)
+    if terms is None or basket.shared or basket.customer_limits or basket.bucketed:
+        raise NotPlain
+    owners = [p.owner for p in plain]
+    if await baskets.offered_to(tx, tid, owners):
+        raise NotPlain
+    quota = rt.settings.max_pending_orders_per_user
+    live = await quotas.live_holds_of(tx, owners, now) if quota > 0 else {}
+    free = await inventory.locked_free(tx, tid)
+    if free is None:
+        raise NotPlain
+    answers: list[tuple[bool, Any]] = []
+    granted: list[tuple[_Plain, int]] = []  # (order, stock left after it)
+    for p in plain:
+        try:
+            check_line(p.line, terms, event_id=event_id, now=now)
+            if p.line.quantity > free:
+                raise SoldOut(
+                    f"not enough {terms.name!r} tickets left for {p.line.quantity}",
+                    ticket_type_id=tid,
+                    requested=p.line.quantity,
+                )
+            if quota > 0 and live.get(p.owner, 0) >= quota:
+                raise quotas.refusal(live[p.owner], quota)
+        except HeadcountError as exc:
+            answers.append((False, exc))
+            continue
+        free -= p.line.quantity
+        live[p.owner] = live.get(p.owner, 0) + 1
+        granted.append((p, free))
+        answers.append((True, None))
+    if not granted:
+        return answers
+    total = sum(p.line.quantity for p, _ in granted)
+    held = await inventory.hold_total(tx, tid, total)
+    if held is None or held[0] != basket.versions.get(tid):
+        raise NotPlain
+    views = [_pending_view(rt, p.owner, event_id, [p.line], now) for p, _ in granted]
+    await place_together(tx, [_order_row(v, now) for v in views], [p.line for p, _ in granted])
+    for view, (p, left) in zip(views, granted, strict=True):
+        fill_available(record_created(tx, view, by=p.by), {tid: left})
+        if left == 0:
+            journal.stock_moved(tx, tid, held[1], available=0, delta=-p.line.quantity)
+    made = iter(views)
+    return [(True, next(made)) if ok else (ok, found) for ok, found in answers]
 
 
 async def _mark_sold_out(

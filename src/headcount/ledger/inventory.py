@@ -416,3 +416,24 @@ async def no_room_at_all(tx: AsyncSession, ticket_type_id: str) -> bool:
     if own > 0 and (shared is None or shared > 0):
         return False
     return not await usage.offered(tx, [ticket_type_id])
+
+
+async def locked_free(tx: AsyncSession, ticket_type_id: str) -> int | None:
+    """Lock a one-row type (step 4) and return its free stock; None if bucketed or gone.
+
+    A batch decides its orders' grants from this (`capacity/orders.py`), then takes them
+    with `hold_total`."""
+    locked = await locks.ticket_type(tx, ticket_type_id)
+    if locked is None or locked[1] > 1:
+        return None
+    return locked[0]
+
+
+async def hold_total(
+    tx: AsyncSession, ticket_type_id: str, total: int
+) -> tuple[int, str, int] | None:
+    """A batch's holds in one UPDATE, still guarded (`total <= available`): the locked read
+    computed the grants, the guard makes a wrong sum impossible to commit. Returns the
+    type's membership version, event id and stock left; None if the guard refused."""
+    held = (await tx.execute(_HOLD, {"tid": ticket_type_id, "qty": total})).first()
+    return None if held is None else (int(held[1]), str(held[3]), int(held[2]))
