@@ -149,7 +149,10 @@ async def _late_sell_out(database_url: str, *, isolate: bool) -> tuple[int, int]
         return await real(*args, **kwargs)
 
     try:
-        tt = await stock(a, 1)
+        # A customer limit keeps the batch on its order-by-order path (the one with
+        # savepoints); plain batches take `_hold_together`, which writes nothing before
+        # its locked read.
+        tt = await stock(a, 1, max_per_customer=5)
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(inventory, "reserve", reserve_after_b)
             a_task = asyncio.ensure_future(orders.create_order(a, attendee("a-1"), draft(tt)))

@@ -36,6 +36,7 @@ from headcount.domain.tickets import (
     MAX_QUANTITY,
     OrderLine,
     OrderStatus,
+    TicketTypeTerms,
     check_line,
     normalize_lines,
 )
@@ -196,7 +197,7 @@ async def create_order(
                 recheck=lambda: rt.sold_out.refusal(draft.event_id, lines, rt.clock()),
                 together=(
                     _hold_together,
-                    _Plain(rt, principal.sub, draft.event_id, lines[0], origin.current()),
+                    _Plain(rt, principal.sub, draft.event_id, lines[0], origin.current(), seen),
                 ),
             ),
         )
@@ -252,6 +253,7 @@ class _Plain:
     event_id: str
     line: OrderLine
     by: origin.Origin  # its caller, named on its change rows
+    seen: list[baskets.Basket]  # the caller's: a refusal may mark the type (soldout.py)
 
 
 async def _hold_together(tx: Tx, plain: list[_Plain]) -> list[tuple[bool, Any]]:
@@ -276,6 +278,8 @@ async def _hold_together(tx: Tx, plain: list[_Plain]) -> list[tuple[bool, Any]]:
     owners = [p.owner for p in plain]
     if await baskets.offered_to(tx, tid, owners):
         raise NotPlain
+    for p in plain:
+        p.seen.append(basket)  # nobody here holds an offer: the basket holds for each
     quota = rt.settings.max_pending_orders_per_user
     live = await quotas.live_holds_of(tx, owners, now) if quota > 0 else {}
     free = await inventory.locked_free(tx, tid)
@@ -285,15 +289,7 @@ async def _hold_together(tx: Tx, plain: list[_Plain]) -> list[tuple[bool, Any]]:
     granted: list[tuple[_Plain, int]] = []  # (order, stock left after it)
     for p in plain:
         try:
-            check_line(p.line, terms, event_id=event_id, now=now)
-            if p.line.quantity > free:
-                raise SoldOut(
-                    f"not enough {terms.name!r} tickets left for {p.line.quantity}",
-                    ticket_type_id=tid,
-                    requested=p.line.quantity,
-                )
-            if quota > 0 and live.get(p.owner, 0) >= quota:
-                raise quotas.refusal(live[p.owner], quota)
+            _admissible(p, terms, free=free, held=live.get(p.owner, 0), quota=quota, now=now)
         except HeadcountError as exc:
             answers.append((False, exc))
             continue
@@ -315,6 +311,21 @@ async def _hold_together(tx: Tx, plain: list[_Plain]) -> list[tuple[bool, Any]]:
             journal.stock_moved(tx, tid, held[1], available=0, delta=-p.line.quantity)
     made = iter(views)
     return [(True, next(made)) if ok else (ok, found) for ok, found in answers]
+
+
+def _admissible(
+    p: _Plain, terms: TicketTypeTerms, *, free: int, held: int, quota: int, now: datetime
+) -> None:
+    """Raise what the single path would refuse this order with: terms, stock, hold limit."""
+    check_line(p.line, terms, event_id=p.event_id, now=now)
+    if p.line.quantity > free:
+        raise SoldOut(
+            f"not enough {terms.name!r} tickets left for {p.line.quantity}",
+            ticket_type_id=terms.id,
+            requested=p.line.quantity,
+        )
+    if quota > 0 and held >= quota:
+        raise quotas.refusal(held, quota)
 
 
 async def _mark_sold_out(
