@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from headcount import origin
 from headcount.capacity import events, orders, tickets
@@ -29,7 +29,7 @@ from headcount.domain.errors import HeadcountError, InvalidQuantity, RateLimited
 from headcount.domain.tickets import OrderStatus
 from headcount.ledger import inventory
 from headcount.ledger.changes import Change
-from headcount.ledger.models import Order, OrderItem
+from headcount.ledger.models import Order, OrderItem, TicketType
 from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support import services
@@ -298,3 +298,61 @@ async def test_each_order_in_a_batch_is_recorded_as_its_callers(rt: Runtime) -> 
     by_order = {rid: (req, sub) for rid, req, sub in rows}
     for n, view in enumerate(bought):
         assert by_order[view.id] == (f"req-{n}", f"who-{n}")
+
+
+@pytest.mark.parametrize("guarded", [True, False], ids=["guard", "control-without"])
+async def test_a_plain_batch_that_read_stale_stock_is_stopped_by_its_guard(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch, guarded: bool
+) -> None:
+    """Two processes' plain batches both read the last 3 tickets, the read's lock made a
+    no-op, and each grants all 3. With the UPDATE's guard the second batch finds it
+    refused, rolls back and runs order by order: sold out, 3 held. Without the guard
+    (control) the second UPDATE goes through to the database's last line, the CHECK
+    constraint, and the batch fails with a 500-class error instead of an answer."""
+    both_read = asyncio.Barrier(2)
+
+    async def stale_free(tx: Any, ticket_type_id: str) -> int | None:
+        free = await tx.scalar(
+            select(
+                TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved
+            ).where(TicketType.id == ticket_type_id)
+        )
+        await both_read.wait()
+        return int(free)
+
+    async def unguarded(tx: Any, ticket_type_id: str, total: int) -> tuple[int, str, int]:
+        found = (
+            await tx.execute(
+                update(TicketType)
+                .where(TicketType.id == ticket_type_id)
+                .values(quantity_reserved=TicketType.quantity_reserved + total)
+                .returning(TicketType.membership_version, TicketType.event_id)
+                .execution_options(synchronize_session=False)
+            )
+        ).one()
+        return int(found[0]), str(found[1]), 0
+
+    monkeypatch.setattr(inventory, "locked_free", stale_free)
+    if not guarded:
+        monkeypatch.setattr(inventory, "hold_total", unguarded)
+    a = Runtime.from_settings(Settings(database_url=postgres_url, env="test"))
+    b = Runtime.from_settings(Settings(database_url=postgres_url, env="test"))
+    try:
+        tt = await stock(a, 3)
+        calls = [
+            orders.create_order(rt, attendee(f"stale-{name}-{n}"), draft(tt))
+            for name, rt in (("a", a), ("b", b))
+            for n in range(3)
+        ]
+        found = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout=60)
+        held = (await tickets.get_ticket_type(a, tt.id)).quantity_reserved
+        if guarded:
+            assert sum(isinstance(f, OrderView) for f in found) == held == 3
+            assert sum(isinstance(f, SoldOut) for f in found) == 3
+        else:
+            assert held == 3
+            failed = [f for f in found if not isinstance(f, OrderView | HeadcountError)]
+            assert failed, "without the guard only the CHECK constraint stopped the oversell"
+    finally:
+        await a.close()
+        await b.close()
