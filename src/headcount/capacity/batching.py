@@ -160,6 +160,12 @@ class HoldBatches:
         if first.alone is not None:
             await _settle(first, first.alone())
             return
+        if len(taken) == 1 and self._isolate:
+            # Alone in its batch: exactly the single path, in a transaction of its own (a
+            # refusal rolls it all back, so no savepoint; a one-line order's change can
+            # ride in its hold, which `together` cannot do).
+            await _settle(first, self._alone_in_batch(first))
+            return
         outcomes: list[tuple[bool, Any]] = []
         together = first.together
         if any(w.together is not together for w in taken):
@@ -196,6 +202,21 @@ class HoldBatches:
                 waiting.answer.set_result(value)
             else:
                 waiting.answer.set_exception(value)
+
+    async def _alone_in_batch(self, waiting: _Waiting) -> Any:
+        known = waiting.recheck() if waiting.recheck is not None else None
+        if known is not None:
+            raise known
+        body = waiting.body
+        assert body is not None
+
+        async def run(tx: Tx) -> Any:
+            return await asyncio.create_task(body(tx), context=waiting.context)
+
+        found = await self.db.atomically(run)
+        self.batches += 1
+        self.largest = max(self.largest, 1)
+        return found
 
     async def _together(
         self, tx: Tx, together: Together, taken: list[_Waiting]
