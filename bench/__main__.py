@@ -1,6 +1,6 @@
 """`make bench`: Headcount against this machine's own limits, in one run.
 
-    python -m bench [--quick] [--suite tickets|changes|sqlite|presence|herd|cluster|webhooks|fanout|all]
+    python -m bench [--quick] [--suite tickets|admission|changes|sqlite|presence|herd|cluster|webhooks|fanout|all]
 
 Every figure is the median of `--reps` runs; every throughput is printed beside the limit
 measured in the same run (pgbench / a raw SQLite loop / redis-benchmark) and their ratio.
@@ -16,7 +16,16 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import change_log, cluster_leases, fanout, herd, limits, presence_storm, webhooks
+from bench import (
+    admission,
+    change_log,
+    cluster_leases,
+    fanout,
+    herd,
+    limits,
+    presence_storm,
+    webhooks,
+)
 from bench.flash_sale import SaleResult, flash_sale, http_floor
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
@@ -88,6 +97,7 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
         scratch_postgres_database(server=server) as url,
     ):
         env = {"HEADCOUNT_REDIS_URL": redis.url}
+        limits_seen: dict[int, tuple[float, float]] = {}
         with serve(url, workers=2, log=log, extra_env=env) as served:
             base = served.base
             for connections in conns:
@@ -150,6 +160,72 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     stock_buckets=HOT_BUCKETS,
                     limit_label="pgbench hot row",
                 )
+                limits_seen[connections] = (hot, floor)
+        rows += _admission_rows(args, log, url, env, limits_seen)
+    return rows
+
+
+def _admission_rows(
+    args: argparse.Namespace,
+    log: Path,
+    url: str,
+    env: dict[str, str],
+    limits_seen: dict[int, tuple[float, float]],
+) -> list[Row]:
+    """Issue 14's targets: batched holds and refusals after sell-out, before and after."""
+    hot, floor = limits_seen[min(limits_seen)]
+    found = admission.rows(
+        "PostgreSQL, 2 processes",
+        url,
+        log,
+        env,
+        limit=hot,
+        limit_label="pgbench hot row",
+        floor=floor,
+        conns=sorted(limits_seen),
+        reps=args.reps,
+        seconds=args.seconds,
+    )
+    print(table(found), flush=True)
+    return found
+
+
+def admission_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    """Only issue 14's admission rows, with the limits they are read against (same run)."""
+    ensure_tool("wrk", "wrk")
+    ensure_tool("pgbench", "postgresql-contrib")
+    rows: list[Row] = []
+    with (
+        private_redis() as redis,
+        private_postgres() as server,
+        scratch_postgres_database(server=server) as url,
+    ):
+        env = {"HEADCOUNT_REDIS_URL": redis.url}
+        limits_seen: dict[int, tuple[float, float]] = {}
+        with serve(url, workers=2, log=log, extra_env=env) as served:
+            for connections in (64, 256):
+                hot = median(
+                    [
+                        limits.pgbench_hot_row(url, clients=connections, seconds=args.seconds)
+                        for _ in range(args.reps)
+                    ]
+                )
+                floor = median(
+                    [
+                        http_floor(served.base, connections=connections, seconds=args.seconds)
+                        for _ in range(args.reps)
+                    ]
+                )
+                limits_seen[connections] = (hot, floor)
+                rows.append(
+                    Row(
+                        f"limits: pgbench hot row / GET /healthz floor, {connections} in flight",
+                        {"limit/s": hot, "attempts/s": floor},
+                    )
+                )
+        print(table(rows), flush=True)
+        rows += _admission_rows(args, log, url, env, limits_seen)
+    rows += _sqlite_admission(args, log)
     return rows
 
 
@@ -195,7 +271,29 @@ def sqlite_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                 reps=args.reps,
                 seconds=args.seconds,
             )
-    return rows
+    return rows + _sqlite_admission(args, log)
+
+
+def _sqlite_admission(args: argparse.Namespace, log: Path) -> list[Row]:
+    """SQLite default (target: 1,000 holds/s over 2 processes), before and after."""
+    with tempfile.TemporaryDirectory() as tmp, private_redis() as redis:
+        url = f"sqlite:///{tmp}/admission.db"
+        upgrade(url)
+        ceiling = median([limits.sqlite_hot_row(args.seconds) for _ in range(args.reps)])
+        found = admission.rows(
+            "SQLite, 2 processes",
+            url,
+            log,
+            {"HEADCOUNT_REDIS_URL": redis.url},
+            limit=ceiling,
+            limit_label="sqlite hot row",
+            floor=None,
+            conns=[64],
+            reps=args.reps,
+            seconds=args.seconds,
+        )
+    print(table(found), flush=True)
+    return found
 
 
 def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
@@ -496,6 +594,7 @@ def main() -> None:
         "--suite",
         choices=[
             "tickets",
+            "admission",
             "changes",
             "sqlite",
             "presence",
@@ -537,6 +636,7 @@ def main() -> None:
     rows: list[Row] = []
     suites = {
         "tickets": tickets_suite,
+        "admission": admission_suite,
         "changes": changes_suite,
         "sqlite": sqlite_suite,
         "presence": presence_suite,

@@ -1,6 +1,6 @@
 """Profile the order path: one server process under wrk, sampled by py-spy.
 
-    python -m bench.profile [--seconds 8] [--connections 32]
+    python -m bench.profile [--seconds 8] [--connections 32] [--before]
 
 Prints the functions with the most inclusive and self samples (from py-spy's raw output),
 so a change to the hot path can be checked before and after.
@@ -16,6 +16,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from bench.admission import BEFORE
 from bench.flash_sale import run_wrk, setup_stock
 from bench.machine import ensure_tool, scratch_postgres_database
 from bench.servers import serve
@@ -49,11 +50,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile")
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--before", action="store_true", help="without batching and sold-out marks (issue 14)"
+    )
     args = parser.parse_args()
     ensure_tool("wrk", "wrk")
     with tempfile.TemporaryDirectory() as tmp, scratch_postgres_database("hc_prof") as url:
         log = Path(tmp) / "server.log"
-        with serve(url, workers=1, log=log) as served:
+        env = dict(BEFORE) if args.before else {}
+        with serve(url, workers=1, log=log, extra_env=env) as served:
             base = served.base
             event_id, tt_id = setup_stock(base, 1_000_000)
             pid = subprocess.run(

@@ -73,6 +73,18 @@ class Settings(BaseSettings):
         description="orders per ticket type one process lets into the database at once "
         "(the rest queue in-process; 0 = no gate); see gates.py",
     )
+    hold_batch_max: int = Field(
+        default=64,
+        ge=0,
+        description="single-line orders of one ticket type one process applies in one "
+        "transaction (0 = no batching); see capacity/batching.py",
+    )
+    sold_out_mark_ttl: float = Field(
+        default=0.5,
+        ge=0,
+        description="seconds a sold-out mark refuses orders without the database; a release "
+        "in another process is seen within this (0 = no marks); see capacity/soldout.py",
+    )
     db_connect_timeout: float = Field(default=5.0, gt=0)
     db_pool_timeout: float = Field(default=10.0, gt=0)
     db_statement_timeout_ms: int = Field(default=10_000, ge=0)

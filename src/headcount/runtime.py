@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from headcount.capacity.batching import HoldBatches
+from headcount.capacity.soldout import SoldOutMarks
 from headcount.config import Settings
 from headcount.domain.errors import ServiceUnavailable, Timeout
 from headcount.fresh import FreshReads
@@ -42,11 +44,17 @@ class Runtime:
     join_reads: FreshReads[Resource, object] = field(default_factory=FreshReads)
     # In-process queues in front of hot ticket-type rows (gates.py).
     hold_gates: Gates = field(init=False)
+    # Single-line orders of one ticket type, applied together (capacity/batching.py).
+    hold_batches: HoldBatches = field(init=False)
+    # Ticket types found with no room left: refused here for a bounded moment (soldout.py).
+    sold_out: SoldOutMarks = field(init=False)
 
     def __post_init__(self) -> None:
         self.hold_gates = Gates(
             self.settings.hot_row_concurrency, shared_failures=(ServiceUnavailable, Timeout)
         )
+        self.hold_batches = HoldBatches(self.db, max_batch=self.settings.hold_batch_max)
+        self.sold_out = SoldOutMarks(self.settings.sold_out_mark_ttl)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

@@ -247,7 +247,8 @@ async def test_two_buyers_emptying_the_last_buckets_at_once(
     monkeypatch.setattr(buckets, "_judge", judged)
     monkeypatch.setattr(random, "sample", lambda _seq, _k: orders_of_buckets.pop(0))
     rt = Runtime.from_settings(
-        Settings(database_url=postgres_url, env="test", hot_row_concurrency=0)
+        # Two transactions racing: no batch may put both orders in one.
+        Settings(database_url=postgres_url, env="test", hot_row_concurrency=0, hold_batch_max=0)
     )
     try:
         event = await events.create_event(rt, ORG, EventDraft(name="Edge"))

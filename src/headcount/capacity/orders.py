@@ -8,14 +8,17 @@ shortfall raises and the whole transaction rolls back, so orders are all-or-noth
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from headcount import metrics, origin
 from headcount.capacity import keyed
+from headcount.capacity.batching import NotPlain
 from headcount.capacity.events import load_event
 from headcount.capacity.views import OrderItemView, OrderView
 from headcount.domain.changes import ChangeType
@@ -33,16 +36,26 @@ from headcount.domain.tickets import (
     MAX_QUANTITY,
     OrderLine,
     OrderStatus,
+    TicketTypeTerms,
     check_line,
     normalize_lines,
 )
 from headcount.ledger import basket as baskets
-from headcount.ledger import buyer_limits, changes, inventory, journal, listings, offers, rows
+from headcount.ledger import (
+    buyer_limits,
+    changes,
+    inventory,
+    journal,
+    listings,
+    offers,
+    quotas,
+    rows,
+)
 from headcount.ledger import orders as orders_ledger
 from headcount.ledger.db import Tx
 from headcount.ledger.expiry import expire_due_holds
 from headcount.ledger.models import Event, Order
-from headcount.ledger.orders import place
+from headcount.ledger.orders import place, place_together
 from headcount.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -88,6 +101,8 @@ async def create_order(
         max_items=rt.settings.max_items_per_order,
     )
 
+    seen: list[baskets.Basket] = []  # what each attempt read: a refusal may mark the type
+
     async def work(tx: Tx) -> OrderView:
         now = rt.clock()
         if not is_well_formed(draft.event_id):
@@ -96,6 +111,7 @@ async def create_order(
         # (ledger/basket.py); the checks below keep the order of the refusals.
         quota = rt.settings.max_pending_orders_per_user
         basket = await baskets.read(tx, draft.event_id, principal.sub, lines, lock_owner=quota > 0)
+        seen.append(basket)
         if not basket.event_found:
             raise NotFound(f"no event {draft.event_id!r}")
         for line in lines:
@@ -112,37 +128,11 @@ async def create_order(
         if not basket.offered and (short := basket.early.already_short()) is not None:
             # Already short before queueing on any lock: refused without writing a row.
             raise await inventory.refusal(tx, short, lines, names)
-        view = OrderView(
-            id=new_id("ord"),
-            event_id=draft.event_id,
-            owner_id=principal.sub,
-            status=OrderStatus.PENDING,
-            expires_at=now + timedelta(seconds=rt.settings.hold_ttl),
-            created_at=now,
-            paid_at=None,
-            items=[
-                OrderItemView(ticket_type_id=li.ticket_type_id, quantity=li.quantity)
-                for li in lines
-            ],
-        )
+        view = _pending_view(rt, principal.sub, draft.event_id, lines, now)
         # Rows first, stock last (ledger/orders.py). One client must not hold a whole stock
         # (ledger/quotas.py; 429 rate_limited): the order row goes in only while its owner
         # holds fewer live orders than the quota.
-        await place(
-            tx,
-            {
-                "id": view.id,
-                "event_id": view.event_id,
-                "owner_id": view.owner_id,
-                "status": view.status.value,
-                "expires_at": view.expires_at,
-                "created_at": now,
-                "updated_at": now,
-            },
-            lines,
-            quota=quota,
-            owner_locked=True,
-        )
+        await place(tx, _order_row(view, now), lines, quota=quota, owner_locked=True)
         created = record_created(tx, view)
         if basket.offered:
             # The buyer's live waitlist offers pay for their lines (the order takes them over).
@@ -171,16 +161,188 @@ async def create_order(
         return view
 
     payload = draft.model_dump(mode="json")
-    async with rt.hold_gates.through(line.ticket_type_id for line in lines):
-        return await _create(
+    if idempotency_key is None:
+        refused = rt.sold_out.refusal(draft.event_id, lines, rt.clock())
+        if refused is not None:
+            metrics.ORDERS_REFUSED.labels(refused.code).inc()
+            raise refused
+
+    def keyed_once() -> Awaitable[OrderView]:
+        return keyed.once(
             rt,
             principal,
-            event_id=draft.event_id,
-            payload=payload,
-            lines=lines,
+            scope="orders.create",
             key=idempotency_key,
+            payload=payload,
+            answer=OrderView,
             work=work,
         )
+
+    if len(lines) != 1:
+        async with rt.hold_gates.through(line.ticket_type_id for line in lines):
+            return await _create(rt, draft.event_id, lines, keyed_once)
+    tid = lines[0].ticket_type_id
+
+    async def attempt() -> OrderView:
+        if not rt.hold_batches.enabled:
+            async with rt.hold_gates.through([tid]):
+                return await keyed_once()
+        # Arrival order within this process: every order for the type queues here, those
+        # with a key served alone in their turn (capacity/batching.py).
+        if idempotency_key is not None:
+            return cast(OrderView, await rt.hold_batches.alone(tid, keyed_once))
+        return cast(
+            OrderView,
+            await rt.hold_batches.hold(
+                tid,
+                principal.sub,
+                work,
+                recheck=lambda: rt.sold_out.refusal(draft.event_id, lines, rt.clock()),
+                together=(
+                    _hold_together,
+                    _Plain(rt, principal.sub, draft.event_id, lines[0], origin.current(), seen),
+                ),
+            ),
+        )
+
+    try:
+        return await _create(rt, draft.event_id, lines, attempt)
+    except (SoldOut, EventFull) as exc:
+        if idempotency_key is None and seen:
+            basket, line, refused = seen[-1], lines[0], exc
+            await rt.hold_batches.shared(
+                f"mark:{line.ticket_type_id}:{line.quantity}",
+                lambda: _mark_sold_out(rt, line, draft.event_id, basket, refused),
+            )
+        raise
+
+
+def _pending_view(
+    rt: Runtime, owner: str, event_id: str, lines: Sequence[OrderLine], now: datetime
+) -> OrderView:
+    return OrderView(
+        id=new_id("ord"),
+        event_id=event_id,
+        owner_id=owner,
+        status=OrderStatus.PENDING,
+        expires_at=now + timedelta(seconds=rt.settings.hold_ttl),
+        created_at=now,
+        paid_at=None,
+        items=[
+            OrderItemView(ticket_type_id=li.ticket_type_id, quantity=li.quantity) for li in lines
+        ],
+    )
+
+
+def _order_row(view: OrderView, now: datetime) -> dict[str, Any]:
+    """The order row's columns."""
+    return {
+        "id": view.id,
+        "event_id": view.event_id,
+        "owner_id": view.owner_id,
+        "status": view.status.value,
+        "expires_at": view.expires_at,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    """A batched order's part in `_hold_together`."""
+
+    rt: Runtime
+    owner: str
+    event_id: str
+    line: OrderLine
+    by: origin.Origin  # its caller, named on its change rows
+    seen: list[baskets.Basket]  # the caller's: a refusal may mark the type (soldout.py)
+
+
+async def _hold_together(tx: Tx, plain: list[_Plain]) -> list[tuple[bool, Any]]:
+    """A batch of single-line orders for one one-row ticket type, statement by batch
+    rather than by order: one basket read, one offer read, one quota count (the batch
+    holds every buyer's lock), one locked read of the stock, one guarded UPDATE by what
+    the granted orders take, two multi-row INSERTs, and the change rows in the unit of
+    work's one INSERT. Decided per order, in arrival order, in the single path's order
+    of refusals: terms, then stock, then the hold limit. Any other shape (pools, an event
+    cap, `max_per_customer`, a waitlist offer, buckets, a membership that moved) raises
+    `NotPlain`, and the batch runs order by order instead.
+    """
+    first = plain[0]
+    rt, tid, event_id = first.rt, first.line.ticket_type_id, first.event_id
+    if any(p.event_id != event_id for p in plain) or not is_well_formed(event_id):
+        raise NotPlain
+    now = rt.clock()
+    basket = await baskets.read(tx, event_id, first.owner, [first.line])
+    terms = basket.terms.get(tid)
+    if terms is None or basket.shared or basket.customer_limits or basket.bucketed:
+        raise NotPlain
+    owners = [p.owner for p in plain]
+    if await baskets.offered_to(tx, tid, owners):
+        raise NotPlain
+    for p in plain:
+        p.seen.append(basket)  # nobody here holds an offer: the basket holds for each
+    quota = rt.settings.max_pending_orders_per_user
+    live = await quotas.live_holds_of(tx, owners, now) if quota > 0 else {}
+    free = await inventory.locked_free(tx, tid, event_id=event_id)
+    if free is None:
+        raise NotPlain
+    answers: list[tuple[bool, Any]] = []
+    granted: list[tuple[_Plain, int]] = []  # (order, stock left after it)
+    for p in plain:
+        try:
+            _admissible(p, terms, free=free, held=live.get(p.owner, 0), quota=quota, now=now)
+        except HeadcountError as exc:
+            answers.append((False, exc))
+            continue
+        free -= p.line.quantity
+        live[p.owner] = live.get(p.owner, 0) + 1
+        granted.append((p, free))
+        answers.append((True, None))
+    if not granted:
+        return answers
+    total = sum(p.line.quantity for p, _ in granted)
+    held = await inventory.hold_total(tx, tid, total, event_id=event_id)
+    if held is None or held[0] != basket.versions.get(tid):
+        raise NotPlain
+    views = [_pending_view(rt, p.owner, event_id, [p.line], now) for p, _ in granted]
+    await place_together(tx, [_order_row(v, now) for v in views], [p.line for p, _ in granted])
+    for view, (p, left) in zip(views, granted, strict=True):
+        fill_available(record_created(tx, view, by=p.by), {tid: left})
+        if left == 0:
+            journal.stock_moved(tx, tid, held[1], available=0, delta=-p.line.quantity)
+    made = iter(views)
+    return [(True, next(made)) if ok else (ok, found) for ok, found in answers]
+
+
+def _admissible(
+    p: _Plain, terms: TicketTypeTerms, *, free: int, held: int, quota: int, now: datetime
+) -> None:
+    """Raise what the single path would refuse this order with: terms, stock, hold limit."""
+    check_line(p.line, terms, event_id=p.event_id, now=now)
+    if p.line.quantity > free:
+        raise SoldOut(
+            f"not enough {terms.name!r} tickets left for {p.line.quantity}",
+            ticket_type_id=terms.id,
+            requested=p.line.quantity,
+        )
+    if quota > 0 and held >= quota:
+        raise quotas.refusal(held, quota)
+
+
+async def _mark_sold_out(
+    rt: Runtime, line: OrderLine, event_id: str, basket: baskets.Basket, refused: HeadcountError
+) -> None:
+    """After a refusal for stock: if no room is left at all, mark the type (soldout.py)."""
+    terms = basket.terms.get(line.ticket_type_id)
+    if terms is None or basket.customer_limits or basket.offered or rt.sold_out.ttl <= 0:
+        return
+    read_at = time.monotonic()
+    async with rt.db.snapshot() as tx:
+        if not await inventory.no_room_at_all(tx, line.ticket_type_id, event_id=event_id):
+            return
+    rt.sold_out.mark(line, event_id, terms, refused, read_at=read_at)
 
 
 def record_created(
@@ -225,32 +387,21 @@ def fill_available(created: changes.Pending | None, left: Mapping[str, int | Non
 
 async def _create(
     rt: Runtime,
-    principal: Principal,
-    *,
     event_id: str,
     lines: Sequence[OrderLine],
-    payload: dict[str, Any],
-    key: str | None,
-    work: Callable[[Tx], Awaitable[OrderView]],
+    attempt: Callable[[], Awaitable[OrderView]],
 ) -> OrderView:
-    def attempt() -> Awaitable[OrderView]:
-        return keyed.once(
-            rt,
-            principal,
-            scope="orders.create",
-            key=key,
-            payload=payload,
-            answer=OrderView,
-            work=work,
-        )
-
     try:
         try:
             view = await attempt()
         except (SoldOut, EventFull):
             # Lapsed holds may still be counted as reserved until a sweeper runs: release
             # the ones on these ticket types, then ask once more.
-            if not await _expire_now(rt, event_id, [line.ticket_type_id for line in lines]):
+            types = [line.ticket_type_id for line in lines]
+            lapsed = await rt.hold_batches.shared(
+                "expire:" + ",".join(types), lambda: _expire_now(rt, event_id, types)
+            )
+            if not lapsed:
                 raise
             view = await attempt()
     except HeadcountError as exc:
@@ -272,6 +423,8 @@ async def _expire_now(rt: Runtime, event_id: str, ticket_type_ids: list[str]) ->
         if due := await offers.due_ticket_types(tx, now, among=ticket_type_ids):
             lapsed = await offers.settle_each_event(tx, due, now, ttl)
     metrics.HOLDS_EXPIRED.inc(len(expired))
+    if expired or lapsed:
+        rt.sold_out.forget(ticket_type_ids)
     return len(expired) + lapsed
 
 
@@ -367,7 +520,9 @@ async def cancel_order(
         await offers.settle(tx, types, rt.clock(), rt.settings.offer_ttl, event_id=order.event_id)
         return ended
 
-    return await _change(rt, principal, order_id, idempotency_key, step="cancel", change=cancel)
+    view = await _change(rt, principal, order_id, idempotency_key, step="cancel", change=cancel)
+    rt.sold_out.forget(item.ticket_type_id for item in view.items)
+    return view
 
 
 # Decides an order's next status, having moved its stock; None leaves it as it is.
@@ -431,5 +586,7 @@ async def sweep_expired_holds(rt: Runtime, *, batch: int = 500) -> int:
             expired = await expire_due_holds(tx, now, limit=batch, offer_ttl=rt.settings.offer_ttl)
         total += len(expired)
         metrics.HOLDS_EXPIRED.inc(len(expired))
+        if expired:
+            rt.sold_out.forget()
         if len(expired) < batch:
             return total

@@ -213,4 +213,6 @@ async def update_ticket_type(
             _definition(view),
             at=now,
         )
-        return view
+    # Terms, total or pools changed: this process's sold-out mark may be wrong now.
+    rt.sold_out.forget([tt.id])
+    return view

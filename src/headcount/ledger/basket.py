@@ -152,4 +152,16 @@ async def read(
     )
 
 
-__all__ = ["Basket", "read"]
+__all__ = ["Basket", "offered_to", "read"]
+
+
+async def offered_to(tx: AsyncSession, ticket_type_id: str, owner_ids: Sequence[str]) -> set[str]:
+    """Which of these buyers hold a live waitlist offer on the type (a batch's one read)."""
+    found = await tx.execute(
+        select(WaitlistEntry.attendee_id).where(
+            WaitlistEntry.ticket_type_id == ticket_type_id,
+            WaitlistEntry.attendee_id.in_(sorted(set(owner_ids))),
+            WaitlistEntry.status == EntryStatus.OFFERED.value,
+        )
+    )
+    return {str(owner) for owner in found.scalars().all()}

@@ -48,7 +48,7 @@ from headcount.ledger import journal, locks, usage
 from headcount.ledger.models import Base, TicketType
 
 MAX_BUCKETS = 64
-# Random single-bucket attempts before the locked sweep over all buckets.
+# Single-bucket attempts (a random unlocked bucket with room) before the locked sweep.
 _FAST_TRIES = 2
 _NO_SYNC = {"synchronize_session": False}
 
@@ -89,12 +89,28 @@ async def create(
 
 
 # Built once (the fast path runs them on every order of a hot type; bench/RESULTS.md).
+# The fast path never waits on a bucket: its candidate is one nobody holds (`claimed`,
+# SKIP LOCKED), picked at random among those with room. A fast attempt that queued on a
+# bucket another buyer held, then missed, used to leave that buyer's waiters and the
+# slow path's ascending sweep waiting on each other under load (a deadlock in
+# tests/integration/test_hot_inventory.py); now only the slow path ever waits for buckets,
+# and it does so in ascending order.
+_CANDIDATE = locks.claimed(
+    select(StockBucket.bucket)
+    .where(
+        StockBucket.ticket_type_id == bindparam("tid", type_=String),
+        StockBucket.event_id == bindparam("eid", type_=String),
+        StockBucket.quantity_free >= bindparam("n", type_=Integer),
+    )
+    .order_by(func.random())
+    .limit(1)
+).scalar_subquery()
 _TAKE_FROM = (
     update(StockBucket)
     .where(
         StockBucket.ticket_type_id == bindparam("tid", type_=String),
         StockBucket.event_id == bindparam("eid", type_=String),
-        StockBucket.bucket == bindparam("b_bucket", type_=Integer),
+        StockBucket.bucket == _CANDIDATE,
         StockBucket.quantity_free >= bindparam("n", type_=Integer),
     )
     .values(quantity_free=StockBucket.quantity_free - bindparam("n", type_=Integer))
@@ -113,14 +129,9 @@ _FREE_BY_BUCKET = locks.shared(
 )
 
 
-async def _take_from(
-    tx: AsyncSession, ticket_type_id: str, event_id: str, bucket: int, n: int
-) -> bool:
-    taken = (
-        await tx.execute(
-            _TAKE_FROM, {"tid": ticket_type_id, "eid": event_id, "b_bucket": bucket, "n": n}
-        )
-    ).first()
+async def _take_from(tx: AsyncSession, ticket_type_id: str, event_id: str, n: int) -> bool:
+    """Take `n` from one free, unlocked bucket with room; False if none is at hand."""
+    taken = (await tx.execute(_TAKE_FROM, {"tid": ticket_type_id, "eid": event_id, "n": n})).first()
     if taken is None:
         return False
     if taken[0] == 0:
@@ -174,9 +185,9 @@ async def take(tx: AsyncSession, ticket_type_id: str, n: int, *, event_id: str) 
     spread, version = await _free_by_bucket(tx, ticket_type_id, event_id)
     if sum(spread.values()) < n:
         return None
-    candidates = [bucket for bucket, units in spread.items() if units >= n]
-    for bucket in random.sample(candidates, min(_FAST_TRIES, len(candidates))):
-        if await _take_from(tx, ticket_type_id, event_id, bucket, n):
+    tries = min(_FAST_TRIES, sum(1 for units in spread.values() if units >= n))
+    for _ in range(tries):
+        if await _take_from(tx, ticket_type_id, event_id, n):
             return version
     # Slow path, near sell-out or for a large line: lock every bucket in order, take from
     # several. Exact: it sees every free unit of the ticket type.

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import buckets, changes, draws, journal, locks, rows
+from headcount.ledger import buckets, changes, draws, journal, locks, rows, usage
 from headcount.ledger.models import TicketType
 from headcount.ledger.pools import CapacityPool
 from headcount.ledger.types import UTCDateTime
@@ -415,3 +415,46 @@ async def sell_again(tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: 
             + refused.detail,
             **refused.extra,
         )
+
+
+async def no_room_at_all(tx: AsyncSession, ticket_type_id: str, *, event_id: str) -> bool:
+    """Whether not even one ticket of this type could be held now: its own stock (its
+    buckets', if bucketed), its pools or its event's cap is spent, and no live waitlist
+    offer holds any of it for a buyer. Read without locks (a sold-out mark's evidence,
+    `capacity/soldout.py`): a release after this read is the mark's bounded moment."""
+    found = await tx.execute(
+        select(_AVAILABLE, TicketType.stock_buckets).where(
+            TicketType.id == ticket_type_id, TicketType.event_id == event_id
+        )
+    )
+    row = found.first()
+    if row is None:
+        return False
+    own = int(row[0])
+    if row[1] > 1:
+        own = (await buckets.free_units(tx, [ticket_type_id])).get(ticket_type_id, 0)
+    shared = (await draws.headroom(tx, [ticket_type_id])).get(ticket_type_id)
+    if own > 0 and (shared is None or shared > 0):
+        return False
+    return not await usage.offered(tx, [ticket_type_id])
+
+
+async def locked_free(tx: AsyncSession, ticket_type_id: str, *, event_id: str) -> int | None:
+    """Lock a one-row type (step 4) and return its free stock; None if bucketed or gone.
+
+    A batch decides its orders' grants from this (`capacity/orders.py`), then takes them
+    with `hold_total`."""
+    locked = await locks.ticket_type(tx, ticket_type_id, event_id=event_id)
+    if locked is None or locked[1] > 1:
+        return None
+    return locked[0]
+
+
+async def hold_total(
+    tx: AsyncSession, ticket_type_id: str, total: int, *, event_id: str
+) -> tuple[int, str, int] | None:
+    """A batch's holds in one UPDATE, still guarded (`total <= available`): the locked read
+    computed the grants, the guard makes a wrong sum impossible to commit. Returns the
+    type's membership version, event id and stock left; None if the guard refused."""
+    held = (await tx.execute(_HOLD, {"tid": ticket_type_id, "eid": event_id, "qty": total})).first()
+    return None if held is None else (int(held[1]), str(held[3]), int(held[2]))

@@ -59,7 +59,7 @@ lock first and so serialises writers whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, String, bindparam, func, select, text
@@ -124,6 +124,26 @@ async def user(tx: AsyncSession, owner_id: str) -> None:
     """Serialise this user's quota-checked writes until the transaction ends (step 1)."""
     if tx.get_bind().dialect.name == "postgresql":
         await tx.execute(_LOCK_USER, {"ns": _ADVISORY_NAMESPACE, "owner": owner_id})
+
+
+# Many buyers' locks in one statement, in the order of their keys (not of their names: two
+# names may share a key), so two batches locking overlapping sets never wait on each other
+# in a cycle. The subquery fixes the order in which the locks are taken.
+_LOCK_USERS = text(
+    """
+    SELECT pg_advisory_xact_lock(:ns, k)
+      FROM (SELECT DISTINCT hashtext(o) AS k FROM unnest(CAST(:owners AS text[])) AS o
+             ORDER BY k) AS keys
+    """
+)
+
+
+async def users(tx: AsyncSession, owner_ids: Sequence[str]) -> None:
+    """Every one of these buyers' locks (step 1), for a batch placing their orders together
+    (capacity/batching.py): all of them before any row, so each order's own `user` lock
+    later is one it already holds."""
+    if owner_ids and tx.get_bind().dialect.name == "postgresql":
+        await tx.execute(_LOCK_USERS, {"ns": _ADVISORY_NAMESPACE, "owners": list(owner_ids)})
 
 
 async def stock_edge(tx: AsyncSession, ticket_type_id: str) -> None:

@@ -57,3 +57,25 @@ async def place(
             for li in lines
         ],
     )
+
+
+async def place_together(
+    tx: AsyncSession, rows: Sequence[dict[str, Any]], lines: Sequence[OrderLine]
+) -> None:
+    """A batch's pending orders (their quota already counted under the buyers' locks) and
+    their one item each: two multi-row INSERTs."""
+    if not rows:
+        return
+    await tx.execute(quotas.INSERT_ORDER, list(rows))
+    await tx.execute(
+        _INSERT_ITEM,
+        [
+            {
+                "order_id": row["id"],
+                "ticket_type_id": li.ticket_type_id,
+                "event_id": row["event_id"],
+                "quantity": li.quantity,
+            }
+            for row, li in zip(rows, lines, strict=True)
+        ],
+    )

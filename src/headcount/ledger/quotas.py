@@ -24,6 +24,7 @@ do not count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -55,7 +56,7 @@ async def live_holds(tx: AsyncSession, owner_id: str, now: datetime) -> int:
 _ORDER_COLUMNS = ("id", "event_id", "owner_id", "status", "expires_at", "created_at", "updated_at")
 _TIMESTAMP = DateTime(timezone=True)
 _ORDER_TYPES = {"expires_at": _TIMESTAMP, "created_at": _TIMESTAMP, "updated_at": _TIMESTAMP}
-_INSERT_ORDER = insert(Order.__table__)  # type: ignore[arg-type]
+_INSERT_ORDER = INSERT_ORDER = insert(Order.__table__)  # type: ignore[arg-type]
 # The count and the insert in one statement: it runs after the per-user lock was taken by
 # an earlier statement, so its snapshot sees every order that user committed before.
 _INSERT_ORDER_WITHIN_QUOTA = _INSERT_ORDER.from_select(
@@ -85,6 +86,27 @@ async def insert_pending_order(
     if inserted.rowcount != 1:  # type: ignore[attr-defined]
         held = await live_holds(tx, row["owner_id"], row["created_at"])
         raise _refusal(max(held, limit), limit)
+
+
+async def live_holds_of(
+    tx: AsyncSession, owner_ids: Sequence[str], now: datetime
+) -> dict[str, int]:
+    """Live holds per buyer, for a batch holding all their locks (`locks.users`)."""
+    found = await tx.execute(
+        select(Order.owner_id, func.count())
+        .where(
+            Order.owner_id.in_(sorted(set(owner_ids))),
+            Order.status == OrderStatus.PENDING.value,
+            Order.expires_at > now,
+        )
+        .group_by(Order.owner_id)
+    )
+    return {owner: int(n) for owner, n in found.all()}
+
+
+def refusal(held: int, limit: int) -> RateLimited:
+    """The hold limit's refusal (a batch decides it itself, `live_holds_of`)."""
+    return _refusal(held, limit)
 
 
 def _refusal(held: int, limit: int) -> RateLimited:
