@@ -311,20 +311,22 @@ async def test_a_plain_batch_that_read_stale_stock_is_stopped_by_its_guard(
     constraint, and the batch fails with a 500-class error instead of an answer."""
     both_read = asyncio.Barrier(2)
 
-    async def stale_free(tx: Any, ticket_type_id: str) -> int | None:
+    async def stale_free(tx: Any, ticket_type_id: str, *, event_id: str) -> int | None:
         free = await tx.scalar(
             select(
                 TicketType.quantity_total - TicketType.quantity_sold - TicketType.quantity_reserved
-            ).where(TicketType.id == ticket_type_id)
+            ).where(TicketType.id == ticket_type_id, TicketType.event_id == event_id)
         )
         await both_read.wait()
         return int(free)
 
-    async def unguarded(tx: Any, ticket_type_id: str, total: int) -> tuple[int, str, int]:
+    async def unguarded(
+        tx: Any, ticket_type_id: str, total: int, *, event_id: str
+    ) -> tuple[int, str, int]:
         found = (
             await tx.execute(
                 update(TicketType)
-                .where(TicketType.id == ticket_type_id)
+                .where(TicketType.id == ticket_type_id, TicketType.event_id == event_id)
                 .values(quantity_reserved=TicketType.quantity_reserved + total)
                 .returning(TicketType.membership_version, TicketType.event_id)
                 .execution_options(synchronize_session=False)
