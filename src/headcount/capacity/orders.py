@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from headcount import metrics, origin
-from headcount.capacity import keyed
+from headcount.capacity import keyed, waiting_rooms
 from headcount.capacity.events import load_event
 from headcount.capacity.views import OrderItemView, OrderView
 from headcount.domain.changes import ChangeType
@@ -60,6 +60,8 @@ class OrderDraft(BaseModel):
 
     event_id: str = Field(min_length=1, max_length=80)
     items: list[OrderItemInput] = Field(min_length=1, max_length=100)
+    # The waiting room's admission pass, for ticket types behind one (waiting_rooms.py).
+    queue_pass: str | None = Field(default=None, min_length=1, max_length=1000)
 
 
 def lines_of(order: Order) -> list[OrderLine]:
@@ -87,10 +89,15 @@ async def create_order(
         max_items=rt.settings.max_items_per_order,
     )
 
+    held: list[waiting_rooms.PassHeld | None] = []
+
     async def work(tx: Tx) -> OrderView:
         now = rt.clock()
         if not is_well_formed(draft.event_id):
             raise NotFound(f"no event {draft.event_id!r}")
+        # Behind a waiting room: 403 queue_pass_required without the caller's live pass.
+        # Checked in the work, so a replayed Idempotency-Key answers without it.
+        held.append(await waiting_rooms.require_pass(rt, principal, draft, lines))
         # One lock-free SELECT for the event, the lines' terms, limits, offers and shares
         # (ledger/basket.py); the checks below keep the order of the refusals.
         quota = rt.settings.max_pending_orders_per_user
@@ -169,9 +176,11 @@ async def create_order(
 
     payload = draft.model_dump(mode="json")
     async with rt.hold_gates.through(line.ticket_type_id for line in lines):
-        return await _create(
+        view = await _create(
             rt, principal, payload=payload, lines=lines, key=idempotency_key, work=work
         )
+    await waiting_rooms.pass_used(rt, held[-1] if held else None)
+    return view
 
 
 def record_created(

@@ -13,6 +13,7 @@ from headcount.api.graphql.queries import EventQuery
 from headcount.api.graphql.refusals import ALL_TYPES
 from headcount.api.graphql.registrations import RegistrationMutation, RegistrationQuery
 from headcount.api.graphql.sessions import SessionMutation, SessionQuery
+from headcount.api.graphql.waiting_rooms import WaitingRoomMutation, WaitingRoomQuery
 from headcount.api.graphql.waitlists import WaitlistMutation, WaitlistQuery
 from headcount.domain.errors import HeadcountError
 
@@ -28,13 +29,26 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 @strawberry.type(name="Query")
-class Query(EventQuery, RegistrationQuery, SessionQuery, WaitlistQuery, PresenceQuery, ChangeQuery):
+class Query(
+    EventQuery,
+    RegistrationQuery,
+    SessionQuery,
+    WaitlistQuery,
+    PresenceQuery,
+    ChangeQuery,
+    WaitingRoomQuery,
+):
     pass
 
 
 @strawberry.type(name="Mutation")
 class Mutation(
-    OrderMutation, RegistrationMutation, SessionMutation, WaitlistMutation, PresenceMutation
+    OrderMutation,
+    RegistrationMutation,
+    SessionMutation,
+    WaitlistMutation,
+    PresenceMutation,
+    WaitingRoomMutation,
 ):
     pass
 
