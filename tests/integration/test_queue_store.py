@@ -62,7 +62,8 @@ async def test_fifo_positions_and_admission_follow_arrival(store: Queues) -> Non
     assert [a.admission for a in admitted] == ["1", "2", "3"]
     assert (await store.look(room, names[3])).position == 1
     mine = await store.look(room, names[0])
-    assert mine.state is TicketState.ADMITTED and mine.admission == "1"
+    assert mine.state is TicketState.ADMITTED
+    assert mine.admission == "1"
     assert await store.admit(room) == []  # full: nobody else until a slot frees
     assert await store.release(room, names[0], "1")
     assert [a.visitor for a in await store.admit(room)] == [names[3]]

@@ -584,15 +584,16 @@ def _fields(room: Room) -> dict[str, Any]:
     return {name: getattr(room, name) for name in Room.__slots__}
 
 
-async def pump(rt: Runtime) -> int:
-    """One round over every room: watch its stock (once a second), admit from its head.
-    Safe in every replica at once: each step is atomic in the store. Returns admissions."""
+async def pump(rt: Runtime, *, stock_every: float = STOCK_INTERVAL) -> int:
+    """One round over every room: watch its stock (every `stock_every` seconds), admit
+    from its head. Safe in every replica at once: each step is atomic in the store.
+    Returns how many it admitted."""
     copies = _copies(rt)
     total = 0
     for room in await _every_room(rt):
         now = time.monotonic()
         current = room
-        if now - copies.stock_checked.get(room.id, 0.0) >= STOCK_INTERVAL:
+        if now - copies.stock_checked.get(room.id, 0.0) >= stock_every:
             copies.stock_checked[room.id] = now
             current = await _watch_stock(rt, room)
         total += len(await _admit(rt, current))
