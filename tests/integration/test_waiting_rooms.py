@@ -207,3 +207,41 @@ async def test_rooms_for_unknown_ticket_types_or_without_rights_are_refused(
     draft = room_draft(ticket_type_ids=["tt_doesnotexist00"])
     with pytest.raises(NotFound):
         await waiting_rooms.create_waiting_room(runtime, ORG, tt.event_id, draft)
+
+
+async def test_passes_used_concurrently_never_exceed_the_active_limit(runtime: Runtime) -> None:
+    """Hammer: 3 admitted buyers fire 10 orders each with their pass, at once, while 20
+    more queue and pumps run alongside; the shop never holds more than 3, and nobody
+    without a pass of their own gets an order."""
+    (tt,) = await on_sale(runtime, total=1_000)
+    draft = room_draft(active_limit=3, admit_per_minute=600_000)
+    await waiting_rooms.create_waiting_room(runtime, ORG, tt.event_id, draft)
+    passes = {who: (await admitted(runtime, who, tt.event_id)).queue_pass for who in "abc"}
+    queued = [f"q{i}" for i in range(20)]
+    for who in queued:
+        await waiting_rooms.join_queue(runtime, attendee(who), tt.event_id)
+    peaks: list[int] = []
+
+    async def buy(who: str) -> str | None:
+        try:
+            made = await orders.create_order(runtime, attendee(who), order(tt, passes[who]))
+        except QueuePassRequired:
+            return None
+        return made.owner_id
+
+    async def watch() -> None:
+        for _ in range(30):
+            seen = await waiting_rooms.get_waiting_room(runtime, ORG, tt.event_id)
+            assert seen.figures is not None
+            peaks.append(seen.figures.active_buyers)
+            await waiting_rooms.pump(runtime)
+            await asyncio.sleep(0)
+
+    owners = await asyncio.gather(*(buy(w) for w in "abc" * 10), watch())
+    bought = {o for o in owners if isinstance(o, str)}
+    assert bought == {"a", "b", "c"}
+    assert max(peaks) <= 3
+    seen = await waiting_rooms.get_waiting_room(runtime, ORG, tt.event_id)
+    assert seen.figures is not None
+    assert seen.figures.active_buyers <= 3
+    assert seen.figures.admitted_total == 3 + 20 - seen.figures.queued
