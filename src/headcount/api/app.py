@@ -15,6 +15,7 @@ from headcount import __version__, origin
 from headcount.api import graphql, problems, web
 from headcount.api.middleware import BodyLimit, Latency, RequestId
 from headcount.api.realtime import capacity as capacity_ws
+from headcount.api.realtime import queue as queue_ws
 from headcount.api.realtime import stream as stream_ws
 from headcount.api.rest import (
     changes,
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(waiting_rooms_rest.router, prefix=api)
     app.include_router(stream_ws.router)
     app.include_router(capacity_ws.router)
+    app.include_router(queue_ws.router)
     app.include_router(ops.router)
     graphql.install(app)
     web.install(app)
