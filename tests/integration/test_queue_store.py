@@ -109,10 +109,14 @@ async def test_concurrent_admitting_steps_never_exceed_the_active_limit(store: Q
 
 async def test_sold_out_stops_admitting_and_joining_then_reopens_in_order(store: Queues) -> None:
     room = terms(limit=1)
+    await store.join(room, "in", draw=0)
+    (inside,) = await store.admit(room)
     names = [f"v{i}" for i in range(5)]
     for name in names:
         await store.join(room, name, draw=0)
     assert await store.set_status(room, RoomStatus.SOLD_OUT) == 5
+    assert (await store.look(room, "in")).state is TicketState.SOLD_OUT  # in the shop: told
+    assert await store.release(room, "in", inside.admission)
     assert await store.admit(room) == []
     assert (await store.look(room, "v2")).state is TicketState.SOLD_OUT
     late = await store.join(room, "late", draw=0)

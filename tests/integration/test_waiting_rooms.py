@@ -183,7 +183,7 @@ async def test_sold_out_tells_everyone_queued_and_reopens_in_order(runtime: Runt
     assert room.status is RoomStatus.SOLD_OUT
     told = [await waiting_rooms.ticket_status(runtime, t.ticket) for t in queued]
     assert all(t.state is TicketState.SOLD_OUT for t in told)
-    assert told[0].waitlist_ticket_type_ids is not None
+    assert told[0].waitlist_ticket_type_ids == [tt.id]
     positions = [t.position for t in told]
 
     await orders.cancel_order(runtime, ORG, bought.id)  # refunded: stock is back

@@ -452,6 +452,7 @@ class CapacitySnapshot(View):
     huddles: list[HuddleView] = []
     pools: list[PoolView] = []
     event_total: EventTotalView | None = None
+    waiting_room: WaitingRoomView | None = None
 
 
 class WebhookView(View):

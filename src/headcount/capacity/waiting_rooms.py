@@ -165,6 +165,8 @@ class _Copies:
         self.rooms: dict[str, tuple[float, Room | None]] = {}
         self.every: tuple[float, list[Room]] | None = None
         self.stock_checked: dict[str, float] = {}
+        # A whole-event room's ticket types, for sold-out tickets' waitlist pointer.
+        self.event_types: dict[str, tuple[float, list[str]]] = {}
 
 
 def _copies(rt: Runtime) -> _Copies:
@@ -439,8 +441,22 @@ async def _ticket_view(rt: Runtime, room: Room, visitor: str) -> QueueTicketView
         else None,
         waitlist_ticket_type_ids=None
         if spot.state is not TicketState.SOLD_OUT
-        else sorted(room.ticket_type_ids or []),
+        else await _waitlist_types(rt, room),
     )
+
+
+async def _waitlist_types(rt: Runtime, room: Room) -> list[str]:
+    """Where a sold-out visitor may queue instead: the room's ticket types' waitlists."""
+    if room.ticket_type_ids is not None:
+        return sorted(room.ticket_type_ids)
+    copies = _copies(rt)
+    found = copies.event_types.get(room.event_id)
+    if found is None or time.monotonic() - found[0] >= ROOM_MAX_AGE:
+        async with rt.db.snapshot() as tx:
+            event = await load_event(tx, room.event_id)
+            found = (time.monotonic(), sorted(t.id for t in await event_ticket_types(tx, event)))
+        copies.event_types[room.event_id] = found
+    return found[1]
 
 
 # --- the order gate ---------------------------------------------------------------------

@@ -40,6 +40,7 @@ local status = redis.call('HGET', S, 'status') or 'open'
 local function spot(visitor)
   local expires = redis.call('ZSCORE', A, visitor)
   if expires then
+    if status == 'sold_out' then return {'sold_out', -1, redis.call('ZCARD', Q), '', 0, now} end
     return {'admitted', -1, redis.call('ZCARD', Q), redis.call('HGET', N, visitor), expires, now}
   end
   local rank = redis.call('ZRANK', Q, visitor)

@@ -15,7 +15,7 @@ visitor and a killed process loses nobody's place), else this process's memory
 * `touch` renews a live pass (activity) and `release` ends it (bought or abandoned),
   both only for the admission number the pass names; `leave` drops a queued visitor.
 * `set_status` marks the room sold out (nobody admitted, nobody new queued, the order
-  kept) or open again.
+  kept; queued and admitted visitors alike read `sold_out`) or open again.
 
 Times are the store's (Redis `TIME`; here the injected clock), in milliseconds.
 """
@@ -127,6 +127,8 @@ class MemoryQueues:
         return room, now
 
     def _spot(self, room: _Room, visitor: str, now: int) -> Spot:
+        if visitor in room.active and room.status is RoomStatus.SOLD_OUT:
+            return Spot(TicketState.SOLD_OUT, None, len(room.order), now_ms=now)
         if visitor in room.active:
             return Spot(
                 TicketState.ADMITTED,
