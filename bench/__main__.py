@@ -1,6 +1,6 @@
 """`make bench`: Headcount against this machine's own limits, in one run.
 
-    python -m bench [--quick] [--suite tickets|changes|sqlite|presence|webhooks|fanout|all]
+    python -m bench [--quick] [--suite tickets|changes|sqlite|presence|queue|webhooks|fanout|all]
 
 Every figure is the median of `--reps` runs; every throughput is printed beside the limit
 measured in the same run (pgbench / a raw SQLite loop / redis-benchmark) and their ratio.
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import change_log, fanout, limits, presence_storm, webhooks
+from bench import change_log, fanout, limits, presence_storm, waiting_room, webhooks
 from bench.flash_sale import SaleResult, flash_sale, http_floor
 from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
 from bench.report import Row, median, table
@@ -268,6 +268,39 @@ def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     return rows
 
 
+def queue_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    """The waiting room with 100,000 queued: joins/s against the join script's own limit,
+    memory per visitor, and position lookups at 1k/10k/100k (flat if O(log n))."""
+    ensure_tool("redis-benchmark", "redis-tools")
+    rows: list[Row] = []
+    with private_redis() as redis:
+        limit = median(
+            [
+                waiting_room.redis_benchmark_join(redis.url, clients=64, requests=200_000)
+                for _ in range(args.reps)
+            ]
+        )
+        scale = waiting_room.redis_scale(redis.url)
+    local = waiting_room.memory_scale()
+    for label, found, ceiling in (
+        ("Redis, 64 joining at once", scale, limit),
+        ("in-process store, 1 joining at a time", local, None),
+    ):
+        figures: dict[str, float | int | str] = {
+            "queued": waiting_room.VISITORS,
+            "joins/s": round(found.joins_per_s),
+            "bytes/visitor": round(found.bytes_per_visitor),
+        }
+        if ceiling is not None:
+            figures["limit/s"] = round(ceiling)
+            figures["joins/limit"] = round(found.joins_per_s / ceiling, 2)
+        for size, micros in found.lookup_us.items():
+            figures[f"lookup µs @{size:,}"] = round(micros, 1)
+        rows.append(Row(f"waiting room: {label}", figures))
+        print(table(rows[-1:]), flush=True)
+    return rows
+
+
 def webhooks_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     """Commit → delivery through one `headcount relay` at 500 changes/s (target p99 < 1 s)."""
     rows: list[Row] = []
@@ -329,7 +362,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument(
         "--suite",
-        choices=["tickets", "changes", "sqlite", "presence", "webhooks", "fanout", "all"],
+        choices=["tickets", "changes", "sqlite", "presence", "queue", "webhooks", "fanout", "all"],
         default="all",
     )
     parser.add_argument("--reps", type=int, default=3)
@@ -356,6 +389,7 @@ def main() -> None:
         "changes": changes_suite,
         "sqlite": sqlite_suite,
         "presence": presence_suite,
+        "queue": queue_suite,
         "webhooks": webhooks_suite,
         "fanout": fanout_suite,
     }
