@@ -11,9 +11,10 @@ every admission. This module turns them into use cases:
 * `POST /orders` for ticket types behind a room asks `require_pass` first (403
   `queue_pass_required`), and `pass_used` frees the buyer's slot once the order is held;
 * `pump`, run by every replica a few times a second, admits from each room's head and
-  records the admissions, and watches the stock: when it is gone (nothing left and no
-  hold that may lapse), the queue is marked sold out, everyone still queued sees it on
-  their next look, and it reopens in the same order when stock comes back.
+  records the admissions, and watches the stock (twice a second): when it is gone
+  (nothing left and no hold that may lapse), the queue is marked sold out, every
+  process that notices wakes its queue sockets at once, and it reopens in the same
+  order when stock comes back.
 
 Rooms are read through a per-process copy at most `ROOM_MAX_AGE` old (the order path
 must not pay a transaction for it); this process's own changes refresh it at once, other
@@ -69,7 +70,7 @@ log = logging.getLogger(__name__)
 
 ROOM_MAX_AGE = 1.0  # seconds a process may act on its copy of a room's terms
 PUMP_INTERVAL = 0.2  # seconds between admitting steps
-STOCK_INTERVAL = 1.0  # seconds between sold-out checks of a room
+STOCK_INTERVAL = 0.5  # seconds between sold-out checks of a room, in each process
 MINUTE_MS = 60_000
 
 
@@ -593,6 +594,8 @@ async def _watch_stock(rt: Runtime, room: Room) -> Room:
     if status is not room.status:
         _copies(rt).rooms.pop(room.event_id, None)
         _copies(rt).every = None
+        # This process's queue sockets (and capacity channels) look again at once.
+        rt.signals.notify(room.event_id)
     return Room(**{**_fields(room), "status": status})
 
 

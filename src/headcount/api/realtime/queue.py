@@ -7,9 +7,10 @@ ticket is `gone` (left, or the pass was used or lapsed). A sold-out room is push
 comes back the same socket shows the place again.
 
 Each socket reads its ticket from the shared store every `interval` seconds (default
-0.5, `?interval=` between 0.25 and 30): a lookup is O(log n) in the store, and reading
-rather than subscribing means a place moved by any process, or a Redis restart, is seen
-within one interval without resubscribing. The signed ticket is the credential (a
+0.5, `?interval=` between 0.25 and 30), and at once when this process sees the room sell
+out or reopen (`rt.signals`): a lookup is O(log n) in the store, and reading rather than
+subscribing means a place moved by any process, or a Redis restart, is seen within one
+interval without resubscribing. The signed ticket is the credential (a
 browser cannot send a bearer token on a WebSocket); the pass it shows works only with its
 owner's token. A refused ticket closes with 4404.
 """
@@ -42,6 +43,7 @@ async def queue_ticket(websocket: WebSocket, ticket: str) -> None:
     await websocket.accept()
     rt = runtime_of(websocket)
     reader: asyncio.Task[None] | None = None
+    woken: asyncio.Event | None = None
     try:
         interval = interval_of(websocket.query_params.get("interval"), DEFAULT_INTERVAL)
         view = await waiting_rooms.ticket_status(rt, ticket)
@@ -52,8 +54,15 @@ async def queue_ticket(websocket: WebSocket, ticket: str) -> None:
         sent = _message(view)
         await websocket.send_text(sent)
         reader = asyncio.create_task(drain(websocket))
+        # Woken at once when this process sees the room sell out or reopen.
+        woken = rt.signals.subscribe(view.event_id)
         while view.state is not TicketState.GONE:
-            await asyncio.wait({reader}, timeout=interval)
+            waking = asyncio.create_task(woken.wait())
+            await asyncio.wait(
+                {reader, waking}, timeout=interval, return_when=asyncio.FIRST_COMPLETED
+            )
+            waking.cancel()
+            woken.clear()
             if reader.done():
                 return
             try:
@@ -68,6 +77,8 @@ async def queue_ticket(websocket: WebSocket, ticket: str) -> None:
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass  # the visitor went away mid-send
     finally:
+        if woken is not None:
+            rt.signals.unsubscribe(view.event_id, woken)
         if reader is not None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
