@@ -61,6 +61,7 @@ from headcount.ledger import waiting_rooms as ledger
 from headcount.ledger.db import Tx
 from headcount.ledger.waiting_rooms import WaitingRoom
 from headcount.presence.queues import Admitted, Queues, queues_of
+from headcount.recent import RecentReads
 from headcount.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -160,14 +161,15 @@ class Room:
 
 
 class _Copies:
-    """This process's copy of each event's room (None: the event has none)."""
+    """This process's copies: each event's room (None: the event has none), read once per
+    `ROOM_MAX_AGE` however many sockets and orders ask at once (recent.py)."""
 
     def __init__(self) -> None:
-        self.rooms: dict[str, tuple[float, Room | None]] = {}
+        self.rooms: RecentReads[str, Room | None] = RecentReads(max_age=ROOM_MAX_AGE)
         self.every: tuple[float, list[Room]] | None = None
         self.stock_checked: dict[str, float] = {}
         # A whole-event room's ticket types, for sold-out tickets' waitlist pointer.
-        self.event_types: dict[str, tuple[float, list[str]]] = {}
+        self.event_types: RecentReads[str, list[str]] = RecentReads(max_age=ROOM_MAX_AGE)
 
 
 def _copies(rt: Runtime) -> _Copies:
@@ -178,25 +180,24 @@ def _copies(rt: Runtime) -> _Copies:
     return found
 
 
-def _remember(rt: Runtime, room: Room | None, event_id: str) -> None:
+def _forget(rt: Runtime, event_id: str) -> None:
+    """This process changed the event's room: its next look reads the ledger."""
     copies = _copies(rt)
-    copies.rooms[event_id] = (time.monotonic(), room)
+    copies.rooms.forget(event_id)
     copies.every = None
 
 
 async def room_of(rt: Runtime, event_id: str) -> Room | None:
     """The event's room, from this process's copy when it is fresh enough."""
-    copies = _copies(rt)
-    found = copies.rooms.get(event_id)
-    if found is not None and time.monotonic() - found[0] < ROOM_MAX_AGE:
-        return found[1]
     if not is_well_formed(event_id):
         return None
-    async with rt.db.snapshot() as tx:
-        row = await ledger.of_event(tx, event_id)
-    room = None if row is None else Room.of(row)
-    _remember(rt, room, event_id)
-    return room
+
+    async def read() -> Room | None:
+        async with rt.db.snapshot() as tx:
+            row = await ledger.of_event(tx, event_id)
+        return None if row is None else Room.of(row)
+
+    return await _copies(rt).rooms.get(event_id, read)
 
 
 def _queues(rt: Runtime) -> Queues:
@@ -274,7 +275,7 @@ async def create_waiting_room(
         answer=WaitingRoomView,
         work=work,
     )
-    _copies(rt).rooms.pop(event_id, None)
+    _forget(rt, event_id)
     return view
 
 
@@ -323,7 +324,7 @@ async def update_waiting_room(
         answer=WaitingRoomView,
         work=work,
     )
-    _copies(rt).rooms.pop(event_id, None)
+    _forget(rt, event_id)
     return view
 
 
@@ -450,14 +451,13 @@ async def _waitlist_types(rt: Runtime, room: Room) -> list[str]:
     """Where a sold-out visitor may queue instead: the room's ticket types' waitlists."""
     if room.ticket_type_ids is not None:
         return sorted(room.ticket_type_ids)
-    copies = _copies(rt)
-    found = copies.event_types.get(room.event_id)
-    if found is None or time.monotonic() - found[0] >= ROOM_MAX_AGE:
+
+    async def read() -> list[str]:
         async with rt.db.snapshot() as tx:
             event = await load_event(tx, room.event_id)
-            found = (time.monotonic(), sorted(t.id for t in await event_ticket_types(tx, event)))
-        copies.event_types[room.event_id] = found
-    return found[1]
+            return sorted(t.id for t in await event_ticket_types(tx, event))
+
+    return await _copies(rt).event_types.get(room.event_id, read)
 
 
 # --- the order gate ---------------------------------------------------------------------
@@ -517,8 +517,6 @@ async def _every_room(rt: Runtime) -> list[Room]:
     async with rt.db.snapshot() as tx:
         found = [Room.of(row) for row in await ledger.every(tx)]
     copies.every = (time.monotonic(), found)
-    for room in found:
-        copies.rooms[room.event_id] = (copies.every[0], room)
     return found
 
 
@@ -592,8 +590,7 @@ async def _watch_stock(rt: Runtime, room: Room) -> Room:
     # The store follows the ledger (every replica sets it; setting it again is harmless).
     await _queues(rt).set_status(room.terms, status)
     if status is not room.status:
-        _copies(rt).rooms.pop(room.event_id, None)
-        _copies(rt).every = None
+        _forget(rt, room.event_id)
         # This process's queue sockets (and capacity channels) look again at once.
         rt.signals.notify(room.event_id)
     return Room(**{**_fields(room), "status": status})
