@@ -217,3 +217,54 @@ async def test_everyone_queued_learns_of_the_sell_out_within_two_seconds(
                 await ws.close()
             for c in clients:
                 await c.aclose()
+
+
+async def test_a_killed_process_loses_nobodys_place_and_admits_nobody_twice(
+    sqlite_url: str, log_dir: Path
+) -> None:
+    """300 queued across two processes; passes lapse after 1 s idle so the limit of 20
+    recycles. One process is SIGKILLed mid-admission; the survivor admits everyone left,
+    each exactly once (300 admission numbers for 300 visitors, nobody still queued), and
+    the shop never held more than 20."""
+    visitors, limit = 300, 20
+    with two_servers(sqlite_url, log_dir) as servers:
+        clients = [client(s.base_url) for s in servers]
+        organizer = bearer(ORG, Role.ORGANIZER)
+        try:
+            opens_at = datetime.now(UTC) + timedelta(hours=1)
+            event_id, _ = await open_room(
+                clients[0],
+                10,
+                opens_at=opens_at.isoformat(),
+                active_limit=limit,
+                admit_per_minute=1_200,
+                pass_ttl_seconds=1,
+            )
+            for n in range(visitors):
+                joined = await clients[n % 2].post(
+                    f"/api/v1/events/{event_id}/queue", headers=bearer(f"kill-{n}")
+                )
+                assert joined.status_code == 200, joined.text
+            path = f"/api/v1/events/{event_id}/waiting-room"
+            now = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+            assert (
+                await clients[0].patch(path, json={"opens_at": now}, headers=organizer)
+            ).is_success
+            peak, killed = 0, False
+            deadline = time.monotonic() + 90
+            figures: dict[str, Any] = {}
+            while time.monotonic() < deadline:
+                figures = (await clients[1].get(path, headers=organizer)).json()["figures"]
+                peak = max(peak, figures["active_buyers"])
+                if not killed and figures["admitted_total"] >= 60:
+                    servers[0].kill()
+                    killed = True
+                if figures["queued"] == 0 and figures["active_buyers"] == 0:
+                    break
+                await asyncio.sleep(0.1)
+            assert killed
+            assert (figures["queued"], figures["admitted_total"]) == (0, visitors), figures
+            assert peak <= limit
+        finally:
+            for c in clients:
+                await c.aclose()
