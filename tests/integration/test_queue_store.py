@@ -145,3 +145,24 @@ async def test_random_early_arrivals_go_before_later_ones(store: Queues) -> None
     for name, draw in draws.items():
         await store.join(room, name, draw=draw)
     assert [(await store.look(room, n)).position for n in "abc"] == [3, 1, 2]
+
+
+async def test_a_waiting_socket_not_seen_lately_loses_its_place_at_the_head(
+    store: Queues,
+) -> None:
+    """Live-space queues: sockets mark themselves seen; a head that stopped (dropped, its
+    process killed) is pruned, one that keeps looking is not, and a sale's visitor (never
+    marked) is never pruned."""
+    room = terms()
+    for name in ("gone", "here", "later"):
+        await store.join(room, name, draw=0, live=True)
+    await asyncio.sleep(0.3)
+    await store.look(room, "here", live=True)
+    assert await store.prune(room, stale_ms=200) == 1  # only the head; "later" waits
+    assert (await store.look(room, "gone")).state is TicketState.GONE
+    assert (await store.look(room, "here", live=True)).position == 1
+    assert await store.prune(room, stale_ms=200) == 0
+    sale = terms()
+    await store.join(sale, "buyer", draw=0)
+    await asyncio.sleep(0.3)
+    assert await store.prune(sale, stale_ms=200) == 0

@@ -10,6 +10,7 @@ Keys share the hash tag `{wr.<room id>}`, so each script touches one Redis Clust
 * `…:s` — HASH: `seq` arrivals, `admitted` admissions, `tokens`/`at` the rate's bucket,
   `status` (`open` or `sold_out`)
 * `…:w` — LIST, `<admitted at>:<waited>` of the newest admissions
+* `…:l` — ZSET, waiting sockets of a live space's queue → when last seen (ms)
 
 Every script first drops lapsed passes, so a pass nobody renews frees its slot by itself.
 The keys carry no expiry: a room's queue lives as long as the room (the ledger keeps its
@@ -27,12 +28,12 @@ from headcount.presence.batching import Script, ScriptBatcher
 from headcount.presence.queues import RECENT_ADMISSIONS, Admitted, QueueFigures, Spot
 from headcount.presence.redis import _UNREACHABLE, RedisPresence
 
-_KEY_NAMES = ("q", "a", "n", "j", "s", "w")
+_KEY_NAMES = ("q", "a", "n", "j", "s", "w", "l")
 
 _PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local Q, A, N, J, S, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local Q, A, N, J, S, W, L = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local lapsed = redis.call('ZRANGEBYSCORE', A, '-inf', now)
 for i = 1, #lapsed do redis.call('HDEL', N, lapsed[i]) end
 if #lapsed > 0 then redis.call('ZREMRANGEBYSCORE', A, '-inf', now) end
@@ -51,7 +52,8 @@ local function spot(visitor)
 end
 """
 
-# ARGV: visitor, join (0/1), opens_at ms, order, draw.
+# ARGV: visitor, join (0/1), opens_at ms, order, draw, live (0/1: the visitor is a
+# waiting socket, seen now; see _PRUNE).
 _SPOT = Script(
     _PRELUDE
     + f"""
@@ -65,7 +67,28 @@ if ARGV[2] == '1' and not redis.call('ZSCORE', A, visitor)
   redis.call('ZADD', Q, score, visitor)
   redis.call('HSET', J, visitor, now)
 end
+if ARGV[6] == '1' and redis.call('ZSCORE', Q, visitor) then redis.call('ZADD', L, now, visitor) end
 return spot(visitor)
+"""
+)
+
+# ARGV: stale ms. Drops waiting sockets at the head not seen for that long (a dropped
+# socket, a killed process): only the head can block the others. Returns how many.
+_PRUNE = Script(
+    _PRELUDE
+    + """
+local dropped = 0
+while dropped < 100 do
+  local head = redis.call('ZRANGE', Q, 0, 0)[1]
+  if not head then break end
+  local seen = redis.call('ZSCORE', L, head)
+  if not seen or tonumber(seen) >= now - tonumber(ARGV[1]) then break end
+  redis.call('ZREM', Q, head)
+  redis.call('ZREM', L, head)
+  redis.call('HDEL', J, head)
+  dropped = dropped + 1
+end
+return dropped
 """
 )
 
@@ -132,6 +155,7 @@ _LEAVE = Script(
     _PRELUDE
     + """
 redis.call('HDEL', J, ARGV[1])
+redis.call('ZREM', L, ARGV[1])
 return redis.call('ZREM', Q, ARGV[1])
 """
 )
@@ -180,8 +204,17 @@ class RedisQueues:
                 f"the queue store (Redis) is unreachable: {type(exc).__name__}; try again"
             ) from exc
 
-    async def _spot(self, terms: RoomTerms, visitor: str, *, join: bool, draw: int) -> Spot:
-        args: list[Any] = [visitor, int(join), terms.opens_at_ms, terms.order.value, draw]
+    async def _spot(
+        self, terms: RoomTerms, visitor: str, *, join: bool, draw: int, live: bool
+    ) -> Spot:
+        args: list[Any] = [
+            visitor,
+            int(join),
+            terms.opens_at_ms,
+            terms.order.value,
+            draw,
+            int(live),
+        ]
         reply: list[Any] = await self._run(_SPOT, terms, args)
         state, rank, queued = TicketState(reply[0]), int(reply[1]), int(reply[2])
         admitted = state is TicketState.ADMITTED
@@ -194,11 +227,14 @@ class RedisQueues:
             now_ms=int(reply[5]),
         )
 
-    async def join(self, terms: RoomTerms, visitor: str, *, draw: int) -> Spot:
-        return await self._spot(terms, visitor, join=True, draw=draw)
+    async def join(self, terms: RoomTerms, visitor: str, *, draw: int, live: bool = False) -> Spot:
+        return await self._spot(terms, visitor, join=True, draw=draw, live=live)
 
-    async def look(self, terms: RoomTerms, visitor: str) -> Spot:
-        return await self._spot(terms, visitor, join=False, draw=0)
+    async def look(self, terms: RoomTerms, visitor: str, *, live: bool = False) -> Spot:
+        return await self._spot(terms, visitor, join=False, draw=0, live=live)
+
+    async def prune(self, terms: RoomTerms, *, stale_ms: int) -> int:
+        return int(await self._run(_PRUNE, terms, [stale_ms]))
 
     async def admit(self, terms: RoomTerms) -> list[Admitted]:
         args: list[Any] = [

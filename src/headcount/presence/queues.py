@@ -14,6 +14,9 @@ visitor and a killed process loses nobody's place), else this process's memory
   limit is enforced by the store, never by counting in Python.
 * `touch` renews a live pass (activity) and `release` ends it (bought or abandoned),
   both only for the admission number the pass names; `leave` drops a queued visitor.
+* a live space's queue (`capacity/live_queue.py`) marks its waiting sockets as seen on
+  every look (`live=True`), and `prune` drops the head while it was not seen lately (a
+  dropped socket, a killed process): only the head can hold the others up.
 * `set_status` marks the room sold out (nobody admitted, nobody new queued, the order
   kept; queued and admitted visitors alike read `sold_out`) or open again.
 
@@ -68,9 +71,15 @@ class QueueFigures:
 
 
 class Queues(Protocol):
-    async def join(self, terms: RoomTerms, visitor: str, *, draw: int) -> Spot: ...
+    async def join(
+        self, terms: RoomTerms, visitor: str, *, draw: int, live: bool = False
+    ) -> Spot: ...
 
-    async def look(self, terms: RoomTerms, visitor: str) -> Spot: ...
+    async def look(self, terms: RoomTerms, visitor: str, *, live: bool = False) -> Spot:
+        """The visitor's spot; `live` also marks a waiting socket as seen now."""
+
+    async def prune(self, terms: RoomTerms, *, stale_ms: int) -> int:
+        """Drop waiting sockets at the head not seen for `stale_ms`; how many."""
 
     async def admit(self, terms: RoomTerms) -> list[Admitted]: ...
 
@@ -98,6 +107,7 @@ class _Room:
     joined: dict[str, int] = field(default_factory=dict)
     active: dict[str, int] = field(default_factory=dict)  # visitor → expiry ms
     admissions: dict[str, str] = field(default_factory=dict)  # visitor → admission number
+    seen: dict[str, int] = field(default_factory=dict)  # waiting socket → last seen ms
     arrivals: int = 0
     admitted: int = 0
     tokens: float | None = None
@@ -145,7 +155,7 @@ class MemoryQueues:
         state = TicketState.SOLD_OUT if room.status is RoomStatus.SOLD_OUT else TicketState.WAITING
         return Spot(state, rank + 1, len(room.order), now_ms=now)
 
-    async def join(self, terms: RoomTerms, visitor: str, *, draw: int) -> Spot:
+    async def join(self, terms: RoomTerms, visitor: str, *, draw: int, live: bool = False) -> Spot:
         room, now = self._room(terms)
         if visitor not in room.active and visitor not in room.scores:
             if room.status is RoomStatus.SOLD_OUT:
@@ -156,11 +166,27 @@ class MemoryQueues:
             room.scores[visitor] = score
             room.joined[visitor] = now
             bisect.insort(room.order, (score, visitor))
+        if live and visitor in room.scores:
+            room.seen[visitor] = now
         return self._spot(room, visitor, now)
 
-    async def look(self, terms: RoomTerms, visitor: str) -> Spot:
+    async def look(self, terms: RoomTerms, visitor: str, *, live: bool = False) -> Spot:
         room, now = self._room(terms)
+        if live and visitor in room.scores:
+            room.seen[visitor] = now
         return self._spot(room, visitor, now)
+
+    async def prune(self, terms: RoomTerms, *, stale_ms: int) -> int:
+        room, now = self._room(terms)
+        dropped = 0
+        while room.order and dropped < 100:
+            _, head = room.order[0]
+            seen = room.seen.get(head)
+            if seen is None or seen >= now - stale_ms:
+                break
+            await self.leave(terms, head)
+            dropped += 1
+        return dropped
 
     async def admit(self, terms: RoomTerms) -> list[Admitted]:
         room, now = self._room(terms)
@@ -176,6 +202,7 @@ class MemoryQueues:
             head, room.order = room.order[:n], room.order[n:]
             for _, visitor in head:
                 del room.scores[visitor]
+                room.seen.pop(visitor, None)
                 room.admitted += 1
                 admission = str(room.admitted)
                 room.active[visitor] = now + terms.pass_ttl_ms
@@ -208,6 +235,7 @@ class MemoryQueues:
         if score is None:
             return False
         room.joined.pop(visitor, None)
+        room.seen.pop(visitor, None)
         del room.order[bisect.bisect_left(room.order, (score, visitor))]
         return True
 

@@ -19,16 +19,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 from fastapi import APIRouter
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from headcount.api.realtime import NORMAL_CLOSURE, refuse, runtime_of
 from headcount.api.realtime.capacity import drain, interval_of
-from headcount.capacity import waiting_rooms
-from headcount.capacity.views import QueueTicketView
+from headcount.capacity import live_queue, waiting_rooms
+from headcount.capacity.spaces import Space
+from headcount.capacity.views import LeaseView, QueueTicketView
 from headcount.domain.errors import HeadcountError
+from headcount.domain.identity import Principal
 from headcount.domain.queue import TicketState
+from headcount.runtime import Runtime
 
 router = APIRouter()
 DEFAULT_INTERVAL = 0.5
@@ -83,3 +87,41 @@ async def queue_ticket(websocket: WebSocket, ticket: str) -> None:
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
+
+
+async def join_in_line(
+    websocket: WebSocket, rt: Runtime, principal: Principal, space: Space[Any], place_id: str
+) -> LeaseView | None:
+    """`?queue=1` on a live space's socket: a lease, at once or after waiting in line with
+    `{"type": "queued", "position": p, "queued": n}` pushed on every look. None if the
+    client left (`{"type": "leave"}`) or dropped while waiting: its place in line is gone.
+    """
+
+    async def told(position: int, queued: int) -> None:
+        await websocket.send_json({"type": "queued", "position": position, "queued": queued})
+
+    waiting = asyncio.create_task(live_queue.join_in_line(rt, principal, space, place_id, told))
+    listening = asyncio.create_task(_until_leave(websocket))
+    try:
+        await asyncio.wait({waiting, listening}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (waiting, listening):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+    if waiting.cancelled() or not waiting.done():
+        return None
+    return waiting.result()  # or its refusal
+
+
+async def _until_leave(websocket: WebSocket) -> None:
+    """Returns when the waiting client disconnects or says `leave` (pings are fine)."""
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if '"leave"' in (message.get("text") or ""):
+            await websocket.send_json({"type": "left"})
+            await websocket.close(code=NORMAL_CLOSURE)
+            return
