@@ -296,6 +296,8 @@ def queue_suite(args: argparse.Namespace, log: Path) -> list[Row]:
             figures["joins/limit"] = round(found.joins_per_s / ceiling, 2)
         for size, micros in found.lookup_us.items():
             figures[f"lookup µs @{size:,}"] = round(micros, 1)
+        for size, micros in found.server_us.items():
+            figures[f"in Redis µs @{size:,}"] = round(micros, 1)
         rows.append(Row(f"waiting room: {label}", figures))
         print(table(rows[-1:]), flush=True)
     return rows

@@ -4,8 +4,9 @@
   queued, beside `redis-benchmark` running the same join script with nothing else in the
   path (the machine's limit for it, measured in the same run);
 * memory per queued visitor: Redis `used_memory` after minus before, over the visitors;
-* position lookups at 1,000, 10,000 and 100,000 queued: the median time of a `look`
-  (ZRANK in the script), which stays flat if lookups are O(log n);
+* position lookups at 1,000, 10,000 and 100,000 queued: the median round trip of a
+  `look`, and the script's own time inside Redis (`INFO commandstats`; ZRANK in the
+  script), which stays flat if lookups are O(log n) (O(n) would grow 100-fold);
 * the in-process store (`MemoryQueues`): joins/s, lookup time and Python heap per visitor.
 """
 
@@ -17,7 +18,7 @@ import secrets
 import statistics
 import time
 import tracemalloc
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -36,7 +37,9 @@ LOOKUPS = 2_000
 class QueueScale:
     joins_per_s: float
     bytes_per_visitor: float
-    lookup_us: dict[int, float]
+    lookup_us: dict[int, float]  # median round trip of one lookup, by queue size
+    # Redis only: the lookup script's own time inside Redis (`INFO commandstats`), by size.
+    server_us: dict[int, float] = field(default_factory=dict)
 
 
 def terms() -> RoomTerms:
@@ -71,12 +74,16 @@ def redis_benchmark_join(url: str, *, clients: int, requests: int) -> float:
     return float(found[-1])
 
 
-async def _fill(store: Queues, room: RoomTerms, *, clients: int) -> tuple[float, dict[int, float]]:
+async def _fill(
+    store: Queues, room: RoomTerms, *, clients: int, plain: redis.Redis | None = None
+) -> tuple[float, dict[int, float], dict[int, float]]:
     """Join VISITORS with `clients` in flight; at each checkpoint, time LOOKUPS lookups of
-    random queued visitors. Returns (joins/s while joining, median lookup µs by size)."""
+    random queued visitors. Returns (joins/s while joining, median lookup µs by size, and
+    with `plain` the script's µs per call inside Redis by size)."""
     joined = 0
     joining = 0.0
     lookups: dict[int, float] = {}
+    inside: dict[int, float] = {}
 
     async def worker(first: int, stop: int, step: int) -> None:
         for n in range(first, stop, step):
@@ -88,6 +95,8 @@ async def _fill(store: Queues, room: RoomTerms, *, clients: int) -> tuple[float,
         joining += time.perf_counter() - start
         joined = checkpoint
         took = []
+        if plain is not None:
+            plain.config_resetstat()
         for _ in range(LOOKUPS):
             visitor = f"v{secrets.randbelow(joined)}"
             begin = time.perf_counter()
@@ -95,7 +104,10 @@ async def _fill(store: Queues, room: RoomTerms, *, clients: int) -> tuple[float,
             took.append((time.perf_counter() - begin) * 1e6)
             assert spot.position is not None
         lookups[checkpoint] = statistics.median(took)
-    return joined / joining, lookups
+        if plain is not None:
+            stats = plain.info("commandstats").get("cmdstat_evalsha", {})
+            inside[checkpoint] = float(stats.get("usec_per_call", 0.0))
+    return joined / joining, lookups, inside
 
 
 async def _redis_scale(url: str, clients: int) -> QueueScale:
@@ -105,7 +117,7 @@ async def _redis_scale(url: str, clients: int) -> QueueScale:
         store = queue_redis.RedisQueues.beside(presence)
         room = terms()
         before = int(plain.info("memory")["used_memory"])
-        rate, lookups = await _fill(store, room, clients=clients)
+        rate, lookups, inside = await _fill(store, room, clients=clients, plain=plain)
         after = int(plain.info("memory")["used_memory"])
         figures = await store.figures(room)
         assert figures.queued == VISITORS, figures
@@ -113,7 +125,7 @@ async def _redis_scale(url: str, clients: int) -> QueueScale:
     finally:
         plain.close()
         await presence.close()
-    return QueueScale(rate, (after - before) / VISITORS, lookups)
+    return QueueScale(rate, (after - before) / VISITORS, lookups, inside)
 
 
 def redis_scale(url: str, *, clients: int = 64) -> QueueScale:
@@ -125,7 +137,7 @@ async def _memory_scale() -> QueueScale:
     room = terms()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
-    rate, lookups = await _fill(store, room, clients=1)
+    rate, lookups, _ = await _fill(store, room, clients=1)
     after = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     return QueueScale(rate, (after - before) / VISITORS, lookups)
