@@ -14,8 +14,8 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,20 @@ def two_servers(sqlite_url: str, log_dir: Path) -> Iterator[list[Server]]:
         yield servers
 
 
+@asynccontextmanager
+async def serving(
+    sqlite_url: str, log_dir: Path, *, connections: int = 100
+) -> AsyncIterator[tuple[list[Server], list[httpx.AsyncClient]]]:
+    """Two servers and a client for each."""
+    with two_servers(sqlite_url, log_dir) as servers:
+        clients = [client(s.base_url, connections=connections) for s in servers]
+        try:
+            yield servers, clients
+        finally:
+            for c in clients:
+                await c.aclose()
+
+
 async def open_room(http: httpx.AsyncClient, stock: int, **terms: Any) -> tuple[str, str]:
     event_id, (tt,) = await create_event_with_stock(http, stock, organizer=ORG)
     body = {
@@ -60,6 +74,13 @@ async def open_room(http: httpx.AsyncClient, stock: int, **terms: Any) -> tuple[
     )
     assert made.status_code == 201, made.text
     return event_id, tt
+
+
+async def join(http: httpx.AsyncClient, event_id: str, who: str) -> dict[str, Any]:
+    joined = await http.post(f"/api/v1/events/{event_id}/queue", headers=bearer(who))
+    assert joined.status_code == 200, joined.text
+    ticket: dict[str, Any] = joined.json()
+    return ticket
 
 
 def admission_of(queue_pass: str) -> int:
@@ -79,108 +100,84 @@ async def receive(ws: ClientConnection, within: float = 10) -> dict[str, Any]:
 async def test_fifo_admission_follows_arrival_across_two_processes(
     sqlite_url: str, log_dir: Path
 ) -> None:
-    with two_servers(sqlite_url, log_dir) as servers:
-        clients = [client(s.base_url) for s in servers]
-        try:
-            opens_at = datetime.now(UTC) + timedelta(hours=1)
-            event_id, _ = await open_room(
-                clients[0],
-                10,
-                opens_at=opens_at.isoformat(),
-                active_limit=100_000,
-                admit_per_minute=600_000,
+    async with serving(sqlite_url, log_dir) as (_servers, clients):
+        opens_at = datetime.now(UTC) + timedelta(hours=1)
+        event_id, _ = await open_room(
+            clients[0],
+            10,
+            opens_at=opens_at.isoformat(),
+            active_limit=100_000,
+            admit_per_minute=600_000,
+        )
+        tickets = []
+        for n in range(FIFO_VISITORS):
+            joined = await join(clients[n % 2], event_id, f"fifo-{n}")
+            assert joined["position"] == n + 1
+            tickets.append(joined["ticket"])
+        opened = await clients[1].patch(
+            f"/api/v1/events/{event_id}/waiting-room",
+            json={"opens_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()},
+            headers=bearer(ORG, Role.ORGANIZER),
+        )
+        assert opened.status_code == 200
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            room = await clients[0].get(
+                f"/api/v1/events/{event_id}/waiting-room", headers=bearer(ORG, Role.ORGANIZER)
             )
-            tickets = []
-            for n in range(FIFO_VISITORS):
-                joined = await clients[n % 2].post(
-                    f"/api/v1/events/{event_id}/queue", headers=bearer(f"fifo-{n}")
-                )
-                assert joined.status_code == 200, joined.text
-                assert joined.json()["position"] == n + 1
-                tickets.append(joined.json()["ticket"])
-            opened = await clients[1].patch(
-                f"/api/v1/events/{event_id}/waiting-room",
-                json={"opens_at": (datetime.now(UTC) - timedelta(seconds=1)).isoformat()},
-                headers=bearer(ORG, Role.ORGANIZER),
-            )
-            assert opened.status_code == 200
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                room = await clients[0].get(
-                    f"/api/v1/events/{event_id}/waiting-room", headers=bearer(ORG, Role.ORGANIZER)
-                )
-                if room.json()["figures"]["admitted_total"] == FIFO_VISITORS:
-                    break
-                await asyncio.sleep(0.5)
-            admissions = []
-            for n, ticket in enumerate(tickets):
-                seen = (await clients[n % 2].get(f"/api/v1/queue/{ticket}")).json()
-                assert seen["state"] == "admitted", seen
-                admissions.append(admission_of(seen["queue_pass"]))
-            assert admissions == list(range(1, FIFO_VISITORS + 1))
-        finally:
-            for c in clients:
-                await c.aclose()
+            if room.json()["figures"]["admitted_total"] == FIFO_VISITORS:
+                break
+            await asyncio.sleep(0.5)
+        admissions = []
+        for n, ticket in enumerate(tickets):
+            seen = (await clients[n % 2].get(f"/api/v1/queue/{ticket}")).json()
+            assert seen["state"] == "admitted", seen
+            admissions.append(admission_of(seen["queue_pass"]))
+        assert admissions == list(range(1, FIFO_VISITORS + 1))
 
 
 async def test_the_socket_counts_down_then_hands_over_the_pass(
     sqlite_url: str, log_dir: Path
 ) -> None:
-    with two_servers(sqlite_url, log_dir) as servers:
-        clients = [client(s.base_url) for s in servers]
-        try:
-            event_id, tt = await open_room(clients[0], 10)
-            first = (
-                await clients[0].post(f"/api/v1/events/{event_id}/queue", headers=bearer("w-0"))
-            ).json()
-            second = (
-                await clients[1].post(f"/api/v1/events/{event_id}/queue", headers=bearer("w-1"))
-            ).json()
-            third = (
-                await clients[0].post(f"/api/v1/events/{event_id}/queue", headers=bearer("w-2"))
-            ).json()
-            assert first["state"] == "admitted"
-            async with connect(ws_url(servers[1], third["ticket"])) as ws:
-                seen = await receive(ws)
-                assert (seen["type"], seen["ticket"]["position"]) == ("ticket", 2)
-                left = await clients[0].delete(
-                    f"/api/v1/queue/{first['ticket']}", headers=bearer("w-0")
-                )
-                assert left.json()["state"] == "gone"
-                moved = await receive(ws)  # second is admitted: third moves up
-                assert moved["ticket"]["position"] == 1
-                await clients[1].delete(f"/api/v1/queue/{second['ticket']}", headers=bearer("w-1"))
-                admitted = await receive(ws)
-                assert admitted["ticket"]["state"] == "admitted"
-                queue_pass = admitted["ticket"]["queue_pass"]
-            line = {"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": 1}]}
-            made = await clients[0].post(
-                "/api/v1/orders", json={**line, "queue_pass": queue_pass}, headers=bearer("w-2")
+    async with serving(sqlite_url, log_dir) as (servers, clients):
+        event_id, tt = await open_room(clients[0], 10)
+        first = await join(clients[0], event_id, "w-0")
+        second = await join(clients[1], event_id, "w-1")
+        third = await join(clients[0], event_id, "w-2")
+        assert first["state"] == "admitted"
+        async with connect(ws_url(servers[1], third["ticket"])) as ws:
+            seen = await receive(ws)
+            assert (seen["type"], seen["ticket"]["position"]) == ("ticket", 2)
+            left = await clients[0].delete(
+                f"/api/v1/queue/{first['ticket']}", headers=bearer("w-0")
             )
-            assert made.status_code == 201, made.text
-        finally:
-            for c in clients:
-                await c.aclose()
+            assert left.json()["state"] == "gone"
+            moved = await receive(ws)  # second is admitted: third moves up
+            assert moved["ticket"]["position"] == 1
+            await clients[1].delete(f"/api/v1/queue/{second['ticket']}", headers=bearer("w-1"))
+            admitted = await receive(ws)
+            assert admitted["ticket"]["state"] == "admitted"
+            queue_pass = admitted["ticket"]["queue_pass"]
+        line = {"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": 1}]}
+        made = await clients[0].post(
+            "/api/v1/orders", json={**line, "queue_pass": queue_pass}, headers=bearer("w-2")
+        )
+        assert made.status_code == 201, made.text
 
 
 async def test_everyone_queued_learns_of_the_sell_out_within_two_seconds(
     sqlite_url: str, log_dir: Path
 ) -> None:
-    with two_servers(sqlite_url, log_dir) as servers:
-        clients = [client(s.base_url, connections=200) for s in servers]
+    async with serving(sqlite_url, log_dir, connections=200) as (servers, clients):
         sockets: list[ClientConnection] = []
         try:
             event_id, tt = await open_room(clients[0], 1)
-            buyer = (
-                await clients[0].post(f"/api/v1/events/{event_id}/queue", headers=bearer("buyer"))
-            ).json()
+            buyer = await join(clients[0], event_id, "buyer")
             assert buyer["state"] == "admitted"
             tickets = []
             for n in range(SOLD_OUT_QUEUED):
-                joined = await clients[n % 2].post(
-                    f"/api/v1/events/{event_id}/queue", headers=bearer(f"so-{n}")
-                )
-                tickets.append(joined.json()["ticket"])
+                joined = await join(clients[n % 2], event_id, f"so-{n}")
+                tickets.append(joined["ticket"])
             for n, ticket in enumerate(tickets):
                 sockets.append(await connect(ws_url(servers[n % 2], ticket)))
             firsts = await asyncio.gather(*(receive(ws) for ws in sockets))
@@ -215,8 +212,6 @@ async def test_everyone_queued_learns_of_the_sell_out_within_two_seconds(
         finally:
             for ws in sockets:
                 await ws.close()
-            for c in clients:
-                await c.aclose()
 
 
 async def test_a_killed_process_loses_nobodys_place_and_admits_nobody_twice(
@@ -227,44 +222,34 @@ async def test_a_killed_process_loses_nobodys_place_and_admits_nobody_twice(
     each exactly once (300 admission numbers for 300 visitors, nobody still queued), and
     the shop never held more than 20."""
     visitors, limit = 300, 20
-    with two_servers(sqlite_url, log_dir) as servers:
-        clients = [client(s.base_url) for s in servers]
+    async with serving(sqlite_url, log_dir) as (servers, clients):
         organizer = bearer(ORG, Role.ORGANIZER)
-        try:
-            opens_at = datetime.now(UTC) + timedelta(hours=1)
-            event_id, _ = await open_room(
-                clients[0],
-                10,
-                opens_at=opens_at.isoformat(),
-                active_limit=limit,
-                admit_per_minute=1_200,
-                pass_ttl_seconds=1,
-            )
-            for n in range(visitors):
-                joined = await clients[n % 2].post(
-                    f"/api/v1/events/{event_id}/queue", headers=bearer(f"kill-{n}")
-                )
-                assert joined.status_code == 200, joined.text
-            path = f"/api/v1/events/{event_id}/waiting-room"
-            now = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-            assert (
-                await clients[0].patch(path, json={"opens_at": now}, headers=organizer)
-            ).is_success
-            peak, killed = 0, False
-            deadline = time.monotonic() + 90
-            figures: dict[str, Any] = {}
-            while time.monotonic() < deadline:
-                figures = (await clients[1].get(path, headers=organizer)).json()["figures"]
-                peak = max(peak, figures["active_buyers"])
-                if not killed and figures["admitted_total"] >= 60:
-                    servers[0].kill()
-                    killed = True
-                if figures["queued"] == 0 and figures["active_buyers"] == 0:
-                    break
-                await asyncio.sleep(0.1)
-            assert killed
-            assert (figures["queued"], figures["admitted_total"]) == (0, visitors), figures
-            assert peak <= limit
-        finally:
-            for c in clients:
-                await c.aclose()
+        opens_at = datetime.now(UTC) + timedelta(hours=1)
+        event_id, _ = await open_room(
+            clients[0],
+            10,
+            opens_at=opens_at.isoformat(),
+            active_limit=limit,
+            admit_per_minute=1_200,
+            pass_ttl_seconds=1,
+        )
+        for n in range(visitors):
+            await join(clients[n % 2], event_id, f"kill-{n}")
+        path = f"/api/v1/events/{event_id}/waiting-room"
+        now = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+        assert (await clients[0].patch(path, json={"opens_at": now}, headers=organizer)).is_success
+        peak, killed = 0, False
+        deadline = time.monotonic() + 90
+        figures: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            figures = (await clients[1].get(path, headers=organizer)).json()["figures"]
+            peak = max(peak, figures["active_buyers"])
+            if not killed and figures["admitted_total"] >= 60:
+                servers[0].kill()
+                killed = True
+            if figures["queued"] == 0 and figures["active_buyers"] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert killed
+        assert (figures["queued"], figures["admitted_total"]) == (0, visitors), figures
+        assert peak <= limit

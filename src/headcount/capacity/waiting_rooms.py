@@ -29,7 +29,7 @@ import logging
 import secrets
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -255,28 +255,12 @@ async def create_waiting_room(
             updated_at=now,
         )
         await rows.add(tx, row)
-        journal.organizer(
-            tx,
-            ChangeType.WAITING_ROOM_CREATED,
-            event_id=event.id,
-            resource=("waiting_room", row.id),
-            before=None,
-            after=_recorded(row),
-            at=now,
-        )
-        return Room.of(row).view()
+        return _recorded_view(tx, ChangeType.WAITING_ROOM_CREATED, row, before=None, at=now)
 
-    view = await keyed.once(
-        rt,
-        principal,
-        scope=f"waiting_rooms.create:{event_id}",
-        key=idempotency_key,
-        payload=draft.model_dump(mode="json"),
-        answer=WaitingRoomView,
-        work=work,
+    payload = draft.model_dump(mode="json")
+    return await _decide(
+        rt, principal, event_id, step="create", payload=payload, key=idempotency_key, work=work
     )
-    _forget(rt, event_id)
-    return view
 
 
 async def update_waiting_room(
@@ -304,23 +288,53 @@ async def update_waiting_room(
             row.opens_at = sent["opens_at"].astimezone(UTC)
         row.updated_at = now
         await rows.save(tx)
-        journal.organizer(
-            tx,
-            ChangeType.WAITING_ROOM_CHANGED,
-            event_id=row.event_id,
-            resource=("waiting_room", row.id),
-            before=before,
-            after=_recorded(row),
-            at=now,
-        )
-        return Room.of(row).view()
+        return _recorded_view(tx, ChangeType.WAITING_ROOM_CHANGED, row, before=before, at=now)
 
+    payload = patch.model_dump(mode="json", exclude_unset=True)
+    return await _decide(
+        rt, principal, event_id, step="update", payload=payload, key=idempotency_key, work=work
+    )
+
+
+def _recorded_view(
+    tx: Tx,
+    kind: ChangeType,
+    row: WaitingRoom,
+    *,
+    before: dict[str, Any] | None,
+    at: datetime,
+) -> WaitingRoomView:
+    """The organizer's decision in the audit trail, and the room as it now stands."""
+    journal.organizer(
+        tx,
+        kind,
+        event_id=row.event_id,
+        resource=("waiting_room", row.id),
+        before=before,
+        after=_recorded(row),
+        at=at,
+    )
+    return Room.of(row).view()
+
+
+async def _decide(
+    rt: Runtime,
+    principal: Principal,
+    event_id: str,
+    *,
+    step: str,
+    payload: dict[str, Any],
+    key: str | None,
+    work: Callable[[Tx], Awaitable[WaitingRoomView]],
+) -> WaitingRoomView:
+    """An organizer's change, once per Idempotency-Key; this process forgets its copy of
+    the room at once (others within `ROOM_MAX_AGE`)."""
     view = await keyed.once(
         rt,
         principal,
-        scope=f"waiting_rooms.update:{event_id}",
-        key=idempotency_key,
-        payload=patch.model_dump(mode="json", exclude_unset=True),
+        scope=f"waiting_rooms.{step}:{event_id}",
+        key=key,
+        payload=payload,
         answer=WaitingRoomView,
         work=work,
     )
