@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from headcount.capacity import events, orders, tickets, waiting_rooms
+from headcount.capacity import events, orders, snapshot, tickets, waiting_rooms
 from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.tickets import TicketTypeDraft
@@ -151,6 +151,10 @@ async def test_organizer_view_patch_and_change_log(runtime: Runtime) -> None:
     assert (seen.figures.queued, seen.figures.active_buyers) == (1, 2)
     assert seen.figures.admitted_last_minute == 2
     assert seen.figures.median_wait_seconds is not None
+
+    snap = await snapshot.capacity_snapshot(runtime, tt.event_id)  # the dashboard's source
+    assert snap.waiting_room is not None
+    assert snap.waiting_room.figures == seen.figures
 
     patched = await waiting_rooms.update_waiting_room(
         runtime, ORG, tt.event_id, WaitingRoomPatch(active_limit=3)

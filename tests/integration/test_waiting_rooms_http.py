@@ -114,3 +114,16 @@ async def test_graphql_join_and_order_with_the_pass(http: httpx.AsyncClient) -> 
         {"t": ticket["ticket"]},
     )
     assert seen["queueTicket"]["state"] == "GONE"
+    room = await gql(
+        http,
+        """query($e: ID!) { waitingRoom(eventId: $e) { ... on WaitingRoom {
+             status activeLimit figures { admittedTotal activeBuyers } } } }""",
+        {"e": event_id},
+        as_user=ORG,
+        role=Role.ORGANIZER,
+    )
+    assert room["waitingRoom"] == {
+        "status": "OPEN",
+        "activeLimit": 1,
+        "figures": {"admittedTotal": 1, "activeBuyers": 0},
+    }
