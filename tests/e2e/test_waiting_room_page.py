@@ -1,6 +1,7 @@
 """The waiting room on the attendee page, in real headless Chromium against a real server:
 the visitor joins, watches the position count down as the people ahead leave the shop,
-then the shop opens and the purchase goes through with the pass."""
+then the shop opens and the purchase goes through with the pass; the organizer's
+dashboard shows the room's figures."""
 
 from __future__ import annotations
 
@@ -82,5 +83,13 @@ def test_the_page_counts_the_place_down_then_opens_the_shop(web_server: Server) 
                 page.locator("form.buy button[type=submit]").first.click()
                 expect(page.locator("#status")).to_contain_text("Complete payment")
                 assert errors == []
+                # The organizer's dashboard shows the room's figures.
+                board = browser.new_page()
+                board.goto(f"{web_server.base_url}/events/{event_id}/dashboard")
+                room_tiles = board.locator("#waiting-room")
+                expect(room_tiles).to_be_visible()
+                expect(room_tiles.locator('[data-field="admitted-last-minute"]')).to_have_text("4")
+                expect(room_tiles.locator('[data-field="active-limit"]')).to_have_text("1")
+                board.screenshot(path=str(artifact("waiting-room-dashboard.png")))
             finally:
                 browser.close()
