@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from headcount.capacity import events, orders, snapshot, tickets, waiting_rooms
+from headcount.capacity import events, orders, queue_pump, snapshot, tickets, waiting_rooms
 from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.tickets import TicketTypeDraft
@@ -121,7 +121,7 @@ async def test_queue_positions_eta_and_admission_in_arrival_order(runtime: Runti
     assert (again.ticket, again.position) == (waiting[1].ticket, 2)
     await waiting_rooms.leave_queue(runtime, attendee("v0"), first.ticket)  # abandons
     await asyncio.sleep(1.05)  # the rate's next token
-    await waiting_rooms.pump(runtime)
+    await queue_pump.pump(runtime)
     assert (await waiting_rooms.ticket_status(runtime, waiting[0].ticket)).state is (
         TicketState.ADMITTED
     )
@@ -162,7 +162,7 @@ async def test_organizer_view_patch_and_change_log(runtime: Runtime) -> None:
     assert (patched.id, patched.active_limit) == (room.id, 3)
     changed = only(await log.new(), "waiting_room.changed")
     assert changed.payload["before"] == {"active_limit": 2}
-    await waiting_rooms.pump(runtime)  # the new limit applies at the next step
+    await queue_pump.pump(runtime)  # the new limit applies at the next step
     seen = await waiting_rooms.get_waiting_room(runtime, ORG, tt.event_id)
     assert seen.figures is not None
     assert seen.figures.active_buyers == 3
@@ -180,7 +180,7 @@ async def test_sold_out_tells_everyone_queued_and_reopens_in_order(runtime: Runt
     bought = await orders.create_order(runtime, attendee("buyer"), order(tt, buyer.queue_pass))
     await orders.confirm_order(runtime, ORG, bought.id)
     await log.new()
-    await waiting_rooms.pump(runtime, stock_every=0)
+    await queue_pump.pump(runtime, stock_every=0)
     sold = only(await log.new(), "queue.sold_out")
     assert sold.payload["queued"] == 5
     room = await waiting_rooms.get_waiting_room(runtime, ORG, tt.event_id)
@@ -191,7 +191,7 @@ async def test_sold_out_tells_everyone_queued_and_reopens_in_order(runtime: Runt
     positions = [t.position for t in told]
 
     await orders.cancel_order(runtime, ORG, bought.id)  # refunded: stock is back
-    await waiting_rooms.pump(runtime, stock_every=0)
+    await queue_pump.pump(runtime, stock_every=0)
     only(await log.new(), "queue.reopened")
     again = [await waiting_rooms.ticket_status(runtime, t.ticket) for t in queued]
     states = {t.state for t in again}
@@ -238,7 +238,7 @@ async def test_passes_used_concurrently_never_exceed_the_active_limit(runtime: R
             seen = await waiting_rooms.get_waiting_room(runtime, ORG, tt.event_id)
             assert seen.figures is not None
             peaks.append(seen.figures.active_buyers)
-            await waiting_rooms.pump(runtime)
+            await queue_pump.pump(runtime)
             await asyncio.sleep(0)
 
     owners = await asyncio.gather(*(buy(w) for w in "abc" * 10), watch())

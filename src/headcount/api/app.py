@@ -31,7 +31,7 @@ from headcount.api.rest import pools as pools_rest
 from headcount.api.rest import presence as presence_rest
 from headcount.api.rest import waiting_rooms as waiting_rooms_rest
 from headcount.api.rest import webhooks as webhooks_rest
-from headcount.capacity import sequencer, waiting_rooms
+from headcount.capacity import queue_pump, sequencer
 from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
 from headcount.capacity.relay import run_in_background as run_webhook_relay
@@ -89,8 +89,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             asyncio.create_task(_run_duties(rt), name="headcount-duties"),
             # The change log's sequencer runs in every replica (capacity/sequencer.py).
             asyncio.create_task(sequencer.run(rt), name="headcount-sequencer"),
-            # Waiting rooms admit a few times a second (capacity/waiting_rooms.py).
-            asyncio.create_task(waiting_rooms.run(rt), name="headcount-waiting-rooms"),
+            # Waiting rooms admit a few times a second (capacity/queue_pump.py).
+            asyncio.create_task(queue_pump.run(rt), name="headcount-waiting-rooms"),
         ]
         # The webhook relay keeps its own, much shorter loop (capacity/relay.py).
         stop_relay = asyncio.Event()

@@ -10,25 +10,19 @@ every admission. This module turns them into use cases:
   `WS /ws/queue/{ticket}`) and leave;
 * `POST /orders` for ticket types behind a room asks `require_pass` first (403
   `queue_pass_required`), and `pass_used` frees the buyer's slot once the order is held;
-* `pump`, run by every replica a few times a second, admits from each room's head and
-  records the admissions, and watches the stock (twice a second): when it is gone
-  (nothing left and no hold that may lapse), the queue is marked sold out, every
-  process that notices wakes its queue sockets at once, and it reopens in the same
-  order when stock comes back.
+* the pump (`queue_pump.py`), run by every replica a few times a second, admits from
+  each room's head, records the admissions and watches the stock.
 
-Rooms are read through a per-process copy at most `ROOM_MAX_AGE` old (the order path
-must not pay a transaction for it); this process's own changes refresh it at once, other
-processes see a new or changed room within that second.
+Rooms are read through a per-process copy (`waiting_room_copies.py`) at most a second
+old: the order path must not pay a transaction for it.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
 import statistics
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,32 +30,29 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from headcount import origin
-from headcount.capacity import keyed
+from headcount.capacity import keyed, queue_pump
 from headcount.capacity.events import load_event
 from headcount.capacity.inputs import Patch
 from headcount.capacity.tickets import event_ticket_types
 from headcount.capacity.views import QueueFiguresView, QueueTicketView, WaitingRoomView
+from headcount.capacity.waiting_room_copies import Room, copies, forget, queues, room_of
 from headcount.domain import queue as rules
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import (
     Conflict,
     Forbidden,
-    HeadcountError,
     NotFound,
     QueuePassRequired,
     ServiceUnavailable,
 )
 from headcount.domain.identity import Principal
-from headcount.domain.ids import is_well_formed, new_id
-from headcount.domain.queue import QueueOrder, RoomStatus, RoomTerms, TicketState
+from headcount.domain.ids import new_id
+from headcount.domain.queue import QueueOrder, RoomStatus, TicketState
 from headcount.domain.tickets import OrderLine
 from headcount.ledger import journal, rows
 from headcount.ledger import waiting_rooms as ledger
 from headcount.ledger.db import Tx
 from headcount.ledger.waiting_rooms import WaitingRoom
-from headcount.presence.queues import Admitted, Queues, queues_of
-from headcount.recent import RecentReads
 from headcount.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -69,9 +60,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-ROOM_MAX_AGE = 1.0  # seconds a process may act on its copy of a room's terms
-PUMP_INTERVAL = 0.2  # seconds between admitting steps
-STOCK_INTERVAL = 0.5  # seconds between sold-out checks of a room, in each process
 MINUTE_MS = 60_000
 
 
@@ -102,106 +90,6 @@ class WaitingRoomPatch(Patch):
     opens_at: AwareDatetime | None = None
 
     NULLABLE: ClassVar[frozenset[str]] = frozenset()
-
-
-@dataclass(frozen=True, slots=True)
-class Room:
-    """A room as this process acts on it."""
-
-    id: str
-    event_id: str
-    ticket_type_ids: frozenset[str] | None
-    terms: RoomTerms
-    secret: str
-    status: RoomStatus
-    created_at: datetime
-    updated_at: datetime
-    opens_at: datetime
-
-    @classmethod
-    def of(cls, row: WaitingRoom) -> Room:
-        return cls(
-            id=row.id,
-            event_id=row.event_id,
-            ticket_type_ids=None if row.ticket_type_ids is None else frozenset(row.ticket_type_ids),
-            terms=RoomTerms(
-                room_id=row.id,
-                opens_at_ms=rules.epoch_ms(row.opens_at),
-                active_limit=row.active_limit,
-                admit_per_minute=row.admit_per_minute,
-                pass_ttl_ms=row.pass_ttl * 1000,
-                order=QueueOrder(row.queue_order),
-            ),
-            secret=row.secret,
-            status=RoomStatus(row.status),
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            opens_at=row.opens_at,
-        )
-
-    def covers(self, ticket_type_ids: Sequence[str]) -> bool:
-        types = self.ticket_type_ids
-        return types is None or any(t in types for t in ticket_type_ids)
-
-    def view(self, figures: QueueFiguresView | None = None) -> WaitingRoomView:
-        return WaitingRoomView(
-            id=self.id,
-            event_id=self.event_id,
-            ticket_type_ids=None if self.ticket_type_ids is None else sorted(self.ticket_type_ids),
-            opens_at=self.opens_at,
-            active_limit=self.terms.active_limit,
-            admit_per_minute=self.terms.admit_per_minute,
-            pass_ttl_seconds=self.terms.pass_ttl_ms // 1000,
-            order=self.terms.order,
-            status=self.status,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            figures=figures,
-        )
-
-
-class _Copies:
-    """This process's copies: each event's room (None: the event has none), read once per
-    `ROOM_MAX_AGE` however many sockets and orders ask at once (recent.py)."""
-
-    def __init__(self) -> None:
-        self.rooms: RecentReads[str, Room | None] = RecentReads(max_age=ROOM_MAX_AGE)
-        self.every: tuple[float, list[Room]] | None = None
-        self.stock_checked: dict[str, float] = {}
-        # A whole-event room's ticket types, for sold-out tickets' waitlist pointer.
-        self.event_types: RecentReads[str, list[str]] = RecentReads(max_age=ROOM_MAX_AGE)
-
-
-def _copies(rt: Runtime) -> _Copies:
-    found: _Copies | None = getattr(rt, "_waiting_rooms", None)
-    if found is None:
-        found = _Copies()
-        setattr(rt, "_waiting_rooms", found)  # noqa: B010 - a per-runtime cache, not a field
-    return found
-
-
-def _forget(rt: Runtime, event_id: str) -> None:
-    """This process changed the event's room: its next look reads the ledger."""
-    copies = _copies(rt)
-    copies.rooms.forget(event_id)
-    copies.every = None
-
-
-async def room_of(rt: Runtime, event_id: str) -> Room | None:
-    """The event's room, from this process's copy when it is fresh enough."""
-    if not is_well_formed(event_id):
-        return None
-
-    async def read() -> Room | None:
-        async with rt.db.snapshot() as tx:
-            row = await ledger.of_event(tx, event_id)
-        return None if row is None else Room.of(row)
-
-    return await _copies(rt).rooms.get(event_id, read)
-
-
-def _queues(rt: Runtime) -> Queues:
-    return queues_of(rt.presence)
 
 
 # --- organizers ---------------------------------------------------------------------------
@@ -338,7 +226,7 @@ async def _decide(
         answer=WaitingRoomView,
         work=work,
     )
-    _forget(rt, event_id)
+    forget(rt, event_id)
     return view
 
 
@@ -360,7 +248,7 @@ async def get_waiting_room(rt: Runtime, principal: Principal, event_id: str) -> 
 
 
 async def figures_of(rt: Runtime, room: Room) -> QueueFiguresView:
-    found = await _queues(rt).figures(room.terms)
+    found = await queues(rt).figures(room.terms)
     minute_ago = found.now_ms - MINUTE_MS
     waits = [waited for _, waited in found.recent[:500]]
     return QueueFiguresView(
@@ -390,10 +278,10 @@ async def join_queue(rt: Runtime, principal: Principal, event_id: str) -> QueueT
         async with rt.db.snapshot() as tx:
             await load_event(tx, event_id)  # 404 for an unknown event
         raise NotFound(f"event {event_id!r} has no waiting room")
-    queues = _queues(rt)
-    await queues.join(room.terms, principal.sub, draw=secrets.randbelow(rules.LATE_BASE))
+    store = queues(rt)
+    await store.join(room.terms, principal.sub, draw=secrets.randbelow(rules.LATE_BASE))
     # Admit at once when there is room: nobody waits a pump tick for an empty queue.
-    await _admit(rt, room)
+    await queue_pump.admit(rt, room)
     return await _ticket_view(rt, room, principal.sub)
 
 
@@ -423,17 +311,17 @@ async def leave_queue(rt: Runtime, principal: Principal, ticket: str) -> QueueTi
     room, visitor = await _from_ticket(rt, ticket)
     if visitor != principal.sub:
         raise NotFound("no such queue ticket")
-    queues = _queues(rt)
-    spot = await queues.look(room.terms, visitor)
+    store = queues(rt)
+    spot = await store.look(room.terms, visitor)
     if spot.admission is not None:
-        await queues.release(room.terms, visitor, spot.admission)
+        await store.release(room.terms, visitor, spot.admission)
     else:
-        await queues.leave(room.terms, visitor)
+        await store.leave(room.terms, visitor)
     return await _ticket_view(rt, room, visitor)
 
 
 async def _ticket_view(rt: Runtime, room: Room, visitor: str) -> QueueTicketView:
-    spot = await _queues(rt).look(room.terms, visitor)
+    spot = await queues(rt).look(room.terms, visitor)
     ahead = None if spot.position is None else spot.position - 1
     eta = None
     if spot.state is TicketState.WAITING and ahead is not None:
@@ -471,7 +359,7 @@ async def _waitlist_types(rt: Runtime, room: Room) -> list[str]:
             event = await load_event(tx, room.event_id)
             return sorted(t.id for t in await event_ticket_types(tx, event))
 
-    return await _copies(rt).event_types.get(room.event_id, read)
+    return await copies(rt).event_types.get(room.event_id, read)
 
 
 # --- the order gate ---------------------------------------------------------------------
@@ -507,7 +395,7 @@ async def require_pass(
     parts = rules.verified(room.secret, queue_pass, rules.PASS_KIND, 3)
     if parts is None or parts[0] != room.id or parts[1] != principal.sub:
         raise refused
-    if await _queues(rt).touch(room.terms, principal.sub, parts[2]) is None:
+    if await queues(rt).touch(room.terms, principal.sub, parts[2]) is None:
         raise refused
     return PassHeld(room, principal.sub, parts[2])
 
@@ -518,126 +406,4 @@ async def pass_used(rt: Runtime, held: PassHeld | None) -> None:
     if held is None:
         return
     with contextlib.suppress(ServiceUnavailable):
-        await _queues(rt).release(held.room.terms, held.visitor, held.admission)
-
-
-# --- the pump -----------------------------------------------------------------------------
-
-
-async def _every_room(rt: Runtime) -> list[Room]:
-    copies = _copies(rt)
-    if copies.every is not None and time.monotonic() - copies.every[0] < ROOM_MAX_AGE:
-        return copies.every[1]
-    async with rt.db.snapshot() as tx:
-        found = [Room.of(row) for row in await ledger.every(tx)]
-    copies.every = (time.monotonic(), found)
-    return found
-
-
-async def _admit(rt: Runtime, room: Room) -> list[Admitted]:
-    """One admitting step of `room`, recorded in the change log when it admitted anyone.
-
-    The store decides and the ledger records after: a process killed between them admits
-    the visitors (their pass works) but leaves this step's change unrecorded.
-    """
-    if room.status is RoomStatus.SOLD_OUT:
-        return []
-    admitted = await _queues(rt).admit(room.terms)
-    if admitted:
-        async with rt.db.transaction() as tx:
-            journal.queue(
-                tx,
-                ChangeType.QUEUE_ADMITTED,
-                room_id=room.id,
-                event_id=room.event_id,
-                figures={"admitted": [_admission(a) for a in admitted]},
-                at=rt.clock(),
-            )
-    return admitted
-
-
-def _admission(admitted: Admitted) -> dict[str, Any]:
-    return {
-        "visitor_id": admitted.visitor,
-        "admission": admitted.admission,
-        "waited_ms": admitted.waited_ms,
-    }
-
-
-async def _stock_gone(tx: Tx, room: Room) -> bool:
-    """Nothing left to sell and no hold that may lapse, over the room's ticket types."""
-    event = await load_event(tx, room.event_id)
-    covered = [
-        t
-        for t in await event_ticket_types(tx, event)
-        if room.ticket_type_ids is None or t.id in room.ticket_type_ids
-    ]
-    return bool(covered) and all(
-        t.quantity_available <= 0 and t.quantity_reserved <= 0 for t in covered
-    )
-
-
-async def _watch_stock(rt: Runtime, room: Room) -> Room:
-    """Mark the room sold out when its stock is gone, open again when stock returns; the
-    conditional status UPDATE lets exactly one replica record each turn."""
-    async with rt.db.transaction() as tx:
-        gone = await _stock_gone(tx, room)
-        row = await ledger.of_event(tx, room.event_id)
-        if row is None:
-            return room
-        status = RoomStatus(row.status)
-        wanted = RoomStatus.SOLD_OUT if gone else RoomStatus.OPEN
-        if wanted is not status:
-            now = rt.clock()
-            if await ledger.set_status(tx, row.id, was=status.value, now=wanted.value, at=now):
-                queued = (await _queues(rt).figures(room.terms)).queued
-                kind = ChangeType.QUEUE_SOLD_OUT if gone else ChangeType.QUEUE_REOPENED
-                journal.queue(
-                    tx,
-                    kind,
-                    room_id=row.id,
-                    event_id=row.event_id,
-                    figures={"queued": queued},
-                    at=now,
-                )
-                status = wanted
-    # The store follows the ledger (every replica sets it; setting it again is harmless).
-    await _queues(rt).set_status(room.terms, status)
-    if status is not room.status:
-        _forget(rt, room.event_id)
-        # This process's queue sockets (and capacity channels) look again at once.
-        rt.signals.notify(room.event_id)
-    return Room(**{**_fields(room), "status": status})
-
-
-def _fields(room: Room) -> dict[str, Any]:
-    return {name: getattr(room, name) for name in Room.__slots__}
-
-
-async def pump(rt: Runtime, *, stock_every: float = STOCK_INTERVAL) -> int:
-    """One round over every room: watch its stock (every `stock_every` seconds), admit
-    from its head. Safe in every replica at once: each step is atomic in the store.
-    Returns how many it admitted."""
-    copies = _copies(rt)
-    total = 0
-    for room in await _every_room(rt):
-        now = time.monotonic()
-        current = room
-        if now - copies.stock_checked.get(room.id, 0.0) >= stock_every:
-            copies.stock_checked[room.id] = now
-            current = await _watch_stock(rt, room)
-        total += len(await _admit(rt, current))
-    return total
-
-
-async def run(rt: Runtime, *, interval: float = PUMP_INTERVAL) -> None:
-    """The pump's loop, one per process (api/app.py starts it)."""
-    origin.as_system()
-    while True:
-        try:
-            await pump(rt)
-        except HeadcountError as exc:
-            log.warning("waiting-room pump: %s", exc.detail)
-        except Exception:
-            log.exception("waiting-room pump failed")
-        await asyncio.sleep(interval)
+        await queues(rt).release(held.room.terms, held.visitor, held.admission)
