@@ -1,6 +1,6 @@
 """`make bench`: Headcount against this machine's own limits, in one run.
 
-    python -m bench [--quick] [--suite tickets|admission|changes|sqlite|presence|herd|cluster|webhooks|fanout|all]
+    python -m bench [--quick] [--suite tickets|admission|changes|sqlite|presence|herd|cluster|queue|webhooks|fanout|all]
 
 Every figure is the median of `--reps` runs; every throughput is printed beside the limit
 measured in the same run (pgbench / a raw SQLite loop / redis-benchmark) and their ratio.
@@ -24,6 +24,7 @@ from bench import (
     herd,
     limits,
     presence_storm,
+    waiting_room,
     webhooks,
 )
 from bench.flash_sale import SaleResult, flash_sale, http_floor
@@ -513,6 +514,41 @@ def cluster_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     return rows
 
 
+def queue_suite(args: argparse.Namespace, log: Path) -> list[Row]:
+    """The waiting room with 100,000 queued: joins/s against the join script's own limit,
+    memory per visitor, and position lookups at 1k/10k/100k (flat if O(log n))."""
+    ensure_tool("redis-benchmark", "redis-tools")
+    rows: list[Row] = []
+    with private_redis() as redis:
+        limit = median(
+            [
+                waiting_room.redis_benchmark_join(redis.url, clients=64, requests=200_000)
+                for _ in range(args.reps)
+            ]
+        )
+        scale = waiting_room.redis_scale(redis.url)
+    local = waiting_room.memory_scale()
+    for label, found, ceiling in (
+        ("Redis, 64 joining at once", scale, limit),
+        ("in-process store, 1 joining at a time", local, None),
+    ):
+        figures: dict[str, float | int | str] = {
+            "queued": waiting_room.VISITORS,
+            "joins/s": round(found.joins_per_s),
+            "bytes/visitor": round(found.bytes_per_visitor),
+        }
+        if ceiling is not None:
+            figures["limit/s"] = round(ceiling)
+            figures["joins/limit"] = round(found.joins_per_s / ceiling, 2)
+        for size, micros in found.lookup_us.items():
+            figures[f"lookup µs @{size:,}"] = round(micros, 1)
+        for size, micros in found.server_us.items():
+            figures[f"in Redis µs @{size:,}"] = round(micros, 1)
+        rows.append(Row(f"waiting room: {label}", figures))
+        print(table(rows[-1:]), flush=True)
+    return rows
+
+
 def webhooks_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     """Commit → delivery through one `headcount relay` at fixed offered rates (the target:
     p99 < 1 s at 500 changes/s)."""
@@ -600,6 +636,7 @@ def main() -> None:
             "presence",
             "herd",
             "cluster",
+            "queue",
             "webhooks",
             "fanout",
             "all",
@@ -642,6 +679,7 @@ def main() -> None:
         "presence": presence_suite,
         "herd": herd_suite,
         "cluster": cluster_suite,
+        "queue": queue_suite,
         "webhooks": webhooks_suite,
         "fanout": fanout_suite,
     }

@@ -48,3 +48,7 @@ class RecentReads(Generic[Key, Value]):
             if key in self._copies and self._copies[key][1] is reading:
                 del self._copies[key]  # a failed read is not kept: the next caller tries again
             raise
+
+    def forget(self, key: Key) -> None:
+        """Drop the copy of `key` (this process just changed it): the next get reads."""
+        self._copies.pop(key, None)

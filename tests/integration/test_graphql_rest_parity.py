@@ -44,7 +44,10 @@ CAPACITY_FIELDS = f"""eventId maxAttendees replicaLagMs
   breakoutRooms {{ {ROOM_FIELDS} }}
   huddles {{ {HUDDLE_FIELDS} }}
   pools {{ {POOL_FIELDS} }}
-  eventTotal {{ maxAttendees registered tickets remaining overCapacityBy }}"""
+  eventTotal {{ maxAttendees registered tickets remaining overCapacityBy }}
+  waitingRoom {{ id eventId ticketTypeIds opensAt activeLimit admitPerMinute passTtlSeconds
+    order status createdAt updatedAt
+    figures {{ queued activeBuyers admittedTotal admittedLastMinute medianWaitSeconds }} }}"""
 EVENT_FIELDS = """id organizerId name description startsAt endsAt maxAttendees createdAt updatedAt
   virtualSettings { maxConcurrentViewers streamUrl }"""
 

@@ -15,6 +15,7 @@ from headcount import __version__, origin
 from headcount.api import graphql, problems, web
 from headcount.api.middleware import BodyLimit, Latency, RequestId
 from headcount.api.realtime import capacity as capacity_ws
+from headcount.api.realtime import queue as queue_ws
 from headcount.api.realtime import stream as stream_ws
 from headcount.api.rest import allotments as allotments_rest
 from headcount.api.rest import (
@@ -29,8 +30,9 @@ from headcount.api.rest import (
 )
 from headcount.api.rest import pools as pools_rest
 from headcount.api.rest import presence as presence_rest
+from headcount.api.rest import waiting_rooms as waiting_rooms_rest
 from headcount.api.rest import webhooks as webhooks_rest
-from headcount.capacity import sequencer
+from headcount.capacity import queue_pump, sequencer
 from headcount.capacity.allotments import sweep_due_holds
 from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             asyncio.create_task(_run_duties(rt), name="headcount-duties"),
             # The change log's sequencer runs in every replica (capacity/sequencer.py).
             asyncio.create_task(sequencer.run(rt), name="headcount-sequencer"),
+            # Waiting rooms admit a few times a second (capacity/queue_pump.py).
+            asyncio.create_task(queue_pump.run(rt), name="headcount-waiting-rooms"),
         ]
         # The webhook relay keeps its own, much shorter loop (capacity/relay.py).
         stop_relay = asyncio.Event()
@@ -126,6 +130,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     # handshakes arrive at once; behind ~100 REST routes matching cost ~9 % of a join.
     app.include_router(stream_ws.router)
     app.include_router(capacity_ws.router)
+    app.include_router(queue_ws.router)
     for router in (events.router, tickets.router, orders.router):
         app.include_router(router, prefix=api)
     for router in (registrations.router, sessions.router, waitlists.router):
@@ -135,6 +140,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(allotments_rest.router, prefix=api)
     app.include_router(webhooks_rest.router, prefix=api)
     app.include_router(changes.router, prefix=api)
+    app.include_router(waiting_rooms_rest.router, prefix=api)
     app.include_router(ops.router)
     graphql.install(app)
     web.install(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -17,7 +17,7 @@ from typing import Any, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from headcount import metrics, origin
-from headcount.capacity import keyed
+from headcount.capacity import keyed, waiting_rooms
 from headcount.capacity.batching import NotPlain
 from headcount.capacity.events import load_event
 from headcount.capacity.views import OrderItemView, OrderView
@@ -74,6 +74,8 @@ class OrderDraft(BaseModel):
 
     event_id: str = Field(min_length=1, max_length=80)
     items: list[OrderItemInput] = Field(min_length=1, max_length=100)
+    # The waiting room's admission pass, for ticket types behind one (waiting_rooms.py).
+    queue_pass: str | None = Field(default=None, min_length=1, max_length=1000)
 
 
 def lines_of(order: Order) -> list[OrderLine]:
@@ -102,11 +104,16 @@ async def create_order(
     )
 
     seen: list[baskets.Basket] = []  # what each attempt read: a refusal may mark the type
+    held: list[waiting_rooms.PassHeld | None] = []
 
     async def work(tx: Tx) -> OrderView:
         now = rt.clock()
         if not is_well_formed(draft.event_id):
             raise NotFound(f"no event {draft.event_id!r}")
+        if idempotency_key is not None:
+            # Behind a waiting room: 403 queue_pass_required without the caller's live
+            # pass. A keyed order checks it in the work, so a replay answers without it.
+            held.append(await waiting_rooms.require_pass(rt, principal, draft, lines))
         # One lock-free SELECT for the event, the lines' terms, limits, offers and shares
         # (ledger/basket.py); the checks below keep the order of the refusals.
         quota = rt.settings.max_pending_orders_per_user
@@ -178,29 +185,51 @@ async def create_order(
             work=work,
         )
 
+    if idempotency_key is None:
+        # A plain batch decides its orders without running `work`: the pass first.
+        held.append(await waiting_rooms.require_pass(rt, principal, draft, lines))
+    view = await _admit(
+        rt, principal.sub, draft, lines, key=idempotency_key, work=work, once=keyed_once, seen=seen
+    )
+    await waiting_rooms.pass_used(rt, held[-1] if held else None)
+    return view
+
+
+async def _admit(
+    rt: Runtime,
+    owner: str,
+    draft: OrderDraft,
+    lines: Sequence[OrderLine],
+    *,
+    key: str | None,
+    work: Callable[[Tx], Coroutine[Any, Any, OrderView]],
+    once: Callable[[], Awaitable[OrderView]],
+    seen: list[baskets.Basket],
+) -> OrderView:
+    """The order through its gate (several types) or its type's batch (one type)."""
     if len(lines) != 1:
         async with rt.hold_gates.through(line.ticket_type_id for line in lines):
-            return await _create(rt, draft.event_id, lines, keyed_once)
+            return await _create(rt, draft.event_id, lines, once)
     tid = lines[0].ticket_type_id
 
     async def attempt() -> OrderView:
         if not rt.hold_batches.enabled:
             async with rt.hold_gates.through([tid]):
-                return await keyed_once()
+                return await once()
         # Arrival order within this process: every order for the type queues here, those
         # with a key served alone in their turn (capacity/batching.py).
-        if idempotency_key is not None:
-            return cast(OrderView, await rt.hold_batches.alone(tid, keyed_once))
+        if key is not None:
+            return cast(OrderView, await rt.hold_batches.alone(tid, once))
         return cast(
             OrderView,
             await rt.hold_batches.hold(
                 tid,
-                principal.sub,
+                owner,
                 work,
                 recheck=lambda: rt.sold_out.refusal(draft.event_id, lines, rt.clock()),
                 together=(
                     _hold_together,
-                    _Plain(rt, principal.sub, draft.event_id, lines[0], origin.current(), seen),
+                    _Plain(rt, owner, draft.event_id, lines[0], origin.current(), seen),
                 ),
             ),
         )
@@ -208,7 +237,7 @@ async def create_order(
     try:
         return await _create(rt, draft.event_id, lines, attempt)
     except (SoldOut, EventFull) as exc:
-        if idempotency_key is None and seen:
+        if key is None and seen:
             basket, line, refused = seen[-1], lines[0], exc
             await rt.hold_batches.shared(
                 f"mark:{line.ticket_type_id}:{line.quantity}",

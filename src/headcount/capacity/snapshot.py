@@ -20,6 +20,7 @@ from headcount.capacity.registrations import registrations_of
 from headcount.capacity.sessions import session_views
 from headcount.capacity.tickets import event_ticket_types
 from headcount.capacity.views import CapacitySnapshot, TicketCapacity
+from headcount.capacity.waiting_rooms import waiting_room_of_event
 from headcount.ledger import allotments
 from headcount.ledger.db import staleness
 from headcount.runtime import Runtime
@@ -38,6 +39,8 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         sessions = await session_views(tx, event.id)
         presence_rows = await live_rows(tx, event)
     live = await live_sections(rt, presence_rows)
+    # The queue's figures come from the store, like the live counts (waiting_rooms.py).
+    waiting_room = await waiting_room_of_event(rt, event.id)
     available = sum(t.quantity_available for t in ticket_types)
     return CapacitySnapshot(
         event_id=event.id,
@@ -62,4 +65,5 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         huddles=live.huddles,
         pools=pools,
         event_total=event_total,
+        waiting_room=waiting_room,
     )

@@ -14,6 +14,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field
 
 from headcount.domain import attendance, tickets
+from headcount.domain.queue import QueueOrder, RoomStatus, TicketState
 from headcount.ledger.models import Event, Order, TicketType
 
 
@@ -398,6 +399,56 @@ class EventTotalView(View):
     over_capacity_by: int
 
 
+class QueueFiguresView(View):
+    """A waiting room's live figures, from the queue store (not the ledger)."""
+
+    queued: int
+    active_buyers: int
+    admitted_total: int
+    admitted_last_minute: int
+    median_wait_seconds: float | None = Field(
+        description="median wait of the newest admissions (up to 2,000), in seconds"
+    )
+
+
+class WaitingRoomView(View):
+    """A fair queue in front of an event's sale (docs/waiting-room.md)."""
+
+    id: str
+    event_id: str
+    ticket_type_ids: list[str] | None = Field(
+        description="the ticket types behind the room; null: every ticket type of the event"
+    )
+    opens_at: datetime
+    active_limit: int
+    admit_per_minute: int
+    pass_ttl_seconds: int
+    order: QueueOrder
+    status: RoomStatus
+    created_at: datetime
+    updated_at: datetime
+    figures: QueueFiguresView | None = None
+
+
+class QueueTicketView(View):
+    """A visitor's place in a waiting room; `queue_pass` once admitted (order with it)."""
+
+    ticket: str
+    room_id: str
+    event_id: str
+    state: TicketState
+    position: int | None
+    people_ahead: int | None
+    queued: int
+    eta_seconds: int | None
+    queue_pass: str | None = None
+    pass_expires_at: datetime | None = None
+    waitlist_ticket_type_ids: list[str] | None = Field(
+        default=None,
+        description="when sold out: the ticket types whose waitlist the visitor may join",
+    )
+
+
 class CapacitySnapshot(View):
     """One consistent read of every capacity of an event."""
 
@@ -418,6 +469,7 @@ class CapacitySnapshot(View):
     huddles: list[HuddleView] = []
     pools: list[PoolView] = []
     event_total: EventTotalView | None = None
+    waiting_room: WaitingRoomView | None = None
 
 
 class WebhookView(View):

@@ -60,6 +60,13 @@ class ChangeType(StrEnum):
     HUDDLE_CHANGED = "huddle.changed"
     HUDDLE_JOINED = "huddle.joined"
     HUDDLE_LEFT = "huddle.left"
+    WAITING_ROOM_CREATED = "waiting_room.created"
+    WAITING_ROOM_CHANGED = "waiting_room.changed"
+    # A waiting room's queue: visitors admitted (one change per admitting step), the
+    # stock gone with people still queued, and stock back (the queue resumes in order).
+    QUEUE_ADMITTED = "queue.admitted"
+    QUEUE_SOLD_OUT = "queue.sold_out"
+    QUEUE_REOPENED = "queue.reopened"
 
     # Thresholds people act on, recorded once per transition by the statement that crossed
     # it. Ledger thresholds come in pairs (`OPPOSITE`), which alternate per resource.
@@ -106,6 +113,8 @@ ORGANIZER_TYPES: frozenset[ChangeType] = frozenset(
         ChangeType.BREAKOUT_ROOM_CLOSED,
         ChangeType.HUDDLE_CREATED,
         ChangeType.HUDDLE_CHANGED,
+        ChangeType.WAITING_ROOM_CREATED,
+        ChangeType.WAITING_ROOM_CHANGED,
     }
 )
 

@@ -114,6 +114,16 @@ class NotFound(HeadcountError, code="not_found", status=404, title="Not found"):
     pass
 
 
+class QueuePassRequired(
+    Forbidden, code="queue_pass_required", title="A waiting-room pass is required"
+):
+    """The ticket types are behind an active waiting room: queue (`POST
+    /events/{id}/queue`) and order with the pass it gives. A forged, lapsed, used or
+    someone else's pass is refused the same way; `room_id` names the room."""
+
+    room_id: str | None
+
+
 class Conflict(
     HeadcountError, code="conflict", status=409, title="Conflicts with the current state"
 ):

@@ -304,6 +304,26 @@ def organizer(
     )
 
 
+def queue(
+    tx: AsyncSession,
+    type_: ChangeType,
+    *,
+    room_id: str,
+    event_id: str,
+    figures: Mapping[str, Any],
+    at: datetime,
+) -> None:
+    """A waiting room's queue moved: admitted, sold out or reopened (docs/changes.md)."""
+    changes.record(
+        tx,
+        type_,
+        event_id=event_id,
+        resource=("waiting_room", room_id),
+        payload={"room_id": room_id, **plain(figures)},
+        at=at,
+    )
+
+
 def full(used: int, limit: int | None) -> bool:
     """A limited capacity is full (sold out, exhausted) once use reaches its limit."""
     return limit is not None and used >= limit

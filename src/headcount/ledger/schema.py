@@ -13,6 +13,7 @@ from headcount.ledger import (
     models,
     pools,
     spaces,
+    waiting_rooms,
     webhooks,
 )
 from headcount.ledger.models import Base
@@ -28,5 +29,6 @@ __all__ = [
     "models",
     "pools",
     "spaces",
+    "waiting_rooms",
     "webhooks",
 ]

@@ -19,6 +19,7 @@ from headcount.domain.errors import (
     IdempotencyKeyReused,
     InvalidQuantity,
     PoolExhausted,
+    QueuePassRequired,
     SalesClosed,
     SoldOut,
 )
@@ -33,6 +34,7 @@ CreateOrderResult: Any = result_union(
     SalesClosed,
     InvalidQuantity,
     IdempotencyKeyReused,
+    QueuePassRequired,
 )
 ChangeOrderResult: Any = result_union(
     "ChangeOrderResult", OrderView, Conflict, SoldOut, HoldExpired, IdempotencyKeyReused
@@ -49,6 +51,7 @@ class OrderItemInput:
 class CreateOrderInput:
     event_id: strawberry.ID
     items: list[OrderItemInput]
+    queue_pass: str | None = None
 
 
 @strawberry.type
@@ -60,7 +63,9 @@ class OrderMutation:
         """Hold tickets (all lines or none) until `expiresAt`."""
         who = info.context.principal()  # who is asking is settled before what is asked
         items = [{"ticket_type_id": i.ticket_type_id, "quantity": i.quantity} for i in input.items]
-        draft = OrderDraft.model_validate({"event_id": input.event_id, "items": items})
+        draft = OrderDraft.model_validate(
+            {"event_id": input.event_id, "items": items, "queue_pass": input.queue_pass}
+        )
         return await orders.create_order(
             info.context.runtime, who, draft, idempotency_key=checked_key(idempotency_key)
         )

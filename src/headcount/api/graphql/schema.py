@@ -14,6 +14,7 @@ from headcount.api.graphql.queries import EventQuery
 from headcount.api.graphql.refusals import ALL_TYPES
 from headcount.api.graphql.registrations import RegistrationMutation, RegistrationQuery
 from headcount.api.graphql.sessions import SessionMutation, SessionQuery
+from headcount.api.graphql.waiting_rooms import WaitingRoomMutation, WaitingRoomQuery
 from headcount.api.graphql.waitlists import WaitlistMutation, WaitlistQuery
 from headcount.domain.errors import HeadcountError
 
@@ -37,6 +38,7 @@ class Query(
     PresenceQuery,
     ChangeQuery,
     OrganizerHoldQuery,
+    WaitingRoomQuery,
 ):
     pass
 
@@ -49,6 +51,7 @@ class Mutation(
     WaitlistMutation,
     PresenceMutation,
     OrganizerHoldMutation,
+    WaitingRoomMutation,
 ):
     pass
 

@@ -30,9 +30,10 @@ DEFAULT_INTERVAL = 1.0
 MIN_INTERVAL, MAX_INTERVAL = 0.25, 30.0
 
 
-def _interval(raw: str | None) -> float:
+def interval_of(raw: str | None, default: float = DEFAULT_INTERVAL) -> float:
+    """`?interval=` seconds between reads, bounded (shared by the queue socket)."""
     if raw is None:
-        return DEFAULT_INTERVAL
+        return default
     try:
         value = float(raw)
     except ValueError:
@@ -44,7 +45,7 @@ def _interval(raw: str | None) -> float:
     return value
 
 
-async def _drain(websocket: WebSocket) -> None:
+async def drain(websocket: WebSocket) -> None:
     """Read (and ignore) what the client sends, so a disconnect is noticed at once."""
     while (await websocket.receive())["type"] != "websocket.disconnect":
         pass
@@ -63,7 +64,7 @@ def feeds_of(websocket: WebSocket) -> Feeds:
 async def capacity(websocket: WebSocket, event_id: str) -> None:
     await websocket.accept()
     try:
-        interval = _interval(websocket.query_params.get("interval"))
+        interval = interval_of(websocket.query_params.get("interval"))
     except HeadcountError as exc:
         await refuse(websocket, exc)
         return
@@ -76,7 +77,7 @@ async def capacity(websocket: WebSocket, event_id: str) -> None:
             await refuse(websocket, first.error)
             return
         await websocket.send_text(first.text)
-        reader = asyncio.create_task(_drain(websocket))
+        reader = asyncio.create_task(drain(websocket))
         await _push_changes(websocket, feed, sent=first, reader=reader)
     except (WebSocketDisconnect, OSError, RuntimeError):
         pass  # the dashboard went away mid-send

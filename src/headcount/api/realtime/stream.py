@@ -7,7 +7,10 @@ Protocol (JSON text frames):
   place was still free, or still the viewer's); `viewers` counts places taken, those
   held in grace included, and `lease.place` says `resumed` when the viewer's place was
   given back;
-* server → `{"type": "error", "code": "viewer_limit_reached", …}` then close 4409;
+* server → `{"type": "error", "code": "viewer_limit_reached", …}` then close 4409; with
+  `?queue=1` a full stream instead queues the viewer, pushing `{"type": "queued",
+  "position": p, "queued": n}` until a place frees (FIFO), then `joined`; a viewer who
+  leaves or drops while queued loses the place in line (docs/waiting-room.md);
 * client → `{"type": "ping"}` renews the lease; server → `{"type": "pong", …}`;
 * client → `{"type": "leave"}` frees the place at once; server → `{"type": "left"}`,
   close 1000;
@@ -35,6 +38,7 @@ from headcount.api.realtime import (
     refuse,
     runtime_of,
 )
+from headcount.api.realtime import queue as queue_ws
 from headcount.capacity import live
 from headcount.capacity.spaces import VIEWERS
 from headcount.capacity.views import LeaseView
@@ -69,7 +73,13 @@ async def stream(websocket: WebSocket, event_id: str) -> None:
     await websocket.accept()
     try:
         principal = authenticate(websocket, rt)
-        lease = await live.join(rt, principal, VIEWERS, event_id)
+        if websocket.query_params.get("queue") == "1":  # wait in line when full (queue.py)
+            found = await queue_ws.join_in_line(websocket, rt, principal, VIEWERS, event_id)
+            if found is None:
+                return  # left or dropped while waiting
+            lease = found
+        else:
+            lease = await live.join(rt, principal, VIEWERS, event_id)
     except HeadcountError as exc:
         await refuse(websocket, exc)
         return

@@ -136,6 +136,23 @@ function renderLists(snap) {
   }
 }
 
+/** The waiting room's figures (hidden when the event has none). */
+function renderWaitingRoom(snap) {
+  const section = document.getElementById("waiting-room");
+  const room = snap.waiting_room;
+  section.hidden = !room;
+  if (!room) return;
+  const figures = room.figures || {};
+  setText(section, "queue-status", room.status);
+  setText(section, "queued", dash(figures.queued));
+  setText(section, "active-buyers", dash(figures.active_buyers));
+  setText(section, "active-limit", room.active_limit);
+  setText(section, "admitted-last-minute", dash(figures.admitted_last_minute));
+  setText(section, "admit-per-minute", room.admit_per_minute);
+  const wait = figures.median_wait_seconds;
+  setText(section, "median-wait", wait === null || wait === undefined ? "–" : `${Math.round(wait)} s`);
+}
+
 function svg(name, attrs) {
   const el = document.createElementNS(SVG, name);
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
@@ -200,6 +217,7 @@ function render(snap) {
   setText(tiles, "total", snap.tickets.total);
   renderTicketTable(snap);
   renderLists(snap);
+  renderWaitingRoom(snap);
   const updated = document.getElementById("updated");
   updated.dateTime = snap.taken_at;
   updated.textContent = new Date(snap.taken_at).toLocaleTimeString();

@@ -4,6 +4,7 @@ import {
   adoptTokenFromUrl, api, bindTokenForm, cardParts, getToken, setText, watchCapacity,
 } from "./live.js";
 import { livePlaces } from "./places.js";
+import { queuePass } from "./queue.js";
 
 const main = document.querySelector("main[data-page=event]");
 const eventId = main.dataset.eventId;
@@ -228,6 +229,7 @@ for (const form of main.querySelectorAll("form.buy")) {
       const order = await api("POST", "/orders", {
         event_id: eventId,
         items: [{ ticket_type_id: ticketTypeId, quantity }],
+        queue_pass: queuePass() || undefined, // behind a waiting room (queue.js)
       });
       loadOrders();
       if (mine.queues.has(ticketTypeId)) loadQueues();
