@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
@@ -105,18 +106,19 @@ async def test_one_refusal_refuses_only_that_order(database_url: str) -> None:
     rt = Runtime.from_settings(
         Settings(database_url=database_url, env="test", max_pending_orders_per_user=1)
     )
+    tag = secrets.token_hex(3)  # the hold limit counts a user's orders in every event
     try:
         tt = await stock(rt, 5, max_per_order=3)
-        await orders.create_order(rt, attendee("greedy"), draft(tt))  # at the hold limit now
+        await orders.create_order(rt, attendee(f"greedy-{tag}"), draft(tt))  # at the hold limit now
         before = rt.hold_batches.batches
         found = await outcomes(
             [
-                orders.create_order(rt, attendee("a"), draft(tt, 1)),
-                orders.create_order(rt, attendee("b"), draft(tt, 4)),  # over max_per_order
-                orders.create_order(rt, attendee("greedy"), draft(tt, 1)),  # hold limit
-                orders.create_order(rt, attendee("c"), draft(tt, 2)),
-                orders.create_order(rt, attendee("d"), draft(tt, 2)),  # 1 left: too few
-                orders.create_order(rt, attendee("e"), draft(tt, 1)),
+                orders.create_order(rt, attendee(f"a-{tag}"), draft(tt, 1)),
+                orders.create_order(rt, attendee(f"b-{tag}"), draft(tt, 4)),  # over max_per_order
+                orders.create_order(rt, attendee(f"greedy-{tag}"), draft(tt, 1)),  # hold limit
+                orders.create_order(rt, attendee(f"c-{tag}"), draft(tt, 2)),
+                orders.create_order(rt, attendee(f"d-{tag}"), draft(tt, 2)),  # 1 left: too few
+                orders.create_order(rt, attendee(f"e-{tag}"), draft(tt, 1)),
             ]
         )
         kinds = [type(o) for o in found]

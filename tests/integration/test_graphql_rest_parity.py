@@ -6,6 +6,7 @@ Both APIs call the same service functions; this test is what keeps a translation
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import httpx
@@ -15,6 +16,9 @@ from support.auth import bearer
 from support.graphql import gql, rest_normal, snake
 
 ORGANIZER = "org-parity"
+# Buyers of this module only: the per-user hold limit counts a user's pending orders in
+# every event, and other modules share this database.
+ANN, BOB, CY = (f"{name}-{secrets.token_hex(3)}" for name in ("ann", "bob", "cy"))
 
 TICKET_TYPE_FIELDS = """id eventId name quantityTotal quantitySold quantityReserved
   quantityAvailable isSoldOut maxPerOrder salesStart salesEnd
@@ -92,10 +96,10 @@ async def build_state(http: httpx.AsyncClient) -> dict[str, Any]:
     floor, balcony = ids
     orders = {}
     for who, tt_id, qty in (
-        ("ann", floor, 3),
-        ("ann", balcony, 2),
-        ("bob", floor, 1),
-        ("cy", floor, 2),
+        (ANN, floor, 3),
+        (ANN, balcony, 2),
+        (BOB, floor, 1),
+        (CY, floor, 2),
     ):
         response = await rest(
             http,
@@ -107,9 +111,9 @@ async def build_state(http: httpx.AsyncClient) -> dict[str, Any]:
         assert response.status_code == 201, response.text
         orders[(who, tt_id)] = response.json()["id"]
     attendance = await build_attendance(http, event_id)
-    paid = await rest(http, "POST", f"/orders/{orders['ann', floor]}/confirm", ORGANIZER)
+    paid = await rest(http, "POST", f"/orders/{orders[ANN, floor]}/confirm", ORGANIZER)
     assert paid.status_code == 200, paid.text
-    cancelled = await rest(http, "POST", f"/orders/{orders['bob', floor]}/cancel", "bob")
+    cancelled = await rest(http, "POST", f"/orders/{orders[BOB, floor]}/cancel", BOB)
     assert cancelled.status_code == 200, cancelled.text
     return {
         "event_id": event_id,
@@ -128,7 +132,7 @@ def ok(response: httpx.Response) -> dict[str, Any]:
 
 async def build_attendance(http: httpx.AsyncClient, event_id: str) -> dict[str, Any]:
     """Registrations, a session with a waitlist, one without, a full huddle, booth, room."""
-    for who, party in (("ann", 2), ("bob", 1), ("cy", 1)):
+    for who, party in ((ANN, 2), (BOB, 1), (CY, 1)):
         path = f"/events/{event_id}/registrations"
         ok(await rest(http, "POST", path, who, json={"party_size": party}))
     sessions = []
@@ -138,12 +142,12 @@ async def build_attendance(http: httpx.AsyncClient, event_id: str) -> dict[str, 
             ok(await rest(http, "POST", f"/events/{event_id}/sessions", ORGANIZER, json=body))
         )
     talk, workshop = sessions
-    for who in ("ann", "bob"):  # ann takes the seat, bob waits
+    for who in (ANN, BOB):  # ann takes the seat, bob waits
         ok(await rest(http, "POST", f"/sessions/{talk['id']}/rsvp", who))
-    ok(await rest(http, "POST", f"/sessions/{workshop['id']}/rsvp", "ann"))
+    ok(await rest(http, "POST", f"/sessions/{workshop['id']}/rsvp", ANN))
     body = {"name": "Hallway", "capacity": 1}
     huddle = ok(await rest(http, "POST", f"/events/{event_id}/huddles", ORGANIZER, json=body))
-    ok(await rest(http, "POST", f"/huddles/{huddle['id']}/join", "ann"))
+    ok(await rest(http, "POST", f"/huddles/{huddle['id']}/join", ANN))
     body = {"name": "Acme", "max_visitors": 3}
     booth = ok(await rest(http, "POST", f"/events/{event_id}/booths", ORGANIZER, json=body))
     body = {"name": "Room A", "capacity": 2}
@@ -204,7 +208,7 @@ async def test_reads_agree(http: httpx.AsyncClient) -> None:
             (await rest(http, "GET", f"/ticket-types/{tt_id}")).json()
         )
 
-    for who in ("ann", "bob", "cy", ORGANIZER):
+    for who in (ANN, BOB, CY, ORGANIZER):
         role = Role.ORGANIZER if who == ORGANIZER else Role.ATTENDEE
         mine = await gql(
             http,
@@ -278,7 +282,7 @@ def reads(state: dict[str, Any]) -> list[tuple[str, str, str, str | None, str]]:
                ... on Registration {{ {REGISTRATION_FIELDS} }} }} }}""",
             event_id,
             f"/events/{event_id}/registrations/me",
-            "ann",
+            ANN,
             "myRegistration",
         ),
         (
@@ -294,7 +298,7 @@ def reads(state: dict[str, Any]) -> list[tuple[str, str, str, str | None, str]]:
                sessionId attendeeId status position waitlistEntry {{ {ENTRY_FIELDS} }} }} }} }}""",
             session_id,
             f"/sessions/{session_id}/rsvp",
-            "bob",
+            BOB,
             "myRsvp",
         ),
         (
@@ -373,11 +377,11 @@ async def test_refusals_agree(http: httpx.AsyncClient) -> None:
         }, code
 
     change = f"""mutation($id: ID!) {{ confirmOrder(id: $id) {{ __typename {REFUSAL} }} }}"""
-    pending = state["orders"]["cy", floor]
+    pending = state["orders"][CY, floor]
     for who, order_id, code in (
-        ("cy", pending, "forbidden"),  # owners do not confirm their own payment
+        (CY, pending, "forbidden"),  # owners do not confirm their own payment
         ("dee", pending, "not_found"),  # nor may strangers learn the order exists
-        (ORGANIZER, state["orders"]["bob", floor], "conflict"),  # cancelled cannot be paid
+        (ORGANIZER, state["orders"][BOB, floor], "conflict"),  # cancelled cannot be paid
     ):
         by_rest = await rest(http, "POST", f"/orders/{order_id}/confirm", who)
         problem = by_rest.json()
@@ -399,7 +403,7 @@ async def test_refusals_agree(http: httpx.AsyncClient) -> None:
             None,
             rsvp,
             state["workshop"],
-            "cy",
+            CY,
         ),
         (
             "not_registered",
@@ -409,7 +413,7 @@ async def test_refusals_agree(http: httpx.AsyncClient) -> None:
             state["session"],
             "dee",
         ),
-        ("huddle_full", f"/huddles/{state['huddle']}/join", None, join, state["huddle"], "bob"),
+        ("huddle_full", f"/huddles/{state['huddle']}/join", None, join, state["huddle"], BOB),
         (
             "event_full",
             f"/events/{event_id}/registrations",
