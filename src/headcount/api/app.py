@@ -17,6 +17,7 @@ from headcount.api.middleware import BodyLimit, Latency, RequestId
 from headcount.api.realtime import capacity as capacity_ws
 from headcount.api.realtime import stream as stream_ws
 from headcount.api.rest import (
+    areas,
     changes,
     events,
     ops,
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(pools_rest.router, prefix=api)
     app.include_router(webhooks_rest.router, prefix=api)
     app.include_router(changes.router, prefix=api)
+    app.include_router(areas.router, prefix=api)
     app.include_router(stream_ws.router)
     app.include_router(capacity_ws.router)
     app.include_router(ops.router)

@@ -5,9 +5,28 @@ Feature modules that add tables register them by being imported here.
 
 from __future__ import annotations
 
-from headcount.ledger import attendance, buckets, changes, models, pools, spaces, webhooks
+from headcount.ledger import (
+    attendance,
+    buckets,
+    changes,
+    models,
+    pools,
+    spaces,
+    venue,
+    webhooks,
+)
 from headcount.ledger.models import Base
 
 metadata = Base.metadata
 
-__all__ = ["attendance", "buckets", "changes", "metadata", "models", "pools", "spaces", "webhooks"]
+__all__ = [
+    "attendance",
+    "buckets",
+    "changes",
+    "metadata",
+    "models",
+    "pools",
+    "spaces",
+    "venue",
+    "webhooks",
+]

@@ -6,6 +6,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
+from headcount.api.graphql.areas import AreaMutation, AreaQuery
 from headcount.api.graphql.changes import ChangeQuery
 from headcount.api.graphql.mutations import OrderMutation
 from headcount.api.graphql.presence import PresenceMutation, PresenceQuery
@@ -28,13 +29,26 @@ def _should_mask(error: GraphQLError) -> bool:
 
 
 @strawberry.type(name="Query")
-class Query(EventQuery, RegistrationQuery, SessionQuery, WaitlistQuery, PresenceQuery, ChangeQuery):
+class Query(
+    EventQuery,
+    RegistrationQuery,
+    SessionQuery,
+    WaitlistQuery,
+    PresenceQuery,
+    ChangeQuery,
+    AreaQuery,
+):
     pass
 
 
 @strawberry.type(name="Mutation")
 class Mutation(
-    OrderMutation, RegistrationMutation, SessionMutation, WaitlistMutation, PresenceMutation
+    OrderMutation,
+    RegistrationMutation,
+    SessionMutation,
+    WaitlistMutation,
+    PresenceMutation,
+    AreaMutation,
 ):
     pass
 
