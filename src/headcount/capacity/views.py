@@ -83,6 +83,9 @@ class TicketTypeView(View):
         default=1,
         description="Rows the free stock is spread over (1 unless hot-inventory mode is on).",
     )
+    release_after_exit: bool = Field(
+        default=False, description="A holder leaving the venue gives the ticket back to sale."
+    )
 
     @classmethod
     def of(
@@ -120,6 +123,7 @@ class TicketTypeView(View):
             pool_ids=pool_ids or [],
             over_capacity_by=max(0, sold + reserved - tt.quantity_total),
             stock_buckets=tt.stock_buckets,
+            release_after_exit=tt.release_after_exit,
         )
 
 

@@ -123,8 +123,8 @@ class AreaMutation:
     ) -> ScanBatchResult:
         """An offline gate's scans, applied in scan-time order, each's fate listed."""
         who = info.context.principal()
-        batch = ScanBatch.model_validate({"scans": [vars(s) for s in batch]})
-        return await scans.scan_batch(info.context.runtime, who, event_id, batch)
+        uploaded = ScanBatch.model_validate({"scans": [vars(s) for s in batch]})
+        return await scans.scan_batch(info.context.runtime, who, event_id, uploaded)
 
     @field(mutation=True)
     async def check_out(
