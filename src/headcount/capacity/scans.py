@@ -146,6 +146,9 @@ async def _apply(
     links = areas.parents(nodes)
     past = await scans.history(tx, area.event_id, name)
     before = await areas.position(tx, area.event_id, name)
+    if source is not Source.OFFLINE and past:
+        # Applied now, after everything stored: never folded in before a scan it followed.
+        scanned_at = max(scanned_at, max(p.at for p in past))
     # Judged against the position at the scan's own time (a late offline scan may land
     # before scans already stored); the final position is the fold of all of them.
     here = ScanStep(scanned_at, 2**62, area.id, direction)

@@ -78,9 +78,9 @@ async def _ticket(tx: AsyncSession, credential: Credential) -> Holder:
     order_id, ticket_type_id = credential.ref, credential.sub_ref
     found = (
         await tx.execute(
-            select(Order.event_id, Order.status, TicketType.release_after_exit).where(
-                Order.id == order_id, TicketType.id == ticket_type_id
-            )
+            select(Order.event_id, Order.status, TicketType.release_after_exit)
+            .join(TicketType, TicketType.event_id == Order.event_id)
+            .where(Order.id == order_id, TicketType.id == ticket_type_id)
         )
     ).first()
     if found is None or found[1] != OrderStatus.PAID:
