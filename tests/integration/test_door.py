@@ -50,7 +50,7 @@ async def _event(rt: Runtime) -> str:
 async def _area(
     rt: Runtime, event_id: str, name: str, maximum: int | None = None, **more: object
 ) -> str:
-    draft = AreaDraft(name=name, max_occupancy=maximum, **more)  # type: ignore[arg-type]
+    draft = AreaDraft(name=name, max_occupancy=maximum, **more)
     return (await areas.create_area(rt, ORG, event_id, draft)).id
 
 
@@ -245,7 +245,7 @@ async def _state(rt: Runtime, event_id: str) -> tuple[dict[str, str], dict[str, 
             )
         )
         inside = await tx.execute(select(Area.id, Area.inside).where(Area.event_id == event_id))
-        return {c: a for c, a in where.all()}, {a: n for a, n in inside.all()}
+        return dict(where.all()), dict(inside.all())
 
 
 async def test_an_offline_batch_replayed_twice_and_out_of_order_ends_the_same(
