@@ -3,7 +3,9 @@ checkpoint read (the counter and the position rows it must equal, at one instant
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, func, select, text
+import functools
+
+from sqlalchemy import Engine, create_engine, func, select, text
 
 from headcount.capacity import areas, events, registrations
 from headcount.capacity.areas import AreaDraft
@@ -43,16 +45,18 @@ async def checkpoint(rt: Runtime, area_id: str) -> tuple[int, int]:
 def checkpoint_rows(database_url: str, area_id: str) -> tuple[int, int]:
     """The same, straight from the database in one statement (one snapshot), for tests
     whose servers run elsewhere."""
-    engine = create_engine(sync_url(database_url))
-    try:
-        with engine.connect() as conn:
-            found = conn.execute(
-                text(
-                    "SELECT a.inside, (SELECT COUNT(*) FROM area_positions p"
-                    " WHERE p.area_id = a.id) FROM areas a WHERE a.id = :id"
-                ),
-                {"id": area_id},
-            ).one()
-    finally:
-        engine.dispose()
+    with _engine(database_url).connect() as conn:
+        found = conn.execute(
+            text(
+                "SELECT a.inside, (SELECT COUNT(*) FROM area_positions p"
+                " WHERE p.area_id = a.id) FROM areas a WHERE a.id = :id"
+            ),
+            {"id": area_id},
+        ).one()
     return int(found[0]), int(found[1])
+
+
+@functools.cache
+def _engine(database_url: str) -> Engine:
+    """One small pool per database for the whole run: a checker reads many times a second."""
+    return create_engine(sync_url(database_url), pool_size=1, max_overflow=0)

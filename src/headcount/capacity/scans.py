@@ -148,7 +148,7 @@ async def _apply(
     before = await areas.position(tx, area.event_id, name)
     if source is not Source.OFFLINE and past:
         # Applied now, after everything stored: never folded in before a scan it followed.
-        scanned_at = max(scanned_at, max(p.at for p in past))
+        scanned_at = max(scanned_at, *(p.at for p in past))
     # Judged against the position at the scan's own time (a late offline scan may land
     # before scans already stored); the final position is the fold of all of them.
     here = ScanStep(scanned_at, 2**62, area.id, direction)
@@ -163,17 +163,6 @@ async def _apply(
             credential=name,
         )
     moves = occupancy.moves(before, after, links)
-    moved, refused = await areas.move(tx, moves, enforce=online)
-    if refused is not None:
-        full = nodes[refused]
-        raise AreaFull(
-            f"{full.name!r} is at its maximum of {full.max_occupancy}",
-            area_id=refused,
-            max_occupancy=full.max_occupancy,
-            inside=full.inside,
-        )
-    if direction is Direction.ENTRY and any(m.over and moves[m.area_id] > 0 for m in moved):
-        outcome = Outcome.FLAGGED
     await areas.place(tx, area.event_id, name, after, now)
     scan = await scans.record(
         tx,
@@ -189,6 +178,20 @@ async def _apply(
             recorded_at=now,
         ),
     )
+    # The counters last: every gate queues on the area's row from this UPDATE to COMMIT,
+    # so nothing else runs while it is held but the change row that rides with it.
+    moved, refused = await areas.move(tx, moves, enforce=online)
+    if refused is not None:
+        full = nodes[refused]
+        raise AreaFull(
+            f"{full.name!r} is at its maximum of {full.max_occupancy}",
+            area_id=refused,
+            max_occupancy=full.max_occupancy,
+            inside=full.inside,
+        )
+    if direction is Direction.ENTRY and any(m.over and moves[m.area_id] > 0 for m in moved):
+        outcome = Outcome.FLAGGED
+        await scans.flag(tx, scan)
     kind = ChangeType.AREA_CHECKED_OUT if source is Source.CORRECTION else None
     journal.scan(tx, kind or _CHANGE[(direction, outcome)], scan, moves, after)
     released = False

@@ -2,8 +2,8 @@
 
 Everything durable is read in one `Database.snapshot()` transaction: REPEATABLE READ and
 READ ONLY on PostgreSQL, a deferred BEGIN on SQLite (WAL), so tickets, pools, the event
-total, registrations, sessions, the areas' occupancy and the live spaces' rows are one point in time, `as_of`
-(`taken_at`, or earlier by `replica_lag_ms` when a read replica served it).
+total, registrations, sessions, the areas' occupancy and the live spaces' rows are one
+point in time, `as_of` (`taken_at`, or earlier by `replica_lag_ms` when a read replica served it).
 The read never writes: a hold that lapsed but was not yet swept still counts as reserved
 (docs/guarantees.md, "Reads"). The live counts come from the presence store afterwards,
 outside the transaction, so no database snapshot waits on Redis.

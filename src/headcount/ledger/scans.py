@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from headcount.domain.attendance import RegistrationStatus, SeatStatus
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import TicketReleased, UnknownCredential
-from headcount.domain.occupancy import Credential, CredentialKind, Direction, ScanStep
+from headcount.domain.occupancy import Credential, CredentialKind, Direction, Outcome, ScanStep
 from headcount.domain.tickets import OrderLine, OrderStatus
 from headcount.ledger import inventory, journal, locks
 from headcount.ledger.attendance import Registration, Session, SessionSeat
@@ -128,6 +128,12 @@ async def record(tx: AsyncSession, scan: Scan) -> Scan:
     tx.add(scan)
     await tx.flush()
     return scan
+
+
+async def flag(tx: AsyncSession, scan: Scan) -> None:
+    """An offline entry took an area past its maximum: it happened, so it counts."""
+    scan.outcome = Outcome.FLAGGED.value
+    await tx.flush()
 
 
 async def every(tx: AsyncSession) -> dict[tuple[str, str], list[ScanStep]]:
