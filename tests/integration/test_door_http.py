@@ -101,11 +101,8 @@ async def test_rest_batch_lists_each_scans_fate(http: httpx.AsyncClient) -> None
         {"area_id": area_id, "scan_id": "o4", "credential": "registration:reg_zz"},
     ]
     scans = [{"direction": "entry", **s, "scanned_at": at} for s in scans]
-    done = await _made(
-        http.post(
-            f"{API}/events/{event_id}/scans/batch", json={"scans": scans}, headers=ORG_HEADERS
-        )
-    )
+    batch = f"{API}/events/{event_id}/scans/batch"
+    done = await _made(http.post(batch, json={"scans": scans}, headers=ORG_HEADERS))
     assert [r["status"] for r in done["results"]] == [
         "accepted",
         "conflicted",
@@ -118,11 +115,7 @@ async def test_rest_batch_lists_each_scans_fate(http: httpx.AsyncClient) -> None
         "not_inside",
         None,
     ]
-    again = await _made(
-        http.post(
-            f"{API}/events/{event_id}/scans/batch", json={"scans": scans}, headers=ORG_HEADERS
-        )
-    )
+    again = await _made(http.post(batch, json={"scans": scans}, headers=ORG_HEADERS))
     assert (again["duplicates"], again["rejected"]) == (3, 1)
     empty = await http.post(batch, json={"scans": []}, headers=ORG_HEADERS)
     assert empty.status_code == 422
