@@ -38,6 +38,7 @@ from headcount.ledger.reconcile import reconcile
 from headcount.ledger.venue import Area, AreaPosition, Scan
 from headcount.runtime import Runtime
 from support.auth import attendee, organizer
+from support.changes import Reader, only, subset
 
 ORG = organizer("org-door")
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -394,4 +395,49 @@ async def test_reconcile_finds_a_drifted_occupancy(runtime: Runtime) -> None:
         found = [str(d) for d in await reconcile(tx, fix=True)]
     assert any("areas.inside of" in d and "rows say 1" in d for d in found), found
     assert await _inside(runtime, hall) == 1
+    await _no_drift(runtime)
+
+
+async def test_every_door_decision_records_its_change(runtime: Runtime) -> None:
+    """Each stored scan, correction and release appears in the change log with its moves;
+    a refused scan records nothing (docs/changes.md)."""
+    event_id = await _event(runtime)
+    log = Reader(runtime, event_id)
+    venue = await _area(runtime, event_id, "Venue", 1)
+    assert await log.types() == ["event.created", "area.created"]
+    a, b, c = await _people(runtime, event_id, 3)
+    await log.new()
+    entered = await _scan(runtime, venue, a, "entry")
+    found = only(await log.new(), "area.entered")
+    subset(
+        found.payload,
+        area_id=venue,
+        scan_id=entered.scan_id,
+        credential=a + "/1",
+        direction="entry",
+        source="online",
+        outcome="accepted",
+        position=venue,
+        moves={venue: 1},
+    )
+    with pytest.raises(AreaFull):
+        await _scan(runtime, venue, b, "entry")
+    with pytest.raises(AlreadyInside):
+        await _scan(runtime, venue, a, "entry")
+    assert await log.types() == []
+    late = BatchScan(
+        area_id=venue,
+        scan_id="late",
+        credential=b,
+        direction=Direction.ENTRY,
+        scanned_at=T0,
+    )
+    await scans.scan_batch(runtime, ORG, event_id, ScanBatch(scans=[late]))
+    subset(only(await log.new(), "area.entry_flagged").payload, moves={venue: 1})
+    await _scan(runtime, venue, c, "exit")
+    subset(only(await log.new(), "area.exit_unmatched").payload, moves={}, position=None)
+    await scans.force_exit(runtime, ORG, venue, CheckoutDraft(credential=b))
+    subset(only(await log.new(), "area.checked_out").payload, moves={venue: -1})
+    await _scan(runtime, venue, a, "exit")
+    assert await log.types() == ["area.exited"]
     await _no_drift(runtime)
