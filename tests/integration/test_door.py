@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from headcount.capacity import areas, events, orders, registrations, scans, snapshot, tickets
-from headcount.capacity.areas import AreaDraft
+from headcount.capacity.areas import AreaDraft, AreaPatch
 from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.registrations import RegistrationDraft
@@ -440,4 +440,31 @@ async def test_every_door_decision_records_its_change(runtime: Runtime) -> None:
     subset(only(await log.new(), "area.checked_out").payload, moves={venue: -1})
     await _scan(runtime, venue, a, "exit")
     assert await log.types() == ["area.exited"]
+    await _no_drift(runtime)
+
+
+async def test_lowering_the_maximum_evicts_nobody_and_stops_entries(runtime: Runtime) -> None:
+    event_id = await _event(runtime)
+    hall = await _area(runtime, event_id, "Hall", 3)
+    a, b, c = await _people(runtime, event_id, 3)
+    await _scan(runtime, hall, a, "entry")
+    await _scan(runtime, hall, b, "entry")
+    log = Reader(runtime, event_id)
+    await log.new()
+    lowered = await areas.update_area(runtime, ORG, hall, AreaPatch(max_occupancy=1))
+    assert (lowered.inside, lowered.is_full, lowered.remaining) == (2, True, 0)
+    subset(
+        only(await log.new(), "area.changed").payload,
+        before={"max_occupancy": 3},
+        after={"max_occupancy": 1},
+    )
+    with pytest.raises(AreaFull):
+        await _scan(runtime, hall, c, "entry")
+    await _scan(runtime, hall, a, "exit")
+    with pytest.raises(AreaFull):  # still at the new maximum
+        await _scan(runtime, hall, c, "entry")
+    await _scan(runtime, hall, b, "exit")
+    await _scan(runtime, hall, c, "entry")
+    await areas.update_area(runtime, ORG, hall, AreaPatch(max_occupancy=None))
+    assert (await areas.get_area(runtime, hall)).remaining is None
     await _no_drift(runtime)

@@ -6,9 +6,12 @@ is fixed at creation), so the nesting every scan folds by never changes under it
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from headcount.capacity.events import MAX_LIMIT, load_event, require_manager
+from headcount.capacity.inputs import Patch
 from headcount.capacity.views import AreaView
 from headcount.domain import occupancy
 from headcount.domain.changes import ChangeType
@@ -34,6 +37,17 @@ class AreaDraft(BaseModel):
         description="Let a second entry without an exit through (counted once) instead of "
         "refusing it with `already_inside`.",
     )
+
+
+class AreaPatch(Patch):
+    """Only the fields present change. A maximum lowered below the people inside evicts
+    nobody: it only stops entries until enough have left."""
+
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"max_occupancy"})
+
+    name: str | None = Field(default=None, min_length=1, max_length=300)
+    max_occupancy: int | None = Field(default=None, strict=True, ge=0, le=MAX_LIMIT)
+    allow_reentry: bool | None = None
 
 
 def area_view(area: Area) -> AreaView:
@@ -113,3 +127,26 @@ async def list_areas(rt: Runtime, event_id: str) -> list[AreaView]:
 async def get_area(rt: Runtime, area_id: str) -> AreaView:
     async with rt.db.snapshot() as tx:
         return area_view(await load_area(tx, area_id))
+
+
+async def update_area(
+    rt: Runtime, principal: Principal, area_id: str, patch: AreaPatch
+) -> AreaView:
+    changes = patch.changes()
+    now = rt.clock()
+    async with rt.db.transaction() as tx:
+        area = await load_area(tx, area_id)
+        require_manager(principal, await load_event(tx, area.event_id))
+        before = {k: getattr(area, k) for k in ("name", "max_occupancy", "allow_reentry")}
+        if changes:
+            await rows.change(tx, Area, area.id, {**changes, "updated_at": now})
+        journal.organizer(
+            tx,
+            ChangeType.AREA_CHANGED,
+            event_id=area.event_id,
+            resource=("area", area.id),
+            before=before,
+            after={**before, **changes},
+            at=now,
+        )
+        return area_view(await load_area(tx, area.id))

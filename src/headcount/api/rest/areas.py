@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from headcount.api.auth import PrincipalDep, RuntimeDep
 from headcount.api.rest.common import id_path, problems
 from headcount.capacity import areas, scans
-from headcount.capacity.areas import AreaDraft
+from headcount.capacity.areas import AreaDraft, AreaPatch
 from headcount.capacity.scans import CheckoutDraft, ScanBatch, ScanDraft
 from headcount.capacity.views import AreaResetView, AreaView, ScanBatchView, ScanView
 
@@ -34,6 +34,14 @@ async def list_areas(rt: RuntimeDep, event_id: EventId) -> list[AreaView]:
 @router.get("/areas/{area_id}", responses=problems(404))
 async def get_area(rt: RuntimeDep, area_id: AreaId) -> AreaView:
     return await areas.get_area(rt, area_id)
+
+
+@router.patch("/areas/{area_id}", responses=problems(401, 403, 404))
+async def update_area(
+    rt: RuntimeDep, who: PrincipalDep, area_id: AreaId, body: AreaPatch
+) -> AreaView:
+    """A maximum lowered below the people inside evicts nobody; entries wait for room."""
+    return await areas.update_area(rt, who, area_id, body)
 
 
 @router.post("/areas/{area_id}/scans", responses=problems(401, 403, 404, 409))
