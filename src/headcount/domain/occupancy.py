@@ -68,7 +68,7 @@ class CredentialKind(StrEnum):
 
 _KINDS = frozenset(k.value for k in CredentialKind)
 _UNIT = re.compile(r"^[1-9][0-9]{0,3}$")
-_SUBJECT = re.compile(r"^[^\s/]{1,200}$")
+_SUBJECT = re.compile(r"^[^\s/\x00-\x1f\x7f]{1,200}$")
 
 
 @dataclass(frozen=True, slots=True)
