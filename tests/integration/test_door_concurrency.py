@@ -120,3 +120,27 @@ async def test_the_credential_lock_is_what_keeps_two_gates_exact(
             assert drifts
     finally:
         await rt.close()
+
+
+async def test_one_scan_id_sent_for_two_credentials_at_once_is_stored_once(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their credential locks differ, so only the (event, scan_id) key can tell."""
+    area_id, (ann, bob) = await door_event(runtime, 2, None)
+    await _slow_reads(monkeypatch)
+    answers = await asyncio.gather(
+        *(
+            scans.scan(
+                runtime,
+                ORG,
+                area_id,
+                ScanDraft(scan_id="same", credential=who, direction=Direction.ENTRY),
+            )
+            for who in (ann, bob)
+        ),
+        return_exceptions=True,
+    )
+    assert sorted(type(a).__name__ for a in answers) == ["ScanIdReused", "ScanView"], answers
+    assert await checkpoint(runtime, area_id) == (1, 1)
+    async with runtime.db.transaction() as tx:
+        assert [str(d) for d in await reconcile(tx)] == []

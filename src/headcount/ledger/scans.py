@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import RegistrationStatus, SeatStatus
 from headcount.domain.changes import ChangeType
-from headcount.domain.errors import TicketReleased, UnknownCredential
+from headcount.domain.errors import ScanIdReused, TicketReleased, UnknownCredential
 from headcount.domain.occupancy import Credential, CredentialKind, Direction, Outcome, ScanStep
 from headcount.domain.tickets import OrderLine, OrderStatus
 from headcount.ledger import inventory, journal, locks
@@ -125,15 +126,36 @@ async def history(tx: AsyncSession, event_id: str, credential: str) -> list[Scan
 
 
 async def record(tx: AsyncSession, scan: Scan) -> Scan:
-    tx.add(scan)
-    await tx.flush()
+    """Store a scan; `scan_id_reused` if its (event, scan_id) was taken meanwhile.
+
+    `ON CONFLICT DO NOTHING`: a concurrent scan with the same id for another credential
+    (its own lock does not cover this one) waits for the first, then stores nothing.
+    """
+    dialect = tx.get_bind().dialect.name
+    factory = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    columns = {c.key: getattr(scan, c.key) for c in Scan.__table__.columns if c.key != "seq"}
+    stored = await tx.execute(
+        factory(Scan)
+        .values(**columns)
+        .on_conflict_do_nothing(index_elements=["event_id", "scan_id"])
+        .returning(Scan.seq)
+    )
+    seq = stored.scalar()
+    if seq is None:
+        raise ScanIdReused(f"scan id {scan.scan_id!r} named another scan", scan_id=scan.scan_id)
+    scan.seq = seq
     return scan
 
 
 async def flag(tx: AsyncSession, scan: Scan) -> None:
     """An offline entry took an area past its maximum: it happened, so it counts."""
     scan.outcome = Outcome.FLAGGED.value
-    await tx.flush()
+    await tx.execute(
+        update(Scan)
+        .where(Scan.seq == scan.seq)
+        .values(outcome=scan.outcome)
+        .execution_options(**_NO_SYNC)
+    )
 
 
 async def every(tx: AsyncSession) -> dict[tuple[str, str], list[ScanStep]]:
