@@ -468,3 +468,24 @@ async def test_lowering_the_maximum_evicts_nobody_and_stops_entries(runtime: Run
     await areas.update_area(runtime, ORG, hall, AreaPatch(max_occupancy=None))
     assert (await areas.get_area(runtime, hall)).remaining is None
     await _no_drift(runtime)
+
+
+async def test_the_auto_checkout_empties_the_area_once_at_its_moment(runtime: Runtime) -> None:
+    event_id = await _event(runtime)
+    venue = await _area(runtime, event_id, "Venue")
+    hall = await _area(runtime, event_id, "Hall", parent_id=venue)
+    people = await _people(runtime, event_id, 3)
+    for person in people:
+        await _scan(runtime, hall, person, "entry")
+    soon = runtime.clock() + timedelta(hours=1)
+    await areas.update_area(runtime, ORG, venue, AreaPatch(checkout_at=soon))
+    assert await scans.sweep_checkouts(runtime) == 0  # not yet
+    past = runtime.clock() - timedelta(seconds=1)
+    await areas.update_area(runtime, ORG, venue, AreaPatch(checkout_at=past))
+    assert await scans.sweep_checkouts(runtime) == 3
+    assert (await _inside(runtime, venue), await _inside(runtime, hall)) == (0, 0)
+    assert (await areas.get_area(runtime, venue)).checkout_at is None  # once
+    await _scan(runtime, hall, people[0], "entry")
+    assert await scans.sweep_checkouts(runtime) == 0
+    assert await _inside(runtime, hall) == 1
+    await _no_drift(runtime)

@@ -35,6 +35,7 @@ from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
 from headcount.capacity.relay import run_in_background as run_webhook_relay
 from headcount.capacity.retention import prune_changes
+from headcount.capacity.scans import sweep_checkouts
 from headcount.capacity.waitlists import sweep_expired_offers
 from headcount.config import Settings
 from headcount.domain.errors import HeadcountError
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 # Background duties run by every replica; each must be safe to run concurrently everywhere.
 Duty = Callable[[Runtime], Awaitable[object]]
 DUTIES: list[Duty] = [sweep_expired_holds, sweep_expired_offers, prune_presence, prune_changes]
+DUTIES.append(sweep_checkouts)
 
 
 async def _run_duties(rt: Runtime) -> None:

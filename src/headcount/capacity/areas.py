@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from headcount.capacity.events import MAX_LIMIT, load_event, require_manager
 from headcount.capacity.inputs import Patch
@@ -37,17 +37,21 @@ class AreaDraft(BaseModel):
         description="Let a second entry without an exit through (counted once) instead of "
         "refusing it with `already_inside`.",
     )
+    checkout_at: AwareDatetime | None = Field(
+        default=None, description="Check everyone still inside out at this moment (once)."
+    )
 
 
 class AreaPatch(Patch):
     """Only the fields present change. A maximum lowered below the people inside evicts
     nobody: it only stops entries until enough have left."""
 
-    NULLABLE: ClassVar[frozenset[str]] = frozenset({"max_occupancy"})
+    NULLABLE: ClassVar[frozenset[str]] = frozenset({"max_occupancy", "checkout_at"})
 
     name: str | None = Field(default=None, min_length=1, max_length=300)
     max_occupancy: int | None = Field(default=None, strict=True, ge=0, le=MAX_LIMIT)
     allow_reentry: bool | None = None
+    checkout_at: AwareDatetime | None = None
 
 
 def area_view(area: Area) -> AreaView:
@@ -58,6 +62,7 @@ def area_view(area: Area) -> AreaView:
         name=area.name,
         max_occupancy=area.max_occupancy,
         allow_reentry=area.allow_reentry,
+        checkout_at=area.checkout_at,
         inside=area.inside,
         remaining=occupancy.remaining(area.inside, area.max_occupancy),
         is_full=area.max_occupancy is not None and area.inside >= area.max_occupancy,
@@ -101,6 +106,7 @@ async def create_area(
             name=draft.name,
             max_occupancy=draft.max_occupancy,
             allow_reentry=draft.allow_reentry,
+            checkout_at=draft.checkout_at,
             inside=0,
             created_at=now,
             updated_at=now,
@@ -137,7 +143,8 @@ async def update_area(
     async with rt.db.transaction() as tx:
         area = await load_area(tx, area_id)
         require_manager(principal, await load_event(tx, area.event_id))
-        before = {k: getattr(area, k) for k in ("name", "max_occupancy", "allow_reentry")}
+        fields = ("name", "max_occupancy", "allow_reentry", "checkout_at")
+        before = {k: getattr(area, k) for k in fields}
         if changes:
             await rows.change(tx, Area, area.id, {**changes, "updated_at": now})
         journal.organizer(

@@ -315,10 +315,18 @@ async def _correct(tx: Tx, area: Area, credential: str, now: datetime) -> ScanVi
 
 
 async def reset_area(rt: Runtime, principal: Principal, area_id: str) -> AreaResetView:
-    """Check everyone out of the area and the areas inside it (the nightly reset, or an
-    auto checkout at a set time): one recorded correction per credential, each atomic."""
+    """Check everyone out of the area and the areas inside it (the nightly reset): one
+    recorded correction per credential, each atomic."""
     async with rt.db.snapshot() as tx:
-        area = await _gate(tx, principal, area_id)
+        await _gate(tx, principal, area_id)
+    checked_out = await _check_out_everyone(rt, area_id)
+    async with rt.db.snapshot() as tx:
+        return AreaResetView(area=area_view(await load_area(tx, area_id)), checked_out=checked_out)
+
+
+async def _check_out_everyone(rt: Runtime, area_id: str) -> int:
+    async with rt.db.snapshot() as tx:
+        area = await load_area(tx, area_id)
         within = areas.descendants(area.id, await areas.tree(tx, area.event_id))
         inside = await areas.credentials_within(tx, within)
     checked_out = 0
@@ -332,5 +340,17 @@ async def reset_area(rt: Runtime, principal: Principal, area_id: str) -> AreaRes
             checked_out += await rt.db.atomically(work)
         except HeadcountError:
             continue  # the credential stopped being valid meanwhile: nothing to move
-    async with rt.db.snapshot() as tx:
-        return AreaResetView(area=area_view(await load_area(tx, area_id)), checked_out=checked_out)
+    return checked_out
+
+
+async def sweep_checkouts(rt: Runtime, *, batch: int = 20) -> int:
+    """The auto checkout: areas whose `checkout_at` passed are reset, each by one replica
+    (claimed SKIP LOCKED and cleared in one transaction). A background duty."""
+    total = 0
+    while True:
+        async with rt.db.transaction() as tx:
+            due = await areas.due_checkouts(tx, rt.clock(), limit=batch)
+        for area_id in due:
+            total += await _check_out_everyone(rt, area_id)
+        if len(due) < batch:
+            return total

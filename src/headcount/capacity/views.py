@@ -398,6 +398,9 @@ class AreaView(View):
     name: str
     max_occupancy: int | None
     allow_reentry: bool
+    checkout_at: datetime | None = Field(
+        default=None, description="When everyone still inside is checked out (once)."
+    )
     inside: int
     remaining: int | None
     is_full: bool

@@ -15,6 +15,7 @@ from sqlalchemy import Integer, String, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain import occupancy
+from headcount.ledger import locks
 from headcount.ledger.venue import Area, AreaPosition
 
 _NO_SYNC = {"synchronize_session": False}
@@ -167,3 +168,25 @@ async def listed(tx: AsyncSession, event_id: str) -> list[Area]:
         select(Area).where(Area.event_id == event_id).order_by(Area.created_at, Area.id)
     )
     return list(found)
+
+
+async def due_checkouts(tx: AsyncSession, now: datetime, *, limit: int) -> list[str]:
+    """Claim areas whose auto checkout is due and clear it, so one replica runs each."""
+    due = list(
+        await tx.scalars(
+            locks.claimed(
+                select(Area.id)
+                .where(Area.checkout_at.is_not(None), Area.checkout_at <= now)
+                .order_by(Area.checkout_at, Area.id)
+                .limit(limit)
+            )
+        )
+    )
+    if due:
+        await tx.execute(
+            update(Area)
+            .where(Area.id.in_(due))
+            .values(checkout_at=None)
+            .execution_options(**_NO_SYNC)
+        )
+    return due

@@ -38,6 +38,8 @@ class Area(Base):
     # An entry without an exit is let through (and still counts once) instead of refused.
     allow_reentry: Mapped[bool] = mapped_column(Boolean, default=False)
     inside: Mapped[int] = mapped_column(Integer, default=0)
+    # When everyone still inside is checked out (once; the organizer sets the next one).
+    checkout_at: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

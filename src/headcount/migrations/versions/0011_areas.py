@@ -1,7 +1,8 @@
 """areas: the door — areas with a maximum occupancy, positions, scans, released tickets
 
 * `areas`: an event's venue, halls and rooms (`parent_id`), each with an optional
-  `max_occupancy` and its `inside` counter (credentials at it or below it).
+  `max_occupancy`, its `inside` counter (credentials at it or below it) and an optional
+  `checkout_at` (the auto checkout's moment).
 * `area_positions`: one row per credential inside, keyed (event, credential): inside is
   the row existing, so nobody is counted twice.
 * `scans`: every stored scan, unique per (event, scan_id); reconcile folds them.
@@ -30,6 +31,7 @@ def upgrade() -> None:
         sa.Column("max_occupancy", sa.Integer(), nullable=True),
         sa.Column("allow_reentry", sa.Boolean(), nullable=False),
         sa.Column("inside", sa.Integer(), nullable=False),
+        columns.moment("checkout_at", nullable=True),
         *columns.stamps(),
         sa.CheckConstraint("inside >= 0", name=op.f("ck_areas_inside_non_negative")),
         sa.CheckConstraint(
@@ -39,7 +41,7 @@ def upgrade() -> None:
         columns.reference("areas", "parent_id", "areas"),
         columns.primary_key("areas"),
     )
-    columns.index("areas", "event_id")
+    columns.index("areas", "event_id", "checkout_at")
     op.create_table(
         "area_positions",
         columns.key("event_id"),
