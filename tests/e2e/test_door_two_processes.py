@@ -60,15 +60,18 @@ async def _setup(servers: list[Server], people: int, maximum: int) -> tuple[str,
         )
         assert area.status_code == 201, area.text
     clients = [client(s.base_url) for s in servers]
+    registered: list[httpx.Response] = []
     try:
-        registered = await asyncio.gather(
-            *(
-                clients[n % 2].post(
-                    f"/api/v1/events/{event_id}/registrations", headers=bearer(f"door-{n}")
+        # In rounds: thousands of requests queued on one httpx pool crawl (setup only).
+        for start in range(0, people, 100):
+            registered += await asyncio.gather(
+                *(
+                    clients[n % 2].post(
+                        f"/api/v1/events/{event_id}/registrations", headers=bearer(f"door-{n}")
+                    )
+                    for n in range(start, min(people, start + 100))
                 )
-                for n in range(people)
             )
-        )
     finally:
         for c in clients:
             await c.aclose()
