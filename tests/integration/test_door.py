@@ -489,3 +489,21 @@ async def test_the_auto_checkout_empties_the_area_once_at_its_moment(runtime: Ru
     assert await scans.sweep_checkouts(runtime) == 0
     assert await _inside(runtime, hall) == 1
     await _no_drift(runtime)
+
+
+async def test_someone_inside_whose_credential_lapsed_can_still_leave(runtime: Runtime) -> None:
+    """A registration cancelled while its holder is inside: no entry, but the exit (and a
+    reset) still let them out, so nobody stays counted forever."""
+    event_id = await _event(runtime)
+    hall = await _area(runtime, event_id, "Hall")
+    a, b = await _people(runtime, event_id, 2, prefix="lapse")
+    await _scan(runtime, hall, a, "entry")
+    await _scan(runtime, hall, b, "entry")
+    for sub in (f"lapse-{event_id}-0", f"lapse-{event_id}-1"):
+        await registrations.cancel_registration(runtime, attendee(sub), event_id)
+    assert (await _scan(runtime, hall, a, "exit")).outcome == "accepted"
+    with pytest.raises(UnknownCredential):
+        await _scan(runtime, hall, a, "entry")
+    assert (await scans.reset_area(runtime, ORG, hall)).checked_out == 1
+    assert await _inside(runtime, hall) == 0
+    await _no_drift(runtime)

@@ -30,10 +30,13 @@ from headcount.domain.errors import (
     HeadcountError,
     InvalidRequest,
     ScanIdReused,
+    TicketReleased,
+    UnknownCredential,
 )
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.domain.occupancy import (
+    Credential,
     CredentialKind,
     Direction,
     Outcome,
@@ -135,7 +138,7 @@ async def _apply(
             )
         node = (await areas.tree(tx, area.event_id))[area.id]
         return _view(earlier, node.inside, node.max_occupancy, duplicate=True)
-    holder = await scans.holder(tx, credential)
+    holder = await _holder(tx, credential, area.event_id, direction)
     if holder.event_id != area.event_id:
         raise CredentialOtherEvent(
             f"{credential} is for another event than area {area.name!r}",
@@ -204,6 +207,20 @@ async def _apply(
         released = await scans.release_unit(tx, credential, area.event_id, now)
     inside = next((m.inside for m in moved if m.area_id == area.id), nodes[area.id].inside)
     return _view(scan, inside, nodes[area.id].max_occupancy, released=released)
+
+
+async def _holder(
+    tx: Tx, credential: Credential, event_id: str, direction: Direction
+) -> scans.Holder:
+    """Who the credential admits; someone inside whose credential stopped being valid
+    meanwhile (a refund, a cancelled registration or RSVP) may still be let out."""
+    try:
+        return await scans.holder(tx, credential)
+    except (UnknownCredential, TicketReleased):
+        inside = await areas.position(tx, event_id, str(credential)) is not None
+        if direction is Direction.EXIT and inside:
+            return scans.Holder(event_id)
+        raise
 
 
 async def _gate(tx: Tx, principal: Principal, area_id: str) -> Area:
