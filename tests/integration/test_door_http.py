@@ -74,6 +74,19 @@ async def test_rest_bad_scans_get_problem_codes_and_change_nothing(
         {"scan_id": "x y", "credential": ann, "direction": "entry"},
         {"scan_id": "x", "credential": ann, "direction": "sideways"},
         {"scan_id": "x", "credential": ann, "direction": "entry", "scanned_at": "yesterday"},
+        # Year 1 with an offset cannot be turned into UTC: refused, never a 500.
+        {
+            "scan_id": "x",
+            "credential": ann,
+            "direction": "entry",
+            "scanned_at": "0001-01-01T00:00:00+05:00",
+        },
+        {
+            "scan_id": "x",
+            "credential": ann,
+            "direction": "entry",
+            "scanned_at": "9999-12-31T23:00:00-05:00",
+        },
         {"scan_id": "x", "credential": "", "direction": "entry"},
         {"scan_id": "x", "credential": ann, "direction": "entry", "extra": 1},
     ]

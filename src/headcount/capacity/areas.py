@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from headcount.capacity.events import MAX_LIMIT, load_event, require_manager
 from headcount.capacity.inputs import Patch
@@ -40,6 +40,7 @@ class AreaDraft(BaseModel):
     checkout_at: AwareDatetime | None = Field(
         default=None, description="Check everyone still inside out at this moment (once)."
     )
+    _in_range = field_validator("checkout_at")(occupancy.check_moment)
 
 
 class AreaPatch(Patch):
@@ -52,6 +53,7 @@ class AreaPatch(Patch):
     max_occupancy: int | None = Field(default=None, strict=True, ge=0, le=MAX_LIMIT)
     allow_reentry: bool | None = None
     checkout_at: AwareDatetime | None = None
+    _in_range = field_validator("checkout_at")(occupancy.check_moment)
 
 
 def area_view(area: Area) -> AreaView:

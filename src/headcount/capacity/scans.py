@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from headcount.capacity.areas import area_view, load_area
 from headcount.capacity.events import load_event, require_manager
@@ -64,6 +64,8 @@ class ScanDraft(BaseModel):
     scanned_at: AwareDatetime | None = Field(
         default=None, description="When the gate saw it; the server's time when left out."
     )
+
+    _in_range = field_validator("scanned_at")(occupancy.check_moment)
 
 
 class BatchScan(ScanDraft):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from headcount.domain.errors import MalformedCredential
@@ -38,6 +38,10 @@ MAX_SCAN_ID = 100
 MAX_CREDENTIAL = 300
 
 Parents = Mapping[str, str | None]
+# Times a gate or an organizer may name: a scanner's clock, not the calendar's limits
+# (year 1 with an offset cannot even be turned into UTC).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 class Direction(StrEnum):
@@ -179,3 +183,10 @@ def warns(inside: int, maximum: int | None) -> bool:
 
 def remaining(inside: int, maximum: int | None) -> int | None:
     return None if maximum is None else max(0, maximum - inside)
+
+
+def check_moment(value: datetime | None) -> datetime | None:
+    """A scan or checkout time within 2000 to 2099 (a pydantic validator: ValueError is 422)."""
+    if value is not None and not EARLIEST <= value < LATEST:
+        raise ValueError("times must lie between 2000-01-01 and 2100-01-01")
+    return value
