@@ -191,3 +191,30 @@ async def test_graphql_scans_are_typed_and_match_rest(http: httpx.AsyncClient) -
         role=Role.ORGANIZER,
     )
     assert out["checkOut"] == {"__typename": "Scan", "source": "correction", "inside": 1}
+
+
+async def test_graphql_offline_batch(http: httpx.AsyncClient) -> None:
+    event_id, area_id, (ann, bob, _) = await _door(http, 1)
+    batch = """mutation($e: ID!, $b: [OfflineScan!]!) { scanBatch(eventId: $e, batch: $b) {
+        __typename ... on ScanBatch { accepted conflicted results { scanId status code } } } }"""
+    scans = [
+        {
+            "areaId": area_id,
+            "scanId": f"q{n}",
+            "credential": who,
+            "direction": "ENTRY",
+            "scannedAt": f"2026-06-01T09:0{n}:00+00:00",
+        }
+        for n, who in enumerate((ann, bob, "registration:reg_none"))
+    ]
+    done = await gql(http, batch, {"e": event_id, "b": scans}, as_user=ORG, role=Role.ORGANIZER)
+    assert done["scanBatch"] == {
+        "__typename": "ScanBatch",
+        "accepted": 1,
+        "conflicted": 1,
+        "results": [
+            {"scanId": "q0", "status": "accepted", "code": None},
+            {"scanId": "q1", "status": "conflicted", "code": None},
+            {"scanId": "q2", "status": "rejected", "code": "unknown_credential"},
+        ],
+    }
