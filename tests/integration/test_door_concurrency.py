@@ -17,11 +17,13 @@ import pytest
 
 from headcount.capacity import scans
 from headcount.capacity.scans import ScanDraft
+from headcount.config import Settings
 from headcount.domain.errors import AlreadyInside, AreaFull
 from headcount.domain.occupancy import Direction
 from headcount.ledger import areas, locks
 from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
+from support.databases import postgres_database
 from support.door import ORG, checkpoint, door_event
 
 GATES, CREDENTIALS, MAXIMUM, SCANS_PER_GATE = 8, 120, 30, 40
@@ -92,10 +94,19 @@ async def _two_gates_exit(rt: Runtime, area_id: str, leaving: list[str]) -> list
 async def test_the_credential_lock_is_what_keeps_two_gates_exact(
     postgres_url: str, locked: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL (SQLite serialises whole transactions, so it cannot show the race)."""
-    from headcount.config import Settings
+    """PostgreSQL (SQLite serialises whole transactions, so it cannot show the race), in a
+    database of its own: the control's drift is in the change log, which no fix rewrites,
+    and would fail every later reconcile of the session's database."""
+    made = postgres_database("hc_door_control")
+    url = await asyncio.to_thread(made.__enter__)  # migrating runs its own event loop
+    try:
+        await _two_gates(url, locked, monkeypatch)
+    finally:
+        await asyncio.to_thread(made.__exit__, None, None, None)
 
-    rt = Runtime.from_settings(Settings(database_url=postgres_url, env="test"))
+
+async def _two_gates(url: str, locked: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    rt = Runtime.from_settings(Settings(database_url=url, env="test"))
     try:
         area_id, people = await door_event(rt, 12, None)
         for person in people:

@@ -18,7 +18,7 @@ ORGANIZER = "org-parity"
 
 TICKET_TYPE_FIELDS = """id eventId name quantityTotal quantitySold quantityReserved
   quantityAvailable isSoldOut maxPerOrder salesStart salesEnd
-  minPerOrder maxPerCustomer poolIds overCapacityBy stockBuckets"""
+  minPerOrder maxPerCustomer poolIds overCapacityBy stockBuckets releaseAfterExit"""
 POOL_FIELDS = """id eventId name capacity overbookRatio admissionLimit maxPerCustomer
   quantityUsed quantityAvailable overCapacityBy isExhausted ticketTypeIds createdAt updatedAt"""
 ORDER_FIELDS = (
@@ -31,6 +31,8 @@ BOOTH_FIELDS = """id eventId name description tier chatEnabled videoEnabled maxV
 ROOM_FIELDS = """id sessionId eventId name capacity status participants inGrace isFull createdAt
   closedAt"""
 HUDDLE_FIELDS = "id eventId name topic capacity members available isFull version createdAt"
+AREA_FIELDS = """id eventId parentId name maxOccupancy allowReentry checkoutAt inside remaining
+  isFull warning createdAt updatedAt"""
 REGISTRATION_FIELDS = "id eventId attendeeId partySize status createdAt updatedAt cancelledAt"
 ENTRY_FIELDS = """id eventId sessionId ticketTypeId attendeeId quantity seq status position
   offeredQuantity offerExpiresAt orderId joinedAt updatedAt"""
@@ -43,7 +45,8 @@ CAPACITY_FIELDS = f"""eventId maxAttendees replicaLagMs
   breakoutRooms {{ {ROOM_FIELDS} }}
   huddles {{ {HUDDLE_FIELDS} }}
   pools {{ {POOL_FIELDS} }}
-  eventTotal {{ maxAttendees registered tickets remaining overCapacityBy }}"""
+  eventTotal {{ maxAttendees registered tickets remaining overCapacityBy }}
+  areas {{ {AREA_FIELDS} }}"""
 EVENT_FIELDS = """id organizerId name description startsAt endsAt maxAttendees createdAt updatedAt
   virtualSettings { maxConcurrentViewers streamUrl }"""
 
