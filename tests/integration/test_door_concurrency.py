@@ -68,7 +68,7 @@ async def _slow_reads(monkeypatch: pytest.MonkeyPatch) -> None:
 
     async def slow(*args: object) -> str | None:
         found = await read(*args)  # type: ignore[arg-type]
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
         return found
 
     monkeypatch.setattr(areas, "position", slow)
@@ -127,7 +127,9 @@ async def _two_gates(url: str, locked: bool, monkeypatch: pytest.MonkeyPatch) ->
             assert not [a for a in answers if isinstance(a, BaseException)]
             assert (counter, rows, drifts) == (6, 6, [])
         else:  # both gates saw each leaver inside and both counted them out
-            assert (counter, rows) == (0, 6), answers
+            # Each pair whose reads overlapped counted its leaver out twice (under heavy
+            # load a pair may miss the window; one is enough to show the drift).
+            assert rows == 6 and counter < rows, (counter, rows, answers)
             assert drifts
     finally:
         await rt.close()
