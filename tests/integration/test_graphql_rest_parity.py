@@ -22,7 +22,7 @@ ANN, BOB, CY = (f"{name}-{secrets.token_hex(3)}" for name in ("ann", "bob", "cy"
 
 TICKET_TYPE_FIELDS = """id eventId name quantityTotal quantitySold quantityReserved
   quantityAvailable isSoldOut maxPerOrder salesStart salesEnd
-  minPerOrder maxPerCustomer poolIds overCapacityBy stockBuckets"""
+  minPerOrder maxPerCustomer poolIds overCapacityBy stockBuckets releaseAfterExit"""
 POOL_FIELDS = """id eventId name capacity overbookRatio admissionLimit maxPerCustomer
   quantityUsed quantityAvailable overCapacityBy isExhausted ticketTypeIds createdAt updatedAt"""
 ORDER_FIELDS = (
@@ -35,6 +35,8 @@ BOOTH_FIELDS = """id eventId name description tier chatEnabled videoEnabled maxV
 ROOM_FIELDS = """id sessionId eventId name capacity status participants inGrace isFull createdAt
   closedAt"""
 HUDDLE_FIELDS = "id eventId name topic capacity members available isFull version createdAt"
+AREA_FIELDS = """id eventId parentId name maxOccupancy allowReentry checkoutAt inside remaining
+  isFull warning createdAt updatedAt"""
 REGISTRATION_FIELDS = "id eventId attendeeId partySize status createdAt updatedAt cancelledAt"
 ENTRY_FIELDS = """id eventId sessionId ticketTypeId attendeeId quantity seq status position
   offeredQuantity offerExpiresAt orderId joinedAt updatedAt"""
@@ -51,7 +53,8 @@ CAPACITY_FIELDS = f"""eventId maxAttendees replicaLagMs
   eventTotal {{ maxAttendees registered tickets remaining overCapacityBy }}
   waitingRoom {{ id eventId ticketTypeIds opensAt activeLimit admitPerMinute passTtlSeconds
     order status createdAt updatedAt
-    figures {{ queued activeBuyers admittedTotal admittedLastMinute medianWaitSeconds }} }}"""
+    figures {{ queued activeBuyers admittedTotal admittedLastMinute medianWaitSeconds }} }}
+  areas {{ {AREA_FIELDS} }}"""
 EVENT_FIELDS = """id organizerId name description startsAt endsAt maxAttendees createdAt updatedAt
   virtualSettings { maxConcurrentViewers streamUrl }"""
 

@@ -19,6 +19,7 @@ from headcount.api.realtime import queue as queue_ws
 from headcount.api.realtime import stream as stream_ws
 from headcount.api.rest import allotments as allotments_rest
 from headcount.api.rest import (
+    areas,
     changes,
     events,
     ops,
@@ -38,6 +39,7 @@ from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
 from headcount.capacity.relay import run_in_background as run_webhook_relay
 from headcount.capacity.retention import prune_changes
+from headcount.capacity.scans import sweep_checkouts
 from headcount.capacity.waitlists import sweep_expired_offers
 from headcount.config import Settings
 from headcount.domain.errors import HeadcountError
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 Duty = Callable[[Runtime], Awaitable[object]]
 DUTIES: list[Duty] = [sweep_expired_holds, sweep_expired_offers, prune_presence, prune_changes]
 DUTIES.append(sweep_due_holds)  # organizer holds whose release time came
+DUTIES.append(sweep_checkouts)
 
 
 async def _run_duties(rt: Runtime) -> None:
@@ -141,6 +144,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(webhooks_rest.router, prefix=api)
     app.include_router(changes.router, prefix=api)
     app.include_router(waiting_rooms_rest.router, prefix=api)
+    app.include_router(areas.router, prefix=api)
+    app.include_router(stream_ws.router)
+    app.include_router(capacity_ws.router)
     app.include_router(ops.router)
     graphql.install(app)
     web.install(app)

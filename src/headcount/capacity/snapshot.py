@@ -2,8 +2,8 @@
 
 Everything durable is read in one `Database.snapshot()` transaction: REPEATABLE READ and
 READ ONLY on PostgreSQL, a deferred BEGIN on SQLite (WAL), so tickets, pools, the event
-total, registrations, sessions and the live spaces' rows are one point in time, `as_of`
-(`taken_at`, or earlier by `replica_lag_ms` when a read replica served it).
+total, registrations, sessions, the areas' occupancy and the live spaces' rows are one
+point in time, `as_of` (`taken_at`, or earlier by `replica_lag_ms` when a read replica served it).
 The read never writes: a hold that lapsed but was not yet swept still counts as reserved
 (docs/guarantees.md, "Reads"). The live counts come from the presence store afterwards,
 outside the transaction, so no database snapshot waits on Redis.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from headcount.capacity.areas import area_views
 from headcount.capacity.events import load_event
 from headcount.capacity.live_snapshot import live_rows, live_sections
 from headcount.capacity.pools import event_total_view, pool_views
@@ -38,6 +39,7 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         event_total = await event_total_view(tx, event)
         sessions = await session_views(tx, event.id)
         presence_rows = await live_rows(tx, event)
+        areas = await area_views(tx, event.id)
     live = await live_sections(rt, presence_rows)
     # The queue's figures come from the store, like the live counts (waiting_rooms.py).
     waiting_room = await waiting_room_of_event(rt, event.id)
@@ -66,4 +68,5 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         pools=pools,
         event_total=event_total,
         waiting_room=waiting_room,
+        areas=areas,
     )

@@ -43,6 +43,10 @@ class TicketTypeDraft(BaseModel):
         description="hot-inventory mode: > 1 splits the free stock over that many rows so "
         "buyers do not all queue on one row lock (set at creation)",
     )
+    release_after_exit: bool = Field(
+        default=False,
+        description="a holder leaving the venue gives the ticket back to sale (docs/venue.md)",
+    )
 
     @model_validator(mode="after")
     def _window(self) -> TicketTypeDraft:
@@ -66,6 +70,7 @@ class TicketTypePatch(Patch):
     pool_ids: list[str] | None = Field(
         default=None, max_length=20, description="replaces the pools the type draws on"
     )
+    release_after_exit: bool | None = None
 
 
 def _check_order_bounds(low: int | None, high: int | None) -> None:
@@ -129,6 +134,7 @@ def _definition(view: TicketTypeView) -> dict[str, object]:
             "sales_end",
             "pool_ids",
             "stock_buckets",
+            "release_after_exit",
         }
     )
 

@@ -84,6 +84,9 @@ class TicketTypeView(View):
         default=1,
         description="Rows the free stock is spread over (1 unless hot-inventory mode is on).",
     )
+    release_after_exit: bool = Field(
+        default=False, description="A holder leaving the venue gives the ticket back to sale."
+    )
 
     @classmethod
     def of(
@@ -449,6 +452,86 @@ class QueueTicketView(View):
     )
 
 
+class AreaView(View):
+    """A place with a door and the people inside it: distinct credentials, never a tally.
+
+    `inside` counts those at this area or at one below it (someone in a hall is in the
+    venue). `warning` is true from 90 % of `max_occupancy`.
+    """
+
+    id: str
+    event_id: str
+    parent_id: str | None
+    name: str
+    max_occupancy: int | None
+    allow_reentry: bool
+    checkout_at: datetime | None = Field(
+        default=None, description="When everyone still inside is checked out (once)."
+    )
+    inside: int
+    remaining: int | None
+    is_full: bool
+    warning: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScanView(View):
+    """What a scan did. `admitted` is what the gate shows in big letters.
+
+    `outcome`: `accepted` (the credential moved), `already_inside` (an entry that moved
+    nobody: let through only where the area allows re-entry), `not_inside` (an exit of
+    someone not inside: recorded, changes nothing), `flagged` (an offline entry that took
+    an area past its maximum: it happened, so it counts, and the organizer is told).
+    `duplicate`: this `scan_id` was applied before; the first answer is repeated.
+    """
+
+    scan_id: str
+    area_id: str
+    credential: str
+    direction: str
+    source: str
+    outcome: str
+    admitted: bool
+    duplicate: bool = False
+    scanned_at: datetime
+    inside: int = Field(description="The area's occupancy right after this scan.")
+    max_occupancy: int | None = None
+    released_to_sale: bool = Field(
+        default=False, description="A `release_after_exit` ticket unit went back on sale."
+    )
+
+
+class BatchScanResult(View):
+    """One scan of an offline batch: `accepted`, `duplicate`, `conflicted` (stored, but it
+    moved nobody or took an area past its maximum: see `scan.outcome`) or `rejected`
+    (not stored: `code` says why, e.g. `unknown_credential`)."""
+
+    scan_id: str
+    status: str
+    code: str | None = None
+    detail: str | None = None
+    scan: ScanView | None = None
+
+
+class ScanBatchView(View):
+    """An offline batch applied in scan-time order per credential, results in upload order."""
+
+    event_id: str
+    accepted: int
+    duplicates: int
+    conflicted: int
+    rejected: int
+    results: list[BatchScanResult]
+
+
+class AreaResetView(View):
+    """An organizer's reset: everyone inside the area checked out, each recorded."""
+
+    area: AreaView
+    checked_out: int
+
+
 class CapacitySnapshot(View):
     """One consistent read of every capacity of an event."""
 
@@ -470,6 +553,7 @@ class CapacitySnapshot(View):
     pools: list[PoolView] = []
     event_total: EventTotalView | None = None
     waiting_room: WaitingRoomView | None = None
+    areas: list[AreaView] = []
 
 
 class WebhookView(View):

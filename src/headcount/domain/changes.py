@@ -68,6 +68,19 @@ class ChangeType(StrEnum):
     QUEUE_SOLD_OUT = "queue.sold_out"
     QUEUE_REOPENED = "queue.reopened"
 
+    # The door (docs/venue.md): an organizer's areas, and every stored scan by what it did.
+    # Scan payloads carry `moves` ({area id: -1 | +1}): replay folds them into occupancy.
+    AREA_CREATED = "area.created"
+    AREA_CHANGED = "area.changed"
+    AREA_ENTERED = "area.entered"
+    AREA_EXITED = "area.exited"
+    AREA_ENTRY_REPEATED = "area.entry_repeated"  # already inside: moved nobody
+    AREA_EXIT_UNMATCHED = "area.exit_unmatched"  # not inside: recorded, moved nobody
+    AREA_ENTRY_FLAGGED = "area.entry_flagged"  # offline entry past max_occupancy
+    AREA_CHECKED_OUT = "area.checked_out"  # an organizer's correction (force exit, reset)
+    # A `release_after_exit` ticket's holder left the venue: one unit back on sale.
+    TICKET_RELEASED = "ticket.released"
+
     # Thresholds people act on, recorded once per transition by the statement that crossed
     # it. Ledger thresholds come in pairs (`OPPOSITE`), which alternate per resource.
     TICKET_TYPE_SOLD_OUT = "ticket_type.sold_out"
@@ -115,6 +128,8 @@ ORGANIZER_TYPES: frozenset[ChangeType] = frozenset(
         ChangeType.HUDDLE_CHANGED,
         ChangeType.WAITING_ROOM_CREATED,
         ChangeType.WAITING_ROOM_CHANGED,
+        ChangeType.AREA_CREATED,
+        ChangeType.AREA_CHANGED,
     }
 )
 

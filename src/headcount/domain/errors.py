@@ -266,6 +266,65 @@ class RoomClosed(
     room_id: str | None
 
 
+class AreaFull(HeadcountError, code="area_full", status=409, title="The area is full"):
+    """Entry refused: the area (or an area around it) is at its `max_occupancy`."""
+
+    area_id: str | None
+    max_occupancy: int | None
+    inside: int | None
+
+
+class AlreadyInside(
+    HeadcountError, code="already_inside", status=409, title="The credential is already inside"
+):
+    """A second entry without an exit: the same person never counts twice."""
+
+    area_id: str | None
+    credential: str | None
+
+
+class MalformedCredential(
+    HeadcountError, code="malformed_credential", status=422, title="Not a credential"
+):
+    credential: str | None
+
+
+class UnknownCredential(
+    HeadcountError, code="unknown_credential", status=404, title="No such credential"
+):
+    """No paid ticket, active registration or confirmed RSVP answers to it."""
+
+    credential: str | None
+
+
+class CredentialOtherEvent(
+    HeadcountError,
+    code="credential_other_event",
+    status=409,
+    title="The credential belongs to another event",
+):
+    credential: str | None
+    event_id: str | None
+
+
+class TicketReleased(
+    HeadcountError,
+    code="ticket_released",
+    status=409,
+    title="The ticket was given back to sale when its holder left",
+):
+    credential: str | None
+
+
+class ScanIdReused(
+    HeadcountError,
+    code="scan_id_reused",
+    status=409,
+    title="The scan id was already used for a different scan",
+):
+    scan_id: str | None
+
+
 class LeaseExpired(
     HeadcountError, code="lease_expired", status=410, title="The lease is no longer held"
 ):

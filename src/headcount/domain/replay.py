@@ -23,6 +23,7 @@ HELD, OFFERED, SOLD = "held", "offered", "sold"  # ticket_type
 REGISTERED = "registered"  # event
 ATTENDANCE = "attendance"  # session
 MEMBERS = "members"  # huddle
+INSIDE = "inside"  # area
 
 Effect = tuple[str, int]
 
@@ -78,10 +79,8 @@ def effects(type_name: str, event_id: str, payload: Mapping[str, Any]) -> list[E
         type_ = ChangeType(type_name)
     except ValueError:
         return []  # a type this version does not know moves nothing it keeps
-    if type_.value.startswith("order."):
-        return list(_order(type_, payload))
-    if type_ in _ALLOTMENT_HELD:
-        return list(_items(payload, HELD, _ALLOTMENT_HELD[type_]))
+    if (special := _ticket_or_door(type_, payload)) is not None:
+        return special
     found: list[Effect] = []
     if type_ is ChangeType.WAITLIST_OFFERED:
         found.append((key("ticket_type", payload["ticket_type_id"], OFFERED), _n(payload)))
@@ -103,6 +102,25 @@ def effects(type_name: str, event_id: str, payload: Mapping[str, Any]) -> list[E
     elif type_ is ChangeType.HUDDLE_LEFT:
         found.append((key("huddle", payload["huddle_id"], MEMBERS), -1))
     return found
+
+
+def _ticket_or_door(type_: ChangeType, payload: Mapping[str, Any]) -> list[Effect] | None:
+    """Orders, organizer holds and the door; None for the other types."""
+    if type_.value.startswith("order."):
+        return list(_order(type_, payload))
+    if type_ in _ALLOTMENT_HELD:
+        return list(_items(payload, HELD, _ALLOTMENT_HELD[type_]))
+    if type_ is ChangeType.TICKET_RELEASED or type_.value.startswith("area."):
+        return _door(type_, payload)
+    return None
+
+
+def _door(type_: ChangeType, payload: Mapping[str, Any]) -> list[Effect]:
+    """A ticket unit given back to sale after its holder left; a scan's occupancy moves."""
+    if type_ is ChangeType.TICKET_RELEASED:
+        return list(_items(payload, SOLD, -1))
+    moved = payload.get("moves") or {}
+    return [(key("area", area_id, INSIDE), int(delta)) for area_id, delta in moved.items()]
 
 
 def _n(payload: Mapping[str, Any]) -> int:

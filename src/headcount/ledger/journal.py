@@ -20,6 +20,7 @@ from headcount.domain.changes import ChangeType
 from headcount.ledger import changes
 from headcount.ledger.attendance import WaitlistEntry
 from headcount.ledger.spaces import Huddle
+from headcount.ledger.venue import Scan
 
 
 def stamp(tx: AsyncSession, at: datetime) -> None:
@@ -190,6 +191,35 @@ def registration(
         party_size=party_size,
         status=status,
         **plain(extra),
+    )
+
+
+def scan(
+    tx: AsyncSession,
+    type_: ChangeType,
+    found: Scan,
+    moves: Mapping[str, int],
+    position: str | None,
+) -> None:
+    """A stored scan (`area.*`): `moves` are the occupancy deltas per area it caused, which
+    replay folds; `position` is the credential's area after it (None: outside)."""
+    changes.record(
+        tx,
+        type_,
+        event_id=found.event_id,
+        resource=("area", found.area_id),
+        payload={
+            "area_id": found.area_id,
+            "scan_id": found.scan_id,
+            "credential": found.credential,
+            "direction": found.direction,
+            "source": found.source,
+            "outcome": found.outcome,
+            "scanned_at": plain(found.scanned_at),
+            "position": position,
+            "moves": dict(sorted(moves.items())),
+        },
+        at=found.recorded_at,
     )
 
 

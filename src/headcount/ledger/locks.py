@@ -12,6 +12,10 @@ The lock order. A transaction takes locks in this order and skips the steps it d
 need; no path locks an earlier step while it holds a later one, so no cycle of waits (no
 deadlock) can form:
 
+0. The door (docs/venue.md): a scan takes its `credential` advisory lock, then the rows
+   of the areas whose occupancy it moves, in ascending id (`areas`). Only scans and an
+   organizer's corrections lock these; a `release_after_exit` goes on to steps 3 to 7 from
+   here, and nothing at a later step ever waits for a credential or an area.
 1. `user`: the buyer's advisory lock (PostgreSQL). Order creation and `max_per_customer`
    only, before any row.
 2. The event row: `exclusive` only for an organizer changing it (`PATCH /events`), who
@@ -67,6 +71,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.ledger.attendance import EventCapacity, SessionCapacity
 from headcount.ledger.models import Base, TicketType
+from headcount.ledger.venue import Area
 
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
@@ -74,6 +79,7 @@ Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 _ADVISORY_NAMESPACE = 0x4843  # "HC"
 _STOCK_EDGE_NAMESPACE = 0x4845  # "HE"
 _SINGLETON_NAMESPACE = 0x4853  # "HS"
+_CREDENTIAL_NAMESPACE = 0x4844  # "HD": the door
 _LOCK_USER = text("SELECT pg_advisory_xact_lock(:ns, hashtext(:owner))")
 _TRY_LOCK = text("SELECT pg_try_advisory_xact_lock(:ns, hashtext(:name))")
 
@@ -166,6 +172,26 @@ async def singleton(tx: AsyncSession, name: str) -> bool:
     if tx.get_bind().dialect.name != "postgresql":
         return True  # BEGIN IMMEDIATE: only one writer runs at all
     return bool(await tx.scalar(_TRY_LOCK, {"ns": _SINGLETON_NAMESPACE, "name": name}))
+
+
+async def credential(tx: AsyncSession, event_id: str, credential: str) -> None:
+    """Serialise the scans of one credential at one event (step 0), whatever gate or area.
+
+    Two gates reading the same person at once would each see them outside and each count
+    them (Hi.Events #889); with this lock the second sees the first's commit. PostgreSQL
+    only; SQLite's `BEGIN IMMEDIATE` serialises whole transactions.
+    """
+    if tx.get_bind().dialect.name == "postgresql":
+        await tx.execute(
+            _LOCK_USER, {"ns": _CREDENTIAL_NAMESPACE, "owner": f"{event_id}/{credential}"}
+        )
+
+
+async def areas(tx: AsyncSession, area_ids: Iterable[str]) -> None:
+    """Lock area rows in ascending id (step 0, after the credential), in one statement."""
+    ids = sorted(set(area_ids))
+    if ids:
+        await tx.execute(exclusive(select(Area.id).where(Area.id.in_(ids)).order_by(Area.id)))
 
 
 async def ticket_types(tx: AsyncSession, ticket_type_ids: Iterable[str], *, event_id: str) -> None:

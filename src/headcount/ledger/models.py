@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
 
@@ -97,6 +99,8 @@ class TicketType(Base):
     membership_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     sales_start: Mapped[datetime | None]
     sales_end: Mapped[datetime | None]
+    # A holder leaving the venue gives the unit back to sale (docs/venue.md).
+    release_after_exit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

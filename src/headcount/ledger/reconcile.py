@@ -16,9 +16,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from headcount.config import Settings
-from headcount.domain import replay
+from headcount.domain import occupancy, replay
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
-from headcount.ledger import buckets, changes, draws, inventory, offers, rows, seats, usage
+from headcount.ledger import (
+    areas,
+    buckets,
+    changes,
+    draws,
+    inventory,
+    offers,
+    rows,
+    seats,
+    usage,
+)
+from headcount.ledger import scans as scan_rows
 from headcount.ledger.attendance import (
     EventCapacity,
     Registration,
@@ -29,6 +40,7 @@ from headcount.ledger.attendance import (
 from headcount.ledger.models import Base, Event, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 from headcount.ledger.spaces import Huddle, HuddleMember
+from headcount.ledger.venue import Area
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +301,53 @@ async def stock_buckets(tx: AsyncSession, fix: bool) -> list[Drift]:
     return drifts
 
 
+async def area_occupancy(tx: AsyncSession, fix: bool) -> list[Drift]:
+    """Positions are the fold of each credential's scans; `areas.inside` counts them.
+
+    Both are recomputed from `scans` alone (domain/occupancy.py), and also checked against
+    the change log's `moves`; `--fix` rewrites positions and counters from the scans.
+    """
+    counted = await areas.counters(tx)
+    links_of: dict[str, dict[str, str | None]] = {}
+    for area_id, event_id, parent_id, _ in counted:
+        links_of.setdefault(event_id, {})[area_id] = parent_id
+    folded: dict[tuple[str, str], str] = {}
+    for (event_id, credential), steps in (await scan_rows.every(tx)).items():
+        if (at := occupancy.fold(steps, links_of.get(event_id, {}))) is not None:
+            folded[(event_id, credential)] = at
+    stored = await areas.positions(tx)
+    # A position is a row or its absence: counted 1 or 0, with the areas named.
+    drifts = [
+        Drift(
+            "area_positions",
+            f"{e}/{c}",
+            f"area {stored.get((e, c))} (scans: {folded.get((e, c))})",
+            int((e, c) in stored),
+            int((e, c) in folded),
+        )
+        for e, c in sorted(set(folded) | set(stored))
+        if stored.get((e, c)) != folded.get((e, c))
+    ]
+    inside: dict[str, int] = {}
+    for (event_id, _), at in folded.items():
+        for area_id in occupancy.lineage(at, links_of[event_id]):
+            inside[area_id] = inside.get(area_id, 0) + 1
+    found = ((a, n, inside.get(a, 0)) for a, _, _, n in counted)
+    drifts += await _compare(tx, fix, Area, "inside", found)
+    if fix and drifts:
+        now = datetime.now(UTC)
+        for event_id, credential in set(folded) | set(stored):
+            at = folded.get((event_id, credential))
+            await areas.place(tx, event_id, credential, at, now)
+    log = await changes.replayed(tx)
+    for area_id, _, _, counter in counted:
+        now_counted = inside.get(area_id, 0) if fix else counter
+        from_log = log.get(replay.key("area", area_id, replay.INSIDE), 0)
+        if now_counted != from_log:
+            drifts.append(Drift("areas", area_id, "inside", now_counted, from_log, "change log"))
+    return drifts
+
+
 async def change_log(tx: AsyncSession, _fix: bool) -> list[Drift]:
     """Replaying the change log (baselines, then every change left) gives the counters.
 
@@ -368,7 +427,7 @@ async def change_log(tx: AsyncSession, _fix: bool) -> list[Drift]:
 
 CHECKS: list[Check] = [ticket_types, stock_buckets, huddles]
 CHECKS += [registrations, session_attendance, waitlists]
-CHECKS += [pools, event_tickets]
+CHECKS += [pools, event_tickets, area_occupancy]
 # Last: after `--fix` rebuilt counters from their rows, the log is checked against them.
 CHECKS += [change_log]
 

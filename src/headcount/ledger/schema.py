@@ -13,6 +13,7 @@ from headcount.ledger import (
     models,
     pools,
     spaces,
+    venue,
     waiting_rooms,
     webhooks,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "models",
     "pools",
     "spaces",
+    "venue",
     "waiting_rooms",
     "webhooks",
 ]

@@ -7,6 +7,7 @@ from graphql import GraphQLError
 from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 
 from headcount.api.graphql.allotments import OrganizerHoldMutation, OrganizerHoldQuery
+from headcount.api.graphql.areas import AreaMutation, AreaQuery
 from headcount.api.graphql.changes import ChangeQuery
 from headcount.api.graphql.mutations import OrderMutation
 from headcount.api.graphql.presence import PresenceMutation, PresenceQuery
@@ -39,6 +40,7 @@ class Query(
     ChangeQuery,
     OrganizerHoldQuery,
     WaitingRoomQuery,
+    AreaQuery,
 ):
     pass
 
@@ -52,6 +54,7 @@ class Mutation(
     PresenceMutation,
     OrganizerHoldMutation,
     WaitingRoomMutation,
+    AreaMutation,
 ):
     pass
 

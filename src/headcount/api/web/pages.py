@@ -66,6 +66,20 @@ async def event_page(rt: RuntimeDep, request: Request, event_id: str) -> HTMLRes
     return await _page(rt, request, event_id, "event.html")
 
 
+@router.get("/events/{event_id}/scanner", response_class=HTMLResponse)
+async def scanner(
+    rt: RuntimeDep, request: Request, event_id: str, area: str | None = None
+) -> HTMLResponse:
+    """The door's scanner (phone width): `?area=` preselects the gate's area."""
+    try:
+        event = await events.get_event(rt, event_id)
+        capacity = await snapshot.capacity_snapshot(rt, event_id)
+    except NotFound as exc:
+        return _render(request, "not_found.html", {"detail": exc.detail}, status=404)
+    context = {"event": event, "capacity": capacity, "selected": area}
+    return _render(request, "scanner.html", context)
+
+
 @router.get("/events/{event_id}/dashboard", response_class=HTMLResponse)
 async def dashboard(rt: RuntimeDep, request: Request, event_id: str) -> HTMLResponse:
     return await _page(rt, request, event_id, "dashboard.html")

@@ -12,7 +12,7 @@ from alembic import op
 from headcount.migrations import columns
 
 # The lead re-chains this revision at merge; "0009" is the id 0009_change_baselines has.
-revision, down_revision = "0012", "0010"
+revision, down_revision = "0012", "0011"
 branch_labels = depends_on = None
 
 

@@ -106,6 +106,9 @@ const held = (n) => (n ? ` (+${n} held)` : "");
 
 /** One row per item; the first cell is the row header. */
 const LISTS = {
+  // From 90 % of the maximum an area says so: the door will close soon.
+  areas: (a) => [a.name, a.inside, dash(a.max_occupancy), dash(a.remaining),
+    a.is_full ? "Full" : a.warning ? "Warning: 90 % full" : "Open"],
   pools: (p) => [p.name, p.quantity_used, dash(p.admission_limit), dash(p.quantity_available),
     p.is_exhausted ? "Exhausted" : "Open"],
   sessions: (s) => [s.title, s.current_attendance, s.max_participants, s.remaining,
@@ -125,6 +128,7 @@ function renderLists(snap) {
     section.querySelector("tbody").replaceChildren(...items.map((item) => {
       const tr = document.createElement("tr");
       tr.dataset.id = item.id;
+      if (item.warning) tr.dataset.warning = "true";
       cells(item).forEach((value, i) => {
         const cell = document.createElement(i === 0 ? "th" : "td");
         if (i === 0) cell.scope = "row";

@@ -1,0 +1,105 @@
+"""areas: the door — areas with a maximum occupancy, positions, scans, released tickets
+
+* `areas`: an event's venue, halls and rooms (`parent_id`), each with an optional
+  `max_occupancy`, its `inside` counter (credentials at it or below it) and an optional
+  `checkout_at` (the auto checkout's moment).
+* `area_positions`: one row per credential inside, keyed (event, credential): inside is
+  the row existing, so nobody is counted twice.
+* `scans`: every stored scan, unique per (event, scan_id); reconcile folds them.
+* `ticket_releases` and `ticket_types.release_after_exit`: a unit given back to sale
+  when its holder left the venue.
+
+down_revision is this branch's real head ("0009"); the lead re-chains it at merge.
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+from headcount.migrations import columns
+
+revision, down_revision = "0011", "0010"
+branch_labels = depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "areas",
+        columns.key(),
+        columns.key("event_id"),
+        columns.key("parent_id", nullable=True),
+        columns.label(),
+        sa.Column("max_occupancy", sa.Integer(), nullable=True),
+        sa.Column("allow_reentry", sa.Boolean(), nullable=False),
+        sa.Column("inside", sa.Integer(), nullable=False),
+        columns.moment("checkout_at", nullable=True),
+        *columns.stamps(),
+        sa.CheckConstraint("inside >= 0", name=op.f("ck_areas_inside_non_negative")),
+        sa.CheckConstraint(
+            "max_occupancy IS NULL OR max_occupancy >= 0", name=op.f("ck_areas_max_occupancy")
+        ),
+        columns.reference("areas", "event_id", "events"),
+        columns.reference("areas", "parent_id", "areas"),
+        columns.primary_key("areas"),
+    )
+    columns.index("areas", "event_id", "checkout_at")
+    op.create_table(
+        "area_positions",
+        columns.key("event_id"),
+        sa.Column("credential", sa.String(length=300), nullable=False),
+        columns.key("area_id"),
+        columns.moment("since"),
+        columns.reference("area_positions", "event_id", "events"),
+        columns.reference("area_positions", "area_id", "areas"),
+        columns.primary_key("area_positions", "event_id", "credential"),
+    )
+    columns.index("area_positions", "area_id")
+    op.create_table(
+        "scans",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
+        columns.key("event_id"),
+        sa.Column("scan_id", sa.String(length=100), nullable=False),
+        columns.key("area_id"),
+        sa.Column("credential", sa.String(length=300), nullable=False),
+        sa.Column("direction", sa.String(length=10), nullable=False),
+        sa.Column("source", sa.String(length=20), nullable=False),
+        sa.Column("outcome", sa.String(length=20), nullable=False),
+        columns.moment("scanned_at"),
+        columns.moment("recorded_at"),
+        sa.CheckConstraint("direction IN ('entry', 'exit')", name=op.f("ck_scans_direction")),
+        sa.CheckConstraint(
+            "source IN ('online', 'offline', 'correction')", name=op.f("ck_scans_source")
+        ),
+        sa.CheckConstraint(
+            "outcome IN ('accepted', 'already_inside', 'not_inside', 'flagged')",
+            name=op.f("ck_scans_outcome"),
+        ),
+        columns.reference("scans", "event_id", "events"),
+        columns.reference("scans", "area_id", "areas"),
+        columns.primary_key("scans", "seq"),
+        sa.UniqueConstraint("event_id", "scan_id", name="uq_scans_event_scan"),
+    )
+    op.create_index("ix_scans_event_id_credential", "scans", ["event_id", "credential"])
+    op.create_table(
+        "ticket_releases",
+        columns.key("order_id"),
+        columns.key("ticket_type_id"),
+        sa.Column("unit", sa.Integer(), nullable=False),
+        columns.moment("released_at"),
+        columns.reference("ticket_releases", "order_id", "orders"),
+        columns.reference("ticket_releases", "ticket_type_id", "ticket_types"),
+        columns.primary_key("ticket_releases", "order_id", "ticket_type_id", "unit"),
+    )
+    with op.batch_alter_table("ticket_types", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("release_after_exit", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("ticket_types", schema=None) as batch_op:
+        batch_op.drop_column("release_after_exit")
+    op.drop_table("ticket_releases")
+    op.drop_index("ix_scans_event_id_credential", table_name="scans")
+    op.drop_table("scans")
+    op.drop_table("area_positions")
+    op.drop_table("areas")
