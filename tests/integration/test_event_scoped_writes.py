@@ -31,6 +31,8 @@ from sqlalchemy import event, func, select
 
 from headcount.api.app import DUTIES
 from headcount.capacity import (
+    allotments,
+    areas,
     events,
     huddles,
     live,
@@ -38,14 +40,18 @@ from headcount.capacity import (
     places,
     pools,
     registrations,
+    scans,
     sessions,
     tickets,
     waitlists,
 )
+from headcount.capacity.allotments import HoldDraft, HoldReleaseDraft, HoldSplitDraft
+from headcount.capacity.areas import AreaDraft
 from headcount.capacity.events import EventDraft, EventPatch
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.pools import PoolDraft, PoolPatch
 from headcount.capacity.registrations import RegistrationDraft
+from headcount.capacity.scans import ScanDraft
 from headcount.capacity.sequencer import sequence_pending
 from headcount.capacity.sessions import SessionDraft, SessionPatch
 from headcount.capacity.spaces import (
@@ -78,6 +84,12 @@ CROSS_EVENT: list[tuple[re.Pattern[str], str]] = [
             r"^SELECT .* FROM organizer_holds WHERE organizer_holds\.release_at <= .* SKIP LOCKED"
         ),
         "the organizer-hold sweeper's search for holds whose release time came",
+    ),
+    (
+        re.compile(
+            r"^SELECT areas\.id, areas\.event_id FROM areas WHERE areas\.checkout_at IS NOT"
+        ),
+        "the auto checkout's search for areas whose checkout time came",
     ),
     (
         re.compile(r"^UPDATE changes SET position="),
@@ -262,6 +274,27 @@ async def every_hot_path(rt: Runtime) -> None:
     await huddles.join_huddle(rt, cy, huddle.id)
     lease = await live.join(rt, bo, BOOTH, booth.id, idempotency_key="scoped-1")
     await live.release(rt, bo, lease.lease_id)
+
+    # The door: a paid ticket in and out of the venue, its unit given back on the way out.
+    door = await tickets.create_ticket_type(
+        rt, ORG, eid, TicketTypeDraft(name="Door", quantity_total=2, release_after_exit=True)
+    )
+    guest = await orders.create_order(rt, di, _order(eid, (door.id, 1)))
+    await orders.confirm_order(rt, ORG, guest.id)
+    venue = await areas.create_area(rt, ORG, eid, AreaDraft(name="Venue", max_occupancy=1))
+    for n, direction in enumerate(("entry", "exit")):
+        scanned = {"scan_id": f"scoped-{n}", "credential": f"ticket:{guest.id}/{door.id}"}
+        draft = ScanDraft.model_validate({**scanned, "direction": direction})
+        await scans.scan(rt, ORG, venue.id, draft)
+    # Organizer holds: set aside, split, released to the public.
+    press = await tickets.create_ticket_type(
+        rt, ORG, eid, TicketTypeDraft(name="Press", quantity_total=3)
+    )
+    kept = await allotments.create_hold(
+        rt, ORG, eid, HoldDraft(name="Press", ticket_type_id=press.id, quantity=2)
+    )
+    await allotments.split_hold(rt, ORG, kept.id, HoldSplitDraft(name="TV", quantity=1))
+    await allotments.release_hold(rt, ORG, kept.id, HoldReleaseDraft(quantity=1))
 
     # Time passes: the holds and a new offer lapse, and the duties sweep them.
     await waitlists.join_ticket_waitlist(rt, bo, plain.id, TicketWaitlistDraft(quantity=1))

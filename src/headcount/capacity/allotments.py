@@ -39,7 +39,7 @@ from headcount.capacity.views import (
 )
 from headcount.domain import allotments as rules
 from headcount.domain.changes import ChangeType
-from headcount.domain.errors import HoldShort, InvalidRequest, NotFound
+from headcount.domain.errors import HoldShort, InvalidRequest
 from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY, OrderLine, OrderStatus
@@ -409,10 +409,7 @@ async def _add(
 
 async def _found(tx: Tx, hold_id: str, event_id: str | None, *, lock: bool) -> OrganizerHold:
     """The hold, if it is one of `event_id`'s (when the path names an event)."""
-    hold = await allotments.find(tx, hold_id, lock=lock)
-    if event_id is not None and hold.event_id != event_id:
-        raise NotFound(f"no hold {hold_id!r}")
-    return hold
+    return await allotments.find(tx, hold_id, event_id=event_id, lock=lock)
 
 
 async def _managed(

@@ -185,7 +185,7 @@ async def _apply(
     )
     # The counters last: every gate queues on the area's row from this UPDATE to COMMIT,
     # so nothing else runs while it is held but the change row that rides with it.
-    moved, refused = await areas.move(tx, moves, enforce=online)
+    moved, refused = await areas.move(tx, moves, event_id=area.event_id, enforce=online)
     if refused is not None:
         full = nodes[refused]
         raise AreaFull(

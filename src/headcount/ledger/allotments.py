@@ -21,6 +21,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from headcount.domain.ids import is_well_formed
 from headcount.ledger import locks, rows
 from headcount.ledger.models import Base
 
@@ -47,8 +48,16 @@ class OrganizerHold(Base):
     )
 
 
-async def find(tx: AsyncSession, hold_id: str, *, lock: bool = False) -> OrganizerHold:
-    return await rows.find(tx, OrganizerHold, hold_id, noun="hold", lock=lock)
+async def find(
+    tx: AsyncSession, hold_id: str, *, event_id: str | None = None, lock: bool = False
+) -> OrganizerHold:
+    """The hold (of `event_id` when known). Locked, it is always read with its event
+    named: a path without one looks the event up first (docs/scale-out.md)."""
+    if lock and event_id is None and is_well_formed(hold_id):
+        event_id = await tx.scalar(
+            select(OrganizerHold.event_id).where(OrganizerHold.id == hold_id)
+        )
+    return await rows.find(tx, OrganizerHold, hold_id, noun="hold", lock=lock, event_id=event_id)
 
 
 async def of_event(tx: AsyncSession, event_id: str) -> list[OrganizerHold]:

@@ -22,7 +22,7 @@ _NO_SYNC = {"synchronize_session": False}
 _ROOM = (Area.max_occupancy.is_(None)) | (Area.inside < Area.max_occupancy)
 _MOVE = (
     update(Area)
-    .where(Area.id == bindparam("aid", type_=String))
+    .where(Area.id == bindparam("aid", type_=String), Area.event_id == bindparam("eid"))
     .values(inside=Area.inside + bindparam("delta", type_=Integer))
     .returning(Area.inside, Area.max_occupancy)
     .execution_options(**_NO_SYNC)
@@ -31,7 +31,7 @@ _MOVE = (
 # and re-check the room against the committed count (PostgreSQL's READ COMMITTED re-read).
 _ENTER = (
     update(Area)
-    .where(Area.id == bindparam("aid", type_=String), _ROOM)
+    .where(Area.id == bindparam("aid", type_=String), Area.event_id == bindparam("eid"), _ROOM)
     .values(inside=Area.inside + 1)
     .returning(Area.inside, Area.max_occupancy)
     .execution_options(**_NO_SYNC)
@@ -79,7 +79,7 @@ class Moved:
 
 
 async def move(
-    tx: AsyncSession, moves: Mapping[str, int], *, enforce: bool
+    tx: AsyncSession, moves: Mapping[str, int], *, event_id: str, enforce: bool
 ) -> tuple[list[Moved], str | None]:
     """Apply occupancy moves in ascending area id: (the areas as moved, the area refused).
 
@@ -92,7 +92,8 @@ async def move(
     for area_id in sorted(moves):
         delta = moves[area_id]
         statement = _ENTER if enforce and delta > 0 else _MOVE
-        found = (await tx.execute(statement, {"aid": area_id, "delta": delta})).first()
+        bound = {"aid": area_id, "eid": event_id, "delta": delta}
+        found = (await tx.execute(statement, bound)).first()
         if found is None:
             return moved, area_id
         moved.append(Moved(area_id, int(found[0]), found[1]))
@@ -172,21 +173,20 @@ async def listed(tx: AsyncSession, event_id: str) -> list[Area]:
 
 async def due_checkouts(tx: AsyncSession, now: datetime, *, limit: int) -> list[str]:
     """Claim areas whose auto checkout is due and clear it, so one replica runs each."""
-    due = list(
-        await tx.scalars(
-            locks.claimed(
-                select(Area.id)
-                .where(Area.checkout_at.is_not(None), Area.checkout_at <= now)
-                .order_by(Area.checkout_at, Area.id)
-                .limit(limit)
-            )
+    claimed = await tx.execute(
+        locks.claimed(
+            select(Area.id, Area.event_id)
+            .where(Area.checkout_at.is_not(None), Area.checkout_at <= now)
+            .order_by(Area.checkout_at, Area.id)
+            .limit(limit)
         )
     )
-    if due:
+    due = [(str(area), str(event)) for area, event in claimed.all()]
+    for event_id in sorted({event for _, event in due}):
         await tx.execute(
             update(Area)
-            .where(Area.id.in_(due))
+            .where(Area.id.in_([a for a, e in due if e == event_id]), Area.event_id == event_id)
             .values(checkout_at=None)
             .execution_options(**_NO_SYNC)
         )
-    return due
+    return [area for area, _ in due]

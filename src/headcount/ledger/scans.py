@@ -152,7 +152,7 @@ async def flag(tx: AsyncSession, scan: Scan) -> None:
     scan.outcome = Outcome.FLAGGED.value
     await tx.execute(
         update(Scan)
-        .where(Scan.seq == scan.seq)
+        .where(Scan.seq == scan.seq, Scan.event_id == scan.event_id)
         .values(outcome=scan.outcome)
         .execution_options(**_NO_SYNC)
     )
@@ -187,7 +187,11 @@ async def release_unit(
     assert ticket_type_id is not None
     order = (
         await tx.execute(
-            locks.exclusive(select(Order.status, Order.owner_id).where(Order.id == order_id))
+            locks.exclusive(
+                select(Order.status, Order.owner_id).where(
+                    Order.id == order_id, Order.event_id == event_id
+                )
+            )
         )
     ).first()
     if order is None or order[0] != OrderStatus.PAID:
@@ -197,6 +201,7 @@ async def release_unit(
         .where(
             OrderItem.order_id == order_id,
             OrderItem.ticket_type_id == ticket_type_id,
+            OrderItem.event_id == event_id,
             OrderItem.quantity > 1,
         )
         .values(quantity=OrderItem.quantity - 1)
@@ -206,12 +211,20 @@ async def release_unit(
     if shrunk.first() is None:
         await tx.execute(
             delete(OrderItem)
-            .where(OrderItem.order_id == order_id, OrderItem.ticket_type_id == ticket_type_id)
+            .where(
+                OrderItem.order_id == order_id,
+                OrderItem.ticket_type_id == ticket_type_id,
+                OrderItem.event_id == event_id,
+            )
             .execution_options(**_NO_SYNC)
         )
     tx.add(
         TicketRelease(
-            order_id=order_id, ticket_type_id=ticket_type_id, unit=credential.unit, released_at=now
+            order_id=order_id,
+            ticket_type_id=ticket_type_id,
+            event_id=event_id,
+            unit=credential.unit,
+            released_at=now,
         )
     )
     await tx.flush()

@@ -103,4 +103,6 @@ class TicketRelease(Base):
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
     ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
     unit: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # The order's event, copied so the row can live on its event's shard (docs/scale-out.md).
+    event_id: Mapped[str] = mapped_column(String(80))
     released_at: Mapped[datetime]

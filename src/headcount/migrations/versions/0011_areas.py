@@ -84,6 +84,7 @@ def upgrade() -> None:
         columns.key("order_id"),
         columns.key("ticket_type_id"),
         sa.Column("unit", sa.Integer(), nullable=False),
+        columns.key("event_id"),
         columns.moment("released_at"),
         columns.reference("ticket_releases", "order_id", "orders"),
         columns.reference("ticket_releases", "ticket_type_id", "ticket_types"),
