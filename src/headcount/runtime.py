@@ -53,7 +53,11 @@ class Runtime:
         self.hold_gates = Gates(
             self.settings.hot_row_concurrency, shared_failures=(ServiceUnavailable, Timeout)
         )
-        self.hold_batches = HoldBatches(self.db, max_batch=self.settings.hold_batch_max)
+        self.hold_batches = HoldBatches(
+            self.db,
+            max_batch=self.settings.hold_batch_max,
+            shared_failures=(ServiceUnavailable, Timeout),
+        )
         self.sold_out = SoldOutMarks(self.settings.sold_out_mark_ttl)
 
     @classmethod

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from typing import Any, cast
 
 from headcount.capacity.batching import HoldBatches, _next_batch, _Waiting
+from headcount.domain.errors import ServiceUnavailable, SoldOut
 from headcount.ledger.db import Database
 
 
@@ -60,3 +62,45 @@ async def test_follow_ups_in_flight_are_shared() -> None:
     assert runs == 1
     assert await batches.shared("expire:t", expire) == 3  # a new one after it ended
     assert runs == 2
+
+
+async def test_a_database_that_did_not_answer_fails_the_queue_behind_at_once() -> None:
+    """Shared fate: the orders queued behind a batch that found no database fail with
+    it, not each after a timeout of its own; other failures stay the order's own."""
+    batches = HoldBatches(cast(Database, None), max_batch=8, shared_failures=(ServiceUnavailable,))
+    started = asyncio.Event()
+    release = asyncio.Event()
+    ran: list[str] = []
+
+    async def stalled() -> None:
+        ran.append("first")
+        started.set()
+        await release.wait()
+        raise ServiceUnavailable("database unreachable")
+
+    async def later(name: str) -> None:
+        ran.append(name)
+
+    first = asyncio.ensure_future(batches.alone("t", stalled))
+    await started.wait()
+    behind = [
+        asyncio.ensure_future(batches.alone("t", functools.partial(later, f"o{n}")))
+        for n in range(3)
+    ]
+    await asyncio.sleep(0)
+    release.set()
+    found = await asyncio.gather(first, *behind, return_exceptions=True)
+    assert all(isinstance(f, ServiceUnavailable) for f in found)
+    assert ran == ["first"], "the queued orders must not each try the database again"
+
+    async def refused() -> None:
+        raise SoldOut("gone")
+
+    failed = await asyncio.gather(
+        batches.alone("u", refused),
+        batches.alone("u", lambda: later("next")),
+        return_exceptions=True,
+    )
+    assert isinstance(failed[0], SoldOut)
+    assert failed[1] is None
+    assert ran[-1] == "next"

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import copy
 from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -81,7 +82,15 @@ class _Waiting:
 class HoldBatches:
     """Per ticket type: a FIFO of orders and at most one batch of them in flight."""
 
-    def __init__(self, db: Database, *, max_batch: int, isolate: bool = True) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_batch: int,
+        isolate: bool = True,
+        shared_failures: tuple[type[Exception], ...] = (),
+    ) -> None:
+        self._shared_failures = shared_failures
         self.db = db
         self.max_batch = max_batch
         # Tests only: without savepoints a refused order's rows would commit with the
@@ -147,6 +156,7 @@ class HoldBatches:
                 taken = _next_batch(queue, self.max_batch)
                 if taken:
                     await self._serve(taken)
+                    self._share_fate(taken, queue)
         finally:
             # No await between the last empty check and here: nobody is left behind.
             del self._draining[key]
@@ -202,6 +212,26 @@ class HoldBatches:
                 waiting.answer.set_result(value)
             else:
                 waiting.answer.set_exception(value)
+
+    def _share_fate(self, taken: list[_Waiting], queue: deque[_Waiting]) -> None:
+        """Shared fate (as `gates.py`): when a batch failed because the database did not
+        answer (frozen, unreachable, a lock held elsewhere), the orders already queued
+        behind it fail the same way at once instead of each batch taking its own timeout
+        in turn — twelve queued orders would otherwise answer the last after several."""
+        failed = next(
+            (
+                w.answer.exception()
+                for w in taken
+                if w.answer.done() and not w.answer.cancelled() and w.answer.exception()
+            ),
+            None,
+        )
+        if not isinstance(failed, self._shared_failures):
+            return
+        while queue:
+            waiting = queue.popleft()
+            if not waiting.answer.done():
+                waiting.answer.set_exception(copy.copy(failed))
 
     async def _alone_in_batch(self, waiting: _Waiting) -> Any:
         known = waiting.recheck() if waiting.recheck is not None else None
