@@ -59,6 +59,7 @@ class Runtime:
             shared_failures=(ServiceUnavailable, Timeout),
         )
         self.sold_out = SoldOutMarks(self.settings.sold_out_mark_ttl)
+        self.db.stock_freed = self.sold_out.forget
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

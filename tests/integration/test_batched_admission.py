@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from headcount import origin
-from headcount.capacity import events, orders, tickets
+from headcount.capacity import allotments, events, orders, tickets
+from headcount.capacity.allotments import HoldDraft, HoldReleaseDraft
 from headcount.capacity.batching import HoldBatches
 from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
@@ -258,6 +259,23 @@ async def test_a_release_in_the_same_process_ends_the_mark_at_once(rt: Runtime) 
     with pytest.raises(SoldOut):
         await orders.create_order(rt, attendee("late"), draft(tt))
     await orders.cancel_order(rt, attendee("holder"), held.id)
+    assert (
+        await orders.create_order(rt, attendee("late"), draft(tt))
+    ).status is OrderStatus.PENDING
+
+
+async def test_an_organizer_hold_released_in_the_same_process_ends_the_mark(
+    rt: Runtime,
+) -> None:
+    rt.sold_out.ttl = 3600.0
+    tt = await stock(rt, 2)
+    hold = await allotments.create_hold(
+        rt, ORG, tt.event_id, HoldDraft(name="Press", ticket_type_id=tt.id, quantity=1)
+    )
+    await orders.create_order(rt, attendee("first"), draft(tt))
+    with pytest.raises(SoldOut):
+        await orders.create_order(rt, attendee("late"), draft(tt))
+    await allotments.release_hold(rt, ORG, hold.id, HoldReleaseDraft())
     assert (
         await orders.create_order(rt, attendee("late"), draft(tt))
     ).status is OrderStatus.PENDING

@@ -15,7 +15,7 @@ from headcount.domain.identity import Principal
 from headcount.domain.ids import new_id
 from headcount.domain.presence import MAX_GRACE_SECONDS
 from headcount.ledger import draws, journal, listings, locks, offers, rows
-from headcount.ledger.db import Tx
+from headcount.ledger.db import Tx, stock_freed
 from headcount.ledger.models import Event
 from headcount.runtime import Runtime
 
@@ -207,6 +207,7 @@ async def _move_cap(tx: Tx, event: Event, cap_before: int | None) -> None:
     count judged is one no admission can move before COMMIT; admissions judge their own
     crossings against the cap their statement reads, which is this one once we commit.
     """
+    stock_freed(tx)  # a higher (or no) cap may open room to every type of the event
     counted = await locks.event_counter(tx, event.id)
     registered, tickets = counted or (0, 0)
     was_full = journal.full(registered + tickets, cap_before)

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
@@ -77,6 +77,19 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, DBAPIError) and _sqlstate(exc) in RETRYABLE_SQLSTATES
 
 
+_FREED_KEY = "headcount_stock_freed"
+_ANY: frozenset[str] = frozenset({"*"})
+
+
+def stock_freed(tx: AsyncSession, ticket_type_ids: Iterable[str] | None = None) -> None:
+    """Note that `tx` may free stock on these ticket types (None: on any, e.g. a pool or
+    an event cap raised). Once it commits, `Database.stock_freed` hears of them, so a
+    process stops answering "sold out" from memory (capacity/soldout.py) the moment its
+    own release commits, whichever path released."""
+    noted: set[str] = tx.info.setdefault(_FREED_KEY, set())
+    noted.update(_ANY if ticket_type_ids is None else ticket_type_ids)
+
+
 def staleness(tx: AsyncSession) -> Staleness:
     """How far behind the primary the unit of work `tx` reads (primary: not at all)."""
     found = tx.info.get(STALENESS_KEY)
@@ -108,6 +121,9 @@ class Database:
         # Called after a unit of work that recorded changes commits: wakes this process's
         # sequencer (capacity/sequencer.py), so a change is positioned within milliseconds.
         self.changes_committed: Callable[[], None] = _nothing
+        # Called after a unit of work that noted `stock_freed` commits, with the types
+        # (None: any); the runtime drops its sold-out marks for them.
+        self.stock_freed: Callable[[Iterable[str] | None], None] = _ignore
 
     def _snapshot_sessions(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
         # Same pool; each checkout is switched to a read-only snapshot and back on return.
@@ -199,6 +215,7 @@ class Database:
         self, sessions: async_sessionmaker[AsyncSession]
     ) -> AsyncIterator[AsyncSession]:
         recorded = 0
+        freed: set[str] = set()
         try:
             async with sessions() as tx, tx.begin():
                 if not self.records_changes:
@@ -207,6 +224,7 @@ class Database:
                 # The decisions recorded in this unit of work, as its last statement: they
                 # commit with it or not at all (ledger/changes.py).
                 recorded = await changes.flush(tx)
+                freed = tx.info.get(_FREED_KEY, freed)
         except DBAPIError as exc:
             translated = _translate(exc)
             if translated is exc:
@@ -216,6 +234,8 @@ class Database:
             raise ServiceUnavailable(f"database unreachable: {type(exc).__name__}") from exc
         if recorded:
             self.changes_committed()
+        if freed:
+            self.stock_freed(None if "*" in freed else freed)
 
     async def atomically(
         self, work: Callable[[AsyncSession], Awaitable[T]], *, attempts: int = 4
@@ -240,6 +260,10 @@ class Database:
         await self.engine.dispose()
         if self.replica is not None:
             await self.replica.engine.dispose()
+
+
+def _ignore(_: Iterable[str] | None) -> None:
+    pass
 
 
 def _nothing() -> None:

@@ -38,6 +38,7 @@ from headcount.domain.tickets import OrderLine
 from headcount.ledger import journal, locks, usage
 from headcount.ledger import rows as row_writes
 from headcount.ledger.attendance import EventCapacity, WaitlistEntry
+from headcount.ledger.db import stock_freed
 from headcount.ledger.models import Event, TicketType
 from headcount.ledger.pools import CapacityPool, TicketTypePool
 
@@ -403,6 +404,7 @@ async def change_pool(
         await row_writes.change(tx, CapacityPool, pool_id, values, event_id=event_id)
         return
     limit = values["admission_limit"]
+    stock_freed(tx)  # a higher limit may open room to every member
     over = 0 if limit is None else over_expr(CapacityPool.quantity_used, literal(limit))
     this_pool = (CapacityPool.id == pool_id, CapacityPool.event_id == event_id)
     before = (await tx.execute(locks.exclusive(select(*_POOL_FIGURES).where(*this_pool)))).one()
@@ -483,6 +485,7 @@ async def detach(tx: AsyncSession, ticket_type_id: str, pool_id: str, *, event_i
     if row is None:
         return False
     use = await _type_use(tx, ticket_type_id)
+    stock_freed(tx)  # the pool's other members gain the type's use
     await tx.delete(row)
     await tx.flush()
     await _move_pool(tx, pool_id, -use, event_id)

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
 from headcount.domain.tickets import OrderLine
 from headcount.ledger import buckets, changes, draws, journal, locks, rows, usage
+from headcount.ledger.db import stock_freed
 from headcount.ledger.models import TicketType
 from headcount.ledger.pools import CapacityPool
 from headcount.ledger.types import UTCDateTime
@@ -337,6 +338,7 @@ async def _give_back(
     then the pools and the event counter get the lines back.
     """
     await _lock_neighbours(tx, lines, event_id)
+    stock_freed(tx, [line.ticket_type_id for line in lines])
     for line in lines:
         in_use = TicketType.quantity_sold + TicketType.quantity_reserved - line.quantity
         given = await tx.execute(
