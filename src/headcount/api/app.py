@@ -33,7 +33,7 @@ from headcount.api.rest import pools as pools_rest
 from headcount.api.rest import presence as presence_rest
 from headcount.api.rest import waiting_rooms as waiting_rooms_rest
 from headcount.api.rest import webhooks as webhooks_rest
-from headcount.capacity import queue_pump, sequencer
+from headcount.capacity import queue_pump, sequencer, sold_out_news
 from headcount.capacity.allotments import sweep_due_holds
 from headcount.capacity.live import prune_presence
 from headcount.capacity.orders import sweep_expired_holds
@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             asyncio.create_task(sequencer.run(rt), name="headcount-sequencer"),
             # Waiting rooms admit a few times a second (capacity/queue_pump.py).
             asyncio.create_task(queue_pump.run(rt), name="headcount-waiting-rooms"),
+            # Sold-out marks hear releases committed by other processes (sold_out_news.py).
+            asyncio.create_task(sold_out_news.run(rt), name="headcount-sold-out-news"),
         ]
         # The webhook relay keeps its own, much shorter loop (capacity/relay.py).
         stop_relay = asyncio.Event()

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import (
 
 from headcount.config import Settings
 from headcount.domain.errors import InvalidRequest, ServiceUnavailable, Timeout
-from headcount.ledger import changes
+from headcount.ledger import changes, stock_news
 from headcount.ledger.replica import PRIMARY, STALENESS_KEY, ReadReplica, Staleness
 from headcount.ledger.urls import async_url, driver_options
 from headcount.ledger.wire import timed_connection
@@ -124,6 +124,10 @@ class Database:
         # Called after a unit of work that noted `stock_freed` commits, with the types
         # (None: any); the runtime drops its sold-out marks for them.
         self.stock_freed: Callable[[Iterable[str] | None], None] = _ignore
+        # PostgreSQL: a unit of work that frees stock also tells every other process, in
+        # the same transaction (delivered at COMMIT), so their marks end within
+        # milliseconds rather than their TTL (ledger/stock_news.py).
+        self.announces_stock = stock_news.possible(settings.database_url)
 
     def _snapshot_sessions(self, engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
         # Same pool; each checkout is switched to a read-only snapshot and back on return.
@@ -225,6 +229,8 @@ class Database:
                 # commit with it or not at all (ledger/changes.py).
                 recorded = await changes.flush(tx)
                 freed = tx.info.get(_FREED_KEY, freed)
+                if freed and self.announces_stock:
+                    await stock_news.announce(tx, None if "*" in freed else freed)
         except DBAPIError as exc:
             translated = _translate(exc)
             if translated is exc:
