@@ -21,6 +21,8 @@ from headcount.runtime import Runtime
 
 
 class OfEvent(Protocol):
+    """A row that belongs to one event (its organizer manages it)."""
+
     @property
     def event_id(self) -> str: ...
 
