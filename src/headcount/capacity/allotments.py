@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from headcount import origin
 from headcount.capacity import keyed
-from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.events import load_event, managed_event
 from headcount.capacity.orders import record_created
 from headcount.capacity.tickets import load_ticket_type
 from headcount.capacity.views import (
@@ -92,19 +92,7 @@ class HoldRedeemDraft(BaseModel):
 
 def hold_view(hold: OrganizerHold, **now: object) -> OrganizerHoldView:
     """The hold as its row says, with what this transaction changed by bulk UPDATE (`now`)."""
-    view = OrganizerHoldView(
-        id=hold.id,
-        event_id=hold.event_id,
-        ticket_type_id=hold.ticket_type_id,
-        name=hold.name,
-        quantity=hold.quantity,
-        redemption_code=hold.redemption_code,
-        release_at=hold.release_at,
-        created_by=hold.created_by,
-        created_at=hold.created_at,
-        updated_at=hold.updated_at,
-    )
-    return view.model_copy(update=now) if now else view
+    return OrganizerHoldView.from_row(hold, **now)
 
 
 async def create_hold(
@@ -119,8 +107,7 @@ async def create_hold(
 
     async def work(tx: Tx) -> OrganizerHoldView:
         now = _now(rt, tx)
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
+        event = await managed_event(tx, principal, event_id)
         rules.check_release_at(draft.release_at, now)
         tt = await load_ticket_type(tx, draft.ticket_type_id)
         if tt.event_id != event.id:
@@ -157,8 +144,7 @@ async def create_hold(
 
 async def list_holds(rt: Runtime, principal: Principal, event_id: str) -> list[OrganizerHoldView]:
     async with rt.db.snapshot() as tx:
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
+        event = await managed_event(tx, principal, event_id)
         return [hold_view(h) for h in await allotments.of_event(tx, event.id)]
 
 
@@ -416,7 +402,7 @@ async def _managed(
     tx: Tx, principal: Principal, hold_id: str, event_id: str | None, *, lock: bool
 ) -> OrganizerHold:
     hold = await _found(tx, hold_id, event_id, lock=lock)
-    require_manager(principal, await load_event(tx, hold.event_id))
+    await managed_event(tx, principal, hold.event_id)
     return hold
 
 

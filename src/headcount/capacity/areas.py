@@ -10,14 +10,13 @@ from typing import ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from headcount.capacity.events import MAX_LIMIT, load_event, require_manager
-from headcount.capacity.inputs import Patch
+from headcount.capacity.events import MAX_LIMIT, load_event, managed_event
+from headcount.capacity.inputs import Patch, new_row
 from headcount.capacity.views import AreaView
 from headcount.domain import occupancy
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import InvalidRequest, NotFound
 from headcount.domain.identity import Principal
-from headcount.domain.ids import new_id
 from headcount.ledger import areas, journal, rows
 from headcount.ledger.db import Tx
 from headcount.ledger.venue import Area
@@ -57,25 +56,23 @@ class AreaPatch(Patch):
 
 
 def area_view(area: Area) -> AreaView:
-    return AreaView(
-        id=area.id,
-        event_id=area.event_id,
-        parent_id=area.parent_id,
-        name=area.name,
-        max_occupancy=area.max_occupancy,
-        allow_reentry=area.allow_reentry,
-        checkout_at=area.checkout_at,
-        inside=area.inside,
+    return AreaView.from_row(
+        area,
         remaining=occupancy.remaining(area.inside, area.max_occupancy),
         is_full=area.max_occupancy is not None and area.inside >= area.max_occupancy,
         warning=occupancy.warns(area.inside, area.max_occupancy),
-        created_at=area.created_at,
-        updated_at=area.updated_at,
     )
 
 
 async def load_area(tx: Tx, area_id: str) -> Area:
     return await rows.find(tx, Area, area_id, noun="area")
+
+
+async def managed_area(tx: Tx, principal: Principal, area_id: str) -> Area:
+    """The area, for its event's organizer (scanners carry the organizer's token)."""
+    area = await load_area(tx, area_id)
+    await managed_event(tx, principal, area.event_id)
+    return area
 
 
 async def area_views(tx: Tx, event_id: str) -> list[AreaView]:
@@ -92,8 +89,7 @@ async def create_area(
 ) -> AreaView:
     now = rt.clock()
     async with rt.db.transaction() as tx:
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
+        event = await managed_event(tx, principal, event_id)
         if draft.parent_id is not None:
             try:
                 parent = await load_area(tx, draft.parent_id)
@@ -101,28 +97,9 @@ async def create_area(
                 raise InvalidRequest(f"no area {draft.parent_id!r} to put this one in") from exc
             if parent.event_id != event.id:
                 raise InvalidRequest("an area's parent must be an area of the same event")
-        area = Area(
-            id=area_id or new_id("area"),
-            event_id=event.id,
-            parent_id=draft.parent_id,
-            name=draft.name,
-            max_occupancy=draft.max_occupancy,
-            allow_reentry=draft.allow_reentry,
-            checkout_at=draft.checkout_at,
-            inside=0,
-            created_at=now,
-            updated_at=now,
-        )
+        area = new_row(Area, draft, now, area_id, "area", event_id=event.id, inside=0)
         await rows.add(tx, area)
-        journal.organizer(
-            tx,
-            ChangeType.AREA_CREATED,
-            event_id=event.id,
-            resource=("area", area.id),
-            before=None,
-            after=draft.model_dump(),
-            at=now,
-        )
+        journal.audit(tx, ChangeType.AREA_CREATED, ("area", area), None, draft.model_dump(), at=now)
         return area_view(area)
 
 
@@ -143,21 +120,13 @@ async def update_area(
     changes = patch.changes()
     now = rt.clock()
     async with rt.db.transaction() as tx:
-        area = await load_area(tx, area_id)
-        require_manager(principal, await load_event(tx, area.event_id))
+        area = await managed_area(tx, principal, area_id)
         fields = ("name", "max_occupancy", "allow_reentry", "checkout_at")
         before = {k: getattr(area, k) for k in fields}
         if changes:
             await rows.change(
                 tx, Area, area.id, {**changes, "updated_at": now}, event_id=area.event_id
             )
-        journal.organizer(
-            tx,
-            ChangeType.AREA_CHANGED,
-            event_id=area.event_id,
-            resource=("area", area.id),
-            before=before,
-            after={**before, **changes},
-            at=now,
-        )
+        after = {**before, **changes}
+        journal.audit(tx, ChangeType.AREA_CHANGED, ("area", area), before, after, at=now)
         return area_view(await load_area(tx, area.id))

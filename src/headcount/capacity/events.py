@@ -7,12 +7,11 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from headcount.capacity.inputs import Patch
+from headcount.capacity.inputs import Patch, new_row
 from headcount.capacity.views import EventView
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import Forbidden, InvalidRequest
 from headcount.domain.identity import Principal
-from headcount.domain.ids import new_id
 from headcount.domain.presence import MAX_GRACE_SECONDS
 from headcount.ledger import draws, journal, listings, locks, offers, rows
 from headcount.ledger.db import Tx, stock_freed
@@ -111,13 +110,9 @@ async def create_event(
     if not (principal.is_organizer or principal.is_service):
         raise Forbidden("only organizers create events")
     now = rt.clock()
-    event = rows.new(
-        Event,
-        draft.model_dump(),
-        now,
-        id=event_id or new_id("evt"),
-        organizer_id=principal.sub,
-        virtual_settings=draft.virtual_settings.model_dump(exclude_none=True),
+    settings = draft.virtual_settings.model_dump(exclude_none=True)
+    event = new_row(
+        Event, draft, now, event_id, "evt", organizer_id=principal.sub, virtual_settings=settings
     )
     async with rt.db.transaction() as tx:
         await rows.add(tx, event)
@@ -130,16 +125,13 @@ async def create_event(
     return EventView.of(event)
 
 
+_DEFINED = ("name", "description", "starts_at", "ends_at", "max_attendees")
+
+
 def _definition(event: Event) -> dict[str, object]:
     """What an organizer sets on an event, as the audit trail shows it."""
-    return {
-        "name": event.name,
-        "description": event.description,
-        "starts_at": event.starts_at,
-        "ends_at": event.ends_at,
-        "max_attendees": event.max_attendees,
-        "virtual_settings": dict(event.virtual_settings or {}),
-    }
+    settings = dict(event.virtual_settings or {})
+    return {**{name: getattr(event, name) for name in _DEFINED}, "virtual_settings": settings}
 
 
 async def get_event(rt: Runtime, event_id: str) -> EventView:

@@ -1,4 +1,5 @@
-"""What every organizer's change request shares: the PATCH rule, declared on the model.
+"""What every organizer's change request shares: the PATCH rule, declared on the model,
+and how a create request becomes a row.
 
 A PATCH body names only the fields it changes. A field that is absent is left alone; a
 field sent as `null` clears it, which only makes sense for fields that may be empty.
@@ -10,9 +11,16 @@ silently dropping the field.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
+
+from headcount.domain.ids import new_id
+from headcount.ledger import rows
+from headcount.ledger.models import Base
+
+R = TypeVar("R", bound=Base)
 
 
 def _publish_nullability(schema: dict[str, Any], model: type[BaseModel]) -> None:
@@ -59,3 +67,17 @@ class Patch(BaseModel):
             name: self.CLEARED.get(name) if value is None and name in self.CLEARED else value
             for name, value in sent.items()
         }
+
+
+def new_row(
+    model: type[R],
+    draft: BaseModel,
+    now: datetime,
+    chosen_id: str | None,
+    prefix: str,
+    **values: Any,
+) -> R:
+    """The row a create request makes: under the id the caller chose (an import, the demo)
+    or a new one with the kind's `prefix`, holding the draft's fields the row has a column
+    for and what the service decided (`values` win), created and updated `now`."""
+    return rows.new(model, draft.model_dump(), now, id=chosen_id or new_id(prefix), **values)

@@ -28,12 +28,12 @@ from typing import Any
 
 from headcount import metrics
 from headcount.capacity import keyed
-from headcount.capacity.places import require_organizer, view_of
+from headcount.capacity.places import record, require_organizer, view_of
 from headcount.capacity.spaces import Space, V, live_space
 from headcount.capacity.views import LeaseView
 from headcount.domain.errors import HeadcountError, InvalidRequest, LeaseExpired, NotFound
 from headcount.domain.identity import Principal
-from headcount.ledger import changes, journal, rows
+from headcount.ledger import changes, rows
 from headcount.ledger import spaces as ledger
 from headcount.ledger.models import Event
 from headcount.presence import Lease, LeaseState, Place, Resource, parse_lease_id
@@ -283,15 +283,8 @@ async def close(rt: Runtime, principal: Principal, space: Space[V], place_id: st
             now = rt.clock()
             await ledger.close(tx, space.model, row.id, now, event_id=space.event_of(row))
             row = await rows.find(tx, space.model, row.id, noun=space.noun)
-            journal.organizer(
-                tx,
-                f"{space.change_kind}.closed",
-                event_id=space.event_of(row),
-                resource=(space.change_kind, row.id),
-                before={"status": "open"},
-                after={"status": row.status, "closed_at": row.closed_at},
-                at=now,
-            )
+            after = {"status": row.status, "closed_at": row.closed_at}
+            record(tx, space, "closed", row, before={"status": "open"}, after=after, at=now)
     # After the commit: any join that read "open" before it is refused by the store now.
     await rt.presence.close_resource(Resource(space.kind, row.id))
     rt.signals.notify(space.event_of(row))

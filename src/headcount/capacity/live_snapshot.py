@@ -9,11 +9,10 @@ live counts are `None` and the rest of the snapshot is still served.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from headcount.capacity.places import head_counts, view_of
 from headcount.capacity.spaces import SPACES, Space
-from headcount.capacity.views import BoothView, BreakoutRoomView, HuddleView, ViewerCapacity
 from headcount.ledger import spaces as ledger
 from headcount.ledger.db import Tx
 from headcount.ledger.models import Event
@@ -36,22 +35,6 @@ class LiveSections:
     # Heads in every place (connected now, or a durable place's members), by space kind
     # and place id (None: presence unreachable); places held in grace are in the views.
     counts: dict[str, dict[str, int | None]]
-
-    @property
-    def viewers(self) -> ViewerCapacity | None:
-        return cast(ViewerCapacity | None, self.fields.get("viewers"))
-
-    @property
-    def booths(self) -> list[BoothView]:
-        return cast(list[BoothView], self.fields.get("booths", []))
-
-    @property
-    def breakout_rooms(self) -> list[BreakoutRoomView]:
-        return cast(list[BreakoutRoomView], self.fields.get("breakout_rooms", []))
-
-    @property
-    def huddles(self) -> list[HuddleView]:
-        return cast(list[HuddleView], self.fields.get("huddles", []))
 
 
 async def live_rows(tx: Tx, event: Event) -> LiveRows:

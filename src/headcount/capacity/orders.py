@@ -468,17 +468,22 @@ async def _load_order(tx: Tx, order_id: str, *, lock: bool = False) -> Order:
     return await rows.find(tx, Order, order_id, noun="order", lock=True, event_id=event_id)
 
 
-def _can_see(principal: Principal, order: Order, event: Event) -> bool:
-    return principal.sub == order.owner_id or principal.manages(event.organizer_id)
+async def _visible(
+    tx: Tx, principal: Principal, order_id: str, *, lock: bool = False
+) -> tuple[Order, Event]:
+    """The order and its event, for its owner or the event's organizer; anyone else is told
+    there is no such order (not 403: an attendee must not learn that someone else's order
+    id exists)."""
+    order = await _load_order(tx, order_id, lock=lock)
+    event = await load_event(tx, order.event_id)
+    if principal.sub != order.owner_id and not principal.manages(event.organizer_id):
+        raise NotFound(f"no order {order_id!r}")
+    return order, event
 
 
 async def get_order(rt: Runtime, principal: Principal, order_id: str) -> OrderView:
     async with rt.db.snapshot() as tx:
-        order = await _load_order(tx, order_id)
-        event = await load_event(tx, order.event_id)
-        if not _can_see(principal, order, event):
-            # Not 403: an attendee must not learn that someone else's order id exists.
-            raise NotFound(f"no order {order_id!r}")
+        order, _ = await _visible(tx, principal, order_id)
         return shown(order, rt.clock())
 
 
@@ -585,11 +590,7 @@ async def _change(
     """One order's confirm or cancel: locked, changed once per Idempotency-Key."""
 
     async def work(tx: Tx) -> OrderView:
-        order = await _load_order(tx, order_id, lock=True)
-        event = await load_event(tx, order.event_id)
-        if not _can_see(principal, order, event):
-            # Not 403: an attendee must not learn that someone else's order id exists.
-            raise NotFound(f"no order {order_id!r}")
+        order, event = await _visible(tx, principal, order_id, lock=True)
         status = await change(tx, order, event)
         if status is not None:
             now = rt.clock()

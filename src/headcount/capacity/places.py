@@ -11,8 +11,9 @@ durable ones (huddles) keep the count in their row.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -100,6 +101,29 @@ async def require_organizer(tx: Tx, principal: Principal, row: Any, event_id: st
     require_manager(principal, event)
 
 
+def record(
+    tx: Tx,
+    space: Space[Any],
+    what: str,
+    row: Any,
+    *,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any],
+    at: datetime,
+) -> None:
+    """An organizer's change to a place, as `<resource>.<what>` in the change log and the
+    audit trail (created, changed, closed)."""
+    journal.organizer(
+        tx,
+        f"{space.change_kind}.{what}",
+        event_id=space.event_of(row),
+        resource=(space.change_kind, row.id),
+        before=before,
+        after=after,
+        at=at,
+    )
+
+
 def _managed(space: Space[Any]) -> Managed:
     if space.managed is None:
         raise InvalidRequest(f"a {space.noun} is not created or changed here")
@@ -133,15 +157,8 @@ async def create(
             updated_at=now,
         )
         await ledger.add(tx, row)
-        journal.organizer(
-            tx,
-            f"{space.change_kind}.created",
-            event_id=event_id,
-            resource=(space.change_kind, row.id),
-            before=None,
-            after={parent.column: found.id, **draft.model_dump()},
-            at=now,
-        )
+        after = {parent.column: found.id, **draft.model_dump()}
+        record(tx, space, "created", row, before=None, after=after, at=now)
     rt.signals.notify(event_id)
     return view_of(space, row, 0)
 
@@ -201,14 +218,6 @@ async def update(
                 event_id=space.event_of(row),
             )
             row = await rows.find(tx, space.model, row.id, noun=space.noun)
-            journal.organizer(
-                tx,
-                f"{space.change_kind}.changed",
-                event_id=space.event_of(row),
-                resource=(space.change_kind, row.id),
-                before=before,
-                after=changes,
-                at=now,
-            )
+            record(tx, space, "changed", row, before=before, after=changes, at=now)
     rt.signals.notify(space.event_of(row))
     return (await views(rt, space, [row]))[0]

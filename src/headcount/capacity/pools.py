@@ -20,9 +20,9 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from headcount.capacity.decisions import decision, under_event
-from headcount.capacity.events import load_event, managed_event
-from headcount.capacity.inputs import Patch
+from headcount.capacity.decisions import under_event, under_row
+from headcount.capacity.events import load_event
+from headcount.capacity.inputs import Patch, new_row
 from headcount.capacity.pool_membership import load_pool, set_pools
 from headcount.capacity.tickets import load_ticket_type
 from headcount.capacity.views import EventTotalView, PoolView
@@ -30,7 +30,6 @@ from headcount.domain import pools as rules
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import InvalidRequest
 from headcount.domain.identity import Principal
-from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY
 from headcount.ledger import draws, journal, listings, locks, offers, registrations, rows
 from headcount.ledger.db import Tx
@@ -108,13 +107,15 @@ async def create_pool(
     pool_id: str | None = None,
 ) -> PoolView:
     async with under_event(rt, principal, event_id) as (tx, event, now):
-        pool = rows.new(
+        admission_limit = rules.admission_limit(draft.capacity, draft.overbook_ratio)
+        pool = new_row(
             CapacityPool,
-            draft.model_dump(),
+            draft,
             now,
-            id=pool_id or new_id("pool"),
+            pool_id,
+            "pool",
             event_id=event.id,
-            admission_limit=rules.admission_limit(draft.capacity, draft.overbook_ratio),
+            admission_limit=admission_limit,
             quantity_used=0,
             quantity_over=0,
         )
@@ -130,17 +131,9 @@ async def create_pool(
 
 
 def _definition(view: PoolView) -> dict[str, object]:
-    """What an organizer sets on a pool, as the audit trail shows it."""
-    return view.model_dump(
-        include={
-            "name",
-            "capacity",
-            "overbook_ratio",
-            "admission_limit",
-            "max_per_customer",
-            "ticket_type_ids",
-        }
-    )
+    """What an organizer sets on a pool (its draft, and the admission limit that follows),
+    as the audit trail shows it."""
+    return view.model_dump(include={*PoolDraft.model_fields, "admission_limit"})
 
 
 def _audit(
@@ -185,9 +178,7 @@ async def update_pool(
 ) -> PoolView:
     """Capacity changes are one UPDATE that also recomputes the overhang; never refused."""
     changes = patch.changes()
-    async with decision(rt) as (tx, now):
-        pool = await load_pool(tx, pool_id)
-        await managed_event(tx, principal, pool.event_id)
+    async with under_row(rt, principal, load_pool, pool_id) as (tx, pool, now):
         members = await _members(tx, pool.id)
         before = pool_view(pool, members)
         limits_change = "capacity" in changes or "overbook_ratio" in changes
@@ -245,9 +236,7 @@ async def _membership_change(
     """A ticket type attached to or detached from a pool by its organizer: `move` gets the
     pool, the type, the members before and the moment; the audit row shows the pool
     before and after."""
-    async with decision(rt) as (tx, now):
-        pool = await load_pool(tx, pool_id)
-        await managed_event(tx, principal, pool.event_id)
+    async with under_row(rt, principal, load_pool, pool_id) as (tx, pool, now):
         tt = await load_ticket_type(tx, ticket_type_id)
         members = await _members(tx, pool.id)
         before = pool_view(pool, members)

@@ -18,8 +18,8 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from headcount.capacity.areas import area_view, load_area
-from headcount.capacity.events import load_event, require_manager
+from headcount.capacity.areas import area_view, load_area, managed_area
+from headcount.capacity.events import managed_event
 from headcount.capacity.views import AreaResetView, BatchScanResult, ScanBatchView, ScanView
 from headcount.domain import occupancy
 from headcount.domain.changes import ChangeType
@@ -98,16 +98,11 @@ def _view(
     scan: Scan, inside: int, maximum: int | None, *, duplicate: bool = False, released: bool = False
 ) -> ScanView:
     outcome = Outcome(scan.outcome)
-    return ScanView(
-        scan_id=scan.scan_id,
-        area_id=scan.area_id,
-        credential=scan.credential,
-        direction=scan.direction,
-        source=scan.source,
+    return ScanView.from_row(
+        scan,
         outcome=outcome.value,
         admitted=outcome is not Outcome.NOT_INSIDE,
         duplicate=duplicate,
-        scanned_at=scan.scanned_at,
         inside=inside,
         max_occupancy=maximum,
         released_to_sale=released,
@@ -225,20 +220,13 @@ async def _holder(
         raise
 
 
-async def _gate(tx: Tx, principal: Principal, area_id: str) -> Area:
-    """The area, for its event's organizer (scanners carry the organizer's token)."""
-    area = await load_area(tx, area_id)
-    require_manager(principal, await load_event(tx, area.event_id))
-    return area
-
-
 async def scan(rt: Runtime, principal: Principal, area_id: str, draft: ScanDraft) -> ScanView:
     """An online scan: `entry` admitted or refused, `exit` recorded. `scan_id` makes a
     retry safe: a scan already applied answers as it did (`duplicate`)."""
 
     async def work(tx: Tx) -> ScanView:
         now = rt.clock()
-        area = await _gate(tx, principal, area_id)
+        area = await managed_area(tx, principal, area_id)
         return await _apply(
             tx,
             area,
@@ -259,8 +247,7 @@ async def scan_batch(
     """An offline gate's upload: every scan applied in scan-time order, each in its own
     transaction; the answer lists each scan's fate in upload order."""
     async with rt.db.snapshot() as tx:
-        event = await load_event(tx, event_id)
-        require_manager(principal, event)
+        event = await managed_event(tx, principal, event_id)
     ordered = sorted(enumerate(batch.scans), key=lambda p: (p[1].scanned_at, p[1].scan_id))
     results: dict[int, BatchScanResult] = {}
     for index, item in ordered:
@@ -314,7 +301,7 @@ async def force_exit(
     correction scan, so the fold and reconcile see it like any exit."""
 
     async def work(tx: Tx) -> ScanView:
-        area = await _gate(tx, principal, area_id)
+        area = await managed_area(tx, principal, area_id)
         return await _correct(tx, area, draft.credential, rt.clock())
 
     return await rt.db.atomically(work)
@@ -337,7 +324,7 @@ async def reset_area(rt: Runtime, principal: Principal, area_id: str) -> AreaRes
     """Check everyone out of the area and the areas inside it (the nightly reset): one
     recorded correction per credential, each atomic."""
     async with rt.db.snapshot() as tx:
-        await _gate(tx, principal, area_id)
+        await managed_area(tx, principal, area_id)
     checked_out = await _check_out_everyone(rt, area_id)
     async with rt.db.snapshot() as tx:
         return AreaResetView(area=area_view(await load_area(tx, area_id)), checked_out=checked_out)

@@ -23,7 +23,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headcount.capacity import keyed
-from headcount.capacity.decisions import decision, under_event
+from headcount.capacity.decisions import under_event, under_row
 from headcount.capacity.events import (
     MAX_LIMIT,
     check_patched_window,
@@ -31,7 +31,7 @@ from headcount.capacity.events import (
     load_event,
     managed_event,
 )
-from headcount.capacity.inputs import Patch
+from headcount.capacity.inputs import Patch, new_row
 from headcount.capacity.registrations import is_registered
 from headcount.capacity.views import RsvpView, SessionView, WaitlistEntryView, WaitlistView
 from headcount.capacity.waitlists import entry_view, waitlist_view
@@ -39,7 +39,6 @@ from headcount.domain.attendance import EntryStatus, RsvpStatus, SeatSource, Sea
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import Conflict, NotFound, NotRegistered, SessionFull
 from headcount.domain.identity import Principal
-from headcount.domain.ids import new_id
 from headcount.ledger import journal, listings, locks, rows, seats, waitlist
 from headcount.ledger.attendance import Session, SessionCapacity
 from headcount.ledger.db import Tx
@@ -114,9 +113,7 @@ async def create_session(
     session_id: str | None = None,
 ) -> SessionView:
     async with under_event(rt, principal, event_id) as (tx, event, now):
-        session = rows.new(
-            Session, draft.model_dump(), now, id=session_id or new_id("ses"), event_id=event.id
-        )
+        session = new_row(Session, draft, now, session_id, "ses", event_id=event.id)
         capacity = SessionCapacity(
             session_id=session.id,
             event_id=event.id,
@@ -145,9 +142,7 @@ async def update_session(
     rt: Runtime, principal: Principal, session_id: str, patch: SessionPatch
 ) -> SessionView:
     changes = patch.changes()
-    async with decision(rt) as (tx, now):
-        session = await load_session(tx, session_id)
-        await managed_event(tx, principal, session.event_id)
+    async with under_row(rt, principal, load_session, session_id) as (tx, session, now):
         check_patched_window(
             changes.get("starts_at", session.starts_at), changes.get("ends_at", session.ends_at)
         )
@@ -170,16 +165,16 @@ async def update_session(
                 )
             # More seats: the waitlist gets them in this transaction, before any newcomer.
             await seats.promote(tx, session.id, now, event_id=session.event_id)
-        session = await load_session(tx, session.id)
+        changed = await load_session(tx, session.id)
         journal.audit(
             tx,
             ChangeType.SESSION_CHANGED,
-            ("session", session),
+            ("session", changed),
             before,
             {**before, **changes, **_maximum(maximum)},
             at=now,
         )
-        return await _view(tx, session)
+        return await _view(tx, changed)
 
 
 def _maximum(maximum: int | None) -> dict[str, object]:

@@ -45,6 +45,7 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
     waiting_room = await waiting_room_of_event(rt, event.id)
     available = sum(t.quantity_available for t in ticket_types)
     return CapacitySnapshot(
+        **live.fields,  # the viewers, booths, breakout rooms and huddles: one per section
         event_id=event.id,
         taken_at=taken_at,
         as_of=taken_at - timedelta(milliseconds=lag_ms),
@@ -61,10 +62,6 @@ async def capacity_snapshot(rt: Runtime, event_id: str) -> CapacitySnapshot:
         ),
         registrations=registrations_of(event_total),
         sessions=sessions,
-        viewers=live.viewers,
-        booths=live.booths,
-        breakout_rooms=live.breakout_rooms,
-        huddles=live.huddles,
         pools=pools,
         event_total=event_total,
         waiting_room=waiting_room,

@@ -9,14 +9,13 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from headcount.capacity import pool_membership
-from headcount.capacity.decisions import decision, under_event
-from headcount.capacity.events import load_event, managed_event
-from headcount.capacity.inputs import Patch
+from headcount.capacity.decisions import under_event, under_row
+from headcount.capacity.events import load_event
+from headcount.capacity.inputs import Patch, new_row
 from headcount.capacity.views import TicketTypeView
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import InvalidRequest
 from headcount.domain.identity import Principal
-from headcount.domain.ids import new_id
 from headcount.domain.tickets import MAX_QUANTITY
 from headcount.ledger import buckets, draws, inventory, journal, listings, locks, offers, rows
 from headcount.ledger.db import Tx
@@ -99,16 +98,8 @@ async def create_ticket_type(
     ticket_type_id: str | None = None,
 ) -> TicketTypeView:
     async with under_event(rt, principal, event_id) as (tx, event, now):
-        tt = rows.new(
-            TicketType,
-            draft.model_dump(),
-            now,
-            id=ticket_type_id or new_id("tt"),
-            event_id=event.id,
-            quantity_sold=0,
-            quantity_reserved=0,
-            quantity_over=0,
-        )
+        zero = {"quantity_sold": 0, "quantity_reserved": 0, "quantity_over": 0}
+        tt = new_row(TicketType, draft, now, ticket_type_id, "tt", event_id=event.id, **zero)
         await rows.add(tx, tt)
         if draft.stock_buckets > 1:
             await buckets.create(tx, tt.id, tt.event_id, draft.quantity_total, draft.stock_buckets)
@@ -122,21 +113,8 @@ async def create_ticket_type(
 
 
 def _definition(view: TicketTypeView) -> dict[str, object]:
-    """What an organizer sets on a ticket type, as the audit trail shows it."""
-    return view.model_dump(
-        include={
-            "name",
-            "quantity_total",
-            "max_per_order",
-            "min_per_order",
-            "max_per_customer",
-            "sales_start",
-            "sales_end",
-            "pool_ids",
-            "stock_buckets",
-            "release_after_exit",
-        }
-    )
+    """What an organizer sets on a ticket type (its draft), as the audit trail shows it."""
+    return view.model_dump(include=set(TicketTypeDraft.model_fields))
 
 
 async def ticket_type_views(tx: Tx, types: Sequence[TicketType]) -> list[TicketTypeView]:
@@ -177,9 +155,7 @@ async def update_ticket_type(
 ) -> TicketTypeView:
     changes = patch.changes()
     pool_ids = changes.pop("pool_ids", None)
-    async with decision(rt) as (tx, now):
-        tt = await load_ticket_type(tx, ticket_type_id)
-        await managed_event(tx, principal, tt.event_id)
+    async with under_row(rt, principal, load_ticket_type, ticket_type_id) as (tx, tt, now):
         before = _definition((await ticket_type_views(tx, [tt]))[0])
         start = changes.get("sales_start", tt.sales_start)
         end = changes.get("sales_end", tt.sales_end)

@@ -98,43 +98,15 @@ class WebhookPatch(Patch):
 
 
 def view(endpoint: WebhookEndpoint, pending: int) -> WebhookView:
-    return WebhookView(
-        id=endpoint.id,
-        url=endpoint.url,
-        description=endpoint.description,
-        organizer_id=endpoint.organizer_id,
-        event_ids=endpoint.event_ids,
-        types=list(endpoint.types),
-        enabled=endpoint.enabled,
-        disabled_reason=endpoint.disabled_reason,
-        disabled_at=endpoint.disabled_at,
-        failing_since=endpoint.failing_since,
-        failures_in_a_row=endpoint.failures_in_a_row,
-        last_success_at=endpoint.last_success_at,
-        pending_deliveries=pending,
-        created_at=endpoint.created_at,
-        updated_at=endpoint.updated_at,
-    )
+    return WebhookView.from_row(endpoint, types=list(endpoint.types), pending_deliveries=pending)
 
 
 def delivery_view(delivery: WebhookDelivery) -> WebhookDeliveryView:
-    return WebhookDeliveryView(
-        id=delivery.id,
-        endpoint_id=delivery.endpoint_id,
-        event_id=delivery.event_id,
-        type=delivery.type,
+    pending = delivery.status == DeliveryStatus.PENDING
+    return WebhookDeliveryView.from_row(
+        delivery,
         cursor=encode_cursor(delivery.position),
-        status=delivery.status,
-        attempts=delivery.attempts,
-        next_attempt_at=(
-            delivery.next_attempt_at if delivery.status == DeliveryStatus.PENDING else None
-        ),
-        last_attempt_at=delivery.last_attempt_at,
-        last_status_code=delivery.last_status_code,
-        last_error=delivery.last_error,
-        last_response=delivery.last_response,
-        created_at=delivery.created_at,
-        delivered_at=delivery.delivered_at,
+        next_attempt_at=delivery.next_attempt_at if pending else None,
         body=json.loads(delivery.body),
     )
 
