@@ -9,9 +9,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from headcount.capacity import events, orders, queue_pump, snapshot, tickets, waiting_rooms
+from headcount.capacity import (
+    allotments,
+    events,
+    orders,
+    pools,
+    queue_pump,
+    snapshot,
+    tickets,
+    waiting_rooms,
+)
+from headcount.capacity.allotments import HoldDraft, HoldReleaseDraft
 from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
+from headcount.capacity.pools import PoolDraft
 from headcount.capacity.tickets import TicketTypeDraft
 from headcount.capacity.views import QueueTicketView, TicketTypeView
 from headcount.capacity.waiting_rooms import WaitingRoomDraft, WaitingRoomPatch
@@ -200,6 +211,71 @@ async def test_sold_out_tells_everyone_queued_and_reopens_in_order(runtime: Runt
     still = [t.position for t in again if t.position is not None]
     assert still == sorted(still)
     assert len(positions) == 5
+
+
+async def _sold_out_after_pump(rt: Runtime, event_id: str) -> bool:
+    await queue_pump.pump(rt, stock_every=0)
+    room = await waiting_rooms.get_waiting_room(rt, ORG, event_id)
+    return room.status is RoomStatus.SOLD_OUT
+
+
+@pytest.mark.parametrize("limit", ["pool", "event cap"])
+async def test_a_room_sells_out_when_its_pool_or_event_cap_is_spent(
+    runtime: Runtime, limit: str
+) -> None:
+    """The room's type still has stock of its own, but the pool it shares with another
+    type (or the event's cap) is spent by sales of that other type: the room is sold out,
+    though not while a hold on the other type may still lapse."""
+    cap = 2 if limit == "event cap" else None
+    event = await events.create_event(runtime, ORG, EventDraft(name="Shared", max_attendees=cap))
+    roomed, other = [
+        await tickets.create_ticket_type(
+            runtime, ORG, event.id, TicketTypeDraft(name=name, quantity_total=10)
+        )
+        for name in ("Roomed", "Other")
+    ]
+    if limit == "pool":
+        await pools.create_pool(
+            runtime,
+            ORG,
+            event.id,
+            PoolDraft(name="Hall", capacity=2, ticket_type_ids=[roomed.id, other.id]),
+        )
+    draft = room_draft(ticket_type_ids=[roomed.id])
+    await waiting_rooms.create_waiting_room(runtime, ORG, event.id, draft)
+    bought = [await orders.create_order(runtime, attendee(f"b{n}"), order(other)) for n in (1, 2)]
+    assert not await _sold_out_after_pump(runtime, event.id)  # a hold may still lapse
+    await orders.confirm_order(runtime, ORG, bought[0].id)
+    assert not await _sold_out_after_pump(runtime, event.id)
+    await orders.confirm_order(runtime, ORG, bought[1].id)
+    assert await _sold_out_after_pump(runtime, event.id)
+    await orders.cancel_order(runtime, ORG, bought[1].id)  # refunded: room again
+    assert not await _sold_out_after_pump(runtime, event.id)
+
+
+async def test_an_organizer_hold_without_release_time_does_not_keep_a_room_open(
+    runtime: Runtime,
+) -> None:
+    """Units an organizer set aside for good never lapse; one set aside until a release
+    time may come back, so the room stays open until then."""
+    (tt,) = await on_sale(runtime, total=2)
+    await waiting_rooms.create_waiting_room(runtime, ORG, tt.event_id, room_draft())
+    later = datetime.now(UTC) + timedelta(hours=1)
+    timed = await allotments.create_hold(
+        runtime,
+        ORG,
+        tt.event_id,
+        HoldDraft(name="Press", ticket_type_id=tt.id, quantity=1, release_at=later),
+    )
+    buyer = await admitted(runtime, "buyer", tt.event_id)
+    bought = await orders.create_order(runtime, attendee("buyer"), order(tt, buyer.queue_pass))
+    await orders.confirm_order(runtime, ORG, bought.id)
+    assert not await _sold_out_after_pump(runtime, tt.event_id)
+    await allotments.release_hold(runtime, ORG, timed.id, HoldReleaseDraft())
+    await allotments.create_hold(
+        runtime, ORG, tt.event_id, HoldDraft(name="Staff", ticket_type_id=tt.id, quantity=1)
+    )
+    assert await _sold_out_after_pump(runtime, tt.event_id)
 
 
 async def test_rooms_for_unknown_ticket_types_or_without_rights_are_refused(

@@ -24,7 +24,7 @@ from headcount.capacity.waiting_room_copies import Room, copies, every_room, for
 from headcount.domain.changes import ChangeType
 from headcount.domain.errors import HeadcountError
 from headcount.domain.queue import RoomStatus
-from headcount.ledger import journal
+from headcount.ledger import allotments, draws, inventory, journal
 from headcount.ledger import waiting_rooms as ledger
 from headcount.ledger.db import Tx
 from headcount.presence.queues import Admitted
@@ -67,16 +67,28 @@ def _admission(admitted: Admitted) -> dict[str, Any]:
 
 
 async def _stock_gone(tx: Tx, room: Room) -> bool:
-    """Nothing left to sell and no hold that may lapse, over the room's ticket types."""
+    """Not one ticket of the room's types can be held now — by their own stock, their
+    pools or the event's cap (`inventory.no_room_at_all`) — and no hold that may lapse
+    could free room for them: none on the types themselves, on a type sharing one of
+    their pools, or, when the event has a cap, on any type of the event. Organizer holds
+    without a release time do not lapse (their release reopens the room like a refund)."""
     event = await load_event(tx, room.event_id)
-    covered = [
-        t
-        for t in await event_ticket_types(tx, event)
-        if room.ticket_type_ids is None or t.id in room.ticket_type_ids
-    ]
-    return bool(covered) and all(
-        t.quantity_available <= 0 and t.quantity_reserved <= 0 for t in covered
-    )
+    types = await event_ticket_types(tx, event)
+    covered = [t.id for t in types if room.ticket_type_ids is None or t.id in room.ticket_type_ids]
+    if not covered:
+        return False
+    for tid in covered:
+        if not await inventory.no_room_at_all(tx, tid, event_id=event.id):
+            return False
+    if event.max_attendees is not None:
+        sharing = {t.id for t in types}
+    else:
+        pools = await draws.pool_ids_of(tx, covered)
+        pooled = await draws.members(tx, {p for ids in pools.values() for p in ids})
+        sharing = {*covered, *(tid for ids in pooled.values() for tid in ids)}
+    lasting = await allotments.held(tx, sharing, lasting=True)
+    reserved = {t.id: t.quantity_reserved for t in types}
+    return all(reserved.get(tid, 0) - lasting.get(tid, 0) <= 0 for tid in sharing)
 
 
 async def _watch_stock(rt: Runtime, room: Room) -> Room:

@@ -100,13 +100,18 @@ async def due(tx: AsyncSession, now: datetime, *, limit: int) -> list[OrganizerH
     return list((await tx.scalars(locks.claimed(query))).all())
 
 
-async def held(tx: AsyncSession, ticket_type_ids: Collection[str] | None = None) -> dict[str, int]:
-    """Units set aside per ticket type, from the rows; types without holds are absent."""
+async def held(
+    tx: AsyncSession, ticket_type_ids: Collection[str] | None = None, *, lasting: bool = False
+) -> dict[str, int]:
+    """Units set aside per ticket type, from the rows; types without holds are absent.
+    `lasting`: only holds with no release time, which nothing but the organizer ends."""
     query = (
         select(OrganizerHold.ticket_type_id, func.sum(OrganizerHold.quantity))
         .where(OrganizerHold.quantity > 0)
         .group_by(OrganizerHold.ticket_type_id)
     )
+    if lasting:
+        query = query.where(OrganizerHold.release_at.is_(None))
     if ticket_type_ids is not None:
         query = query.where(OrganizerHold.ticket_type_id.in_(sorted(set(ticket_type_ids))))
     return {tid: int(n or 0) for tid, n in (await tx.execute(query)).all()}
