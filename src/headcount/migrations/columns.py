@@ -8,7 +8,9 @@ checked to create byte-identical schemas (`pg_dump --schema-only` on PostgreSQL,
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -52,14 +54,63 @@ def primary_key(table: str, *columns: str) -> sa.PrimaryKeyConstraint:
     return sa.PrimaryKeyConstraint(*(columns or ("id",)), name=op.f(f"pk_{table}"))
 
 
+def table(
+    name: str,
+    *items: sa.Column[Any] | sa.Constraint,
+    checks: Mapping[str, str] | None = None,
+    references: Mapping[str, str] | None = None,
+    key: Sequence[str] = ("id",),
+    unique: Mapping[str, Sequence[str]] | None = None,
+    indexed: Sequence[str] = (),
+) -> sa.Table:
+    """CREATE TABLE `name` with its columns, then its named constraints, then one index per
+    column in `indexed`.
+
+    `checks` maps a check's name (`ck_<table>_<name>`) to its condition, `references` a
+    column to the table whose id it holds, `unique` a constraint's full name to its columns.
+    The constraints are made in that order (checks, references, key, unique), after any
+    constraint among `items`: SQLite keeps the CREATE TABLE text, and its constraints stand
+    in the order they were made.
+    """
+    made = op.create_table(
+        name,
+        *items,
+        *(
+            sa.CheckConstraint(condition, name=op.f(f"ck_{name}_{check}"))
+            for check, condition in (checks or {}).items()
+        ),
+        *(reference(name, column, target) for column, target in (references or {}).items()),
+        primary_key(name, *key),
+        *(sa.UniqueConstraint(*cols, name=op.f(uq)) for uq, cols in (unique or {}).items()),
+    )
+    index(name, *indexed)
+    return made
+
+
+def drop_table(name: str, *indexed: str) -> None:
+    """The downgrade of `table`: its per-column indexes, then the table."""
+    drop_index(name, *indexed)
+    op.drop_table(name)
+
+
 def index(table: str, *columns: str) -> None:
     """One conventionally named index per column (`ix_<table>_<column>`)."""
+    if not columns:
+        return
     with op.batch_alter_table(table, schema=None) as batch_op:
         for column in columns:
             batch_op.create_index(batch_op.f(f"ix_{table}_{column}"), [column], unique=False)
 
 
+def where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, said to both backends."""
+    clause = sa.text(condition)
+    return {"postgresql_where": clause, "sqlite_where": clause}
+
+
 def drop_index(table: str, *columns: str) -> None:
+    if not columns:
+        return
     with op.batch_alter_table(table, schema=None) as batch_op:
         for column in columns:
             batch_op.drop_index(batch_op.f(f"ix_{table}_{column}"))

@@ -12,11 +12,10 @@ from alembic import op
 from headcount.migrations import columns
 
 revision, down_revision = "0008", "0007"
-branch_labels = depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    columns.table(
         "webhook_endpoints",
         columns.key(),
         sa.Column("organizer_id", sa.String(length=200), nullable=True),
@@ -36,11 +35,9 @@ def upgrade() -> None:
         columns.moment("last_success_at", nullable=True),
         columns.subject("created_by"),
         *columns.stamps(),
-        columns.primary_key("webhook_endpoints"),
+        indexed=["organizer_id"],
     )
-    columns.index("webhook_endpoints", "organizer_id")
-
-    op.create_table(
+    columns.table(
         "webhook_deliveries",
         columns.key(),
         columns.key("endpoint_id"),
@@ -67,24 +64,16 @@ def upgrade() -> None:
             name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
             ondelete="CASCADE",
         ),
-        columns.primary_key("webhook_deliveries"),
-        sa.UniqueConstraint(
-            "endpoint_id", "position", name=op.f("uq_webhook_deliveries_endpoint_id")
-        ),
+        unique={"uq_webhook_deliveries_endpoint_id": ("endpoint_id", "position")},
     )
+    pending = columns.where("status = 'pending'")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index(
             "ix_webhook_deliveries_pending",
             ["endpoint_id", "event_id", "position"],
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
+            **pending,
         )
-        batch_op.create_index(
-            "ix_webhook_deliveries_due",
-            ["next_attempt_at"],
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
-        )
+        batch_op.create_index("ix_webhook_deliveries_due", ["next_attempt_at"], **pending)
         batch_op.create_index(
             "ix_webhook_deliveries_endpoint_status", ["endpoint_id", "status", "position"]
         )
@@ -92,5 +81,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("webhook_deliveries")
-    op.drop_index("ix_webhook_endpoints_organizer_id", table_name="webhook_endpoints")
-    op.drop_table("webhook_endpoints")
+    columns.drop_table("webhook_endpoints", "organizer_id")

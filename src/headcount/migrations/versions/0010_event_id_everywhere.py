@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from alembic import op
 
 revision, down_revision = "0010", "0009"
-branch_labels = depends_on = None
 
 # (table, its parent's id column, the parent table)
 _COPIED = (

@@ -7,11 +7,10 @@ from headcount.migrations import columns
 
 # The branch's head is "0009"; the lead re-chains it at merge.
 revision, down_revision = "0013", "0012"
-branch_labels = depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    columns.table(
         "waiting_rooms",
         columns.key(),
         columns.key("event_id"),
@@ -24,12 +23,13 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=20), nullable=False),
         sa.Column("secret", sa.String(length=100), nullable=False),
         *columns.stamps(),
-        sa.CheckConstraint("active_limit >= 1", name=op.f("ck_waiting_rooms_active_limit")),
-        sa.CheckConstraint("admit_per_minute >= 1", name=op.f("ck_waiting_rooms_admit_per_minute")),
-        sa.CheckConstraint("pass_ttl >= 1", name=op.f("ck_waiting_rooms_pass_ttl")),
-        columns.reference("waiting_rooms", "event_id", "events"),
-        columns.primary_key("waiting_rooms"),
-        sa.UniqueConstraint("event_id", name=op.f("uq_waiting_rooms_event_id")),
+        checks={
+            "active_limit": "active_limit >= 1",
+            "admit_per_minute": "admit_per_minute >= 1",
+            "pass_ttl": "pass_ttl >= 1",
+        },
+        references={"event_id": "events"},
+        unique={"uq_waiting_rooms_event_id": ("event_id",)},
     )
 
 
