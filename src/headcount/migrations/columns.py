@@ -33,6 +33,30 @@ def label(name: str = "name") -> sa.Column[str]:
     return sa.Column(name, sa.String(length=300), nullable=False)
 
 
+def number(name: str, *, nullable: bool = False) -> sa.Column[int]:
+    """A count, a limit or a quantity."""
+    return sa.Column(name, sa.Integer(), nullable=nullable)
+
+
+def state(name: str = "status") -> sa.Column[str]:
+    """A word from a short closed list (a status, a source), spelled out by a CHECK."""
+    return sa.Column(name, sa.String(length=20), nullable=False)
+
+
+def text(name: str) -> sa.Column[str]:
+    """Free text of any length."""
+    return sa.Column(name, sa.Text(), nullable=False)
+
+
+def flag(name: str) -> sa.Column[bool]:
+    return sa.Column(name, sa.Boolean(), nullable=False)
+
+
+def document(name: str, *, nullable: bool = False) -> sa.Column[Any]:
+    """A JSON value."""
+    return sa.Column(name, sa.JSON(), nullable=nullable)
+
+
 def moment(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
     """A UTC timestamp (ledger/types.py)."""
     return sa.Column(name, UTCDateTime(), nullable=nullable)

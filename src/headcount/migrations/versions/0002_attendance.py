@@ -1,6 +1,5 @@
 """attendance: event registrations, sessions and their seats, waitlists (sessions and ticket types)"""
 
-import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
@@ -16,7 +15,7 @@ def upgrade() -> None:
     columns.table(
         "event_capacity",
         columns.key("event_id"),
-        sa.Column("registered", sa.Integer(), nullable=False),
+        columns.number("registered"),
         checks={"registered_non_negative": "registered >= 0"},
         references={"event_id": "events"},
         key=("event_id",),
@@ -26,8 +25,8 @@ def upgrade() -> None:
         columns.key(),
         columns.key("event_id"),
         columns.subject("attendee_id"),
-        sa.Column("party_size", sa.Integer(), nullable=False),
-        sa.Column("status", sa.String(length=20), nullable=False),
+        columns.number("party_size"),
+        columns.state(),
         *columns.stamps(),
         columns.moment("cancelled_at", nullable=True),
         checks={
@@ -43,10 +42,10 @@ def upgrade() -> None:
         columns.key(),
         columns.key("event_id"),
         columns.label("title"),
-        sa.Column("description", sa.Text(), nullable=False),
+        columns.text("description"),
         columns.moment("starts_at", nullable=True),
         columns.moment("ends_at", nullable=True),
-        sa.Column("waitlist_enabled", sa.Boolean(), nullable=False),
+        columns.flag("waitlist_enabled"),
         *columns.stamps(),
         references={"event_id": "events"},
         indexed=["event_id"],
@@ -54,8 +53,8 @@ def upgrade() -> None:
     columns.table(
         "session_capacity",
         columns.key("session_id"),
-        sa.Column("maximum_capacity", sa.Integer(), nullable=False),
-        sa.Column("current_attendance", sa.Integer(), nullable=False),
+        columns.number("maximum_capacity"),
+        columns.number("current_attendance"),
         checks={
             "not_overbooked": "current_attendance <= maximum_capacity",
             "attendance_non_negative": "current_attendance >= 0",
@@ -68,8 +67,8 @@ def upgrade() -> None:
         "session_seats",
         columns.key("session_id"),
         columns.subject("attendee_id"),
-        sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("via", sa.String(length=20), nullable=False),
+        columns.state(),
+        columns.state("via"),
         columns.moment("confirmed_at"),
         columns.moment("updated_at"),
         checks={"status": "status IN ('confirmed', 'left')", "via": "via IN ('rsvp', 'waitlist')"},
@@ -88,10 +87,10 @@ def upgrade() -> None:
         columns.key("session_id", nullable=True),
         columns.key("ticket_type_id", nullable=True),
         columns.subject("attendee_id"),
-        sa.Column("quantity", sa.Integer(), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("offered_quantity", sa.Integer(), nullable=True),
+        columns.number("quantity"),
+        columns.number("seq"),
+        columns.state(),
+        columns.number("offered_quantity", nullable=True),
         columns.moment("offer_expires_at", nullable=True),
         columns.key("order_id", nullable=True),
         columns.moment("joined_at"),

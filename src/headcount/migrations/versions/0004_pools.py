@@ -42,12 +42,12 @@ def upgrade() -> None:
         columns.key(),
         columns.key("event_id"),
         columns.label(),
-        sa.Column("capacity", sa.Integer(), nullable=True),
+        columns.number("capacity", nullable=True),
         sa.Column("overbook_ratio", sa.Float(), nullable=False),
-        sa.Column("admission_limit", sa.Integer(), nullable=True),
-        sa.Column("max_per_customer", sa.Integer(), nullable=True),
-        sa.Column("quantity_used", sa.Integer(), nullable=False),
-        sa.Column("quantity_over", sa.Integer(), nullable=False),
+        columns.number("admission_limit", nullable=True),
+        columns.number("max_per_customer", nullable=True),
+        columns.number("quantity_used"),
+        columns.number("quantity_over"),
         *columns.stamps(),
         checks={
             "capacity_non_negative": "capacity IS NULL OR capacity >= 0",
@@ -72,8 +72,8 @@ def upgrade() -> None:
     )
 
     with op.batch_alter_table("ticket_types", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("min_per_order", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("max_per_customer", sa.Integer(), nullable=True))
+        batch_op.add_column(columns.number("min_per_order", nullable=True))
+        batch_op.add_column(columns.number("max_per_customer", nullable=True))
         batch_op.add_column(
             sa.Column("quantity_over", sa.Integer(), nullable=False, server_default="0")
         )

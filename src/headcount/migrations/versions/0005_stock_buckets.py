@@ -21,8 +21,8 @@ def upgrade() -> None:
     columns.table(
         "ticket_stock_buckets",
         columns.key("ticket_type_id"),
-        sa.Column("bucket", sa.Integer(), nullable=False),
-        sa.Column("quantity_free", sa.Integer(), nullable=False),
+        columns.number("bucket"),
+        columns.number("quantity_free"),
         checks={"free_non_negative": "quantity_free >= 0"},
         references={"ticket_type_id": "ticket_types"},
         key=("ticket_type_id", "bucket"),

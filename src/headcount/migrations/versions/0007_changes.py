@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column("actor_sub", sa.String(length=200), nullable=True),
         sa.Column("actor_role", sa.String(length=20), nullable=True),
         sa.Column("request_id", sa.String(length=100), nullable=True),
-        sa.Column("payload", sa.JSON(), nullable=False),
+        columns.document("payload"),
         columns.moment("occurred_at"),
         unique={"uq_changes_position": ("position",)},
     )
@@ -41,7 +41,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_changes_unsequenced", ["id"], **columns.where("position IS NULL"))
     state = columns.table(
         "change_log_state",
-        sa.Column("id", sa.Integer(), nullable=False),
+        columns.number("id"),
         sa.Column("last_position", sa.BigInteger(), nullable=False),
         sa.Column("pruned_through", sa.BigInteger(), nullable=False),
     )

@@ -22,7 +22,7 @@ def upgrade() -> None:
         columns.key("event_id"),
         columns.key("ticket_type_id"),
         columns.label(),
-        sa.Column("quantity", sa.Integer(), nullable=False),
+        columns.number("quantity"),
         sa.Column("redemption_code", sa.String(length=100), nullable=True),
         columns.moment("release_at", nullable=True),
         columns.subject("created_by"),
