@@ -43,6 +43,10 @@ def state(name: str = "status") -> sa.Column[str]:
     return sa.Column(name, sa.String(length=20), nullable=False)
 
 
+def string(name: str, length: int, *, nullable: bool = False) -> sa.Column[str]:
+    return sa.Column(name, sa.String(length=length), nullable=nullable)
+
+
 def text(name: str) -> sa.Column[str]:
     """Free text of any length."""
     return sa.Column(name, sa.Text(), nullable=False)

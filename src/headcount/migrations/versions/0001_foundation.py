@@ -5,7 +5,6 @@ Revises:
 Create Date: 2026-11-24 09:01:55.518432
 """
 
-import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
@@ -31,9 +30,9 @@ def upgrade() -> None:
     columns.table(
         "idempotency_records",
         columns.subject("owner_id"),
-        sa.Column("scope", sa.String(length=200), nullable=False),
-        sa.Column("key", sa.String(length=200), nullable=False),
-        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        columns.string("scope", 200),
+        columns.string("key", 200),
+        columns.string("fingerprint", 64),
         columns.document("response"),
         columns.moment("created_at"),
         key=("owner_id", "scope", "key"),

@@ -4,8 +4,6 @@ Who is inside a booth or room right now is live presence (leases), not rows; the
 durable definitions and limits, plus huddle membership (durable, optimistic locking).
 """
 
-import sqlalchemy as sa
-
 from headcount.migrations import columns
 
 revision, down_revision = "0003", "0002"
@@ -18,7 +16,7 @@ def upgrade() -> None:
         columns.key("event_id"),
         columns.label(),
         columns.text("description"),
-        sa.Column("tier", sa.String(length=40), nullable=False),
+        columns.string("tier", 40),
         columns.flag("chat_enabled"),
         columns.flag("video_enabled"),
         columns.number("max_visitors", nullable=True),

@@ -51,7 +51,7 @@ _SEED = (
 def upgrade() -> None:
     columns.table(
         "change_baselines",
-        sa.Column("counter", sa.String(length=200), nullable=False),
+        columns.string("counter", 200),
         columns.key("event_id"),
         sa.Column("value", sa.BigInteger(), nullable=False),
         key=("counter",),

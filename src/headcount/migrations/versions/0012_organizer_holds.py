@@ -6,7 +6,6 @@
   the sweeper honours (`ix_organizer_holds_release_at`).
 """
 
-import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
@@ -23,7 +22,7 @@ def upgrade() -> None:
         columns.key("ticket_type_id"),
         columns.label(),
         columns.number("quantity"),
-        sa.Column("redemption_code", sa.String(length=100), nullable=True),
+        columns.string("redemption_code", 100, nullable=True),
         columns.moment("release_at", nullable=True),
         columns.subject("created_by"),
         *columns.stamps(),

@@ -1,6 +1,5 @@
 """waiting rooms: one per event, the durable terms of its queue (ledger/waiting_rooms.py)"""
 
-import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
@@ -19,9 +18,9 @@ def upgrade() -> None:
         columns.number("active_limit"),
         columns.number("admit_per_minute"),
         columns.number("pass_ttl"),
-        sa.Column("queue_order", sa.String(length=10), nullable=False),
+        columns.string("queue_order", 10),
         columns.state(),
-        sa.Column("secret", sa.String(length=100), nullable=False),
+        columns.string("secret", 100),
         *columns.stamps(),
         checks={
             "active_limit": "active_limit >= 1",
