@@ -12,6 +12,7 @@ always present. Declaring a member here is the whole of adding it to both APIs.
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Any, ClassVar
 
@@ -19,21 +20,21 @@ from typing import Any, ClassVar
 class HeadcountError(Exception):
     """A refusal: the request was understood and deliberately not carried out.
 
-    Subclasses name their `code`, `status` and `title` in the class statement
-    (`class SoldOut(HeadcountError, code="sold_out", status=409, title="Sold out")`);
-    a subclass that leaves one out inherits it.
+    Subclasses name their `status` and `title` in the class statement
+    (`class SoldOut(HeadcountError, status=409, title="Sold out")`); a subclass that leaves
+    one out inherits it. The `code` is the class name in snake_case (`sold_out`), so the
+    name clients branch on and the GraphQL type name are one word spelled once: renaming a
+    refusal changes the public contract.
     """
 
     code: ClassVar[str] = "error"
     status: ClassVar[int] = 400
     title: ClassVar[str] = "Request refused"
 
-    def __init_subclass__(
-        cls, *, code: str | None = None, status: int | None = None, title: str | None = None
-    ) -> None:
+    def __init_subclass__(cls, *, status: int | None = None, title: str | None = None) -> None:
         super().__init_subclass__()
-        if code is not None:
-            cls.code = code
+        if "code" not in vars(cls):
+            cls.code = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
         if status is not None:
             cls.status = status
         if title is not None:
@@ -67,32 +68,21 @@ def members_of(error: type[HeadcountError]) -> dict[str, Any]:
 _MEMBERS: dict[type[HeadcountError], dict[str, Any]] = {}
 
 
-class InvalidRequest(
-    HeadcountError, code="invalid_request", status=422, title="The request is not valid"
-):
+class InvalidRequest(HeadcountError, status=422, title="The request is not valid"):
     ticket_type_id: str | None
     pool_id: str | None
     overbook_ratio: float | None
 
 
-class MalformedRequest(
-    HeadcountError,
-    code="malformed_request",
-    status=400,
-    title="The request body could not be parsed",
-):
+class MalformedRequest(HeadcountError, status=400, title="The request body could not be parsed"):
     pass
 
 
-class PayloadTooLarge(
-    HeadcountError, code="payload_too_large", status=413, title="The request body is too large"
-):
+class PayloadTooLarge(HeadcountError, status=413, title="The request body is too large"):
     pass
 
 
-class InvalidQuantity(
-    HeadcountError, code="invalid_quantity", status=422, title="Quantity not allowed"
-):
+class InvalidQuantity(HeadcountError, status=422, title="Quantity not allowed"):
     ticket_type_id: str | None
     max_per_order: int | None
     min_per_order: int | None
@@ -100,23 +90,19 @@ class InvalidQuantity(
     max_quantity: int | None
 
 
-class Unauthorized(
-    HeadcountError, code="unauthorized", status=401, title="Authentication required"
-):
+class Unauthorized(HeadcountError, status=401, title="Authentication required"):
     pass
 
 
-class Forbidden(HeadcountError, code="forbidden", status=403, title="Not allowed"):
+class Forbidden(HeadcountError, status=403, title="Not allowed"):
     pass
 
 
-class NotFound(HeadcountError, code="not_found", status=404, title="Not found"):
+class NotFound(HeadcountError, status=404, title="Not found"):
     pass
 
 
-class QueuePassRequired(
-    Forbidden, code="queue_pass_required", title="A waiting-room pass is required"
-):
+class QueuePassRequired(Forbidden, title="A waiting-room pass is required"):
     """The ticket types are behind an active waiting room: queue (`POST
     /events/{id}/queue`) and order with the pass it gives. A forged, lapsed, used or
     someone else's pass is refused the same way; `room_id` names the room."""
@@ -124,9 +110,7 @@ class QueuePassRequired(
     room_id: str | None
 
 
-class Conflict(
-    HeadcountError, code="conflict", status=409, title="Conflicts with the current state"
-):
+class Conflict(HeadcountError, status=409, title="Conflicts with the current state"):
     """The current state forbids the change; the members say which state."""
 
     order_status: str | None
@@ -135,20 +119,17 @@ class Conflict(
 
 
 class IdempotencyKeyReused(
-    HeadcountError,
-    code="idempotency_key_reused",
-    status=422,
-    title="Idempotency-Key was already used for a different request",
+    HeadcountError, status=422, title="Idempotency-Key was already used for a different request"
 ):
     pass
 
 
-class SoldOut(HeadcountError, code="sold_out", status=409, title="Sold out"):
+class SoldOut(HeadcountError, status=409, title="Sold out"):
     ticket_type_id: str | None
     requested: int | None
 
 
-class PoolExhausted(SoldOut, code="pool_exhausted", title="The shared capacity pool is exhausted"):
+class PoolExhausted(SoldOut, title="The shared capacity pool is exhausted"):
     """A shared capacity pool has too little left; `pool_id` names it."""
 
     pool_id: str | None
@@ -157,9 +138,7 @@ class PoolExhausted(SoldOut, code="pool_exhausted", title="The shared capacity p
     ticket_type_ids: list[str] | None
 
 
-class CustomerLimitReached(
-    HeadcountError, code="customer_limit_reached", status=409, title="Per-customer limit reached"
-):
+class CustomerLimitReached(HeadcountError, status=409, title="Per-customer limit reached"):
     """The buyer already holds or bought as many as a ticket type's or pool's
     `max_per_customer` allows."""
 
@@ -170,16 +149,11 @@ class CustomerLimitReached(
     requested: int | None
 
 
-class SalesClosed(HeadcountError, code="sales_closed", status=409, title="Sales are not open"):
+class SalesClosed(HeadcountError, status=409, title="Sales are not open"):
     ticket_type_id: str | None
 
 
-class HoldShort(
-    HeadcountError,
-    code="hold_short",
-    status=409,
-    title="The organizer hold has fewer units than asked",
-):
+class HoldShort(HeadcountError, status=409, title="The organizer hold has fewer units than asked"):
     """A split, release or redemption asked for more units than the organizer hold has."""
 
     hold_id: str | None
@@ -189,16 +163,13 @@ class HoldShort(
 
 class HoldCodeRefused(
     HeadcountError,
-    code="hold_code_refused",
     status=403,
     title="The organizer hold's redemption code was not given or does not match",
 ):
     pass
 
 
-class HoldExpired(
-    HeadcountError, code="hold_expired", status=409, title="The hold expired and the stock is gone"
-):
+class HoldExpired(HeadcountError, status=409, title="The hold expired and the stock is gone"):
     """The hold lapsed and its stock went to others; the members name what ran out."""
 
     ticket_type_id: str | None
@@ -210,7 +181,7 @@ class HoldExpired(
     ticket_type_ids: list[str] | None
 
 
-class EventFull(HeadcountError, code="event_full", status=409, title="The event is full"):
+class EventFull(HeadcountError, status=409, title="The event is full"):
     event_id: str | None
     requested: int | None
     max_attendees: int | None
@@ -218,55 +189,48 @@ class EventFull(HeadcountError, code="event_full", status=409, title="The event 
     remaining: int | None
 
 
-class SessionFull(HeadcountError, code="session_full", status=409, title="The session is full"):
+class SessionFull(HeadcountError, status=409, title="The session is full"):
     session_id: str | None
     max_participants: int | None
 
 
-class NotRegistered(
-    HeadcountError, code="not_registered", status=403, title="Register for the event first"
-):
+class NotRegistered(HeadcountError, status=403, title="Register for the event first"):
     """RSVPs and session seats are for people registered for the event."""
 
     event_id: str | None
 
 
 class ViewerLimitReached(
-    HeadcountError,
-    code="viewer_limit_reached",
-    status=409,
-    title="The stream has reached its viewer limit",
+    HeadcountError, status=409, title="The stream has reached its viewer limit"
 ):
     limit: int | None
     viewers: int | None
 
 
-class BoothFull(HeadcountError, code="booth_full", status=409, title="The booth is full"):
+class BoothFull(HeadcountError, status=409, title="The booth is full"):
     booth_id: str | None
     max_visitors: int | None
     visitors: int | None
 
 
-class HuddleFull(HeadcountError, code="huddle_full", status=409, title="The huddle is full"):
+class HuddleFull(HeadcountError, status=409, title="The huddle is full"):
     huddle_full: bool = True
     huddle_id: str | None
     capacity: int | None
     members: int | None
 
 
-class RoomFull(HeadcountError, code="room_full", status=409, title="The breakout room is full"):
+class RoomFull(HeadcountError, status=409, title="The breakout room is full"):
     room_id: str | None
     capacity: int | None
     participants: int | None
 
 
-class RoomClosed(
-    HeadcountError, code="room_closed", status=409, title="The breakout room is closed"
-):
+class RoomClosed(HeadcountError, status=409, title="The breakout room is closed"):
     room_id: str | None
 
 
-class AreaFull(HeadcountError, code="area_full", status=409, title="The area is full"):
+class AreaFull(HeadcountError, status=409, title="The area is full"):
     """Entry refused: the area (or an area around it) is at its `max_occupancy`."""
 
     area_id: str | None
@@ -274,76 +238,54 @@ class AreaFull(HeadcountError, code="area_full", status=409, title="The area is 
     inside: int | None
 
 
-class AlreadyInside(
-    HeadcountError, code="already_inside", status=409, title="The credential is already inside"
-):
+class AlreadyInside(HeadcountError, status=409, title="The credential is already inside"):
     """A second entry without an exit: the same person never counts twice."""
 
     area_id: str | None
     credential: str | None
 
 
-class MalformedCredential(
-    HeadcountError, code="malformed_credential", status=422, title="Not a credential"
-):
+class MalformedCredential(HeadcountError, status=422, title="Not a credential"):
     credential: str | None
 
 
-class UnknownCredential(
-    HeadcountError, code="unknown_credential", status=404, title="No such credential"
-):
+class UnknownCredential(HeadcountError, status=404, title="No such credential"):
     """No paid ticket, active registration or confirmed RSVP answers to it."""
 
     credential: str | None
 
 
 class CredentialOtherEvent(
-    HeadcountError,
-    code="credential_other_event",
-    status=409,
-    title="The credential belongs to another event",
+    HeadcountError, status=409, title="The credential belongs to another event"
 ):
     credential: str | None
     event_id: str | None
 
 
 class TicketReleased(
-    HeadcountError,
-    code="ticket_released",
-    status=409,
-    title="The ticket was given back to sale when its holder left",
+    HeadcountError, status=409, title="The ticket was given back to sale when its holder left"
 ):
     credential: str | None
 
 
 class ScanIdReused(
-    HeadcountError,
-    code="scan_id_reused",
-    status=409,
-    title="The scan id was already used for a different scan",
+    HeadcountError, status=409, title="The scan id was already used for a different scan"
 ):
     scan_id: str | None
 
 
-class LeaseExpired(
-    HeadcountError, code="lease_expired", status=410, title="The lease is no longer held"
-):
+class LeaseExpired(HeadcountError, status=410, title="The lease is no longer held"):
     """The lease ran out (missed heartbeats), was released, or was lost: join again."""
 
     lease_id: str | None
 
 
-class InvalidCursor(
-    HeadcountError, code="invalid_cursor", status=422, title="The cursor is not one we handed out"
-):
+class InvalidCursor(HeadcountError, status=422, title="The cursor is not one we handed out"):
     """A change-feed cursor that is malformed, tampered with, or ahead of the log."""
 
 
 class CursorExpired(
-    HeadcountError,
-    code="cursor_expired",
-    status=410,
-    title="The changes after this cursor are no longer kept",
+    HeadcountError, status=410, title="The changes after this cursor are no longer kept"
 ):
     """Retention removed changes the cursor had not reached; `resume_after` is the cursor
     of the oldest position still complete (the changes in between are gone)."""
@@ -351,26 +293,19 @@ class CursorExpired(
     resume_after: str | None
 
 
-class RateLimited(HeadcountError, code="rate_limited", status=429, title="Too many requests"):
+class RateLimited(HeadcountError, status=429, title="Too many requests"):
     max_pending_orders: int | None
 
 
-class ServiceUnavailable(
-    HeadcountError, code="service_unavailable", status=503, title="A backing service is unavailable"
-):
+class ServiceUnavailable(HeadcountError, status=503, title="A backing service is unavailable"):
     pass
 
 
-class Timeout(HeadcountError, code="timeout", status=503, title="The operation timed out"):
+class Timeout(HeadcountError, status=503, title="The operation timed out"):
     huddle_id: str | None
 
 
-class WebhookUrlRefused(
-    HeadcountError,
-    code="webhook_url_refused",
-    status=422,
-    title="Webhooks may not be sent to this URL",
-):
+class WebhookUrlRefused(HeadcountError, status=422, title="Webhooks may not be sent to this URL"):
     """Plain http, or a host that is or resolves to a private, loopback, link-local,
     multicast or reserved address (unless HEADCOUNT_WEBHOOK_ALLOW_PRIVATE=1)."""
 

@@ -8,7 +8,9 @@ checked to create byte-identical schemas (`pg_dump --schema-only` on PostgreSQL,
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -29,6 +31,34 @@ def subject(name: str) -> sa.Column[str]:
 def label(name: str = "name") -> sa.Column[str]:
     """A name or title people read."""
     return sa.Column(name, sa.String(length=300), nullable=False)
+
+
+def number(name: str, *, nullable: bool = False) -> sa.Column[int]:
+    """A count, a limit or a quantity."""
+    return sa.Column(name, sa.Integer(), nullable=nullable)
+
+
+def state(name: str = "status") -> sa.Column[str]:
+    """A word from a short closed list (a status, a source), spelled out by a CHECK."""
+    return sa.Column(name, sa.String(length=20), nullable=False)
+
+
+def string(name: str, length: int, *, nullable: bool = False) -> sa.Column[str]:
+    return sa.Column(name, sa.String(length=length), nullable=nullable)
+
+
+def text(name: str) -> sa.Column[str]:
+    """Free text of any length."""
+    return sa.Column(name, sa.Text(), nullable=False)
+
+
+def flag(name: str) -> sa.Column[bool]:
+    return sa.Column(name, sa.Boolean(), nullable=False)
+
+
+def document(name: str, *, nullable: bool = False) -> sa.Column[Any]:
+    """A JSON value."""
+    return sa.Column(name, sa.JSON(), nullable=nullable)
 
 
 def moment(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
@@ -52,14 +82,63 @@ def primary_key(table: str, *columns: str) -> sa.PrimaryKeyConstraint:
     return sa.PrimaryKeyConstraint(*(columns or ("id",)), name=op.f(f"pk_{table}"))
 
 
+def table(
+    name: str,
+    *items: sa.Column[Any] | sa.Constraint,
+    checks: Mapping[str, str] | None = None,
+    references: Mapping[str, str] | None = None,
+    key: Sequence[str] = ("id",),
+    unique: Mapping[str, Sequence[str]] | None = None,
+    indexed: Sequence[str] = (),
+) -> sa.Table:
+    """CREATE TABLE `name` with its columns, then its named constraints, then one index per
+    column in `indexed`.
+
+    `checks` maps a check's name (`ck_<table>_<name>`) to its condition, `references` a
+    column to the table whose id it holds, `unique` a constraint's full name to its columns.
+    The constraints are made in that order (checks, references, key, unique), after any
+    constraint among `items`: SQLite keeps the CREATE TABLE text, and its constraints stand
+    in the order they were made.
+    """
+    made = op.create_table(
+        name,
+        *items,
+        *(
+            sa.CheckConstraint(condition, name=op.f(f"ck_{name}_{check}"))
+            for check, condition in (checks or {}).items()
+        ),
+        *(reference(name, column, target) for column, target in (references or {}).items()),
+        primary_key(name, *key),
+        *(sa.UniqueConstraint(*cols, name=op.f(uq)) for uq, cols in (unique or {}).items()),
+    )
+    index(name, *indexed)
+    return made
+
+
+def drop_table(name: str, *indexed: str) -> None:
+    """The downgrade of `table`: its per-column indexes, then the table."""
+    drop_index(name, *indexed)
+    op.drop_table(name)
+
+
 def index(table: str, *columns: str) -> None:
     """One conventionally named index per column (`ix_<table>_<column>`)."""
+    if not columns:
+        return
     with op.batch_alter_table(table, schema=None) as batch_op:
         for column in columns:
             batch_op.create_index(batch_op.f(f"ix_{table}_{column}"), [column], unique=False)
 
 
+def where(condition: str) -> dict[str, Any]:
+    """A partial index's condition, said to both backends."""
+    clause = sa.text(condition)
+    return {"postgresql_where": clause, "sqlite_where": clause}
+
+
 def drop_index(table: str, *columns: str) -> None:
+    if not columns:
+        return
     with op.batch_alter_table(table, schema=None) as batch_op:
         for column in columns:
             batch_op.drop_index(batch_op.f(f"ix_{table}_{column}"))

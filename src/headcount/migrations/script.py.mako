@@ -6,7 +6,9 @@ from alembic import op
 ${imports if imports else ""}
 
 revision, down_revision = ${repr(up_revision)}, ${repr(down_revision)}
-branch_labels = depends_on = None
+% if branch_labels or depends_on:
+branch_labels, depends_on = ${repr(branch_labels)}, ${repr(depends_on)}
+% endif
 
 
 def upgrade() -> None:

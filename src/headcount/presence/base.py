@@ -112,6 +112,19 @@ class LeaseState:
     RELINQUISHED = "relinquished"
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One admission asked of an engine: `Presence.admit`'s arguments, whose defaults are
+    set there once for every backend."""
+
+    resource: Resource
+    holder: str
+    limit: int | None
+    ttl: float
+    grace: float
+    count: Count
+
+
 def new_lease_id(resource: Resource) -> str:
     return f"{resource.key}.{secrets.token_urlsafe(12)}"
 
@@ -144,7 +157,14 @@ class Presence(Protocol):
         back their own place if they have one (live, or held in grace: no limit applies,
         nothing is counted twice); else compare the places with `limit` (None =
         unlimited) and take a new one. The lease lives `ttl` seconds unless renewed; its
-        place is kept `grace` seconds after its last lease is lost without a leave."""
+        place is kept `grace` seconds after its last lease is lost without a leave.
+
+        The backends subclass `Presence` and implement `claim`, so this signature and its
+        defaults stand here only."""
+        return await self.claim(Claim(resource, holder, limit, ttl, grace, count))
+
+    async def claim(self, claim: Claim) -> Admission:
+        """`admit`, its arguments in one value: the step each backend implements."""
         ...
 
     async def renew(self, lease_id: str, holder: str, *, ttl: float) -> Lease | str:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from headcount.domain.presence import Count, has_room
+from headcount.presence import base
 from headcount.presence.base import (
     Admission,
     Lease,
@@ -63,7 +64,7 @@ def _connection_place(lease_id: str) -> str:
     return f"c:{lease_id}"
 
 
-class MemoryPresence:
+class MemoryPresence(base.Presence):
     name = "memory"
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -130,16 +131,8 @@ class MemoryPresence:
                 return key, Place.RESUMED
         return None, Place.NEW
 
-    async def admit(
-        self,
-        resource: Resource,
-        holder: str,
-        *,
-        limit: int | None,
-        ttl: float,
-        grace: float = 0.0,
-        count: Count = Count.CONNECTIONS,
-    ) -> Admission:
+    async def claim(self, claim: base.Claim) -> Admission:
+        resource, holder, count, grace = claim.resource, claim.holder, claim.count, claim.grace
         room = self._live(resource)
         if room.closed:
             return Admission(None, len(room.places), closed=True, in_grace=len(room.idle))
@@ -150,7 +143,7 @@ class MemoryPresence:
             self._forget(room, key)
             key = None
         if key is None:
-            if how == Place.NEW and not has_room(len(room.places), limit):
+            if how == Place.NEW and not has_room(len(room.places), claim.limit):
                 return Admission(None, len(room.places), in_grace=len(room.idle))
             key = _user_place(holder) if count is Count.USERS else _connection_place(lease_id)
             room.places[key] = _Place(holder, grace)
@@ -158,7 +151,7 @@ class MemoryPresence:
         place.grace = grace
         place.leases.add(lease_id)
         room.idle.discard(key)
-        lease = Lease(lease_id, resource, holder, self._clock() + ttl)
+        lease = Lease(lease_id, resource, holder, self._clock() + claim.ttl)
         room.leases[lease_id] = lease
         room.place_of[lease_id] = key
         room.due = min(room.due, lease.expires_at)

@@ -56,17 +56,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from headcount.domain.errors import ServiceUnavailable
-from headcount.domain.presence import Count
-from headcount.presence.base import (
-    Admission,
-    Lease,
-    LeaseState,
-    Place,
-    Resource,
-    Tally,
-    new_lease_id,
-    parse_lease_id,
-)
+from headcount.presence import base
 from headcount.presence.batching import (
     ClusterTransport,
     NotReplicated,
@@ -104,7 +94,7 @@ _KEY_GRACE_MS = 60_000
 _CLOSED_FLAG_SECONDS = 7 * 24 * 3600
 _KEY_NAMES = ("leases", "holders", "places", "idle", "meta", "closed")
 # The admit script's `how` → `Place`.
-_HOW = {0: Place.NEW, 1: Place.RESUMED, 2: Place.SHARED}
+_HOW = {0: base.Place.NEW, 1: base.Place.RESUMED, 2: base.Place.SHARED}
 
 # KEYS: 1 leases ZSET (lease id → expiry ms), 2 holders HASH (lease id → holder),
 # 3 places ZSET (place → ms: while a lease holds it, at least that lease's expiry; once
@@ -316,7 +306,7 @@ return count
 )
 
 
-class RedisPresence:
+class RedisPresence(base.Presence):
     name = "redis"
 
     def __init__(
@@ -349,7 +339,7 @@ class RedisPresence:
     def clustered(self) -> bool:
         return isinstance(self._redis, RedisCluster)
 
-    def _keys(self, resource: Resource) -> list[str]:
+    def _keys(self, resource: base.Resource) -> list[str]:
         """Every script gets all six keys of its resource, in this order (see _PRELUDE)."""
         base = f"{self._prefix}:presence:{{{resource.key}}}"
         return [f"{base}:{name}" for name in _KEY_NAMES]
@@ -362,24 +352,16 @@ class RedisPresence:
                 f"the presence store (Redis) is unreachable: {type(exc).__name__}; try again"
             ) from exc
 
-    async def admit(
-        self,
-        resource: Resource,
-        holder: str,
-        *,
-        limit: int | None,
-        ttl: float,
-        grace: float = 0.0,
-        count: Count = Count.CONNECTIONS,
-    ) -> Admission:
-        lease_id = new_lease_id(resource)
+    async def claim(self, claim: base.Claim) -> base.Admission:
+        resource, holder = claim.resource, claim.holder
+        lease_id = base.new_lease_id(resource)
         args: list[Arg] = [
-            _ms(ttl),
-            -1 if limit is None else limit,
+            _ms(claim.ttl),
+            -1 if claim.limit is None else claim.limit,
             lease_id,
             holder,
-            _grace_ms(grace),
-            count.value,
+            _grace_ms(claim.grace),
+            claim.count.value,
             _KEY_GRACE_MS,
         ]
         keys = self._keys(resource)
@@ -400,9 +382,9 @@ class RedisPresence:
                 ) from unconfirmed
         status, taken = int(reply[0]), int(reply[1])
         if status == 1:
-            lease = Lease(lease_id, resource, holder, int(reply[2]) / 1000)
-            return Admission(lease, taken, place=_HOW[int(reply[3])], in_grace=int(reply[4]))
-        return Admission(None, taken, closed=status == -1, in_grace=int(reply[2]))
+            lease = base.Lease(lease_id, resource, holder, int(reply[2]) / 1000)
+            return base.Admission(lease, taken, place=_HOW[int(reply[3])], in_grace=int(reply[4]))
+        return base.Admission(None, taken, closed=status == -1, in_grace=int(reply[2]))
 
     def _give_back(self, lease_id: str, holder: str) -> None:
         async def release() -> None:
@@ -413,37 +395,37 @@ class RedisPresence:
         self._giving_back.add(task)
         task.add_done_callback(self._giving_back.discard)
 
-    async def renew(self, lease_id: str, holder: str, *, ttl: float) -> Lease | str:
-        resource = parse_lease_id(lease_id)
+    async def renew(self, lease_id: str, holder: str, *, ttl: float) -> base.Lease | str:
+        resource = base.parse_lease_id(lease_id)
         if resource is None:
-            return LeaseState.GONE
+            return base.LeaseState.GONE
         args: list[Arg] = [_ms(ttl), lease_id, holder, _KEY_GRACE_MS]
         keys = self._keys(resource)
         reply: list[Any] = await self._call(lambda: self._batch.run(self._renew, keys, args))
         return _lease_or_state(reply, lease_id, resource, holder)
 
-    async def release(self, lease_id: str, holder: str) -> Lease | str:
+    async def release(self, lease_id: str, holder: str) -> base.Lease | str:
         return await self._end(self._release, lease_id, holder)
 
-    async def drop(self, lease_id: str, holder: str) -> Lease | str:
+    async def drop(self, lease_id: str, holder: str) -> base.Lease | str:
         return await self._end(self._drop, lease_id, holder)
 
-    async def _end(self, script: Script, lease_id: str, holder: str) -> Lease | str:
-        resource = parse_lease_id(lease_id)
+    async def _end(self, script: Script, lease_id: str, holder: str) -> base.Lease | str:
+        resource = base.parse_lease_id(lease_id)
         if resource is None:
-            return LeaseState.GONE
+            return base.LeaseState.GONE
         args: list[Arg] = [lease_id, holder, _KEY_GRACE_MS]
         keys = self._keys(resource)
         reply: list[Any] = await self._call(lambda: self._batch.run(script, keys, args))
         return _lease_or_state(reply, lease_id, resource, holder)
 
-    async def occupancy(self, resource: Resource) -> int:
+    async def occupancy(self, resource: base.Resource) -> int:
         return (await self.tallies([resource]))[resource].places
 
-    async def occupancies(self, resources: list[Resource]) -> dict[Resource, int]:
+    async def occupancies(self, resources: list[base.Resource]) -> dict[base.Resource, int]:
         return {r: tally.places for r, tally in (await self.tallies(resources)).items()}
 
-    async def tallies(self, resources: list[Resource]) -> dict[Resource, Tally]:
+    async def tallies(self, resources: list[base.Resource]) -> dict[base.Resource, base.Tally]:
         if not resources:
             return {}
         if len(resources) == 1:
@@ -462,23 +444,23 @@ class RedisPresence:
         replies = await self._call(run)
         return {r: _tally(reply) for r, reply in zip(resources, replies, strict=True)}
 
-    async def leases(self, resource: Resource) -> list[Lease]:
+    async def leases(self, resource: base.Resource) -> list[base.Lease]:
         keys = self._keys(resource)
         flat: list[Any] = await self._call(
             lambda: self._batch.run(self._list, keys, [_KEY_GRACE_MS])
         )
         return [
-            Lease(flat[i], resource, flat[i + 2], int(float(flat[i + 1])) / 1000)
+            base.Lease(flat[i], resource, flat[i + 2], int(float(flat[i + 1])) / 1000)
             for i in range(0, len(flat), 3)
         ]
 
-    async def close_resource(self, resource: Resource) -> int:
+    async def close_resource(self, resource: base.Resource) -> int:
         keys = self._keys(resource)
         args: list[Arg] = [_CLOSED_FLAG_SECONDS, _KEY_GRACE_MS]
         evicted: int = await self._call(lambda: self._batch.run(self._close, keys, args))
         return int(evicted)
 
-    async def reopen_resource(self, resource: Resource) -> None:
+    async def reopen_resource(self, resource: base.Resource) -> None:
         flag = self._keys(resource)[-1]
         await self._call(lambda: self._redis.delete(flag))
 
@@ -532,16 +514,16 @@ def _grace_ms(seconds: float) -> int:
     return max(0, round(seconds * 1000))
 
 
-def _tally(reply: list[Any]) -> Tally:
-    return Tally(places=int(reply[0]), in_grace=int(reply[1]), connections=int(reply[2]))
+def _tally(reply: list[Any]) -> base.Tally:
+    return base.Tally(places=int(reply[0]), in_grace=int(reply[1]), connections=int(reply[2]))
 
 
 def _lease_or_state(
-    reply: list[Any], lease_id: str, resource: Resource, holder: str
-) -> Lease | str:
+    reply: list[Any], lease_id: str, resource: base.Resource, holder: str
+) -> base.Lease | str:
     status = int(reply[0])
     if status == 1:
-        return Lease(lease_id, resource, holder, int(float(reply[1])) / 1000)
+        return base.Lease(lease_id, resource, holder, int(float(reply[1])) / 1000)
     if status == 2:
-        return LeaseState.RELINQUISHED
-    return LeaseState.NOT_HOLDER if status == -1 else LeaseState.GONE
+        return base.LeaseState.RELINQUISHED
+    return base.LeaseState.NOT_HOLDER if status == -1 else base.LeaseState.GONE

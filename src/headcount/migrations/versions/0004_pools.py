@@ -14,7 +14,6 @@ from alembic import op
 from headcount.migrations import columns
 
 revision, down_revision = "0004", "0003"
-branch_labels = depends_on = None
 
 _OVERSOLD_OLD = "quantity_sold + quantity_reserved <= quantity_total"
 _OVERSOLD_NEW = "quantity_sold + quantity_reserved <= quantity_total + quantity_over"
@@ -38,61 +37,43 @@ WHERE event_id IN (SELECT id FROM events WHERE max_attendees IS NOT NULL)
 
 
 def upgrade() -> None:
-    op.create_table(
+    columns.table(
         "capacity_pools",
         columns.key(),
         columns.key("event_id"),
         columns.label(),
-        sa.Column("capacity", sa.Integer(), nullable=True),
+        columns.number("capacity", nullable=True),
         sa.Column("overbook_ratio", sa.Float(), nullable=False),
-        sa.Column("admission_limit", sa.Integer(), nullable=True),
-        sa.Column("max_per_customer", sa.Integer(), nullable=True),
-        sa.Column("quantity_used", sa.Integer(), nullable=False),
-        sa.Column("quantity_over", sa.Integer(), nullable=False),
+        columns.number("admission_limit", nullable=True),
+        columns.number("max_per_customer", nullable=True),
+        columns.number("quantity_used"),
+        columns.number("quantity_over"),
         *columns.stamps(),
-        sa.CheckConstraint(
-            "capacity IS NULL OR capacity >= 0",
-            name=op.f("ck_capacity_pools_capacity_non_negative"),
-        ),
-        sa.CheckConstraint(
-            "overbook_ratio >= 0", name=op.f("ck_capacity_pools_overbook_non_negative")
-        ),
-        sa.CheckConstraint(
-            "(capacity IS NULL) = (admission_limit IS NULL)",
-            name=op.f("ck_capacity_pools_limit_iff_capacity"),
-        ),
-        sa.CheckConstraint(
-            "admission_limit IS NULL OR admission_limit >= capacity",
-            name=op.f("ck_capacity_pools_limit_covers_capacity"),
-        ),
-        sa.CheckConstraint(
-            "max_per_customer IS NULL OR max_per_customer >= 1",
-            name=op.f("ck_capacity_pools_max_per_customer"),
-        ),
-        sa.CheckConstraint("quantity_used >= 0", name=op.f("ck_capacity_pools_used_non_negative")),
-        sa.CheckConstraint("quantity_over >= 0", name=op.f("ck_capacity_pools_over_non_negative")),
-        sa.CheckConstraint(
-            "admission_limit IS NULL OR quantity_used <= admission_limit + quantity_over",
-            name=op.f("ck_capacity_pools_not_overdrawn"),
-        ),
-        columns.reference("capacity_pools", "event_id", "events"),
-        columns.primary_key("capacity_pools"),
+        checks={
+            "capacity_non_negative": "capacity IS NULL OR capacity >= 0",
+            "overbook_non_negative": "overbook_ratio >= 0",
+            "limit_iff_capacity": "(capacity IS NULL) = (admission_limit IS NULL)",
+            "limit_covers_capacity": "admission_limit IS NULL OR admission_limit >= capacity",
+            "max_per_customer": "max_per_customer IS NULL OR max_per_customer >= 1",
+            "used_non_negative": "quantity_used >= 0",
+            "over_non_negative": "quantity_over >= 0",
+            "not_overdrawn": "admission_limit IS NULL OR quantity_used <= admission_limit + quantity_over",
+        },
+        references={"event_id": "events"},
+        indexed=["event_id"],
     )
-    columns.index("capacity_pools", "event_id")
-
-    op.create_table(
+    columns.table(
         "ticket_type_pools",
         columns.key("ticket_type_id"),
         columns.key("pool_id"),
-        columns.reference("ticket_type_pools", "pool_id", "capacity_pools"),
-        columns.reference("ticket_type_pools", "ticket_type_id", "ticket_types"),
-        columns.primary_key("ticket_type_pools", "ticket_type_id", "pool_id"),
+        references={"pool_id": "capacity_pools", "ticket_type_id": "ticket_types"},
+        key=("ticket_type_id", "pool_id"),
+        indexed=["pool_id"],
     )
-    columns.index("ticket_type_pools", "pool_id")
 
     with op.batch_alter_table("ticket_types", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("min_per_order", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("max_per_customer", sa.Integer(), nullable=True))
+        batch_op.add_column(columns.number("min_per_order", nullable=True))
+        batch_op.add_column(columns.number("max_per_customer", nullable=True))
         batch_op.add_column(
             sa.Column("quantity_over", sa.Integer(), nullable=False, server_default="0")
         )
@@ -131,7 +112,5 @@ def downgrade() -> None:
         batch_op.drop_column("quantity_over")
         batch_op.drop_column("max_per_customer")
         batch_op.drop_column("min_per_order")
-    columns.drop_index("ticket_type_pools", "pool_id")
-    op.drop_table("ticket_type_pools")
-    columns.drop_index("capacity_pools", "event_id")
-    op.drop_table("capacity_pools")
+    columns.drop_table("ticket_type_pools", "pool_id")
+    columns.drop_table("capacity_pools", "event_id")

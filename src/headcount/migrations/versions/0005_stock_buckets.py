@@ -10,7 +10,6 @@ from alembic import op
 from headcount.migrations import columns
 
 revision, down_revision = "0005", "0004"
-branch_labels = depends_on = None
 
 
 def upgrade() -> None:
@@ -19,16 +18,14 @@ def upgrade() -> None:
             sa.Column("stock_buckets", sa.Integer(), server_default="1", nullable=False)
         )
         batch_op.create_check_constraint("stock_buckets", "stock_buckets BETWEEN 1 AND 64")
-    op.create_table(
+    columns.table(
         "ticket_stock_buckets",
         columns.key("ticket_type_id"),
-        sa.Column("bucket", sa.Integer(), nullable=False),
-        sa.Column("quantity_free", sa.Integer(), nullable=False),
-        sa.CheckConstraint(
-            "quantity_free >= 0", name=op.f("ck_ticket_stock_buckets_free_non_negative")
-        ),
-        columns.reference("ticket_stock_buckets", "ticket_type_id", "ticket_types"),
-        columns.primary_key("ticket_stock_buckets", "ticket_type_id", "bucket"),
+        columns.number("bucket"),
+        columns.number("quantity_free"),
+        checks={"free_non_negative": "quantity_free >= 0"},
+        references={"ticket_type_id": "ticket_types"},
+        key=("ticket_type_id", "bucket"),
     )
 
 

@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from alembic import op
 
 revision, down_revision = "0006", "0005"
-branch_labels = depends_on = None
 
 
 def upgrade() -> None:

@@ -9,14 +9,13 @@
 import sqlalchemy as sa
 from alembic import op
 
-from headcount.ledger.types import UTCDateTime
+from headcount.migrations import columns
 
 revision, down_revision = "0007", "0006"
-branch_labels = depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    columns.table(
         "changes",
         sa.Column(
             "id",
@@ -25,33 +24,26 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("position", sa.BigInteger(), nullable=True),
-        sa.Column("event_id", sa.String(length=80), nullable=False),
-        sa.Column("type", sa.String(length=60), nullable=False),
-        sa.Column("resource_type", sa.String(length=40), nullable=False),
-        sa.Column("resource_id", sa.String(length=80), nullable=False),
-        sa.Column("actor_sub", sa.String(length=200), nullable=True),
-        sa.Column("actor_role", sa.String(length=20), nullable=True),
-        sa.Column("request_id", sa.String(length=100), nullable=True),
-        sa.Column("payload", sa.JSON(), nullable=False),
-        sa.Column("occurred_at", UTCDateTime(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_changes")),
-        sa.UniqueConstraint("position", name=op.f("uq_changes_position")),
+        columns.key("event_id"),
+        columns.string("type", 60),
+        columns.string("resource_type", 40),
+        columns.key("resource_id"),
+        columns.string("actor_sub", 200, nullable=True),
+        columns.string("actor_role", 20, nullable=True),
+        columns.string("request_id", 100, nullable=True),
+        columns.document("payload"),
+        columns.moment("occurred_at"),
+        unique={"uq_changes_position": ("position",)},
     )
     with op.batch_alter_table("changes", schema=None) as batch_op:
         batch_op.create_index("ix_changes_event_id_position", ["event_id", "position"])
         batch_op.create_index("ix_changes_resource", ["resource_type", "resource_id", "position"])
-        batch_op.create_index(
-            "ix_changes_unsequenced",
-            ["id"],
-            postgresql_where=sa.text("position IS NULL"),
-            sqlite_where=sa.text("position IS NULL"),
-        )
-    state = op.create_table(
+        batch_op.create_index("ix_changes_unsequenced", ["id"], **columns.where("position IS NULL"))
+    state = columns.table(
         "change_log_state",
-        sa.Column("id", sa.Integer(), nullable=False),
+        columns.number("id"),
         sa.Column("last_position", sa.BigInteger(), nullable=False),
         sa.Column("pruned_through", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_change_log_state")),
     )
     op.bulk_insert(state, [{"id": 1, "last_position": 0, "pruned_through": 0}])
 

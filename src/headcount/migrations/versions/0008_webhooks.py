@@ -12,53 +12,50 @@ from alembic import op
 from headcount.migrations import columns
 
 revision, down_revision = "0008", "0007"
-branch_labels = depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    columns.table(
         "webhook_endpoints",
         columns.key(),
-        sa.Column("organizer_id", sa.String(length=200), nullable=True),
-        sa.Column("event_ids", sa.JSON(), nullable=True),
-        sa.Column("types", sa.JSON(), nullable=False),
-        sa.Column("url", sa.String(length=2000), nullable=False),
-        sa.Column("description", sa.String(length=500), nullable=False),
-        sa.Column("secret", sa.String(length=200), nullable=False),
-        sa.Column("previous_secret", sa.String(length=200), nullable=True),
+        columns.string("organizer_id", 200, nullable=True),
+        columns.document("event_ids", nullable=True),
+        columns.document("types"),
+        columns.string("url", 2000),
+        columns.string("description", 500),
+        columns.string("secret", 200),
+        columns.string("previous_secret", 200, nullable=True),
         columns.moment("previous_secret_until", nullable=True),
-        sa.Column("enabled", sa.Boolean(), nullable=False),
-        sa.Column("disabled_reason", sa.String(length=300), nullable=True),
+        columns.flag("enabled"),
+        columns.string("disabled_reason", 300, nullable=True),
         columns.moment("disabled_at", nullable=True),
         sa.Column("fanned_through", sa.BigInteger(), nullable=False),
         columns.moment("failing_since", nullable=True),
-        sa.Column("failures_in_a_row", sa.Integer(), nullable=False),
+        columns.number("failures_in_a_row"),
         columns.moment("last_success_at", nullable=True),
         columns.subject("created_by"),
         *columns.stamps(),
-        columns.primary_key("webhook_endpoints"),
+        indexed=["organizer_id"],
     )
-    columns.index("webhook_endpoints", "organizer_id")
-
-    op.create_table(
+    columns.table(
         "webhook_deliveries",
         columns.key(),
         columns.key("endpoint_id"),
         columns.key("event_id"),
         sa.Column("position", sa.BigInteger(), nullable=False),
-        sa.Column("type", sa.String(length=60), nullable=False),
-        sa.Column("body", sa.Text(), nullable=False),
-        sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
+        columns.string("type", 60),
+        columns.text("body"),
+        columns.state(),
+        columns.number("attempts"),
         columns.moment("next_attempt_at"),
         columns.moment("retrying_since"),
         columns.moment("leased_until", nullable=True),
-        sa.Column("lease_token", sa.String(length=40), nullable=True),
-        sa.Column("leased_by", sa.String(length=200), nullable=True),
+        columns.string("lease_token", 40, nullable=True),
+        columns.string("leased_by", 200, nullable=True),
         columns.moment("last_attempt_at", nullable=True),
-        sa.Column("last_status_code", sa.Integer(), nullable=True),
-        sa.Column("last_error", sa.String(length=500), nullable=True),
-        sa.Column("last_response", sa.String(length=1000), nullable=True),
+        columns.number("last_status_code", nullable=True),
+        columns.string("last_error", 500, nullable=True),
+        columns.string("last_response", 1000, nullable=True),
         columns.moment("created_at"),
         columns.moment("delivered_at", nullable=True),
         sa.ForeignKeyConstraint(
@@ -67,24 +64,16 @@ def upgrade() -> None:
             name=op.f("fk_webhook_deliveries_endpoint_id_webhook_endpoints"),
             ondelete="CASCADE",
         ),
-        columns.primary_key("webhook_deliveries"),
-        sa.UniqueConstraint(
-            "endpoint_id", "position", name=op.f("uq_webhook_deliveries_endpoint_id")
-        ),
+        unique={"uq_webhook_deliveries_endpoint_id": ("endpoint_id", "position")},
     )
+    pending = columns.where("status = 'pending'")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index(
             "ix_webhook_deliveries_pending",
             ["endpoint_id", "event_id", "position"],
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
+            **pending,
         )
-        batch_op.create_index(
-            "ix_webhook_deliveries_due",
-            ["next_attempt_at"],
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
-        )
+        batch_op.create_index("ix_webhook_deliveries_due", ["next_attempt_at"], **pending)
         batch_op.create_index(
             "ix_webhook_deliveries_endpoint_status", ["endpoint_id", "status", "position"]
         )
@@ -92,5 +81,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("webhook_deliveries")
-    op.drop_index("ix_webhook_endpoints_organizer_id", table_name="webhook_endpoints")
-    op.drop_table("webhook_endpoints")
+    columns.drop_table("webhook_endpoints", "organizer_id")

@@ -17,8 +17,9 @@
 import sqlalchemy as sa
 from alembic import op
 
+from headcount.migrations import columns
+
 revision, down_revision = "0009", "0008"
-branch_labels = depends_on = None
 
 # Counter values from the rows that explain them, under replay's keys (`':' || 'held'`:
 # a colon before a word would read as a bind parameter).
@@ -48,19 +49,15 @@ _SEED = (
 
 
 def upgrade() -> None:
-    op.create_table(
+    columns.table(
         "change_baselines",
-        sa.Column("counter", sa.String(length=200), nullable=False),
-        sa.Column("event_id", sa.String(length=80), nullable=False),
+        columns.string("counter", 200),
+        columns.key("event_id"),
         sa.Column("value", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("counter", name=op.f("pk_change_baselines")),
+        key=("counter",),
+        indexed=["event_id"],
     )
-    with op.batch_alter_table("change_baselines", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_change_baselines_event_id"), ["event_id"], unique=False
-        )
-    positioned = sa.text("position IS NOT NULL")
-    partial = {"postgresql_where": positioned, "sqlite_where": positioned}
+    partial = columns.where("position IS NOT NULL")
     with op.batch_alter_table("changes", schema=None) as batch_op:
         batch_op.drop_index("ix_changes_resource")
         batch_op.drop_index("ix_changes_event_id_position")
@@ -84,6 +81,4 @@ def downgrade() -> None:
         batch_op.create_unique_constraint("uq_changes_position", ["position"])
         batch_op.create_index("ix_changes_event_id_position", ["event_id", "position"])
         batch_op.create_index("ix_changes_resource", ["resource_type", "resource_id", "position"])
-    with op.batch_alter_table("change_baselines", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_change_baselines_event_id"))
-    op.drop_table("change_baselines")
+    columns.drop_table("change_baselines", "event_id")

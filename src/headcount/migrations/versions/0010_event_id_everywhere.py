@@ -16,8 +16,9 @@ before: on one PostgreSQL it would widen every key for nothing.
 import sqlalchemy as sa
 from alembic import op
 
+from headcount.migrations import columns
+
 revision, down_revision = "0010", "0009"
-branch_labels = depends_on = None
 
 # (table, its parent's id column, the parent table)
 _COPIED = (
@@ -33,7 +34,7 @@ _COPIED = (
 def upgrade() -> None:
     for table, parent_id, parent in _COPIED:
         with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.add_column(sa.Column("event_id", sa.String(length=80), nullable=True))
+            batch_op.add_column(columns.key("event_id", nullable=True))
         child = sa.table(table, sa.column(parent_id), sa.column("event_id"))
         owner = sa.table(parent, sa.column("id"), sa.column("event_id"))
         of_parent = sa.select(owner.c.event_id).where(owner.c.id == child.c[parent_id])

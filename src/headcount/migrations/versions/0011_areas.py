@@ -18,77 +18,68 @@ from alembic import op
 from headcount.migrations import columns
 
 revision, down_revision = "0011", "0010"
-branch_labels = depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    columns.table(
         "areas",
         columns.key(),
         columns.key("event_id"),
         columns.key("parent_id", nullable=True),
         columns.label(),
-        sa.Column("max_occupancy", sa.Integer(), nullable=True),
-        sa.Column("allow_reentry", sa.Boolean(), nullable=False),
-        sa.Column("inside", sa.Integer(), nullable=False),
+        columns.number("max_occupancy", nullable=True),
+        columns.flag("allow_reentry"),
+        columns.number("inside"),
         columns.moment("checkout_at", nullable=True),
         *columns.stamps(),
-        sa.CheckConstraint("inside >= 0", name=op.f("ck_areas_inside_non_negative")),
-        sa.CheckConstraint(
-            "max_occupancy IS NULL OR max_occupancy >= 0", name=op.f("ck_areas_max_occupancy")
-        ),
-        columns.reference("areas", "event_id", "events"),
-        columns.reference("areas", "parent_id", "areas"),
-        columns.primary_key("areas"),
+        checks={
+            "inside_non_negative": "inside >= 0",
+            "max_occupancy": "max_occupancy IS NULL OR max_occupancy >= 0",
+        },
+        references={"event_id": "events", "parent_id": "areas"},
+        indexed=["event_id", "checkout_at"],
     )
-    columns.index("areas", "event_id", "checkout_at")
-    op.create_table(
+    columns.table(
         "area_positions",
         columns.key("event_id"),
-        sa.Column("credential", sa.String(length=300), nullable=False),
+        columns.string("credential", 300),
         columns.key("area_id"),
         columns.moment("since"),
-        columns.reference("area_positions", "event_id", "events"),
-        columns.reference("area_positions", "area_id", "areas"),
-        columns.primary_key("area_positions", "event_id", "credential"),
+        references={"event_id": "events", "area_id": "areas"},
+        key=("event_id", "credential"),
+        indexed=["area_id"],
     )
-    columns.index("area_positions", "area_id")
-    op.create_table(
+    columns.table(
         "scans",
         sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
         columns.key("event_id"),
-        sa.Column("scan_id", sa.String(length=100), nullable=False),
+        columns.string("scan_id", 100),
         columns.key("area_id"),
-        sa.Column("credential", sa.String(length=300), nullable=False),
-        sa.Column("direction", sa.String(length=10), nullable=False),
-        sa.Column("source", sa.String(length=20), nullable=False),
-        sa.Column("outcome", sa.String(length=20), nullable=False),
+        columns.string("credential", 300),
+        columns.string("direction", 10),
+        columns.state("source"),
+        columns.state("outcome"),
         columns.moment("scanned_at"),
         columns.moment("recorded_at"),
-        sa.CheckConstraint("direction IN ('entry', 'exit')", name=op.f("ck_scans_direction")),
-        sa.CheckConstraint(
-            "source IN ('online', 'offline', 'correction')", name=op.f("ck_scans_source")
-        ),
-        sa.CheckConstraint(
-            "outcome IN ('accepted', 'already_inside', 'not_inside', 'flagged')",
-            name=op.f("ck_scans_outcome"),
-        ),
-        columns.reference("scans", "event_id", "events"),
-        columns.reference("scans", "area_id", "areas"),
-        columns.primary_key("scans", "seq"),
-        sa.UniqueConstraint("event_id", "scan_id", name="uq_scans_event_scan"),
+        checks={
+            "direction": "direction IN ('entry', 'exit')",
+            "source": "source IN ('online', 'offline', 'correction')",
+            "outcome": "outcome IN ('accepted', 'already_inside', 'not_inside', 'flagged')",
+        },
+        references={"event_id": "events", "area_id": "areas"},
+        key=("seq",),
+        unique={"uq_scans_event_scan": ("event_id", "scan_id")},
     )
     op.create_index("ix_scans_event_id_credential", "scans", ["event_id", "credential"])
-    op.create_table(
+    columns.table(
         "ticket_releases",
         columns.key("order_id"),
         columns.key("ticket_type_id"),
-        sa.Column("unit", sa.Integer(), nullable=False),
+        columns.number("unit"),
         columns.key("event_id"),
         columns.moment("released_at"),
-        columns.reference("ticket_releases", "order_id", "orders"),
-        columns.reference("ticket_releases", "ticket_type_id", "ticket_types"),
-        columns.primary_key("ticket_releases", "order_id", "ticket_type_id", "unit"),
+        references={"order_id": "orders", "ticket_type_id": "ticket_types"},
+        key=("order_id", "ticket_type_id", "unit"),
     )
     with op.batch_alter_table("ticket_types", schema=None) as batch_op:
         batch_op.add_column(

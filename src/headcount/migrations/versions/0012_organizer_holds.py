@@ -6,34 +6,30 @@
   the sweeper honours (`ix_organizer_holds_release_at`).
 """
 
-import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
 
 # The lead re-chains this revision at merge; "0009" is the id 0009_change_baselines has.
 revision, down_revision = "0012", "0011"
-branch_labels = depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    columns.table(
         "organizer_holds",
         columns.key(),
         columns.key("event_id"),
         columns.key("ticket_type_id"),
         columns.label(),
-        sa.Column("quantity", sa.Integer(), nullable=False),
-        sa.Column("redemption_code", sa.String(length=100), nullable=True),
+        columns.number("quantity"),
+        columns.string("redemption_code", 100, nullable=True),
         columns.moment("release_at", nullable=True),
         columns.subject("created_by"),
         *columns.stamps(),
-        sa.CheckConstraint("quantity >= 0", name=op.f("ck_organizer_holds_quantity_non_negative")),
-        columns.reference("organizer_holds", "event_id", "events"),
-        columns.reference("organizer_holds", "ticket_type_id", "ticket_types"),
-        columns.primary_key("organizer_holds"),
+        checks={"quantity_non_negative": "quantity >= 0"},
+        references={"event_id": "events", "ticket_type_id": "ticket_types"},
+        indexed=["event_id", "ticket_type_id"],
     )
-    columns.index("organizer_holds", "event_id", "ticket_type_id")
     with op.batch_alter_table("organizer_holds", schema=None) as batch_op:
         batch_op.create_index("ix_organizer_holds_release_at", ["release_at"], unique=False)
 
@@ -41,5 +37,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("organizer_holds", schema=None) as batch_op:
         batch_op.drop_index("ix_organizer_holds_release_at")
-    columns.drop_index("organizer_holds", "event_id", "ticket_type_id")
-    op.drop_table("organizer_holds")
+    columns.drop_table("organizer_holds", "event_id", "ticket_type_id")

@@ -1,35 +1,34 @@
 """waiting rooms: one per event, the durable terms of its queue (ledger/waiting_rooms.py)"""
 
-import sqlalchemy as sa
 from alembic import op
 
 from headcount.migrations import columns
 
 # The branch's head is "0009"; the lead re-chains it at merge.
 revision, down_revision = "0013", "0012"
-branch_labels = depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    columns.table(
         "waiting_rooms",
         columns.key(),
         columns.key("event_id"),
-        sa.Column("ticket_type_ids", sa.JSON(), nullable=True),
+        columns.document("ticket_type_ids", nullable=True),
         columns.moment("opens_at"),
-        sa.Column("active_limit", sa.Integer(), nullable=False),
-        sa.Column("admit_per_minute", sa.Integer(), nullable=False),
-        sa.Column("pass_ttl", sa.Integer(), nullable=False),
-        sa.Column("queue_order", sa.String(length=10), nullable=False),
-        sa.Column("status", sa.String(length=20), nullable=False),
-        sa.Column("secret", sa.String(length=100), nullable=False),
+        columns.number("active_limit"),
+        columns.number("admit_per_minute"),
+        columns.number("pass_ttl"),
+        columns.string("queue_order", 10),
+        columns.state(),
+        columns.string("secret", 100),
         *columns.stamps(),
-        sa.CheckConstraint("active_limit >= 1", name=op.f("ck_waiting_rooms_active_limit")),
-        sa.CheckConstraint("admit_per_minute >= 1", name=op.f("ck_waiting_rooms_admit_per_minute")),
-        sa.CheckConstraint("pass_ttl >= 1", name=op.f("ck_waiting_rooms_pass_ttl")),
-        columns.reference("waiting_rooms", "event_id", "events"),
-        columns.primary_key("waiting_rooms"),
-        sa.UniqueConstraint("event_id", name=op.f("uq_waiting_rooms_event_id")),
+        checks={
+            "active_limit": "active_limit >= 1",
+            "admit_per_minute": "admit_per_minute >= 1",
+            "pass_ttl": "pass_ttl >= 1",
+        },
+        references={"event_id": "events"},
+        unique={"uq_waiting_rooms_event_id": ("event_id",)},
     )
 
 
