@@ -2,8 +2,7 @@
 
 Two relays send (the API server runs none); changes keep coming. One relay is SIGKILLed
 while it holds a lease (mid-delivery) and a new one started; the receiver is down for
-12 s (six retries at the 2 s retry cap) and comes back; the private PostgreSQL is restarted
-once meanwhile. Afterwards the receiver,
+30 s and comes back; the private PostgreSQL is restarted once. Afterwards the receiver,
 after dedupe by `webhook-id`, holds exactly the committed changes, in position order per
 event, and no two requests for one delivery were ever in flight at once.
 """
@@ -37,12 +36,7 @@ from support.webhook_checks import (
 
 pytestmark = pytest.mark.slow
 ORG = bearer("org-fault-hooks", Role.ORGANIZER)
-# Long enough for every delivery in flight to fail and back off to the retry cap several
-# times over (WEBHOOK_SETTINGS: 2 s), and to hold a PostgreSQL restart inside.
-DOWN_SECONDS = 12.0
-# The writer spans the whole scenario (kill, outage, restart) and goes on a few seconds
-# after the receiver is back: 900 changes at 40/s, about 22 s.
-WRITES, WRITES_PER_SECOND = 900, 40
+DOWN_SECONDS = 30.0
 
 
 def start_relay(database_url: str, log: Path) -> subprocess.Popen[bytes]:
@@ -99,7 +93,7 @@ async def test_relays_killed_receiver_down_database_restarted_nothing_lost(
                 ]
             relays = [start_relay(url, log), start_relay(url, log)]
             writer = Writer(rt, events)
-            writing = asyncio.create_task(writer.run(WRITES, per_second=WRITES_PER_SECOND))
+            writing = asyncio.create_task(writer.run(900, per_second=20))
 
             # 1. SIGKILL a relay while it holds a lease.
             victim = relays[0]
@@ -113,10 +107,10 @@ async def test_relays_killed_receiver_down_database_restarted_nothing_lost(
             relays.append(start_relay(url, log))
             await asyncio.sleep(3)
 
-            # 2. The receiver goes away for DOWN_SECONDS; 3. PostgreSQL restarts meanwhile.
+            # 2. The receiver goes away for 30 s; 3. PostgreSQL restarts meanwhile.
             receiver.stop()
             down_at = time.monotonic()
-            await asyncio.sleep(4)
+            await asyncio.sleep(8)
             private_pg.stop("fast")
             await asyncio.sleep(2)
             private_pg.start()
