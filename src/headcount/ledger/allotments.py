@@ -23,23 +23,19 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.ids import is_well_formed
 from headcount.ledger import locks, rows
-from headcount.ledger.models import Base
+from headcount.ledger.models import Base, EventRow, Name
 
 
-class OrganizerHold(Base):
+class OrganizerHold(EventRow, Base):
     __tablename__ = "organizer_holds"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
     ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), index=True)
-    name: Mapped[str] = mapped_column(String(300))
+    name: Mapped[Name]
     # Units still set aside; only ever shrinks after creation (split, release, redeem).
     quantity: Mapped[int] = mapped_column(Integer)
     redemption_code: Mapped[str | None] = mapped_column(String(100))
     release_at: Mapped[datetime | None]
     created_by: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
     __table_args__ = (
         CheckConstraint("quantity >= 0", name="quantity_non_negative"),

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base
+from headcount.ledger.models import Base, CopiedEvent, EventRef, EventRow, RowId
 
 LIVE_ENTRY = "status IN ('waiting', 'offered')"
 
@@ -58,7 +58,7 @@ class Registration(Base):
 
     __tablename__ = "registrations"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    id: Mapped[RowId]
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"))
     attendee_id: Mapped[str] = mapped_column(String(200), index=True)
     party_size: Mapped[int] = mapped_column(Integer)
@@ -74,20 +74,16 @@ class Registration(Base):
     )
 
 
-class Session(Base):
+class Session(EventRow, Base):
     """An agenda item of an event. Breakout rooms (presence) hang off `sessions.id`."""
 
     __tablename__ = "sessions"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text, default="")
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
     waitlist_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
 
 class SessionCapacity(Base):
@@ -96,8 +92,7 @@ class SessionCapacity(Base):
     __tablename__ = "session_capacity"
 
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
-    # The session's event, copied so the row can live on its event's shard.
-    event_id: Mapped[str] = mapped_column(String(80))
+    event_id: Mapped[CopiedEvent]  # the session's
     maximum_capacity: Mapped[int] = mapped_column(Integer)
     current_attendance: Mapped[int] = mapped_column(Integer, default=0)
 
@@ -115,8 +110,7 @@ class SessionSeat(Base):
 
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
     attendee_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
-    # The session's event, copied so the row can live on its event's shard.
-    event_id: Mapped[str] = mapped_column(String(80))
+    event_id: Mapped[CopiedEvent]  # the session's
     status: Mapped[str] = mapped_column(String(20))
     via: Mapped[str] = mapped_column(String(20))
     confirmed_at: Mapped[datetime]
@@ -153,8 +147,8 @@ class WaitlistEntry(Base):
 
     __tablename__ = "waitlist_entries"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    id: Mapped[RowId]
+    event_id: Mapped[EventRef]
     session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id"))
     ticket_type_id: Mapped[str | None] = mapped_column(ForeignKey("ticket_types.id"))
     attendee_id: Mapped[str] = mapped_column(String(200), index=True)

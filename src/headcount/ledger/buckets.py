@@ -45,7 +45,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.errors import Conflict
 from headcount.ledger import journal, locks, usage
-from headcount.ledger.models import Base, TicketType
+from headcount.ledger.models import Base, CopiedEvent, TicketType
 
 MAX_BUCKETS = 64
 # Single-bucket attempts (a random unlocked bucket with room) before the locked sweep.
@@ -58,8 +58,7 @@ class StockBucket(Base):
 
     ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # The ticket type's event, copied so the row can live on its event's shard.
-    event_id: Mapped[str] = mapped_column(String(80))
+    event_id: Mapped[CopiedEvent]  # the ticket type's
     quantity_free: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (CheckConstraint("quantity_free >= 0", name="free_non_negative"),)

@@ -210,15 +210,8 @@ _POOL_FIGURES = (CapacityPool.quantity_used, CapacityPool.admission_limit, Capac
 def pool_moved(tx: AsyncSession, pool_id: str, found: Sequence[Any], *, delta: int) -> None:
     """A pool's use moved by `delta` to `found` (`_POOL_FIGURES`): exhausted, or not?"""
     used, limit, event_id = int(found[0]), found[1], found[2]
-    journal.limit_moved(
-        tx,
-        journal.POOL,
-        event_id=event_id,
-        resource=("pool", pool_id),
-        was_full=journal.full(used - delta, limit),
-        figures={"quantity_used": used, "admission_limit": limit},
-        is_full=journal.full(used, limit),
-    )
+    figures = {"quantity_used": used, "admission_limit": limit}
+    _limit_moved(tx, ("pool", pool_id), event_id, figures, use=(used, limit), delta=delta)
 
 
 # What an event counter UPDATE returns so that it sees its own threshold.
@@ -230,14 +223,33 @@ def _people_figures(event_id: str) -> tuple[Any, ...]:
 def people_moved(tx: AsyncSession, event_id: str, found: Sequence[Any], *, delta: int) -> None:
     """The people an event counts moved by `delta` to `found` (registered, tickets, cap)."""
     people, cap = int(found[0]) + int(found[1]), found[2]
+    figures = {"max_attendees": cap, "registered": int(found[0]), "tickets": int(found[1])}
+    _limit_moved(tx, ("event", event_id), event_id, figures, use=(people, cap), delta=delta)
+
+
+_LIMITS = {"pool": journal.POOL, "event": journal.EVENT}
+
+
+def _limit_moved(
+    tx: AsyncSession,
+    resource: tuple[str, str],
+    event_id: str,
+    figures: Mapping[str, Any],
+    *,
+    use: tuple[int, int | None],
+    delta: int,
+) -> None:
+    """Use of `resource`'s limit moved by `delta` to `use` (used, limit): the journal
+    records it if that filled the limit or made room under it."""
+    used, limit = use
     journal.limit_moved(
         tx,
-        journal.EVENT,
+        _LIMITS[resource[0]],
         event_id=event_id,
-        resource=("event", event_id),
-        was_full=journal.full(people - delta, cap),
-        figures={"max_attendees": cap, "registered": int(found[0]), "tickets": int(found[1])},
-        is_full=journal.full(people, cap),
+        resource=resource,
+        was_full=journal.full(used - delta, limit),
+        figures=figures,
+        is_full=journal.full(used, limit),
     )
 
 
@@ -266,16 +278,7 @@ async def waitlisted_neighbours(
     ids = set(ticket_type_ids)
     if not ids:
         return []
-    queued = await tx.scalars(
-        select(WaitlistEntry.ticket_type_id)
-        .where(
-            WaitlistEntry.event_id == event_id,
-            WaitlistEntry.ticket_type_id.is_not(None),
-            WaitlistEntry.status.in_([EntryStatus.WAITING, EntryStatus.OFFERED]),
-        )
-        .distinct()
-    )
-    ids.update(tid for tid in queued.all() if tid is not None)
+    ids.update(await queued_ticket_types(tx, event_id))
     return sorted(ids)
 
 

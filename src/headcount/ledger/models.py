@@ -8,7 +8,7 @@ constraints are the last line of defence if any code path ever forgets the rule.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from sqlalchemy import (
     JSON,
@@ -35,6 +35,26 @@ NAMING = {
 }
 
 
+# Columns many tables declare alike, defined once: `id: Mapped[RowId]` and so on.
+RowId = Annotated[str, mapped_column(String(80), primary_key=True)]
+EventRef = Annotated[str, mapped_column(ForeignKey("events.id"), index=True)]
+# A child row's event, copied from its parent so the row can live on its event's shard
+# (docs/scale-out.md); the declaring line names the parent.
+CopiedEvent = Annotated[str, mapped_column(String(80))]
+Name = Annotated[str, mapped_column(String(300))]
+
+
+class EventRow:
+    """The columns every table of an event's own things has: its id, its event (indexed),
+    when it was created and last changed; the generic statements of ledger/spaces.py rely
+    on them. `sort_order` puts id and event first, as the migrations have them."""
+
+    id: Mapped[RowId] = mapped_column(sort_order=-2)
+    event_id: Mapped[EventRef] = mapped_column(sort_order=-1)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
@@ -57,9 +77,9 @@ class Base(DeclarativeBase):
 class Event(Base):
     __tablename__ = "events"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    id: Mapped[RowId]
     organizer_id: Mapped[str] = mapped_column(String(200), index=True)
-    name: Mapped[str] = mapped_column(String(300))
+    name: Mapped[Name]
     description: Mapped[str] = mapped_column(Text, default="")
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
@@ -77,12 +97,10 @@ class Event(Base):
     )
 
 
-class TicketType(Base):
+class TicketType(EventRow, Base):
     __tablename__ = "ticket_types"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
-    name: Mapped[str] = mapped_column(String(300))
+    name: Mapped[Name]
     quantity_total: Mapped[int] = mapped_column(Integer)
     quantity_sold: Mapped[int] = mapped_column(Integer, default=0)
     quantity_reserved: Mapped[int] = mapped_column(Integer, default=0)
@@ -101,8 +119,6 @@ class TicketType(Base):
     sales_end: Mapped[datetime | None]
     # A holder leaving the venue gives the unit back to sale (docs/venue.md).
     release_after_exit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
     event: Mapped[Event] = relationship(back_populates="ticket_types")
 
@@ -127,8 +143,8 @@ class TicketType(Base):
 class Order(Base):
     __tablename__ = "orders"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    id: Mapped[RowId]
+    event_id: Mapped[EventRef]
     owner_id: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))
     expires_at: Mapped[datetime]
@@ -160,8 +176,7 @@ class OrderItem(Base):
     ticket_type_id: Mapped[str] = mapped_column(
         ForeignKey("ticket_types.id"), primary_key=True, index=True
     )
-    # The order's event, copied so the row can live on its event's shard (docs/scale-out.md).
-    event_id: Mapped[str] = mapped_column(String(80))
+    event_id: Mapped[CopiedEvent]  # the order's
     quantity: Mapped[int] = mapped_column(Integer)
 
     order: Mapped[Order] = relationship(back_populates="items")

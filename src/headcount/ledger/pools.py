@@ -13,28 +13,22 @@ cancelled); the CHECK `used <= limit + over` stays a real last line of defence.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Integer, String
+from sqlalchemy import CheckConstraint, Float, ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base
+from headcount.ledger.models import Base, CopiedEvent, EventRow, Name
 
 
-class CapacityPool(Base):
+class CapacityPool(EventRow, Base):
     __tablename__ = "capacity_pools"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
-    name: Mapped[str] = mapped_column(String(300))
+    name: Mapped[Name]
     capacity: Mapped[int | None] = mapped_column(Integer)
     overbook_ratio: Mapped[float] = mapped_column(Float, default=0.0)
     admission_limit: Mapped[int | None] = mapped_column(Integer)
     max_per_customer: Mapped[int | None] = mapped_column(Integer)
     quantity_used: Mapped[int] = mapped_column(Integer, default=0)
     quantity_over: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
     __table_args__ = (
         CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_non_negative"),
@@ -66,6 +60,4 @@ class TicketTypePool(Base):
     pool_id: Mapped[str] = mapped_column(
         ForeignKey("capacity_pools.id"), primary_key=True, index=True
     )
-    # The event of both (a pool and its types belong to one event), copied so the row can
-    # live on its event's shard.
-    event_id: Mapped[str] = mapped_column(String(80))
+    event_id: Mapped[CopiedEvent]  # the pool's, which is its types' too

@@ -34,25 +34,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.errors import Conflict
-from headcount.ledger.models import Base, Event
+from headcount.ledger.models import Base, CopiedEvent, Event, EventRef, EventRow, Name, RowId
 from headcount.ledger.rows import the_row
 
 OPEN, CLOSED = "open", "closed"
 
 
-class Booth(Base):
+class Booth(EventRow, Base):
     __tablename__ = "booths"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
-    name: Mapped[str] = mapped_column(String(300))
+    name: Mapped[Name]
     description: Mapped[str] = mapped_column(Text, default="")
     tier: Mapped[str] = mapped_column(String(40))
     chat_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     video_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     max_visitors: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
     __table_args__ = (
         CheckConstraint("max_visitors IS NULL OR max_visitors >= 0", name="max_visitors"),
@@ -62,11 +58,11 @@ class Booth(Base):
 class BreakoutRoom(Base):
     __tablename__ = "breakout_rooms"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    id: Mapped[RowId]
     session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), index=True)
     # Denormalised from the session so the event's capacity snapshot is one indexed read.
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
-    name: Mapped[str] = mapped_column(String(300))
+    event_id: Mapped[EventRef]
+    name: Mapped[Name]
     capacity: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20), default="open")
     created_at: Mapped[datetime]
@@ -79,18 +75,14 @@ class BreakoutRoom(Base):
     )
 
 
-class Huddle(Base):
+class Huddle(EventRow, Base):
     __tablename__ = "huddles"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
-    name: Mapped[str] = mapped_column(String(300))
+    name: Mapped[Name]
     topic: Mapped[str] = mapped_column(Text, default="")
     capacity: Mapped[int] = mapped_column(Integer)
     members: Mapped[int] = mapped_column(Integer, default=0)
     version: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
     __table_args__ = (
         CheckConstraint("capacity >= 0", name="capacity_non_negative"),
@@ -105,8 +97,7 @@ class HuddleMember(Base):
 
     huddle_id: Mapped[str] = mapped_column(ForeignKey("huddles.id"), primary_key=True)
     user_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
-    # The huddle's event, copied so the row can live on its event's shard.
-    event_id: Mapped[str] = mapped_column(String(80))
+    event_id: Mapped[CopiedEvent]  # the huddle's
     joined_at: Mapped[datetime]
 
 

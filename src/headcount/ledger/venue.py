@@ -22,26 +22,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base
+from headcount.ledger.models import Base, CopiedEvent, EventRow, Name
 
 
-class Area(Base):
+class Area(EventRow, Base):
     """A place with a door: the venue, a hall in it, a room in the hall."""
 
     __tablename__ = "areas"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("areas.id"))
-    name: Mapped[str] = mapped_column(String(300))
+    name: Mapped[Name]
     max_occupancy: Mapped[int | None] = mapped_column(Integer)
     # An entry without an exit is let through (and still counts once) instead of refused.
     allow_reentry: Mapped[bool] = mapped_column(Boolean, default=False)
     inside: Mapped[int] = mapped_column(Integer, default=0)
     # When everyone still inside is checked out (once; the organizer sets the next one).
     checkout_at: Mapped[datetime | None] = mapped_column(index=True)
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
     __table_args__ = (
         CheckConstraint("inside >= 0", name="inside_non_negative"),
@@ -103,6 +99,5 @@ class TicketRelease(Base):
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
     ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
     unit: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # The order's event, copied so the row can live on its event's shard (docs/scale-out.md).
-    event_id: Mapped[str] = mapped_column(String(80))
+    event_id: Mapped[CopiedEvent]  # the order's
     released_at: Mapped[datetime]

@@ -17,14 +17,14 @@ from sqlalchemy import JSON, CheckConstraint, ForeignKey, Integer, String, selec
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base
+from headcount.ledger.models import Base, EventRow
 
 
-class WaitingRoom(Base):
+class WaitingRoom(EventRow, Base):
     __tablename__ = "waiting_rooms"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), unique=True)
+    # One room per event: unique rather than only indexed.
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), unique=True, sort_order=-1)
     # NULL: every ticket type of the event.
     ticket_type_ids: Mapped[list[str] | None] = mapped_column(JSON)
     opens_at: Mapped[datetime]
@@ -34,8 +34,6 @@ class WaitingRoom(Base):
     queue_order: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20))
     secret: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
     __table_args__ = (
         CheckConstraint("active_limit >= 1", name="active_limit"),

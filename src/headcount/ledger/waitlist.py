@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -118,15 +119,8 @@ async def latest_entry(
     ticket_type_id: str | None = None,
 ) -> WaitlistEntry | None:
     """The attendee's most recent entry, live or not: how they learn what happened."""
-    return (
-        await tx.scalars(
-            select(WaitlistEntry)
-            .where(_of(session_id, ticket_type_id), WaitlistEntry.attendee_id == attendee_id)
-            .order_by(WaitlistEntry.seq.desc())
-            .limit(1)
-            .execution_options(populate_existing=True)
-        )
-    ).first()
+    mine = (_of(session_id, ticket_type_id), WaitlistEntry.attendee_id == attendee_id)
+    return await _first(tx, *mine, order=WaitlistEntry.seq.desc())
 
 
 async def head(
@@ -136,18 +130,26 @@ async def head(
     session_id: str | None = None,
     ticket_type_id: str | None = None,
 ) -> WaitlistEntry | None:
+    waiting = (
+        WaitlistEntry.event_id == event_id,
+        _of(session_id, ticket_type_id),
+        WaitlistEntry.status == EntryStatus.WAITING,
+    )
+    return await _first(tx, *waiting, order=WaitlistEntry.seq, lock=True)
+
+
+async def _first(
+    tx: AsyncSession, *where: ColumnElement[bool], order: Any, lock: bool = False
+) -> WaitlistEntry | None:
+    """The first entry in `order` of those `where` holds, read afresh (`lock`: and locked)."""
     query = (
         select(WaitlistEntry)
-        .where(
-            WaitlistEntry.event_id == event_id,
-            _of(session_id, ticket_type_id),
-            WaitlistEntry.status == EntryStatus.WAITING,
-        )
-        .order_by(WaitlistEntry.seq)
+        .where(*where)
+        .order_by(order)
         .limit(1)
         .execution_options(populate_existing=True)
     )
-    return (await tx.scalars(locks.exclusive(query))).first()
+    return (await tx.scalars(locks.exclusive(query) if lock else query)).first()
 
 
 async def position(tx: AsyncSession, entry: WaitlistEntry) -> int | None:

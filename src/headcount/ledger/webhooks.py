@@ -69,7 +69,7 @@ from sqlalchemy.orm import Mapped, aliased, mapped_column
 from headcount.domain import webhooks as rules
 from headcount.domain.ids import new_id
 from headcount.ledger import changes, locks
-from headcount.ledger.models import Base, Event
+from headcount.ledger.models import Base, Event, RowId
 
 # Changes one fan-out run reads, and endpoints it serves: they bound its transaction.
 FAN_OUT_BATCH = 2_000
@@ -89,7 +89,7 @@ class DeliveryStatus(StrEnum):
 class WebhookEndpoint(Base):
     __tablename__ = "webhook_endpoints"
 
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    id: Mapped[RowId]
     # Scope: the events of this organizer (NULL: every event; the platform service only),
     # or just `event_ids` when set.
     organizer_id: Mapped[str | None] = mapped_column(String(200), index=True)
@@ -117,7 +117,7 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
 
     # The `webhook-id` header: one per (endpoint, change), the same on every attempt.
-    id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    id: Mapped[RowId]
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(String(80))
     position: Mapped[int] = mapped_column(BigInteger)

@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 from pydantic import BaseModel
 
-from headcount.api.graphql.operations import change, checked_key, field, mine
+from headcount.api.graphql.operations import Drafted, change, checked_key, field, mine
 from headcount.api.graphql.refusals import result_union
 from headcount.capacity import allotments
 from headcount.capacity.allotments import (
@@ -83,6 +83,24 @@ class SplitOrganizerHoldInput:
     release_at: datetime | None = None
 
 
+async def _from_input(
+    info: strawberry.Info,
+    call: Drafted,
+    draft: type[BaseModel],
+    given: object,
+    *,
+    target: str,
+    key: str | None,
+) -> Any:
+    """A keyed change of the hold or event named by the input's `target` field, the input's
+    other fields being the service's input model."""
+    who = info.context.principal()  # who is asking is settled before what is asked
+    fields = vars(given)
+    model = draft.model_validate({k: v for k, v in fields.items() if k != target})
+    checked = checked_key(key)
+    return await call(info.context.runtime, who, fields[target], model, idempotency_key=checked)
+
+
 @strawberry.type
 class OrganizerHoldQuery:
     @mine(allotments.list_holds, wrap=lambda found: OrganizerHoldList(holds=found))
@@ -105,12 +123,8 @@ class OrganizerHoldMutation:
     ) -> CreateOrganizerHoldResult:
         """Set `quantity` of a ticket type aside by name, out of sale; it counts in the
         type's pools and the event cap like an order."""
-        who = info.context.principal()  # who is asking is settled before what is asked
-        fields = vars(input)
-        draft = HoldDraft.model_validate({k: v for k, v in fields.items() if k != "event_id"})
-        key = checked_key(idempotency_key)
-        return await allotments.create_hold(
-            info.context.runtime, who, input.event_id, draft, idempotency_key=key
+        return await _from_input(
+            info, allotments.create_hold, HoldDraft, input, target="event_id", key=idempotency_key
         )
 
     @field(mutation=True)
@@ -121,11 +135,8 @@ class OrganizerHoldMutation:
         idempotency_key: str | None = None,
     ) -> SplitOrganizerHoldResult:
         """Move `quantity` units into a new named hold; nothing goes back on sale."""
-        who = info.context.principal()
-        draft = HoldSplitDraft.model_validate({k: v for k, v in vars(input).items() if k != "id"})
-        key = checked_key(idempotency_key)
-        return await allotments.split_hold(
-            info.context.runtime, who, input.id, draft, idempotency_key=key
+        return await _from_input(
+            info, allotments.split_hold, HoldSplitDraft, input, target="id", key=idempotency_key
         )
 
     @change(allotments.release_hold, draft=HoldReleaseDraft)

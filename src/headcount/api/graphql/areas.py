@@ -12,7 +12,7 @@ from typing import Any
 import strawberry
 from pydantic import BaseModel, ConfigDict
 
-from headcount.api.graphql.operations import by_id, field
+from headcount.api.graphql.operations import by_id, drafted, field, mine
 from headcount.api.graphql.refusals import result_union
 from headcount.capacity import areas, scans
 from headcount.capacity.areas import AreaDraft
@@ -70,35 +70,23 @@ class AreaQuery:
 
 @strawberry.type
 class AreaMutation:
-    @field(mutation=True)
-    async def create_area(
+    @drafted(areas.create_area, draft=AreaDraft)
+    def create_area(
         self,
-        info: strawberry.Info,
-        *,
         event_id: strawberry.ID,
+        *,
         name: str,
         parent_id: strawberry.ID | None = None,
         max_occupancy: int | None = None,
         allow_reentry: bool = False,
     ) -> AreaResult:
         """A venue, or (with `parent_id`) a hall or room inside another area."""
-        who = info.context.principal()
-        draft = AreaDraft.model_validate(
-            {
-                "name": name,
-                "parent_id": parent_id,
-                "max_occupancy": max_occupancy,
-                "allow_reentry": allow_reentry,
-            }
-        )
-        return await areas.create_area(info.context.runtime, who, event_id, draft)
 
-    @field(mutation=True)
-    async def scan(
+    @drafted(scans.scan, draft=ScanDraft)
+    def scan(
         self,
-        info: strawberry.Info,
-        *,
         area_id: strawberry.ID,
+        *,
         scan_id: str,
         credential: str,
         direction: Direction,
@@ -106,16 +94,6 @@ class AreaMutation:
     ) -> ScanResult:
         """An entry or exit at the area's gate; `AreaFull` / `AlreadyInside` refuse an
         entry and change nothing. A retried `scanId` answers as the first time."""
-        who = info.context.principal()
-        draft = ScanDraft.model_validate(
-            {
-                "scan_id": scan_id,
-                "credential": credential,
-                "direction": direction,
-                "scanned_at": scanned_at,
-            }
-        )
-        return await scans.scan(info.context.runtime, who, area_id, draft)
 
     @field(mutation=True)
     async def scan_batch(
@@ -126,16 +104,10 @@ class AreaMutation:
         uploaded = ScanBatch.model_validate({"scans": [vars(s) for s in batch]})
         return await scans.scan_batch(info.context.runtime, who, event_id, uploaded)
 
-    @field(mutation=True)
-    async def check_out(
-        self, info: strawberry.Info, area_id: strawberry.ID, credential: str
-    ) -> CheckoutResult:
+    @drafted(scans.force_exit, draft=CheckoutDraft)
+    def check_out(self, area_id: strawberry.ID, credential: str) -> CheckoutResult:
         """The organizer checks one credential out of the area (a recorded correction)."""
-        who = info.context.principal()
-        draft = CheckoutDraft.model_validate({"credential": credential})
-        return await scans.force_exit(info.context.runtime, who, area_id, draft)
 
-    @field(mutation=True)
-    async def reset_area(self, info: strawberry.Info, area_id: strawberry.ID) -> ResetResult:
+    @mine(scans.reset_area, mutation=True)
+    def reset_area(self, area_id: strawberry.ID) -> ResetResult:
         """Check everyone out of the area and the areas inside it (the nightly reset)."""
-        return await scans.reset_area(info.context.runtime, info.context.principal(), area_id)

@@ -5,10 +5,11 @@ Its arguments are the field's arguments, its return annotation what the field an
 refusals it may give), and its docstring the field's description. Two ways to fill it in:
 
 * `field`: the method's body is the resolver (it also gets `info`).
-* `read`, `mine`, `change`: the method is only a declaration, and the decorator names the
-  service call that answers it. The first argument is the id of the thing the call is
-  about. `change` adds the optional `idempotencyKey` every change takes, and the fields of
-  the service's input model (`draft=`, e.g. `partySize`) as arguments.
+* `read`, `mine`, `change`, `drafted`: the method is only a declaration, and the decorator
+  names the service call that answers it. The first argument is the id of the thing the
+  call is about. `change` adds the optional `idempotencyKey` every change takes, and the
+  fields of the service's input model (`draft=`, e.g. `partySize`) as arguments; `drafted`
+  builds that model from the arguments the declaration spells out.
 
 Resolvers return the service's views as they are: the GraphQL types are generated from the
 views (`generate.py`) and recognise them, so nothing is copied or converted. Refusals the
@@ -164,6 +165,18 @@ def change(
     fields = draft.model_fields if draft else {}
     arguments = [_argument(name, model_field) for name, model_field in fields.items()]
     return _answered_by(answer, wrap=wrap, mutation=True, extra=[*arguments, _KEY])
+
+
+def drafted(call: Callers, *, draft: type[BaseModel]) -> Callable[[Declaration], Any]:
+    """The caller's change of one thing whose declared arguments after its id are the fields
+    of the service's input model (`draft`), with the GraphQL types the declaration gives
+    them (e.g. `ID`). No `idempotencyKey`: for changes an id of their own makes safe."""
+
+    async def answer(info: strawberry.Info, target: str, args: dict[str, Any]) -> Any:
+        who = info.context.principal()  # who is asking is settled before what is asked
+        return await call(info.context.runtime, who, target, draft.model_validate(args))
+
+    return _answered_by(answer, wrap=None, mutation=True)
 
 
 def by_parent(answers: Any, call: Public, description: str | None = None) -> Any:

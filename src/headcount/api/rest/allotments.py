@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import IdempotencyKey, id_path, problems
+from headcount.api.rest.common import EventId, IdempotencyKey, id_path, problems
 from headcount.capacity import allotments
 from headcount.capacity.allotments import (
     HoldDraft,
@@ -22,7 +22,6 @@ from headcount.capacity.allotments import (
 from headcount.capacity.views import OrderView, OrganizerHoldSplit, OrganizerHoldView
 
 router = APIRouter(tags=["organizer holds"])
-EventId = Annotated[str, id_path("event")]
 HoldId = Annotated[str, id_path("hold")]
 
 

@@ -7,41 +7,21 @@ from typing import Annotated
 from fastapi import APIRouter
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import id_path, problems
+from headcount.api.rest.common import EventId, id_path, problems
+from headcount.api.rest.routes import event_resource
 from headcount.capacity import areas, scans
-from headcount.capacity.areas import AreaDraft, AreaPatch
 from headcount.capacity.scans import CheckoutDraft, ScanBatch, ScanDraft
-from headcount.capacity.views import AreaResetView, AreaView, ScanBatchView, ScanView
+from headcount.capacity.views import AreaResetView, ScanBatchView, ScanView
 
 router = APIRouter(tags=["areas"])
-EventId = Annotated[str, id_path("event")]
 AreaId = Annotated[str, id_path("area")]
 
 
-@router.post("/events/{event_id}/areas", status_code=201, responses=problems(401, 403, 404))
-async def create_area(
-    rt: RuntimeDep, who: PrincipalDep, event_id: EventId, body: AreaDraft
-) -> AreaView:
-    """A venue, or (with `parent_id`) a hall or room inside another area."""
-    return await areas.create_area(rt, who, event_id, body)
-
-
-@router.get("/events/{event_id}/areas", responses=problems(404))
-async def list_areas(rt: RuntimeDep, event_id: EventId) -> list[AreaView]:
-    return await areas.list_areas(rt, event_id)
-
-
-@router.get("/areas/{area_id}", responses=problems(404))
-async def get_area(rt: RuntimeDep, area_id: AreaId) -> AreaView:
-    return await areas.get_area(rt, area_id)
-
-
-@router.patch("/areas/{area_id}", responses=problems(401, 403, 404))
-async def update_area(
-    rt: RuntimeDep, who: PrincipalDep, area_id: AreaId, body: AreaPatch
-) -> AreaView:
-    """A maximum lowered below the people inside evicts nobody; entries wait for room."""
-    return await areas.update_area(rt, who, area_id, body)
+DOCS = {
+    "create": "A venue, or (with `parent_id`) a hall or room inside another area.",
+    "update": "A maximum lowered below the people inside evicts nobody; entries wait for room.",
+}
+event_resource(router, "area", areas, docs=DOCS)
 
 
 @router.post("/areas/{area_id}/scans", responses=problems(401, 403, 404, 409))

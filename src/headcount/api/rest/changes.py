@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import id_path, problems
+from headcount.api.rest.common import EventId, problems
 from headcount.capacity import feed
 from headcount.capacity.views import AuditPage, ChangePage
 
 router = APIRouter(tags=["changes"])
-EventId = Annotated[str, id_path("event")]
 After = Annotated[
     str | None,
     Query(description="a `cursor` or `next` from an earlier answer; omit to start at the oldest"),
@@ -27,35 +26,32 @@ Types = Annotated[
 ]
 
 
+async def page(
+    after: After = None, limit: Limit = feed.DEFAULT_LIMIT, types: Types = None
+) -> dict[str, Any]:
+    """A page of the feed, as both feeds read it: `after` a cursor, `limit`, `types`."""
+    return {"after": after, "limit": limit, "types": types}
+
+
+Page = Annotated[dict[str, Any], Depends(page)]
+
+
 @router.get("/events/{event_id}/changes", responses=problems(401, 403, 404, 410))
 async def event_changes(
-    rt: RuntimeDep,
-    who: PrincipalDep,
-    event_id: EventId,
-    *,
-    after: After = None,
-    limit: Limit = feed.DEFAULT_LIMIT,
-    types: Types = None,
+    rt: RuntimeDep, who: PrincipalDep, event_id: EventId, page: Page
 ) -> ChangePage:
     """The event's changes in commit order (its organizer, or the platform service).
 
     A malformed cursor is 422 `invalid_cursor`; one older than retention kept is 410
     `cursor_expired`, whose `resume_after` says where to go on.
     """
-    return await feed.event_changes(rt, who, event_id, after=after, limit=limit, types=types)
+    return await feed.event_changes(rt, who, event_id, **page)
 
 
 @router.get("/changes", responses=problems(401, 403, 410))
-async def all_changes(
-    rt: RuntimeDep,
-    who: PrincipalDep,
-    *,
-    after: After = None,
-    limit: Limit = feed.DEFAULT_LIMIT,
-    types: Types = None,
-) -> ChangePage:
+async def all_changes(rt: RuntimeDep, who: PrincipalDep, page: Page) -> ChangePage:
     """Every event's changes in commit order: for the platform service."""
-    return await feed.all_changes(rt, who, after=after, limit=limit, types=types)
+    return await feed.all_changes(rt, who, **page)
 
 
 @router.get("/events/{event_id}/audit", responses=problems(401, 403, 404, 410))

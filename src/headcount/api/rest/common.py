@@ -20,6 +20,11 @@ def id_path(what: str) -> Any:
     return Path(min_length=1, max_length=80, description=f"{what} id")
 
 
+# The ids several routers take in their paths.
+EventId = Annotated[str, id_path("event")]
+TicketTypeId = Annotated[str, id_path("ticket type")]
+
+
 PROBLEM = {"content": {"application/problem+json": {}}, "description": "Problem (RFC 9457)"}
 
 

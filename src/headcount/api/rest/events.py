@@ -7,13 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import id_path, problems
+from headcount.api.rest.common import EventId, problems
 from headcount.capacity import events, snapshot
 from headcount.capacity.events import EventDraft, EventPatch
 from headcount.capacity.views import CapacitySnapshot, EventView
 
 router = APIRouter(tags=["events"])
-EventId = Annotated[str, id_path("event")]
 
 
 @router.post("/events", status_code=201, responses=problems(401, 403))

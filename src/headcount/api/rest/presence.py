@@ -14,15 +14,15 @@ describes is written out below: leases, and huddle membership (durable, in the l
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from inspect import Parameter, Signature
-from types import GenericAlias
+from collections.abc import Callable
+from inspect import Parameter
 from typing import Annotated, Any, NamedTuple
 
 from fastapi import APIRouter, Response
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import IdempotencyKey, id_path, problems
+from headcount.api.rest.common import id_path, problems
+from headcount.api.rest.routes import KEY, RT, WHO, Endpoint, add_route, crud_routes, path_id
 from headcount.capacity import huddles, live, places
 from headcount.capacity.spaces import SPACES, Managed, Space
 from headcount.capacity.views import HuddleMembershipView, LeaseView
@@ -44,23 +44,6 @@ def router() -> APIRouter:
 
 # --- routes built from a registry entry -------------------------------------------------
 
-RT = Parameter("rt", Parameter.KEYWORD_ONLY, annotation=RuntimeDep)
-WHO = Parameter("who", Parameter.KEYWORD_ONLY, annotation=PrincipalDep)
-KEY = Parameter("key", Parameter.KEYWORD_ONLY, annotation=IdempotencyKey, default=None)
-
-
-def _id(path: str, noun: str) -> Parameter:
-    """The path parameter naming one thing: `booth_id` in `/booths/{booth_id}`."""
-    name = path.rsplit("{", 1)[1].rstrip("}")
-    return Parameter(name, Parameter.KEYWORD_ONLY, annotation=Annotated[str, id_path(noun)])
-
-
-def _body(model: type[Any]) -> Parameter:
-    return Parameter("body", Parameter.KEYWORD_ONLY, annotation=model)
-
-
-Endpoint = Callable[..., Awaitable[Any]]
-
 
 class Verb(NamedTuple):
     """What one generated route is, apart from its path, parameters and answer."""
@@ -72,17 +55,8 @@ class Verb(NamedTuple):
     doc: str = ""
 
 
+UPDATE_DOC = "Only the fields sent change; a lower limit turns nobody out, it stops newcomers."
 VERBS = {
-    "create": Verb("POST", 201, (401, 403, 404), "create_{kind}"),
-    "list": Verb("GET", 200, (404,), "list_{kind}s"),
-    "get": Verb("GET", 200, (404,), "get_{kind}"),
-    "update": Verb(
-        "PATCH",
-        200,
-        (401, 403, 404),
-        "update_{kind}",
-        "Only the fields sent change; a lower limit turns nobody out, it stops newcomers.",
-    ),
     "join": Verb(
         "POST",
         201,
@@ -119,17 +93,18 @@ def _route(
     words = {"kind": space.kind, "noun": space.noun, "holders": space.holders, "refusals": refusals}
 
     def register(call: Endpoint) -> Endpoint:
-        call.__signature__ = Signature(params)  # type: ignore[attr-defined]
-        api.add_api_route(
+        add_route(
+            api,
+            spec.method,
             path,
             call,
-            methods=[spec.method],
+            params=params,
+            answer=answer,
             name=spec.name.format(**words),
-            response_model=answer,
+            refusals=spec.problems,
             status_code=spec.status_code,
-            responses=problems(*spec.problems),
+            doc=spec.doc.format(**words),
             tags=[space.tag],
-            description=spec.doc.format(**words),
         )
         return call
 
@@ -137,30 +112,27 @@ def _route(
 
 
 def _managed_routes(api: APIRouter, space: Space[Any], managed: Managed) -> None:
-    parent, one, view = managed.parent, _id(space.path, space.noun), space.view
-    under = _id(parent.path, parent.noun)
-    many = f"{parent.path}/{managed.collection}"
-    draft, patch = _body(managed.draft), _body(managed.patch)
-
-    @_route(api, space, "create", path=many, params=[RT, WHO, under, draft], answer=view)
-    async def create(rt: Runtime, who: Principal, body: Any, **ids: str) -> Any:
-        return await places.create(rt, who, space, ids[under.name], body)
-
-    @_route(api, space, "list", path=many, params=[RT, under], answer=GenericAlias(list, (view,)))
-    async def listed(rt: Runtime, **ids: str) -> Any:
-        return await places.listed(rt, space, ids[under.name])
-
-    @_route(api, space, "get", path=space.path, params=[RT, one], answer=view)
-    async def get(rt: Runtime, **ids: str) -> Any:
-        return await places.get(rt, space, ids[one.name])
-
-    @_route(api, space, "update", path=space.path, params=[RT, WHO, one, patch], answer=view)
-    async def update(rt: Runtime, who: Principal, body: Any, **ids: str) -> Any:
-        return await places.update(rt, who, space, ids[one.name], body)
+    crud_routes(
+        api,
+        space.kind,
+        space.view,
+        parent=(managed.parent.path, managed.parent.noun),
+        collection=managed.collection,
+        path=space.path,
+        noun=space.noun,
+        draft=managed.draft,
+        patch=managed.patch,
+        create=lambda rt, who, parent_id, body: places.create(rt, who, space, parent_id, body),
+        list_all=lambda rt, parent_id: places.listed(rt, space, parent_id),
+        get=lambda rt, space_id: places.get(rt, space, space_id),
+        update=lambda rt, who, space_id, body: places.update(rt, who, space, space_id, body),
+        docs={"update": UPDATE_DOC},
+        tags=[space.tag],
+    )
 
 
 def _live_routes(api: APIRouter, space: Space[Any]) -> None:
-    one, path = _id(space.path, space.noun), space.path
+    one, path = path_id(space.path, space.noun), space.path
     leases = list[LeaseView]
 
     @_route(

@@ -7,13 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Response
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import IdempotencyKey, id_path, problems
+from headcount.api.rest.common import EventId, IdempotencyKey, problems
 from headcount.capacity import registrations
 from headcount.capacity.registrations import RegistrationDraft
 from headcount.capacity.views import RegistrationCapacity, RegistrationView
 
 router = APIRouter(tags=["registrations"])
-EventId = Annotated[str, id_path("event")]
 
 
 @router.post(

@@ -8,39 +8,19 @@ from fastapi import APIRouter
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
 from headcount.api.rest.common import IdempotencyKey, id_path, problems
+from headcount.api.rest.routes import event_resource
 from headcount.capacity import sessions
-from headcount.capacity.sessions import SessionDraft, SessionPatch
-from headcount.capacity.views import RsvpView, SessionView, WaitlistEntryView, WaitlistView
+from headcount.capacity.views import RsvpView, WaitlistEntryView, WaitlistView
 
 router = APIRouter(tags=["sessions"])
-EventId = Annotated[str, id_path("event")]
 SessionId = Annotated[str, id_path("session")]
 
 
-@router.post("/events/{event_id}/sessions", status_code=201, responses=problems(401, 403, 404))
-async def create_session(
-    rt: RuntimeDep, who: PrincipalDep, event_id: EventId, body: SessionDraft
-) -> SessionView:
-    return await sessions.create_session(rt, who, event_id, body)
-
-
-@router.get("/events/{event_id}/sessions", responses=problems(404))
-async def list_sessions(rt: RuntimeDep, event_id: EventId) -> list[SessionView]:
-    return await sessions.list_sessions(rt, event_id)
-
-
-@router.get("/sessions/{session_id}", responses=problems(404))
-async def get_session(rt: RuntimeDep, session_id: SessionId) -> SessionView:
-    return await sessions.get_session(rt, session_id)
-
-
-@router.patch("/sessions/{session_id}", responses=problems(401, 403, 404, 409))
-async def update_session(
-    rt: RuntimeDep, who: PrincipalDep, session_id: SessionId, body: SessionPatch
-) -> SessionView:
-    """Raising `max_participants` confirms waitlist heads at once; lowering below the
-    confirmed seats is refused (409)."""
-    return await sessions.update_session(rt, who, session_id, body)
+DOCS = {
+    "update": """Raising `max_participants` confirms waitlist heads at once; lowering below the
+    confirmed seats is refused (409).""",
+}
+event_resource(router, "session", sessions, docs=DOCS, update_refusals=(401, 403, 404, 409))
 
 
 @router.post("/sessions/{session_id}/rsvp", responses=problems(401, 403, 404, 409))

@@ -7,14 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import IdempotencyKey, id_path, problems
+from headcount.api.rest.common import EventId, IdempotencyKey, problems
 from headcount.capacity import waiting_rooms
 from headcount.capacity.views import QueueTicketView, WaitingRoomView
 from headcount.capacity.waiting_rooms import WaitingRoomDraft, WaitingRoomPatch
 from headcount.domain.queue import MAX_TOKEN_LENGTH
 
 router = APIRouter(tags=["waiting rooms"])
-EventId = Annotated[str, id_path("event")]
 Ticket = Annotated[str, Path(min_length=1, max_length=MAX_TOKEN_LENGTH)]
 
 

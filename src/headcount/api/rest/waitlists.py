@@ -7,13 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import IdempotencyKey, id_path, problems
+from headcount.api.rest.common import EventId, IdempotencyKey, TicketTypeId, problems
 from headcount.capacity import waitlists
 from headcount.capacity.views import WaitlistEntryView, WaitlistView
 from headcount.capacity.waitlists import TicketWaitlistDraft
 
 router = APIRouter(tags=["waitlists"])
-TicketTypeId = Annotated[str, id_path("ticket type")]
 
 
 @router.post(
@@ -58,7 +57,7 @@ async def leave_ticket_waitlist(
 
 @router.get("/events/{event_id}/waitlist-entries/me", responses=problems(401, 404))
 async def my_waitlist_entries(
-    rt: RuntimeDep, who: PrincipalDep, event_id: Annotated[str, id_path("event")]
+    rt: RuntimeDep, who: PrincipalDep, event_id: EventId
 ) -> list[WaitlistEntryView]:
     """Every queue you joined in this event and what happened to you there, newest first."""
     return await waitlists.my_entries(rt, who, event_id)
