@@ -178,33 +178,23 @@ def record(
     if OFF in tx.info:
         return None
     tx.info[_AT] = at
-    pending: list[Pending] = tx.info.setdefault(_PENDING, [])
-    found = Pending(
-        type=str(type_),
-        event_id=event_id,
-        resource_type=resource[0],
-        resource_id=resource[1],
-        payload=payload,
-        at=at,
-        origin=by or origin.current(),
-    )
-    pending.append(found)
+    found = Pending(str(type_), event_id, *resource, payload, at, by or origin.current())
+    tx.info.setdefault(_PENDING, []).append(found)
     return found
 
 
 def row_of(change: Pending) -> dict[str, Any]:
     """A recorded change as the columns of its row."""
-    return {
-        "event_id": change.event_id,
-        "type": change.type,
-        "resource_type": change.resource_type,
-        "resource_id": change.resource_id,
-        "actor_sub": change.origin.actor_sub,
-        "actor_role": change.origin.actor_role,
-        "request_id": change.origin.request_id,
-        "payload": change.payload,
-        "occurred_at": change.at,
-    }
+    return dict(zip(_RIDING, _values(change), strict=True))
+
+
+def _values(change: Pending) -> tuple[Any, ...]:
+    """A recorded change's column values, in the order of `_RIDING`."""
+    by = change.origin
+    return (
+        *(change.event_id, change.type, change.resource_type, change.resource_id),
+        *(by.actor_sub, by.actor_role, by.request_id, change.payload, change.at),
+    )
 
 
 def written(tx: AsyncSession, *rode: Pending) -> None:
@@ -237,18 +227,13 @@ def arrays_of(rows: Sequence[Pending]) -> dict[str, list[Any]]:
     """Recorded changes as one array per column (`c_<column>`), for a statement that
     inserts them with `unnest` (PostgreSQL): a parameter per column rather than per value,
     so the driver, not SQLAlchemy, handles each row. Payloads go as JSON text."""
-    return {
-        "c_event_id": [r.event_id for r in rows],
-        "c_type": [r.type for r in rows],
-        "c_resource_type": [r.resource_type for r in rows],
-        "c_resource_id": [r.resource_id for r in rows],
-        "c_actor_sub": [r.origin.actor_sub for r in rows],
-        "c_actor_role": [r.origin.actor_role for r in rows],
-        "c_request_id": [r.origin.request_id for r in rows],
-        # the JSON type's own encoding (SQLAlchemy's default serializer is json.dumps)
-        "c_payload": [json.dumps(r.payload) for r in rows],
-        "c_occurred_at": [r.at for r in rows],
-    }
+    columns = [list(values) for values in zip(*map(_values, rows), strict=True)] or [
+        [] for _ in _RIDING
+    ]
+    found = {f"c_{name}": values for name, values in zip(_RIDING, columns, strict=True)}
+    # The JSON type's own encoding (SQLAlchemy's default serializer is json.dumps).
+    found["c_payload"] = [json.dumps(p) for p in found["c_payload"]]
+    return found
 
 
 # `arrays_of` as rows, numbered so that their ids follow the order given.
@@ -292,12 +277,9 @@ def now(tx: AsyncSession) -> datetime:
 def crossed(
     tx: AsyncSession,
     type_: ChangeType,
-    *,
-    event_id: str,
     resource: tuple[str, str],
+    event_id: str,
     payload: Mapping[str, Any],
-    at: datetime,
-    by: origin.Origin | None = None,
 ) -> None:
     """Record a threshold crossing, or cancel the opposite crossing of the same resource
     made earlier in this unit of work (a release whose stock is offered on at once never
@@ -305,7 +287,8 @@ def crossed(
     after the unit of work's decisions: first what was decided, then what it crossed.
 
     The deciding statements hold the resource's row lock, so crossings of one resource
-    are serialised and what commits alternates: exactly one row per transition.
+    are serialised and what commits alternates: exactly one row per transition. A
+    crossing happens at the unit of work's decision time (`now`), to its caller.
     """
     if OFF in tx.info:
         return
@@ -320,17 +303,7 @@ def crossed(
             return
         if earlier.type == type_:
             return  # the same crossing seen twice (two statements judged it): once is enough
-    crossings.append(
-        Pending(
-            type=str(type_),
-            event_id=event_id,
-            resource_type=resource[0],
-            resource_id=resource[1],
-            payload=payload,
-            at=at,
-            origin=by or origin.current(),
-        )
-    )
+    crossings.append(Pending(str(type_), event_id, *resource, payload, now(tx), origin.current()))
 
 
 def pending(tx: AsyncSession) -> list[Pending]:

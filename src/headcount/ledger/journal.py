@@ -208,23 +208,20 @@ def scan(
 ) -> None:
     """A stored scan (`area.*`): `moves` are the occupancy deltas per area it caused, which
     replay folds; `position` is the credential's area after it (None: outside)."""
-    changes.record(
+    _about(
         tx,
         type_,
+        ("area", found.area_id),
         event_id=found.event_id,
-        resource=("area", found.area_id),
-        payload={
-            "area_id": found.area_id,
-            "scan_id": found.scan_id,
-            "credential": found.credential,
-            "direction": found.direction,
-            "source": found.source,
-            "outcome": found.outcome,
-            "scanned_at": plain(found.scanned_at),
-            "position": position,
-            "moves": dict(sorted(moves.items())),
-        },
         at=found.recorded_at,
+        scan_id=found.scan_id,
+        credential=found.credential,
+        direction=found.direction,
+        source=found.source,
+        outcome=found.outcome,
+        scanned_at=plain(found.scanned_at),
+        position=position,
+        moves=dict(sorted(moves.items())),
     )
 
 
@@ -265,28 +262,6 @@ def _about(
     )
 
 
-def threshold(
-    tx: AsyncSession,
-    type_: ChangeType,
-    *,
-    event_id: str,
-    resource: tuple[str, str],
-    figures: Mapping[str, Any],
-    at: datetime | None = None,
-) -> None:
-    """A ledger threshold crossed (`changes.crossed`: once per transition), by default at
-    the unit of work's decision time."""
-    id_field = "event_id" if resource[0] == "event" else f"{resource[0]}_id"
-    changes.crossed(
-        tx,
-        type_,
-        event_id=event_id,
-        resource=resource,
-        payload={id_field: resource[1], **plain(figures)},
-        at=at or changes.now(tx),
-    )
-
-
 def audit(
     tx: AsyncSession,
     type_: str,
@@ -324,7 +299,7 @@ def organizer(
         if not moved:
             return
         before, after = {k: before.get(k) for k in moved}, {k: after[k] for k in moved}
-    id_field = "event_id" if resource[0] == "event" else f"{resource[0]}_id"
+    id_field = _id_field(resource[0])
     changes.record(
         tx,
         type_,
@@ -359,6 +334,11 @@ def queue(
     )
 
 
+def _id_field(kind: str) -> str:
+    """The payload field naming a resource of `kind` (an event names itself `event_id`)."""
+    return "event_id" if kind == "event" else f"{kind}_id"
+
+
 def full(used: int, limit: int | None) -> bool:
     """A limited capacity is full (sold out, exhausted) once use reaches its limit."""
     return limit is not None and used >= limit
@@ -376,13 +356,9 @@ def limit_moved(
 ) -> None:
     """Record `types[0]` (became full) or `types[1]` (has room again) if fullness moved."""
     if was_full != is_full:
-        threshold(
-            tx,
-            types[0] if is_full else types[1],
-            event_id=event_id,
-            resource=resource,
-            figures=figures,
-        )
+        # Once per transition (`changes.crossed`), at the unit of work's decision time.
+        payload = {_id_field(resource[0]): resource[1], **plain(figures)}
+        changes.crossed(tx, types[0] if is_full else types[1], resource, event_id, payload)
 
 
 SOLD_OUT = (ChangeType.TICKET_TYPE_SOLD_OUT, ChangeType.TICKET_TYPE_BACK_IN_STOCK)
