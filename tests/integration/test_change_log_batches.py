@@ -9,7 +9,6 @@ so the committing process wakes its sequencer and every row gets a position.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,8 +19,7 @@ from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.tickets import TicketTypeDraft
 from headcount.capacity.views import OrderView, TicketTypeView
-from headcount.config import Settings
-from headcount.domain.errors import HeadcountError, SoldOut
+from headcount.domain.errors import SoldOut
 from headcount.ledger import changes
 from headcount.ledger import orders as orders_ledger
 from headcount.ledger.changes import Change
@@ -33,19 +31,14 @@ ORG = organizer("org-ride")
 
 
 @pytest.fixture
-async def rt(database_url: str) -> AsyncIterator[Runtime]:
-    runtime = Runtime.from_settings(
-        Settings(database_url=database_url, env="test", db_statement_timeout_ms=60_000)
-    )
-    yield runtime
-    await runtime.close()
+async def rt(runtime: Runtime) -> Runtime:
+    return runtime
 
 
 async def stock(rt: Runtime, total: int) -> TicketTypeView:
-    event = await events.create_event(rt, ORG, EventDraft(name="Ride"))
-    return await tickets.create_ticket_type(
-        rt, ORG, event.id, TicketTypeDraft(name="Drop", quantity_total=total)
-    )
+    event_id = (await events.create_event(rt, ORG, EventDraft(name="Ride"))).id
+    drop = TicketTypeDraft(name="Drop", quantity_total=total)
+    return await tickets.create_ticket_type(rt, ORG, event_id, drop)
 
 
 def draft(tt: TicketTypeView) -> OrderDraft:
@@ -54,18 +47,10 @@ def draft(tt: TicketTypeView) -> OrderDraft:
     )
 
 
-async def buy_all(rt: Runtime, tt: TicketTypeView, count: int) -> list[OrderView | HeadcountError]:
-    tasks = [
-        asyncio.ensure_future(orders.create_order(rt, attendee(f"ride-{n}"), draft(tt)))
-        for n in range(count)
-    ]
-    found: list[OrderView | HeadcountError] = []
-    for task in tasks:
-        try:
-            found.append(await task)
-        except HeadcountError as exc:
-            found.append(exc)
-    return found
+async def buy_all(rt: Runtime, tt: TicketTypeView, count: int) -> list[Any]:
+    """Each buyer's order or refusal, the buyers arriving in order."""
+    buyers = (orders.create_order(rt, attendee(f"ride-{n}"), draft(tt)) for n in range(count))
+    return list(await asyncio.gather(*buyers, return_exceptions=True))
 
 
 async def rows_of(rt: Runtime, event_id: str) -> list[Any]:

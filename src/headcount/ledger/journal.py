@@ -208,21 +208,16 @@ def scan(
 ) -> None:
     """A stored scan (`area.*`): `moves` are the occupancy deltas per area it caused, which
     replay folds; `position` is the credential's area after it (None: outside)."""
+    told = {name: getattr(found, name) for name in _SCAN_FIELDS}
+    kept = {"scanned_at": plain(found.scanned_at), "position": position}
+    moved = dict(sorted(moves.items()))
+    area = ("area", found.area_id)
     _about(
-        tx,
-        type_,
-        ("area", found.area_id),
-        event_id=found.event_id,
-        at=found.recorded_at,
-        scan_id=found.scan_id,
-        credential=found.credential,
-        direction=found.direction,
-        source=found.source,
-        outcome=found.outcome,
-        scanned_at=plain(found.scanned_at),
-        position=position,
-        moves=dict(sorted(moves.items())),
+        tx, type_, area, event_id=found.event_id, at=found.recorded_at, **told, **kept, moves=moved
     )
+
+
+_SCAN_FIELDS = ("scan_id", "credential", "direction", "source", "outcome")
 
 
 def membership(
