@@ -4,9 +4,9 @@ Two `serve --workers 2` servers on the same private PostgreSQL, one with the cha
 on (the default) and one with `HEADCOUNT_CHANGE_LOG=off`, take turns selling (off, on,
 off, on, …) so that whatever else loads the machine falls on both alike; the CPU the
 servers and PostgreSQL spend per hold is reported too (steadier than a rate while
-others share the machine). Recording
-`order.created` adds no round trip: the row rides in one INSERT just before COMMIT, one
-more statement per transaction; the sequencer positions rows off the request path.
+others share the machine). Recording `order.created` adds no statement on PostgreSQL: a
+lone order's row rides in the UPDATE that takes its stock, a batch's rows in the batch's
+items INSERT; the sequencer positions rows off the request path, one statement a run.
 
 Then the "on" server sells again while a reader pages `GET /api/v1/changes` every 20 ms
 (as the platform service) and notes, for each change, how long after its decision

@@ -336,11 +336,15 @@ async def _hold_together(tx: Tx, plain: list[_Plain]) -> list[tuple[bool, Any]]:
     if held is None or held[0] != basket.versions.get(tid):
         raise NotPlain
     views = [_pending_view(rt, p.owner, event_id, [p.line], now) for p, _ in granted]
-    await place_together(tx, [_order_row(v, now) for v in views], [p.line for p, _ in granted])
-    for view, (p, left) in zip(views, granted, strict=True):
-        fill_available(record_created(tx, view, by=p.by), {tid: left})
+    created = [record_created(tx, v, by=p.by) for v, (p, _) in zip(views, granted, strict=True)]
+    for change, (p, left) in zip(created, granted, strict=True):
+        fill_available(change, {tid: left})
         if left == 0:
             journal.stock_moved(tx, tid, held[1], available=0, delta=-p.line.quantity)
+    # The change rows ride in the items' INSERT, after the stock's lock (ledger/orders.py).
+    placed = [_order_row(v, now) for v in views]
+    lines = [p.line for p, _ in granted]
+    await place_together(tx, placed, lines, [c for c in created if c is not None])
     made = iter(views)
     return [(True, next(made)) if ok else (ok, found) for ok, found in answers]
 

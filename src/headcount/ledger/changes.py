@@ -25,7 +25,8 @@ gives the ledger's counters (`reconcile`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from sqlalchemy import (
     String,
     bindparam,
     cast,
+    column,
     delete,
     func,
     insert,
@@ -57,6 +59,7 @@ from headcount.domain import replay
 from headcount.domain.changes import OPPOSITE, ChangeType
 from headcount.ledger import locks
 from headcount.ledger.models import Base
+from headcount.ledger.types import UTCDateTime
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid), not a BIGINT one.
 _BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -175,44 +178,88 @@ def record(
     if OFF in tx.info:
         return None
     tx.info[_AT] = at
-    pending: list[Pending] = tx.info.setdefault(_PENDING, [])
-    found = Pending(
-        type=str(type_),
-        event_id=event_id,
-        resource_type=resource[0],
-        resource_id=resource[1],
-        payload=payload,
-        at=at,
-        origin=by or origin.current(),
-    )
-    pending.append(found)
+    found = Pending(str(type_), event_id, *resource, payload, at, by or origin.current())
+    tx.info.setdefault(_PENDING, []).append(found)
     return found
 
 
 def row_of(change: Pending) -> dict[str, Any]:
     """A recorded change as the columns of its row."""
-    return {
-        "event_id": change.event_id,
-        "type": change.type,
-        "resource_type": change.resource_type,
-        "resource_id": change.resource_id,
-        "actor_sub": change.origin.actor_sub,
-        "actor_role": change.origin.actor_role,
-        "request_id": change.origin.request_id,
-        "payload": change.payload,
-        "occurred_at": change.at,
-    }
+    return dict(zip(_RIDING, _values(change), strict=True))
 
 
-def written(tx: AsyncSession, change: Pending) -> None:
-    """`change` was inserted by a statement of its own making (it rode in the deciding
-    statement, `inventory.reserve`): `flush` must not insert it again."""
+def _values(change: Pending) -> tuple[Any, ...]:
+    """A recorded change's column values, in the order of `_RIDING`."""
+    by = change.origin
+    return (
+        *(change.event_id, change.type, change.resource_type, change.resource_id),
+        *(by.actor_sub, by.actor_role, by.request_id, change.payload, change.at),
+    )
+
+
+def written(tx: AsyncSession, *rode: Pending) -> None:
+    """`rode` were inserted by a statement of the caller's making (they rode in a deciding
+    statement: `inventory.reserve`, `orders.place_together`): `flush` must not insert them
+    again, but still counts them."""
+    gone = {id(change) for change in rode}
     pending: list[Pending] = tx.info.get(_PENDING, [])
-    for n, found in enumerate(pending):
-        if found is change:
-            del pending[n]
-            tx.info[_RODE] = tx.info.get(_RODE, 0) + 1
-            return
+    kept = [found for found in pending if id(found) not in gone]
+    tx.info[_RODE] = tx.info.get(_RODE, 0) + len(pending) - len(kept)
+    pending[:] = kept
+
+
+# The columns a riding statement fills, in the order of its `unnest`.
+_RIDING = (
+    "event_id",
+    "type",
+    "resource_type",
+    "resource_id",
+    "actor_sub",
+    "actor_role",
+    "request_id",
+    "payload",
+    "occurred_at",
+)
+_COLUMNS = ", ".join(_RIDING)
+
+
+def arrays_of(rows: Sequence[Pending]) -> dict[str, list[Any]]:
+    """Recorded changes as one array per column (`c_<column>`), for a statement that
+    inserts them with `unnest` (PostgreSQL): a parameter per column rather than per value,
+    so the driver, not SQLAlchemy, handles each row. Payloads go as JSON text."""
+    columns = [list(values) for values in zip(*map(_values, rows), strict=True)] or [
+        [] for _ in _RIDING
+    ]
+    found = {f"c_{name}": values for name, values in zip(_RIDING, columns, strict=True)}
+    # The JSON type's own encoding (SQLAlchemy's default serializer is json.dumps).
+    found["c_payload"] = [json.dumps(p) for p in found["c_payload"]]
+    return found
+
+
+# `arrays_of` as rows, numbered so that their ids follow the order given.
+_UNNEST = (
+    "unnest(CAST(:c_event_id AS varchar[]), CAST(:c_type AS varchar[]), "
+    "CAST(:c_resource_type AS varchar[]), CAST(:c_resource_id AS varchar[]), "
+    "CAST(:c_actor_sub AS varchar[]), CAST(:c_actor_role AS varchar[]), "
+    "CAST(:c_request_id AS varchar[]), CAST(CAST(:c_payload AS text[]) AS json[]), "
+    "CAST(:c_occurred_at AS timestamptz[])) WITH ORDINALITY "
+    f"AS c({_COLUMNS}, n)"
+)
+
+
+def riding(statement: str) -> str:
+    """`statement` (SQL text, PostgreSQL) with the changes of `arrays_of` inserted by a
+    data-modifying CTE of it: they are written when it runs, whatever it returns.
+
+    Only for a statement that takes the transaction's last row lock (or runs after it),
+    so that a later transaction deciding about the same rows gets larger ids, as with
+    `flush`; the caller then calls `written`.
+    """
+    # Constants only: the SQL is this module's and the caller's, never a value.
+    return (
+        f"WITH logged AS (INSERT INTO changes ({_COLUMNS}) "  # noqa: S608
+        f"SELECT {_COLUMNS} FROM {_UNNEST} ORDER BY n) {statement}"
+    )
 
 
 def stamp(tx: AsyncSession, at: datetime) -> None:
@@ -230,12 +277,9 @@ def now(tx: AsyncSession) -> datetime:
 def crossed(
     tx: AsyncSession,
     type_: ChangeType,
-    *,
-    event_id: str,
     resource: tuple[str, str],
+    event_id: str,
     payload: Mapping[str, Any],
-    at: datetime,
-    by: origin.Origin | None = None,
 ) -> None:
     """Record a threshold crossing, or cancel the opposite crossing of the same resource
     made earlier in this unit of work (a release whose stock is offered on at once never
@@ -243,7 +287,8 @@ def crossed(
     after the unit of work's decisions: first what was decided, then what it crossed.
 
     The deciding statements hold the resource's row lock, so crossings of one resource
-    are serialised and what commits alternates: exactly one row per transition.
+    are serialised and what commits alternates: exactly one row per transition. A
+    crossing happens at the unit of work's decision time (`now`), to its caller.
     """
     if OFF in tx.info:
         return
@@ -258,17 +303,7 @@ def crossed(
             return
         if earlier.type == type_:
             return  # the same crossing seen twice (two statements judged it): once is enough
-    crossings.append(
-        Pending(
-            type=str(type_),
-            event_id=event_id,
-            resource_type=resource[0],
-            resource_id=resource[1],
-            payload=payload,
-            at=at,
-            origin=by or origin.current(),
-        )
-    )
+    crossings.append(Pending(str(type_), event_id, *resource, payload, now(tx), origin.current()))
 
 
 def pending(tx: AsyncSession) -> list[Pending]:
@@ -345,6 +380,30 @@ _ADVANCE = (
 )
 
 
+# PostgreSQL: the same in one statement that returns two figures, not a row per change
+# (a run positions up to `SEQUENCE_BATCH`: their timestamps are read in SQL, not Python).
+# It runs after the claim, so its snapshot too sees every change committed before it.
+_POSITION_AND_ADVANCE = text(
+    """
+    WITH next AS (
+        SELECT id, row_number() OVER (ORDER BY id) AS n
+          FROM changes WHERE position IS NULL ORDER BY id LIMIT :batch
+    ), positioned AS (
+        UPDATE changes SET position = :last + next.n
+          FROM next WHERE changes.id = next.id
+     RETURNING changes.occurred_at
+    ), advanced AS (
+        UPDATE change_log_state SET last_position = :last + (SELECT count(*) FROM positioned)
+         WHERE id = 1 AND EXISTS (SELECT 1 FROM positioned)
+    )
+    SELECT count(*) AS count, min(occurred_at) AS oldest FROM positioned
+    """
+).bindparams(bindparam("batch", type_=Integer), bindparam("last", type_=BigInteger))
+_POSITIONED_FIGURES = _POSITION_AND_ADVANCE.columns(
+    column("count", BigInteger), column("oldest", UTCDateTime())
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Sequenced:
     count: int
@@ -360,6 +419,11 @@ async def sequence(tx: AsyncSession, *, batch: int = SEQUENCE_BATCH) -> Sequence
     last = await tx.scalar(_CLAIM_SEQUENCER)
     if last is None:
         return None  # another replica is sequencing right now
+    if tx.get_bind().dialect.name == "postgresql":
+        count, oldest = (
+            await tx.execute(_POSITIONED_FIGURES, {"last": last, "batch": batch})
+        ).one()
+        return Sequenced(int(count), oldest)
     stamps = list(await tx.scalars(_POSITION, {"last": last, "batch": batch}))
     if stamps:
         await tx.execute(_ADVANCE, {"last_position": last + len(stamps)})

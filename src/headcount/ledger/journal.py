@@ -28,8 +28,13 @@ def stamp(tx: AsyncSession, at: datetime) -> None:
     changes.stamp(tx, at)
 
 
+_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """A value as the JSON payload holds it."""
+    if type(value) in _AS_IS:  # most values, on every order's path: no isinstance chain
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, Enum):
@@ -203,24 +208,16 @@ def scan(
 ) -> None:
     """A stored scan (`area.*`): `moves` are the occupancy deltas per area it caused, which
     replay folds; `position` is the credential's area after it (None: outside)."""
-    changes.record(
-        tx,
-        type_,
-        event_id=found.event_id,
-        resource=("area", found.area_id),
-        payload={
-            "area_id": found.area_id,
-            "scan_id": found.scan_id,
-            "credential": found.credential,
-            "direction": found.direction,
-            "source": found.source,
-            "outcome": found.outcome,
-            "scanned_at": plain(found.scanned_at),
-            "position": position,
-            "moves": dict(sorted(moves.items())),
-        },
-        at=found.recorded_at,
+    told = {name: getattr(found, name) for name in _SCAN_FIELDS}
+    kept = {"scanned_at": plain(found.scanned_at), "position": position}
+    moved = dict(sorted(moves.items()))
+    area = ("area", found.area_id)
+    _about(
+        tx, type_, area, event_id=found.event_id, at=found.recorded_at, **told, **kept, moves=moved
     )
+
+
+_SCAN_FIELDS = ("scan_id", "credential", "direction", "source", "outcome")
 
 
 def membership(
@@ -257,28 +254,6 @@ def _about(
         resource=resource,
         payload={f"{kind}_id": id_, **payload},
         at=at,
-    )
-
-
-def threshold(
-    tx: AsyncSession,
-    type_: ChangeType,
-    *,
-    event_id: str,
-    resource: tuple[str, str],
-    figures: Mapping[str, Any],
-    at: datetime | None = None,
-) -> None:
-    """A ledger threshold crossed (`changes.crossed`: once per transition), by default at
-    the unit of work's decision time."""
-    id_field = "event_id" if resource[0] == "event" else f"{resource[0]}_id"
-    changes.crossed(
-        tx,
-        type_,
-        event_id=event_id,
-        resource=resource,
-        payload={id_field: resource[1], **plain(figures)},
-        at=at or changes.now(tx),
     )
 
 
@@ -319,7 +294,7 @@ def organizer(
         if not moved:
             return
         before, after = {k: before.get(k) for k in moved}, {k: after[k] for k in moved}
-    id_field = "event_id" if resource[0] == "event" else f"{resource[0]}_id"
+    id_field = _id_field(resource[0])
     changes.record(
         tx,
         type_,
@@ -354,6 +329,11 @@ def queue(
     )
 
 
+def _id_field(kind: str) -> str:
+    """The payload field naming a resource of `kind` (an event names itself `event_id`)."""
+    return "event_id" if kind == "event" else f"{kind}_id"
+
+
 def full(used: int, limit: int | None) -> bool:
     """A limited capacity is full (sold out, exhausted) once use reaches its limit."""
     return limit is not None and used >= limit
@@ -371,13 +351,9 @@ def limit_moved(
 ) -> None:
     """Record `types[0]` (became full) or `types[1]` (has room again) if fullness moved."""
     if was_full != is_full:
-        threshold(
-            tx,
-            types[0] if is_full else types[1],
-            event_id=event_id,
-            resource=resource,
-            figures=figures,
-        )
+        # Once per transition (`changes.crossed`), at the unit of work's decision time.
+        payload = {_id_field(resource[0]): resource[1], **plain(figures)}
+        changes.crossed(tx, types[0] if is_full else types[1], resource, event_id, payload)
 
 
 SOLD_OUT = (ChangeType.TICKET_TYPE_SOLD_OUT, ChangeType.TICKET_TYPE_BACK_IN_STOCK)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.ids import is_well_formed
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import quotas
+from headcount.ledger import changes, quotas
 from headcount.ledger.models import Order, OrderItem
 
 _INSERT_ITEM = insert(OrderItem.__table__)  # type: ignore[arg-type]
@@ -59,23 +59,56 @@ async def place(
     )
 
 
+# A batch's items in one statement (PostgreSQL): a parameter per column, not per value.
+_ITEMS = (
+    "INSERT INTO order_items (order_id, ticket_type_id, event_id, quantity) "
+    "SELECT * FROM unnest(CAST(:order_id AS varchar[]), CAST(:ticket_type_id AS varchar[]), "
+    "CAST(:event_id AS varchar[]), CAST(:quantity AS integer[]))"
+)
+_INSERT_ITEMS = text(_ITEMS)
+# The same, with the batch's `order.created` rows riding along: the items are the batch's
+# last rows and its stock UPDATE (`inventory.hold_total`) its last lock, so as with a row
+# inserted just before COMMIT a later transaction on the ticket type gets larger ids
+# (ledger/changes.py), and recording costs the batch no statement of its own.
+_INSERT_ITEMS_LOGGED = text(changes.riding(_ITEMS))
+
+
 async def place_together(
-    tx: AsyncSession, rows: Sequence[dict[str, Any]], lines: Sequence[OrderLine]
+    tx: AsyncSession,
+    rows: Sequence[dict[str, Any]],
+    lines: Sequence[OrderLine],
+    created: Sequence[changes.Pending] = (),
 ) -> None:
     """A batch's pending orders (their quota already counted under the buyers' locks) and
-    their one item each: two multi-row INSERTs."""
+    their one item each: two multi-row INSERTs. `created`: their recorded changes, which
+    ride in the second on PostgreSQL (the caller holds the stock's row lock already)."""
     if not rows:
         return
+    if len(lines) != len(rows):
+        raise ValueError("one line per order")
     await tx.execute(quotas.INSERT_ORDER, list(rows))
-    await tx.execute(
-        _INSERT_ITEM,
-        [
-            {
-                "order_id": row["id"],
-                "ticket_type_id": li.ticket_type_id,
-                "event_id": row["event_id"],
-                "quantity": li.quantity,
-            }
-            for row, li in zip(rows, lines, strict=True)
-        ],
-    )
+    if tx.get_bind().dialect.name != "postgresql":
+        await tx.execute(
+            _INSERT_ITEM,
+            [
+                {
+                    "order_id": row["id"],
+                    "ticket_type_id": li.ticket_type_id,
+                    "event_id": row["event_id"],
+                    "quantity": li.quantity,
+                }
+                for row, li in zip(rows, lines, strict=True)
+            ],
+        )
+        return
+    items = {
+        "order_id": [row["id"] for row in rows],
+        "ticket_type_id": [li.ticket_type_id for li in lines],
+        "event_id": [row["event_id"] for row in rows],
+        "quantity": [li.quantity for li in lines],
+    }
+    if not created:
+        await tx.execute(_INSERT_ITEMS, items)
+        return
+    await tx.execute(_INSERT_ITEMS_LOGGED, {**items, **changes.arrays_of(created)})
+    changes.written(tx, *created)
