@@ -155,7 +155,7 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     limit_label="pgbench hot row",
                 )
                 limits_seen[connections] = (hot, floor)
-        rows += _admission_rows(args, log, url, env, limits_seen)
+        rows += _postgres_admission(args, log, url, env, limits_seen)
     return rows
 
 
@@ -179,26 +179,51 @@ def _sqlite_hot_row(args: argparse.Namespace) -> float:
 def _admission_rows(
     args: argparse.Namespace,
     log: Path,
+    label: str,
     url: str,
     env: dict[str, str],
-    limits_seen: dict[int, tuple[float, float]],
+    *,
+    limit: tuple[float, str],
+    floor: float | None,
+    conns: list[int],
 ) -> list[Row]:
-    """Issue 14's targets: batched holds and refusals after sell-out, before and after."""
-    hot, floor = limits_seen[min(limits_seen)]
+    """Issue 14's targets: batched holds and refusals after sell-out, before and after,
+    read against `limit` (its rate and what it is)."""
     found = admission.rows(
-        "PostgreSQL, 2 processes",
+        label,
         url,
         log,
         env,
-        limit=hot,
-        limit_label="pgbench hot row",
+        limit=limit[0],
+        limit_label=limit[1],
         floor=floor,
-        conns=sorted(limits_seen),
+        conns=conns,
         reps=args.reps,
         seconds=args.seconds,
     )
     print(table(found), flush=True)
     return found
+
+
+def _postgres_admission(
+    args: argparse.Namespace,
+    log: Path,
+    url: str,
+    env: dict[str, str],
+    limits_seen: dict[int, tuple[float, float]],
+) -> list[Row]:
+    """The admission rows on PostgreSQL, against the limits measured at each concurrency."""
+    hot, floor = limits_seen[min(limits_seen)]
+    return _admission_rows(
+        args,
+        log,
+        "PostgreSQL, 2 processes",
+        url,
+        env,
+        limit=(hot, "pgbench hot row"),
+        floor=floor,
+        conns=sorted(limits_seen),
+    )
 
 
 def admission_suite(args: argparse.Namespace, log: Path) -> list[Row]:
@@ -221,7 +246,7 @@ def admission_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     )
                 )
         print(table(rows), flush=True)
-        rows += _admission_rows(args, log, url, env, limits_seen)
+        rows += _postgres_admission(args, log, url, env, limits_seen)
     rows += _sqlite_admission(args, log)
     return rows
 
@@ -268,21 +293,11 @@ def sqlite_suite(args: argparse.Namespace, log: Path) -> list[Row]:
 def _sqlite_admission(args: argparse.Namespace, log: Path) -> list[Row]:
     """SQLite default (target: 1,000 holds/s over 2 processes), before and after."""
     with scratch_sqlite_database("admission") as url, private_redis() as redis:
-        ceiling = _sqlite_hot_row(args)
-        found = admission.rows(
-            "SQLite, 2 processes",
-            url,
-            log,
-            {"HEADCOUNT_REDIS_URL": redis.url},
-            limit=ceiling,
-            limit_label="sqlite hot row",
-            floor=None,
-            conns=[64],
-            reps=args.reps,
-            seconds=args.seconds,
+        env = {"HEADCOUNT_REDIS_URL": redis.url}
+        ceiling = (_sqlite_hot_row(args), "sqlite hot row")
+        return _admission_rows(
+            args, log, "SQLite, 2 processes", url, env, limit=ceiling, floor=None, conns=[64]
         )
-    print(table(found), flush=True)
-    return found
 
 
 def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
