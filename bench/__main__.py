@@ -12,8 +12,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-import tempfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from bench import (
@@ -28,10 +28,16 @@ from bench import (
     webhooks,
 )
 from bench.flash_sale import SaleResult, flash_sale, http_floor
-from bench.machine import ensure_tool, machine, private_postgres, scratch_postgres_database
-from bench.report import Row, median, table
+from bench.machine import (
+    ensure_tool,
+    machine,
+    postgres_and_redis,
+    private_postgres,
+    scratch_postgres_database,
+    scratch_sqlite_database,
+)
+from bench.report import Row, median, median_of, table
 from bench.servers import serve
-from headcount.ledger.migrate import upgrade
 from support.private_services import private_redis, private_redis_cluster
 
 OUT = Path(__file__).parent / "out"
@@ -91,23 +97,13 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     rows: list[Row] = []
     conns = [64, 256]
     stocks = [1_000, 100_000]
-    # Two processes share live presence through Redis (serve refuses --workers 2 without).
-    with (
-        private_redis() as redis,
-        private_postgres() as server,
-        scratch_postgres_database(server=server) as url,
-    ):
+    with postgres_and_redis() as (url, redis):
         env = {"HEADCOUNT_REDIS_URL": redis.url}
         limits_seen: dict[int, tuple[float, float]] = {}
         with serve(url, workers=2, log=log, extra_env=env) as served:
             base = served.base
             for connections in conns:
-                hot = median(
-                    [
-                        limits.pgbench_hot_row(url, clients=connections, seconds=args.seconds)
-                        for _ in range(args.reps)
-                    ]
-                )
+                hot = _hot_row(args, url, connections)
                 rows += _sale_rows(
                     "PostgreSQL, 2 processes,",
                     base,
@@ -120,12 +116,7 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     limit_label="pgbench hot row",
                 )
                 # The HTTP stack's own ceiling here: no endpoint can beat it.
-                floor = median(
-                    [
-                        http_floor(base, connections=connections, seconds=args.seconds)
-                        for _ in range(args.reps)
-                    ]
-                )
+                floor = _http_floor(args, base, connections)
                 rows.append(
                     Row(
                         f"HTTP floor: GET /healthz (no auth, no database), 2 processes, {connections} in flight",
@@ -135,13 +126,15 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                 print(table(rows[-1:]), flush=True)
                 # Hot-inventory mode against the same single-row limit (target: 2x), and
                 # pgbench's own rate over as many rows, the ceiling of that design.
-                spread = median(
-                    [
-                        limits.pgbench_hot_row(
-                            url, clients=connections, seconds=args.seconds, buckets=HOT_BUCKETS
-                        )
-                        for _ in range(args.reps)
-                    ]
+                spread = median_of(
+                    args.reps,
+                    partial(
+                        limits.pgbench_hot_row,
+                        url,
+                        clients=connections,
+                        seconds=args.seconds,
+                        buckets=HOT_BUCKETS,
+                    ),
                 )
                 rows.append(
                     Row(
@@ -162,28 +155,49 @@ def tickets_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     limit_label="pgbench hot row",
                 )
                 limits_seen[connections] = (hot, floor)
-        rows += _admission_rows(args, log, url, env, limits_seen)
+        rows += _postgres_admission(args, log, url, env, limits_seen)
     return rows
+
+
+def _hot_row(args: argparse.Namespace, url: str, connections: int) -> float:
+    """pgbench's own rate on one hot row: the limit every PostgreSQL sale is read against."""
+    return median_of(
+        args.reps, lambda: limits.pgbench_hot_row(url, clients=connections, seconds=args.seconds)
+    )
+
+
+def _http_floor(args: argparse.Namespace, base: str, connections: int) -> float:
+    return median_of(
+        args.reps, lambda: http_floor(base, connections=connections, seconds=args.seconds)
+    )
+
+
+def _sqlite_hot_row(args: argparse.Namespace) -> float:
+    return median_of(args.reps, lambda: limits.sqlite_hot_row(args.seconds))
 
 
 def _admission_rows(
     args: argparse.Namespace,
     log: Path,
+    label: str,
     url: str,
     env: dict[str, str],
-    limits_seen: dict[int, tuple[float, float]],
+    *,
+    limit: tuple[float, str],
+    floor: float | None,
+    conns: list[int],
 ) -> list[Row]:
-    """Issue 14's targets: batched holds and refusals after sell-out, before and after."""
-    hot, floor = limits_seen[min(limits_seen)]
+    """Issue 14's targets: batched holds and refusals after sell-out, before and after,
+    read against `limit` (its rate and what it is)."""
     found = admission.rows(
-        "PostgreSQL, 2 processes",
+        label,
         url,
         log,
         env,
-        limit=hot,
-        limit_label="pgbench hot row",
+        limit=limit[0],
+        limit_label=limit[1],
         floor=floor,
-        conns=sorted(limits_seen),
+        conns=conns,
         reps=args.reps,
         seconds=args.seconds,
     )
@@ -191,32 +205,39 @@ def _admission_rows(
     return found
 
 
+def _postgres_admission(
+    args: argparse.Namespace,
+    log: Path,
+    url: str,
+    env: dict[str, str],
+    limits_seen: dict[int, tuple[float, float]],
+) -> list[Row]:
+    """The admission rows on PostgreSQL, against the limits measured at each concurrency."""
+    hot, floor = limits_seen[min(limits_seen)]
+    return _admission_rows(
+        args,
+        log,
+        "PostgreSQL, 2 processes",
+        url,
+        env,
+        limit=(hot, "pgbench hot row"),
+        floor=floor,
+        conns=sorted(limits_seen),
+    )
+
+
 def admission_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     """Only issue 14's admission rows, with the limits they are read against (same run)."""
     ensure_tool("wrk", "wrk")
     ensure_tool("pgbench", "postgresql-contrib")
     rows: list[Row] = []
-    with (
-        private_redis() as redis,
-        private_postgres() as server,
-        scratch_postgres_database(server=server) as url,
-    ):
+    with postgres_and_redis() as (url, redis):
         env = {"HEADCOUNT_REDIS_URL": redis.url}
         limits_seen: dict[int, tuple[float, float]] = {}
         with serve(url, workers=2, log=log, extra_env=env) as served:
             for connections in (64, 256):
-                hot = median(
-                    [
-                        limits.pgbench_hot_row(url, clients=connections, seconds=args.seconds)
-                        for _ in range(args.reps)
-                    ]
-                )
-                floor = median(
-                    [
-                        http_floor(served.base, connections=connections, seconds=args.seconds)
-                        for _ in range(args.reps)
-                    ]
-                )
+                hot = _hot_row(args, url, connections)
+                floor = _http_floor(args, served.base, connections)
                 limits_seen[connections] = (hot, floor)
                 rows.append(
                     Row(
@@ -225,7 +246,7 @@ def admission_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     )
                 )
         print(table(rows), flush=True)
-        rows += _admission_rows(args, log, url, env, limits_seen)
+        rows += _postgres_admission(args, log, url, env, limits_seen)
     rows += _sqlite_admission(args, log)
     return rows
 
@@ -235,11 +256,7 @@ def changes_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     the feed trails the sale (bench/change_log.py)."""
     ensure_tool("wrk", "wrk")
     rows: list[Row] = []
-    with (
-        private_redis() as redis,
-        private_postgres() as server,
-        scratch_postgres_database(server=server) as url,
-    ):
+    with postgres_and_redis() as (url, redis):
         rows += change_log.compare(
             url,
             log,
@@ -254,10 +271,8 @@ def changes_suite(args: argparse.Namespace, log: Path) -> list[Row]:
 def sqlite_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     ensure_tool("wrk", "wrk")
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/bench.db"
-        upgrade(url)
-        ceiling = median([limits.sqlite_hot_row(args.seconds) for _ in range(args.reps)])
+    with scratch_sqlite_database("bench") as url:
+        ceiling = _sqlite_hot_row(args)
         with (
             private_redis() as redis,
             serve(url, workers=2, log=log, extra_env={"HEADCOUNT_REDIS_URL": redis.url}) as served,
@@ -277,24 +292,12 @@ def sqlite_suite(args: argparse.Namespace, log: Path) -> list[Row]:
 
 def _sqlite_admission(args: argparse.Namespace, log: Path) -> list[Row]:
     """SQLite default (target: 1,000 holds/s over 2 processes), before and after."""
-    with tempfile.TemporaryDirectory() as tmp, private_redis() as redis:
-        url = f"sqlite:///{tmp}/admission.db"
-        upgrade(url)
-        ceiling = median([limits.sqlite_hot_row(args.seconds) for _ in range(args.reps)])
-        found = admission.rows(
-            "SQLite, 2 processes",
-            url,
-            log,
-            {"HEADCOUNT_REDIS_URL": redis.url},
-            limit=ceiling,
-            limit_label="sqlite hot row",
-            floor=None,
-            conns=[64],
-            reps=args.reps,
-            seconds=args.seconds,
+    with scratch_sqlite_database("admission") as url, private_redis() as redis:
+        env = {"HEADCOUNT_REDIS_URL": redis.url}
+        ceiling = (_sqlite_hot_row(args), "sqlite hot row")
+        return _admission_rows(
+            args, log, "SQLite, 2 processes", url, env, limit=ceiling, floor=None, conns=[64]
         )
-    print(table(found), flush=True)
-    return found
 
 
 def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
@@ -303,29 +306,12 @@ def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     with private_redis() as redis:
         redis_url = redis.url
         for clients in (64,):
-            limit = median(
-                [
-                    presence_storm.redis_benchmark_admit(
-                        redis_url, clients=clients, requests=200_000
-                    )
-                    for _ in range(args.reps)
-                ]
-            )
-            joins = median(
-                [
-                    presence_storm.engine_admit_rate(
-                        redis_url, clients=clients, seconds=args.seconds
-                    )
-                    for _ in range(args.reps)
-                ]
-            )
-            beats = median(
-                [
-                    presence_storm.engine_heartbeat_rate(
-                        redis_url, clients=clients, seconds=args.seconds
-                    )
-                    for _ in range(args.reps)
-                ]
+            limit = _redis_admit_limit(args, redis_url, clients)
+            joins, beats = (
+                median_of(
+                    args.reps, partial(rate, redis_url, clients=clients, seconds=args.seconds)
+                )
+                for rate in (presence_storm.engine_admit_rate, presence_storm.engine_heartbeat_rate)
             )
             for label, rate in (("joins", joins), ("heartbeats", beats)):
                 rows.append(
@@ -335,9 +321,7 @@ def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
                     )
                 )
                 print(table(rows[-1:]), flush=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            url = f"sqlite:///{tmp}/viewers.db"
-            upgrade(url)
+        with scratch_sqlite_database("viewers") as url:
             env = {"HEADCOUNT_REDIS_URL": redis_url, "HEADCOUNT_PRESENCE_TTL": "30"}
             with serve(url, workers=1, log=log, extra_env=env) as served:
                 result = presence_storm.websocket_viewers(
@@ -368,22 +352,22 @@ def presence_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     return rows
 
 
+def _redis_admit_limit(args: argparse.Namespace, redis_url: str, clients: int = 64) -> float:
+    """redis-benchmark running the admission script: the presence engine's limit."""
+    return median_of(
+        args.reps,
+        lambda: presence_storm.redis_benchmark_admit(redis_url, clients=clients, requests=200_000),
+    )
+
+
 def herd_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     """The stream-start herd on one process (bench/herd.py), beside redis-benchmark running
     the admission script in the same run."""
     ensure_tool("redis-benchmark", "redis-tools")
     rows: list[Row] = []
-    with private_redis() as redis, tempfile.TemporaryDirectory() as tmp:
-        limit = median(
-            [
-                presence_storm.redis_benchmark_admit(redis.url, clients=64, requests=200_000)
-                for _ in range(args.reps)
-            ]
-        )
-        url = f"sqlite:///{tmp}/herd.db"
-        upgrade(url)
-        env = {"HEADCOUNT_REDIS_URL": redis.url, "HEADCOUNT_PRESENCE_TTL": "120"}
-        with serve(url, workers=1, log=log, extra_env=env) as served:
+    with private_redis() as redis:
+        limit = _redis_admit_limit(args, redis.url)
+        with herd.herd_server(redis.url, log) as served:
             viewers, cap = args.viewers, args.viewers * 4 // 5
             for within in (5.0, 2.0):
                 runs = [
@@ -520,11 +504,9 @@ def queue_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     ensure_tool("redis-benchmark", "redis-tools")
     rows: list[Row] = []
     with private_redis() as redis:
-        limit = median(
-            [
-                waiting_room.redis_benchmark_join(redis.url, clients=64, requests=200_000)
-                for _ in range(args.reps)
-            ]
+        limit = median_of(
+            args.reps,
+            lambda: waiting_room.redis_benchmark_join(redis.url, clients=64, requests=200_000),
         )
         scale = waiting_room.redis_scale(redis.url)
     local = waiting_room.memory_scale()
@@ -595,11 +577,7 @@ def webhooks_suite(args: argparse.Namespace, log: Path) -> list[Row]:
 
 def fanout_suite(args: argparse.Namespace, log: Path) -> list[Row]:
     """Capacity sockets watching one event: server CPU and snapshot reads per second."""
-    with (
-        private_postgres() as admin,
-        scratch_postgres_database(server=admin) as url,
-        private_redis() as redis,
-    ):
+    with postgres_and_redis() as (url, redis):
         env = {"HEADCOUNT_REDIS_URL": redis.url}
         with serve(url, workers=2, log=log, extra_env=env) as served:
             result = fanout.capacity_watchers(

@@ -25,15 +25,18 @@ import multiprocessing
 import os
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event as ProcessEvent
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.machine import tree_cpu_seconds
+from bench.machine import scratch_sqlite_database, tree_cpu_seconds
+from bench.servers import Served, serve
 from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.tokens import mint
@@ -341,6 +344,16 @@ def http_herd(
     )
 
 
+@contextmanager
+def herd_server(redis_url: str, log: Path) -> Iterator[Served]:
+    """The one `headcount serve` process a herd meets: a fresh SQLite, presence on
+    `redis_url`, leases that outlive the herd (no heartbeats are sent)."""
+    with scratch_sqlite_database("herd") as url:
+        env = {"HEADCOUNT_REDIS_URL": redis_url, "HEADCOUNT_PRESENCE_TTL": "120"}
+        with serve(url, workers=1, log=log, extra_env=env) as served:
+            yield served
+
+
 def main() -> None:
     """`python -m bench.herd [--viewers N] [--within S] [--http]`: one herd on one server
     process (private Redis, SQLite), sampled by py-spy; prints the result and the profile."""
@@ -348,11 +361,8 @@ def main() -> None:
     import subprocess
     import sys
     import tempfile
-    from pathlib import Path
 
     from bench.profile import summarize
-    from bench.servers import serve
-    from headcount.ledger.migrate import upgrade
     from support.private_services import private_redis
 
     parser = argparse.ArgumentParser(prog="python -m bench.herd")
@@ -360,35 +370,35 @@ def main() -> None:
     parser.add_argument("--within", type=float, default=3.0)
     parser.add_argument("--http", action="store_true", help="lease joins over HTTP instead")
     args = parser.parse_args()
-    with private_redis() as redis, tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{tmp}/herd.db"
-        upgrade(url)
-        env = {"HEADCOUNT_REDIS_URL": redis.url, "HEADCOUNT_PRESENCE_TTL": "120"}
-        with serve(url, workers=1, log=Path(tmp) / "server.log", extra_env=env) as served:
-            raw = Path(__file__).parent / "out" / "herd-profile.txt"
-            raw.parent.mkdir(exist_ok=True)
-            # --gil: only the thread running Python (the loop), not the idle waits.
-            spy = subprocess.Popen(
-                [
-                    *(str(Path(sys.executable).parent / "py-spy"), "record", "--gil"),
-                    *("-p", str(served.pid), "-d", str(int(args.within + 4)), "-r", "200"),
-                    *("-f", "raw", "-o", str(raw)),
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+    with (
+        private_redis() as redis,
+        tempfile.TemporaryDirectory() as tmp,
+        herd_server(redis.url, Path(tmp) / "server.log") as served,
+    ):
+        raw = Path(__file__).parent / "out" / "herd-profile.txt"
+        raw.parent.mkdir(exist_ok=True)
+        # --gil: only the thread running Python (the loop), not the idle waits.
+        spy = subprocess.Popen(
+            [
+                *(str(Path(sys.executable).parent / "py-spy"), "record", "--gil"),
+                *("-p", str(served.pid), "-d", str(int(args.within + 4)), "-r", "200"),
+                *("-f", "raw", "-o", str(raw)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        cap = args.viewers * 4 // 5
+        if args.http:
+            result = http_herd(
+                served.base, served.pid, attendees=args.viewers, limit=cap, within=args.within
             )
-            cap = args.viewers * 4 // 5
-            if args.http:
-                result = http_herd(
-                    served.base, served.pid, attendees=args.viewers, limit=cap, within=args.within
-                )
-            else:
-                result = ws_herd(
-                    served.base, served.pid, viewers=args.viewers, limit=cap, within=args.within
-                )
-            spy.wait(60)
-            print(result)
-            print(summarize(raw, top=40))
+        else:
+            result = ws_herd(
+                served.base, served.pid, viewers=args.viewers, limit=cap, within=args.within
+            )
+        spy.wait(60)
+        print(result)
+        print(summarize(raw, top=40))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,15 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import support.databases
 import support.private_services
+from headcount.ledger.migrate import upgrade
+from support.private_services import PrivateRedis
 
 PG_ADMIN = os.environ.get(
     "HEADCOUNT_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -106,6 +109,27 @@ def scratch_postgres_database(prefix: str = "hc_bench", server: str = PG_ADMIN) 
     """A fresh, migrated database on the given server, dropped afterwards."""
     with support.databases.postgres_database(prefix, server=server) as url:
         yield url
+
+
+@contextmanager
+def scratch_sqlite_database(name: str) -> Iterator[str]:
+    """A fresh, migrated SQLite database file `name`.db, deleted afterwards."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{tmp}/{name}.db"
+        upgrade(url)
+        yield url
+
+
+@contextmanager
+def postgres_and_redis() -> Iterator[tuple[str, PrivateRedis]]:
+    """A fresh database on a private PostgreSQL (256 clients fit) and a private Redis: two
+    `serve` processes share live presence through it (serve refuses --workers 2 without)."""
+    with (
+        support.private_services.private_redis() as redis,
+        private_postgres() as server,
+        scratch_postgres_database(server=server) as url,
+    ):
+        yield url, redis
 
 
 def tool_output(*command: str) -> str:

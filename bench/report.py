@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -14,6 +15,12 @@ class Row:
 
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
+
+
+def median_of(reps: int, measure: Callable[[], float]) -> float:
+    """`measure()` run `reps` times in a row, its median (every figure and every limit is
+    the median of `--reps` runs)."""
+    return median([measure() for _ in range(reps)])
 
 
 def table(rows: list[Row]) -> str:

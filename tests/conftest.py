@@ -81,12 +81,7 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def pgbouncer(_postgres_session_url: str) -> Iterator[PrivatePgBouncer]:
     """A private PgBouncer (transaction mode) in front of the shared PostgreSQL."""
-    if not pgbouncer_available():
-        services.missing(
-            "pgbouncer",
-            "pgbouncer is not installed",
-            skip_reason="pgbouncer is not installed: the pooler tests need it",
-        )
+    services.installed(pgbouncer_available(), "pgbouncer", "the pooler tests need it")
     port = make_url(_postgres_session_url).port or 5432
     with private_pgbouncer(port, pool_size=20) as bouncer:
         yield bouncer
@@ -104,12 +99,7 @@ def redis_cluster() -> Iterator[PrivateRedisCluster]:
 
     Tests that kill or restart nodes start their own (`private_redis_cluster`).
     """
-    if not redis_available():
-        services.missing(
-            "redis-server",
-            "redis-server is not installed",
-            skip_reason="redis-server is not installed: the cluster tests need it",
-        )
+    services.installed(redis_available(), "redis-server", "the cluster tests need it")
     with private_redis_cluster() as cluster:
         yield cluster
 

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from support import services
+from support.browser import chromium_path, launched_chromium
 from support.databases import BACKENDS, backend_url
 from support.servers import Server, running_server
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -32,3 +37,18 @@ def shared_postgres(request: pytest.FixtureRequest) -> str:
 def shared_database(request: pytest.FixtureRequest) -> str:
     """The database a test's own server processes share (they start them with its settings)."""
     return backend_url(request)
+
+
+@pytest.fixture(scope="module")
+def web_server(sqlite_url: str, log_dir: Path) -> Iterator[Server]:
+    """The server a module of browser tests drives; without a browser the module skips (or
+    fails, in CI) before starting anything."""
+    chromium_path()
+    with running_server(sqlite_url, log_dir) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with launched_chromium() as launched:
+        yield launched

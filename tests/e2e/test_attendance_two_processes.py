@@ -23,29 +23,19 @@ from headcount.domain.identity import Role
 from support.api import client
 from support.attendance_checks import assert_session_invariants, registration_rows, session_rows
 from support.auth import bearer
-from support.databases import BACKENDS, backend_url
+from support.databases import BACKENDS
 from support.ledger_checks import run_reconcile
-from support.servers import Server, running_servers
+from support.servers import Server, two_processes
 
 pytestmark = pytest.mark.slow
 ORG = bearer("org-e2e-att", Role.ORGANIZER)
 Call = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
-# Every admission to one event or session queues on one row: a few connections per process
-# serve it as fast as many, and the rest of the clients wait in the pool rather than on the
-# row lock (whose timeout is the 503 path). It also leaves PostgreSQL connections for the
-# other suites sharing this machine (SQLSTATE 53300 otherwise).
-SMALL_POOLS = {
-    "HEADCOUNT_DB_POOL_SIZE": "6",
-    "HEADCOUNT_DB_MAX_OVERFLOW": "2",
-    "HEADCOUNT_DB_POOL_TIMEOUT": "60",
-}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def cluster(request: pytest.FixtureRequest, log_dir: Path) -> Iterator[tuple[str, list[Server]]]:
-    url = backend_url(request)
-    with running_servers(2, url, log_dir, SMALL_POOLS) as servers:
-        yield url, servers
+    with two_processes(request, log_dir) as found:
+        yield found
 
 
 async def hammer(label: str, servers: list[Server], calls: list[Call]) -> list[httpx.Response]:

@@ -24,28 +24,22 @@ import pytest
 from headcount.domain.identity import Role
 from support.api import client
 from support.auth import bearer
-from support.databases import BACKENDS, backend_url
+from support.databases import BACKENDS
 from support.door import checkpoint_rows
 from support.ledger_checks import run_reconcile
-from support.servers import Server, running_servers
+from support.servers import Server, two_processes
 
 pytestmark = pytest.mark.slow
 ORG = bearer("org-e2e-door", Role.ORGANIZER)
 FULL = os.environ.get("HEADCOUNT_DOOR_FULL") == "1"
 GATES_PER_PROCESS = 8
 CREDENTIALS, MAXIMUM, SCANS_PER_GATE = (2000, 500, 400) if FULL else (300, 75, 40)
-SMALL_POOLS = {
-    "HEADCOUNT_DB_POOL_SIZE": "6",
-    "HEADCOUNT_DB_MAX_OVERFLOW": "2",
-    "HEADCOUNT_DB_POOL_TIMEOUT": "60",
-}
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def cluster(request: pytest.FixtureRequest, log_dir: Path) -> Iterator[tuple[str, list[Server]]]:
-    url = backend_url(request)
-    with running_servers(2, url, log_dir, SMALL_POOLS) as servers:
-        yield url, servers
+    with two_processes(request, log_dir) as found:
+        yield found
 
 
 async def _setup(servers: list[Server], people: int, maximum: int) -> tuple[str, list[str]]:

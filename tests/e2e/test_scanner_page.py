@@ -6,8 +6,6 @@ Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -17,35 +15,14 @@ from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.tokens import mint
 from support.auth import bearer
-from support.browser import ARGS, artifact, chromium_path
-from support.servers import Server, running_server
+from support.browser import artifact
+from support.servers import Server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
 pytestmark = pytest.mark.slow
 ORG = "org-door-web"
-WAIT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def server(sqlite_url: str, log_dir: Path) -> Iterator[Server]:
-    chromium_path()  # skip (or fail in CI) before starting anything without a browser
-    with running_server(sqlite_url, log_dir) as started:
-        yield started
-
-
-@pytest.fixture(scope="module")
-def browser(server: Server) -> Iterator[Browser]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path(), args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _made(response: httpx.Response) -> Any:
@@ -75,16 +52,18 @@ def _scan(page: Page, credential: str, direction: str = "entry") -> None:
 
 
 def test_the_scanner_says_accepted_or_refused_in_big_letters(
-    browser: Browser, server: Server
+    browser: Browser, web_server: Server
 ) -> None:
     from playwright.sync_api import expect
 
-    event_id, area_id, (ann, bob, cal) = _door(server)
+    event_id, area_id, (ann, bob, cal) = _door(web_server)
     organizer_token = mint(Settings(), ORG, Role.ORGANIZER)
     page = browser.new_page(viewport={"width": 390, "height": 844})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{server.base_url}/events/{event_id}/scanner?area={area_id}&token={organizer_token}")
+    page.goto(
+        f"{web_server.base_url}/events/{event_id}/scanner?area={area_id}&token={organizer_token}"
+    )
     assert "token=" not in page.url
     word, status = page.locator("#verdict-word"), page.get_by_role("status")
 
@@ -120,7 +99,7 @@ def test_the_scanner_says_accepted_or_refused_in_big_letters(
     _scan(page, cal)
     expect(status).to_contain_text("2 of 2 inside")
     dash = browser.new_page(viewport={"width": 1280, "height": 900})
-    dash.goto(f"{server.base_url}/events/{event_id}/dashboard")
+    dash.goto(f"{web_server.base_url}/events/{event_id}/dashboard")
     row = dash.locator(f'section[data-list="areas"] tr[data-id="{area_id}"]')
     expect(row).to_contain_text("Main hall")
     expect(row).to_contain_text("Full")

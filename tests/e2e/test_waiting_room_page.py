@@ -5,9 +5,7 @@ dashboard shows the room's figures."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,19 +15,11 @@ from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.tokens import mint
 from support.auth import bearer
-from support.browser import ARGS, artifact, chromium_path
-from support.servers import Server, running_server
+from support.browser import ARGS, WAIT_MS, artifact, chromium_path
+from support.servers import Server
 
 pytestmark = pytest.mark.slow
 ORG = "org-queue-web"
-WAIT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-def web_server(sqlite_url: str, log_dir: Path) -> Iterator[Server]:
-    chromium_path()
-    with running_server(sqlite_url, log_dir) as server:
-        yield server
 
 
 def made(response: httpx.Response) -> Any:

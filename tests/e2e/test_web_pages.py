@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -21,8 +20,8 @@ from headcount.config import Settings
 from headcount.domain.identity import Role
 from headcount.tokens import mint
 from support.auth import bearer
-from support.browser import ARGS, artifact, chromium_path
-from support.servers import Server, running_server
+from support.browser import WAIT_MS, artifact
+from support.servers import Server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, ViewportSize
@@ -32,31 +31,6 @@ pytestmark = pytest.mark.slow
 ORGANIZER = "org-web"
 PHONE: ViewportSize = {"width": 390, "height": 844}
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
-WAIT_MS = 10_000  # well above one push (≤ 1 s) or poll (2 s) interval
-
-
-@pytest.fixture(scope="module")
-def chromium() -> str:
-    return chromium_path()
-
-
-@pytest.fixture(scope="module")
-def web_server(chromium: str, sqlite_url: str, log_dir: Path) -> Iterator[Server]:
-    with running_server(sqlite_url, log_dir) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[Browser]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
@@ -79,18 +53,19 @@ def made(response: httpx.Response) -> Any:
     return response.json()
 
 
+def organized(http: httpx.Client, path: str, body: dict[str, Any]) -> Any:
+    """What the organizer made by POSTing `body` to `path`."""
+    return made(http.post(path, json=body, headers=as_user(ORGANIZER)))
+
+
 def new_event(http: httpx.Client, **fields: Any) -> str:
-    event = made(
-        http.post("/events", json={"name": "Web test", **fields}, headers=as_user(ORGANIZER))
-    )
-    event_id: str = event["id"]
+    event_id: str = organized(http, "/events", {"name": "Web test", **fields})["id"]
     return event_id
 
 
 def new_ticket_type(http: httpx.Client, event_id: str, name: str, total: int, **fields: Any) -> str:
     body = {"name": name, "quantity_total": total, **fields}
-    tt = made(http.post(f"/events/{event_id}/ticket-types", json=body, headers=as_user(ORGANIZER)))
-    tt_id: str = tt["id"]
+    tt_id: str = organized(http, f"/events/{event_id}/ticket-types", body)["id"]
     return tt_id
 
 
@@ -214,12 +189,8 @@ def test_full_session_offers_the_waitlist_and_a_freed_seat_promotes_live(
     from playwright.sync_api import expect
 
     event_id = new_event(http)
-    session = made(
-        http.post(
-            f"/events/{event_id}/sessions",
-            json={"title": "Tiny workshop", "max_participants": 1},
-            headers=as_user(ORGANIZER),
-        )
+    session = organized(
+        http, f"/events/{event_id}/sessions", {"title": "Tiny workshop", "max_participants": 1}
     )
     for who in ("gus", "hal"):
         made(http.post(f"/events/{event_id}/registrations", json={}, headers=as_user(who)))
@@ -305,13 +276,7 @@ def test_event_page_reads_at_phone_width(
     made(buy(http, "max", event_id, full))
     made(http.post(f"/events/{event_id}/registrations", json={}, headers=as_user("max")))
     for title, seats in (("Opening keynote", 30), ("Workshop", 0)):
-        made(
-            http.post(
-                f"/events/{event_id}/sessions",
-                json={"title": title, "max_participants": seats},
-                headers=as_user(ORGANIZER),
-            )
-        )
+        organized(http, f"/events/{event_id}/sessions", {"title": title, "max_participants": seats})
     page = open_page(browser, f"{web_server.base_url}/events/{event_id}", viewport=PHONE)
     # max_attendees counts people: max's registration and max's ticket hold.
     expect(page.locator("#capacity-text")).to_have_text(
@@ -425,13 +390,7 @@ def test_losing_the_race_for_the_last_booth_place_says_why_and_a_freed_place_re_
     from playwright.sync_api import expect
 
     event_id = new_event(http)
-    booth = made(
-        http.post(
-            f"/events/{event_id}/booths",
-            json={"name": "Last spot", "max_visitors": 1},
-            headers=as_user(ORGANIZER),
-        )
-    )
+    booth = organized(http, f"/events/{event_id}/booths", {"name": "Last spot", "max_visitors": 1})
     frozen = browser.new_page(viewport=DESKTOP)
     frozen.set_default_timeout(WAIT_MS)
     # Freeze what this page knows at render time: no pushes, no polls.

@@ -36,6 +36,7 @@ from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 from support.changes import acting, event_changes
 from support.ledger_checks import assert_no_drift
+from support.runtimes import open_runtime
 
 ORG = organizer("org-thresholds")
 Counted = Callable[[dict[str, int]], int]
@@ -44,22 +45,16 @@ Counted = Callable[[dict[str, int]], int]
 @pytest.fixture
 async def wide(database_url: str) -> AsyncIterator[Runtime]:
     """Enough connections for the racers to really meet in the database (PostgreSQL)."""
-    rt = Runtime.from_settings(
-        Settings(
-            database_url=database_url,
-            env="test",
-            db_pool_size=20,
-            db_max_overflow=10,
-            db_pool_timeout=120,
-            db_statement_timeout_ms=120_000,
-            max_pending_orders_per_user=0,
-            hot_row_concurrency=0,  # no in-process queue: every buyer meets the others
-        )
-    )
-    try:
+    async with open_runtime(
+        database_url,
+        db_pool_size=20,
+        db_max_overflow=10,
+        db_pool_timeout=120,
+        db_statement_timeout_ms=120_000,
+        max_pending_orders_per_user=0,
+        hot_row_concurrency=0,  # no in-process queue: every buyer meets the others
+    ) as rt:
         yield rt
-    finally:
-        await rt.close()
 
 
 def transitions(

@@ -55,6 +55,13 @@ async def _area(
     return (await areas.create_area(rt, ORG, event_id, draft)).id
 
 
+async def _venue_with_hall(rt: Runtime) -> tuple[str, str, str]:
+    """(event id, a venue without a maximum, a hall inside it without one)."""
+    event_id = await _event(rt)
+    venue = await _area(rt, event_id, "Venue")
+    return event_id, venue, await _area(rt, event_id, "Hall", parent_id=venue)
+
+
 async def _people(rt: Runtime, event_id: str, n: int, prefix: str = "p") -> list[str]:
     """`n` registration credentials of the event."""
     found = []
@@ -78,6 +85,12 @@ async def _scan(
         direction=Direction(direction),
     )
     return await scans.scan(rt, ORG, area_id, draft)
+
+
+async def _enter(rt: Runtime, area_id: str, credentials: list[str]) -> None:
+    """Each credential scanned into the area, one after the other."""
+    for credential in credentials:
+        await _scan(rt, area_id, credential, "entry")
 
 
 async def _inside(rt: Runtime, area_id: str) -> int:
@@ -319,14 +332,10 @@ async def test_an_offline_entry_past_the_maximum_is_counted_and_flagged(runtime:
 
 
 async def test_corrections_force_exit_and_reset(runtime: Runtime) -> None:
-    event_id = await _event(runtime)
-    venue = await _area(runtime, event_id, "Venue")
-    hall = await _area(runtime, event_id, "Hall", parent_id=venue)
+    event_id, venue, hall = await _venue_with_hall(runtime)
     people = await _people(runtime, event_id, 4)
-    for person in people[:2]:
-        await _scan(runtime, hall, person, "entry")
-    for person in people[2:]:
-        await _scan(runtime, venue, person, "entry")
+    await _enter(runtime, hall, people[:2])
+    await _enter(runtime, venue, people[2:])
     fixed = await scans.force_exit(runtime, ORG, hall, CheckoutDraft(credential=people[0]))
     assert (fixed.source, fixed.outcome) == ("correction", "accepted")
     assert (await _inside(runtime, venue), await _inside(runtime, hall)) == (4, 1)
@@ -350,9 +359,7 @@ async def test_allow_reentry_lets_a_second_entry_through_counted_once(runtime: R
 async def test_release_after_exit_gives_the_ticket_back_with_the_final_exit(
     runtime: Runtime,
 ) -> None:
-    event_id = await _event(runtime)
-    venue = await _area(runtime, event_id, "Venue")
-    hall = await _area(runtime, event_id, "Hall", parent_id=venue)
+    event_id, venue, hall = await _venue_with_hall(runtime)
     tt = await tickets.create_ticket_type(
         runtime,
         ORG,
@@ -471,12 +478,9 @@ async def test_lowering_the_maximum_evicts_nobody_and_stops_entries(runtime: Run
 
 
 async def test_the_auto_checkout_empties_the_area_once_at_its_moment(runtime: Runtime) -> None:
-    event_id = await _event(runtime)
-    venue = await _area(runtime, event_id, "Venue")
-    hall = await _area(runtime, event_id, "Hall", parent_id=venue)
+    event_id, venue, hall = await _venue_with_hall(runtime)
     people = await _people(runtime, event_id, 3)
-    for person in people:
-        await _scan(runtime, hall, person, "entry")
+    await _enter(runtime, hall, people)
     soon = runtime.clock() + timedelta(hours=1)
     await areas.update_area(runtime, ORG, venue, AreaPatch(checkout_at=soon))
     assert await scans.sweep_checkouts(runtime) == 0  # not yet

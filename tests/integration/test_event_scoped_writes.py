@@ -20,7 +20,7 @@ then write per hold or offer is held to the rule like any admission.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -307,11 +307,10 @@ async def every_hot_path(rt: Runtime) -> None:
 
 
 async def test_every_hot_path_write_names_its_event(runtime: Runtime) -> None:
-    with captured(runtime) as statements:
-        await every_hot_path(runtime)
     # The run reached what it is meant to check (so a silent path cannot pass vacuously).
-    assert_scoped(
-        statements,
+    await assert_scoped(
+        runtime,
+        every_hot_path,
         reached=(
             "UPDATE ticket_types",
             "UPDATE ticket_stock_buckets",
@@ -330,8 +329,12 @@ async def test_every_hot_path_write_names_its_event(runtime: Runtime) -> None:
     )
 
 
-def assert_scoped(statements: list[Statement], *, reached: tuple[str, ...]) -> None:
-    """Every statement names its event, and the run did write what it should have."""
+async def assert_scoped(
+    rt: Runtime, run: Callable[[Runtime], Awaitable[None]], *, reached: tuple[str, ...]
+) -> None:
+    """Every statement `run` sends names its event, and it did write what it should have."""
+    with captured(rt) as statements:
+        await run(rt)
     seen = [s.flat for s in statements]
     for needle in reached:
         assert any(s.startswith(needle) for s in seen), f"the run never ran {needle}"
@@ -377,10 +380,9 @@ async def every_organizer_edit(rt: Runtime) -> None:
 
 
 async def test_every_organizer_edit_names_its_event(runtime: Runtime) -> None:
-    with captured(runtime) as statements:
-        await every_organizer_edit(runtime)
-    assert_scoped(
-        statements,
+    await assert_scoped(
+        runtime,
+        every_organizer_edit,
         reached=(
             "UPDATE capacity_pools",
             "INSERT INTO ticket_type_pools",

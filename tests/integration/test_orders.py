@@ -11,7 +11,7 @@ from headcount.capacity import events, orders, tickets
 from headcount.capacity.events import EventDraft
 from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.tickets import TicketTypeDraft, TicketTypePatch
-from headcount.capacity.views import TicketTypeView
+from headcount.capacity.views import OrderView, TicketTypeView
 from headcount.domain.errors import (
     Conflict,
     Forbidden,
@@ -54,6 +54,11 @@ def draft(event_id: str, *lines: tuple[str, int]) -> OrderDraft:
     )
 
 
+async def hold_one(rt: Runtime, who: str, tt: TicketTypeView) -> OrderView:
+    """`who` holds one ticket of `tt`."""
+    return await orders.create_order(rt, attendee(who), draft(tt.event_id, (tt.id, 1)))
+
+
 async def test_create_holds_stock_and_confirm_sells_it(runtime: Runtime) -> None:
     (tt,) = await make_stock(runtime, 10)
     order = await orders.create_order(runtime, attendee("ann"), draft(tt.event_id, (tt.id, 3)))
@@ -85,9 +90,9 @@ async def test_multi_item_order_is_all_or_nothing(runtime: Runtime) -> None:
 async def test_sold_out_exactly_at_total(runtime: Runtime) -> None:
     (tt,) = await make_stock(runtime, 3)
     for n in range(3):
-        await orders.create_order(runtime, attendee(f"u{n}"), draft(tt.event_id, (tt.id, 1)))
+        await hold_one(runtime, f"u{n}", tt)
     with pytest.raises(SoldOut):
-        await orders.create_order(runtime, attendee("late"), draft(tt.event_id, (tt.id, 1)))
+        await hold_one(runtime, "late", tt)
     seen = await tickets.get_ticket_type(runtime, tt.id)
     assert seen.is_sold_out
     assert seen.quantity_available == 0
@@ -146,9 +151,9 @@ async def test_a_lapsed_hold_reads_expired_without_a_write_and_the_sweep_frees_i
 
 async def test_buying_past_a_lapsed_hold_expires_it_first(runtime: Runtime) -> None:
     (tt,) = await make_stock(runtime, 1)
-    first = await orders.create_order(runtime, attendee("ed"), draft(tt.event_id, (tt.id, 1)))
+    first = await hold_one(runtime, "ed", tt)
     with past_hold(runtime, first):
-        second = await orders.create_order(runtime, attendee("fi"), draft(tt.event_id, (tt.id, 1)))
+        second = await hold_one(runtime, "fi", tt)
         assert second.status == "pending"
         assert (await orders.get_order(runtime, attendee("ed"), first.id)).status == "expired"
     await assert_no_drift(runtime)
@@ -156,7 +161,7 @@ async def test_buying_past_a_lapsed_hold_expires_it_first(runtime: Runtime) -> N
 
 async def test_confirming_an_expired_order_resells_if_stock_allows(runtime: Runtime) -> None:
     (tt,) = await make_stock(runtime, 1)
-    order = await orders.create_order(runtime, attendee("gu"), draft(tt.event_id, (tt.id, 1)))
+    order = await hold_one(runtime, "gu", tt)
     with past_hold(runtime, order):
         assert await orders.sweep_expired_holds(runtime) >= 1
         assert (await orders.confirm_order(runtime, ORG, order.id)).status == "paid"
@@ -165,9 +170,9 @@ async def test_confirming_an_expired_order_resells_if_stock_allows(runtime: Runt
 
 async def test_confirming_an_expired_order_fails_when_stock_is_gone(runtime: Runtime) -> None:
     (tt,) = await make_stock(runtime, 1)
-    order = await orders.create_order(runtime, attendee("ha"), draft(tt.event_id, (tt.id, 1)))
+    order = await hold_one(runtime, "ha", tt)
     with past_hold(runtime, order):
-        taker = await orders.create_order(runtime, attendee("ik"), draft(tt.event_id, (tt.id, 1)))
+        taker = await hold_one(runtime, "ik", tt)
         with pytest.raises(HoldExpired):
             await orders.confirm_order(runtime, ORG, order.id)
         assert (await orders.get_order(runtime, ORG, order.id)).status == "expired"
@@ -215,13 +220,13 @@ async def test_quantity_and_terms_are_checked_before_stock(runtime: Runtime) -> 
         runtime, ORG, tt.id, TicketTypePatch(sales_start=now + timedelta(hours=1))
     )
     with pytest.raises(SalesClosed):
-        await orders.create_order(runtime, attendee("lu"), draft(tt.event_id, (tt.id, 1)))
+        await hold_one(runtime, "lu", tt)
     assert (await tickets.get_ticket_type(runtime, tt.id)).quantity_reserved == 0
 
 
 async def test_attendees_see_only_their_own_orders(runtime: Runtime) -> None:
     (tt,) = await make_stock(runtime, 10)
-    mine = await orders.create_order(runtime, attendee("mo"), draft(tt.event_id, (tt.id, 1)))
+    mine = await hold_one(runtime, "mo", tt)
     with pytest.raises(NotFound):
         await orders.get_order(runtime, attendee("nosy"), mine.id)
     with pytest.raises(NotFound):
@@ -247,7 +252,7 @@ async def test_total_below_what_is_held_cancels_nobody_and_stops_sales(runtime: 
     assert lowered.quantity_available == 0
     assert lowered.is_sold_out
     with pytest.raises(SoldOut):
-        await orders.create_order(runtime, attendee("ot2"), draft(tt.event_id, (tt.id, 1)))
+        await hold_one(runtime, "ot2", tt)
     await assert_no_drift(runtime)
     raised = await tickets.update_ticket_type(
         runtime, ORG, tt.id, TicketTypePatch(quantity_total=8)

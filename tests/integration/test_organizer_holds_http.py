@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from headcount.domain.identity import Role
+from support.api import create_event_with_stock
 from support.auth import bearer
 from support.graphql import gql
 
@@ -16,16 +17,10 @@ SAM = bearer("sam-holds-http")
 
 
 async def _stock(http: httpx.AsyncClient, total: int = 10) -> tuple[str, str]:
-    made = await http.post("/api/v1/events", json={"name": "Holds over HTTP"}, headers=ORG)
-    assert made.status_code == 201, made.text
-    event_id = made.json()["id"]
-    tt = await http.post(
-        f"/api/v1/events/{event_id}/ticket-types",
-        json={"name": "GA", "quantity_total": total},
-        headers=ORG,
+    event_id, (tt_id,) = await create_event_with_stock(
+        http, total, organizer="org-holds-http", name="Holds over HTTP"
     )
-    assert tt.status_code == 201, tt.text
-    return event_id, tt.json()["id"]
+    return event_id, tt_id
 
 
 async def _state(http: httpx.AsyncClient, event_id: str, tt_id: str) -> tuple[Any, ...]:
@@ -168,54 +163,39 @@ async def test_graphql_create_split_release_redeem_and_refusals(http: httpx.Asyn
     )
     hold = made["createOrganizerHold"]
     assert hold["quantity"] == 5
-    split = await gql(
-        http,
-        f"""mutation($h: ID!) {{ splitOrganizerHold(input: {{id: $h, name: "Press",
-            quantity: 2}}) {{ ... on OrganizerHoldSplit {{ source {{ quantity }}
-            split {{ id quantity }} }} {REFUSAL} }} }}""",
-        {"h": hold["id"]},
+
+    async def on_hold(call: str, selection: str, *, headers: dict[str, str]) -> Any:
+        """The answer to `call`, a mutation on this hold (`$h`), asked for `selection`."""
+        query = f"mutation($h: ID!) {{ {call} {{ {selection} }} }}"
+        answer = await gql(http, query, {"h": hold["id"]}, headers=headers)
+        return answer[call.split("(", 1)[0]]
+
+    split = await on_hold(
+        'splitOrganizerHold(input: {id: $h, name: "Press", quantity: 2})',
+        f"... on OrganizerHoldSplit {{ source {{ quantity }} split {{ id quantity }} }} {REFUSAL}",
         headers=ORG,
     )
-    assert split["splitOrganizerHold"]["source"]["quantity"] == 3
-    short = await gql(
-        http,
-        f"""mutation($h: ID!) {{ releaseOrganizerHold(id: $h, quantity: 9)
-            {{ __typename {REFUSAL} }} }}""",
-        {"h": hold["id"]},
-        headers=ORG,
+    assert split["source"]["quantity"] == 3
+    short = await on_hold(
+        "releaseOrganizerHold(id: $h, quantity: 9)", f"__typename {REFUSAL}", headers=ORG
     )
-    assert short["releaseOrganizerHold"] == {"__typename": "HoldShort", "code": "hold_short"}
-    released = await gql(
-        http,
-        f"mutation($h: ID!) {{ releaseOrganizerHold(id: $h, quantity: 1) {{ {HOLD_FIELDS} }} }}",
-        {"h": hold["id"]},
-        headers=ORG,
+    assert short == {"__typename": "HoldShort", "code": "hold_short"}
+    released = await on_hold("releaseOrganizerHold(id: $h, quantity: 1)", HOLD_FIELDS, headers=ORG)
+    assert released["quantity"] == 2
+    wrong = await on_hold(
+        'redeemOrganizerHold(id: $h, code: "NO")', f"__typename {REFUSAL}", headers=SAM
     )
-    assert released["releaseOrganizerHold"]["quantity"] == 2
-    wrong = await gql(
-        http,
-        f"""mutation($h: ID!) {{ redeemOrganizerHold(id: $h, code: "NO")
-            {{ __typename {REFUSAL} }} }}""",
-        {"h": hold["id"]},
-        as_user="sam-holds-http",
+    assert wrong["code"] == "hold_code_refused"
+    zero = await on_hold(
+        'redeemOrganizerHold(id: $h, quantity: 0, code: "V")', f"__typename {REFUSAL}", headers=SAM
     )
-    assert wrong["redeemOrganizerHold"]["code"] == "hold_code_refused"
-    zero = await gql(
-        http,
-        f"""mutation($h: ID!) {{ redeemOrganizerHold(id: $h, quantity: 0, code: "V")
-            {{ __typename {REFUSAL} }} }}""",
-        {"h": hold["id"]},
-        as_user="sam-holds-http",
+    assert zero["code"] == "invalid_quantity"
+    order = await on_hold(
+        'redeemOrganizerHold(id: $h, quantity: 2, code: "V")',
+        "... on Order { ownerId status items { quantity } }",
+        headers=SAM,
     )
-    assert zero["redeemOrganizerHold"]["code"] == "invalid_quantity"
-    order = await gql(
-        http,
-        """mutation($h: ID!) { redeemOrganizerHold(id: $h, quantity: 2, code: "V")
-            { ... on Order { ownerId status items { quantity } } } }""",
-        {"h": hold["id"]},
-        as_user="sam-holds-http",
-    )
-    assert order["redeemOrganizerHold"] == {
+    assert order == {
         "ownerId": "sam-holds-http",
         "status": "PENDING",
         "items": [{"quantity": 2}],

@@ -30,12 +30,7 @@ LIMIT = 3
 
 @pytest.fixture
 def redis_server() -> Iterator[PrivateRedis]:
-    if not redis_available():
-        services.missing(
-            "redis-server",
-            "redis-server is not installed",
-            skip_reason="redis-server is not installed: the restart test needs it",
-        )
+    services.installed(redis_available(), "redis-server", "the restart test needs it")
     with private_redis() as server:
         yield server
 

@@ -31,6 +31,7 @@ from headcount.ledger import webhooks as ledger
 from headcount.ledger.webhooks import DeliveryStatus
 from headcount.runtime import Runtime
 from support.auth import organizer
+from support.changes import noted
 from support.receiver import Receiver, running_receiver
 
 SERVICE = Principal(sub="platform", role=Role.SERVICE)
@@ -83,28 +84,6 @@ async def event_of(rt: Runtime, organizer_sub: str) -> str:
     return made.id
 
 
-async def note(rt: Runtime, event_id: str, label: str, *, roll_back: bool = False) -> None:
-    """One decision's change, committed or rolled back."""
-
-    class RolledBack(Exception):
-        pass
-
-    try:
-        async with rt.db.transaction() as tx:
-            changes.record(
-                tx,
-                "order.created",
-                event_id=event_id,
-                resource=("order", label),
-                payload={"label": label},
-                at=rt.clock(),
-            )
-            if roll_back:
-                raise RolledBack
-    except RolledBack:
-        return
-
-
 async def register(rt: Runtime, receiver: Receiver, who: Principal, **draft: Any) -> str:
     made = await webhooks.create_webhook(rt, who, WebhookDraft(url=receiver.url, **draft))
     receiver.secrets.append(made.secret)
@@ -152,7 +131,7 @@ async def test_every_committed_change_arrives_once_in_order_per_event(
         back = random.random() < 0.2
         if back:
             rolled_back.add(label)
-        await note(rt, event_id, label, roll_back=back)
+        await noted(rt, event_id, label, roll_back=back)
 
     for wave in range(6):
         await asyncio.gather(*(writer(wave * 20 + n) for n in range(20)))
@@ -199,9 +178,9 @@ async def test_a_failing_head_holds_back_its_event_only(rt: Runtime, receiver: R
     refusals = {"a1": 3}
     receiver.answer = refusing(refusals)
     for label in ("a1", "a2", "a3"):
-        await note(rt, first, label)
+        await noted(rt, first, label)
     for label in ("b1", "b2"):
-        await note(rt, second, label)
+        await noted(rt, second, label)
     clock = Clock()
     rt.clock = clock
     relay = Relay(rt)
@@ -245,7 +224,7 @@ async def test_two_relays_never_send_one_delivery_at_once(
         await register(first, receiver, organizer("org-two"))
         receiver.delay = 0.02
         for n in range(90):
-            await note(first, events[n % len(events)], f"t{n}")
+            await noted(first, events[n % len(events)], f"t{n}")
         stop = asyncio.Event()
         relays = [Relay(first, name="one"), Relay(second, name="two")]
         tasks = [asyncio.create_task(r.run(stop)) for r in relays]
@@ -279,7 +258,7 @@ async def test_a_lapsed_lease_is_sent_again_with_the_same_id(
     """A relay that claimed and died (never settled): once the lease lapses, another sends it."""
     event_id = await event_of(rt, "org-lease")
     await register(rt, receiver, organizer("org-lease"))
-    await note(rt, event_id, "only")
+    await noted(rt, event_id, "only")
     clock = Clock()
     rt.clock = clock
     dead = Relay(rt, name="dead")
@@ -310,7 +289,7 @@ async def test_sustained_failure_disables_and_reenabling_loses_nothing(
     hook = await register(rt, receiver, organizer("org-down"))
     receiver.status = 500
     for n in range(3):
-        await note(rt, event_id, f"d{n}")
+        await noted(rt, event_id, f"d{n}")
     clock = Clock()
     rt.clock = clock
     relay = Relay(rt)
@@ -336,7 +315,7 @@ async def test_sustained_failure_disables_and_reenabling_loses_nothing(
         await relay.drain()
         clock.advance(hours=2)
     assert receiver.snapshot() == []
-    await note(rt, event_id, "d3")  # fanned out while disabled, kept for later
+    await noted(rt, event_id, "d3")  # fanned out while disabled, kept for later
     await webhooks.update_webhook(rt, organizer("org-down"), hook, WebhookPatch(enabled=True))
     for _ in range(3):
         await relay.step()
@@ -358,15 +337,15 @@ async def test_a_refused_message_is_given_up_after_the_window_then_redelivered(
     poisoned, busy = await event_of(rt, "org-p"), await event_of(rt, "org-p")
     hook = await register(rt, receiver, organizer("org-p"))
     receiver.answer = lambda body: 422 if body["payload"]["label"] == "bad" else 200
-    await note(rt, poisoned, "bad")
-    await note(rt, poisoned, "after")
+    await noted(rt, poisoned, "bad")
+    await noted(rt, poisoned, "after")
     clock = Clock()
     rt.clock = clock
     relay = Relay(rt)
     start = clock()
     n = 0
     while clock() - start <= rules.RETRY_WINDOW + timedelta(hours=2):
-        await note(rt, busy, f"ok{n}")  # successes keep the endpoint healthy
+        await noted(rt, busy, f"ok{n}")  # successes keep the endpoint healthy
         n += 1
         await relay.step()
         await relay.drain()
@@ -429,7 +408,7 @@ async def test_a_new_endpoint_starts_at_the_head_and_holds_back_pruning(
     rt: Runtime, receiver: Receiver
 ) -> None:
     event_id = await event_of(rt, "org-r")
-    await note(rt, event_id, "before")
+    await noted(rt, event_id, "before")
     await _settled(rt, {event_id})
     async with rt.db.snapshot() as tx:
         head = (await changes.watermarks(tx)).last_position
@@ -438,7 +417,7 @@ async def test_a_new_endpoint_starts_at_the_head_and_holds_back_pruning(
         assert await ledger.fanned_out_through(tx) is not None
         assert (await ledger.fanned_out_through(tx) or 0) <= head
     await webhooks.update_webhook(rt, SERVICE, hook, WebhookPatch(enabled=False))
-    await note(rt, event_id, "after")
+    await noted(rt, event_id, "after")
     relay = Relay(rt)
     await relay.step()
     async with rt.db.snapshot() as tx:
@@ -467,13 +446,13 @@ async def test_secrets_are_shown_once_and_rotation_signs_with_both(
     rotated = await webhooks.rotate_secret(rt, organizer("org-k"), made.id)
     assert rotated.secret != made.secret
     receiver.secrets[:] = [made.secret]  # a receiver that has not switched yet
-    await note(rt, event_id, "old")
+    await noted(rt, event_id, "old")
     relay = Relay(rt)
     for _ in range(2):
         await relay.step()
         await relay.drain()
     receiver.secrets[:] = [rotated.secret]  # and one that has
-    await note(rt, event_id, "new")
+    await noted(rt, event_id, "new")
     for _ in range(2):
         await relay.step()
         await relay.drain()
@@ -518,7 +497,7 @@ async def test_the_relay_checks_the_address_again_when_it_sends(
     try:
         event_id = await event_of(lax, "org-dns")
         hook = await register(lax, receiver, organizer("org-dns"))
-        await note(lax, event_id, "x")
+        await noted(lax, event_id, "x")
         relay = Relay(strict)
         await relay.step()
         await relay.drain()
@@ -570,9 +549,9 @@ async def test_a_refusal_mid_backlog_gives_back_the_batch_leased_behind_it(
     receiver.answer = refusing(refusals)
     labels = [f"a{n}" for n in range(20)]
     for label in labels:
-        await note(rt, first, label)
+        await noted(rt, first, label)
     for n in range(6):
-        await note(rt, second, f"b{n}")
+        await noted(rt, second, f"b{n}")
     clock = Clock()
     rt.clock = clock
     relay = Relay(rt)

@@ -15,10 +15,10 @@ from typing import Any
 
 from headcount.capacity import orders
 from headcount.capacity.orders import OrderDraft, OrderItemInput
-from headcount.config import Settings
 from headcount.domain.errors import HeadcountError
 from headcount.runtime import Runtime
 from support.auth import attendee
+from support.runtimes import open_runtime
 
 
 async def place(rt: Runtime, order: dict[str, Any]) -> dict[str, Any]:
@@ -36,16 +36,8 @@ async def place(rt: Runtime, order: dict[str, Any]) -> dict[str, Any]:
 
 
 async def run(url: str, plan: list[dict[str, Any]]) -> dict[str, Any]:
-    rt = Runtime.from_settings(
-        Settings(
-            database_url=url,
-            env="test",
-            db_pool_size=8,
-            db_pool_timeout=120,
-            db_statement_timeout_ms=120_000,
-        )
-    )
-    try:
+    settings = {"db_pool_size": 8, "db_pool_timeout": 120, "db_statement_timeout_ms": 120_000}
+    async with open_runtime(url, **settings) as rt:
         tasks = [asyncio.ensure_future(place(rt, order)) for order in plan]
         found = await asyncio.gather(*tasks)
         return {
@@ -53,8 +45,6 @@ async def run(url: str, plan: list[dict[str, Any]]) -> dict[str, Any]:
             "batches": rt.hold_batches.batches,
             "largest": rt.hold_batches.largest,
         }
-    finally:
-        await rt.close()
 
 
 def main(url: str, plan_path: str, out_path: str) -> None:

@@ -36,6 +36,22 @@ def note(tx: AsyncSession, event_id: str, label: str, at: datetime) -> None:
     )
 
 
+class _RolledBack(Exception):
+    """Raised inside a transaction to roll it back on purpose."""
+
+
+async def noted(rt: Runtime, event_id: str, label: str, *, roll_back: bool = False) -> None:
+    """One decision's change (`note`) in a transaction of its own: committed, or rolled
+    back on purpose, when the change must go with it."""
+    try:
+        async with rt.db.transaction() as tx:
+            note(tx, event_id, label, rt.clock())
+            if roll_back:
+                raise _RolledBack
+    except _RolledBack:
+        return
+
+
 async def positioned(rt: Runtime) -> None:
     """Give every committed change its position (what the serve loop does by itself)."""
     await sequencer.sequence_pending(rt)

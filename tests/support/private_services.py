@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import psycopg
 
@@ -53,6 +54,9 @@ def _pg_bin() -> Path:
 
 PG_BIN = _pg_bin()
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
+PSQL = shutil.which("psql") or str(PG_BIN / "psql")
 # Fault tests crash the server on purpose and never need the data again: no fsync.
 FAULT_TEST_SETTINGS = {"fsync": "off", "max_connections": "100"}
 
@@ -81,6 +85,65 @@ def _dismiss(watcher: subprocess.Popen[bytes]) -> None:
     watcher.wait(5)
 
 
+@contextlib.contextmanager
+def _scratch(prefix: str, owner: str | None = None) -> Iterator[Path]:
+    """A fresh directory under /tmp (short: unix socket names are limited to ~100 bytes),
+    owned by `owner` when a server must run as that account; always deleted afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    if owner is not None:
+        entry = pwd.getpwnam(owner)
+        os.chown(directory, entry.pw_uid, entry.pw_gid)
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _reaped(cleanup: str) -> Iterator[None]:
+    """Within: `cleanup` runs should this process die (`_reap_when_we_die`); after a
+    normal exit it is the caller's teardown that cleaned up, and the watcher goes."""
+    watcher = _reap_when_we_die(cleanup)
+    try:
+        yield
+    finally:
+        _dismiss(watcher)
+
+
+def _run_checked(
+    command: list[str], failed: str, *, timeout: float = 30, logs: Callable[[], str] = str
+) -> str:
+    """Run `command`; its output, or RuntimeError saying `failed` with the output (and the
+    server's `logs()`)."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        detail = logs()
+        raise RuntimeError(
+            f"{failed}: {done.stdout}{done.stderr}" + (f"\n{detail}" if detail else "")
+        )
+    return done.stdout
+
+
+def _start_redis(
+    directory: Path, port: int, *options: str, what: str, logs: Callable[[], str]
+) -> None:
+    """A daemonized `redis-server` on `port` without persistence, its pidfile, data and log
+    in `directory`, plus `options`; returns once it answers PING."""
+    _run_checked(
+        [
+            REDIS_SERVER,
+            *("--port", str(port), "--bind", "127.0.0.1"),
+            *options,
+            *("--save", "", "--appendonly", "no"),
+            *("--daemonize", "yes", "--pidfile", str(directory / "redis.pid")),
+            *("--dir", str(directory), "--logfile", str(directory / "redis.log")),
+        ],
+        f"redis-server ({what}) failed",
+    )
+    if not _wait(lambda: _redis_ping(port), 10):
+        raise RuntimeError(f"{what} on {port} did not answer PING:\n{logs()}")
+
+
 def _pg_user() -> str | None:
     """The unprivileged account to run PostgreSQL as, or None to run as ourselves."""
     if os.geteuid() != 0:
@@ -100,20 +163,36 @@ def redis_available() -> bool:
     return Path(REDIS_SERVER).exists()
 
 
+def pgbouncer_available() -> bool:
+    return Path(PGBOUNCER).exists()
+
+
 @dataclass
-class PrivatePostgres:
+class _OwnServer:
+    """A server of ours on `port`, everything it writes (its log too) in `directory`."""
+
     directory: Path
     port: int
+    LOG: ClassVar[str]
+
+    @property
+    def log(self) -> Path:
+        return self.directory / self.LOG
+
+    def logs(self) -> str:
+        """The end of the log, for an error message ("" if there is none yet)."""
+        return _tail(self.log, 4000)
+
+
+@dataclass
+class PrivatePostgres(_OwnServer):
+    LOG: ClassVar[str] = "postgres.log"
     user: str | None
     settings: Mapping[str, str] = field(default_factory=lambda: dict(FAULT_TEST_SETTINGS))
 
     @property
     def data(self) -> Path:
         return self.directory / "data"
-
-    @property
-    def log(self) -> Path:
-        return self.directory / "postgres.log"
 
     def _run(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         command = list(args)
@@ -157,12 +236,6 @@ class PrivatePostgres:
     def is_running(self) -> bool:
         return self._pg_ctl("status").returncode == 0
 
-    def logs(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
     def admin_dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
@@ -171,6 +244,39 @@ class PrivatePostgres:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.admin_dsn(name)
 
+    def base_backup(self, primary: PrivatePostgres) -> None:
+        """Fill the data directory from `primary` as a standby: `pg_basebackup -R` writes
+        `standby.signal` and the connection to the primary."""
+        done = self._run(
+            str(PG_BIN / "pg_basebackup"),
+            *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
+            *("-D", str(self.data), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast"),
+            timeout=120,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed: {done.stdout}{done.stderr}")
+
+
+@contextlib.contextmanager
+def _running_postgres(
+    prefix: str, settings: Mapping[str, str], fill: Callable[[PrivatePostgres], None]
+) -> Iterator[PrivatePostgres]:
+    """A PostgreSQL on a free port whose data directory `fill` makes (initdb, or a base
+    backup), started with `settings`; always stopped and deleted afterwards."""
+    user = _pg_user()
+    with _scratch(prefix, owner=user) as directory:
+        server = PrivatePostgres(directory, free_port(), user, dict(settings))
+        run_as = f"runuser -u {user} -- " if user else ""
+        pg_ctl = PG_BIN / "pg_ctl"
+        with _reaped(f"{run_as}{pg_ctl} -D {server.data} -m immediate stop; rm -rf {directory}"):
+            try:
+                fill(server)
+                server.start()
+                yield server
+            finally:
+                with contextlib.suppress(Exception):
+                    server.stop("immediate")
+
 
 @contextlib.contextmanager
 def private_postgres(
@@ -178,32 +284,13 @@ def private_postgres(
 ) -> Iterator[PrivatePostgres]:
     """initdb + start on a free port with `settings` (`-c` options); always stopped and
     deleted afterwards."""
-    user = _pg_user()
-    # Short path (unix socket names are limited to ~100 bytes), readable by `postgres`.
-    directory = Path(tempfile.mkdtemp(prefix="hc-pg-", dir="/tmp"))
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        os.chown(directory, entry.pw_uid, entry.pw_gid)
-    server = PrivatePostgres(directory, free_port(), user, dict(settings))
-    run_as = f"runuser -u {user} -- " if user else ""
-    watcher = _reap_when_we_die(
-        f"{run_as}{PG_BIN / 'pg_ctl'} -D {server.data} -m immediate stop; rm -rf {directory}"
-    )
-    try:
-        server.init()
-        server.start()
+    with _running_postgres("hc-pg-", settings, PrivatePostgres.init) as server:
         yield server
-    finally:
-        with contextlib.suppress(Exception):
-            server.stop("immediate")
-        shutil.rmtree(directory, ignore_errors=True)
-        _dismiss(watcher)
 
 
 @dataclass
-class PrivateRedis:
-    directory: Path
-    port: int
+class PrivateRedis(_OwnServer):
+    LOG: ClassVar[str] = "redis.log"
 
     @property
     def url(self) -> str:
@@ -214,72 +301,32 @@ class PrivateRedis:
         return self.directory / "redis.pid"
 
     def start(self) -> None:
-        done = subprocess.run(
-            [
-                REDIS_SERVER,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "yes",
-                "--pidfile",
-                str(self.pidfile),
-                "--dir",
-                str(self.directory),
-                "--logfile",
-                str(self.directory / "redis.log"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"redis-server failed: {done.stdout}{done.stderr}")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.ping():
-                return
-            time.sleep(0.05)
-        raise RuntimeError("private redis did not answer PING")
+        _start_redis(self.directory, self.port, what="private redis", logs=self.logs)
 
     def ping(self) -> bool:
         return _redis_ping(self.port)
 
     def stop(self) -> None:
         """SIGKILL the server: its (unpersisted) data is gone, like a crashed cache node."""
-        try:
-            pid = int(self.pidfile.read_text().strip())
-        except (OSError, ValueError):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, 9)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.ping():
-            time.sleep(0.05)
-        with contextlib.suppress(OSError):
-            self.pidfile.unlink()
+        _kill_pidfile(self.pidfile, self.ping)
+
+
+def _kill_pidfile_cleanup(*pidfiles: Path) -> str:
+    """The shell that SIGKILLs the processes named in `pidfiles` (for `_reaped`)."""
+    files = " ".join(str(pidfile) for pidfile in pidfiles)
+    return f'for f in {files}; do kill -9 "$(cat $f 2>/dev/null)" 2>/dev/null; done'
 
 
 @contextlib.contextmanager
 def private_redis() -> Iterator[PrivateRedis]:
-    directory = Path(tempfile.mkdtemp(prefix="hc-redis-", dir="/tmp"))
-    server = PrivateRedis(directory, free_port())
-    watcher = _reap_when_we_die(
-        f'kill -9 "$(cat {server.pidfile} 2>/dev/null)"; rm -rf {directory}'
-    )
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-        _dismiss(watcher)
+    with _scratch("hc-redis-") as directory:
+        server = PrivateRedis(directory, free_port())
+        with _reaped(f"{_kill_pidfile_cleanup(server.pidfile)}; rm -rf {directory}"):
+            try:
+                server.start()
+                yield server
+            finally:
+                server.stop()
 
 
 def _postgres_pids(server: PrivatePostgres) -> list[int]:
@@ -312,7 +359,6 @@ def frozen(server: PrivatePostgres) -> Iterator[None]:
                 os.kill(pid, 18)  # SIGCONT
 
 
-REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
 # How long a silent master has before the cluster calls it failed and promotes its
 # replica: short, so a failover test sees several in seconds (production uses ~5-15 s).
 CLUSTER_NODE_TIMEOUT_MS = 1000
@@ -370,33 +416,21 @@ class PrivateRedisCluster:
 
     def start_node(self, port: int) -> None:
         self.node_dir(port).mkdir(exist_ok=True)
-        done = subprocess.run(
-            [
-                REDIS_SERVER,
-                *("--port", str(port), "--bind", "127.0.0.1"),
-                *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
-                *("--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS)),
-                # Promote a replica however long it was cut off (tests pause replicas).
-                *("--cluster-replica-validity-factor", "0"),
-                # Other slots keep serving while one master is down (presence of other
-                # events need not stop for one failover).
-                *("--cluster-require-full-coverage", "no"),
-                *("--save", "", "--appendonly", "no"),
-                # A (re)joining replica syncs at once instead of waiting 5 s for company.
-                *("--repl-diskless-sync-delay", "0"),
-                *("--daemonize", "yes", "--pidfile", str(self.pidfile(port))),
-                *("--dir", str(self.node_dir(port))),
-                *("--logfile", str(self.node_dir(port) / "redis.log")),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        _start_redis(
+            self.node_dir(port),
+            port,
+            *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+            *("--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS)),
+            # Promote a replica however long it was cut off (tests pause replicas).
+            *("--cluster-replica-validity-factor", "0"),
+            # Other slots keep serving while one master is down (presence of other
+            # events need not stop for one failover).
+            *("--cluster-require-full-coverage", "no"),
+            # A (re)joining replica syncs at once instead of waiting 5 s for company.
+            *("--repl-diskless-sync-delay", "0"),
+            what="cluster node",
+            logs=self.logs,
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"redis-server (cluster node) failed: {done.stdout}{done.stderr}")
-        if not _wait(lambda: self.ping(port), 10):
-            raise RuntimeError(f"cluster node {port} did not answer PING:\n{self.logs()}")
 
     def ping(self, port: int) -> bool:
         return _redis_ping(port)
@@ -413,34 +447,23 @@ class PrivateRedisCluster:
         os.kill(int(self.pidfile(port).read_text().strip()), signal.SIGCONT)
 
     def create(self) -> None:
-        done = subprocess.run(
+        _run_checked(
             [
-                REDIS_CLI,
-                "--cluster",
-                "create",
+                *(REDIS_CLI, "--cluster", "create"),
                 *(f"127.0.0.1:{port}" for port in self.ports),
                 *("--cluster-replicas", "1", "--cluster-yes"),
             ],
-            capture_output=True,
-            text=True,
+            "redis-cli --cluster create failed",
             timeout=60,
-            check=False,
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout}{done.stderr}")
 
     def command(self, port: int, *args: str | int) -> str:
         """One command through `redis-cli`, its raw text answer (redis-py would parse it)."""
-        done = subprocess.run(
+        return _run_checked(
             [REDIS_CLI, "-p", str(port), *(str(a) for a in args)],
-            capture_output=True,
-            text=True,
+            f"redis-cli {args} on {port}",
             timeout=10,
-            check=False,
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"redis-cli {args} on {port}: {done.stdout}{done.stderr}")
-        return done.stdout
 
     def nodes(self, port: int | None = None) -> list[ClusterNodeInfo]:
         """The layout as one live node (the first that answers) sees it."""
@@ -520,12 +543,10 @@ class PrivateRedisCluster:
         self.wait_healthy()
 
     def logs(self) -> str:
-        tails = []
-        for port in self.ports:
-            with contextlib.suppress(OSError):
-                text = (self.node_dir(port) / "redis.log").read_text(errors="replace")
-                tails.append(f"--- node {port}\n{text[-1500:]}")
-        return "\n".join(tails)
+        return "\n".join(
+            f"--- node {port}\n{_tail(self.node_dir(port) / 'redis.log', 1500)}"
+            for port in self.ports
+        )
 
 
 def _parse_node(line: str) -> ClusterNodeInfo:
@@ -551,28 +572,23 @@ def _parse_node(line: str) -> ClusterNodeInfo:
 def private_redis_cluster() -> Iterator[PrivateRedisCluster]:
     """Six `redis-server --cluster-enabled yes` nodes on free loopback ports, joined by
     `redis-cli --cluster create … --cluster-replicas 1`; always killed and deleted."""
-    directory = Path(tempfile.mkdtemp(prefix="hc-cluster-", dir="/tmp"))
     taken: set[int] = set()
     for _ in range(6):
         taken.add(free_cluster_port(taken))
-    cluster = PrivateRedisCluster(directory, sorted(taken))
-    pidfiles = " ".join(str(cluster.pidfile(port)) for port in cluster.ports)
-    watcher = _reap_when_we_die(
-        f'for f in {pidfiles}; do kill -9 "$(cat $f 2>/dev/null)" 2>/dev/null; done; '
-        f"rm -rf {directory}"
-    )
-    try:
-        cluster.start()
-        cluster.create()
-        cluster.wait_healthy()
-        yield cluster
-    finally:
-        for port in cluster.ports:
-            with contextlib.suppress(Exception):
-                cluster.resume_node(port)
-        cluster.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-        _dismiss(watcher)
+    with _scratch("hc-cluster-") as directory:
+        cluster = PrivateRedisCluster(directory, sorted(taken))
+        pidfiles = [cluster.pidfile(port) for port in cluster.ports]
+        with _reaped(f"{_kill_pidfile_cleanup(*pidfiles)}; rm -rf {directory}"):
+            try:
+                cluster.start()
+                cluster.create()
+                cluster.wait_healthy()
+                yield cluster
+            finally:
+                for port in cluster.ports:
+                    with contextlib.suppress(Exception):
+                        cluster.resume_node(port)
+                cluster.stop()
 
 
 def _wait(condition: Callable[[], bool], seconds: float, poll: float = 0.05) -> bool:
@@ -582,6 +598,14 @@ def _wait(condition: Callable[[], bool], seconds: float, poll: float = 0.05) -> 
             return True
         time.sleep(poll)
     return False
+
+
+def _tail(log: Path, chars: int) -> str:
+    """The end of a server's log for an error message ("" if there is none yet)."""
+    try:
+        return log.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
 
 
 def _redis_ping(port: int) -> bool:
@@ -609,20 +633,11 @@ def _kill_pidfile(pidfile: Path, alive: Callable[[], bool]) -> None:
         pidfile.unlink()
 
 
-PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
-PSQL = shutil.which("psql") or str(PG_BIN / "psql")
-
-
-def pgbouncer_available() -> bool:
-    return Path(PGBOUNCER).exists()
-
-
 @dataclass
-class PrivatePgBouncer:
+class PrivatePgBouncer(_OwnServer):
     """PgBouncer in `pool_mode = transaction` in front of one PostgreSQL server."""
 
-    directory: Path
-    port: int
+    LOG: ClassVar[str] = "pgbouncer.log"
     upstream_port: int
     pool_size: int
     user: str | None
@@ -630,10 +645,6 @@ class PrivatePgBouncer:
     @property
     def pidfile(self) -> Path:
         return self.directory / "pgbouncer.pid"
-
-    @property
-    def log(self) -> Path:
-        return self.directory / "pgbouncer.log"
 
     def url(self, database: str) -> str:
         """A database through this pooler, marked so that Headcount knows (ledger/urls.py)."""
@@ -682,9 +693,7 @@ pidfile = {self.pidfile}
         command = [PGBOUNCER, "-d", str(self.directory / "pgbouncer.ini")]
         if self.user is not None:
             command[1:1] = ["-u", self.user]  # PgBouncer refuses to run as root
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"pgbouncer failed: {done.stdout}{done.stderr}\n{self.logs()}")
+        _run_checked(command, "pgbouncer failed", logs=self.logs)
         if not _wait(self._listening, 10):
             raise RuntimeError(f"pgbouncer is not listening:\n{self.logs()}")
 
@@ -727,27 +736,17 @@ pidfile = {self.pidfile}
 
     def show(self, what: str) -> list[dict[str, str]]:
         """`SHOW <what>` on the admin console (simple protocol only: through psql)."""
-        done = subprocess.run(
+        answer = _run_checked(
             [
                 *(PSQL, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres"),
                 *("-A", "-F", "\t", "-P", "footer=off", "-c", f"SHOW {what}", "pgbouncer"),
             ],
-            capture_output=True,
-            text=True,
+            f"SHOW {what} failed",
             timeout=10,
-            check=False,
         )
-        if done.returncode != 0:
-            raise RuntimeError(f"SHOW {what} failed: {done.stdout}{done.stderr}")
-        header, *rows = done.stdout.strip().splitlines()
+        header, *rows = answer.strip().splitlines()
         names = header.split("\t")
         return [dict(zip(names, row.split("\t"), strict=False)) for row in rows]
-
-    def logs(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
 
 
 @contextlib.contextmanager
@@ -755,22 +754,15 @@ def private_pgbouncer(upstream_port: int, *, pool_size: int = 20) -> Iterator[Pr
     """PgBouncer (transaction mode, `pool_size` server connections at most) on a free port
     in front of the PostgreSQL on `upstream_port`; always stopped and deleted."""
     user = _pg_user()
-    directory = Path(tempfile.mkdtemp(prefix="hc-pgb-", dir="/tmp"))
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        os.chown(directory, entry.pw_uid, entry.pw_gid)
-    bouncer = PrivatePgBouncer(directory, free_port(), upstream_port, pool_size, user)
-    watcher = _reap_when_we_die(
-        f'kill -9 "$(cat {bouncer.pidfile} 2>/dev/null)"; rm -rf {directory}'
-    )
-    try:
-        bouncer.write_config()
-        bouncer.start()
-        yield bouncer
-    finally:
-        bouncer.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-        _dismiss(watcher)
+    with _scratch("hc-pgb-", owner=user) as directory:
+        bouncer = PrivatePgBouncer(directory, free_port(), upstream_port, pool_size, user)
+        with _reaped(f"{_kill_pidfile_cleanup(bouncer.pidfile)}; rm -rf {directory}"):
+            try:
+                bouncer.write_config()
+                bouncer.start()
+                yield bouncer
+            finally:
+                bouncer.stop()
 
 
 @contextlib.contextmanager
@@ -781,11 +773,6 @@ def private_replica(
     `standby.signal` and the connection to the primary), then started as a hot standby.
     Every statement it runs is logged with the client's application name (`%a`), so a test
     can tell who read from it. Always stopped and deleted afterwards."""
-    user = _pg_user()
-    directory = Path(tempfile.mkdtemp(prefix="hc-pgr-", dir="/tmp"))
-    if user is not None:
-        entry = pwd.getpwnam(user)
-        os.chown(directory, entry.pw_uid, entry.pw_gid)
     standby = {
         **FAULT_TEST_SETTINGS,
         "hot_standby": "on",
@@ -793,24 +780,5 @@ def private_replica(
         "log_line_prefix": "'app=%a '",
         **(settings or {}),
     }
-    replica = PrivatePostgres(directory, free_port(), user, standby)
-    run_as = f"runuser -u {user} -- " if user else ""
-    watcher = _reap_when_we_die(
-        f"{run_as}{PG_BIN / 'pg_ctl'} -D {replica.data} -m immediate stop; rm -rf {directory}"
-    )
-    try:
-        done = replica._run(
-            str(PG_BIN / "pg_basebackup"),
-            *("-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres"),
-            *("-D", str(replica.data), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast"),
-            timeout=120,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"pg_basebackup failed: {done.stdout}{done.stderr}")
-        replica.start()
+    with _running_postgres("hc-pgr-", standby, lambda r: r.base_backup(primary)) as replica:
         yield replica
-    finally:
-        with contextlib.suppress(Exception):
-            replica.stop("immediate")
-        shutil.rmtree(directory, ignore_errors=True)
-        _dismiss(watcher)

@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from support import services
+from support.databases import backend_url
 
 # Two or three test servers plus the test process share one PostgreSQL with
 # max_connections = 100: cap each server at 16 connections (requests queue in the pool
@@ -169,6 +171,26 @@ def _wait_ready(server: Server, timeout: float = 30.0) -> None:
 
 # Small pools: other suites share this PostgreSQL; joins hold a connection for one read.
 SMALL_POOL = {"HEADCOUNT_DB_POOL_SIZE": "5", "HEADCOUNT_DB_MAX_OVERFLOW": "5"}
+# Every admission to one event, session or area queues on one row: a few connections per
+# process serve it as fast as many, and the rest of the clients wait in the pool rather than
+# on the row lock (whose timeout is the 503 path). It also leaves PostgreSQL connections for
+# the other suites sharing this machine (SQLSTATE 53300 otherwise).
+ROW_QUEUE_POOLS = {
+    "HEADCOUNT_DB_POOL_SIZE": "6",
+    "HEADCOUNT_DB_MAX_OVERFLOW": "2",
+    "HEADCOUNT_DB_POOL_TIMEOUT": "60",
+}
+
+
+@contextmanager
+def two_processes(
+    request: pytest.FixtureRequest, log_dir: Path
+) -> Iterator[tuple[str, list[Server]]]:
+    """Two server processes sharing the database of the backend `request` names, on pools
+    sized for one hot row (`ROW_QUEUE_POOLS`); (its URL, the servers)."""
+    url = backend_url(request)
+    with running_servers(2, url, log_dir, ROW_QUEUE_POOLS) as servers:
+        yield url, servers
 
 
 def presence_env(ttl: float, url: str | None = None, grace: float = 15) -> dict[str, str]:

@@ -45,6 +45,16 @@ def missing(service: str, problem: str, *, skip_reason: str) -> NoReturn:
     pytest.skip(skip_reason)
 
 
+def installed(present: bool, program: str, needed_by: str) -> None:
+    """Fail (in CI) or skip a test whose own server `program` is not installed here."""
+    if not present:
+        missing(
+            program,
+            f"{program} is not installed",
+            skip_reason=f"{program} is not installed: {needed_by}",
+        )
+
+
 def need(service: str, url: str, default_port: int) -> None:
     """Fail (in CI) or skip (on a laptop) when the service is not there."""
     if reachable(url, default_port):

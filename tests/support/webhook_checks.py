@@ -16,6 +16,7 @@ from headcount.domain.changes import decode_cursor
 from headcount.domain.errors import ServiceUnavailable, Timeout
 from headcount.ledger import changes
 from headcount.runtime import Runtime
+from support.changes import noted
 from support.receiver import Receiver
 
 # Servers and relays that deliver to a receiver on 127.0.0.1, quickly, in tests.
@@ -54,26 +55,12 @@ class Writer:
     failed: int = 0
 
     async def write(self, label: str, *, roll_back: bool) -> None:
-        class RolledBack(Exception):
-            pass
-
         event_id = self.event_ids[hash(label) % len(self.event_ids)]
         self.attempted += 1
+        if roll_back:
+            self.rolled_back.add(label)  # never committed, however the attempt ends
         try:
-            async with self.rt.db.transaction() as tx:
-                changes.record(
-                    tx,
-                    "order.created",
-                    event_id=event_id,
-                    resource=("order", label),
-                    payload={"label": label},
-                    at=self.rt.clock(),
-                )
-                if roll_back:
-                    self.rolled_back.add(label)
-                    raise RolledBack
-        except RolledBack:
-            return
+            await noted(self.rt, event_id, label, roll_back=roll_back)
         except (ServiceUnavailable, Timeout, OSError):
             self.failed += 1
 
