@@ -196,6 +196,18 @@ class HoldCodeRefused(
     pass
 
 
+class HoldTarget(
+    HeadcountError,
+    code="hold_target",
+    status=422,
+    title="An organizer hold is on exactly one ticket type or one pool",
+):
+    """An organizer hold named both a ticket type and a pool, or neither."""
+
+    ticket_type_id: str | None
+    pool_id: str | None
+
+
 class HoldExpired(
     HeadcountError, code="hold_expired", status=409, title="The hold expired and the stock is gone"
 ):

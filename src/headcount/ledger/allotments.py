@@ -7,6 +7,10 @@ order's items, because they are taken and given back by the same statements
 own row; `usage.ordered` adds the units to what the rows say is held, so `reconcile`
 and the event-cap recount see them.
 
+A hold on a pool (`pool_id`, no ticket type) is counted in that pool's `quantity_used`
+and the event's cap only: no type's stock holds it, so `held` leaves it out and
+`held_in_pools` / `held_in_pools_of_events` give its units to the pool and event checks.
+
 Lock order (ledger/locks.py): an allotment row sits with the order rows (step 3). Its
 units are taken by one conditional UPDATE on the row (`take_units`), which also takes
 the row lock; the ticket-type, pool and event rows a release moves come after it.
@@ -25,13 +29,17 @@ from headcount.domain.ids import is_well_formed
 from headcount.ledger import locks, rows
 from headcount.ledger.models import Base
 
+ONE_TARGET = "(ticket_type_id IS NULL) <> (pool_id IS NULL)"
+
 
 class OrganizerHold(Base):
     __tablename__ = "organizer_holds"
 
     id: Mapped[str] = mapped_column(String(80), primary_key=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
-    ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), index=True)
+    # Exactly one of the two is set (the CHECK `one_target`): a type's stock, or a pool's.
+    ticket_type_id: Mapped[str | None] = mapped_column(ForeignKey("ticket_types.id"), index=True)
+    pool_id: Mapped[str | None] = mapped_column(ForeignKey("capacity_pools.id"), index=True)
     name: Mapped[str] = mapped_column(String(300))
     # Units still set aside; only ever shrinks after creation (split, release, redeem).
     quantity: Mapped[int] = mapped_column(Integer)
@@ -43,6 +51,7 @@ class OrganizerHold(Base):
 
     __table_args__ = (
         CheckConstraint("quantity >= 0", name="quantity_non_negative"),
+        CheckConstraint(ONE_TARGET, name="one_target"),
         # The sweeper's query: holds whose release time came, soonest first.
         Index("ix_organizer_holds_release_at", "release_at"),
     )
@@ -88,12 +97,16 @@ async def take_units(
     return None if left is None else int(left)
 
 
-async def due(tx: AsyncSession, now: datetime, *, limit: int) -> list[OrganizerHold]:
-    """Holds whose release time came and that still hold units, claimed (SKIP LOCKED):
-    sweepers on every replica never wait on, or release twice, the same hold."""
+async def due(
+    tx: AsyncSession, now: datetime, *, limit: int, pooled: bool = False
+) -> list[OrganizerHold]:
+    """Holds (on a ticket type, or on a pool: `pooled`) whose release time came and that
+    still hold units, claimed (SKIP LOCKED): sweepers on every replica never wait on, or
+    release twice, the same hold."""
+    on_pool = OrganizerHold.pool_id.is_not(None) if pooled else OrganizerHold.pool_id.is_(None)
     query = (
         select(OrganizerHold)
-        .where(OrganizerHold.release_at <= now, OrganizerHold.quantity > 0)
+        .where(OrganizerHold.release_at <= now, OrganizerHold.quantity > 0, on_pool)
         .order_by(OrganizerHold.release_at, OrganizerHold.id)
         .limit(limit)
     )
@@ -107,11 +120,43 @@ async def held(
     `lasting`: only holds with no release time, which nothing but the organizer ends."""
     query = (
         select(OrganizerHold.ticket_type_id, func.sum(OrganizerHold.quantity))
-        .where(OrganizerHold.quantity > 0)
+        .where(OrganizerHold.quantity > 0, OrganizerHold.ticket_type_id.is_not(None))
         .group_by(OrganizerHold.ticket_type_id)
     )
     if lasting:
         query = query.where(OrganizerHold.release_at.is_(None))
     if ticket_type_ids is not None:
         query = query.where(OrganizerHold.ticket_type_id.in_(sorted(set(ticket_type_ids))))
-    return {tid: int(n or 0) for tid, n in (await tx.execute(query)).all()}
+    return {tid: int(n or 0) for tid, n in (await tx.execute(query)).all() if tid is not None}
+
+
+async def held_in_pools(
+    tx: AsyncSession, pool_ids: Collection[str] | None = None, *, lasting: bool = False
+) -> dict[str, int]:
+    """Units pool holds set aside per pool, from the rows; pools without any are absent.
+    `lasting` as in `held`."""
+    query = (
+        select(OrganizerHold.pool_id, func.sum(OrganizerHold.quantity))
+        .where(OrganizerHold.quantity > 0, OrganizerHold.pool_id.is_not(None))
+        .group_by(OrganizerHold.pool_id)
+    )
+    if lasting:
+        query = query.where(OrganizerHold.release_at.is_(None))
+    if pool_ids is not None:
+        query = query.where(OrganizerHold.pool_id.in_(sorted(set(pool_ids))))
+    return {pid: int(n or 0) for pid, n in (await tx.execute(query)).all() if pid is not None}
+
+
+async def held_in_pools_of_events(
+    tx: AsyncSession, event_ids: Collection[str] | None = None
+) -> dict[str, int]:
+    """Units pool holds set aside per event: what its ticket counter counts beside its
+    types' use while the event has a cap."""
+    query = (
+        select(OrganizerHold.event_id, func.sum(OrganizerHold.quantity))
+        .where(OrganizerHold.quantity > 0, OrganizerHold.pool_id.is_not(None))
+        .group_by(OrganizerHold.event_id)
+    )
+    if event_ids is not None:
+        query = query.where(OrganizerHold.event_id.in_(sorted(set(event_ids))))
+    return {eid: int(n or 0) for eid, n in (await tx.execute(query)).all()}
