@@ -354,7 +354,7 @@ ROOM, BUYERS = 24, 48
 
 
 async def test_orders_racing_pool_holds_never_overfill_the_pool(runtime: Runtime) -> None:
-    pool, a, b = await make_hall(runtime, ROOM, totals=(20, 20), cap=ROOM + 2)
+    pool, a, b = await make_hall(runtime, ROOM, totals=(30, 30), cap=ROOM + 2)
     refused: list[str] = []
 
     async def buyer(i: int) -> None:
