@@ -98,8 +98,9 @@ async def reserved(rt: Runtime, tt: TicketTypeView) -> int:
 
 
 async def event_tickets(rt: Runtime, event_id: str) -> int:
-    shown = await capacity_snapshot(rt, event_id)
-    return shown.event_total.tickets
+    shown = (await capacity_snapshot(rt, event_id)).event_total
+    assert shown is not None
+    return shown.tickets
 
 
 async def assert_no_drift(rt: Runtime) -> None:

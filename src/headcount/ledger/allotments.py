@@ -160,3 +160,19 @@ async def held_in_pools_of_events(
     if event_ids is not None:
         query = query.where(OrganizerHold.event_id.in_(sorted(set(event_ids))))
     return {eid: int(n or 0) for eid, n in (await tx.execute(query)).all()}
+
+
+async def lapsing_in_pools(
+    tx: AsyncSession, event_id: str, pool_ids: Collection[str] | None = None
+) -> int:
+    """Units of the event's pool holds (on these pools; None: any) that a release time
+    will give back by itself: room that may yet open without anyone deciding it."""
+    query = select(func.coalesce(func.sum(OrganizerHold.quantity), 0)).where(
+        OrganizerHold.event_id == event_id,
+        OrganizerHold.pool_id.is_not(None),
+        OrganizerHold.quantity > 0,
+        OrganizerHold.release_at.is_not(None),
+    )
+    if pool_ids is not None:
+        query = query.where(OrganizerHold.pool_id.in_(sorted(set(pool_ids))))
+    return int(await tx.scalar(query) or 0)
