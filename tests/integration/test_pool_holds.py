@@ -26,7 +26,6 @@ from headcount.capacity.allotments import (
     HoldSplitDraft,
 )
 from headcount.capacity.events import EventDraft
-from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.pools import PoolDraft
 from headcount.capacity.snapshot import capacity_snapshot
 from headcount.capacity.tickets import TicketTypeDraft
@@ -53,6 +52,7 @@ from headcount.ledger.pools import CapacityPool
 from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
 from support.auth import attendee, bearer, organizer
+from support.buying import buy
 from support.changes import Reader, only, subset
 from support.graphql import gql
 
@@ -81,12 +81,6 @@ async def pool_hold(rt: Runtime, pool: PoolView, qty: int, **extra: object) -> O
         {"name": "Sponsors", "pool_id": pool.id, "quantity": qty, **extra}
     )
     return await allotments.create_hold(rt, ORG, pool.event_id, draft)
-
-
-async def buy(rt: Runtime, who: str, tt: TicketTypeView, qty: int = 1) -> str:
-    item = OrderItemInput(ticket_type_id=tt.id, quantity=qty)
-    draft = OrderDraft(event_id=tt.event_id, items=[item])
-    return (await orders.create_order(rt, attendee(who), draft)).id
 
 
 async def used(rt: Runtime, pool: PoolView) -> int:
@@ -132,10 +126,10 @@ async def test_a_pool_hold_takes_the_pool_and_the_cap_not_a_types_stock(
     assert await event_tickets(runtime, pool.event_id) == 4
     # Either member type meets the hold's units as taken room.
     with pytest.raises(PoolExhausted):
-        await buy(runtime, "ann", a, 3)
-    await buy(runtime, "ann", b, 2)
+        await buy(runtime, "ph-ann", a, 3)
+    await buy(runtime, "ph-ann", b, 2)
     with pytest.raises(PoolExhausted):
-        await buy(runtime, "bo", a)
+        await buy(runtime, "ph-bo", a)
     created = only(await reader.new(), ChangeType.ORGANIZER_HOLD_CREATED)
     subset(created.payload, pool_id=pool.id, ticket_type_id=None, quantity=4, items=[])
     assert [h.id for h in await allotments.list_holds(runtime, ORG, pool.event_id)] == [made.id]
@@ -198,8 +192,8 @@ async def test_split_keeps_the_pool_and_release_offers_the_members_queues_first(
 ) -> None:
     pool, a, b = await make_hall(runtime, 3, cap=10)
     made = await pool_hold(runtime, pool, 3)
-    await wait_on(runtime, "bo", b)  # first in B's line
-    await wait_on(runtime, "cy", b)
+    await wait_on(runtime, "ph-bo", b)  # first in B's line
+    await wait_on(runtime, "ph-cy", b)
     both = await allotments.split_hold(
         runtime, ORG, made.id, HoldSplitDraft(name="Press", quantity=2)
     )
@@ -208,22 +202,22 @@ async def test_split_keeps_the_pool_and_release_offers_the_members_queues_first(
     assert await used(runtime, pool) == 3  # a split moves nothing
     left = await allotments.release_hold(runtime, ORG, both.split.id, HoldReleaseDraft(quantity=1))
     assert left.quantity == 1
-    assert (await status_of(runtime, "bo", b), await status_of(runtime, "cy", b)) == (
+    assert (await status_of(runtime, "ph-bo", b), await status_of(runtime, "ph-cy", b)) == (
         "offered",
         "waiting",
     )
     # The offer holds the place on B: the pool's use did not move, the public gets nothing.
     assert (await used(runtime, pool), await reserved(runtime, b)) == (3, 1)
     with pytest.raises(PoolExhausted):
-        await buy(runtime, "newcomer", a)
+        await buy(runtime, "ph-newcomer", a)
     await allotments.release_hold(runtime, ORG, both.split.id, HoldReleaseDraft())
-    assert await status_of(runtime, "cy", b) == "offered"
+    assert await status_of(runtime, "ph-cy", b) == "offered"
     with pytest.raises(HoldShort):
         await allotments.release_hold(runtime, ORG, made.id, HoldReleaseDraft(quantity=2))
     # The last unit goes back to the pool and the cap, to the public now nobody waits.
     await allotments.release_hold(runtime, ORG, made.id, HoldReleaseDraft())
     assert (await used(runtime, pool), await event_tickets(runtime, pool.event_id)) == (2, 2)
-    await buy(runtime, "newcomer", a)
+    await buy(runtime, "ph-newcomer", a)
     await assert_no_drift(runtime)
 
 
@@ -236,7 +230,7 @@ async def test_redeeming_a_pool_hold_takes_the_named_members_own_stock(
         runtime, ORG, event.id, TicketTypeDraft(name="C", quantity_total=5)
     )
     made = await pool_hold(runtime, pool, 4, redemption_code="HALL")
-    sam = attendee("sam")
+    sam = attendee("ph-sam")
     order = await allotments.redeem_hold(
         runtime, sam, made.id, HoldRedeemDraft(quantity=2, code="HALL", ticket_type_id=a.id)
     )
@@ -265,7 +259,7 @@ async def test_redeeming_a_pool_hold_takes_the_named_members_own_stock(
 
     await refused(InvalidRequest)  # no member type named
     await refused(InvalidRequest, ticket_type_id=stranger.id)  # not in the pool
-    await buy(runtime, "ann", b)  # B's one ticket is gone
+    await buy(runtime, "ph-ann", b)  # B's one ticket is gone
     await refused(SoldOut, ticket_type_id=b.id)
     assert (await used(runtime, pool), await reserved(runtime, b)) == (5, 1)
     # A redeemed order lives as any order: cancelled, its units go back to the public.
@@ -287,19 +281,19 @@ async def test_a_pool_hold_releases_itself_when_its_time_comes(runtime: Runtime)
         name="T", ticket_type_id=a.id, quantity=1, release_at=now + timedelta(hours=2)
     )
     await allotments.create_hold(runtime, ORG, pool.event_id, later)
-    await wait_on(runtime, "bo", a)
-    await wait_on(runtime, "cy", a)
-    await wait_on(runtime, "di", a)
+    await wait_on(runtime, "ph-bo", a)
+    await wait_on(runtime, "ph-cy", a)
+    await wait_on(runtime, "ph-di", a)
     assert await allotments.sweep_due_holds(runtime) == 0
     runtime.clock = lambda: now + timedelta(hours=1, seconds=1)
     assert await allotments.sweep_due_holds(runtime) == 1
     assert (await allotments.get_hold(runtime, ORG, made.id)).quantity == 0
-    seen = [await status_of(runtime, who, a) for who in ("bo", "cy", "di")]
+    seen = [await status_of(runtime, who, a) for who in ("ph-bo", "ph-cy", "ph-di")]
     assert seen == ["offered", "offered", "waiting"]
     assert await used(runtime, pool) == 3  # the two offers hold what the pool hold held
     runtime.clock = lambda: now + timedelta(hours=2, seconds=1)
     assert await allotments.sweep_due_holds(runtime) == 1  # the type hold, after it
-    assert await status_of(runtime, "di", a) == "offered"
+    assert await status_of(runtime, "ph-di", a) == "offered"
     await assert_no_drift(runtime)
 
 
@@ -360,7 +354,7 @@ async def test_orders_racing_pool_holds_never_overfill_the_pool(runtime: Runtime
 
     async def buyer(i: int) -> None:
         try:
-            await buy(runtime, f"buyer-{i}", a if i % 2 else b)
+            await buy(runtime, f"ph-buyer-{i}", a if i % 2 else b)
         except (PoolExhausted, SoldOut, EventFull) as exc:
             refused.append(exc.code)
 
@@ -387,13 +381,13 @@ async def test_orders_racing_pool_holds_never_overfill_the_pool(runtime: Runtime
     kept = [h for h in await allotments.list_holds(runtime, ORG, pool.event_id) if h.quantity]
     assert kept
     assert await used(runtime, pool) == ROOM
-    await wait_on(runtime, "first", b)
-    await wait_on(runtime, "second", b)
+    await wait_on(runtime, "ph-first", b)
+    await wait_on(runtime, "ph-second", b)
     await allotments.release_hold(runtime, ORG, kept[0].id, HoldReleaseDraft(quantity=1))
-    assert await status_of(runtime, "first", b) == "offered"
-    assert await status_of(runtime, "second", b) == "waiting"
+    assert await status_of(runtime, "ph-first", b) == "offered"
+    assert await status_of(runtime, "ph-second", b) == "waiting"
     with pytest.raises(PoolExhausted):
-        await buy(runtime, "newcomer", b)
+        await buy(runtime, "ph-newcomer", b)
     await check_exact(runtime, pool, a, b)
 
 

@@ -299,20 +299,17 @@ async def test_a_timed_hold_on_a_shared_pool_keeps_a_room_open_until_it_lapses(
     await waiting_rooms.create_waiting_room(
         runtime, ORG, event.id, room_draft(ticket_type_ids=[roomed.id])
     )
-    sold = await orders.create_order(runtime, attendee("b1"), order(other))
+    sold = await orders.create_order(runtime, attendee("ph-b1"), order(other))
     await orders.confirm_order(runtime, ORG, sold.id)
+
+    def on_pool(name: str, release_at: datetime | None = None) -> HoldDraft:
+        return HoldDraft(name=name, pool_id=pool.id, quantity=1, release_at=release_at)
+
     later = datetime.now(UTC) + timedelta(hours=1)
-    timed = await allotments.create_hold(
-        runtime,
-        ORG,
-        event.id,
-        HoldDraft(name="Press", pool_id=pool.id, quantity=1, release_at=later),
-    )
+    timed = await allotments.create_hold(runtime, ORG, event.id, on_pool("Press", later))
     assert not await _sold_out_after_pump(runtime, event.id)  # the hold may lapse
     await allotments.release_hold(runtime, ORG, timed.id, HoldReleaseDraft())
-    await allotments.create_hold(
-        runtime, ORG, event.id, HoldDraft(name="Staff", pool_id=pool.id, quantity=1)
-    )
+    await allotments.create_hold(runtime, ORG, event.id, on_pool("Staff"))
     assert await _sold_out_after_pump(runtime, event.id)
 
 

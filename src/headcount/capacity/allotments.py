@@ -138,16 +138,7 @@ async def create_hold(
         # Rows first, stock last (ledger/orders.py): the ticket-type row lock the stock
         # UPDATE takes is then held only until COMMIT.
         hold = await _add(tx, draft, of=(event.id, tt.id, None), by=principal, now=now)
-        _record(
-            tx,
-            ChangeType.ORGANIZER_HOLD_CREATED,
-            hold,
-            moved=draft.quantity,
-            remaining=draft.quantity,
-            now=now,
-            release_at=draft.release_at,
-            with_code=draft.redemption_code is not None,  # the code itself stays private
-        )
+        _record_created(tx, hold, draft, now)
         lines = [OrderLine(tt.id, draft.quantity)]
         await inventory.reserve(tx, lines, {tt.id: tt.name}, event_id=tt.event_id)
         return hold_view(hold)
@@ -171,16 +162,7 @@ async def _create_on_pool(
     if pool.event_id != event_id:
         raise InvalidRequest(f"pool {pool.id} belongs to another event", pool_id=pool.id)
     hold = await _add(tx, draft, of=(event_id, None, pool.id), by=by, now=now)
-    _record(
-        tx,
-        ChangeType.ORGANIZER_HOLD_CREATED,
-        hold,
-        moved=draft.quantity,
-        remaining=draft.quantity,
-        now=now,
-        release_at=draft.release_at,
-        with_code=draft.redemption_code is not None,
-    )
+    _record_created(tx, hold, draft, now)
     await inventory.reserve_pool(tx, pool.id, draft.quantity, event_id=event_id)
     return hold_view(hold)
 
@@ -535,6 +517,19 @@ async def _to_public(
     await inventory.release_hold(tx, lines, event_id=event_id)
     types = [li.ticket_type_id for li in lines]
     await offers.settle(tx, types, now, rt.settings.offer_ttl, event_id=event_id)
+
+
+def _record_created(tx: Tx, hold: OrganizerHold, draft: HoldDraft, now: datetime) -> None:
+    _record(
+        tx,
+        ChangeType.ORGANIZER_HOLD_CREATED,
+        hold,
+        moved=draft.quantity,
+        remaining=draft.quantity,
+        now=now,
+        release_at=draft.release_at,
+        with_code=draft.redemption_code is not None,  # the code itself stays private
+    )
 
 
 def _record(

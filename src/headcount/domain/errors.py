@@ -197,15 +197,11 @@ class HoldCodeRefused(
 
 
 class HoldTarget(
-    HeadcountError,
+    InvalidRequest,
     code="hold_target",
-    status=422,
     title="An organizer hold is on exactly one ticket type or one pool",
 ):
     """An organizer hold named both a ticket type and a pool, or neither."""
-
-    ticket_type_id: str | None
-    pool_id: str | None
 
 
 class HoldExpired(

@@ -20,10 +20,21 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, func, select, update
+from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
 
 from headcount.domain.ids import is_well_formed
 from headcount.ledger import locks, rows
@@ -118,16 +129,7 @@ async def held(
 ) -> dict[str, int]:
     """Units set aside per ticket type, from the rows; types without holds are absent.
     `lasting`: only holds with no release time, which nothing but the organizer ends."""
-    query = (
-        select(OrganizerHold.ticket_type_id, func.sum(OrganizerHold.quantity))
-        .where(OrganizerHold.quantity > 0, OrganizerHold.ticket_type_id.is_not(None))
-        .group_by(OrganizerHold.ticket_type_id)
-    )
-    if lasting:
-        query = query.where(OrganizerHold.release_at.is_(None))
-    if ticket_type_ids is not None:
-        query = query.where(OrganizerHold.ticket_type_id.in_(sorted(set(ticket_type_ids))))
-    return {tid: int(n or 0) for tid, n in (await tx.execute(query)).all() if tid is not None}
+    return await _held_by(tx, OrganizerHold.ticket_type_id, ticket_type_ids, lasting=lasting)
 
 
 async def held_in_pools(
@@ -135,16 +137,7 @@ async def held_in_pools(
 ) -> dict[str, int]:
     """Units pool holds set aside per pool, from the rows; pools without any are absent.
     `lasting` as in `held`."""
-    query = (
-        select(OrganizerHold.pool_id, func.sum(OrganizerHold.quantity))
-        .where(OrganizerHold.quantity > 0, OrganizerHold.pool_id.is_not(None))
-        .group_by(OrganizerHold.pool_id)
-    )
-    if lasting:
-        query = query.where(OrganizerHold.release_at.is_(None))
-    if pool_ids is not None:
-        query = query.where(OrganizerHold.pool_id.in_(sorted(set(pool_ids))))
-    return {pid: int(n or 0) for pid, n in (await tx.execute(query)).all() if pid is not None}
+    return await _held_by(tx, OrganizerHold.pool_id, pool_ids, lasting=lasting)
 
 
 async def held_in_pools_of_events(
@@ -152,14 +145,31 @@ async def held_in_pools_of_events(
 ) -> dict[str, int]:
     """Units pool holds set aside per event: what its ticket counter counts beside its
     types' use while the event has a cap."""
+    on_pools = OrganizerHold.pool_id.is_not(None)
+    return await _held_by(tx, OrganizerHold.event_id, event_ids, lasting=False, where=on_pools)
+
+
+async def _held_by(
+    tx: AsyncSession,
+    key: InstrumentedAttribute[Any],
+    ids: Collection[str] | None,
+    *,
+    lasting: bool,
+    where: ColumnElement[bool] | None = None,
+) -> dict[str, int]:
+    """Units of live holds summed per `key` (rows whose key is null are left out)."""
     query = (
-        select(OrganizerHold.event_id, func.sum(OrganizerHold.quantity))
-        .where(OrganizerHold.quantity > 0, OrganizerHold.pool_id.is_not(None))
-        .group_by(OrganizerHold.event_id)
+        select(key, func.sum(OrganizerHold.quantity))
+        .where(OrganizerHold.quantity > 0, key.is_not(None))
+        .group_by(key)
     )
-    if event_ids is not None:
-        query = query.where(OrganizerHold.event_id.in_(sorted(set(event_ids))))
-    return {eid: int(n or 0) for eid, n in (await tx.execute(query)).all()}
+    if where is not None:
+        query = query.where(where)
+    if lasting:
+        query = query.where(OrganizerHold.release_at.is_(None))
+    if ids is not None:
+        query = query.where(key.in_(sorted(set(ids))))
+    return {k: int(n or 0) for k, n in (await tx.execute(query)).all() if k is not None}
 
 
 async def lapsing_in_pools(
