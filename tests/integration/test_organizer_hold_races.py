@@ -203,6 +203,7 @@ async def _naive_release(rt: Runtime, hold_id: str, n: int) -> None:
         if found.quantity < n:
             raise HoldShort("not enough")
         units, tid, event_id = found.quantity, found.ticket_type_id, found.event_id
+        assert tid is not None  # a hold on a ticket type
         await asyncio.sleep(0.05)  # the application's time between its read and its write
         await tx.execute(
             update(OrganizerHold).where(OrganizerHold.id == hold_id).values(quantity=units - n)

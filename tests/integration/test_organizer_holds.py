@@ -9,6 +9,7 @@ nothing changed.
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import timedelta
 
 import pytest
@@ -43,6 +44,9 @@ from headcount.runtime import Runtime
 from support.auth import attendee, organizer
 from support.changes import Reader, event_changes, only, subset, types_of
 
+# The pending-order quota is per user across events, and the test database is shared by
+# the whole session: a name of its own keeps these orders off other modules' "ann".
+ANN = f"ann-{secrets.token_hex(3)}"
 ORG = organizer("org-holds")
 
 
@@ -95,8 +99,8 @@ async def test_a_hold_takes_stock_pool_and_event_cap_like_an_order(runtime: Runt
     assert (shown.tickets.reserved, shown.tickets.held_by_organizer) == (4, 4)
     # The pool (6) has 2 left: the flash sale sees the hold's units as taken.
     with pytest.raises(PoolExhausted):
-        await buy(runtime, "ann", tt, 3)
-    await buy(runtime, "ann", tt, 2)
+        await buy(runtime, ANN, tt, 3)
+    await buy(runtime, ANN, tt, 2)
     with pytest.raises(PoolExhausted):
         await hold(runtime, tt, 1)
     assert len(await allotments.list_holds(runtime, ORG, tt.event_id)) == 1
@@ -180,7 +184,7 @@ async def test_split_moves_units_between_holds_without_touching_stock(runtime: R
 async def test_released_units_go_to_the_waitlist_head_first(runtime: Runtime) -> None:
     tt = await make_stock(runtime, 3)
     made = await hold(runtime, tt, 2)
-    await buy(runtime, "ann", tt)
+    await buy(runtime, ANN, tt)
     for who in ("bo", "cy"):
         entry = await waitlists.join_ticket_waitlist(
             runtime, attendee(who), tt.id, TicketWaitlistDraft(quantity=1)
@@ -211,7 +215,7 @@ async def test_redeeming_turns_held_units_into_an_order_without_taking_stock(
 ) -> None:
     tt = await make_stock(runtime, 5, cap=5)
     made = await hold(runtime, tt, 3, redemption_code="SPONSOR")
-    await buy(runtime, "ann", tt, 2)  # the public sold out around the hold
+    await buy(runtime, ANN, tt, 2)  # the public sold out around the hold
     reader = Reader(runtime, tt.event_id)
     await reader.new()
     order = await allotments.redeem_hold(
@@ -269,7 +273,7 @@ async def test_holds_on_a_hot_inventory_type_take_and_give_back_its_buckets(
     )
     made = await hold(runtime, tt, 5)
     assert (await tickets.get_ticket_type(runtime, tt.id)).quantity_available == 3
-    await buy(runtime, "ann", tt, 3)
+    await buy(runtime, ANN, tt, 3)
     with pytest.raises(SoldOut):
         await buy(runtime, "bo", tt)
     await assert_no_drift(runtime)

@@ -87,13 +87,20 @@ async def test_rest_bad_input_gets_problem_codes_and_changes_nothing(
         {**good, "quantity": 0},
         {**good, "quantity": "1"},
         {**good, "quantity": True},
-        {**good, "pool_id": "pool_x"},
+        {**good, "section": "x"},  # unknown fields are refused (pool_id is now a target)
         {"ticket_type_id": tt_id, "quantity": 1},
         {**good, "release_at": "2020-01-01T00:00:00"},
     ):
         answer = await http.post(base, json=body, headers=ORG)
         assert answer.status_code == 422, (body, answer.text)
         assert answer.json()["code"] in {"invalid_request", "invalid_quantity"}
+    # A hold is on one ticket type or one pool: both, or neither, is its own refusal.
+    _problem(
+        await http.post(base, json={**good, "pool_id": "pool_x"}, headers=ORG), 422, "hold_target"
+    )
+    _problem(
+        await http.post(base, json={"name": "x", "quantity": 1}, headers=ORG), 422, "hold_target"
+    )
     _problem(
         await http.post(base, json={**good, "release_at": "2020-01-01T00:00:00Z"}, headers=ORG),
         422,

@@ -278,6 +278,41 @@ async def test_an_organizer_hold_without_release_time_does_not_keep_a_room_open(
     assert await _sold_out_after_pump(runtime, tt.event_id)
 
 
+async def test_a_timed_hold_on_a_shared_pool_keeps_a_room_open_until_it_lapses(
+    runtime: Runtime,
+) -> None:
+    """A hold on the pool itself with a release time may give its places back to the
+    room's type; one without a release time never does by itself."""
+    event = await events.create_event(runtime, ORG, EventDraft(name="Pool holds"))
+    roomed, other = [
+        await tickets.create_ticket_type(
+            runtime, ORG, event.id, TicketTypeDraft(name=name, quantity_total=10)
+        )
+        for name in ("Roomed", "Other")
+    ]
+    pool = await pools.create_pool(
+        runtime,
+        ORG,
+        event.id,
+        PoolDraft(name="Hall", capacity=2, ticket_type_ids=[roomed.id, other.id]),
+    )
+    await waiting_rooms.create_waiting_room(
+        runtime, ORG, event.id, room_draft(ticket_type_ids=[roomed.id])
+    )
+    sold = await orders.create_order(runtime, attendee("ph-b1"), order(other))
+    await orders.confirm_order(runtime, ORG, sold.id)
+
+    def on_pool(name: str, release_at: datetime | None = None) -> HoldDraft:
+        return HoldDraft(name=name, pool_id=pool.id, quantity=1, release_at=release_at)
+
+    later = datetime.now(UTC) + timedelta(hours=1)
+    timed = await allotments.create_hold(runtime, ORG, event.id, on_pool("Press", later))
+    assert not await _sold_out_after_pump(runtime, event.id)  # the hold may lapse
+    await allotments.release_hold(runtime, ORG, timed.id, HoldReleaseDraft())
+    await allotments.create_hold(runtime, ORG, event.id, on_pool("Staff"))
+    assert await _sold_out_after_pump(runtime, event.id)
+
+
 async def test_rooms_for_unknown_ticket_types_or_without_rights_are_refused(
     runtime: Runtime,
 ) -> None:

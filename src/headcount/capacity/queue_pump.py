@@ -70,8 +70,9 @@ async def _stock_gone(tx: Tx, room: Room) -> bool:
     """Not one ticket of the room's types can be held now — by their own stock, their
     pools or the event's cap (`inventory.no_room_at_all`) — and no hold that may lapse
     could free room for them: none on the types themselves, on a type sharing one of
-    their pools, or, when the event has a cap, on any type of the event. Organizer holds
-    without a release time do not lapse (their release reopens the room like a refund)."""
+    their pools, or, when the event has a cap, on any type of the event — nor on one of
+    their pools (with a cap: any pool of the event). Organizer holds without a release
+    time do not lapse (their release reopens the room like a refund)."""
     event = await load_event(tx, room.event_id)
     types = await event_ticket_types(tx, event)
     covered = [t.id for t in types if room.ticket_type_ids is None or t.id in room.ticket_type_ids]
@@ -82,10 +83,14 @@ async def _stock_gone(tx: Tx, room: Room) -> bool:
             return False
     if event.max_attendees is not None:
         sharing = {t.id for t in types}
+        pool_ids: set[str] | None = None
     else:
         pools = await draws.pool_ids_of(tx, covered)
-        pooled = await draws.members(tx, {p for ids in pools.values() for p in ids})
+        pool_ids = {p for ids in pools.values() for p in ids}
+        pooled = await draws.members(tx, pool_ids)
         sharing = {*covered, *(tid for ids in pooled.values() for tid in ids)}
+    if await allotments.lapsing_in_pools(tx, event.id, pool_ids):
+        return False  # a hold on a shared pool (or, with a cap, any pool) may lapse
     lasting = await allotments.held(tx, sharing, lasting=True)
     reserved = {t.id: t.quantity_reserved for t in types}
     return all(reserved.get(tid, 0) - lasting.get(tid, 0) <= 0 for tid in sharing)

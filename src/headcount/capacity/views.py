@@ -366,12 +366,18 @@ class PoolView(View):
 
 class OrganizerHoldView(View):
     """Stock an organizer set aside by name (sponsors, press, staff): out of sale, counted in
-    its ticket type's `quantity_reserved`, its pools and the event cap, until split off,
-    released to the public or redeemed as orders."""
+    its ticket type's `quantity_reserved`, its pools and the event cap (or, on a pool, in
+    that pool and the event cap only), until split off, released to the public or
+    redeemed as orders."""
 
     id: str
     event_id: str
-    ticket_type_id: str
+    ticket_type_id: str | None = Field(description="The ticket type held; null on a pool hold.")
+    pool_id: str | None = Field(
+        default=None,
+        description="The pool whose room is held, whichever member type it is redeemed as; "
+        "null on a ticket-type hold.",
+    )
     name: str
     quantity: int = Field(description="Units the hold still sets aside.")
     redemption_code: str | None = Field(

@@ -169,6 +169,12 @@ class HoldCodeRefused(
     pass
 
 
+class HoldTarget(
+    InvalidRequest, title="An organizer hold is on exactly one ticket type or one pool"
+):
+    """An organizer hold named both a ticket type and a pool, or neither."""
+
+
 class HoldExpired(HeadcountError, status=409, title="The hold expired and the stock is gone"):
     """The hold lapsed and its stock went to others; the members name what ran out."""
 

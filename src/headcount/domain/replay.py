@@ -8,7 +8,8 @@ retention folds the changes it deletes into baselines with the same function
 (ledger/changes.prune), so the replay stays exact after pruning.
 
 Pool use and the event's ticket count are not folded here: both are sums of their ticket
-types' use (held + offered + sold), so reconcile derives them from the replayed types.
+types' use (held + offered + sold), so reconcile derives them from the replayed types,
+plus what holds on the pool itself set aside (`pool:<id>:held`, folded here).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from headcount.domain.changes import ChangeType
 
 # Counter names, one per kind of resource: `<kind>:<id>:<counter>` keys (`key`).
-HELD, OFFERED, SOLD = "held", "offered", "sold"  # ticket_type
+HELD, OFFERED, SOLD = "held", "offered", "sold"  # ticket_type (held: also pool)
 REGISTERED = "registered"  # event
 ATTENDANCE = "attendance"  # session
 MEMBERS = "members"  # huddle
@@ -109,7 +110,10 @@ def _ticket_or_door(type_: ChangeType, payload: Mapping[str, Any]) -> list[Effec
     if type_.value.startswith("order."):
         return list(_order(type_, payload))
     if type_ in _ALLOTMENT_HELD:
-        return list(_items(payload, HELD, _ALLOTMENT_HELD[type_]))
+        sign = _ALLOTMENT_HELD[type_]
+        if (pool_id := payload.get("pool_id")) is not None:
+            return [(key("pool", pool_id, HELD), sign * int(payload["quantity"]))]
+        return list(_items(payload, HELD, sign))
     if type_ is ChangeType.TICKET_RELEASED or type_.value.startswith("area."):
         return _door(type_, payload)
     return None

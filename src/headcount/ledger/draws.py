@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.attendance import EntryStatus
 from headcount.domain.tickets import OrderLine
-from headcount.ledger import journal, locks, usage
+from headcount.ledger import allotments, journal, locks, usage
 from headcount.ledger import rows as row_writes
 from headcount.ledger.attendance import EventCapacity, WaitlistEntry
 from headcount.ledger.db import stock_freed
@@ -284,7 +284,11 @@ async def waitlisted_neighbours(
 
 async def give_back(tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: str) -> None:
     """Return the lines' quantities to their pools and event counter (never refused)."""
-    found = await shares(tx, lines, event_id=event_id)
+    await give_back_shares(tx, await shares(tx, lines, event_id=event_id), event_id=event_id)
+
+
+async def give_back_shares(tx: AsyncSession, found: Shares, *, event_id: str) -> None:
+    """Return what `found` drew to its pools (ascending) and event counter (never refused)."""
     for pool_id, n in sorted(found.pools.items()):
         await _move_pool(tx, pool_id, -n, event_id)
     for capped, n in sorted(found.events.items()):
@@ -297,6 +301,18 @@ async def give_back(tx: AsyncSession, lines: Sequence[OrderLine], *, event_id: s
         )
         if (row := given.first()) is not None:
             people_moved(tx, capped, row, delta=-n)
+
+
+async def pool_shares(tx: AsyncSession, pool_id: str, n: int, *, event_id: str) -> Shares:
+    """What a hold on the pool itself draws: `n` of the pool and, while the event has a
+    cap, `n` of the cap; no ticket type's stock. The event row is read `FOR KEY SHARE` on
+    PostgreSQL as in `shares`, so the cap cannot be switched on or off under the draw."""
+    query = select(Event.max_attendees).where(Event.id == event_id)
+    if tx.get_bind().dialect.name == "postgresql":
+        query = locks.key_shared(query, of=Event)
+    cap = (await tx.execute(query)).first()
+    capped = cap is not None and cap[0] is not None
+    return Shares(pools={pool_id: n}, events={event_id: n} if capped else {})
 
 
 async def _admit_tickets(tx: AsyncSession, event_id: str, n: int) -> bool:
@@ -451,6 +467,8 @@ async def recount_event_tickets(tx: AsyncSession, event_id: str, *, keep: bool =
     """
     tids = list(await tx.scalars(select(TicketType.id).where(TicketType.event_id == event_id)))
     total = sum((await usage.in_use(tx, tids)).values()) if tids and keep else 0
+    if keep:  # holds on a pool count in the cap beside every type's use
+        total += (await allotments.held_in_pools_of_events(tx, [event_id])).get(event_id, 0)
     await ensure_event_counter(tx, event_id)
     await tx.execute(
         update(EventCapacity)

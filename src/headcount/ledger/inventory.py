@@ -188,26 +188,9 @@ async def reserve(
         tx, lines, carrying=carrying, versions=versions, early=early, bucketed=bucketed
     )
     for line in lines:
-        held = await _hold(
-            tx, line, event_id=event_id, bucketed=bucketed, ride=ride, carrying=carrying
+        version, left[line.ticket_type_id] = await _take_own(
+            tx, line, names, event_id=event_id, bucketed=bucketed, ride=ride, carrying=carrying
         )
-        if held is None:
-            # Bucket mode: the take holds the type's row SHARE and reads the version there.
-            version = await buckets.take(tx, line.ticket_type_id, line.quantity, event_id=event_id)
-            if version is None:
-                name = (names or {}).get(line.ticket_type_id, line.ticket_type_id)
-                raise SoldOut(
-                    f"not enough {name!r} tickets left for {line.quantity}",
-                    ticket_type_id=line.ticket_type_id,
-                    requested=line.quantity,
-                )
-            left[line.ticket_type_id] = None
-        else:
-            version, left[line.ticket_type_id] = held[1], held[2]
-            if held[2] == 0:
-                journal.stock_moved(
-                    tx, line.ticket_type_id, held[3], available=0, delta=-line.quantity
-                )
         if versions is None or versions.get(line.ticket_type_id) != version:
             unchanged = False
     if unchanged:
@@ -218,6 +201,66 @@ async def reserve(
     if short is not None:
         raise await refusal(tx, short, lines)
     return left
+
+
+async def _take_own(
+    tx: AsyncSession,
+    line: OrderLine,
+    names: Mapping[str, str] | None,
+    *,
+    event_id: str,
+    bucketed: Collection[str] = (),
+    ride: int | None = None,
+    carrying: changes.Pending | None = None,
+) -> tuple[int, int | None]:
+    """Hold the line from its type's own stock (row or buckets) or raise `SoldOut`:
+    (the membership version seen, own stock left; None for a bucketed type)."""
+    held = await _hold(tx, line, event_id=event_id, bucketed=bucketed, ride=ride, carrying=carrying)
+    if held is None:
+        # Bucket mode: the take holds the type's row SHARE and reads the version there.
+        version = await buckets.take(tx, line.ticket_type_id, line.quantity, event_id=event_id)
+        if version is None:
+            name = (names or {}).get(line.ticket_type_id, line.ticket_type_id)
+            raise SoldOut(
+                f"not enough {name!r} tickets left for {line.quantity}",
+                ticket_type_id=line.ticket_type_id,
+                requested=line.quantity,
+            )
+        return version, None
+    if held[2] == 0:
+        journal.stock_moved(tx, line.ticket_type_id, held[3], available=0, delta=-line.quantity)
+    return held[1], held[2]
+
+
+async def reserve_own(
+    tx: AsyncSession, line: OrderLine, names: Mapping[str, str] | None = None, *, event_id: str
+) -> None:
+    """Hold the line from its type's own stock only, or raise `SoldOut`: a redemption of a
+    pool hold, whose pool and event cap already count the units. The caller reads the
+    type's memberships after this (the row is then ours, so they cannot change)."""
+    await _take_own(tx, line, names, event_id=event_id)
+
+
+async def reserve_pool(tx: AsyncSession, pool_id: str, n: int, *, event_id: str) -> None:
+    """Take `n` of a pool and of the event cap for a hold on the pool itself, by the
+    statements an order's draw runs, or raise `PoolExhausted` / `EventFull` as it would."""
+    found = await draws.pool_shares(tx, pool_id, n, event_id=event_id)
+    short = await draws.take(tx, found, event_id=event_id)
+    if short is not None:
+        raise await refusal(tx, short, [], asked=n)
+
+
+async def release_pool(tx: AsyncSession, pool_id: str, n: int, *, event_id: str) -> list[str]:
+    """Give `n` back to a pool and the event cap (a pool hold released); returns the types
+    whose queues may take them (the pool's members and every queued type of the event),
+    locked before the pool row as the lock order wants, for `offers.settle`."""
+    members = (await draws.members(tx, [pool_id])).get(pool_id, [])
+    types = sorted({*members, *await draws.queued_ticket_types(tx, event_id)})
+    await locks.ticket_types(tx, types, event_id=event_id)
+    stock_freed(tx)  # the pool's members, or with a cap any type of the event
+    found = await draws.pool_shares(tx, pool_id, n, event_id=event_id)
+    await draws.give_back_shares(tx, found, event_id=event_id)
+    return types
 
 
 async def set_total(tx: AsyncSession, tt: TicketType, new_total: int) -> None:
@@ -284,9 +327,13 @@ async def refusal(
     short: draws.Shortfall,
     lines: Sequence[OrderLine],
     names: Mapping[str, str] | None = None,
+    *,
+    asked: int | None = None,
 ) -> SoldOut | EventFull:
-    """The error naming the capacity that refused (read only on this path)."""
-    asked = sum(line.quantity for line in lines)
+    """The error naming the capacity that refused (read only on this path); `asked`: the
+    units asked for when no lines carry them (a pool hold)."""
+    if asked is None:
+        asked = sum(line.quantity for line in lines)
     if short.ticket_type_id is not None:
         wanted = next(li.quantity for li in lines if li.ticket_type_id == short.ticket_type_id)
         name = (names or {}).get(short.ticket_type_id, short.ticket_type_id)

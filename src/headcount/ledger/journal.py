@@ -85,22 +85,28 @@ def allotment(
     hold_id: str,
     event_id: str,
     name: str,
-    ticket_type_id: str,
+    ticket_type_id: str | None,
     moved: int,
     remaining: int,
     at: datetime,
     by: origin.Origin | None = None,
+    pool_id: str | None = None,
     **extra: Any,
 ) -> None:
     """An organizer hold's step: `moved` units made, split off, released or redeemed, and
-    the hold's `remaining` units after it. `items` carries the units replay folds."""
+    the hold's `remaining` units after it. `items` carries the units replay folds; a hold
+    on a pool has none (no type holds them) and names its `pool_id`, which replay folds."""
+    items = [{"ticket_type_id": ticket_type_id, "quantity": moved}] if ticket_type_id else []
+    target: dict[str, str | None] = {"ticket_type_id": ticket_type_id}
+    if pool_id is not None:
+        target["pool_id"] = pool_id
     payload = {
         "hold_id": hold_id,
         "name": name,
-        "ticket_type_id": ticket_type_id,
+        **target,
         "quantity": moved,
         "remaining": remaining,
-        "items": [{"ticket_type_id": ticket_type_id, "quantity": moved}],
+        "items": items,
         **plain(extra),
     }
     changes.record(

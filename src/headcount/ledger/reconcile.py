@@ -19,6 +19,7 @@ from headcount.config import Settings
 from headcount.domain import occupancy, replay
 from headcount.domain.attendance import EntryStatus, RegistrationStatus, SeatStatus
 from headcount.ledger import (
+    allotments,
     areas,
     buckets,
     changes,
@@ -237,10 +238,11 @@ async def waitlists(tx: AsyncSession, fix: bool) -> list[Drift]:
 
 
 async def pools(tx: AsyncSession, fix: bool) -> list[Drift]:
-    """`capacity_pools.quantity_used` = held + sold of its member types, from the rows."""
+    """`capacity_pools.quantity_used` = held + sold of its member types, plus the units of
+    holds on the pool itself, from the rows."""
     use = await usage.in_use(tx)
     members = await tx.execute(select(TicketTypePool.pool_id, TicketTypePool.ticket_type_id))
-    from_rows: dict[str, int] = {}
+    from_rows: dict[str, int] = await allotments.held_in_pools(tx)
     for pool_id, tid in members.all():
         from_rows[pool_id] = from_rows.get(pool_id, 0) + use.get(tid, 0)
     found = await tx.execute(
@@ -255,9 +257,10 @@ async def pools(tx: AsyncSession, fix: bool) -> list[Drift]:
 
 
 async def event_tickets(tx: AsyncSession, fix: bool) -> list[Drift]:
-    """`event_capacity.tickets` = held + sold of the event's types while capped, else 0."""
+    """`event_capacity.tickets` = held + sold of the event's types, plus its pool holds'
+    units, while capped, else 0."""
     use = await usage.in_use(tx)
-    per_event: dict[str, int] = {}
+    per_event: dict[str, int] = await allotments.held_in_pools_of_events(tx)
     for tid, event_id in (await tx.execute(select(TicketType.id, TicketType.event_id))).all():
         per_event[event_id] = per_event.get(event_id, 0) + use.get(tid, 0)
     found = await tx.execute(
@@ -393,6 +396,9 @@ async def change_log(tx: AsyncSession, _fix: bool) -> list[Drift]:
     per_event: dict[str, int] = {}
     for tid, event_id in (await tx.execute(select(TicketType.id, TicketType.event_id))).all():
         per_event[event_id] = per_event.get(event_id, 0) + use.get(tid, 0)
+    pool_events = dict((await tx.execute(select(CapacityPool.id, CapacityPool.event_id))).all())
+    for pool_id, event_id in pool_events.items():  # what holds on the pool itself hold
+        per_event[event_id] = per_event.get(event_id, 0) + logged("pool", pool_id, replay.HELD)
     for event_id, registered, tickets in counted.all():
         check(
             "event_capacity",
@@ -419,6 +425,7 @@ async def change_log(tx: AsyncSession, _fix: bool) -> list[Drift]:
         await tx.execute(select(CapacityPool.id, CapacityPool.quantity_used))
     ).all():
         from_log = sum(use.get(tid, 0) for tid in members.get(pool_id, []))
+        from_log += logged("pool", pool_id, replay.HELD)
         check("capacity_pools", pool_id, "quantity_used", used, from_log)
     for hid, joined in (await tx.execute(select(Huddle.id, Huddle.members))).all():
         check("huddles", hid, "members", joined, logged("huddle", hid, replay.MEMBERS))

@@ -22,6 +22,7 @@ from headcount.domain.errors import (
     EventFull,
     HoldCodeRefused,
     HoldShort,
+    HoldTarget,
     IdempotencyKeyReused,
     InvalidQuantity,
     PoolExhausted,
@@ -43,6 +44,7 @@ CreateOrganizerHoldResult: Any = result_union(
     EventFull,
     InvalidQuantity,
     IdempotencyKeyReused,
+    HoldTarget,
 )
 SplitOrganizerHoldResult: Any = result_union(
     "SplitOrganizerHoldResult", OrganizerHoldSplit, HoldShort, InvalidQuantity, IdempotencyKeyReused
@@ -59,6 +61,7 @@ RedeemOrganizerHoldResult: Any = result_union(
     OrderView,
     HoldShort,
     HoldCodeRefused,
+    SoldOut,
     InvalidQuantity,
     IdempotencyKeyReused,
 )
@@ -68,8 +71,13 @@ RedeemOrganizerHoldResult: Any = result_union(
 class CreateOrganizerHoldInput:
     event_id: strawberry.ID
     name: str
-    ticket_type_id: strawberry.ID
     quantity: int
+    ticket_type_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Hold this type's stock (or give `poolId`)."
+    )
+    pool_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Hold this pool's room (or give `ticketTypeId`)."
+    )
     redemption_code: str | None = None
     release_at: datetime | None = None
 
@@ -121,8 +129,8 @@ class OrganizerHoldMutation:
         input: CreateOrganizerHoldInput,
         idempotency_key: str | None = None,
     ) -> CreateOrganizerHoldResult:
-        """Set `quantity` of a ticket type aside by name, out of sale; it counts in the
-        type's pools and the event cap like an order."""
+        """Set `quantity` of a ticket type (or of a pool's room) aside by name, out of
+        sale; it counts in the type's pools (the pool) and the event cap like an order."""
         return await _from_input(
             info, allotments.create_hold, HoldDraft, input, target="event_id", key=idempotency_key
         )

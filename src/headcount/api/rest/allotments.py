@@ -33,8 +33,10 @@ async def create_hold(
     body: HoldDraft,
     key: IdempotencyKey = None,
 ) -> OrganizerHoldView:
-    """Take `quantity` of a ticket type out of sale, counted in its pools and the event cap
-    like an order (refused as one: `sold_out`, `pool_exhausted`, `event_full`)."""
+    """Take `quantity` of a ticket type (`ticket_type_id`) out of sale, counted in its pools
+    and the event cap like an order (refused as one: `sold_out`, `pool_exhausted`,
+    `event_full`); or of a pool's room (`pool_id`), counted in that pool and the event cap.
+    Exactly one of the two (422 `hold_target`)."""
     return await allotments.create_hold(rt, who, event_id, body, idempotency_key=key)
 
 
@@ -104,7 +106,8 @@ async def redeem_hold(
     key: IdempotencyKey = None,
 ) -> OrderView:
     """A pending order of `quantity` for the caller, out of the hold (with its `code`, or
-    by the organizer); confirm it as any order."""
+    by the organizer); confirm it as any order. A pool hold's order is for the member
+    `ticket_type_id` named, out of that type's own stock (`sold_out` if it has none)."""
     return await allotments.redeem_hold(
         rt, who, hold_id, body, idempotency_key=key, event_id=event_id
     )
