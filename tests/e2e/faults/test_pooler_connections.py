@@ -45,7 +45,7 @@ LIMIT = 300
 class Peak:
     clients: int = 0  # client connections PgBouncer held for our database
     servers: int = 0  # server connections PgBouncer had open to it
-    backends: int = 0  # connections PostgreSQL saw for our database
+    backends: int = 0  # client backends PostgreSQL had for our database (not autovacuum's)
 
 
 @pytest.fixture
@@ -70,7 +70,9 @@ def _watch(
     with psycopg.connect(private_pg.admin_dsn(), autocommit=True) as admin:
         while not stop.is_set():
             row = admin.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = %s AND backend_type = 'client backend'",
+                (name,),
             ).fetchone()
             peak.backends = max(peak.backends, int(row[0]) if row else 0)
             if bouncer is not None:
