@@ -421,3 +421,46 @@ async def test_a_plain_batch_that_read_stale_stock_is_stopped_by_its_guard(
     finally:
         await a.close()
         await b.close()
+
+
+async def test_confirms_and_cancels_ride_the_types_batches(rt: Runtime) -> None:
+    """Confirms and cancels of one-type orders queue with the type's holds: twenty at
+    once take fewer transactions than twenty, a keyed one is served alone in its turn, and
+    mixed with new holds every count still equals the rows."""
+    tag = secrets.token_hex(3)
+    tt = await stock(rt, 30)
+    buyers = [attendee(f"cc-{tag}-{n}") for n in range(20)]
+    held = [await orders.create_order(rt, b, draft(tt)) for b in buyers]
+
+    before = rt.hold_batches.batches
+    found = await outcomes(
+        [orders.confirm_order(rt, ORG, o.id) for o in held[:10]]
+        + [
+            orders.cancel_order(rt, b, o.id)
+            for b, o in zip(buyers[10:19], held[10:19], strict=True)
+        ]
+        + [orders.cancel_order(rt, buyers[19], held[19].id, idempotency_key=f"k-{tag}")]
+    )
+    assert [o.status for o in found if isinstance(o, OrderView)] == [OrderStatus.PAID] * 10 + [
+        OrderStatus.CANCELLED
+    ] * 10
+    assert 0 < rt.hold_batches.batches - before < 20
+    assert rt.hold_batches.largest > 1  # the holds above came one at a time
+    again = await orders.cancel_order(rt, buyers[19], held[19].id, idempotency_key=f"k-{tag}")
+    assert again.status is OrderStatus.CANCELLED
+
+    # Holds, refunds and confirms of the same type at once: 20 free, 25 buyers.
+    late = [attendee(f"cc-late-{tag}-{n}") for n in range(25)]
+    mixed = await outcomes(
+        [orders.create_order(rt, b, draft(tt)) for b in late[:12]]
+        + [orders.cancel_order(rt, ORG, o.id) for o in held[:5]]  # refunds: 5 more free
+        + [orders.create_order(rt, b, draft(tt)) for b in late[12:]]
+    )
+    admitted = sum(isinstance(o, OrderView) and o.status is OrderStatus.PENDING for o in mixed)
+    refunded = sum(isinstance(o, OrderView) and o.status is OrderStatus.REFUNDED for o in mixed)
+    assert refunded == 5
+    assert 20 <= admitted <= 25
+    assert all(isinstance(o, OrderView | SoldOut) for o in mixed)
+    after = await tickets.get_ticket_type(rt, tt.id)
+    assert (after.quantity_sold, after.quantity_reserved) == (5, admitted)
+    await no_drift(rt)

@@ -11,7 +11,13 @@ Why each order keeps its own rules: an order runs the very body the single path 
 (`capacity/orders.create_order`), so terms, `max_per_customer`, the per-user hold limit,
 pools, the event cap and waitlist offers are decided per order exactly as before, and
 within the transaction each order's lock-free early reads see the orders before it. A
-refusal rolls back its own savepoint only; the others commit. The stock itself is still
+refusal rolls back its own savepoint only; the others commit.
+
+Confirms and cancels of one-type orders queue here too (`capacity/orders._change`): they
+move the same stock row, and outside the batch each was a transaction waiting on the row
+behind it. In a batch they run after its holds, body by body in arrival order, so the
+change feed lists what was decided in the order it was decided (a hold never sees stock
+that a cancel of the same batch frees; the next batch does). The stock itself is still
 the ledger's conditional UPDATE (guarded by `qty <= available`), now on a row the batch
 holds after its first order: the orders behind it never queue on the lock.
 
@@ -176,19 +182,22 @@ class HoldBatches:
             # ride in its hold, which `together` cannot do).
             await _settle(first, self._alone_in_batch(first))
             return
-        outcomes: list[tuple[bool, Any]] = []
-        together = first.together
-        if any(w.together is not together for w in taken):
-            together = None
+        found: dict[int, tuple[bool, Any]] = {}
+        kinds = {w.together for w in taken if w.together is not None}
+        together = kinds.pop() if len(kinds) == 1 else None
 
         async def batch(tx: Tx) -> None:
-            outcomes.clear()
-            await locks.users(tx, sorted({w.owner for w in taken}))
+            found.clear()
+            await locks.users(tx, sorted({w.owner for w in taken if w.owner}))
+            rest = taken
             if together is not None:
-                outcomes.extend(await self._together(tx, together, taken))
-                return
-            for waiting in taken:
-                outcomes.append(await self._one(tx, waiting))
+                plain = [w for w in taken if w.together is together]
+                rest = [w for w in taken if w.together is not together]
+                answers = await self._together(tx, together, plain)
+                found.update(zip(map(id, plain), answers, strict=True))
+                changes.settle(tx)
+            for waiting in rest:
+                found[id(waiting)] = await self._one(tx, waiting)
 
         try:
             try:
@@ -205,7 +214,8 @@ class HoldBatches:
             return
         self.batches += 1
         self.largest = max(self.largest, len(taken))
-        for waiting, (ok, value) in zip(taken, outcomes, strict=True):
+        for waiting in taken:
+            ok, value = found[id(waiting)]
             if waiting.answer.done():
                 continue
             if ok:
@@ -268,14 +278,18 @@ class HoldBatches:
         body = waiting.body
         if not self._isolate:
             try:
-                return True, await asyncio.create_task(body(tx), context=waiting.context)
+                done = await asyncio.create_task(body(tx), context=waiting.context)
             except HeadcountError as exc:
                 return False, exc
+            changes.settle(tx)
+            return True, done
         try:
             async with changes.savepoint(tx):
-                return True, await asyncio.create_task(body(tx), context=waiting.context)
+                done = await asyncio.create_task(body(tx), context=waiting.context)
+                changes.settle(tx)
         except HeadcountError as exc:
             return False, exc
+        return True, done
 
 
 def _next_batch(queue: deque[_Waiting], most: int) -> list[_Waiting]:

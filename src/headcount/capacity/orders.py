@@ -461,24 +461,26 @@ async def _expire_now(rt: Runtime, event_id: str, ticket_type_ids: list[str]) ->
     return len(expired) + lapsed
 
 
-async def _load_order(tx: Tx, order_id: str, *, lock: bool = False) -> Order:
+async def _load_order(
+    tx: Tx, order_id: str, *, lock: bool = False, event_id: str | None = None
+) -> Order:
     if not lock:
         return await rows.find(tx, Order, order_id, noun="order")
     # The locking read names the order's event (docs/scale-out.md); the route names only
-    # the order, so its event is looked up first.
-    event_id = await orders_ledger.event_of(tx, order_id)
+    # the order, so its event is looked up first unless the caller already read it.
+    event_id = event_id or await orders_ledger.event_of(tx, order_id)
     if event_id is None:
         raise NotFound(f"no order {order_id!r}")
     return await rows.find(tx, Order, order_id, noun="order", lock=True, event_id=event_id)
 
 
 async def _visible(
-    tx: Tx, principal: Principal, order_id: str, *, lock: bool = False
+    tx: Tx, principal: Principal, order_id: str, *, lock: bool = False, event_id: str | None = None
 ) -> tuple[Order, Event]:
     """The order and its event, for its owner or the event's organizer; anyone else is told
     there is no such order (not 403: an attendee must not learn that someone else's order
     id exists)."""
-    order = await _load_order(tx, order_id, lock=lock)
+    order = await _load_order(tx, order_id, lock=lock, event_id=event_id)
     event = await load_event(tx, order.event_id)
     if principal.sub != order.owner_id and not principal.manages(event.organizer_id):
         raise NotFound(f"no order {order_id!r}")
@@ -591,10 +593,16 @@ def _record_step(tx: Tx, order: Order, status: OrderStatus, now: datetime) -> No
 async def _change(
     rt: Runtime, principal: Principal, order_id: str, key: str | None, *, step: str, change: Change
 ) -> OrderView:
-    """One order's confirm or cancel: locked, changed once per Idempotency-Key."""
+    """One order's confirm or cancel: locked, changed once per Idempotency-Key, in its
+    ticket type's batch (a one-type order) or behind its types' gates, as a hold on the
+    same stock row is: confirms and cancels in a flash sale take no turn in PostgreSQL's
+    lock queue of their own (capacity/batching.py)."""
+    async with rt.db.snapshot() as tx:
+        placed = await orders_ledger.placement(tx, order_id)
+    event_id, types = placed if placed is not None else (None, [])
 
     async def work(tx: Tx) -> OrderView:
-        order, event = await _visible(tx, principal, order_id, lock=True)
+        order, event = await _visible(tx, principal, order_id, lock=True, event_id=event_id)
         status = await change(tx, order, event)
         if status is not None:
             now = rt.clock()
@@ -605,9 +613,22 @@ async def _change(
         return OrderView.of(order)
 
     scope, payload = f"orders.{step}:{order_id}", {"order_id": order_id}
-    return await keyed.once(
-        rt, principal, scope=scope, key=key, payload=payload, answer=OrderView, work=work
-    )
+
+    def run() -> Awaitable[OrderView]:
+        return keyed.once(
+            rt, principal, scope=scope, key=key, payload=payload, answer=OrderView, work=work
+        )
+
+    if len(types) == 1 and rt.hold_batches.enabled:
+        # No buyer's lock: a confirm or cancel counts against nobody's hold limit.
+        found = await (
+            rt.hold_batches.hold(types[0], "", work)
+            if key is None
+            else rt.hold_batches.alone(types[0], run)
+        )
+        return cast(OrderView, found)
+    async with rt.hold_gates.through(types):
+        return await run()
 
 
 async def sweep_expired_holds(rt: Runtime, *, batch: int = 500) -> int:

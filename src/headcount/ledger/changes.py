@@ -306,6 +306,15 @@ def crossed(
     crossings.append(Pending(str(type_), event_id, *resource, payload, now(tx), origin.current()))
 
 
+def settle(tx: AsyncSession) -> None:
+    """The thresholds crossed so far are written in their turn, before what is decided
+    next: each order of a batch (capacity/batching.py) is a unit of work of its own to
+    the feed, so a crossing follows the order that made it, not the whole batch."""
+    crossings: list[Pending] = tx.info.pop(_CROSSED, [])
+    if crossings:
+        tx.info.setdefault(_PENDING, []).extend(crossings)
+
+
 def pending(tx: AsyncSession) -> list[Pending]:
     """What this unit of work will record, in the order it will be written: its decisions
     in the order they were made, then the thresholds they crossed (net of any undone)."""

@@ -52,6 +52,13 @@ party) releases the event's counter row (7) and then offers the place to ticket 
 whose offers move pool rows (6). A buyer holding a pool and waiting for that counter can
 deadlock with it in principle; `Database.atomically` then retries one side whole.
 
+And one more: a batch (capacity/batching.py) runs its holds first, so a confirm or cancel
+riding in it locks its order row (3) while the batch already holds the ticket type's row
+(4). It waits only on another transaction changing that very order (a second confirm of
+it in another process, or the sweeper expiring it in the same instant), which may be
+waiting for the row the batch holds: PostgreSQL names the deadlock and `atomically`
+retries the batch whole. The change feed's order is why the holds go first.
+
 Webhook rows (ledger/webhooks.py) stand apart: the relay's transactions (fan-out claims
 endpoint rows, the sender claims delivery rows, both `claimed`) and the organizer's
 webhook requests touch no capacity row, and no capacity path touches them.

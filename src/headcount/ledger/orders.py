@@ -31,6 +31,24 @@ async def event_of(tx: AsyncSession, order_id: str) -> str | None:
     return None if found is None else str(found)
 
 
+async def placement(tx: AsyncSession, order_id: str) -> tuple[str, list[str]] | None:
+    """The order's event and ticket types, ascending (None: no such order). Both are fixed
+    when the order is placed, so they are read before the transaction that changes it: a
+    confirm or cancel joins its ticket type's batch (`capacity/batching.py`)."""
+    if not is_well_formed(order_id):
+        return None
+    found = (
+        await tx.execute(
+            select(OrderItem.event_id, OrderItem.ticket_type_id).where(
+                OrderItem.order_id == order_id
+            )
+        )
+    ).all()
+    if not found:
+        return None
+    return str(found[0][0]), sorted(str(row[1]) for row in found)
+
+
 async def place(
     tx: AsyncSession,
     order: dict[str, Any],
