@@ -1,6 +1,7 @@
-"""`?queue=1` on the stream's WebSocket, against a real server (in-process presence and
-Redis): a full stream queues viewers FIFO with their position pushed, admits them as
-places free, and a queued viewer who drops or leaves loses the place in line."""
+"""`?queue=1` on the stream's WebSocket and on the REST join routes, against a real server
+(in-process presence and Redis): a full stream or booth queues its callers FIFO with
+their position told, admits them as places free, and a caller who drops or leaves loses
+the place in line."""
 
 from __future__ import annotations
 
@@ -94,3 +95,52 @@ async def test_a_full_stream_queues_fifo_and_a_dropped_viewer_loses_the_place(
         finally:
             for ws in (second, third, fourth):
                 await ws.close()
+
+
+async def test_a_full_booth_queues_rest_callers_fifo(
+    server: Server, http: httpx.AsyncClient
+) -> None:
+    """Over REST each ask with `?queue=1` is a look: 202 and the place in line while full,
+    the lease once a place frees at the head; a plain join is still refused, and
+    `DELETE …/line` gives the place up at once."""
+    org = bearer("org-live-queue", Role.ORGANIZER)
+    event = await http.post("/api/v1/events", json={"name": "Queue booth"}, headers=org)
+    booth = await http.post(
+        f"/api/v1/events/{event.json()['id']}/booths",
+        json={"name": "Demo", "max_visitors": 1},
+        headers=org,
+    )
+    visits = f"/api/v1/booths/{booth.json()['id']}/visits"
+    tag = secrets.token_hex(3)
+    a, b, c, d = (bearer(f"{n}-{tag}", Role.ATTENDEE) for n in "abcd")
+
+    first = await http.post(f"{visits}?queue=1", headers=a)
+    assert first.status_code == 201  # room, nobody in line: in at once
+    in_line = [await http.post(f"{visits}?queue=1", headers=who) for who in (b, c, d)]
+    assert [r.status_code for r in in_line] == [202, 202, 202]
+    assert [r.json()["position"] for r in in_line] == [1, 2, 3]
+    assert in_line[0].headers["Retry-After"] == "1"
+    assert [r.json()["queued"] for r in in_line] == [1, 2, 3]
+    plain = await http.post(visits, headers=bearer(f"e-{tag}", Role.ATTENDEE))
+    assert (plain.status_code, plain.json()["code"]) == (409, "booth_full")
+
+    assert (await http.delete(f"{visits}/line", headers=c)).status_code == 204
+    again = await http.post(f"{visits}?queue=1", headers=d)
+    assert (again.status_code, again.json()["position"]) == (202, 2)
+    # Still full: the head keeps its place and is told so.
+    head = await http.post(f"{visits}?queue=1", headers=b)
+    assert (head.status_code, head.json()["position"]) == (202, 1)
+
+    left = await http.delete(f"/api/v1/leases/{first.json()['lease_id']}", headers=a)
+    assert left.status_code == 204
+    # The freed place waits for the head: a newcomer in line and the second behind it
+    # do not take it.
+    late = await http.post(f"{visits}?queue=1", headers=bearer(f"f-{tag}", Role.ATTENDEE))
+    assert (late.status_code, late.json()["position"]) == (202, 3)
+    behind = await http.post(f"{visits}?queue=1", headers=d)
+    assert (behind.status_code, behind.json()["position"]) == (202, 2)
+    got = await http.post(f"{visits}?queue=1", headers=b)
+    assert got.status_code == 201
+    assert got.json()["holder"] == f"b-{tag}"
+    moved = await http.post(f"{visits}?queue=1", headers=d)
+    assert (moved.status_code, moved.json()["position"]) == (202, 1)

@@ -330,6 +330,22 @@ class HuddleMembershipView(View):
     huddle: HuddleView
 
 
+class PlaceInLine(View):
+    """Waiting in line for a full live space (`?queue=1` on a join, answered 202). Ask
+    again with the same request within `retry_after_seconds` (the `Retry-After` header):
+    each ask keeps the place, and the ask that finds the caller at the head with a free
+    place takes it and is answered with a lease. A caller who stops asking for
+    `stale_after_seconds` loses the place in line."""
+
+    status: str = "queued"
+    kind: str
+    resource_id: str
+    position: int = Field(description="1 is next in line")
+    queued: int = Field(description="people in line now")
+    retry_after_seconds: float
+    stale_after_seconds: float
+
+
 class ViewerCapacity(View):
     """Live viewers; counts are null while the presence store is down. `available` and
     `is_full` count the places held in grace as taken."""

@@ -16,16 +16,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from inspect import Parameter
+from math import ceil
 from typing import Annotated, Any, NamedTuple
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
 from headcount.api.rest.common import id_path, problems
 from headcount.api.rest.routes import KEY, RT, WHO, Endpoint, add_route, crud_routes, path_id
-from headcount.capacity import huddles, live, places
+from headcount.capacity import huddles, live, live_queue, places
 from headcount.capacity.spaces import SPACES, Managed, Space
-from headcount.capacity.views import HuddleMembershipView, LeaseView
+from headcount.capacity.views import HuddleMembershipView, LeaseView, PlaceInLine
 from headcount.domain.identity import Principal
 from headcount.runtime import Runtime
 
@@ -43,6 +45,15 @@ def router() -> APIRouter:
 
 
 # --- routes built from a registry entry -------------------------------------------------
+
+QUEUE = Parameter(
+    "queue",
+    Parameter.KEYWORD_ONLY,
+    annotation=Annotated[
+        bool, Query(description="wait in line when full: 202 with your place, not 409")
+    ],
+    default=False,
+)
 
 
 class Verb(NamedTuple):
@@ -64,7 +75,17 @@ VERBS = {
         "join_{kind}",
         "Take a place: a lease, or 409 {refusals}. The caller's own place is theirs "
         "whether the {noun} is full or not: another connection of theirs shares it, and "
-        "a place kept in grace after a lost connection is given back.",
+        "a place kept in grace after a lost connection is given back. With `?queue=1` a "
+        "full {noun} answers 202 with the caller's place in line instead of 409: ask "
+        "again after `Retry-After` seconds to keep it; the ask that finds a place free "
+        "at the head of the line gets the lease (docs/waiting-room.md).",
+    ),
+    "leave_line": Verb(
+        "DELETE",
+        204,
+        (401, 503),
+        "leave_{kind}_line",
+        "Give up your place in the {noun}'s line (`?queue=1`); nothing if you had none.",
     ),
     "holders": Verb(
         "GET",
@@ -84,7 +105,14 @@ VERBS = {
 
 
 def _route(
-    api: APIRouter, space: Space[Any], verb: str, *, path: str, params: list[Parameter], answer: Any
+    api: APIRouter,
+    space: Space[Any],
+    verb: str,
+    *,
+    path: str,
+    params: list[Parameter],
+    answer: Any,
+    other: dict[int | str, dict[str, Any]] | None = None,
 ) -> Callable[[Endpoint], Endpoint]:
     """Register the decorated function with `params` as the signature FastAPI reads the
     request into (the function takes them as keywords)."""
@@ -105,6 +133,7 @@ def _route(
             status_code=spec.status_code,
             doc=spec.doc.format(**words),
             tags=[space.tag],
+            other=other,
         )
         return call
 
@@ -140,11 +169,30 @@ def _live_routes(api: APIRouter, space: Space[Any]) -> None:
         space,
         "join",
         path=f"{path}/{space.join}",
-        params=[RT, WHO, one, KEY],
+        params=[RT, WHO, one, KEY, QUEUE],
         answer=LeaseView,
+        other={202: {"model": PlaceInLine, "description": "Full: your place in line"}},
     )
-    async def join(rt: Runtime, who: Principal, key: str | None, **ids: str) -> LeaseView:
-        return await live.join(rt, who, space, ids[one.name], idempotency_key=key)
+    async def join(
+        rt: Runtime, who: Principal, key: str | None, queue: bool, **ids: str
+    ) -> LeaseView | Response:
+        if not queue:
+            return await live.join(rt, who, space, ids[one.name], idempotency_key=key)
+        found = await live_queue.ask_in_line(rt, who, space, ids[one.name], idempotency_key=key)
+        if isinstance(found, LeaseView):
+            return found
+        return JSONResponse(
+            found.model_dump(mode="json"),
+            status_code=202,
+            headers={"Retry-After": str(ceil(found.retry_after_seconds))},
+        )
+
+    line = f"{path}/{space.join}/line"
+
+    @_route(api, space, "leave_line", path=line, params=[RT, WHO, one], answer=None)
+    async def leave_line(rt: Runtime, who: Principal, **ids: str) -> Response:
+        await live_queue.leave_line(rt, who, space, ids[one.name])
+        return Response(status_code=204)
 
     if space.holders is not None:
 

@@ -59,8 +59,10 @@ def add_route(
     status_code: int = 200,
     doc: str = "",
     tags: list[str | Enum] | None = None,
+    other: Mapping[int | str, dict[str, Any]] | None = None,
 ) -> None:
-    """Register `endpoint` with `params` as the signature FastAPI reads the request into."""
+    """Register `endpoint` with `params` as the signature FastAPI reads the request into.
+    `other`: answers besides `status_code` and the refusals (OpenAPI response objects)."""
     endpoint.__dict__["__signature__"] = Signature(params)
     router.add_api_route(
         path,
@@ -69,7 +71,7 @@ def add_route(
         name=name,
         response_model=answer,
         status_code=status_code,
-        responses=problems(*refusals),
+        responses={**problems(*refusals), **(other or {})},
         tags=tags,
         description=cleandoc(doc),
     )
