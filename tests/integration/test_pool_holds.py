@@ -124,6 +124,10 @@ async def test_a_pool_hold_takes_the_pool_and_the_cap_not_a_types_stock(
     assert await used(runtime, pool) == 4
     assert (await reserved(runtime, a), await reserved(runtime, b)) == (0, 0)
     assert await event_tickets(runtime, pool.event_id) == 4
+    # The pool (read alone and in the snapshot) says which of its used units are held.
+    assert (await pools.get_pool(runtime, pool.id)).held_by_organizer == 4
+    shown = await capacity_snapshot(runtime, pool.event_id)
+    assert [(p.id, p.held_by_organizer) for p in shown.pools] == [(pool.id, 4)]
     # Either member type meets the hold's units as taken room.
     with pytest.raises(PoolExhausted):
         await buy(runtime, "ph-ann", a, 3)

@@ -31,7 +31,16 @@ from headcount.domain.changes import ChangeType
 from headcount.domain.errors import InvalidRequest
 from headcount.domain.identity import Principal
 from headcount.domain.tickets import MAX_QUANTITY
-from headcount.ledger import draws, journal, listings, locks, offers, registrations, rows
+from headcount.ledger import (
+    allotments,
+    draws,
+    journal,
+    listings,
+    locks,
+    offers,
+    registrations,
+    rows,
+)
 from headcount.ledger.db import Tx
 from headcount.ledger.models import Event, TicketType
 from headcount.ledger.pools import CapacityPool
@@ -59,7 +68,7 @@ class PoolPatch(Patch):
     max_per_customer: int | None = Field(strict=True, default=None, ge=1, le=MAX_QUANTITY)
 
 
-def pool_view(pool: CapacityPool, ticket_type_ids: Sequence[str]) -> PoolView:
+def pool_view(pool: CapacityPool, ticket_type_ids: Sequence[str], held: int) -> PoolView:
     left = rules.remaining(pool.quantity_used, pool.admission_limit)
     return PoolView.from_row(
         pool,
@@ -67,13 +76,16 @@ def pool_view(pool: CapacityPool, ticket_type_ids: Sequence[str]) -> PoolView:
         over_capacity_by=rules.over_by(pool.quantity_used, pool.admission_limit),
         is_exhausted=left == 0,
         ticket_type_ids=sorted(ticket_type_ids),
+        held_by_organizer=held,
     )
 
 
 async def pool_views(tx: Tx, event_id: str) -> list[PoolView]:
     found = await listings.pools(tx, event_id)
-    members = await draws.members(tx, [p.id for p in found])
-    return [pool_view(p, members.get(p.id, [])) for p in found]
+    ids = [p.id for p in found]
+    members = await draws.members(tx, ids)
+    held = await allotments.held_in_pools(tx, ids) if ids else {}
+    return [pool_view(p, members.get(p.id, []), held.get(p.id, 0)) for p in found]
 
 
 async def event_total_view(tx: Tx, event: Event) -> EventTotalView:
@@ -93,9 +105,13 @@ async def _members(tx: Tx, pool_id: str) -> list[str]:
     return (await draws.members(tx, [pool_id])).get(pool_id, [])
 
 
+async def _held(tx: Tx, pool_id: str) -> int:
+    return (await allotments.held_in_pools(tx, [pool_id])).get(pool_id, 0)
+
+
 async def _view(tx: Tx, pool_id: str) -> PoolView:
     pool = await load_pool(tx, pool_id)
-    return pool_view(pool, await _members(tx, pool.id))
+    return pool_view(pool, await _members(tx, pool.id), await _held(tx, pool.id))
 
 
 async def create_pool(
@@ -180,7 +196,7 @@ async def update_pool(
     changes = patch.changes()
     async with under_row(rt, principal, load_pool, pool_id) as (tx, pool, now):
         members = await _members(tx, pool.id)
-        before = pool_view(pool, members)
+        before = pool_view(pool, members, await _held(tx, pool.id))
         limits_change = "capacity" in changes or "overbook_ratio" in changes
         if limits_change:
             # Member ticket types first: the waitlist promotion below reserves through them,
@@ -239,7 +255,7 @@ async def _membership_change(
     async with under_row(rt, principal, load_pool, pool_id) as (tx, pool, now):
         tt = await load_ticket_type(tx, ticket_type_id)
         members = await _members(tx, pool.id)
-        before = pool_view(pool, members)
+        before = pool_view(pool, members, await _held(tx, pool.id))
         await move(tx, pool, tt, members, now)
         view = await _view(tx, pool.id)
         _audit(tx, ChangeType.POOL_CHANGED, before, view, now)

@@ -376,6 +376,9 @@ class PoolView(View):
     over_capacity_by: int
     is_exhausted: bool
     ticket_type_ids: list[str]
+    held_by_organizer: int = Field(
+        default=0, description="Of `quantity_used`, the units pool holds set aside."
+    )
     created_at: datetime
     updated_at: datetime
 
