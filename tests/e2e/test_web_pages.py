@@ -424,6 +424,34 @@ def test_losing_the_race_for_the_last_booth_place_says_why_and_a_freed_place_re_
     watcher.close()
 
 
+def test_a_full_booth_offers_a_place_in_line_and_the_page_gets_in_when_it_frees(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(http)
+    booth = organized(http, f"/events/{event_id}/booths", {"name": "Popular", "max_visitors": 1})
+    visits = f"/booths/{booth['id']}/visits"
+    taken = made(http.post(visits, headers=as_user("gus")))
+    assert http.post(f"{visits}?queue=1", headers=as_user("hal")).status_code == 202
+    page = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('ivy')}")
+    card = place_card(page, "booth", booth["id"])
+    expect(card.get_by_role("button", name="Full")).to_be_disabled()
+    card.get_by_role("button", name="Wait in line").click()
+    expect(card).to_contain_text("1 person ahead of you")
+    # hal gives up the line elsewhere: the page's next ask finds ivy next.
+    assert http.delete(f"{visits}/line", headers=as_user("hal")).status_code == 204
+    expect(card).to_contain_text("You are next")
+    page.screenshot(path=artifact("event-booth-in-line.png"), full_page=True)
+    # gus leaves: the place waits for the head of the line, and the page's ask takes it.
+    assert http.delete(f"/leases/{taken['lease_id']}", headers=as_user("gus")).status_code == 204
+    expect(card).to_contain_text("You are in.")
+    expect(card.get_by_role("button", name="Leave")).to_be_enabled()
+    assert http.post(visits, headers=as_user("jon")).status_code == 409
+    assert_not_reloaded(page)
+    page.close()
+
+
 def test_join_a_huddle_a_room_a_booth_and_the_stream_then_leave_everything(
     browser: Browser, web_server: Server, http: httpx.Client
 ) -> None:

@@ -6,6 +6,10 @@
 // A place joined here is remembered in this tab (sessionStorage), and a reload or a lost
 // connection joins again at once: within the server's grace the place is given back, even
 // when the space is full. Only "Leave" gives it up at once.
+//
+// A full booth or room offers "Wait in line" (`?queue=1`): the page keeps asking while the
+// server answers 202 with its place in line, shows the position, and is in as soon as the
+// ask at the head of the line finds a place free. Closing the page gives the place up.
 import { ApiError, api, cardParts, getToken, onMessage, setText } from "./live.js";
 
 const STORE = "headcount.places.";
@@ -27,6 +31,12 @@ const MINE = {
   membership: "You are a member.",
 };
 
+function inLine(entry) {
+  const ahead = entry.position - 1;
+  const who = ahead === 0 ? "You are next" : `${ahead} ${ahead === 1 ? "person" : "people"} ahead of you`;
+  return `In line: ${who}. Keep this page open to keep your place.`;
+}
+
 export function livePlaces(eventId, { say, complain, needToken, refresh }) {
   const kinds = JSON.parse(document.getElementById("place-kinds").textContent);
   const byKind = new Map(kinds.map((k) => [k.kind, k]));
@@ -44,7 +54,9 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
   };
 
   function remember() {
-    const live = [...joined.values()].filter((e) => byKind.get(e.kind).mode !== "membership");
+    // A place in line is not kept over a reload: the line wants this page asking.
+    const live = [...joined.values()].filter(
+      (e) => byKind.get(e.kind).mode !== "membership" && e.state !== "queued");
     sessionStorage.setItem(storeKey, JSON.stringify(live.map((e) => [e.kind, e.id])));
   }
 
@@ -68,6 +80,21 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
     return li;
   }
 
+  /** A full lease place's second button: wait in line (added once, shown only when full). */
+  function lineButton(card, kind) {
+    let line = card.querySelector('button[data-action="line"]');
+    if (!line && kind.mode === "lease") {
+      line = document.createElement("button");
+      line.type = "button";
+      line.dataset.action = "line";
+      line.textContent = "Wait in line";
+      line.setAttribute("aria-describedby", card.querySelector("h4").id);
+      line.hidden = true;
+      card.querySelector('button[data-action="place"]').after(line);
+    }
+    return line;
+  }
+
   /** Same label as _macros.html place_button(), plus what only the page knows: mine. */
   function renderCard(kind, view, id) {
     const key = keyOf(kind.kind, id);
@@ -88,14 +115,17 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
     note.hidden = !entry;
     note.textContent = !entry ? ""
       : entry.state === "reconnecting" ? "Connection lost: reconnecting… your place is kept for you."
-        : entry.state === "joining" ? "Joining…" : MINE[kind.mode];
+        : entry.state === "joining" ? "Joining…"
+          : entry.state === "queued" ? inLine(entry) : MINE[kind.mode];
     const button = card.querySelector('button[data-action="place"]');
+    const line = lineButton(card, kind);
+    if (line) line.hidden = Boolean(entry) || closed || !view.is_full;
     // While a request is in flight the button says so and ignores presses, but stays
     // enabled: disabling it would throw keyboard focus off it.
     button.setAttribute("aria-disabled", String(busy.has(key)));
     if (busy.has(key)) return;
     if (entry) {
-      button.textContent = "Leave";
+      button.textContent = entry.state === "queued" ? "Leave the line" : "Leave";
       button.disabled = false;
     } else {
       button.textContent = closed ? "Closed" : view.is_full ? "Full" : "Join";
@@ -251,16 +281,48 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
     }, every);
   }
 
+  /** Ask again while in line (each ask keeps the place) until the lease comes. */
+  function keepAsking(entry, place) {
+    const kind = byKind.get(entry.kind);
+    entry.state = "queued";
+    entry.position = place.position;
+    clearTimeout(entry.timer);
+    entry.timer = setTimeout(async () => {
+      if (joined.get(keyOf(entry.kind, entry.id)) !== entry || entry.leaving) return;
+      try {
+        const found = await api("POST", `${pathOf(kind.join, entry.id)}?queue=1`, undefined, entry.token);
+        if (found.status === "queued") {
+          keepAsking(entry, found);
+        } else {
+          entry.lease = found;
+          entry.state = "in";
+          remember();
+          keepLease(entry);
+          say(`A place freed up: you joined “${nameOf(entry.kind, entry.id)}”.`);
+        }
+      } catch (error) {
+        if (error.status === 0) {
+          keepAsking(entry, { position: entry.position, retry_after_seconds: 2 });
+          return;
+        }
+        forget(entry);
+        complain(error.message);
+      }
+      rerender();
+    }, Math.max(0.25, place.retry_after_seconds) * 1000);
+  }
+
   // --- joining and leaving, for every kind ---------------------------------------------------
 
   function forget(entry) {
     clearInterval(entry.timer);
+    clearTimeout(entry.timer);
     if (joined.get(keyOf(entry.kind, entry.id)) === entry) joined.delete(keyOf(entry.kind, entry.id));
     remember();
     rerender();
   }
 
-  async function join(kindName, id, { quiet = false } = {}) {
+  async function join(kindName, id, { quiet = false, line = false } = {}) {
     const kind = byKind.get(kindName);
     const entry = {
       kind: kindName, id, state: "joining", lease: null, socket: null, timer: null, token: getToken(),
@@ -273,6 +335,16 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
       if (kind.mode === "stream") {
         const hello = await openStream(entry);
         place = hello.lease.place;
+      } else if (kind.mode === "lease" && line) {
+        const found = await api("POST", `${pathOf(kind.join, id)}?queue=1`);
+        if (found.status === "queued") {
+          keepAsking(entry, found);
+          say(`You are in line for “${nameOf(kindName, id)}”.`);
+          return;
+        }
+        entry.lease = found;
+        place = found.place;
+        keepLease(entry);
       } else if (kind.mode === "lease") {
         entry.lease = await api("POST", pathOf(kind.join, id));
         place = entry.lease.place;
@@ -304,7 +376,13 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
     if (!entry) return;
     entry.leaving = true;
     clearInterval(entry.timer);
+    clearTimeout(entry.timer);
     try {
+      if (entry.state === "queued") {
+        await api("DELETE", `${pathOf(kind.join, id)}/line`, undefined, entry.token);
+        say(`You left the line for “${nameOf(kindName, id)}”.`);
+        return;
+      }
       if (kind.mode === "stream") {
         await leaveStream(entry);
       } else if (kind.mode === "lease") {
@@ -340,11 +418,12 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
     if (busy.has(key) || needToken()) return;
     busy.add(key);
     const label = button.textContent;
+    const line = button.dataset.action === "line";
     button.setAttribute("aria-disabled", "true");
     button.textContent = joined.has(key) ? "Leaving…" : "Joining…";
     try {
       if (joined.has(key)) await leave(kind, placeId);
-      else await join(kind, placeId);
+      else await join(kind, placeId, { line });
     } finally {
       busy.delete(key);
       if (button.textContent.endsWith("…")) button.textContent = label;
@@ -354,7 +433,7 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
   }
 
   document.getElementById("live-places").addEventListener("click", (event) => {
-    const button = event.target.closest('button[data-action="place"]');
+    const button = event.target.closest('button[data-action="place"], button[data-action="line"]');
     if (button) toggle(button);
   });
 
