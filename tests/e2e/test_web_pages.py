@@ -452,6 +452,27 @@ def test_a_full_booth_offers_a_place_in_line_and_the_page_gets_in_when_it_frees(
     page.close()
 
 
+def test_a_full_stream_offers_a_place_in_line_on_its_socket(
+    browser: Browser, web_server: Server, http: httpx.Client
+) -> None:
+    from playwright.sync_api import expect
+
+    event_id = new_event(http, virtual_settings={"max_concurrent_viewers": 1})
+    taken = made(http.post(f"/events/{event_id}/viewers", headers=as_user("kim")))
+    page = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('lou')}")
+    card = place_card(page, "viewers", event_id)
+    expect(card.get_by_role("button", name="Full")).to_be_disabled()
+    card.get_by_role("button", name="Wait in line").click()
+    expect(card).to_contain_text("You are next")
+    assert http.delete(f"/leases/{taken['lease_id']}", headers=as_user("kim")).status_code == 204
+    expect(card).to_contain_text("You are watching.")
+    assert capacity(http, event_id)["viewers"]["viewers"] == 1
+    card.get_by_role("button", name="Leave").click()
+    expect(card.get_by_role("button", name="Join")).to_be_enabled()
+    assert_not_reloaded(page)
+    page.close()
+
+
 def test_join_a_huddle_a_room_a_booth_and_the_stream_then_leave_everything(
     browser: Browser, web_server: Server, http: httpx.Client
 ) -> None:

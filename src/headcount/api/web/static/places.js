@@ -9,7 +9,9 @@
 //
 // A full booth or room offers "Wait in line" (`?queue=1`): the page keeps asking while the
 // server answers 202 with its place in line, shows the position, and is in as soon as the
-// ask at the head of the line finds a place free. Closing the page gives the place up.
+// ask at the head of the line finds a place free. A full stream's line is its socket's
+// (`?queue=1` on it): positions are pushed, then "joined". Closing the page gives the
+// place up.
 import { ApiError, api, cardParts, getToken, onMessage, setText } from "./live.js";
 
 const STORE = "headcount.places.";
@@ -83,7 +85,7 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
   /** A full lease place's second button: wait in line (added once, shown only when full). */
   function lineButton(card, kind) {
     let line = card.querySelector('button[data-action="line"]');
-    if (!line && kind.mode === "lease") {
+    if (!line && (kind.mode === "lease" || kind.mode === "stream")) {
       line = document.createElement("button");
       line.type = "button";
       line.dataset.action = "line";
@@ -166,19 +168,21 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
 
   // --- the stream: one WebSocket, pinged well within the lease's TTL ---------------------
 
-  function streamUrl(kind, id, token) {
+  function streamUrl(kind, id, token, line) {
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     const path = pathOf(kind.join, id);
-    return `${scheme}://${window.location.host}${path}?token=${encodeURIComponent(token)}`;
+    const queue = line ? "&queue=1" : "";
+    return `${scheme}://${window.location.host}${path}?token=${encodeURIComponent(token)}${queue}`;
   }
 
-  /** Resolves with the "joined" message; rejects with the server's refusal. */
-  function openStream(entry) {
+  /** Resolves with the "joined" message (or, waiting in line, with the first "queued" one:
+   * the "joined" that follows makes the entry "in"); rejects with the server's refusal. */
+  function openStream(entry, { line = false } = {}) {
     const kind = byKind.get(entry.kind);
     return new Promise((resolve, reject) => {
       let socket;
       try {
-        socket = new WebSocket(streamUrl(kind, entry.id, entry.token));
+        socket = new WebSocket(streamUrl(kind, entry.id, entry.token, line));
       } catch {
         reject(new ApiError(0, { detail: "The stream cannot be reached from this browser." }));
         return;
@@ -187,7 +191,18 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
       let admitted = false;
       let refusal = null;
       onMessage(socket, (message) => {
-        if (message.type === "joined") {
+        if (message.type === "queued") {
+          entry.state = "queued";
+          entry.position = message.position;
+          rerender();
+          resolve(message);
+        } else if (message.type === "joined") {
+          if (entry.state === "queued") {
+            entry.state = "in";
+            remember();
+            say("A place freed up: you are watching the stream.");
+            rerender();
+          }
           admitted = true;
           entry.lease = message.lease;
           clearInterval(entry.timer);
@@ -204,7 +219,10 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
       socket.addEventListener("close", () => {
         clearInterval(entry.timer);
         if (entry.socket === socket) entry.socket = null;
-        if (!admitted) {
+        if (!admitted && entry.state === "queued" && !entry.leaving) {
+          forget(entry);  // the line wants this socket open: the place in it is gone
+          complain("The connection dropped while you waited: your place in line is gone.");
+        } else if (!admitted) {
           reject(new ApiError(0, refusal || { detail: "The stream connection closed; try again." }));
         } else if (joined.get(keyOf(entry.kind, entry.id)) === entry && !entry.leaving) {
           reconnect(entry);
@@ -333,7 +351,11 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
     try {
       let place = "new";
       if (kind.mode === "stream") {
-        const hello = await openStream(entry);
+        const hello = await openStream(entry, { line });
+        if (hello.type === "queued") {
+          say("You are in line for the stream.");
+          return;
+        }
         place = hello.lease.place;
       } else if (kind.mode === "lease" && line) {
         const found = await api("POST", `${pathOf(kind.join, id)}?queue=1`);
@@ -378,6 +400,11 @@ export function livePlaces(eventId, { say, complain, needToken, refresh }) {
     clearInterval(entry.timer);
     clearTimeout(entry.timer);
     try {
+      if (entry.state === "queued" && kind.mode === "stream") {
+        await leaveStream(entry);
+        say("You left the line for the stream.");
+        return;
+      }
       if (entry.state === "queued") {
         await api("DELETE", `${pathOf(kind.join, id)}/line`, undefined, entry.token);
         say(`You left the line for “${nameOf(kindName, id)}”.`);
