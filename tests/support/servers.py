@@ -165,7 +165,7 @@ def running_servers(
         yield servers
 
 
-def _wait_ready(server: Server, timeout: float = 30.0) -> None:
+def _wait_ready(server: Server, timeout: float = 90.0) -> None:
     wait_ready(server.process, server.base_url, timeout=timeout, poll=0.1, explain=server.log)
 
 
