@@ -10,7 +10,9 @@ cancellation, session RSVP and leave, ticket waitlist join and leave. After ever
 * a refused step changed nothing (row counts per table and status, and every counter of
   the event, are the same before and after).
 
-It runs on SQLite and PostgreSQL, with a bounded number of short histories.
+It runs on SQLite and PostgreSQL, with a bounded number of short histories, each backend
+on a database of its own: `reconcile` and the row counts read whole tables after every
+step, and on the session's shared database (every other suite's rows) a step took 0.7 s.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -52,7 +55,9 @@ from headcount.ledger.attendance import EventCapacity, SessionCapacity
 from headcount.ledger.models import Base, Order, TicketType
 from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
+from support import services
 from support.auth import attendee, organizer
+from support.databases import BACKENDS, postgres_database, sqlite_database
 
 T = TypeVar("T")
 # An order step adds (order id, buyer) to the `orders` bundle, or nothing when refused.
@@ -295,9 +300,21 @@ class LedgerMachine(RuleBasedStateMachine):
             assert lapsed == 0
 
 
+@pytest.fixture(params=BACKENDS)
+def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, migrated database of the backend, for this test alone."""
+    if request.param == "postgresql":
+        services.need_postgres()
+        with postgres_database("hc_stateful") as url:
+            yield url
+    else:
+        with sqlite_database(tmp_path) as url:
+            yield url
+
+
 @pytest.mark.slow
-def test_random_histories_keep_the_books_balanced(database_url: str) -> None:
-    machine = type("Machine", (LedgerMachine,), {"database_url": database_url})
+def test_random_histories_keep_the_books_balanced(own_database: str) -> None:
+    machine = type("Machine", (LedgerMachine,), {"database_url": own_database})
     SEEN.clear()
     run_state_machine_as_test(machine, settings=RUN)
     print(f"\nrefusals met: {dict(sorted(SEEN.items()))}")
