@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 import time
 from collections import Counter
 from pathlib import Path
@@ -134,6 +135,9 @@ async def test_overlapping_pools_and_event_cap_hold_under_contention(
     shared_database: str, log_dir: Path
 ) -> None:
     rng = random.Random(4)
+    # Names of this run's own: the hold quota counts a buyer's pending orders in every
+    # event of the session's shared database (another module's "buyer-7" hit it once).
+    tag = secrets.token_hex(3)
     with running_servers(2, shared_database, log_dir, PATIENT) as servers:
         clients = [_client(s.base_url) for s in servers]
         try:
@@ -154,14 +158,14 @@ async def test_overlapping_pools_and_event_cap_hold_under_contention(
                 return await clients[n % 2].post(
                     "/api/v1/orders",
                     json={"event_id": event_id, "items": basket()},
-                    headers=bearer(f"buyer-{n}"),
+                    headers=bearer(f"buyer-{tag}-{n}"),
                 )
 
             async def register(n: int) -> httpx.Response:
                 return await clients[n % 2].post(
                     f"/api/v1/events/{event_id}/registrations",
                     json={"party_size": 1 + n % 2},
-                    headers=bearer(f"guest-{n}"),
+                    headers=bearer(f"guest-{tag}-{n}"),
                 )
 
             start = time.perf_counter()
