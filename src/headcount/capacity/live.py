@@ -83,6 +83,12 @@ async def _read_for_join(rt: Runtime, space: Space[Any], place_id: str) -> Any:
     )
 
 
+async def must_exist(rt: Runtime, space: Space[Any], place_id: str) -> None:
+    """NotFound unless the place exists: a request naming a place answers 404 for one that
+    does not, whatever else it does (leaving its line changes nothing either way)."""
+    await _read_for_join(rt, space, place_id)
+
+
 async def join(
     rt: Runtime,
     principal: Principal,

@@ -136,5 +136,7 @@ async def ask_in_line(
 
 
 async def leave_line(rt: Runtime, principal: Principal, space: Space[Any], place_id: str) -> bool:
-    """Give up the caller's place in line (REST); whether they had one."""
+    """Give up the caller's place in line (REST); whether they had one. NotFound for a
+    place that does not exist."""
+    await live.must_exist(rt, space, place_id)
     return await queues_of(rt.presence).leave(_terms(space, place_id), principal.sub)

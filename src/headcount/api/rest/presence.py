@@ -83,7 +83,7 @@ VERBS = {
     "leave_line": Verb(
         "DELETE",
         204,
-        (401, 503),
+        (401, 404, 503),
         "leave_{kind}_line",
         "Give up your place in the {noun}'s line (`?queue=1`); nothing if you had none.",
     ),
