@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP) ## start the service on SQLite + in-process presence, with the demo event
 	$(BIN)/headcount serve --demo
 
+# The in-process layers (unit, integration) run on two workers, each with databases of
+# its own (pytest-xdist, a test file per worker at a time); the end-to-end tests, whose
+# server processes, kills and timed graces want the machine's cores to themselves, run
+# after them, one at a time. Both always run; the target fails if either did.
 test: $(STAMP) ## install test dependencies and run the whole suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@status=0; \
+	$(BIN)/python -m pytest -n 2 --dist loadfile tests/unit tests/integration $(PYTEST_ARGS) || status=$$?; \
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS) || status=$$?; \
+	exit $$status
 
 check: lint typecheck ## ruff + mypy
 

@@ -7,6 +7,7 @@ so tests are independent of order. Server processes are real `headcount serve` c
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -124,10 +125,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.redis)
 
 
+_SKIPPED: Counter[str] = Counter()  # tests skipped per service they needed
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and isinstance(report.longrepr, tuple):
+        found = services.NEEDS.search(str(report.longrepr[2]))
+        if found:
+            _SKIPPED[found.group(1)] += 1
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if services.SKIPPED:
+    if _SKIPPED:
         terminalreporter.section("services not reachable")
-        for service, count in services.SKIPPED.items():
+        for service, count in sorted(_SKIPPED.items()):
             terminalreporter.write_line(
                 f"SKIPPED {count} test(s) that need {service}: it was not reachable. "
                 "CI sets HEADCOUNT_TEST_REQUIRE_SERVICES=1 so these fail there instead."

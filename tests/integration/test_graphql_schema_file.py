@@ -45,7 +45,8 @@ def test_every_refusal_code_has_a_graphql_type() -> None:
     }
 
     def codes(cls: type[errors.HeadcountError]) -> set[str]:
-        found = {cls.code}
+        # The service's own refusals: a test's (test_presence_lounge.py) is no API's.
+        found = {cls.code} if cls.__module__.startswith("headcount.") else set()
         for sub in cls.__subclasses__():
             found |= codes(sub)
         return found

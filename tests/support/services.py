@@ -7,6 +7,7 @@ tests that need it; otherwise they are skipped and the run's summary names them.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from typing import NoReturn
@@ -20,7 +21,9 @@ POSTGRES_URL = os.environ.get(
 REDIS_URL = os.environ.get("HEADCOUNT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REQUIRED = os.environ.get("HEADCOUNT_TEST_REQUIRE_SERVICES", "") not in ("", "0", "false")
 
-SKIPPED: dict[str, int] = {}
+# A skip for a missing service carries this mark in its reason: the run's summary counts
+# them from the test reports, which reach the controller under pytest-xdist too.
+NEEDS = re.compile(r"\[needs ([^\]]+)\]")
 
 
 def reachable(url: str, default_port: int) -> bool:
@@ -37,12 +40,11 @@ def reachable(url: str, default_port: int) -> bool:
 def missing(service: str, problem: str, *, skip_reason: str) -> NoReturn:
     """Fail (in CI) or skip (on a laptop) a test that needs what is not there.
 
-    Skips are counted per service, so the run's summary says what was not tested.
+    Skips are marked with the service, so the run's summary says what was not tested.
     """
     if REQUIRED:
         pytest.fail(f"{problem} and HEADCOUNT_TEST_REQUIRE_SERVICES is set", pytrace=False)
-    SKIPPED[service] = SKIPPED.get(service, 0) + 1
-    pytest.skip(skip_reason)
+    pytest.skip(f"[needs {service}] {skip_reason}")
 
 
 def installed(present: bool, program: str, needed_by: str) -> None:
