@@ -381,6 +381,13 @@ async def test_orders_racing_pool_holds_never_overfill_the_pool(runtime: Runtime
     await asyncio.gather(organizer(), *(buyer(i) for i in range(BUYERS)))
     assert refused  # the pool ran out under the race
     await check_exact(runtime, pool, a, b)
+    # A release the organizer made after the last buyer was refused left room: late
+    # buyers take it, until the pool refuses them too.
+    for late in range(ROOM):
+        try:
+            await buy(runtime, f"ph-late-{late}", a)
+        except PoolExhausted:
+            break
     # The pool is full now: the waitlist head is offered what a release gives back.
     kept = [h for h in await allotments.list_holds(runtime, ORG, pool.event_id) if h.quantity]
     assert kept
