@@ -52,6 +52,19 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return backend_url(request)
 
 
+@pytest.fixture(params=BACKENDS)
+def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A new, migrated database of each backend for this test alone: for a test that moves
+    the schema, or reads whole tables after every step (the session's are shared)."""
+    if request.param == "postgresql":
+        services.need_postgres()
+        with postgres_database("hc_own") as url:
+            yield url
+    else:
+        with sqlite_database(tmp_path) as url:
+            yield url
+
+
 @pytest.fixture
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
     async with open_runtime(database_url) as rt:

@@ -7,20 +7,15 @@ parent shows), and the downgrade must take the column away again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 from alembic import command
 from sqlalchemy import Engine, column, create_engine, inspect, select, table
 from sqlalchemy.engine import make_url
 
 from headcount.ledger.distribution import COPIED
 from headcount.ledger.migrate import alembic_config, upgrade
-from support import services
-from support.databases import BACKENDS, postgres_database, sqlite_database
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 # The prefix of the parent ids `_rows_of` writes, per parent table.
@@ -55,18 +50,6 @@ def _rows_of(e: str) -> list[tuple[str, dict[str, Any]]]:
     ]  # fmt: skip
 
 
-@pytest.fixture(params=BACKENDS)
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A database of its own: this test moves the schema down and up."""
-    if request.param == "postgresql":
-        services.need_postgres()
-        with postgres_database("hc_migration") as url:
-            yield url
-    else:
-        with sqlite_database(tmp_path) as url:
-            yield url
-
-
 def _engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
@@ -74,9 +57,9 @@ def _engine(url: str) -> Engine:
     return create_engine(parsed)
 
 
-def test_upgrade_copies_each_rows_event_from_its_parent(fresh_url: str) -> None:
-    command.downgrade(alembic_config(fresh_url), "0009")
-    engine = _engine(fresh_url)
+def test_upgrade_copies_each_rows_event_from_its_parent(own_database: str) -> None:
+    command.downgrade(alembic_config(own_database), "0009")
+    engine = _engine(own_database)
     try:
         assert all(
             "event_id" not in {c["name"] for c in inspect(engine).get_columns(name)}
@@ -86,7 +69,7 @@ def test_upgrade_copies_each_rows_event_from_its_parent(fresh_url: str) -> None:
             for event in EVENTS:
                 for name, row in _rows_of(event):
                     conn.execute(table(name, *(column(c) for c in row)).insert().values(**row))
-        upgrade(fresh_url)
+        upgrade(own_database)
         with engine.connect() as conn:
             for name, (parent_id, parent) in COPIED.items():
                 child = table(name, column(parent_id), column("event_id"))

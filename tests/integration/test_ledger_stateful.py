@@ -20,9 +20,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import Counter
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -55,9 +54,7 @@ from headcount.ledger.attendance import EventCapacity, SessionCapacity
 from headcount.ledger.models import Base, Order, TicketType
 from headcount.ledger.reconcile import reconcile
 from headcount.runtime import Runtime
-from support import services
 from support.auth import attendee, organizer
-from support.databases import BACKENDS, postgres_database, sqlite_database
 
 T = TypeVar("T")
 # An order step adds (order id, buyer) to the `orders` bundle, or nothing when refused.
@@ -298,18 +295,6 @@ class LedgerMachine(RuleBasedStateMachine):
                 )
             )
             assert lapsed == 0
-
-
-@pytest.fixture(params=BACKENDS)
-def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A new, migrated database of the backend, for this test alone."""
-    if request.param == "postgresql":
-        services.need_postgres()
-        with postgres_database("hc_stateful") as url:
-            yield url
-    else:
-        with sqlite_database(tmp_path) as url:
-            yield url
 
 
 @pytest.mark.slow
