@@ -12,18 +12,15 @@ _LIVE_TICKET_TYPE = "ticket_type_id IS NOT NULL AND status IN ('waiting', 'offer
 
 
 def upgrade() -> None:
-    columns.table(
+    columns.extension(
         "event_capacity",
-        columns.key("event_id"),
+        "event_id",
+        "events",
         columns.number("registered"),
         checks={"registered_non_negative": "registered >= 0"},
-        references={"event_id": "events"},
-        key=("event_id",),
     )
-    columns.table(
+    columns.owned(
         "registrations",
-        columns.key(),
-        columns.key("event_id"),
         columns.subject("attendee_id"),
         columns.number("party_size"),
         columns.state(),
@@ -33,26 +30,23 @@ def upgrade() -> None:
             "status": "status IN ('active', 'cancelled')",
             "party_size_positive": "party_size >= 1",
         },
-        references={"event_id": "events"},
         unique={"uq_registrations_event_attendee": ("event_id", "attendee_id")},
         indexed=["attendee_id"],
     )
-    columns.table(
+    columns.owned(
         "sessions",
-        columns.key(),
-        columns.key("event_id"),
         columns.label("title"),
         columns.text("description"),
         columns.moment("starts_at", nullable=True),
         columns.moment("ends_at", nullable=True),
         columns.flag("waitlist_enabled"),
         *columns.stamps(),
-        references={"event_id": "events"},
         indexed=["event_id"],
     )
-    columns.table(
+    columns.extension(
         "session_capacity",
-        columns.key("session_id"),
+        "session_id",
+        "sessions",
         columns.number("maximum_capacity"),
         columns.number("current_attendance"),
         checks={
@@ -60,8 +54,6 @@ def upgrade() -> None:
             "attendance_non_negative": "current_attendance >= 0",
             "maximum_non_negative": "maximum_capacity >= 0",
         },
-        references={"session_id": "sessions"},
-        key=("session_id",),
     )
     columns.table(
         "session_seats",
@@ -80,10 +72,8 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_session_seats_session_id_status", ["session_id", "status"], unique=False
         )
-    columns.table(
+    columns.owned(
         "waitlist_entries",
-        columns.key(),
-        columns.key("event_id"),
         columns.key("session_id", nullable=True),
         columns.key("ticket_type_id", nullable=True),
         columns.subject("attendee_id"),
@@ -104,7 +94,6 @@ def upgrade() -> None:
             "seq_positive": "seq >= 1",
         },
         references={
-            "event_id": "events",
             "order_id": "orders",
             "session_id": "sessions",
             "ticket_type_id": "ticket_types",
