@@ -66,9 +66,10 @@ def moment(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(name, UTCDateTime(), nullable=nullable)
 
 
-def stamps() -> tuple[sa.Column[datetime], sa.Column[datetime]]:
-    """`created_at`, `updated_at`."""
-    return moment("created_at"), moment("updated_at")
+def stamps(created: str = "created_at") -> tuple[sa.Column[datetime], sa.Column[datetime]]:
+    """When the row came to be (`created_at`, or a name that says how: `joined_at`), then
+    `updated_at`."""
+    return moment(created), moment("updated_at")
 
 
 def reference(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:

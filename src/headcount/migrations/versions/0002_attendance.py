@@ -6,6 +6,17 @@ from headcount.migrations import columns
 
 revision, down_revision = "0002", "0001"
 
+# A waitlist entry waits for one resource, a session or a ticket type, and an offer made to
+# it carries its quantity and deadline while it stands; its CHECKs sit with the conditions
+# of its partial indexes, so the table's rules read in one place.
+_WAITLIST_CHECKS = {
+    "offer_fields": "(status = 'offered') = (offered_quantity IS NOT NULL AND offer_expires_at IS NOT NULL) OR status IN ('accepted', 'declined', 'expired')",
+    "status": "status IN ('waiting', 'offered', 'promoted', 'accepted', 'declined', 'expired', 'left')",
+    "one_resource": "(session_id IS NULL) <> (ticket_type_id IS NULL)",
+    "offered_quantity": "offered_quantity IS NULL OR (offered_quantity >= 1 AND offered_quantity <= quantity)",
+    "quantity_positive": "quantity >= 1",
+    "seq_positive": "seq >= 1",
+}
 # One live entry per attendee and resource (partial unique indexes).
 _LIVE_SESSION = "session_id IS NOT NULL AND status IN ('waiting', 'offered')"
 _LIVE_TICKET_TYPE = "ticket_type_id IS NOT NULL AND status IN ('waiting', 'offered')"
@@ -61,8 +72,7 @@ def upgrade() -> None:
         columns.subject("attendee_id"),
         columns.state(),
         columns.state("via"),
-        columns.moment("confirmed_at"),
-        columns.moment("updated_at"),
+        *columns.stamps("confirmed_at"),
         checks={"status": "status IN ('confirmed', 'left')", "via": "via IN ('rsvp', 'waitlist')"},
         references={"session_id": "sessions"},
         key=("session_id", "attendee_id"),
@@ -83,16 +93,8 @@ def upgrade() -> None:
         columns.number("offered_quantity", nullable=True),
         columns.moment("offer_expires_at", nullable=True),
         columns.key("order_id", nullable=True),
-        columns.moment("joined_at"),
-        columns.moment("updated_at"),
-        checks={
-            "offer_fields": "(status = 'offered') = (offered_quantity IS NOT NULL AND offer_expires_at IS NOT NULL) OR status IN ('accepted', 'declined', 'expired')",
-            "status": "status IN ('waiting', 'offered', 'promoted', 'accepted', 'declined', 'expired', 'left')",
-            "one_resource": "(session_id IS NULL) <> (ticket_type_id IS NULL)",
-            "offered_quantity": "offered_quantity IS NULL OR (offered_quantity >= 1 AND offered_quantity <= quantity)",
-            "quantity_positive": "quantity >= 1",
-            "seq_positive": "seq >= 1",
-        },
+        *columns.stamps("joined_at"),
+        checks=_WAITLIST_CHECKS,
         references={
             "order_id": "orders",
             "session_id": "sessions",

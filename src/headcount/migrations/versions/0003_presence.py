@@ -47,10 +47,7 @@ def upgrade() -> None:
         columns.state(),
         *columns.stamps(),
         columns.moment("closed_at", nullable=True),
-        checks={
-            "status": "status IN ('open', 'closed')",
-            "capacity_non_negative": "capacity >= 0",
-        },
+        checks={"status": "status IN ('open', 'closed')", "capacity_non_negative": "capacity >= 0"},
         references={"event_id": "events", "session_id": "sessions"},
         indexed=["event_id", "session_id"],
     )
