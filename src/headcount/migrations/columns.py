@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import sqlalchemy as sa
 from alembic import op
@@ -66,9 +66,10 @@ def moment(name: str, *, nullable: bool = False) -> sa.Column[datetime]:
     return sa.Column(name, UTCDateTime(), nullable=nullable)
 
 
-def stamps() -> tuple[sa.Column[datetime], sa.Column[datetime]]:
-    """`created_at`, `updated_at`."""
-    return moment("created_at"), moment("updated_at")
+def stamps(created: str = "created_at") -> tuple[sa.Column[datetime], sa.Column[datetime]]:
+    """When the row came to be (`created_at`, or a name that says how: `joined_at`), then
+    `updated_at`."""
+    return moment(created), moment("updated_at")
 
 
 def reference(table: str, column: str, target: str) -> sa.ForeignKeyConstraint:
@@ -113,6 +114,52 @@ def table(
     )
     index(name, *indexed)
     return made
+
+
+class Options(TypedDict, total=False):
+    """`table`'s keywords other than `references`, as `owned` passes them on."""
+
+    checks: Mapping[str, str]
+    key: Sequence[str]
+    unique: Mapping[str, Sequence[str]]
+    indexed: Sequence[str]
+
+
+def owned(
+    name: str,
+    *items: sa.Column[Any] | sa.Constraint,
+    references: Mapping[str, str] | None = None,
+    **options: Unpack[Options],
+) -> sa.Table:
+    """`table` for a row an event owns: `id` and `event_id` lead its columns, and the
+    reference to `events` leads its references, as every such table was first written."""
+    return table(
+        name,
+        key(),
+        key("event_id"),
+        *items,
+        references={"event_id": "events", **(references or {})},
+        **options,
+    )
+
+
+def extension(
+    name: str,
+    column: str,
+    parent: str,
+    *items: sa.Column[Any] | sa.Constraint,
+    checks: Mapping[str, str] | None = None,
+) -> sa.Table:
+    """`table` for what a `parent` row has in a table of its own (a counter kept apart from
+    the row it counts): one row per parent, keyed by `column`, its reference to the parent."""
+    return table(
+        name,
+        key(column),
+        *items,
+        checks=checks,
+        references={column: parent},
+        key=(column,),
+    )
 
 
 def drop_table(name: str, *indexed: str) -> None:

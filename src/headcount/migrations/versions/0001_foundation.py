@@ -38,25 +38,20 @@ def upgrade() -> None:
         key=("owner_id", "scope", "key"),
         indexed=["created_at"],
     )
-    columns.table(
+    columns.owned(
         "orders",
-        columns.key(),
-        columns.key("event_id"),
         columns.subject("owner_id"),
         columns.state(),
         columns.moment("expires_at"),
         *columns.stamps(),
         columns.moment("paid_at", nullable=True),
         checks={"status": "status IN ('pending', 'paid', 'cancelled', 'expired', 'refunded')"},
-        references={"event_id": "events"},
         indexed=["event_id", "owner_id"],
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index("ix_orders_status_expires_at", ["status", "expires_at"], unique=False)
-    columns.table(
+    columns.owned(
         "ticket_types",
-        columns.key(),
-        columns.key("event_id"),
         columns.label(),
         columns.number("quantity_total"),
         columns.number("quantity_sold"),
@@ -72,7 +67,6 @@ def upgrade() -> None:
             "sold_non_negative": "quantity_sold >= 0",
             "total_non_negative": "quantity_total >= 0",
         },
-        references={"event_id": "events"},
         indexed=["event_id"],
     )
     columns.table(

@@ -6,24 +6,32 @@ from headcount.migrations import columns
 
 revision, down_revision = "0002", "0001"
 
+# A waitlist entry waits for one resource, a session or a ticket type, and an offer made to
+# it carries its quantity and deadline while it stands; its CHECKs sit with the conditions
+# of its partial indexes, so the table's rules read in one place.
+_WAITLIST_CHECKS = {
+    "offer_fields": "(status = 'offered') = (offered_quantity IS NOT NULL AND offer_expires_at IS NOT NULL) OR status IN ('accepted', 'declined', 'expired')",
+    "status": "status IN ('waiting', 'offered', 'promoted', 'accepted', 'declined', 'expired', 'left')",
+    "one_resource": "(session_id IS NULL) <> (ticket_type_id IS NULL)",
+    "offered_quantity": "offered_quantity IS NULL OR (offered_quantity >= 1 AND offered_quantity <= quantity)",
+    "quantity_positive": "quantity >= 1",
+    "seq_positive": "seq >= 1",
+}
 # One live entry per attendee and resource (partial unique indexes).
 _LIVE_SESSION = "session_id IS NOT NULL AND status IN ('waiting', 'offered')"
 _LIVE_TICKET_TYPE = "ticket_type_id IS NOT NULL AND status IN ('waiting', 'offered')"
 
 
 def upgrade() -> None:
-    columns.table(
+    columns.extension(
         "event_capacity",
-        columns.key("event_id"),
+        "event_id",
+        "events",
         columns.number("registered"),
         checks={"registered_non_negative": "registered >= 0"},
-        references={"event_id": "events"},
-        key=("event_id",),
     )
-    columns.table(
+    columns.owned(
         "registrations",
-        columns.key(),
-        columns.key("event_id"),
         columns.subject("attendee_id"),
         columns.number("party_size"),
         columns.state(),
@@ -33,26 +41,23 @@ def upgrade() -> None:
             "status": "status IN ('active', 'cancelled')",
             "party_size_positive": "party_size >= 1",
         },
-        references={"event_id": "events"},
         unique={"uq_registrations_event_attendee": ("event_id", "attendee_id")},
         indexed=["attendee_id"],
     )
-    columns.table(
+    columns.owned(
         "sessions",
-        columns.key(),
-        columns.key("event_id"),
         columns.label("title"),
         columns.text("description"),
         columns.moment("starts_at", nullable=True),
         columns.moment("ends_at", nullable=True),
         columns.flag("waitlist_enabled"),
         *columns.stamps(),
-        references={"event_id": "events"},
         indexed=["event_id"],
     )
-    columns.table(
+    columns.extension(
         "session_capacity",
-        columns.key("session_id"),
+        "session_id",
+        "sessions",
         columns.number("maximum_capacity"),
         columns.number("current_attendance"),
         checks={
@@ -60,8 +65,6 @@ def upgrade() -> None:
             "attendance_non_negative": "current_attendance >= 0",
             "maximum_non_negative": "maximum_capacity >= 0",
         },
-        references={"session_id": "sessions"},
-        key=("session_id",),
     )
     columns.table(
         "session_seats",
@@ -69,8 +72,7 @@ def upgrade() -> None:
         columns.subject("attendee_id"),
         columns.state(),
         columns.state("via"),
-        columns.moment("confirmed_at"),
-        columns.moment("updated_at"),
+        *columns.stamps("confirmed_at"),
         checks={"status": "status IN ('confirmed', 'left')", "via": "via IN ('rsvp', 'waitlist')"},
         references={"session_id": "sessions"},
         key=("session_id", "attendee_id"),
@@ -80,10 +82,8 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_session_seats_session_id_status", ["session_id", "status"], unique=False
         )
-    columns.table(
+    columns.owned(
         "waitlist_entries",
-        columns.key(),
-        columns.key("event_id"),
         columns.key("session_id", nullable=True),
         columns.key("ticket_type_id", nullable=True),
         columns.subject("attendee_id"),
@@ -93,18 +93,9 @@ def upgrade() -> None:
         columns.number("offered_quantity", nullable=True),
         columns.moment("offer_expires_at", nullable=True),
         columns.key("order_id", nullable=True),
-        columns.moment("joined_at"),
-        columns.moment("updated_at"),
-        checks={
-            "offer_fields": "(status = 'offered') = (offered_quantity IS NOT NULL AND offer_expires_at IS NOT NULL) OR status IN ('accepted', 'declined', 'expired')",
-            "status": "status IN ('waiting', 'offered', 'promoted', 'accepted', 'declined', 'expired', 'left')",
-            "one_resource": "(session_id IS NULL) <> (ticket_type_id IS NULL)",
-            "offered_quantity": "offered_quantity IS NULL OR (offered_quantity >= 1 AND offered_quantity <= quantity)",
-            "quantity_positive": "quantity >= 1",
-            "seq_positive": "seq >= 1",
-        },
+        *columns.stamps("joined_at"),
+        checks=_WAITLIST_CHECKS,
         references={
-            "event_id": "events",
             "order_id": "orders",
             "session_id": "sessions",
             "ticket_type_id": "ticket_types",

@@ -10,10 +10,8 @@ revision, down_revision = "0003", "0002"
 
 
 def upgrade() -> None:
-    columns.table(
+    columns.owned(
         "booths",
-        columns.key(),
-        columns.key("event_id"),
         columns.label(),
         columns.text("description"),
         columns.string("tier", 40),
@@ -22,13 +20,10 @@ def upgrade() -> None:
         columns.number("max_visitors", nullable=True),
         *columns.stamps(),
         checks={"max_visitors": "max_visitors IS NULL OR max_visitors >= 0"},
-        references={"event_id": "events"},
         indexed=["event_id"],
     )
-    columns.table(
+    columns.owned(
         "huddles",
-        columns.key(),
-        columns.key("event_id"),
         columns.label(),
         columns.text("topic"),
         columns.number("capacity"),
@@ -40,7 +35,6 @@ def upgrade() -> None:
             "members_non_negative": "members >= 0",
             "version_non_negative": "version >= 0",
         },
-        references={"event_id": "events"},
         indexed=["event_id"],
     )
     columns.table(
@@ -53,10 +47,7 @@ def upgrade() -> None:
         columns.state(),
         *columns.stamps(),
         columns.moment("closed_at", nullable=True),
-        checks={
-            "status": "status IN ('open', 'closed')",
-            "capacity_non_negative": "capacity >= 0",
-        },
+        checks={"status": "status IN ('open', 'closed')", "capacity_non_negative": "capacity >= 0"},
         references={"event_id": "events", "session_id": "sessions"},
         indexed=["event_id", "session_id"],
     )

@@ -37,10 +37,8 @@ WHERE event_id IN (SELECT id FROM events WHERE max_attendees IS NOT NULL)
 
 
 def upgrade() -> None:
-    columns.table(
+    columns.owned(
         "capacity_pools",
-        columns.key(),
-        columns.key("event_id"),
         columns.label(),
         columns.number("capacity", nullable=True),
         sa.Column("overbook_ratio", sa.Float(), nullable=False),
@@ -59,7 +57,6 @@ def upgrade() -> None:
             "over_non_negative": "quantity_over >= 0",
             "not_overdrawn": "admission_limit IS NULL OR quantity_used <= admission_limit + quantity_over",
         },
-        references={"event_id": "events"},
         indexed=["event_id"],
     )
     columns.table(

@@ -21,10 +21,8 @@ revision, down_revision = "0011", "0010"
 
 
 def upgrade() -> None:
-    columns.table(
+    columns.owned(
         "areas",
-        columns.key(),
-        columns.key("event_id"),
         columns.key("parent_id", nullable=True),
         columns.label(),
         columns.number("max_occupancy", nullable=True),
@@ -36,7 +34,7 @@ def upgrade() -> None:
             "inside_non_negative": "inside >= 0",
             "max_occupancy": "max_occupancy IS NULL OR max_occupancy >= 0",
         },
-        references={"event_id": "events", "parent_id": "areas"},
+        references={"parent_id": "areas"},
         indexed=["event_id", "checkout_at"],
     )
     columns.table(

@@ -15,10 +15,8 @@ revision, down_revision = "0012", "0011"
 
 
 def upgrade() -> None:
-    columns.table(
+    columns.owned(
         "organizer_holds",
-        columns.key(),
-        columns.key("event_id"),
         columns.key("ticket_type_id"),
         columns.label(),
         columns.number("quantity"),
@@ -27,7 +25,7 @@ def upgrade() -> None:
         columns.subject("created_by"),
         *columns.stamps(),
         checks={"quantity_non_negative": "quantity >= 0"},
-        references={"event_id": "events", "ticket_type_id": "ticket_types"},
+        references={"ticket_type_id": "ticket_types"},
         indexed=["event_id", "ticket_type_id"],
     )
     with op.batch_alter_table("organizer_holds", schema=None) as batch_op:

@@ -9,10 +9,8 @@ revision, down_revision = "0013", "0012"
 
 
 def upgrade() -> None:
-    columns.table(
+    columns.owned(
         "waiting_rooms",
-        columns.key(),
-        columns.key("event_id"),
         columns.document("ticket_type_ids", nullable=True),
         columns.moment("opens_at"),
         columns.number("active_limit"),
@@ -27,7 +25,6 @@ def upgrade() -> None:
             "admit_per_minute": "admit_per_minute >= 1",
             "pass_ttl": "pass_ttl >= 1",
         },
-        references={"event_id": "events"},
         unique={"uq_waiting_rooms_event_id": ("event_id",)},
     )
 
