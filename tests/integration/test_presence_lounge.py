@@ -19,11 +19,10 @@ from headcount.api.app import create_app
 from headcount.capacity import events, live, spaces
 from headcount.capacity.events import EventDraft, EventPatch, load_event
 from headcount.capacity.live_snapshot import live_rows, live_sections
-from headcount.capacity.spaces import VIEWERS, Refusal, Space
+from headcount.capacity.spaces import VIEWERS, Refusal, Space, on_event
 from headcount.capacity.views import View
 from headcount.domain.errors import Forbidden, HeadcountError, LeaseExpired, NotFound
 from headcount.domain.identity import Principal
-from headcount.ledger.models import Event
 from headcount.runtime import Runtime
 from support.auth import attendee, bearer, organizer
 
@@ -55,19 +54,12 @@ def lounge(monkeypatch: pytest.MonkeyPatch) -> Space[LoungeView]:
         status: ClassVar[int] = 409
         title: ClassVar[str] = "The lounge is full"
 
-    entry = Space(
-        kind="lounge",
-        noun="event",
-        model=Event,
-        path="/events/{event_id}",
-        tag="lounge",
-        view=LoungeView,
+    entry = on_event(
+        "lounge",
+        LoungeView,
         limit=attrgetter("max_attendees"),
-        limit_as="limit",
         count_field="guests",
-        refusal=Refusal(error=LoungeFull, detail="the lounge is full ({count} of {limit})"),
-        event_of=attrgetter("id"),
-        join="lounge",
+        refusal=Refusal(LoungeFull, "the lounge is full ({count} of {limit})"),
         holders="lounge-guests",
         may_join=no_gatecrashers,
     )

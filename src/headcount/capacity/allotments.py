@@ -116,8 +116,7 @@ async def create_hold(
 ) -> OrganizerHoldView:
     """Take the units out of sale now, or refuse as an order would (`sold_out`, …)."""
 
-    async def work(tx: Tx) -> OrganizerHoldView:
-        now = _now(rt, tx)
+    async def work(tx: Tx, now: datetime) -> OrganizerHoldView:
         event = await managed_event(tx, principal, event_id)
         if (draft.ticket_type_id is None) == (draft.pool_id is None):
             raise HoldTarget(
@@ -143,14 +142,9 @@ async def create_hold(
         await inventory.reserve(tx, lines, {tt.id: tt.name}, event_id=tt.event_id)
         return hold_view(hold)
 
+    step = f"create:{event_id}"
     return await _once(
-        rt,
-        principal,
-        f"create:{event_id}",
-        key=idempotency_key,
-        draft=draft,
-        answer=OrganizerHoldView,
-        work=work,
+        rt, principal, step, draft, OrganizerHoldView, key=idempotency_key, work=work
     )
 
 
@@ -192,8 +186,7 @@ async def split_hold(
 ) -> OrganizerHoldSplit:
     """Move units into a new hold; stock, pools and the event cap do not move."""
 
-    async def work(tx: Tx) -> OrganizerHoldSplit:
-        now = _now(rt, tx)
+    async def work(tx: Tx, now: datetime) -> OrganizerHoldSplit:
         hold = await _managed(tx, principal, hold_id, event_id, lock=True)
         rules.check_release_at(draft.release_at, now)
         left = await _take(tx, hold, draft.quantity, now)
@@ -213,14 +206,9 @@ async def split_hold(
             source=hold_view(hold, quantity=left, updated_at=now), split=hold_view(split)
         )
 
+    step = f"split:{hold_id}"
     return await _once(
-        rt,
-        principal,
-        f"split:{hold_id}",
-        key=idempotency_key,
-        draft=draft,
-        answer=OrganizerHoldSplit,
-        work=work,
+        rt, principal, step, draft, OrganizerHoldSplit, key=idempotency_key, work=work
     )
 
 
@@ -235,8 +223,7 @@ async def release_hold(
 ) -> OrganizerHoldView:
     """Give units back to sale: the ticket type's waitlist head is offered them first."""
 
-    async def work(tx: Tx) -> OrganizerHoldView:
-        now = _now(rt, tx)
+    async def work(tx: Tx, now: datetime) -> OrganizerHoldView:
         hold = await _managed(tx, principal, hold_id, event_id, lock=True)
         n = hold.quantity if draft.quantity is None else draft.quantity
         if n == 0:
@@ -257,14 +244,9 @@ async def release_hold(
             await _to_public(rt, tx, [OrderLine(_type_of(hold), n)], now, hold.event_id)
         return hold_view(hold, quantity=left, updated_at=now)
 
+    step = f"release:{hold_id}"
     return await _once(
-        rt,
-        principal,
-        f"release:{hold_id}",
-        key=idempotency_key,
-        draft=draft,
-        answer=OrganizerHoldView,
-        work=work,
+        rt, principal, step, draft, OrganizerHoldView, key=idempotency_key, work=work
     )
 
 
@@ -284,8 +266,7 @@ async def redeem_hold(
     who gets these); the buyer's pending-order quota does.
     """
 
-    async def work(tx: Tx) -> OrderView:
-        now = _now(rt, tx)
+    async def work(tx: Tx, now: datetime) -> OrderView:
         # Step 1 of the lock order (ledger/locks.py): the buyer's lock before any row.
         await locks.user(tx, principal.sub)
         hold = await _found(tx, hold_id, event_id, lock=True)
@@ -334,15 +315,8 @@ async def redeem_hold(
         record_created(tx, view)
         return view
 
-    return await _once(
-        rt,
-        principal,
-        f"redeem:{hold_id}",
-        key=idempotency_key,
-        draft=draft,
-        answer=OrderView,
-        work=work,
-    )
+    step = f"redeem:{hold_id}"
+    return await _once(rt, principal, step, draft, OrderView, key=idempotency_key, work=work)
 
 
 async def sweep_due_holds(rt: Runtime, *, batch: int = 100) -> int:
@@ -399,17 +373,17 @@ async def _once(
     rt: Runtime,
     principal: Principal,
     step: str,
-    *,
-    key: str | None,
     draft: BaseModel,
     answer: type[Answer],
-    work: Callable[[Tx], Awaitable[Answer]],
+    *,
+    key: str | None,
+    work: Callable[[Tx, datetime], Awaitable[Answer]],
 ) -> Answer:
-    """One transaction, at most once per Idempotency-Key (`holds.<step>:<target>`)."""
+    """A decision at one moment, at most once per Idempotency-Key (`holds.<step>:<target>`,
+    the draft its payload)."""
     payload = draft.model_dump(mode="json")
-    scope = f"holds.{step}"
-    return await keyed.once(
-        rt, principal, scope=scope, key=key, payload=payload, answer=answer, work=work
+    return await keyed.decided(
+        rt, principal, f"holds.{step}", payload, key=key, answer=answer, work=work
     )
 
 

@@ -217,12 +217,13 @@ async def update_pool(
 async def attach_ticket_type(
     rt: Runtime, principal: Principal, pool_id: str, ticket_type_id: str
 ) -> PoolView:
-    async def attach(
-        tx: Tx, pool: CapacityPool, tt: TicketType, _: list[str], __: datetime
-    ) -> None:
-        await _attach_checked(tx, tt.id, tt.event_id, pool)
-
-    return await _membership_change(rt, principal, pool_id, ticket_type_id, attach)
+    return await _membership_change(
+        rt,
+        principal,
+        pool_id,
+        ticket_type_id,
+        lambda tx, pool, tt, _members, _now: _attach_checked(tx, tt.id, tt.event_id, pool),
+    )
 
 
 async def detach_ticket_type(

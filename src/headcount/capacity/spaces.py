@@ -11,7 +11,9 @@ membership), `capacity/live_snapshot.py` and the REST routes in `api/rest/presen
 
 Live spaces (entries with a `join` path word) hold people as presence leases; their keys
 in `SPACES` are the lease kinds, defined here and nowhere else. Presence serves any
-well-formed kind, so a new kind of live space is one `register(Space(...))`.
+well-formed kind, so a new kind of live space is one entry: `register(on_event(...))` for
+one place per event, `register(organized(...))` for places organizers create, or a whole
+`register(Space(...))` for anything else.
 
 Two settings shape a live space's places:
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from operator import attrgetter
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -76,7 +78,7 @@ def no_override(_row: Any) -> float | None:
     return None
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Refusal:
     """How a space says no: the error (its `code`), a sentence, and the members clients
     branch on: the place's id as `id_as`, and unless `counts` is off, the limit and the
@@ -89,18 +91,22 @@ class Refusal:
     counts: bool = True
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class Parent:
     """What organizers create a kind of place in, and how it names its event."""
 
     model: type[Any]
     noun: str
     path: str  # REST path of one parent: "/events/{event_id}"
-    column: str  # the child row's column holding the parent's id
     event_of: Callable[[Any], str]
 
+    @property
+    def column(self) -> str:
+        """The child row's column holding the parent's id."""
+        return f"{self.noun}_id"
 
-@dataclass(frozen=True, kw_only=True)
+
+@dataclass(frozen=True)
 class Managed:
     """Places organizers create, list, read and change (`capacity/places.py`)."""
 
@@ -265,136 +271,139 @@ class HuddlePatch(Patch):
 
 # --- the registry ---------------------------------------------------------------------
 
-IN_EVENT = Parent(
-    model=Event,
-    noun="event",
-    path="/events/{event_id}",
-    column="event_id",
-    event_of=attrgetter("id"),
-)
-IN_SESSION = Parent(
-    model=Session,
-    noun="session",
-    path="/sessions/{session_id}",
-    column="session_id",
-    event_of=attrgetter("event_id"),
-)
+IN_EVENT = Parent(Event, "event", "/events/{event_id}", attrgetter("id"))
+IN_SESSION = Parent(Session, "session", "/sessions/{session_id}", attrgetter("event_id"))
+
+
+# What every space whose place is the event itself shares (the stream, a lounge).
+_THE_EVENT: dict[str, Any] = {
+    "noun": IN_EVENT.noun,
+    "model": IN_EVENT.model,
+    "path": IN_EVENT.path,
+    "event_of": IN_EVENT.event_of,
+    "limit_as": "limit",
+}
+
+
+def on_event(kind: str, view: type[V], **entry: Any) -> Space[V]:
+    """A live space of one place per event, the event itself (the stream, a lounge).
+
+    Such spaces differ only in what their entry says: the kind is also the word of the
+    join route under the event's path (`POST /events/{event_id}/<kind>`) and the OpenAPI
+    tag, and a refusal carries the limit as `limit`.
+    """
+    return Space(kind=kind, tag=kind, join=kind, view=view, **_THE_EVENT, **entry)
+
+
+def organized(
+    kind: str, model: type[Any], view: type[V], managed: Managed, *, capacity: str, **entry: Any
+) -> Space[V]:
+    """A place organizers create in its parent (a booth, a breakout room, a huddle).
+
+    Its words come from its collection's, so that its routes, docs and errors agree: one
+    place's REST path is the collection and the place's id (`/booths/{booth_id}`), its
+    refusals (`refusal`, `closed`) name it by that id, the collection names its OpenAPI
+    tag and its snapshot section, and its noun is its change-log resource's (the kind's if
+    not given). Its limit is the row's `capacity` column, which a refusal carries under
+    that name.
+    """
+    id_as = f"{kind}_id"
+    resource = entry.pop("resource", kind)
+    words = managed.collection.replace("-", " ")
+    for refusal in ("refusal", "closed"):
+        if refusal in entry:
+            entry[refusal] = replace(entry[refusal], id_as=id_as)
+    return Space(
+        kind=kind,
+        resource=resource,
+        noun=resource.replace("_", " "),
+        model=model,
+        path=f"/{managed.collection}/{{{id_as}}}",
+        tag=words,
+        section=words.replace(" ", "_"),
+        view=view,
+        limit=attrgetter(capacity),
+        limit_as=capacity,
+        managed=managed,
+        **entry,
+    )
+
 
 VIEWERS = register(
-    Space(
-        kind="viewers",
-        resource="stream",
-        noun="event",
-        model=Event,
-        path=IN_EVENT.path,
-        tag="viewers",
-        view=ViewerCapacity,
+    on_event(
+        "viewers",
+        ViewerCapacity,
         limit=lambda event: viewer_limit(event.virtual_settings),
-        limit_as="limit",
         count_field="viewers",
         refusal=Refusal(
-            error=ViewerLimitReached,
-            detail="the stream has reached its limit of {limit} concurrent viewers; "
-            "try again later",
+            ViewerLimitReached,
+            "the stream has reached its limit of {limit} concurrent viewers; try again later",
         ),
+        resource="stream",
         section="viewers",
-        event_of=IN_EVENT.event_of,
-        join="viewers",
         grace_of=lambda event: stream_grace(event.virtual_settings),
     )
 )
 
 BOOTH = register(
-    Space(
-        kind="booth",
-        resource="booth",
-        noun="booth",
-        model=Booth,
-        path="/booths/{booth_id}",
-        tag="booths",
-        view=BoothView,
-        limit=attrgetter("max_visitors"),
-        limit_as="max_visitors",
+    organized(
+        "booth",
+        Booth,
+        BoothView,
+        Managed(IN_EVENT, "booths", BoothDraft, BoothPatch, id_prefix="bth"),
+        capacity="max_visitors",
         count_field="visitors",
         refusal=Refusal(
-            error=BoothFull,
-            detail="the booth is full ({count} of {limit} visitors); try again shortly",
-            id_as="booth_id",
+            BoothFull, "the booth is full ({count} of {limit} visitors); try again shortly"
         ),
-        section="booths",
         join="visits",
         holders="visits",
-        managed=Managed(
-            parent=IN_EVENT,
-            collection="booths",
-            draft=BoothDraft,
-            patch=BoothPatch,
-            id_prefix="bth",
-        ),
     )
 )
 
 BREAKOUT_ROOM = register(
-    Space(
-        kind="room",
-        resource="breakout_room",
-        noun="breakout room",
-        model=BreakoutRoom,
-        path="/breakout-rooms/{room_id}",
-        tag="breakout rooms",
-        view=BreakoutRoomView,
-        limit=attrgetter("capacity"),
-        limit_as="capacity",
-        count_field="participants",
-        refusal=Refusal(
-            error=RoomFull,
-            detail="the breakout room is full ({count} of {limit}); try another room",
-            id_as="room_id",
-        ),
-        section="breakout_rooms",
-        join="join",
-        holders="participants",
-        closed=Refusal(
-            error=RoomClosed, detail="the breakout room is closed", id_as="room_id", counts=False
-        ),
-        managed=Managed(
-            parent=IN_SESSION,
-            collection="breakout-rooms",
-            draft=BreakoutRoomDraft,
-            patch=BreakoutRoomPatch,
+    organized(
+        "room",
+        BreakoutRoom,
+        BreakoutRoomView,
+        Managed(
+            IN_SESSION,
+            "breakout-rooms",
+            BreakoutRoomDraft,
+            BreakoutRoomPatch,
             id_prefix="brk",
             initial={"status": OPEN, "closed_at": None},
         ),
+        capacity="capacity",
+        resource="breakout_room",
+        count_field="participants",
+        refusal=Refusal(
+            RoomFull, "the breakout room is full ({count} of {limit}); try another room"
+        ),
+        join="join",
+        holders="participants",
+        closed=Refusal(RoomClosed, "the breakout room is closed", counts=False),
     )
 )
 
 # Durable, not live: membership is rows in the ledger (`capacity/huddles.py`).
 HUDDLE = register(
-    Space(
-        kind="huddle",
-        resource="huddle",
-        noun="huddle",
-        model=Huddle,
-        path="/huddles/{huddle_id}",
-        tag="huddles",
-        view=HuddleView,
-        limit=attrgetter("capacity"),
-        limit_as="capacity",
-        count_field="members",
-        refusal=Refusal(
-            error=HuddleFull,
-            detail="the huddle is full ({count} of {limit})",
-            id_as="huddle_id",
-            flags={"huddle_full": True},
-        ),
-        section="huddles",
-        managed=Managed(
-            parent=IN_EVENT,
-            collection="huddles",
-            draft=HuddleDraft,
-            patch=HuddlePatch,
+    organized(
+        "huddle",
+        Huddle,
+        HuddleView,
+        Managed(
+            IN_EVENT,
+            "huddles",
+            HuddleDraft,
+            HuddlePatch,
             id_prefix="hud",
             initial={"members": 0, "version": 0},
+        ),
+        capacity="capacity",
+        count_field="members",
+        refusal=Refusal(
+            HuddleFull, "the huddle is full ({count} of {limit})", flags={"huddle_full": True}
         ),
     )
 )
