@@ -11,15 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    Boolean,
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    UniqueConstraint,
-)
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.ledger.models import Base, CopiedEvent, EventRow, Name
@@ -34,7 +26,7 @@ class Area(EventRow, Base):
     name: Mapped[Name]
     max_occupancy: Mapped[int | None] = mapped_column(Integer)
     # An entry without an exit is let through (and still counts once) instead of refused.
-    allow_reentry: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_reentry: Mapped[bool] = mapped_column(default=False)
     inside: Mapped[int] = mapped_column(Integer, default=0)
     # When everyone still inside is checked out (once; the organizer sets the next one).
     checkout_at: Mapped[datetime | None] = mapped_column(index=True)
