@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base, CopiedEvent, EventRef, EventRow, RowId
+from headcount.ledger.models import Base, CopiedEvent, EventRef, EventRow, RowId, non_negative
 
 LIVE_ENTRY = "status IN ('waiting', 'offered')"
 
@@ -48,8 +48,8 @@ class EventCapacity(Base):
     tickets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
-        CheckConstraint("registered >= 0", name="registered_non_negative"),
-        CheckConstraint("tickets >= 0", name="tickets_non_negative"),
+        non_negative("registered"),
+        non_negative("tickets"),
     )
 
 
@@ -97,8 +97,8 @@ class SessionCapacity(Base):
     current_attendance: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
-        CheckConstraint("maximum_capacity >= 0", name="maximum_non_negative"),
-        CheckConstraint("current_attendance >= 0", name="attendance_non_negative"),
+        non_negative("maximum_capacity", "maximum"),
+        non_negative("current_attendance", "attendance"),
         CheckConstraint("current_attendance <= maximum_capacity", name="not_overbooked"),
     )
 

@@ -28,7 +28,6 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import (
-    CheckConstraint,
     ColumnElement,
     ForeignKey,
     Integer,
@@ -45,7 +44,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.errors import Conflict
 from headcount.ledger import journal, locks, usage
-from headcount.ledger.models import Base, CopiedEvent, TicketType
+from headcount.ledger.models import Base, CopiedEvent, TicketType, non_negative
 
 MAX_BUCKETS = 64
 # Single-bucket attempts (a random unlocked bucket with room) before the locked sweep.
@@ -61,7 +60,7 @@ class StockBucket(Base):
     event_id: Mapped[CopiedEvent]  # the ticket type's
     quantity_free: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (CheckConstraint("quantity_free >= 0", name="free_non_negative"),)
+    __table_args__ = (non_negative("quantity_free", "free"),)
 
 
 def split(total: int, buckets: int) -> list[int]:

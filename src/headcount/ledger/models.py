@@ -44,6 +44,13 @@ CopiedEvent = Annotated[str, mapped_column(String(80))]
 Name = Annotated[str, mapped_column(String(300))]
 
 
+def non_negative(column: str, short: str | None = None) -> CheckConstraint:
+    """`column >= 0`, named `<short>_non_negative` as the migrations name it (`short` is the
+    column itself unless they shortened it). The conditional statements keep every counter
+    at zero or above; this is the database's own refusal should one ever not."""
+    return CheckConstraint(f"{column} >= 0", name=f"{short or column}_non_negative")
+
+
 class EventRow:
     """The columns every table of an event's own things has: its id, its event (indexed),
     when it was created and last changed; the generic statements of ledger/spaces.py rely
@@ -123,14 +130,14 @@ class TicketType(EventRow, Base):
     event: Mapped[Event] = relationship(back_populates="ticket_types")
 
     __table_args__ = (
-        CheckConstraint("quantity_total >= 0", name="total_non_negative"),
-        CheckConstraint("quantity_sold >= 0", name="sold_non_negative"),
-        CheckConstraint("quantity_reserved >= 0", name="reserved_non_negative"),
+        non_negative("quantity_total", "total"),
+        non_negative("quantity_sold", "sold"),
+        non_negative("quantity_reserved", "reserved"),
         CheckConstraint(
             "quantity_sold + quantity_reserved <= quantity_total + quantity_over",
             name="not_oversold",
         ),
-        CheckConstraint("quantity_over >= 0", name="over_non_negative"),
+        non_negative("quantity_over", "over"),
         CheckConstraint("stock_buckets BETWEEN 1 AND 64", name="stock_buckets"),
         CheckConstraint("max_per_order IS NULL OR max_per_order >= 1", name="max_per_order"),
         CheckConstraint("min_per_order IS NULL OR min_per_order >= 1", name="min_per_order"),

@@ -16,7 +16,7 @@ from __future__ import annotations
 from sqlalchemy import CheckConstraint, Float, ForeignKey, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base, CopiedEvent, EventRow, Name
+from headcount.ledger.models import Base, CopiedEvent, EventRow, Name, non_negative
 
 
 class CapacityPool(EventRow, Base):
@@ -32,7 +32,7 @@ class CapacityPool(EventRow, Base):
 
     __table_args__ = (
         CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_non_negative"),
-        CheckConstraint("overbook_ratio >= 0", name="overbook_non_negative"),
+        non_negative("overbook_ratio", "overbook"),
         CheckConstraint(
             "(capacity IS NULL) = (admission_limit IS NULL)", name="limit_iff_capacity"
         ),
@@ -42,8 +42,8 @@ class CapacityPool(EventRow, Base):
         CheckConstraint(
             "max_per_customer IS NULL OR max_per_customer >= 1", name="max_per_customer"
         ),
-        CheckConstraint("quantity_used >= 0", name="used_non_negative"),
-        CheckConstraint("quantity_over >= 0", name="over_non_negative"),
+        non_negative("quantity_used", "used"),
+        non_negative("quantity_over", "over"),
         CheckConstraint(
             "admission_limit IS NULL OR quantity_used <= admission_limit + quantity_over",
             name="not_overdrawn",

@@ -34,7 +34,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.errors import Conflict
-from headcount.ledger.models import Base, CopiedEvent, Event, EventRef, EventRow, Name, RowId
+from headcount.ledger.models import (
+    Base,
+    CopiedEvent,
+    Event,
+    EventRef,
+    EventRow,
+    Name,
+    RowId,
+    non_negative,
+)
 from headcount.ledger.rows import the_row
 
 OPEN, CLOSED = "open", "closed"
@@ -70,7 +79,7 @@ class BreakoutRoom(Base):
     closed_at: Mapped[datetime | None]
 
     __table_args__ = (
-        CheckConstraint("capacity >= 0", name="capacity_non_negative"),
+        non_negative("capacity"),
         CheckConstraint("status IN ('open', 'closed')", name="status"),
     )
 
@@ -85,10 +94,10 @@ class Huddle(EventRow, Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
-        CheckConstraint("capacity >= 0", name="capacity_non_negative"),
+        non_negative("capacity"),
         # Not `members <= capacity`: lowering the capacity keeps everyone who is in.
-        CheckConstraint("members >= 0", name="members_non_negative"),
-        CheckConstraint("version >= 0", name="version_non_negative"),
+        non_negative("members"),
+        non_negative("version"),
     )
 
 

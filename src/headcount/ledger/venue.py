@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base, CopiedEvent, EventRow, Name
+from headcount.ledger.models import Base, CopiedEvent, EventRow, Name, non_negative
 
 
 class Area(EventRow, Base):
@@ -32,7 +32,7 @@ class Area(EventRow, Base):
     checkout_at: Mapped[datetime | None] = mapped_column(index=True)
 
     __table_args__ = (
-        CheckConstraint("inside >= 0", name="inside_non_negative"),
+        non_negative("inside"),
         CheckConstraint("max_occupancy IS NULL OR max_occupancy >= 0", name="max_occupancy"),
     )
 
