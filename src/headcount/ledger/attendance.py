@@ -27,7 +27,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base, CopiedEvent, EventRef, EventRow, RowId, non_negative
+from headcount.ledger.models import (
+    Base,
+    CopiedEvent,
+    EventRef,
+    EventRow,
+    RowId,
+    key_to,
+    non_negative,
+)
 
 LIVE_ENTRY = "status IN ('waiting', 'offered')"
 
@@ -42,7 +50,7 @@ class EventCapacity(Base):
 
     __tablename__ = "event_capacity"
 
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    event_id: Mapped[str] = key_to("events")
     registered: Mapped[int] = mapped_column(Integer, default=0)
     # Tickets held or sold, kept only while the event has a cap (ledger/draws.py).
     tickets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
@@ -91,7 +99,7 @@ class SessionCapacity(Base):
 
     __tablename__ = "session_capacity"
 
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    session_id: Mapped[str] = key_to("sessions")
     event_id: Mapped[CopiedEvent]  # the session's
     maximum_capacity: Mapped[int] = mapped_column(Integer)
     current_attendance: Mapped[int] = mapped_column(Integer, default=0)
@@ -108,7 +116,7 @@ class SessionSeat(Base):
 
     __tablename__ = "session_seats"
 
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    session_id: Mapped[str] = key_to("sessions")
     attendee_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
     event_id: Mapped[CopiedEvent]  # the session's
     status: Mapped[str] = mapped_column(String(20))

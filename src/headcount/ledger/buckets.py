@@ -29,7 +29,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     ColumnElement,
-    ForeignKey,
     Integer,
     String,
     and_,
@@ -44,7 +43,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.errors import Conflict
 from headcount.ledger import journal, locks, usage
-from headcount.ledger.models import Base, CopiedEvent, TicketType, non_negative
+from headcount.ledger.models import Base, CopiedEvent, TicketType, key_to, non_negative
 
 MAX_BUCKETS = 64
 # Single-bucket attempts (a random unlocked bucket with room) before the locked sweep.
@@ -55,7 +54,7 @@ _NO_SYNC = {"synchronize_session": False}
 class StockBucket(Base):
     __tablename__ = "ticket_stock_buckets"
 
-    ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
+    ticket_type_id: Mapped[str] = key_to("ticket_types")
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[CopiedEvent]  # the ticket type's
     quantity_free: Mapped[int] = mapped_column(Integer)

@@ -22,7 +22,14 @@ from sqlalchemy import (
     Text,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    MappedColumn,
+    declared_attr,
+    mapped_column,
+    relationship,
+)
 
 from headcount.ledger.types import UTCDateTime
 
@@ -42,6 +49,13 @@ EventRef = Annotated[str, mapped_column(ForeignKey("events.id"), index=True)]
 # (docs/scale-out.md); the declaring line names the parent.
 CopiedEvent = Annotated[str, mapped_column(String(80))]
 Name = Annotated[str, mapped_column(String(300))]
+
+
+def key_to(table: str, *, index: bool = False) -> MappedColumn[Any]:
+    """A column of a composite primary key that is also the id of a row of `table`: how a
+    counter row, a membership or a line hangs off its parent (`index`: for lookups from
+    the parent's side when the column is not the key's first)."""
+    return mapped_column(ForeignKey(f"{table}.id"), primary_key=True, index=index)
 
 
 def non_negative(column: str, short: str | None = None) -> CheckConstraint:
@@ -179,10 +193,8 @@ class Order(Base):
 class OrderItem(Base):
     __tablename__ = "order_items"
 
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
-    ticket_type_id: Mapped[str] = mapped_column(
-        ForeignKey("ticket_types.id"), primary_key=True, index=True
-    )
+    order_id: Mapped[str] = key_to("orders")
+    ticket_type_id: Mapped[str] = key_to("ticket_types", index=True)
     event_id: Mapped[CopiedEvent]  # the order's
     quantity: Mapped[int] = mapped_column(Integer)
 

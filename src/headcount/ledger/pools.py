@@ -13,10 +13,10 @@ cancelled); the CHECK `used <= limit + over` stays a real last line of defence.
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Integer
+from sqlalchemy import CheckConstraint, Float, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base, CopiedEvent, EventRow, Name, non_negative
+from headcount.ledger.models import Base, CopiedEvent, EventRow, Name, key_to, non_negative
 
 
 class CapacityPool(EventRow, Base):
@@ -56,8 +56,6 @@ class TicketTypePool(Base):
 
     __tablename__ = "ticket_type_pools"
 
-    ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
-    pool_id: Mapped[str] = mapped_column(
-        ForeignKey("capacity_pools.id"), primary_key=True, index=True
-    )
+    ticket_type_id: Mapped[str] = key_to("ticket_types")
+    pool_id: Mapped[str] = key_to("capacity_pools", index=True)
     event_id: Mapped[CopiedEvent]  # the pool's, which is its types' too

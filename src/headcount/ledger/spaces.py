@@ -42,6 +42,7 @@ from headcount.ledger.models import (
     EventRow,
     Name,
     RowId,
+    key_to,
     non_negative,
 )
 from headcount.ledger.rows import the_row
@@ -104,7 +105,7 @@ class Huddle(EventRow, Base):
 class HuddleMember(Base):
     __tablename__ = "huddle_members"
 
-    huddle_id: Mapped[str] = mapped_column(ForeignKey("huddles.id"), primary_key=True)
+    huddle_id: Mapped[str] = key_to("huddles")
     user_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
     event_id: Mapped[CopiedEvent]  # the huddle's
     joined_at: Mapped[datetime]

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base, CopiedEvent, EventRow, Name, non_negative
+from headcount.ledger.models import Base, CopiedEvent, EventRow, Name, key_to, non_negative
 
 
 class Area(EventRow, Base):
@@ -42,7 +42,7 @@ class AreaPosition(Base):
 
     __tablename__ = "area_positions"
 
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    event_id: Mapped[str] = key_to("events")
     credential: Mapped[str] = mapped_column(String(300), primary_key=True)
     area_id: Mapped[str] = mapped_column(ForeignKey("areas.id"), index=True)
     since: Mapped[datetime]
@@ -88,8 +88,8 @@ class TicketRelease(Base):
 
     __tablename__ = "ticket_releases"
 
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
-    ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
+    order_id: Mapped[str] = key_to("orders")
+    ticket_type_id: Mapped[str] = key_to("ticket_types")
     unit: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[CopiedEvent]  # the order's
     released_at: Mapped[datetime]
