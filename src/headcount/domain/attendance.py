@@ -19,6 +19,9 @@ MAX_WAITLIST_QUANTITY = 10
 
 
 class RegistrationStatus(StrEnum):
+    """A cancelled registration keeps its row: registering again makes the same row active
+    (its id and change history stay), and only active ones count toward `max_attendees`."""
+
     ACTIVE = "active"
     CANCELLED = "cancelled"
 
@@ -29,6 +32,9 @@ class SeatStatus(StrEnum):
 
 
 class SeatSource(StrEnum):
+    """How a seat was got, kept on it as `via`: an RSVP that found room, or promotion off
+    the session's waitlist when a seat came free."""
+
     RSVP = "rsvp"
     WAITLIST = "waitlist"
 

@@ -15,6 +15,9 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
+    """The caller as its verified token names it: `sub` is the identity provider's subject,
+    which Headcount stores as given (an organizer's or attendee's id) and never issues."""
+
     sub: str
     role: Role
 

@@ -38,7 +38,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Mapped, mapped_column
 
 from headcount.domain.ids import is_well_formed
 from headcount.ledger import locks, rows
-from headcount.ledger.models import Base, EventRow, Name
+from headcount.ledger.models import Base, EventRow, Name, non_negative
 
 ONE_TARGET = "(ticket_type_id IS NULL) <> (pool_id IS NULL)"
 
@@ -57,7 +57,7 @@ class OrganizerHold(EventRow, Base):
     created_by: Mapped[str] = mapped_column(String(200))
 
     __table_args__ = (
-        CheckConstraint("quantity >= 0", name="quantity_non_negative"),
+        non_negative("quantity"),
         CheckConstraint(ONE_TARGET, name="one_target"),
         # The sweeper's query: holds whose release time came, soonest first.
         Index("ix_organizer_holds_release_at", "release_at"),

@@ -27,7 +27,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base, CopiedEvent, EventRef, EventRow, RowId
+from headcount.ledger.models import (
+    Base,
+    CopiedEvent,
+    EventRef,
+    EventRow,
+    RowId,
+    key_to,
+    non_negative,
+)
 
 LIVE_ENTRY = "status IN ('waiting', 'offered')"
 
@@ -42,14 +50,14 @@ class EventCapacity(Base):
 
     __tablename__ = "event_capacity"
 
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    event_id: Mapped[str] = key_to("events")
     registered: Mapped[int] = mapped_column(Integer, default=0)
     # Tickets held or sold, kept only while the event has a cap (ledger/draws.py).
     tickets: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
-        CheckConstraint("registered >= 0", name="registered_non_negative"),
-        CheckConstraint("tickets >= 0", name="tickets_non_negative"),
+        non_negative("registered"),
+        non_negative("tickets"),
     )
 
 
@@ -91,14 +99,14 @@ class SessionCapacity(Base):
 
     __tablename__ = "session_capacity"
 
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    session_id: Mapped[str] = key_to("sessions")
     event_id: Mapped[CopiedEvent]  # the session's
     maximum_capacity: Mapped[int] = mapped_column(Integer)
     current_attendance: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
-        CheckConstraint("maximum_capacity >= 0", name="maximum_non_negative"),
-        CheckConstraint("current_attendance >= 0", name="attendance_non_negative"),
+        non_negative("maximum_capacity", "maximum"),
+        non_negative("current_attendance", "attendance"),
         CheckConstraint("current_attendance <= maximum_capacity", name="not_overbooked"),
     )
 
@@ -108,7 +116,7 @@ class SessionSeat(Base):
 
     __tablename__ = "session_seats"
 
-    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id"), primary_key=True)
+    session_id: Mapped[str] = key_to("sessions")
     attendee_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
     event_id: Mapped[CopiedEvent]  # the session's
     status: Mapped[str] = mapped_column(String(20))

@@ -28,9 +28,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import (
-    CheckConstraint,
     ColumnElement,
-    ForeignKey,
     Integer,
     String,
     and_,
@@ -45,7 +43,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.errors import Conflict
 from headcount.ledger import journal, locks, usage
-from headcount.ledger.models import Base, CopiedEvent, TicketType
+from headcount.ledger.models import Base, CopiedEvent, TicketType, key_to, non_negative
 
 MAX_BUCKETS = 64
 # Single-bucket attempts (a random unlocked bucket with room) before the locked sweep.
@@ -56,12 +54,12 @@ _NO_SYNC = {"synchronize_session": False}
 class StockBucket(Base):
     __tablename__ = "ticket_stock_buckets"
 
-    ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
+    ticket_type_id: Mapped[str] = key_to("ticket_types")
     bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[CopiedEvent]  # the ticket type's
     quantity_free: Mapped[int] = mapped_column(Integer)
 
-    __table_args__ = (CheckConstraint("quantity_free >= 0", name="free_non_negative"),)
+    __table_args__ = (non_negative("quantity_free", "free"),)
 
 
 def split(total: int, buckets: int) -> list[int]:

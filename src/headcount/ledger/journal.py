@@ -28,6 +28,9 @@ def stamp(tx: AsyncSession, at: datetime) -> None:
     changes.stamp(tx, at)
 
 
+# A resource as the change log names it: (kind, id), e.g. ("ticket_type", "tt_…").
+Resource = tuple[str, str]
+
 _AS_IS = frozenset({str, int, float, bool, type(None)})
 
 
@@ -101,7 +104,6 @@ def allotment(
     if pool_id is not None:
         target["pool_id"] = pool_id
     payload = {
-        "hold_id": hold_id,
         "name": name,
         **target,
         "quantity": moved,
@@ -109,15 +111,8 @@ def allotment(
         "items": items,
         **plain(extra),
     }
-    changes.record(
-        tx,
-        type_,
-        event_id=event_id,
-        resource=("organizer_hold", hold_id),
-        payload=payload,
-        at=at,
-        by=by,
-    )
+    hold = ("organizer_hold", hold_id)
+    _about(tx, type_, hold, payload, event_id=event_id, at=at, by=by, named="hold_id")
 
 
 def entry(
@@ -131,7 +126,6 @@ def entry(
 ) -> None:
     """A waitlist entry's step (or an RSVP that became one), as the entry now stands."""
     payload: dict[str, Any] = {
-        "entry_id": found.id,
         "attendee_id": found.attendee_id,
         "seq": found.seq,
         "quantity": found.quantity,
@@ -145,14 +139,9 @@ def entry(
         payload["offer_expires_at"] = plain(found.offer_expires_at)
         payload["order_id"] = found.order_id
     payload.update(plain(extra))
-    changes.record(
-        tx,
-        type_,
-        event_id=found.event_id,
-        resource=("waitlist_entry", found.id),
-        payload=payload,
-        at=at,
-        by=by,
+    waitlist_entry = ("waitlist_entry", found.id)
+    _about(
+        tx, type_, waitlist_entry, payload, event_id=found.event_id, at=at, by=by, named="entry_id"
     )
 
 
@@ -168,16 +157,8 @@ def seat(
     at: datetime,
 ) -> None:
     """A session seat taken or given up (`rsvp.confirmed`, `rsvp.cancelled`)."""
-    _about(
-        tx,
-        type_,
-        ("session", session_id),
-        event_id=event_id,
-        at=at,
-        attendee_id=attendee_id,
-        via=via,
-        current_attendance=attendance,
-    )
+    seated = {"attendee_id": attendee_id, "via": via, "current_attendance": attendance}
+    _about(tx, type_, ("session", session_id), seated, event_id=event_id, at=at)
 
 
 def registration(
@@ -192,17 +173,9 @@ def registration(
     at: datetime,
     **extra: Any,
 ) -> None:
-    _about(
-        tx,
-        type_,
-        ("registration", registration_id),
-        event_id=event_id,
-        at=at,
-        attendee_id=attendee_id,
-        party_size=party_size,
-        status=status,
-        **plain(extra),
-    )
+    told = {"attendee_id": attendee_id, "party_size": party_size, "status": status}
+    registered = ("registration", registration_id)
+    _about(tx, type_, registered, {**told, **plain(extra)}, event_id=event_id, at=at)
 
 
 def scan(
@@ -218,9 +191,8 @@ def scan(
     kept = {"scanned_at": plain(found.scanned_at), "position": position}
     moved = dict(sorted(moves.items()))
     area = ("area", found.area_id)
-    _about(
-        tx, type_, area, event_id=found.event_id, at=found.recorded_at, **told, **kept, moves=moved
-    )
+    payload = {**told, **kept, "moves": moved}
+    _about(tx, type_, area, payload, event_id=found.event_id, at=found.recorded_at)
 
 
 _SCAN_FIELDS = ("scan_id", "credential", "direction", "source", "outcome")
@@ -230,37 +202,27 @@ def membership(
     tx: AsyncSession, type_: ChangeType, huddle: Huddle, user_id: str, at: datetime
 ) -> None:
     """A huddle joined or left, as the row stands right after (`members` counts them)."""
-    _about(
-        tx,
-        type_,
-        ("huddle", huddle.id),
-        event_id=huddle.event_id,
-        at=at,
-        user_id=user_id,
-        members=huddle.members,
-    )
+    joined = {"user_id": user_id, "members": huddle.members}
+    _about(tx, type_, ("huddle", huddle.id), joined, event_id=huddle.event_id, at=at)
 
 
 def _about(
     tx: AsyncSession,
-    type_: ChangeType,
-    resource: tuple[str, str],
+    type_: str,
+    resource: Resource,
+    payload: Mapping[str, Any],
     *,
     event_id: str,
     at: datetime,
-    **payload: Any,
+    by: origin.Origin | None = None,
+    named: str | None = None,
 ) -> None:
     """A change about one resource, whose payload names it first as `<kind>_id` (the
-    contract integrators key on), then says what happened to it."""
+    contract integrators key on; `named` where the contract spells it shorter, as
+    `hold_id`), then says what happened to it."""
     kind, id_ = resource
-    changes.record(
-        tx,
-        type_,
-        event_id=event_id,
-        resource=resource,
-        payload={f"{kind}_id": id_, **payload},
-        at=at,
-    )
+    told = {named or _id_field(kind): id_, **payload}
+    changes.record(tx, type_, event_id=event_id, resource=resource, payload=told, at=at, by=by)
 
 
 def audit(
@@ -286,10 +248,10 @@ def organizer(
     type_: str,
     *,
     event_id: str,
-    resource: tuple[str, str],
+    resource: Resource,
+    at: datetime,
     before: Mapping[str, Any] | None,
     after: Mapping[str, Any],
-    at: datetime,
 ) -> None:
     """An organizer made (`before` None) or changed something: the audit trail's rows.
 
@@ -300,19 +262,8 @@ def organizer(
         if not moved:
             return
         before, after = {k: before.get(k) for k in moved}, {k: after[k] for k in moved}
-    id_field = _id_field(resource[0])
-    changes.record(
-        tx,
-        type_,
-        event_id=event_id,
-        resource=resource,
-        payload={
-            id_field: resource[1],
-            "before": None if before is None else plain(before),
-            "after": plain(after),
-        },
-        at=at,
-    )
+    told = {"before": None if before is None else plain(before), "after": plain(after)}
+    _about(tx, type_, resource, told, event_id=event_id, at=at)
 
 
 def queue(
@@ -325,14 +276,8 @@ def queue(
     at: datetime,
 ) -> None:
     """A waiting room's queue moved: admitted, sold out or reopened (docs/changes.md)."""
-    changes.record(
-        tx,
-        type_,
-        event_id=event_id,
-        resource=("waiting_room", room_id),
-        payload={"room_id": room_id, **plain(figures)},
-        at=at,
-    )
+    room = ("waiting_room", room_id)
+    _about(tx, type_, room, plain(figures), event_id=event_id, at=at, named="room_id")
 
 
 def _id_field(kind: str) -> str:
@@ -350,7 +295,7 @@ def limit_moved(
     types: tuple[ChangeType, ChangeType],
     *,
     event_id: str,
-    resource: tuple[str, str],
+    resource: Resource,
     was_full: bool,
     figures: Mapping[str, Any],
     is_full: bool,

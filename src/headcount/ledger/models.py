@@ -22,7 +22,14 @@ from sqlalchemy import (
     Text,
     false,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    MappedColumn,
+    declared_attr,
+    mapped_column,
+    relationship,
+)
 
 from headcount.ledger.types import UTCDateTime
 
@@ -42,6 +49,20 @@ EventRef = Annotated[str, mapped_column(ForeignKey("events.id"), index=True)]
 # (docs/scale-out.md); the declaring line names the parent.
 CopiedEvent = Annotated[str, mapped_column(String(80))]
 Name = Annotated[str, mapped_column(String(300))]
+
+
+def key_to(table: str, *, index: bool = False) -> MappedColumn[Any]:
+    """A column of a composite primary key that is also the id of a row of `table`: how a
+    counter row, a membership or a line hangs off its parent (`index`: for lookups from
+    the parent's side when the column is not the key's first)."""
+    return mapped_column(ForeignKey(f"{table}.id"), primary_key=True, index=index)
+
+
+def non_negative(column: str, short: str | None = None) -> CheckConstraint:
+    """`column >= 0`, named `<short>_non_negative` as the migrations name it (`short` is the
+    column itself unless they shortened it). The conditional statements keep every counter
+    at zero or above; this is the database's own refusal should one ever not."""
+    return CheckConstraint(f"{column} >= 0", name=f"{short or column}_non_negative")
 
 
 class EventRow:
@@ -123,14 +144,14 @@ class TicketType(EventRow, Base):
     event: Mapped[Event] = relationship(back_populates="ticket_types")
 
     __table_args__ = (
-        CheckConstraint("quantity_total >= 0", name="total_non_negative"),
-        CheckConstraint("quantity_sold >= 0", name="sold_non_negative"),
-        CheckConstraint("quantity_reserved >= 0", name="reserved_non_negative"),
+        non_negative("quantity_total", "total"),
+        non_negative("quantity_sold", "sold"),
+        non_negative("quantity_reserved", "reserved"),
         CheckConstraint(
             "quantity_sold + quantity_reserved <= quantity_total + quantity_over",
             name="not_oversold",
         ),
-        CheckConstraint("quantity_over >= 0", name="over_non_negative"),
+        non_negative("quantity_over", "over"),
         CheckConstraint("stock_buckets BETWEEN 1 AND 64", name="stock_buckets"),
         CheckConstraint("max_per_order IS NULL OR max_per_order >= 1", name="max_per_order"),
         CheckConstraint("min_per_order IS NULL OR min_per_order >= 1", name="min_per_order"),
@@ -172,10 +193,8 @@ class Order(Base):
 class OrderItem(Base):
     __tablename__ = "order_items"
 
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
-    ticket_type_id: Mapped[str] = mapped_column(
-        ForeignKey("ticket_types.id"), primary_key=True, index=True
-    )
+    order_id: Mapped[str] = key_to("orders")
+    ticket_type_id: Mapped[str] = key_to("ticket_types", index=True)
     event_id: Mapped[CopiedEvent]  # the order's
     quantity: Mapped[int] = mapped_column(Integer)
 

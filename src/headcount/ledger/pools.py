@@ -13,10 +13,10 @@ cancelled); the CHECK `used <= limit + over` stays a real last line of defence.
 
 from __future__ import annotations
 
-from sqlalchemy import CheckConstraint, Float, ForeignKey, Integer
+from sqlalchemy import CheckConstraint, Float, Integer
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base, CopiedEvent, EventRow, Name
+from headcount.ledger.models import Base, CopiedEvent, EventRow, Name, key_to, non_negative
 
 
 class CapacityPool(EventRow, Base):
@@ -32,7 +32,7 @@ class CapacityPool(EventRow, Base):
 
     __table_args__ = (
         CheckConstraint("capacity IS NULL OR capacity >= 0", name="capacity_non_negative"),
-        CheckConstraint("overbook_ratio >= 0", name="overbook_non_negative"),
+        non_negative("overbook_ratio", "overbook"),
         CheckConstraint(
             "(capacity IS NULL) = (admission_limit IS NULL)", name="limit_iff_capacity"
         ),
@@ -42,8 +42,8 @@ class CapacityPool(EventRow, Base):
         CheckConstraint(
             "max_per_customer IS NULL OR max_per_customer >= 1", name="max_per_customer"
         ),
-        CheckConstraint("quantity_used >= 0", name="used_non_negative"),
-        CheckConstraint("quantity_over >= 0", name="over_non_negative"),
+        non_negative("quantity_used", "used"),
+        non_negative("quantity_over", "over"),
         CheckConstraint(
             "admission_limit IS NULL OR quantity_used <= admission_limit + quantity_over",
             name="not_overdrawn",
@@ -56,8 +56,6 @@ class TicketTypePool(Base):
 
     __tablename__ = "ticket_type_pools"
 
-    ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
-    pool_id: Mapped[str] = mapped_column(
-        ForeignKey("capacity_pools.id"), primary_key=True, index=True
-    )
+    ticket_type_id: Mapped[str] = key_to("ticket_types")
+    pool_id: Mapped[str] = key_to("capacity_pools", index=True)
     event_id: Mapped[CopiedEvent]  # the pool's, which is its types' too

@@ -34,7 +34,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from headcount.domain.errors import Conflict
-from headcount.ledger.models import Base, CopiedEvent, Event, EventRef, EventRow, Name, RowId
+from headcount.ledger.models import (
+    Base,
+    CopiedEvent,
+    Event,
+    EventRef,
+    EventRow,
+    Name,
+    RowId,
+    key_to,
+    non_negative,
+)
 from headcount.ledger.rows import the_row
 
 OPEN, CLOSED = "open", "closed"
@@ -70,7 +80,7 @@ class BreakoutRoom(Base):
     closed_at: Mapped[datetime | None]
 
     __table_args__ = (
-        CheckConstraint("capacity >= 0", name="capacity_non_negative"),
+        non_negative("capacity"),
         CheckConstraint("status IN ('open', 'closed')", name="status"),
     )
 
@@ -85,17 +95,17 @@ class Huddle(EventRow, Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
-        CheckConstraint("capacity >= 0", name="capacity_non_negative"),
+        non_negative("capacity"),
         # Not `members <= capacity`: lowering the capacity keeps everyone who is in.
-        CheckConstraint("members >= 0", name="members_non_negative"),
-        CheckConstraint("version >= 0", name="version_non_negative"),
+        non_negative("members"),
+        non_negative("version"),
     )
 
 
 class HuddleMember(Base):
     __tablename__ = "huddle_members"
 
-    huddle_id: Mapped[str] = mapped_column(ForeignKey("huddles.id"), primary_key=True)
+    huddle_id: Mapped[str] = key_to("huddles")
     user_id: Mapped[str] = mapped_column(String(200), primary_key=True, index=True)
     event_id: Mapped[CopiedEvent]  # the huddle's
     joined_at: Mapped[datetime]

@@ -11,18 +11,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import (
-    Boolean,
-    CheckConstraint,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    UniqueConstraint,
-)
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from headcount.ledger.models import Base, CopiedEvent, EventRow, Name
+from headcount.ledger.models import Base, CopiedEvent, EventRow, Name, key_to, non_negative
 
 
 class Area(EventRow, Base):
@@ -34,13 +26,13 @@ class Area(EventRow, Base):
     name: Mapped[Name]
     max_occupancy: Mapped[int | None] = mapped_column(Integer)
     # An entry without an exit is let through (and still counts once) instead of refused.
-    allow_reentry: Mapped[bool] = mapped_column(Boolean, default=False)
+    allow_reentry: Mapped[bool] = mapped_column(default=False)
     inside: Mapped[int] = mapped_column(Integer, default=0)
     # When everyone still inside is checked out (once; the organizer sets the next one).
     checkout_at: Mapped[datetime | None] = mapped_column(index=True)
 
     __table_args__ = (
-        CheckConstraint("inside >= 0", name="inside_non_negative"),
+        non_negative("inside"),
         CheckConstraint("max_occupancy IS NULL OR max_occupancy >= 0", name="max_occupancy"),
     )
 
@@ -50,7 +42,7 @@ class AreaPosition(Base):
 
     __tablename__ = "area_positions"
 
-    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    event_id: Mapped[str] = key_to("events")
     credential: Mapped[str] = mapped_column(String(300), primary_key=True)
     area_id: Mapped[str] = mapped_column(ForeignKey("areas.id"), index=True)
     since: Mapped[datetime]
@@ -96,8 +88,8 @@ class TicketRelease(Base):
 
     __tablename__ = "ticket_releases"
 
-    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), primary_key=True)
-    ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_types.id"), primary_key=True)
+    order_id: Mapped[str] = key_to("orders")
+    ticket_type_id: Mapped[str] = key_to("ticket_types")
     unit: Mapped[int] = mapped_column(Integer, primary_key=True)
     event_id: Mapped[CopiedEvent]  # the order's
     released_at: Mapped[datetime]

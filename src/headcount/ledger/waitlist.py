@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +24,16 @@ from headcount.ledger.attendance import WaitlistEntry
 LIVE = (EntryStatus.WAITING.value, EntryStatus.OFFERED.value)
 
 
-def _of(session_id: str | None, ticket_type_id: str | None) -> ColumnElement[bool]:
+class Queue(TypedDict, total=False):
+    """Whose queue a call is about, as keywords: a session's or a ticket type's, exactly one
+    of them (`_of` refuses neither and both). Declared once, so every function here takes
+    the pair the same way."""
+
+    session_id: str | None
+    ticket_type_id: str | None
+
+
+def _of(session_id: str | None = None, ticket_type_id: str | None = None) -> ColumnElement[bool]:
     if (session_id is None) == (ticket_type_id is None):
         raise ValueError("a waitlist belongs to exactly one session or ticket type")
     if session_id is not None:
@@ -39,18 +48,15 @@ async def join(
     attendee_id: str,
     now: datetime,
     quantity: int = 1,
-    session_id: str | None = None,
-    ticket_type_id: str | None = None,
+    **queue: Unpack[Queue],
 ) -> WaitlistEntry:
     """Append to the queue. The caller holds the resource's row lock (see module doc)."""
-    last = await tx.scalar(
-        select(func.max(WaitlistEntry.seq)).where(_of(session_id, ticket_type_id))
-    )
+    last = await tx.scalar(select(func.max(WaitlistEntry.seq)).where(_of(**queue)))
     entry = WaitlistEntry(
         id=new_id("wl"),
         event_id=event_id,
-        session_id=session_id,
-        ticket_type_id=ticket_type_id,
+        session_id=queue.get("session_id"),
+        ticket_type_id=queue.get("ticket_type_id"),
         attendee_id=attendee_id,
         quantity=quantity,
         seq=int(last or 0) + 1,
@@ -67,25 +73,17 @@ async def join(
 
 
 async def live_entry(
-    tx: AsyncSession,
-    attendee_id: str,
-    *,
-    event_id: str,
-    session_id: str | None = None,
-    ticket_type_id: str | None = None,
-    lock: bool = False,
+    tx: AsyncSession, attendee_id: str, *, event_id: str, lock: bool = False, **queue: Unpack[Queue]
 ) -> WaitlistEntry | None:
-    query = (
-        select(WaitlistEntry)
-        .where(
-            WaitlistEntry.event_id == event_id,
-            _of(session_id, ticket_type_id),
-            WaitlistEntry.attendee_id == attendee_id,
-            WaitlistEntry.status.in_(LIVE),
-        )
-        .execution_options(populate_existing=True)
+    """The attendee's waiting or offered entry; there is at most one per queue (a partial
+    unique index, `ledger/attendance.py`), so the order `_first` reads in picks nothing."""
+    live = (
+        WaitlistEntry.event_id == event_id,
+        _of(**queue),
+        WaitlistEntry.attendee_id == attendee_id,
+        WaitlistEntry.status.in_(LIVE),
     )
-    return (await tx.scalars(locks.exclusive(query) if lock else query)).first()
+    return await _first(tx, *live, order=WaitlistEntry.seq, lock=lock)
 
 
 async def waiting_in(
@@ -112,27 +110,17 @@ async def leave(tx: AsyncSession, left: Sequence[WaitlistEntry], now: datetime) 
 
 
 async def latest_entry(
-    tx: AsyncSession,
-    attendee_id: str,
-    *,
-    session_id: str | None = None,
-    ticket_type_id: str | None = None,
+    tx: AsyncSession, attendee_id: str, **queue: Unpack[Queue]
 ) -> WaitlistEntry | None:
     """The attendee's most recent entry, live or not: how they learn what happened."""
-    mine = (_of(session_id, ticket_type_id), WaitlistEntry.attendee_id == attendee_id)
+    mine = (_of(**queue), WaitlistEntry.attendee_id == attendee_id)
     return await _first(tx, *mine, order=WaitlistEntry.seq.desc())
 
 
-async def head(
-    tx: AsyncSession,
-    *,
-    event_id: str,
-    session_id: str | None = None,
-    ticket_type_id: str | None = None,
-) -> WaitlistEntry | None:
+async def head(tx: AsyncSession, *, event_id: str, **queue: Unpack[Queue]) -> WaitlistEntry | None:
     waiting = (
         WaitlistEntry.event_id == event_id,
-        _of(session_id, ticket_type_id),
+        _of(**queue),
         WaitlistEntry.status == EntryStatus.WAITING,
     )
     return await _first(tx, *waiting, order=WaitlistEntry.seq, lock=True)
@@ -169,26 +157,19 @@ async def position(tx: AsyncSession, entry: WaitlistEntry) -> int | None:
 
 
 async def entries(
-    tx: AsyncSession,
-    *,
-    session_id: str | None = None,
-    ticket_type_id: str | None = None,
-    live_only: bool = True,
-    limit: int = 1000,
+    tx: AsyncSession, *, live_only: bool = True, limit: int = 1000, **queue: Unpack[Queue]
 ) -> list[WaitlistEntry]:
-    query = select(WaitlistEntry).where(_of(session_id, ticket_type_id))
+    query = select(WaitlistEntry).where(_of(**queue))
     if live_only:
         query = query.where(WaitlistEntry.status.in_(LIVE))
     query = query.order_by(WaitlistEntry.seq).limit(limit)
     return list((await tx.scalars(query)).all())
 
 
-async def waiting_count(
-    tx: AsyncSession, *, session_id: str | None = None, ticket_type_id: str | None = None
-) -> int:
+async def waiting_count(tx: AsyncSession, **queue: Unpack[Queue]) -> int:
     value = await tx.scalar(
         select(func.count())
         .select_from(WaitlistEntry)
-        .where(_of(session_id, ticket_type_id), WaitlistEntry.status == EntryStatus.WAITING)
+        .where(_of(**queue), WaitlistEntry.status == EntryStatus.WAITING)
     )
     return int(value or 0)
