@@ -259,7 +259,7 @@ def _calling(
     answer = None if hints["return"] is NoneType else hints["return"]
 
     async def endpoint(**given: Any) -> Any:
-        if model is not None and given.get("body", model) is None:
+        if model is not None and body_optional and given["body"] is None:
             given["body"] = model()
         named = {name: given[name] for name in by_name}
         if keyed:
