@@ -8,7 +8,7 @@ from typing import Any
 import strawberry
 from pydantic import BaseModel
 
-from headcount.api.graphql.operations import Drafted, change, checked_key, field, mine
+from headcount.api.graphql.operations import change, from_input, mine
 from headcount.api.graphql.refusals import result_union
 from headcount.capacity import allotments
 from headcount.capacity.allotments import (
@@ -91,24 +91,6 @@ class SplitOrganizerHoldInput:
     release_at: datetime | None = None
 
 
-async def _from_input(
-    info: strawberry.Info,
-    call: Drafted,
-    draft: type[BaseModel],
-    given: object,
-    *,
-    target: str,
-    key: str | None,
-) -> Any:
-    """A keyed change of the hold or event named by the input's `target` field, the input's
-    other fields being the service's input model."""
-    who = info.context.principal()  # who is asking is settled before what is asked
-    fields = vars(given)
-    model = draft.model_validate({k: v for k, v in fields.items() if k != target})
-    checked = checked_key(key)
-    return await call(info.context.runtime, who, fields[target], model, idempotency_key=checked)
-
-
 @strawberry.type
 class OrganizerHoldQuery:
     @mine(allotments.list_holds, wrap=lambda found: OrganizerHoldList(holds=found))
@@ -122,30 +104,14 @@ class OrganizerHoldQuery:
 
 @strawberry.type
 class OrganizerHoldMutation:
-    @field(mutation=True)
-    async def create_organizer_hold(
-        self,
-        info: strawberry.Info,
-        input: CreateOrganizerHoldInput,
-        idempotency_key: str | None = None,
-    ) -> CreateOrganizerHoldResult:
+    @from_input(allotments.create_hold, HoldDraft, target="event_id")
+    def create_organizer_hold(self, input: CreateOrganizerHoldInput) -> CreateOrganizerHoldResult:
         """Set `quantity` of a ticket type (or of a pool's room) aside by name, out of
         sale; it counts in the type's pools (the pool) and the event cap like an order."""
-        return await _from_input(
-            info, allotments.create_hold, HoldDraft, input, target="event_id", key=idempotency_key
-        )
 
-    @field(mutation=True)
-    async def split_organizer_hold(
-        self,
-        info: strawberry.Info,
-        input: SplitOrganizerHoldInput,
-        idempotency_key: str | None = None,
-    ) -> SplitOrganizerHoldResult:
+    @from_input(allotments.split_hold, HoldSplitDraft, target="id")
+    def split_organizer_hold(self, input: SplitOrganizerHoldInput) -> SplitOrganizerHoldResult:
         """Move `quantity` units into a new named hold; nothing goes back on sale."""
-        return await _from_input(
-            info, allotments.split_hold, HoldSplitDraft, input, target="id", key=idempotency_key
-        )
 
     @change(allotments.release_hold, draft=HoldReleaseDraft)
     def release_organizer_hold(self, id: strawberry.ID) -> ReleaseOrganizerHoldResult:

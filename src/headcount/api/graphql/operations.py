@@ -5,11 +5,12 @@ Its arguments are the field's arguments, its return annotation what the field an
 refusals it may give), and its docstring the field's description. Two ways to fill it in:
 
 * `field`: the method's body is the resolver (it also gets `info`).
-* `read`, `mine`, `change`, `drafted`: the method is only a declaration, and the decorator
-  names the service call that answers it. The first argument is the id of the thing the
-  call is about. `change` adds the optional `idempotencyKey` every change takes, and the
-  fields of the service's input model (`draft=`, e.g. `partySize`) as arguments; `drafted`
-  builds that model from the arguments the declaration spells out.
+* `read`, `mine`, `change`, `drafted`, `from_input`: the method is only a declaration, and
+  the decorator names the service call that answers it. The first argument is the id of the
+  thing the call is about. `change` adds the optional `idempotencyKey` every change takes,
+  and the fields of the service's input model (`draft=`, e.g. `partySize`) as arguments;
+  `drafted` builds that model from the arguments the declaration spells out; `from_input`
+  from an input object whose `target` field holds the id instead.
 
 Resolvers return the service's views as they are: the GraphQL types are generated from the
 views (`generate.py`) and recognise them, so nothing is copied or converted. Refusals the
@@ -177,6 +178,23 @@ def drafted(call: Callers, *, draft: type[BaseModel]) -> Callable[[Declaration],
         return await call(info.context.runtime, who, target, draft.model_validate(args))
 
     return _answered_by(answer, wrap=None, mutation=True)
+
+
+def from_input(
+    call: Drafted, draft: type[BaseModel], *, target: str
+) -> Callable[[Declaration], Any]:
+    """The caller's change, retried safely with `idempotencyKey`, whose one declared
+    argument is an input object: its `target` field names the thing changed, its other
+    fields are the service's input model (e.g. `createOrganizerHold(input)`)."""
+
+    async def answer(info: strawberry.Info, given: object, args: dict[str, Any]) -> Any:
+        who = info.context.principal()  # who is asking is settled before what is asked
+        fields = vars(given)
+        model = draft.model_validate({k: v for k, v in fields.items() if k != target})
+        key = checked_key(args.pop("idempotency_key"))
+        return await call(info.context.runtime, who, fields[target], model, idempotency_key=key)
+
+    return _answered_by(answer, wrap=None, mutation=True, extra=[_KEY])
 
 
 def by_parent(answers: Any, call: Public, description: str | None = None) -> Any:

@@ -8,15 +8,17 @@ from fastapi import APIRouter, Body, Response
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
 from headcount.api.rest.common import EventId, IdempotencyKey, problems
+from headcount.api.rest.routes import Call, call_routes
 from headcount.capacity import registrations
 from headcount.capacity.registrations import RegistrationDraft
-from headcount.capacity.views import RegistrationCapacity, RegistrationView
+from headcount.capacity.views import RegistrationView
 
 router = APIRouter(tags=["registrations"])
+REGISTRATIONS = "/events/{event_id}/registrations"
 
 
 @router.post(
-    "/events/{event_id}/registrations",
+    REGISTRATIONS,
     status_code=201,
     responses={
         **problems(401, 404, 409),
@@ -41,27 +43,21 @@ async def register(
     return view
 
 
-@router.get("/events/{event_id}/registrations/me", responses=problems(401, 404))
-async def my_registration(rt: RuntimeDep, who: PrincipalDep, event_id: EventId) -> RegistrationView:
-    return await registrations.my_registration(rt, who, event_id)
-
-
-@router.delete("/events/{event_id}/registrations/me", responses=problems(401, 404))
-async def cancel_registration(
-    rt: RuntimeDep, who: PrincipalDep, event_id: EventId, key: IdempotencyKey = None
-) -> RegistrationView:
-    """Cancelling also gives up your session seats and session waitlist places."""
-    return await registrations.cancel_registration(rt, who, event_id, idempotency_key=key)
-
-
-@router.get("/events/{event_id}/registrations", responses=problems(401, 403, 404))
-async def list_registrations(
-    rt: RuntimeDep, who: PrincipalDep, event_id: EventId
-) -> list[RegistrationView]:
-    return await registrations.list_registrations(rt, who, event_id)
-
-
-@router.get("/events/{event_id}/registrations/summary", responses=problems(404))
-async def registration_summary(rt: RuntimeDep, event_id: EventId) -> RegistrationCapacity:
-    """`max_attendees`, `registered`, `remaining`, `is_full` (also in the capacity snapshot)."""
-    return await registrations.get_registration_capacity(rt, event_id)
+DOCS = {
+    "cancel_registration": """
+    Cancelling also gives up your session seats and session waitlist places.""",
+    "registration_summary": """
+    `max_attendees`, `registered`, `remaining`, `is_full` (also in the capacity snapshot).""",
+}
+CALLS = [
+    Call(f"GET {REGISTRATIONS}/me", registrations.my_registration, (401, 404)),
+    Call(f"DELETE {REGISTRATIONS}/me", registrations.cancel_registration, (401, 404)),
+    Call(f"GET {REGISTRATIONS}", registrations.list_registrations, (401, 403, 404)),
+    Call(
+        f"GET {REGISTRATIONS}/summary",
+        registrations.get_registration_capacity,
+        (404,),
+        "registration_summary",
+    ),
+]
+call_routes(router, CALLS, DOCS)

@@ -7,6 +7,14 @@ one resource from its paths, view, input models and service calls; the event res
 (`event_resource`) and every registered kind of place (`api/rest/presence.py`) go
 through it, so their routes cannot drift apart from one resource to the next.
 
+A route that only hands the request to one service call is a row (`Call`) of its router's
+table for `call_routes`: the call's signature says the rest, as it does for `event_resource`.
+Its `principal` is the caller (401 without one), its other plain parameters are the path's
+ids in order (or by name, where the call takes that id as a keyword), its input model is the
+body, `idempotency_key` the `Idempotency-Key` header, and what it returns the answer (none:
+204). The routes that read more of the request (a query, a status they choose) stay written
+out in their routers.
+
 A generated route's signature is a list of parameters (`RT`, `WHO`, `KEY`, `path_id`,
 `body`) that FastAPI reads the request into; its function takes them as keywords. It gets
 the name (OpenAPI `operationId` and summary) and description a hand-written function of
@@ -15,13 +23,15 @@ that name and docstring would have.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
-from inspect import Parameter, Signature, cleandoc
-from types import GenericAlias, ModuleType
-from typing import Annotated, Any, get_type_hints
+from inspect import Parameter, Signature, cleandoc, isclass, signature
+from types import GenericAlias, ModuleType, NoneType
+from typing import Annotated, Any, NamedTuple, get_type_hints
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Body, Response
+from pydantic import BaseModel
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
 from headcount.api.rest.common import IdempotencyKey, id_path, problems
@@ -42,8 +52,13 @@ def path_id(path: str, noun: str) -> Parameter:
     return Parameter(name, Parameter.KEYWORD_ONLY, annotation=Annotated[str, id_path(noun)])
 
 
-def body(model: type[Any]) -> Parameter:
-    return Parameter("body", Parameter.KEYWORD_ONLY, annotation=model)
+def body(model: type[Any], *, optional: bool = False) -> Parameter:
+    """`optional`: a request without a body stands for the model's defaults."""
+    if not optional:
+        return Parameter("body", Parameter.KEYWORD_ONLY, annotation=model)
+    return Parameter(
+        "body", Parameter.KEYWORD_ONLY, annotation=Annotated[model | None, Body()], default=None
+    )
 
 
 def add_route(
@@ -175,3 +190,87 @@ def event_resource(
         docs=docs,
         update_refusals=update_refusals,
     )
+
+
+class Call(NamedTuple):
+    """One route answered by one service call: what the call's signature does not say."""
+
+    route: str  # method and path, `POST /orders/{order_id}/confirm`
+    call: Endpoint
+    refusals: tuple[int, ...]  # the problem responses it documents (400, 422 always)
+    name: str = ""  # the call's own name unless given
+    created: bool = False  # 201, not 200
+    body_optional: bool = False  # no body stands for the input model's defaults
+
+
+def call_routes(
+    router: APIRouter, calls: Sequence[Call], docs: Mapping[str, str] | None = None
+) -> None:
+    """Each row's route, taking and answering what its service call does (module docstring);
+    `docs` describes routes by name."""
+    for row in calls:
+        method, path = row.route.split(" ", 1)
+        endpoint, params, answer = _calling(row.call, path, body_optional=row.body_optional)
+        name = row.name or row.call.__name__
+        add_route(
+            router,
+            method,
+            path,
+            endpoint,
+            params=params,
+            answer=answer,
+            name=name,
+            refusals=row.refusals,
+            status_code=201 if row.created else 204 if answer is None else 200,
+            doc=(docs or {}).get(name, ""),
+        )
+
+
+def _calling(
+    call: Endpoint, path: str, *, body_optional: bool
+) -> tuple[Endpoint, list[Parameter], Any]:
+    """The route's function, its parameters (in the order a hand-written one lists them:
+    runtime, caller, the path's ids, body, key) and its answer (None: nothing, 204)."""
+    hints = get_type_hints(call)
+    taken = list(signature(call).parameters.values())[1:]  # after the runtime
+    ids = [_id_named(name) for name in re.findall(r"{(\w+)}", path)]
+    by_name = {p.name for p in taken if p.kind is Parameter.KEYWORD_ONLY} & {i.name for i in ids}
+    in_order = iter(i.name for i in ids if i.name not in by_name)
+    params, handed = [RT], []  # handed: the route's parameters the call takes positionally
+    model: type[Any] | None = None
+    for taking in (p for p in taken if p.kind is not Parameter.KEYWORD_ONLY):
+        hint = hints[taking.name]
+        if hint is Principal:
+            params.append(WHO)
+            handed.append(WHO.name)
+        elif isclass(hint) and issubclass(hint, BaseModel):
+            model = hint
+            handed.append("body")
+        else:
+            handed.append(next(in_order, ""))
+    if "" in handed or next(in_order, None) is not None:
+        raise TypeError(f"{call.__name__} does not take the ids of {path} one for one")
+    params += ids
+    if model is not None:
+        params.append(body(model, optional=body_optional))
+    keyed = "idempotency_key" in hints
+    if keyed:
+        params.append(KEY)
+    answer = None if hints["return"] is NoneType else hints["return"]
+
+    async def endpoint(**given: Any) -> Any:
+        if model is not None and body_optional and given["body"] is None:
+            given["body"] = model()
+        named = {name: given[name] for name in by_name}
+        if keyed:
+            named["idempotency_key"] = given[KEY.name]
+        found = await call(given[RT.name], *(given[name] for name in handed), **named)
+        return Response(status_code=204) if answer is None else found
+
+    return endpoint, params, answer
+
+
+def _id_named(name: str) -> Parameter:
+    """The path parameter `hold_id`, described as a "hold id"."""
+    noun = name.removesuffix("_id").replace("_", " ")
+    return Parameter(name, Parameter.KEYWORD_ONLY, annotation=Annotated[str, id_path(noun)])

@@ -7,56 +7,39 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
-from headcount.api.rest.common import EventId, IdempotencyKey, problems
+from headcount.api.rest.common import problems
+from headcount.api.rest.routes import Call, call_routes
 from headcount.capacity import waiting_rooms
-from headcount.capacity.views import QueueTicketView, WaitingRoomView
-from headcount.capacity.waiting_rooms import WaitingRoomDraft, WaitingRoomPatch
+from headcount.capacity.views import QueueTicketView
 from headcount.domain.queue import MAX_TOKEN_LENGTH
 
 router = APIRouter(tags=["waiting rooms"])
 Ticket = Annotated[str, Path(min_length=1, max_length=MAX_TOKEN_LENGTH)]
 
 
-@router.post(
-    "/events/{event_id}/waiting-room", status_code=201, responses=problems(401, 403, 404, 409)
-)
-async def create_waiting_room(
-    rt: RuntimeDep,
-    who: PrincipalDep,
-    event_id: EventId,
-    body: WaitingRoomDraft,
-    key: IdempotencyKey = None,
-) -> WaitingRoomView:
-    """Put a queue in front of the event's sale (or of `ticket_type_ids`): from now on,
-    orders for those tickets need a pass (403 `queue_pass_required`)."""
-    return await waiting_rooms.create_waiting_room(rt, who, event_id, body, idempotency_key=key)
+DOCS = {
+    "create_waiting_room": """
+    Put a queue in front of the event's sale (or of `ticket_type_ids`): from now on,
+    orders for those tickets need a pass (403 `queue_pass_required`).""",
+    "get_waiting_room": """
+    The room with its live figures: queued, active buyers, admissions, median wait.""",
+    "update_waiting_room": """
+    Change the rate, the active limit, the idle time or the opening, live.""",
+    "join_queue": """
+    Queue for the sale: a ticket with your position, people ahead and an estimated
+    wait. Joining again answers the same ticket. Follow it on `WS /ws/queue/{ticket}`.""",
+}
+ROOM = "/events/{event_id}/waiting-room"
+CALLS = [
+    Call(f"POST {ROOM}", waiting_rooms.create_waiting_room, (401, 403, 404, 409), created=True),
+    Call(f"GET {ROOM}", waiting_rooms.get_waiting_room, (401, 403, 404)),
+    Call(f"PATCH {ROOM}", waiting_rooms.update_waiting_room, (401, 403, 404)),
+    Call("POST /events/{event_id}/queue", waiting_rooms.join_queue, (401, 404)),
+]
+call_routes(router, CALLS, DOCS)
 
 
-@router.get("/events/{event_id}/waiting-room", responses=problems(401, 403, 404))
-async def get_waiting_room(rt: RuntimeDep, who: PrincipalDep, event_id: EventId) -> WaitingRoomView:
-    """The room with its live figures: queued, active buyers, admissions, median wait."""
-    return await waiting_rooms.get_waiting_room(rt, who, event_id)
-
-
-@router.patch("/events/{event_id}/waiting-room", responses=problems(401, 403, 404))
-async def update_waiting_room(
-    rt: RuntimeDep,
-    who: PrincipalDep,
-    event_id: EventId,
-    body: WaitingRoomPatch,
-    key: IdempotencyKey = None,
-) -> WaitingRoomView:
-    """Change the rate, the active limit, the idle time or the opening, live."""
-    return await waiting_rooms.update_waiting_room(rt, who, event_id, body, idempotency_key=key)
-
-
-@router.post("/events/{event_id}/queue", responses=problems(401, 404))
-async def join_queue(rt: RuntimeDep, who: PrincipalDep, event_id: EventId) -> QueueTicketView:
-    """Queue for the sale: a ticket with your position, people ahead and an estimated
-    wait. Joining again answers the same ticket. Follow it on `WS /ws/queue/{ticket}`."""
-    return await waiting_rooms.join_queue(rt, who, event_id)
-
-
+# The ticket is a queue token, not an id: its own length.
 @router.get("/queue/{ticket}", responses=problems(404))
 async def queue_ticket(rt: RuntimeDep, ticket: Ticket) -> QueueTicketView:
     """Your place now; once `admitted`, `queue_pass` goes in `POST /orders`."""

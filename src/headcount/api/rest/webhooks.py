@@ -4,63 +4,42 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query
 
 from headcount.api.auth import PrincipalDep, RuntimeDep
 from headcount.api.rest.common import id_path, problems
+from headcount.api.rest.routes import Call, call_routes
 from headcount.capacity import webhooks
-from headcount.capacity.views import WebhookDeliveryView, WebhookView, WebhookWithSecretView
-from headcount.capacity.webhooks import WebhookDraft, WebhookPatch
+from headcount.capacity.views import WebhookDeliveryView
 from headcount.domain.changes import BadCursor, decode_cursor
 from headcount.domain.errors import InvalidRequest
 from headcount.ledger.webhooks import DeliveryStatus
 
 router = APIRouter(tags=["webhooks"])
 WebhookId = Annotated[str, id_path("webhook")]
-DeliveryId = Annotated[str, id_path("delivery")]
 
 
-@router.post("/webhooks", status_code=201, responses=problems(401, 403, 404))
-async def create_webhook(
-    rt: RuntimeDep, who: PrincipalDep, body: WebhookDraft
-) -> WebhookWithSecretView:
-    """The answer holds the signing secret; it is never shown again (rotate for a new one)."""
-    return await webhooks.create_webhook(rt, who, body)
+DOCS = {
+    "create_webhook": """
+    The answer holds the signing secret; it is never shown again (rotate for a new one).""",
+    "update_webhook": """
+    `enabled: true` re-enables a disabled endpoint; its pending deliveries resume.""",
+    "rotate_secret": "A new secret, shown once; the previous one also signs for 24 hours.",
+    "redeliver": "Send it again with the same `webhook-id`, whatever its status.",
+}
+WEBHOOK = "/webhooks/{webhook_id}"
+CALLS = [
+    Call("POST /webhooks", webhooks.create_webhook, (401, 403, 404), created=True),
+    Call("GET /webhooks", webhooks.list_webhooks, (401, 403)),
+    Call(f"GET {WEBHOOK}", webhooks.get_webhook, (401, 403, 404)),
+    Call(f"PATCH {WEBHOOK}", webhooks.update_webhook, (401, 403, 404)),
+    Call(f"DELETE {WEBHOOK}", webhooks.delete_webhook, (401, 403, 404)),
+    Call(f"POST {WEBHOOK}/rotate-secret", webhooks.rotate_secret, (401, 403, 404)),
+]
+call_routes(router, CALLS, DOCS)
 
 
-@router.get("/webhooks", responses=problems(401, 403))
-async def list_webhooks(rt: RuntimeDep, who: PrincipalDep) -> list[WebhookView]:
-    return await webhooks.list_webhooks(rt, who)
-
-
-@router.get("/webhooks/{webhook_id}", responses=problems(401, 403, 404))
-async def get_webhook(rt: RuntimeDep, who: PrincipalDep, webhook_id: WebhookId) -> WebhookView:
-    return await webhooks.get_webhook(rt, who, webhook_id)
-
-
-@router.patch("/webhooks/{webhook_id}", responses=problems(401, 403, 404))
-async def update_webhook(
-    rt: RuntimeDep, who: PrincipalDep, webhook_id: WebhookId, body: WebhookPatch
-) -> WebhookView:
-    """`enabled: true` re-enables a disabled endpoint; its pending deliveries resume."""
-    return await webhooks.update_webhook(rt, who, webhook_id, body)
-
-
-@router.delete("/webhooks/{webhook_id}", status_code=204, responses=problems(401, 403, 404))
-async def delete_webhook(rt: RuntimeDep, who: PrincipalDep, webhook_id: WebhookId) -> Response:
-    await webhooks.delete_webhook(rt, who, webhook_id)
-    return Response(status_code=204)
-
-
-@router.post("/webhooks/{webhook_id}/rotate-secret", responses=problems(401, 403, 404))
-async def rotate_secret(
-    rt: RuntimeDep, who: PrincipalDep, webhook_id: WebhookId
-) -> WebhookWithSecretView:
-    """A new secret, shown once; the previous one also signs for 24 hours."""
-    return await webhooks.rotate_secret(rt, who, webhook_id)
-
-
-@router.get("/webhooks/{webhook_id}/deliveries", responses=problems(401, 403, 404))
+@router.get(f"{WEBHOOK}/deliveries", responses=problems(401, 403, 404))
 async def list_deliveries(
     *,
     rt: RuntimeDep,
@@ -82,12 +61,5 @@ async def list_deliveries(
     )
 
 
-@router.post(
-    "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
-    responses=problems(401, 403, 404),
-)
-async def redeliver(
-    rt: RuntimeDep, who: PrincipalDep, webhook_id: WebhookId, delivery_id: DeliveryId
-) -> WebhookDeliveryView:
-    """Send it again with the same `webhook-id`, whatever its status."""
-    return await webhooks.redeliver(rt, who, webhook_id, delivery_id)
+DELIVERY = f"{WEBHOOK}/deliveries/{{delivery_id}}"
+call_routes(router, [Call(f"POST {DELIVERY}/redeliver", webhooks.redeliver, (401, 403, 404))], DOCS)
