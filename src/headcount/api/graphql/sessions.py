@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import strawberry
@@ -18,23 +19,38 @@ RsvpResult: Any = result_union(
 )
 
 
+def _on_session(operation: Callable[[Any], Any], answers: Any, doc: str) -> Any:
+    """A field whose one argument is the session's id: the four session fields differ only
+    in the service call and the answer, so each is declared by those alone."""
+
+    def declaration(self: Any, session_id: strawberry.ID) -> Any: ...
+
+    declaration.__annotations__["return"] = answers
+    declaration.__doc__ = doc
+    return operation(declaration)
+
+
 @strawberry.type
 class SessionQuery:
-    @mine(sessions.my_rsvp)
-    def my_rsvp(self, session_id: strawberry.ID) -> RsvpResult:
-        """The caller's seat or waitlist place in a session."""
-
-    @mine(sessions.session_waitlist)
-    def session_waitlist(self, session_id: strawberry.ID) -> WaitlistResult:
-        """A session's waitlist in queue order (the event's organizer only)."""
+    my_rsvp = _on_session(
+        mine(sessions.my_rsvp), RsvpResult, "The caller's seat or waitlist place in a session."
+    )
+    session_waitlist = _on_session(
+        mine(sessions.session_waitlist),
+        WaitlistResult,
+        "A session's waitlist in queue order (the event's organizer only).",
+    )
 
 
 @strawberry.type
 class SessionMutation:
-    @change(sessions.rsvp)
-    def rsvp_session(self, session_id: strawberry.ID) -> RsvpResult:
-        """Take a seat, or a waitlist place with a position; `SessionFull` if neither."""
-
-    @change(sessions.leave)
-    def leave_session(self, session_id: strawberry.ID) -> RsvpResult:
-        """Give up your seat (the waitlist's head gets it) or your waitlist place."""
+    rsvp_session = _on_session(
+        change(sessions.rsvp),
+        RsvpResult,
+        "Take a seat, or a waitlist place with a position; `SessionFull` if neither.",
+    )
+    leave_session = _on_session(
+        change(sessions.leave),
+        RsvpResult,
+        "Give up your seat (the waitlist's head gets it) or your waitlist place.",
+    )
