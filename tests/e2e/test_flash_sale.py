@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from headcount.domain.identity import Role
-from support.api import client, create_event_with_stock
+from support.api import create_event_with_stock
 from support.auth import bearer
 from support.databases import BACKENDS, PGBOUNCER, backend_url
 from support.ledger_checks import run_reconcile, ticket_rows
-from support.servers import running_servers
+from support.servers import serving
 
 BUYERS = 240
 STOCK = 60
@@ -54,47 +54,40 @@ async def _buy(
 async def test_two_processes_sell_exactly_the_stock(
     shared_database: str, log_dir: Path, stock_buckets: int
 ) -> None:
-    with running_servers(2, shared_database, log_dir, PATIENT) as servers:
-        clients = [client(s.base_url, connections=BUYERS) for s in servers]
-        try:
-            event_id, (tt,) = await create_event_with_stock(
-                clients[0], STOCK, ticket_type={"stock_buckets": stock_buckets}
-            )
-            items: list[dict[str, object]] = [{"ticket_type_id": tt, "quantity": 1}]
-            start = time.perf_counter()
-            answers = await asyncio.gather(
-                *(_buy(clients, n, event_id, items) for n in range(BUYERS))
-            )
-            elapsed = time.perf_counter() - start
-            statuses = Counter(r.status_code for r in answers)
-            codes = Counter(r.json().get("code") for r in answers if r.status_code != 201)
-            backend = shared_database.split(":", maxsplit=1)[0]
-            backend += " via pgbouncer" if "pooler=" in shared_database else ""
-            print(
-                f"\nflash sale {backend}: {BUYERS} buyers, 2 processes, {elapsed:.2f}s, "
-                f"{BUYERS / elapsed:.0f} orders/s attempted, {dict(statuses)}"
-            )
-            assert statuses == {201: STOCK, 409: BUYERS - STOCK}, (statuses, codes)
-            assert codes == {"sold_out": BUYERS - STOCK}
+    async with serving(2, shared_database, log_dir, PATIENT, connections=BUYERS) as (_, clients):
+        event_id, (tt,) = await create_event_with_stock(
+            clients[0], STOCK, ticket_type={"stock_buckets": stock_buckets}
+        )
+        items: list[dict[str, object]] = [{"ticket_type_id": tt, "quantity": 1}]
+        start = time.perf_counter()
+        answers = await asyncio.gather(*(_buy(clients, n, event_id, items) for n in range(BUYERS)))
+        elapsed = time.perf_counter() - start
+        statuses = Counter(r.status_code for r in answers)
+        codes = Counter(r.json().get("code") for r in answers if r.status_code != 201)
+        backend = shared_database.split(":", maxsplit=1)[0]
+        backend += " via pgbouncer" if "pooler=" in shared_database else ""
+        print(
+            f"\nflash sale {backend}: {BUYERS} buyers, 2 processes, {elapsed:.2f}s, "
+            f"{BUYERS / elapsed:.0f} orders/s attempted, {dict(statuses)}"
+        )
+        assert statuses == {201: STOCK, 409: BUYERS - STOCK}, (statuses, codes)
+        assert codes == {"sold_out": BUYERS - STOCK}
 
-            # Pay for half, cancel a quarter: the books must still balance exactly.
-            paid = [r.json()["id"] for r in answers if r.status_code == 201]
-            organizer = bearer("org-e2e", Role.ORGANIZER)
-            await asyncio.gather(
-                *(
-                    clients[i % 2].post(f"/api/v1/orders/{oid}/confirm", headers=organizer)
-                    for i, oid in enumerate(paid[: STOCK // 2])
-                )
+        # Pay for half, cancel a quarter: the books must still balance exactly.
+        paid = [r.json()["id"] for r in answers if r.status_code == 201]
+        organizer = bearer("org-e2e", Role.ORGANIZER)
+        await asyncio.gather(
+            *(
+                clients[i % 2].post(f"/api/v1/orders/{oid}/confirm", headers=organizer)
+                for i, oid in enumerate(paid[: STOCK // 2])
             )
-            await asyncio.gather(
-                *(
-                    clients[i % 2].post(f"/api/v1/orders/{oid}/cancel", headers=organizer)
-                    for i, oid in enumerate(paid[STOCK // 2 : STOCK // 2 + STOCK // 4])
-                )
+        )
+        await asyncio.gather(
+            *(
+                clients[i % 2].post(f"/api/v1/orders/{oid}/cancel", headers=organizer)
+                for i, oid in enumerate(paid[STOCK // 2 : STOCK // 2 + STOCK // 4])
             )
-        finally:
-            for http in clients:
-                await http.aclose()
+        )
 
     rows = ticket_rows(shared_database, tt)
     assert rows["paid_rows"] == STOCK // 2
@@ -116,23 +109,18 @@ async def test_overlapping_multi_item_orders_stay_all_or_nothing(
 ) -> None:
     """Random baskets over three scarce types: any refusal leaves no partial hold behind."""
     rng = random.Random(7)
-    with running_servers(2, shared_database, log_dir, PATIENT) as servers:
-        clients = [client(s.base_url, connections=BUYERS) for s in servers]
-        try:
-            event_id, types = await create_event_with_stock(clients[0], 30, 20, 10)
-            baskets = [
-                [
-                    {"ticket_type_id": tt, "quantity": rng.randint(1, 3)}
-                    for tt in rng.sample(types, rng.randint(1, 3))
-                ]
-                for _ in range(BUYERS)
+    async with serving(2, shared_database, log_dir, PATIENT, connections=BUYERS) as (_, clients):
+        event_id, types = await create_event_with_stock(clients[0], 30, 20, 10)
+        baskets = [
+            [
+                {"ticket_type_id": tt, "quantity": rng.randint(1, 3)}
+                for tt in rng.sample(types, rng.randint(1, 3))
             ]
-            answers = await asyncio.gather(
-                *(_buy(clients, n, event_id, basket) for n, basket in enumerate(baskets))
-            )
-        finally:
-            for http in clients:
-                await http.aclose()
+            for _ in range(BUYERS)
+        ]
+        answers = await asyncio.gather(
+            *(_buy(clients, n, event_id, basket) for n, basket in enumerate(baskets))
+        )
 
     assert {r.status_code for r in answers} <= {201, 409}
     granted: Counter[str] = Counter()

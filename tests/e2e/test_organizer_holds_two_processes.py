@@ -21,10 +21,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from headcount.domain.identity import Role
-from support.api import client, create_event_with_stock
+from support.api import create_event_with_stock
 from support.auth import bearer
 from support.ledger_checks import run_reconcile, sync_url
-from support.servers import running_servers
+from support.servers import serving
 
 CAP, POOL, TOTAL = 40, 50, 60
 BUYERS, ORGANIZER_ROUNDS, WAITING = 120, 10, 3
@@ -69,102 +69,94 @@ async def test_organizer_holds_and_a_flash_sale_across_two_processes(
     shared_database: str, log_dir: Path
 ) -> None:
     rng = random.Random(17)
-    with running_servers(2, shared_database, log_dir, PATIENT) as servers:
-        clients = [client(s.base_url, connections=BUYERS) for s in servers]
-        try:
-            http = clients[0]
-            event_id, (tt,) = await create_event_with_stock(
-                http, TOTAL, organizer=ORG, max_attendees=CAP
-            )
-            pool = await http.post(
-                f"/api/v1/events/{event_id}/pools",
-                json={"name": "Hall", "capacity": POOL, "ticket_type_ids": [tt]},
-                headers=ORGANIZER,
-            )
-            assert pool.status_code == 201, pool.text
-            holds = f"/api/v1/events/{event_id}/holds"
-            # Set aside before the doors open: the buyers meet holds from the start, and
-            # the waitlist below is sure to get something.
-            opening = await http.post(
-                holds,
-                json={"name": "Sponsors", "ticket_type_id": tt, "quantity": 2},
-                headers=ORGANIZER,
-            )
-            assert opening.status_code == 201, opening.text
+    two_processes = serving(2, shared_database, log_dir, PATIENT, connections=BUYERS)
+    async with two_processes as (servers, clients):
+        http = clients[0]
+        event_id, (tt,) = await create_event_with_stock(
+            http, TOTAL, organizer=ORG, max_attendees=CAP
+        )
+        pool = await http.post(
+            f"/api/v1/events/{event_id}/pools",
+            json={"name": "Hall", "capacity": POOL, "ticket_type_ids": [tt]},
+            headers=ORGANIZER,
+        )
+        assert pool.status_code == 201, pool.text
+        holds = f"/api/v1/events/{event_id}/holds"
+        # Set aside before the doors open: the buyers meet holds from the start, and
+        # the waitlist below is sure to get something.
+        opening = await http.post(
+            holds,
+            json={"name": "Sponsors", "ticket_type_id": tt, "quantity": 2},
+            headers=ORGANIZER,
+        )
+        assert opening.status_code == 201, opening.text
 
-            async def buy(n: int) -> httpx.Response:
-                await asyncio.sleep(rng.random() * 0.2)
-                return await clients[n % 2].post(
-                    "/api/v1/orders",
-                    json={"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": 1}]},
-                    headers=bearer(f"buyer-{n}"),
-                )
-
-            async def organizer(seed: int) -> list[httpx.Response]:
-                answers = []
-                for r in range(ORGANIZER_ROUNDS):
-                    via = clients[(seed + r) % 2]
-                    made = await via.post(
-                        holds,
-                        json={"name": f"h{seed}-{r}", "ticket_type_id": tt, "quantity": 3},
-                        headers=ORGANIZER,
-                    )
-                    answers.append(made)
-                    if made.status_code != 201:
-                        continue
-                    hold_id = made.json()["id"]
-                    split = await clients[(seed + r + 1) % 2].post(
-                        f"{holds}/{hold_id}/split",
-                        json={"name": f"s{seed}-{r}", "quantity": 1},
-                        headers=ORGANIZER,
-                    )
-                    released = await via.post(
-                        f"{holds}/{hold_id}/release", json={"quantity": 1}, headers=ORGANIZER
-                    )
-                    answers += [split, released]
-                return answers
-
-            sale = await asyncio.gather(
-                *(buy(n) for n in range(BUYERS)), organizer(1), organizer(2)
+        async def buy(n: int) -> httpx.Response:
+            await asyncio.sleep(rng.random() * 0.2)
+            return await clients[n % 2].post(
+                "/api/v1/orders",
+                json={"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": 1}]},
+                headers=bearer(f"buyer-{n}"),
             )
-            answers = [r for r in sale[:BUYERS] if isinstance(r, httpx.Response)]
-            for batch in sale[BUYERS:]:
-                assert isinstance(batch, list)
-                answers += batch
-            # Units released after the crowd left are bought by late comers, until the
-            # public is sold out around what the holds still keep. A release in one
-            # process reaches the other's sold-out mark within the mark's TTL (0.5 s,
-            # capacity/soldout.py): the late comers arrive after it.
-            await asyncio.sleep(1.0)
-            late = 0
-            while (await buy(BUYERS + late)).status_code == 201:
-                late += 1
-            during = _books(shared_database, tt)
-            # Now people queue.
-            for n in range(WAITING):
-                joined = await clients[n % 2].post(
-                    f"/api/v1/ticket-types/{tt}/waitlist", json={}, headers=bearer(f"w-{n}")
+
+        async def organizer(seed: int) -> list[httpx.Response]:
+            answers = []
+            for r in range(ORGANIZER_ROUNDS):
+                via = clients[(seed + r) % 2]
+                made = await via.post(
+                    holds,
+                    json={"name": f"h{seed}-{r}", "ticket_type_id": tt, "quantity": 3},
+                    headers=ORGANIZER,
                 )
-                assert joined.status_code == 201, joined.text
-            listed = (await http.get(holds, headers=ORGANIZER)).json()
-            left = [h for h in listed if h["quantity"] > 0]
-            released = await asyncio.gather(
-                *(
-                    clients[i % 2].post(f"{holds}/{h['id']}/release", headers=ORGANIZER)
-                    for i, h in enumerate(left)
+                answers.append(made)
+                if made.status_code != 201:
+                    continue
+                hold_id = made.json()["id"]
+                split = await clients[(seed + r + 1) % 2].post(
+                    f"{holds}/{hold_id}/split",
+                    json={"name": f"s{seed}-{r}", "quantity": 1},
+                    headers=ORGANIZER,
                 )
+                released = await via.post(
+                    f"{holds}/{hold_id}/release", json={"quantity": 1}, headers=ORGANIZER
+                )
+                answers += [split, released]
+            return answers
+
+        sale = await asyncio.gather(*(buy(n) for n in range(BUYERS)), organizer(1), organizer(2))
+        answers = [r for r in sale[:BUYERS] if isinstance(r, httpx.Response)]
+        for batch in sale[BUYERS:]:
+            assert isinstance(batch, list)
+            answers += batch
+        # Units released after the crowd left are bought by late comers, until the
+        # public is sold out around what the holds still keep. A release in one
+        # process reaches the other's sold-out mark within the mark's TTL (0.5 s,
+        # capacity/soldout.py): the late comers arrive after it.
+        await asyncio.sleep(1.0)
+        late = 0
+        while (await buy(BUYERS + late)).status_code == 201:
+            late += 1
+        during = _books(shared_database, tt)
+        # Now people queue.
+        for n in range(WAITING):
+            joined = await clients[n % 2].post(
+                f"/api/v1/ticket-types/{tt}/waitlist", json={}, headers=bearer(f"w-{n}")
             )
-            queue = [
-                (
-                    await http.get(
-                        f"/api/v1/ticket-types/{tt}/waitlist/me", headers=bearer(f"w-{n}")
-                    )
-                ).json()["status"]
-                for n in range(WAITING)
-            ]
-        finally:
-            for c in clients:
-                await c.aclose()
+            assert joined.status_code == 201, joined.text
+        listed = (await http.get(holds, headers=ORGANIZER)).json()
+        left = [h for h in listed if h["quantity"] > 0]
+        released = await asyncio.gather(
+            *(
+                clients[i % 2].post(f"{holds}/{h['id']}/release", headers=ORGANIZER)
+                for i, h in enumerate(left)
+            )
+        )
+        queue = [
+            (
+                await http.get(f"/api/v1/ticket-types/{tt}/waitlist/me", headers=bearer(f"w-{n}"))
+            ).json()["status"]
+            for n in range(WAITING)
+        ]
         deadlocks = sum(
             s.log().count("40P01") + s.log().count("deadlock detected") for s in servers
         )

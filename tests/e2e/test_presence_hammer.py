@@ -29,7 +29,14 @@ from support import services
 from support.api import client, create_stream_event
 from support.auth import bearer
 from support.redis_backends import REDIS_BACKENDS, redis_backend_url
-from support.servers import SMALL_POOL, Server, presence_env, running_server, running_servers
+from support.servers import (
+    SMALL_POOL,
+    Server,
+    presence_env,
+    running_server,
+    running_servers,
+    serving,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -93,27 +100,22 @@ async def test_thousand_joins_over_two_processes_admit_exactly_the_limit(
 ) -> None:
     env = presence_env(HAMMER_TTL, redis_backend_url(request, backend))
     # A long TTL: a lease lapsing mid-hammer would rightly free a place for someone else.
-    with running_servers(2, shared_postgres, log_dir, env) as servers:
-        clients = [client(s.base_url, connections=CONNECTIONS) for s in servers]
-        try:
-            event_id, path = await make_target(clients[0], kind, LIMIT)
-            answers, elapsed = await hammer(clients, path, JOINERS)
-            statuses = Counter(r.status_code for r in answers)
-            codes = Counter(r.json().get("code") for r in answers if r.status_code != 201)
-            print(
-                f"\n{kind} {backend}, 2 processes: {JOINERS} joins in {elapsed:.2f}s = "
-                f"{JOINERS / elapsed:.0f} joins/s, {dict(statuses)}"
-            )
-            assert statuses == {201: LIMIT, 409: JOINERS - LIMIT}, (statuses, codes)
-            assert codes == {REFUSAL[kind]: JOINERS - LIMIT}
-            leases = {r.json()["lease_id"] for r in answers if r.status_code == 201}
-            assert len(leases) == LIMIT
-            assert max(r.json()["occupancy"] for r in answers if r.status_code == 201) == LIMIT
-            for http in clients:  # both processes see the same live count
-                assert await live_count(http, event_id, kind) == LIMIT
-        finally:
-            for http in clients:
-                await http.aclose()
+    async with serving(2, shared_postgres, log_dir, env, connections=CONNECTIONS) as (_, clients):
+        event_id, path = await make_target(clients[0], kind, LIMIT)
+        answers, elapsed = await hammer(clients, path, JOINERS)
+        statuses = Counter(r.status_code for r in answers)
+        codes = Counter(r.json().get("code") for r in answers if r.status_code != 201)
+        print(
+            f"\n{kind} {backend}, 2 processes: {JOINERS} joins in {elapsed:.2f}s = "
+            f"{JOINERS / elapsed:.0f} joins/s, {dict(statuses)}"
+        )
+        assert statuses == {201: LIMIT, 409: JOINERS - LIMIT}, (statuses, codes)
+        assert codes == {REFUSAL[kind]: JOINERS - LIMIT}
+        leases = {r.json()["lease_id"] for r in answers if r.status_code == 201}
+        assert len(leases) == LIMIT
+        assert max(r.json()["occupancy"] for r in answers if r.status_code == 201) == LIMIT
+        for http in clients:  # both processes see the same live count
+            assert await live_count(http, event_id, kind) == LIMIT
 
 
 async def test_thousand_joins_in_process_engine_admit_exactly_the_limit(
@@ -235,41 +237,36 @@ async def test_huddle_last_place_race_over_two_processes(
         "_postgres_session_url" if backend == "postgresql" else "sqlite_url"
     )
     racers = 60
-    with running_servers(2, url, log_dir, SMALL_POOL) as servers:
-        clients = [client(s.base_url) for s in servers]
-        try:
-            org = bearer(ORGANIZER, Role.ORGANIZER)
-            event = await clients[0].post("/api/v1/events", json={"name": "H"}, headers=org)
-            huddle = await clients[0].post(
-                f"/api/v1/events/{event.json()['id']}/huddles",
-                json={"name": "Last seat", "capacity": 5},
-                headers=org,
+    async with serving(2, url, log_dir, SMALL_POOL) as (_, clients):
+        org = bearer(ORGANIZER, Role.ORGANIZER)
+        event = await clients[0].post("/api/v1/events", json={"name": "H"}, headers=org)
+        huddle = await clients[0].post(
+            f"/api/v1/events/{event.json()['id']}/huddles",
+            json={"name": "Last seat", "capacity": 5},
+            headers=org,
+        )
+        huddle_id = huddle.json()["id"]
+        for n in range(4):
+            seated = await clients[n % 2].post(
+                f"/api/v1/huddles/{huddle_id}/join", headers=bearer(f"early-{n}")
             )
-            huddle_id = huddle.json()["id"]
-            for n in range(4):
-                seated = await clients[n % 2].post(
-                    f"/api/v1/huddles/{huddle_id}/join", headers=bearer(f"early-{n}")
+            assert seated.status_code == 200, seated.text
+        start = time.perf_counter()
+        answers = await asyncio.gather(
+            *(
+                clients[n % 2].post(
+                    f"/api/v1/huddles/{huddle_id}/join", headers=bearer(f"racer-{n}")
                 )
-                assert seated.status_code == 200, seated.text
-            start = time.perf_counter()
-            answers = await asyncio.gather(
-                *(
-                    clients[n % 2].post(
-                        f"/api/v1/huddles/{huddle_id}/join", headers=bearer(f"racer-{n}")
-                    )
-                    for n in range(racers)
-                )
+                for n in range(racers)
             )
-            elapsed = time.perf_counter() - start
-            statuses = Counter(r.status_code for r in answers)
-            print(f"\nhuddle race {backend}: {racers} racers in {elapsed:.2f}s, {dict(statuses)}")
-            assert statuses == {200: 1, 409: racers - 1}, [r.text for r in answers][:3]
-            refusals = [r.json() for r in answers if r.status_code == 409]
-            assert all(p["code"] == "huddle_full" and p["huddle_full"] is True for p in refusals)
-            final = (await clients[1].get(f"/api/v1/huddles/{huddle_id}")).json()
-            assert (final["members"], final["is_full"]) == (5, True)
-            members = await clients[0].get(f"/api/v1/huddles/{huddle_id}/members", headers=org)
-            assert len(members.json()) == 5
-        finally:
-            for http in clients:
-                await http.aclose()
+        )
+        elapsed = time.perf_counter() - start
+        statuses = Counter(r.status_code for r in answers)
+        print(f"\nhuddle race {backend}: {racers} racers in {elapsed:.2f}s, {dict(statuses)}")
+        assert statuses == {200: 1, 409: racers - 1}, [r.text for r in answers][:3]
+        refusals = [r.json() for r in answers if r.status_code == 409]
+        assert all(p["code"] == "huddle_full" and p["huddle_full"] is True for p in refusals)
+        final = (await clients[1].get(f"/api/v1/huddles/{huddle_id}")).json()
+        assert (final["members"], final["is_full"]) == (5, True)
+        members = await clients[0].get(f"/api/v1/huddles/{huddle_id}/members", headers=org)
+        assert len(members.json()) == 5

@@ -14,8 +14,6 @@ import base64
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from headcount.domain.identity import Role
 from support import services
-from support.api import client, create_event_with_stock
+from support.api import create_event_with_stock
 from support.auth import bearer
-from support.servers import Server, running_servers
+from support.servers import Server, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.redis]
 ORG = "org-queue-e2e"
@@ -36,29 +34,13 @@ FIFO_VISITORS = 2_000
 SOLD_OUT_QUEUED = 500
 
 
-@contextmanager
-def two_servers(sqlite_url: str, log_dir: Path) -> Iterator[list[Server]]:
+def queue_env() -> dict[str, str]:
+    """Both servers on the shared Redis, under a key prefix of this test's own."""
     services.need_redis()
-    env = {
+    return {
         "HEADCOUNT_REDIS_URL": services.REDIS_URL,
         "HEADCOUNT_REDIS_KEY_PREFIX": f"hctest-{secrets.token_hex(6)}",
     }
-    with running_servers(2, sqlite_url, log_dir, env) as servers:
-        yield servers
-
-
-@asynccontextmanager
-async def serving(
-    sqlite_url: str, log_dir: Path, *, connections: int = 100
-) -> AsyncIterator[tuple[list[Server], list[httpx.AsyncClient]]]:
-    """Two servers and a client for each."""
-    with two_servers(sqlite_url, log_dir) as servers:
-        clients = [client(s.base_url, connections=connections) for s in servers]
-        try:
-            yield servers, clients
-        finally:
-            for c in clients:
-                await c.aclose()
 
 
 async def open_room(http: httpx.AsyncClient, stock: int, **terms: Any) -> tuple[str, str]:
@@ -100,7 +82,7 @@ async def receive(ws: ClientConnection, within: float = 10) -> dict[str, Any]:
 async def test_fifo_admission_follows_arrival_across_two_processes(
     sqlite_url: str, log_dir: Path
 ) -> None:
-    async with serving(sqlite_url, log_dir) as (_servers, clients):
+    async with serving(2, sqlite_url, log_dir, queue_env()) as (_servers, clients):
         opens_at = datetime.now(UTC) + timedelta(hours=1)
         event_id, _ = await open_room(
             clients[0],
@@ -139,7 +121,7 @@ async def test_fifo_admission_follows_arrival_across_two_processes(
 async def test_the_socket_counts_down_then_hands_over_the_pass(
     sqlite_url: str, log_dir: Path
 ) -> None:
-    async with serving(sqlite_url, log_dir) as (servers, clients):
+    async with serving(2, sqlite_url, log_dir, queue_env()) as (servers, clients):
         event_id, tt = await open_room(clients[0], 10)
         first = await join(clients[0], event_id, "w-0")
         second = await join(clients[1], event_id, "w-1")
@@ -168,7 +150,7 @@ async def test_the_socket_counts_down_then_hands_over_the_pass(
 async def test_everyone_queued_learns_of_the_sell_out_within_two_seconds(
     sqlite_url: str, log_dir: Path
 ) -> None:
-    async with serving(sqlite_url, log_dir, connections=200) as (servers, clients):
+    async with serving(2, sqlite_url, log_dir, queue_env(), connections=200) as (servers, clients):
         sockets: list[ClientConnection] = []
         try:
             event_id, tt = await open_room(clients[0], 1)
@@ -222,7 +204,7 @@ async def test_a_killed_process_loses_nobodys_place_and_admits_nobody_twice(
     each exactly once (300 admission numbers for 300 visitors, nobody still queued), and
     the shop never held more than 20."""
     visitors, limit = 300, 20
-    async with serving(sqlite_url, log_dir) as (servers, clients):
+    async with serving(2, sqlite_url, log_dir, queue_env()) as (servers, clients):
         organizer = bearer(ORG, Role.ORGANIZER)
         opens_at = datetime.now(UTC) + timedelta(hours=1)
         event_id, _ = await open_room(

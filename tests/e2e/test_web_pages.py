@@ -63,6 +63,11 @@ def new_event(http: httpx.Client, **fields: Any) -> str:
     return event_id
 
 
+def streaming(viewers: int) -> dict[str, Any]:
+    """The fields that give a new event a live stream for at most `viewers` at once."""
+    return {"virtual_settings": {"max_concurrent_viewers": viewers}}
+
+
 def new_ticket_type(http: httpx.Client, event_id: str, name: str, total: int, **fields: Any) -> str:
     body = {"name": name, "quantity_total": total, **fields}
     tt_id: str = organized(http, f"/events/{event_id}/ticket-types", body)["id"]
@@ -76,15 +81,68 @@ def buy(
     return http.post("/orders", json=body, headers=as_user(who))
 
 
-def open_page(browser: Browser, url: str, viewport: ViewportSize = DESKTOP) -> Page:
-    page = browser.new_page(viewport=viewport)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(url)
-    page.evaluate("window.__sameDocument = true")  # survives only if nothing reloads
-    page.set_default_timeout(WAIT_MS)
-    setattr(page, "script_errors", errors)  # noqa: B010
-    return page
+class Pages:
+    """The pages a test opens on the server; all closed when the test ends, passed or not,
+    so a failed test leaves nothing running in the module's browser."""
+
+    def __init__(self, browser: Browser, base_url: str) -> None:
+        self.browser, self.base_url = browser, base_url
+        self.opened: list[Page] = []
+
+    def open(self, path: str, viewport: ViewportSize = DESKTOP) -> Page:
+        """`path` loaded, with a marker that only survives if nothing reloads the page."""
+        page = self.new(viewport)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(self.base_url + path)
+        page.evaluate("window.__sameDocument = true")  # survives only if nothing reloads
+        page.set_default_timeout(WAIT_MS)
+        setattr(page, "script_errors", errors)  # noqa: B010
+        return page
+
+    def event(
+        self, event_id: str, who: str | None = None, viewport: ViewportSize = DESKTOP
+    ) -> Page:
+        """The event's attendee page, signed in as `who` (anonymous without)."""
+        signed_in = "" if who is None else f"?token={token(who)}"
+        return self.open(f"/events/{event_id}{signed_in}", viewport)
+
+    def frozen(self, event_id: str, who: str) -> Page:
+        """The event's page as `who` sees it at render time: no pushes, no polls, so the
+        page acts on what it knew then."""
+        page = self.new(DESKTOP)
+        page.set_default_timeout(WAIT_MS)
+        page.route("**/capacity", lambda route: route.abort())
+        page.route_web_socket("**/ws/**", lambda ws: None)
+        page.goto(f"{self.base_url}/events/{event_id}?token={token(who)}")
+        return page
+
+    def stream(self, event_id: str, who: str) -> str:
+        """The URL of the event's stream socket for `who`, for a client that is not a page."""
+        ws_base = self.base_url.replace("http", "ws")
+        return f"{ws_base}/ws/events/{event_id}/stream?token={token(who)}"
+
+    def new(self, viewport: ViewportSize) -> Page:
+        page = self.browser.new_page(viewport=viewport)
+        self.opened.append(page)
+        return page
+
+    def close(self) -> None:
+        for page in self.opened:
+            page.close()
+
+
+@pytest.fixture
+def event_id(http: httpx.Client) -> str:
+    """A new event without caps: what most of these tests start from."""
+    return new_event(http)
+
+
+@pytest.fixture
+def pages(browser: Browser, web_server: Server) -> Iterator[Pages]:
+    opened = Pages(browser, web_server.base_url)
+    yield opened
+    opened.close()
 
 
 def assert_not_reloaded(page: Page) -> None:
@@ -93,22 +151,22 @@ def assert_not_reloaded(page: Page) -> None:
 
 
 def test_buy_until_sold_out_then_a_release_elsewhere_re_enables_buy(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client, event_id: str
 ) -> None:
     from playwright.sync_api import expect
 
-    event_id = new_event(http)  # no attendee cap: the indicator counts tickets
     tt_id = new_ticket_type(http, event_id, "Front row", 2, max_per_order=1)
     new_ticket_type(http, event_id, "Standing", 50)
-    page = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('ada')}")
+    page = pages.event(event_id, "ada")
     assert "token=" not in page.url, "the token is taken out of the address bar"
     card = page.locator(f'li[data-ticket-type-id="{tt_id}"]')
     button = card.get_by_role("button", name="Buy")
+    available = card.locator('[data-field="available"]')
     expect(card.get_by_label("Quantity")).to_be_enabled()
 
     button.click()
     expect(page.get_by_role("status")).to_contain_text("Held 1 \N{MULTIPLICATION SIGN} Front row")
-    expect(card.locator('[data-field="available"]')).to_have_text("1")
+    expect(available).to_have_text("1")
     expect(button).to_be_enabled()  # the first purchase has fully finished
     # Keyboard only: focus the quantity, Tab to the button, Enter.
     card.get_by_label("Quantity").focus()
@@ -116,7 +174,8 @@ def test_buy_until_sold_out_then_a_release_elsewhere_re_enables_buy(
     page.keyboard.press("Enter")
     sold_out = card.get_by_role("button", name="Sold out")
     expect(sold_out).to_be_disabled()
-    expect(card.locator('[data-field="available"]')).to_have_text("0")
+    expect(available).to_have_text("0")
+    # No attendee cap: the indicator counts tickets.
     expect(page.locator("#capacity-text")).to_contain_text("2 / 52 tickets taken")
     page.screenshot(path=artifact("event-sold-out.png"), full_page=True)
 
@@ -124,25 +183,18 @@ def test_buy_until_sold_out_then_a_release_elsewhere_re_enables_buy(
     orders = made(http.get(f"/orders?event_id={event_id}", headers=as_user("ada")))
     assert len(orders) == 2
     made(http.post(f"/orders/{orders[0]['id']}/cancel", headers=as_user("ada")))
-    expect(card.get_by_role("button", name="Buy")).to_be_enabled()
-    expect(card.locator('[data-field="available"]')).to_have_text("1")
+    expect(button).to_be_enabled()  # "Buy" again
+    expect(available).to_have_text("1")
     assert_not_reloaded(page)
-    page.close()
 
 
 def test_a_race_lost_between_render_and_click_shows_the_servers_reason(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client, event_id: str
 ) -> None:
     from playwright.sync_api import expect
 
-    event_id = new_event(http)
     tt_id = new_ticket_type(http, event_id, "Last seat", 1)
-    page = browser.new_page(viewport=DESKTOP)
-    page.set_default_timeout(WAIT_MS)
-    # Freeze what the page knows at render time: no pushes, no polls.
-    page.route("**/capacity", lambda route: route.abort())
-    page.route_web_socket("**/ws/**", lambda ws: None)
-    page.goto(f"{web_server.base_url}/events/{event_id}?token={token('bea')}")
+    page = pages.frozen(event_id, "bea")  # acts on what it knew at render time
     card = page.locator(f'li[data-ticket-type-id="{tt_id}"]')
     expect(card.get_by_role("button", name="Buy")).to_be_enabled()
 
@@ -152,18 +204,17 @@ def test_a_race_lost_between_render_and_click_shows_the_servers_reason(
     same_request = buy(http, "bea", event_id, tt_id)
     assert same_request.status_code == 409
     expect(page.get_by_role("alert")).to_have_text(same_request.json()["detail"])
-    page.close()
 
 
 def test_register_until_full_and_a_cancellation_re_enables_register(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client
 ) -> None:
     from playwright.sync_api import expect
 
     event_id = new_event(http, max_attendees=2)
     made(http.post(f"/events/{event_id}/registrations", json={}, headers=as_user("dan")))
-    ed = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('ed')}")
-    fay = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('fay')}")
+    ed = pages.event(event_id, "ed")
+    fay = pages.event(event_id, "fay")
     expect(ed.locator("#capacity-text")).to_contain_text("1 / 2 registered")
 
     ed.get_by_role("button", name="Register").click()
@@ -179,23 +230,20 @@ def test_register_until_full_and_a_cancellation_re_enables_register(
     expect(fay.get_by_role("button", name="Register")).to_be_enabled()
     expect(fay.locator("#capacity-text")).to_contain_text("1 / 2 registered")
     assert_not_reloaded(fay)
-    ed.close()
-    fay.close()
 
 
 def test_full_session_offers_the_waitlist_and_a_freed_seat_promotes_live(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client, event_id: str
 ) -> None:
     from playwright.sync_api import expect
 
-    event_id = new_event(http)
     session = organized(
         http, f"/events/{event_id}/sessions", {"title": "Tiny workshop", "max_participants": 1}
     )
     for who in ("gus", "hal"):
         made(http.post(f"/events/{event_id}/registrations", json={}, headers=as_user(who)))
     made(http.post(f"/sessions/{session['id']}/rsvp", headers=as_user("gus")))
-    page = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('hal')}")
+    page = pages.event(event_id, "hal")
     card = page.locator(f'li[data-session-id="{session["id"]}"]')
     expect(card).to_contain_text("0 of 1 seats left")
     card.get_by_role("button", name="Full — join waitlist").click()
@@ -208,23 +256,17 @@ def test_full_session_offers_the_waitlist_and_a_freed_seat_promotes_live(
     expect(page.get_by_role("status")).to_contain_text("A seat freed up")
     expect(card.get_by_role("button", name="Leave")).to_be_enabled()
     assert_not_reloaded(page)
-    page.close()
 
 
 def test_dashboard_follows_sales_and_stream_viewers_from_other_clients(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client
 ) -> None:
     from playwright.sync_api import expect
     from websockets.sync.client import connect
 
-    event_id = new_event(
-        http,
-        name="Dashboard test",
-        max_attendees=30,
-        virtual_settings={"max_concurrent_viewers": 5},
-    )
+    event_id = new_event(http, name="Dashboard test", max_attendees=30, **streaming(5))
     tt_id = new_ticket_type(http, event_id, "General", 20)
-    page = open_page(browser, f"{web_server.base_url}/events/{event_id}/dashboard")
+    page = pages.open(f"/events/{event_id}/dashboard")
     tiles = page.locator("#tiles")
     expect(tiles.locator('[data-field="sold"]')).to_have_text("0")
     expect(tiles.locator('[data-field="viewers"]')).to_have_text("0")
@@ -236,8 +278,7 @@ def test_dashboard_follows_sales_and_stream_viewers_from_other_clients(
     row = page.locator(f'#ticket-table tr[data-ticket-type-id="{tt_id}"]')
     expect(row.locator('[data-field="available"]')).to_have_text("14")
 
-    ws_url = web_server.base_url.replace("http", "ws") + f"/ws/events/{event_id}/stream"
-    with connect(f"{ws_url}?token={token('viewer-1')}") as viewer:
+    with connect(pages.stream(event_id, "viewer-1")) as viewer:
         joined = json.loads(viewer.recv(timeout=10))
         assert joined["type"] == "joined", joined
         expect(tiles.locator('[data-field="viewers"]')).to_have_text("1")
@@ -255,12 +296,9 @@ def test_dashboard_follows_sales_and_stream_viewers_from_other_clients(
         page.screenshot(path=artifact("dashboard-phone.png"), full_page=True)
     expect(tiles.locator('[data-field="viewers"]')).to_have_text("0")
     assert_not_reloaded(page)
-    page.close()
 
 
-def test_event_page_reads_at_phone_width(
-    browser: Browser, web_server: Server, http: httpx.Client
-) -> None:
+def test_event_page_reads_at_phone_width(pages: Pages, http: httpx.Client) -> None:
     from playwright.sync_api import expect
 
     event_id = new_event(
@@ -277,7 +315,7 @@ def test_event_page_reads_at_phone_width(
     made(http.post(f"/events/{event_id}/registrations", json={}, headers=as_user("max")))
     for title, seats in (("Opening keynote", 30), ("Workshop", 0)):
         organized(http, f"/events/{event_id}/sessions", {"title": title, "max_participants": seats})
-    page = open_page(browser, f"{web_server.base_url}/events/{event_id}", viewport=PHONE)
+    page = pages.event(event_id, viewport=PHONE)
     # max_attendees counts people: max's registration and max's ticket hold.
     expect(page.locator("#capacity-text")).to_have_text(
         re.compile(r"^\s*2\s*/\s*40\s+attending\s*$")
@@ -295,19 +333,17 @@ def test_event_page_reads_at_phone_width(
     page.screenshot(path=artifact("event-phone.png"), full_page=True)
     page.set_viewport_size(DESKTOP)
     page.screenshot(path=artifact("event.png"), full_page=True)
-    page.close()
 
 
 def test_sold_out_ticket_queue_turns_into_an_offer_only_the_queued_person_can_buy(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client, event_id: str
 ) -> None:
     from playwright.sync_api import expect
 
-    event_id = new_event(http)
     tt_id = new_ticket_type(http, event_id, "Balcony", 1)
     held = made(buy(http, "ann", event_id, tt_id))
-    bob = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('bob')}")
-    cy = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('cy')}")
+    bob = pages.event(event_id, "bob")
+    cy = pages.event(event_id, "cy")
     card = bob.locator(f'li[data-ticket-type-id="{tt_id}"]')
     expect(card.get_by_role("button", name="Sold out")).to_be_disabled()
     card.get_by_role("button", name="Join waitlist").click()
@@ -325,8 +361,6 @@ def test_sold_out_ticket_queue_turns_into_an_offer_only_the_queued_person_can_bu
     expect(card.get_by_role("button", name="Sold out")).to_be_disabled()
     bob.screenshot(path=artifact("event-waitlist-offer-taken.png"), full_page=True)
     assert_not_reloaded(bob)
-    bob.close()
-    cy.close()
 
 
 # --- joining live places from the attendee page -----------------------------------------
@@ -341,14 +375,14 @@ def capacity(http: httpx.Client, event_id: str) -> Any:
 
 
 def test_join_the_stream_and_another_page_sees_the_viewer_count(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client
 ) -> None:
     from playwright.sync_api import expect
     from websockets.sync.client import connect
 
-    event_id = new_event(http, virtual_settings={"max_concurrent_viewers": 2})
-    ada = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('ada')}")
-    bea = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('bea')}")
+    event_id = new_event(http, **streaming(2))
+    ada = pages.event(event_id, "ada")
+    bea = pages.event(event_id, "bea")
     on_ada, on_bea = place_card(ada, "viewers", event_id), place_card(bea, "viewers", event_id)
     expect(on_bea).to_contain_text("0 of 2 viewers")
 
@@ -372,32 +406,23 @@ def test_join_the_stream_and_another_page_sees_the_viewer_count(
     assert (viewers["viewers"], viewers["in_grace"]) == (0, 0)  # a leave keeps nothing
 
     # Another viewer's socket drops without a leave: the page shows the place kept for them.
-    ws_url = web_server.base_url.replace("http", "ws") + f"/ws/events/{event_id}/stream"
-    with connect(f"{ws_url}?token={token('hal')}") as hal:
+    with connect(pages.stream(event_id, "hal")) as hal:
         assert json.loads(hal.recv(timeout=10))["type"] == "joined"
         expect(on_bea).to_contain_text("1 of 2 viewers")
     expect(on_bea).to_contain_text("0 of 2 viewers · 1 held for reconnecting")
     bea.set_viewport_size(PHONE)
     bea.locator("#live-places").screenshot(path=artifact("event-stream-held-phone.png"))
     assert_not_reloaded(bea)
-    ada.close()
-    bea.close()
 
 
 def test_losing_the_race_for_the_last_booth_place_says_why_and_a_freed_place_re_enables(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client, event_id: str
 ) -> None:
     from playwright.sync_api import expect
 
-    event_id = new_event(http)
     booth = organized(http, f"/events/{event_id}/booths", {"name": "Last spot", "max_visitors": 1})
-    frozen = browser.new_page(viewport=DESKTOP)
-    frozen.set_default_timeout(WAIT_MS)
-    # Freeze what this page knows at render time: no pushes, no polls.
-    frozen.route("**/capacity", lambda route: route.abort())
-    frozen.route_web_socket("**/ws/**", lambda ws: None)
-    frozen.goto(f"{web_server.base_url}/events/{event_id}?token={token('cal')}")
-    watcher = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('dee')}")
+    frozen = pages.frozen(event_id, "cal")  # acts on what it knew at render time
+    watcher = pages.event(event_id, "dee")
     on_frozen, on_watcher = (
         place_card(frozen, "booth", booth["id"]),
         place_card(watcher, "booth", booth["id"]),
@@ -420,21 +445,18 @@ def test_losing_the_race_for_the_last_booth_place_says_why_and_a_freed_place_re_
     expect(on_watcher.get_by_role("button", name="Join")).to_be_enabled()
     expect(on_watcher).to_contain_text("0 of 1 visitors")
     assert_not_reloaded(watcher)
-    frozen.close()
-    watcher.close()
 
 
 def test_a_full_booth_offers_a_place_in_line_and_the_page_gets_in_when_it_frees(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client, event_id: str
 ) -> None:
     from playwright.sync_api import expect
 
-    event_id = new_event(http)
     booth = organized(http, f"/events/{event_id}/booths", {"name": "Popular", "max_visitors": 1})
     visits = f"/booths/{booth['id']}/visits"
     taken = made(http.post(visits, headers=as_user("gus")))
     assert http.post(f"{visits}?queue=1", headers=as_user("hal")).status_code == 202
-    page = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('ivy')}")
+    page = pages.event(event_id, "ivy")
     card = place_card(page, "booth", booth["id"])
     expect(card.get_by_role("button", name="Full")).to_be_disabled()
     card.get_by_role("button", name="Wait in line").click()
@@ -449,17 +471,16 @@ def test_a_full_booth_offers_a_place_in_line_and_the_page_gets_in_when_it_frees(
     expect(card.get_by_role("button", name="Leave")).to_be_enabled()
     assert http.post(visits, headers=as_user("jon")).status_code == 409
     assert_not_reloaded(page)
-    page.close()
 
 
 def test_a_full_stream_offers_a_place_in_line_on_its_socket(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client
 ) -> None:
     from playwright.sync_api import expect
 
-    event_id = new_event(http, virtual_settings={"max_concurrent_viewers": 1})
+    event_id = new_event(http, **streaming(1))
     taken = made(http.post(f"/events/{event_id}/viewers", headers=as_user("kim")))
-    page = open_page(browser, f"{web_server.base_url}/events/{event_id}?token={token('lou')}")
+    page = pages.event(event_id, "lou")
     card = place_card(page, "viewers", event_id)
     expect(card.get_by_role("button", name="Full")).to_be_disabled()
     card.get_by_role("button", name="Wait in line").click()
@@ -470,48 +491,28 @@ def test_a_full_stream_offers_a_place_in_line_on_its_socket(
     card.get_by_role("button", name="Leave").click()
     expect(card.get_by_role("button", name="Join")).to_be_enabled()
     assert_not_reloaded(page)
-    page.close()
 
 
 def test_join_a_huddle_a_room_a_booth_and_the_stream_then_leave_everything(
-    browser: Browser, web_server: Server, http: httpx.Client
+    pages: Pages, http: httpx.Client
 ) -> None:
     from playwright.sync_api import expect
 
-    event_id = new_event(
-        http, name="Meet and watch", virtual_settings={"max_concurrent_viewers": 100}
+    event_id = new_event(http, name="Meet and watch", **streaming(100))
+    booth = organized(http, f"/events/{event_id}/booths", {"name": "Acme", "max_visitors": 5})
+    session = organized(
+        http, f"/events/{event_id}/sessions", {"title": "Workshop", "max_participants": 30}
     )
-    org = as_user(ORGANIZER)
-    booth = made(
-        http.post(
-            f"/events/{event_id}/booths", json={"name": "Acme", "max_visitors": 5}, headers=org
-        )
+    room = organized(
+        http, f"/sessions/{session['id']}/breakout-rooms", {"name": "Table 1", "capacity": 4}
     )
-    session = made(
-        http.post(
-            f"/events/{event_id}/sessions",
-            json={"title": "Workshop", "max_participants": 30},
-            headers=org,
-        )
-    )
-    room = made(
-        http.post(
-            f"/sessions/{session['id']}/breakout-rooms",
-            json={"name": "Table 1", "capacity": 4},
-            headers=org,
-        )
-    )
-    huddle = made(
-        http.post(
-            f"/events/{event_id}/huddles",
-            json={"name": "Rust people", "topic": "async", "capacity": 3},
-            headers=org,
-        )
+    huddle = organized(
+        http,
+        f"/events/{event_id}/huddles",
+        {"name": "Rust people", "topic": "async", "capacity": 3},
     )
     made(http.post(f"/huddles/{huddle['id']}/join", headers=as_user("gil")))
-    page = open_page(
-        browser, f"{web_server.base_url}/events/{event_id}?token={token('fen')}", viewport=PHONE
-    )
+    page = pages.event(event_id, "fen", PHONE)
     cards = {
         "viewers": place_card(page, "viewers", event_id),
         "booth": place_card(page, "booth", booth["id"]),
@@ -564,4 +565,3 @@ def test_join_a_huddle_a_room_a_booth_and_the_stream_then_leave_everything(
     assert (snap["viewers"]["viewers"], snap["viewers"]["in_grace"]) == (0, 0)
     assert page.get_by_role("alert").is_hidden()
     assert_not_reloaded(page)
-    page.close()

@@ -22,6 +22,7 @@ from headcount.capacity import (
     pools,
     registrations,
     sessions,
+    spaces,
     tickets,
     waitlists,
 )
@@ -30,18 +31,6 @@ from headcount.capacity.orders import OrderDraft, OrderItemInput
 from headcount.capacity.pools import PoolDraft, PoolPatch
 from headcount.capacity.registrations import RegistrationDraft
 from headcount.capacity.sessions import SessionDraft, SessionPatch
-from headcount.capacity.spaces import (
-    BOOTH,
-    BREAKOUT_ROOM,
-    HUDDLE,
-    VIEWERS,
-    BoothDraft,
-    BoothPatch,
-    BreakoutRoomDraft,
-    BreakoutRoomPatch,
-    HuddleDraft,
-    HuddlePatch,
-)
 from headcount.capacity.tickets import TicketTypeDraft, TicketTypePatch
 from headcount.capacity.waitlists import TicketWaitlistDraft
 from headcount.domain.errors import (
@@ -398,29 +387,35 @@ async def test_organizers_changes_carry_before_and_after(runtime: Runtime) -> No
         runtime, ORG, event_id, SessionDraft(title="S", max_participants=5)
     )
     await log.new()
-    booth = await places.create(runtime, ORG, BOOTH, event_id, BoothDraft(name="B", max_visitors=3))
+    booth = await places.create(
+        runtime, ORG, spaces.BOOTH, event_id, spaces.BoothDraft(name="B", max_visitors=3)
+    )
     subset(only(await log.new(), "booth.created").payload["after"], max_visitors=3, name="B")
-    await places.update(runtime, ORG, BOOTH, booth.id, BoothPatch(max_visitors=4))
+    await places.update(runtime, ORG, spaces.BOOTH, booth.id, spaces.BoothPatch(max_visitors=4))
     changed = only(await log.new(), "booth.changed")
     assert (changed.payload["before"], changed.payload["after"]) == (
         {"max_visitors": 3},
         {"max_visitors": 4},
     )
     room = await places.create(
-        runtime, ORG, BREAKOUT_ROOM, ses.id, BreakoutRoomDraft(name="R", capacity=2)
+        runtime, ORG, spaces.BREAKOUT_ROOM, ses.id, spaces.BreakoutRoomDraft(name="R", capacity=2)
     )
     subset(only(await log.new(), "breakout_room.created").payload["after"], session_id=ses.id)
-    await places.update(runtime, ORG, BREAKOUT_ROOM, room.id, BreakoutRoomPatch(capacity=3))
+    await places.update(
+        runtime, ORG, spaces.BREAKOUT_ROOM, room.id, spaces.BreakoutRoomPatch(capacity=3)
+    )
     assert await log.types() == ["breakout_room.changed"]
-    await live.close(runtime, ORG, BREAKOUT_ROOM, room.id)
+    await live.close(runtime, ORG, spaces.BREAKOUT_ROOM, room.id)
     closed = only(await log.new(), "breakout_room.closed")
     subset(closed.payload["after"], status="closed")
-    await live.close(runtime, ORG, BREAKOUT_ROOM, room.id)  # closing again: nothing new
+    await live.close(runtime, ORG, spaces.BREAKOUT_ROOM, room.id)  # closing again: nothing new
     assert await log.new() == []
 
-    huddle = await places.create(runtime, ORG, HUDDLE, event_id, HuddleDraft(name="H", capacity=1))
+    huddle = await places.create(
+        runtime, ORG, spaces.HUDDLE, event_id, spaces.HuddleDraft(name="H", capacity=1)
+    )
     assert await log.types() == ["huddle.created"]
-    await places.update(runtime, ORG, HUDDLE, huddle.id, HuddlePatch(capacity=2))
+    await places.update(runtime, ORG, spaces.HUDDLE, huddle.id, spaces.HuddlePatch(capacity=2))
     assert await log.types() == ["huddle.changed"]
     await assert_no_drift(runtime)
 
@@ -428,7 +423,9 @@ async def test_organizers_changes_carry_before_and_after(runtime: Runtime) -> No
 async def test_huddles_and_live_spaces(live_runtime: Runtime) -> None:
     rt = live_runtime
     event_id, log = await _event(rt, virtual_settings=VirtualSettings(max_concurrent_viewers=1))
-    huddle = await huddles.create_huddle(rt, ORG, event_id, HuddleDraft(name="H", capacity=1))
+    huddle = await huddles.create_huddle(
+        rt, ORG, event_id, spaces.HuddleDraft(name="H", capacity=1)
+    )
     await log.new()
     ann, bob = attendee("chg-live-ann"), attendee("chg-live-bob")
     await huddles.join_huddle(rt, ann, huddle.id)
@@ -443,24 +440,26 @@ async def test_huddles_and_live_spaces(live_runtime: Runtime) -> None:
     await huddles.leave_huddle(rt, ann, huddle.id)
     assert await log.new() == []
 
-    booth = await places.create(rt, ORG, BOOTH, event_id, BoothDraft(name="B", max_visitors=2))
+    booth = await places.create(
+        rt, ORG, spaces.BOOTH, event_id, spaces.BoothDraft(name="B", max_visitors=2)
+    )
     await log.new()
-    first = await live.join(rt, ann, BOOTH, booth.id)
+    first = await live.join(rt, ann, spaces.BOOTH, booth.id)
     assert await log.new() == []  # a join that leaves room records nothing
     with acting(bob):
-        await live.join(rt, bob, BOOTH, booth.id)
+        await live.join(rt, bob, spaces.BOOTH, booth.id)
     full = only(await log.new(), "booth.full")
     subset(full.payload, booth_id=booth.id, limit=2, occupancy=2)
     assert full.actor_sub == bob.sub
     with pytest.raises(BoothFull):
-        await live.join(rt, attendee("chg-live-cid"), BOOTH, booth.id)
+        await live.join(rt, attendee("chg-live-cid"), spaces.BOOTH, booth.id)
     assert await log.new() == []
     await live.release(rt, ann, first.lease_id)  # leaving is not recorded …
     assert await log.new() == []
-    await live.join(rt, attendee("chg-live-cid"), BOOTH, booth.id)  # … filling again is
+    await live.join(rt, attendee("chg-live-cid"), spaces.BOOTH, booth.id)  # … filling again is
     assert await log.types() == ["booth.full"]
 
-    await live.join(rt, ann, VIEWERS, event_id)
+    await live.join(rt, ann, spaces.VIEWERS, event_id)
     stream = only(await log.new(), "stream.full")
     subset(stream.payload, event_id=event_id, limit=1, occupancy=1)
 
@@ -468,10 +467,12 @@ async def test_huddles_and_live_spaces(live_runtime: Runtime) -> None:
 async def test_a_live_space_fills_once_under_a_stampede(live_runtime: Runtime) -> None:
     rt = live_runtime
     event_id, log = await _event(rt)
-    booth = await places.create(rt, ORG, BOOTH, event_id, BoothDraft(name="B", max_visitors=10))
+    booth = await places.create(
+        rt, ORG, spaces.BOOTH, event_id, spaces.BoothDraft(name="B", max_visitors=10)
+    )
     await log.new()
     tried = await asyncio.gather(
-        *(live.join(rt, attendee(f"chg-rush-{n}"), BOOTH, booth.id) for n in range(60)),
+        *(live.join(rt, attendee(f"chg-rush-{n}"), spaces.BOOTH, booth.id) for n in range(60)),
         return_exceptions=True,
     )
     assert sum(not isinstance(t, BaseException) for t in tried) == 10

@@ -239,79 +239,53 @@ async def test_reads_agree(http: httpx.AsyncClient) -> None:
         )
 
 
+RSVP_FIELDS = f"sessionId attendeeId status position waitlistEntry {{ {ENTRY_FIELDS} }}"
+WAITLIST_FIELDS = f"sessionId ticketTypeId waiting offered entries {{ {ENTRY_FIELDS} }}"
+# The reads by one id, named by where the answer sits in `data` (the root field, then the
+# list inside it, if any): (the root field's argument, the answer's type when it is not a
+# refusal, the fields asked for).
+READS_BY_ID = {
+    "event.sessions": ("id", "Event", SESSION_FIELDS),
+    "event.huddles": ("id", "Event", HUDDLE_FIELDS),
+    "event.booths": ("id", "Event", BOOTH_FIELDS),
+    "session": ("id", "Session", SESSION_FIELDS),
+    "breakoutRooms.rooms": ("sessionId", "BreakoutRoomList", ROOM_FIELDS),
+    "myRegistration": ("eventId", "Registration", REGISTRATION_FIELDS),
+    "registrations.registrations": ("eventId", "RegistrationList", REGISTRATION_FIELDS),
+    "myRsvp": ("sessionId", "Rsvp", RSVP_FIELDS),
+    "sessionWaitlist": ("sessionId", "Waitlist", WAITLIST_FIELDS),
+}
+
+
+def read_query(where: str) -> str:
+    """The query for the read `where` names, written out from `READS_BY_ID`: one table
+    keeps every read's query in the same form, so none can drift from the others."""
+    argument, on, fields = READS_BY_ID[where]
+    root, *inside = where.split(".")
+    for name in reversed(inside):
+        fields = f"{name} {{ {fields} }}"
+    return f"query($id: ID!) {{ {root}({argument}: $id) {{ ... on {on} {{ {fields} }} }} }}"
+
+
 def reads(state: dict[str, Any]) -> list[tuple[str, str, str, str | None, str]]:
-    """(query, variable id, REST path, caller, where the answer sits in `data`)."""
-    event_id, session_id = state["event_id"], state["session"]
-    on_event = "query($id: ID!) {{ event(id: $id) {{ ... on Event {{ {} }} }} }}"
+    """(query, variable id, REST path, caller, where the answer sits in `data`); the id
+    GraphQL is asked with is the one the REST path names."""
+    event, session = f"/events/{state['event_id']}", f"/sessions/{state['session']}"
+    rest = {  # where: (the same read over REST, who asks)
+        "event.sessions": (f"{event}/sessions", None),
+        "event.huddles": (f"{event}/huddles", None),
+        "event.booths": (f"{event}/booths", None),
+        "session": (session, None),
+        "breakoutRooms.rooms": (f"{session}/breakout-rooms", None),
+        "myRegistration": (f"{event}/registrations/me", ANN),
+        "registrations.registrations": (f"{event}/registrations", ORGANIZER),
+        "myRsvp": (f"{session}/rsvp", BOB),
+        "sessionWaitlist": (f"{session}/waitlist", ORGANIZER),
+    }
+    assert rest.keys() == READS_BY_ID.keys()
     return [
-        (
-            on_event.format(f"sessions {{ {SESSION_FIELDS} }}"),
-            event_id,
-            f"/events/{event_id}/sessions",
-            None,
-            "event.sessions",
-        ),
-        (
-            on_event.format(f"huddles {{ {HUDDLE_FIELDS} }}"),
-            event_id,
-            f"/events/{event_id}/huddles",
-            None,
-            "event.huddles",
-        ),
-        (
-            on_event.format(f"booths {{ {BOOTH_FIELDS} }}"),
-            event_id,
-            f"/events/{event_id}/booths",
-            None,
-            "event.booths",
-        ),
-        (
-            f"query($id: ID!) {{ session(id: $id) {{ ... on Session {{ {SESSION_FIELDS} }} }} }}",
-            session_id,
-            f"/sessions/{session_id}",
-            None,
-            "session",
-        ),
-        (
-            f"""query($id: ID!) {{ breakoutRooms(sessionId: $id) {{
-               ... on BreakoutRoomList {{ rooms {{ {ROOM_FIELDS} }} }} }} }}""",
-            session_id,
-            f"/sessions/{session_id}/breakout-rooms",
-            None,
-            "breakoutRooms.rooms",
-        ),
-        (
-            f"""query($id: ID!) {{ myRegistration(eventId: $id) {{
-               ... on Registration {{ {REGISTRATION_FIELDS} }} }} }}""",
-            event_id,
-            f"/events/{event_id}/registrations/me",
-            ANN,
-            "myRegistration",
-        ),
-        (
-            f"""query($id: ID!) {{ registrations(eventId: $id) {{
-               ... on RegistrationList {{ registrations {{ {REGISTRATION_FIELDS} }} }} }} }}""",
-            event_id,
-            f"/events/{event_id}/registrations",
-            ORGANIZER,
-            "registrations.registrations",
-        ),
-        (
-            f"""query($id: ID!) {{ myRsvp(sessionId: $id) {{ ... on Rsvp {{
-               sessionId attendeeId status position waitlistEntry {{ {ENTRY_FIELDS} }} }} }} }}""",
-            session_id,
-            f"/sessions/{session_id}/rsvp",
-            BOB,
-            "myRsvp",
-        ),
-        (
-            f"""query($id: ID!) {{ sessionWaitlist(sessionId: $id) {{ ... on Waitlist {{
-               sessionId ticketTypeId waiting offered entries {{ {ENTRY_FIELDS} }} }} }} }}""",
-            session_id,
-            f"/sessions/{session_id}/waitlist",
-            ORGANIZER,
-            "sessionWaitlist",
-        ),
+        (read_query(where), path.split("/")[2], path, who, where)
+        for where, (path, who) in rest.items()
     ]
 
 

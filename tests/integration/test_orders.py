@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -57,6 +59,18 @@ def draft(event_id: str, *lines: tuple[str, int]) -> OrderDraft:
 async def hold_one(rt: Runtime, who: str, tt: TicketTypeView) -> OrderView:
     """`who` holds one ticket of `tt`."""
     return await orders.create_order(rt, attendee(who), draft(tt.event_id, (tt.id, 1)))
+
+
+@asynccontextmanager
+async def lapsed_last_ticket(
+    rt: Runtime, who: str
+) -> AsyncIterator[tuple[TicketTypeView, OrderView]]:
+    """The only ticket of a type, held by `who`, with `rt`'s clock past that hold: what each
+    lapsed-hold test starts from, so the stock is exactly the one lapsed unit."""
+    (tt,) = await make_stock(rt, 1)
+    order = await hold_one(rt, who, tt)
+    with past_hold(rt, order):
+        yield tt, order
 
 
 async def test_create_holds_stock_and_confirm_sells_it(runtime: Runtime) -> None:
@@ -150,9 +164,7 @@ async def test_a_lapsed_hold_reads_expired_without_a_write_and_the_sweep_frees_i
 
 
 async def test_buying_past_a_lapsed_hold_expires_it_first(runtime: Runtime) -> None:
-    (tt,) = await make_stock(runtime, 1)
-    first = await hold_one(runtime, "ed", tt)
-    with past_hold(runtime, first):
+    async with lapsed_last_ticket(runtime, "ed") as (tt, first):
         second = await hold_one(runtime, "fi", tt)
         assert second.status == "pending"
         assert (await orders.get_order(runtime, attendee("ed"), first.id)).status == "expired"
@@ -160,18 +172,14 @@ async def test_buying_past_a_lapsed_hold_expires_it_first(runtime: Runtime) -> N
 
 
 async def test_confirming_an_expired_order_resells_if_stock_allows(runtime: Runtime) -> None:
-    (tt,) = await make_stock(runtime, 1)
-    order = await hold_one(runtime, "gu", tt)
-    with past_hold(runtime, order):
+    async with lapsed_last_ticket(runtime, "gu") as (_, order):
         assert await orders.sweep_expired_holds(runtime) >= 1
         assert (await orders.confirm_order(runtime, ORG, order.id)).status == "paid"
     await assert_no_drift(runtime)
 
 
 async def test_confirming_an_expired_order_fails_when_stock_is_gone(runtime: Runtime) -> None:
-    (tt,) = await make_stock(runtime, 1)
-    order = await hold_one(runtime, "ha", tt)
-    with past_hold(runtime, order):
+    async with lapsed_last_ticket(runtime, "ha") as (tt, order):
         taker = await hold_one(runtime, "ik", tt)
         with pytest.raises(HoldExpired):
             await orders.confirm_order(runtime, ORG, order.id)

@@ -57,9 +57,10 @@ async def make_type(rt: Runtime, event_id: str, total: int, **terms: object) -> 
     )
 
 
-async def make_types(rt: Runtime, event_id: str, *totals: int) -> list[TicketTypeView]:
-    """One ticket type per total, in order."""
-    return [await make_type(rt, event_id, total) for total in totals]
+async def event_with_types(rt: Runtime, *totals: int) -> tuple[str, list[TicketTypeView]]:
+    """A new event with one ticket type per total, in order: most pool tests start there."""
+    event_id = await make_event(rt)
+    return event_id, [await make_type(rt, event_id, total) for total in totals]
 
 
 async def make_pool(
@@ -97,8 +98,7 @@ async def used(rt: Runtime, pool_id: str) -> int:
 
 
 async def test_a_pool_caps_the_sum_of_its_ticket_types(runtime: Runtime) -> None:
-    event_id = await make_event(runtime)
-    early, regular = await make_types(runtime, event_id, 10, 30)
+    event_id, (early, regular) = await event_with_types(runtime, 10, 30)
     hall = await make_pool(runtime, event_id, 12, early, regular)
     await buy(runtime, "a", event_id, (early, 8))
     seen = await tickets.get_ticket_type(runtime, regular.id)
@@ -118,8 +118,7 @@ async def test_a_pool_caps_the_sum_of_its_ticket_types(runtime: Runtime) -> None
 
 
 async def test_a_multi_item_order_short_on_a_pool_is_all_or_nothing(runtime: Runtime) -> None:
-    event_id = await make_event(runtime)
-    a, b, c = await make_types(runtime, event_id, 10, 10, 10)
+    event_id, (a, b, c) = await event_with_types(runtime, 10, 10, 10)
     one = await make_pool(runtime, event_id, 5, a, b)
     two = await make_pool(runtime, event_id, 3, b, c)
     with pytest.raises(PoolExhausted) as refused:
@@ -134,8 +133,7 @@ async def test_a_multi_item_order_short_on_a_pool_is_all_or_nothing(runtime: Run
 
 
 async def test_cancel_refund_and_expiry_give_back_to_every_pool(runtime: Runtime) -> None:
-    event_id = await make_event(runtime)
-    a, b = await make_types(runtime, event_id, 10, 10)
+    event_id, (a, b) = await event_with_types(runtime, 10, 10)
     wide = await make_pool(runtime, event_id, 7, a, b)
     only_b = await make_pool(runtime, event_id, 4, b)
     held = await buy(runtime, "h", event_id, (a, 1), (b, 1))
@@ -156,8 +154,7 @@ async def test_cancel_refund_and_expiry_give_back_to_every_pool(runtime: Runtime
 
 
 async def test_confirming_a_lapsed_order_needs_pool_room_again(runtime: Runtime) -> None:
-    event_id = await make_event(runtime)
-    a, b = await make_types(runtime, event_id, 5, 5)
+    event_id, (a, b) = await event_with_types(runtime, 5, 5)
     hall = await make_pool(runtime, event_id, 2, a, b)
     first = await buy(runtime, "f", event_id, (a, 2))
     order = await orders.get_order(runtime, attendee("f"), first)
@@ -230,8 +227,7 @@ async def test_overbooking_admits_the_allowance_and_shows_both_figures(runtime: 
 
 
 async def test_attaching_a_type_that_sold_counts_its_use_at_once(runtime: Runtime) -> None:
-    event_id = await make_event(runtime)
-    a, b = await make_types(runtime, event_id, 10, 10)
+    event_id, (a, b) = await event_with_types(runtime, 10, 10)
     await buy(runtime, "early", event_id, (a, 4))
     hall = await make_pool(runtime, event_id, 5, b)
     attached = await pools.attach_ticket_type(runtime, ORG, hall.id, a.id)
@@ -315,8 +311,7 @@ async def test_max_per_customer_counts_pending_and_paid_not_lapsed(runtime: Runt
 
 
 async def test_max_per_customer_on_a_pool_spans_its_types(runtime: Runtime) -> None:
-    event_id = await make_event(runtime)
-    a, b = await make_types(runtime, event_id, 20, 20)
+    event_id, (a, b) = await event_with_types(runtime, 20, 20)
     await make_pool(runtime, event_id, None, a, b, max_per_customer=4)
     await buy(runtime, "u", event_id, (a, 3))
     with pytest.raises(CustomerLimitReached) as refused:
@@ -385,8 +380,7 @@ async def test_setting_a_cap_later_counts_the_tickets_already_out(runtime: Runti
 
 
 async def test_waitlist_offers_respect_pools(runtime: Runtime) -> None:
-    event_id = await make_event(runtime)
-    a, b = await make_types(runtime, event_id, 5, 5)
+    event_id, (a, b) = await event_with_types(runtime, 5, 5)
     hall = await make_pool(runtime, event_id, 3, a, b)
     held = await buy(runtime, "ann", event_id, (a, 3))
     # b has its own stock but the pool is full: joining waits, it is not offered.

@@ -152,8 +152,8 @@ async def test_redis_keeps_the_pace_and_the_limit_in_real_time(redis_url: str) -
     presence = RedisPresence(redis_url, prefix=f"hctest-{secrets.token_hex(6)}")
     store = RedisQueues.beside(presence)
     rng = random.Random(11)
-    terms = RoomTerms(
-        room_id=f"wr_{secrets.token_hex(6)}",
+    terms = room(
+        Clock(),  # unused: the terms say when the room opens, and Redis keeps the time
         opens_at_ms=0,
         active_limit=100,
         admit_per_minute=1_200,

@@ -14,8 +14,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from support import services
+from support.api import client
 from support.databases import backend_url
 
 # Two or three test servers plus the test process share one PostgreSQL with
@@ -163,6 +164,26 @@ def running_servers(
         for server in servers:
             _wait_ready(server)
         yield servers
+
+
+@asynccontextmanager
+async def serving(
+    count: int,
+    database_url: str,
+    log_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+    *,
+    connections: int = 100,
+) -> AsyncIterator[tuple[list[Server], list[httpx.AsyncClient]]]:
+    """`running_servers` and a client for each server, sized for `connections` at once;
+    the clients are closed before the servers stop, however the test ends."""
+    with running_servers(count, database_url, log_dir, extra_env) as servers:
+        clients = [client(s.base_url, connections=connections) for s in servers]
+        try:
+            yield servers, clients
+        finally:
+            for http in clients:
+                await http.aclose()
 
 
 def _wait_ready(server: Server, timeout: float = 90.0) -> None:
