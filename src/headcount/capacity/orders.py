@@ -7,6 +7,7 @@ shortfall raises and the whole transaction rolls back, so orders are all-or-noth
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -172,6 +173,7 @@ async def create_order(
         refused = rt.sold_out.refusal(draft.event_id, lines, rt.clock())
         if refused is not None:
             metrics.ORDERS_REFUSED.labels(refused.code).inc()
+            _renew_mark_soon(rt, lines[0].ticket_type_id, draft.event_id)
             raise refused
 
     def keyed_once() -> Awaitable[OrderView]:
@@ -376,6 +378,29 @@ async def _mark_sold_out(
         if not await inventory.no_room_at_all(tx, line.ticket_type_id, event_id=event_id):
             return
     rt.sold_out.mark(line, event_id, terms, refused, read_at=read_at)
+
+
+_renewals: set[asyncio.Task[None]] = set()  # held so they are not collected mid-read
+
+
+def _renew_mark_soon(rt: Runtime, ticket_type_id: str, event_id: str) -> None:
+    """Renew the type's mark in the background when it is due (soldout.py, `due`): the
+    refusal that asked is answered now, the read runs beside it."""
+    if rt.sold_out.due(ticket_type_id):
+        task = asyncio.create_task(_renew_mark(rt, ticket_type_id, event_id))
+        _renewals.add(task)
+        task.add_done_callback(_renewals.discard)
+
+
+async def _renew_mark(rt: Runtime, ticket_type_id: str, event_id: str) -> None:
+    read_at = time.monotonic()
+    try:
+        async with rt.db.snapshot() as tx:
+            terms = await inventory.sold_out_terms(tx, ticket_type_id, event_id=event_id)
+    except Exception:  # the database is away: the mark goes, orders ask the database
+        log.warning("could not renew the sold-out mark on %s", ticket_type_id, exc_info=True)
+        terms = None
+    rt.sold_out.renew(ticket_type_id, terms, read_at=read_at)
 
 
 def record_created(

@@ -11,8 +11,10 @@ The bound (docs/concurrency.md, "Sold-out marks"): a mark lives `HEADCOUNT_SOLD_
 seconds from the read that found no room, and a release in this process (a cancel, the
 expiry sweep, a lapsed hold released on demand, a raised total) drops it at once. A
 release in another process is therefore seen here at most that long after it commits:
-no order is refused "sold out" for longer than the TTL while stock is free. After it,
-the next order goes to the database and either buys or marks the type again.
+no order is refused "sold out" for longer than the TTL while stock is free. A refusal in
+the mark's second half starts one lock-free renewal read (`due`, `renew`): still no room,
+the mark lives a TTL from that read; otherwise it goes. A mark nobody asks about lapses,
+and the next order goes to the database and either buys or marks the type again.
 
 Never answered from a mark: orders with an `Idempotency-Key` (a retry must replay the
 order it created, not be refused), orders over several lines, and orders whose line
@@ -40,6 +42,7 @@ class _Mark:
     terms: TicketTypeTerms
     until: float
     refusals: dict[int, HeadcountError] = field(default_factory=dict)  # per quantity
+    renewing: bool = False  # a renewal read is under way (`due` hands out one at a time)
 
 
 class SoldOutMarks:
@@ -99,6 +102,38 @@ class SoldOutMarks:
                 event_id, terms, read_at + self.ttl, old
             )
         mark.refusals[line.quantity] = refused
+
+    def due(self, ticket_type_id: str) -> bool:
+        """Whether the caller should renew this type's mark now: it is in the second half
+        of its life and no renewal is under way (then it is the caller's, until `renew`).
+
+        A mark that simply lapsed sent every order arriving in the next moment to the
+        database at once, each waiting behind the batch that marks the type again: under
+        a steady stream of refusals that was the whole tail of their latency. Renewed
+        ahead by one lock-free read, the mark never lapses while the type stays sold out,
+        and the bound is unchanged: a mark still ends `ttl` after the last read that
+        found no room."""
+        mark = self._marks.get(ticket_type_id)
+        if mark is None or mark.renewing or time.monotonic() < mark.until - self.ttl / 2:
+            return False
+        mark.renewing = True
+        return True
+
+    def renew(self, ticket_type_id: str, terms: TicketTypeTerms | None, *, read_at: float) -> None:
+        """The renewal read taken at `read_at` (monotonic, before it) found no room with
+        these terms (extend the mark to `read_at + ttl`), or found the type may sell
+        (None: the mark goes now)."""
+        if terms is None:
+            self.forget([ticket_type_id])
+            return
+        mark = self._marks.get(ticket_type_id)
+        if mark is None:
+            return  # forgotten meanwhile: a release wins over the read
+        mark.renewing = False
+        if read_at <= max(self._freed_any, self._freed.get(ticket_type_id, 0)):
+            return
+        mark.terms = terms
+        mark.until = max(mark.until, read_at + self.ttl)
 
     def forget(self, ticket_type_ids: Iterable[str] | None = None) -> None:
         """Stock may be free again on these types (None: on any)."""

@@ -105,14 +105,17 @@ async def read(
     lines: Sequence[OrderLine],
     *,
     lock_owner: bool = False,
+    locked: bool = True,
 ) -> Basket:
     """Everything `create_order` checks before its inserts, from one SELECT.
 
     `lock_owner` also takes the per-user lock (`locks.user_column`) (PostgreSQL; SQLite's
-    write lock is already held), saving the quota check a round trip.
+    write lock is already held), saving the quota check a round trip. `locked=False`
+    takes no lock at all: for a read-only snapshot that only looks (a sold-out mark's
+    renewal), where PostgreSQL refuses row locks.
     """
     query = _READ
-    if tx.get_bind().dialect.name == "postgresql":
+    if locked and tx.get_bind().dialect.name == "postgresql":
         query = _READ_LOCKING_EVENT_AND_OWNER if lock_owner else _READ_LOCKING_EVENT
     rows = (
         await tx.execute(

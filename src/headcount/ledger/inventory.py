@@ -26,7 +26,8 @@ from sqlalchemy import Integer, String, bindparam, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from headcount.domain.errors import EventFull, HoldExpired, PoolExhausted, SoldOut
-from headcount.domain.tickets import OrderLine
+from headcount.domain.tickets import OrderLine, TicketTypeTerms
+from headcount.ledger import basket as baskets
 from headcount.ledger import buckets, changes, draws, journal, locks, rows, usage
 from headcount.ledger.db import stock_freed
 from headcount.ledger.models import TicketType
@@ -486,6 +487,19 @@ async def no_room_at_all(tx: AsyncSession, ticket_type_id: str, *, event_id: str
     if own > 0 and (shared is None or shared > 0):
         return False
     return not await usage.offered(tx, [ticket_type_id])
+
+
+async def sold_out_terms(
+    tx: AsyncSession, ticket_type_id: str, *, event_id: str
+) -> TicketTypeTerms | None:
+    """The type's terms if a sold-out mark may still stand on it: no room at all
+    (`no_room_at_all`) and no `max_per_customer` on it or its pools (that refusal comes
+    before stock's). None: the mark must go. Lock-free, for a read-only snapshot."""
+    basket = await baskets.read(tx, event_id, "", [OrderLine(ticket_type_id, 1)], locked=False)
+    terms = basket.terms.get(ticket_type_id)
+    if terms is None or basket.customer_limits:
+        return None
+    return terms if await no_room_at_all(tx, ticket_type_id, event_id=event_id) else None
 
 
 async def locked_free(tx: AsyncSession, ticket_type_id: str, *, event_id: str) -> int | None:
