@@ -46,7 +46,9 @@ async def _buy(
     return await http.post(
         "/api/v1/orders",
         json={"event_id": event_id, "items": items},
-        headers=bearer(f"buyer-{n}"),
+        # Buyers of this event only: the PostgreSQL and PgBouncer runs share a database,
+        # and a name reused across tests would meet its own earlier holds' per-user limit.
+        headers=bearer(f"buyer-{event_id}-{n}"),
     )
 
 

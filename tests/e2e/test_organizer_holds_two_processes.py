@@ -96,7 +96,7 @@ async def test_organizer_holds_and_a_flash_sale_across_two_processes(
             return await clients[n % 2].post(
                 "/api/v1/orders",
                 json={"event_id": event_id, "items": [{"ticket_type_id": tt, "quantity": 1}]},
-                headers=bearer(f"buyer-{n}"),
+                headers=bearer(f"buyer-{event_id}-{n}"),
             )
 
         async def organizer(seed: int) -> list[httpx.Response]:
