@@ -52,6 +52,22 @@ def database_url(request: pytest.FixtureRequest) -> str:
     return backend_url(request)
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def module_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A new, migrated database of each backend for one test module: for a module whose
+    tests read every row of a kind (a relay claims every due delivery), which another
+    module's leftovers in the session's database would join."""
+    if request.param == "postgresql":
+        services.need_postgres()
+        with postgres_database("hc_mod") as url:
+            yield url
+    else:
+        with sqlite_database(tmp_path_factory.mktemp("module")) as url:
+            yield url
+
+
 @pytest.fixture(params=BACKENDS)
 def own_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A new, migrated database of each backend for this test alone: for a test that moves

@@ -48,6 +48,14 @@ def webhook_settings(database_url: str, **extra: Any) -> Settings:
 
 
 @pytest.fixture
+def database_url(module_database: str) -> str:
+    """A database of this module's own: its relays claim every due delivery, and an
+    endpoint another module left enabled in the session's database would get one too
+    (seen when test_webhooks_http.py ran first on the same worker)."""
+    return module_database
+
+
+@pytest.fixture
 async def rt(database_url: str) -> AsyncIterator[Runtime]:
     runtime = Runtime.from_settings(webhook_settings(database_url))
     try:
