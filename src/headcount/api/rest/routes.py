@@ -272,5 +272,4 @@ def _calling(
 
 def _id_named(name: str) -> Parameter:
     """The path parameter `hold_id`, described as a "hold id"."""
-    noun = name.removesuffix("_id").replace("_", " ")
-    return Parameter(name, Parameter.KEYWORD_ONLY, annotation=Annotated[str, id_path(noun)])
+    return path_id(f"{{{name}}}", name.removesuffix("_id").replace("_", " "))
